@@ -1,0 +1,1 @@
+"""The ``pgwarden`` command line."""

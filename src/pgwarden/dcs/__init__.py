@@ -1,0 +1,1 @@
+"""pgwarden.dcs"""

@@ -1,0 +1,169 @@
+"""Frozen values describing the cluster as stored in etcd: members, leader, config, sync set, history."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pgwarden.model.lsn import Lsn
+
+
+class Role(StrEnum):
+    PRIMARY = "primary"
+    REPLICA = "replica"
+    STANDBY_LEADER = "standby_leader"
+    UNINITIALIZED = "uninitialized"
+
+
+class PgState(StrEnum):
+    """What a member's PostgreSQL is doing, as shown in the API (Patroni's vocabulary)."""
+
+    RUNNING = "running"
+    STARTING = "starting"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    CRASHED = "crashed"
+    CREATING_REPLICA = "creating replica"
+    REWINDING = "rewinding"
+    INITIALIZING = "initializing new cluster"
+    RESTARTING = "restarting"
+    PROMOTING = "promoting"
+    UNKNOWN = "unknown"
+
+
+class SyncMode(StrEnum):
+    OFF = "off"
+    ON = "on"
+    QUORUM = "quorum"
+
+
+class SyncFallback(StrEnum):
+    """What the primary does when no synchronous standby is available."""
+
+    BLOCK = "block"  # writes wait: RPO 0 always
+    DEGRADE = "degrade"  # fall back to asynchronous after synchronous_fallback_after seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Tags:
+    """Per-member tags from the node config; custom tags are free-form strings."""
+
+    nofailover: bool = False
+    noloadbalance: bool = False
+    nosync: bool = False
+    failover_priority: int = 1
+    sync_priority: int = 1
+    clonefrom: bool = False
+    replicatefrom: str | None = None
+    custom: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """What one agent publishes about itself under ``members/<name>``, on its own lease."""
+
+    name: str
+    api_url: str
+    host: str
+    port: int
+    role: Role = Role.UNINITIALIZED
+    state: PgState = PgState.STOPPED
+    timeline: int | None = None
+    lsn: Lsn | None = None  # primary: current WAL write position; standby: furthest received/replayed
+    tags: Tags = field(default_factory=Tags)
+    pending_restart: bool = False
+    version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Leader:
+    """The leader key: who may run PostgreSQL read-write (safety rule 1)."""
+
+    name: str
+    revision: int = 0  # etcd mod_revision of the key, for diagnostics and change detection
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderStatus:
+    """The leader's last published WAL position, used to bound failover lag (safety rule 3)."""
+
+    name: str
+    timeline: int
+    lsn: Lsn
+    slots: Mapping[str, Lsn] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    """The published synchronous set; only its members may promote in synchronous mode (rule 4)."""
+
+    leader: str | None
+    members: frozenset[str] = frozenset()
+    quorum: int = 0  # how many of ``members`` must acknowledge a commit (ANY k); 0 = async
+    degraded_since: float | None = None  # epoch seconds when the primary fell back to async
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One promotion: ``timeline`` began at ``switch_lsn``, where the previous one ended."""
+
+    timeline: int
+    switch_lsn: Lsn
+    reason: str
+    timestamp: str  # ISO 8601, UTC
+    new_leader: str
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchoverIntent:
+    """An operator's request for a planned switchover (or a forced failover when ``leader`` is None)."""
+
+    leader: str | None
+    candidate: str | None
+    scheduled_at: float | None = None  # epoch seconds; None = now
+    failover: bool = False  # POST /failover: promote the candidate even without a healthy leader
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicConfig:
+    """The cluster-wide config kept in etcd and edited live (``edit-config``, ``PATCH /config``)."""
+
+    ttl: float = 4.0
+    loop_wait: float = 1.0
+    retry_timeout: float = 1.5
+    maximum_lag_on_failover: int = 1024 * 1024
+    primary_start_timeout: float = 10.0
+    member_slots_ttl: float = 1800.0
+    max_slot_wal_keep_size: str = "4GB"
+    synchronous_mode: SyncMode = SyncMode.OFF
+    synchronous_node_count: int = 1
+    synchronous_fallback: SyncFallback = SyncFallback.DEGRADE
+    synchronous_fallback_after: float = 5.0
+    use_pg_rewind: bool = True
+    remove_data_directory_on_diverged_timelines: bool = False
+    parameters: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    pause: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """Everything one range read of the cluster prefix returns, decoded."""
+
+    name: str
+    initialize: str | None = None  # the PostgreSQL system identifier, once bootstrapped
+    config: DynamicConfig = field(default_factory=DynamicConfig)
+    leader: Leader | None = None
+    members: tuple[Member, ...] = ()
+    status: LeaderStatus | None = None
+    sync: SyncState | None = None
+    history: tuple[HistoryEntry, ...] = ()
+    switchover: SwitchoverIntent | None = None
+    revision: int = 0
+
+    def member(self, name: str) -> Member | None:
+        return next((m for m in self.members if m.name == name), None)
+
+    @property
+    def leader_member(self) -> Member | None:
+        return self.member(self.leader.name) if self.leader else None

@@ -1,0 +1,80 @@
+"""Frozen values describing the local PostgreSQL instance as the observer saw it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pgwarden.model.lsn import Lsn
+
+
+class DataDir(StrEnum):
+    MISSING = "missing"  # absent or empty: safe to clone or initdb into
+    INCOMPLETE = "incomplete"  # files but no usable pg_control (e.g. an interrupted clone)
+    VALID = "valid"
+
+
+class ControlState(StrEnum):
+    """pg_controldata's "Database cluster state", which tells how the instance last stopped."""
+
+    SHUT_DOWN = "shut down"  # clean stop of a primary
+    SHUT_DOWN_IN_RECOVERY = "shut down in recovery"  # clean stop of a standby
+    IN_PRODUCTION = "in production"  # running primary, or a primary that crashed
+    IN_ARCHIVE_RECOVERY = "in archive recovery"  # running standby, or a standby that crashed
+    IN_CRASH_RECOVERY = "in crash recovery"
+    OTHER = "other"
+
+
+class JobKind(StrEnum):
+    INITDB = "initdb"
+    CLONE = "clone"
+    REWIND = "rewind"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A slow action run in the background so the loop keeps renewing and reporting."""
+
+    kind: JobKind
+    running: bool
+    ok: bool | None = None  # set once finished
+    error: str | None = None
+    progress: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalState:
+    """The local node: its data directory, and what probing PostgreSQL returned."""
+
+    data_dir: DataDir = DataDir.MISSING
+    system_id: str | None = None
+    control_state: ControlState | None = None
+    control_timeline: int | None = None  # pg_control's timeline, readable while stopped
+    control_lsn: Lsn | None = None  # last checkpoint location in pg_control
+    running: bool = False  # the postmaster is alive
+    probe_ok: bool = False  # a SQL probe answered within its timeout
+    in_recovery: bool | None = None
+    timeline: int | None = None
+    write_lsn: Lsn | None = None  # primary: pg_current_wal_lsn()
+    received_lsn: Lsn | None = None  # standby: pg_last_wal_receive_lsn()
+    replayed_lsn: Lsn | None = None  # standby: pg_last_wal_replay_lsn()
+    streaming_from: str | None = None  # host:port of the WAL sender when the receiver streams
+    configured_upstream: str | None = None  # member name in primary_conninfo, or None
+    pending_restart: bool = False
+    job: Job | None = None
+
+    @property
+    def is_primary(self) -> bool:
+        return self.running and self.probe_ok and self.in_recovery is False
+
+    @property
+    def is_standby(self) -> bool:
+        return self.running and self.probe_ok and self.in_recovery is True
+
+    @property
+    def lsn(self) -> Lsn | None:
+        """The furthest WAL position this node holds."""
+        if self.is_primary:
+            return self.write_lsn
+        known = [x for x in (self.received_lsn, self.replayed_lsn, self.control_lsn) if x]
+        return max(known) if known else None

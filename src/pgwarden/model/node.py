@@ -1,0 +1,74 @@
+"""Frozen values of one node's own config file (what ``pgwarden agent -c node.yml`` reads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pgwarden.model.cluster import DynamicConfig, Tags
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdSettings:
+    hosts: tuple[Address, ...]
+    prefix: str = "/pgwarden"
+    # Source address for the agent's own etcd and peer connections, so a network cut between
+    # two loopback addresses can tell nodes apart; None lets the kernel choose.
+    bind_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    listen: Address
+    connect_address: Address
+    username: str | None = None
+    password: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.certfile else "http"
+        return f"{scheme}://{self.connect_address}"
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresSettings:
+    listen: Address
+    connect_address: Address
+    data_dir: str
+    bin_dir: str
+    superuser: Credentials
+    replication: Credentials
+    # When the agent runs as root (tests, `pgwarden up`), PostgreSQL commands run as this OS user;
+    # in production the agent runs as postgres itself and this stays None.
+    run_as: str | None = None
+    socket_dir: str | None = None  # unix socket directory; defaults to the data directory
+    parameters: dict[str, str | int | float | bool] = field(default_factory=dict)
+    pg_hba: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    cluster: str
+    name: str
+    etcd: EtcdSettings
+    api: ApiSettings
+    postgresql: PostgresSettings
+    tags: Tags = field(default_factory=Tags)
+    bootstrap: DynamicConfig = field(default_factory=DynamicConfig)
+    log_level: str = "INFO"
