@@ -1,1 +1,1 @@
-"""pgwarden.api"""
+"""The REST API: health checks for HAProxy, status, and operations."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from pgwarden import __version__
+from pgwarden.cli.agent import agent
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="PostgreSQL HA cluster manager")
 
@@ -18,6 +19,9 @@ def _root() -> None:
 def version() -> None:
     """Print the pgwarden version."""
     typer.echo(f"pgwarden {__version__}")
+
+
+app.command()(agent)
 
 
 def main() -> None:

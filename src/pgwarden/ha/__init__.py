@@ -1,1 +1,1 @@
-"""pgwarden.ha"""
+"""The pure HA core: ``decide(observation) -> Decision``; no I/O, clock or logging."""

@@ -160,6 +160,7 @@ class ClusterView:
     history: tuple[HistoryEntry, ...] = ()
     switchover: SwitchoverIntent | None = None
     revision: int = 0
+    bootstrapping: str | None = None  # member racing to initdb, while ``initialize`` is pending
 
     def member(self, name: str) -> Member | None:
         return next((m for m in self.members if m.name == name), None)

@@ -1,0 +1,225 @@
+"""Carries out a decision's actions in order, one small handler per action; it decides nothing.
+
+It stops at the first action that fails (an exception, or a compare-and-set that lost) and
+reports how far it got; the loop then observes again at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pgwarden.agent.jobs import JobRunner
+from pgwarden.agent.lease import LeaderLease, monotonic
+from pgwarden.dcs.cluster_store import ClusterStore
+from pgwarden.dcs.store import LeaseExpired, Store
+from pgwarden.ha import actions as a
+from pgwarden.ha.observation import Observation
+from pgwarden.model import HistoryEntry, JobKind, LeaderStatus, Lsn, NodeConfig
+from pgwarden.postgres.conninfo import StandbyUpstream
+from pgwarden.postgres.controller import PostgresController, slot_name
+
+log = logging.getLogger(__name__)
+
+
+class ActionFailed(Exception):
+    """An action could not be carried out; the message says which and why."""
+
+
+@dataclass
+class Outcome:
+    done: int
+    failed: str | None = None
+
+
+class Executor:
+    def __init__(
+        self,
+        config: NodeConfig,
+        store: Store,
+        cluster: ClusterStore,
+        postgres: PostgresController,
+        jobs: JobRunner,
+        lease: LeaderLease,
+        member_lease: Callable[[], int],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._cluster = cluster
+        self._pg = postgres
+        self._jobs = jobs
+        self._lease = lease
+        self._member_lease = member_lease
+        self._handlers: dict[type[Any], Callable[[Any, Observation], bool | None]] = {
+            a.AcquireLeader: self._acquire,
+            a.RenewLeader: self._renew,
+            a.ReleaseLeader: self._release,
+            a.BeginBootstrap: self._begin_bootstrap,
+            a.RunInitdb: self._initdb,
+            a.FinishBootstrap: self._finish_bootstrap,
+            a.CancelBootstrap: self._cancel_bootstrap,
+            a.StartPrimary: self._start_primary,
+            a.StartStandby: self._start_standby,
+            a.Follow: self._follow,
+            a.Promote: self._promote,
+            a.Demote: self._demote,
+            a.StopPostgres: self._stop,
+            a.AppendHistory: self._append_history,
+            a.PublishStatus: self._publish_status,
+            a.EnsureSlots: self._ensure_slots,
+            a.Clone: self._clone,
+            a.Rewind: self._rewind,
+            a.WipeDataDir: self._wipe,
+        }
+
+    def run(self, actions: tuple[a.Action, ...], obs: Observation) -> Outcome:
+        for index, action in enumerate(actions):
+            try:
+                ok = self._handlers[type(action)](action, obs)
+            except Exception as exc:  # every failure stops the decision here, whatever raised it
+                log.warning("%s failed: %s", type(action).__name__, exc)
+                return Outcome(index, f"{type(action).__name__}: {exc}")
+            if ok is False:
+                log.info("%s refused (compare-and-set lost)", type(action).__name__)
+                return Outcome(index, f"{type(action).__name__}: refused")
+        return Outcome(len(actions))
+
+    # --- leader key -------------------------------------------------------------------------
+    def _acquire(self, _: a.AcquireLeader, obs: Observation) -> bool:
+        ttl = obs.view.config.ttl
+        sent = monotonic()
+        lease = self._store.grant_lease(ttl)
+        if not self._cluster.acquire_leader(self._config.name, lease):
+            self._store.revoke(lease)
+            return False
+        self._lease.renewed(lease, sent, ttl)
+        log.info("acquired the leader key")
+        return True
+
+    def _renew(self, _: a.RenewLeader, obs: Observation) -> bool:
+        ttl = obs.view.config.ttl
+        sent = monotonic()
+        lease = self._lease.lease_id
+        if lease is not None:
+            try:
+                self._store.keepalive(lease)
+            except LeaseExpired:
+                lease = None
+        if lease is None:
+            # Adopting a key that carries our name (agent restarted, or lease lost while the key
+            # survived): a fresh lease, then re-attach the key only if it is still ours.
+            lease = self._store.grant_lease(ttl)
+        if not self._cluster.confirm_leader(self._config.name, lease):
+            self._lease.forget()
+            return False
+        self._lease.renewed(lease, sent, ttl)
+        return True
+
+    def _release(self, _: a.ReleaseLeader, obs: Observation) -> bool:
+        self._cluster.release_leader(self._config.name)
+        if self._lease.lease_id is not None:
+            self._store.revoke(self._lease.lease_id)
+        self._lease.forget()
+        return True
+
+    # --- bootstrap --------------------------------------------------------------------------
+    def _begin_bootstrap(self, _: a.BeginBootstrap, obs: Observation) -> bool:
+        return self._cluster.begin_initialize(self._member_lease())
+
+    def _initdb(self, _: a.RunInitdb, obs: Observation) -> None:
+        self._jobs.start(JobKind.INITDB, lambda progress: self._pg.initdb())
+
+    def _finish_bootstrap(self, action: a.FinishBootstrap, obs: Observation) -> None:
+        self._pg.create_replication_user()
+        self._cluster.write_config(self._config.bootstrap, expected_revision=0)
+        self._cluster.finish_initialize(action.system_id)
+
+    def _cancel_bootstrap(self, _: a.CancelBootstrap, obs: Observation) -> None:
+        self._cluster.cancel_initialize()
+
+    # --- PostgreSQL life cycle ----------------------------------------------------------------
+    def _start_primary(self, _: a.StartPrimary, obs: Observation) -> None:
+        self._pg.configure_primary()
+        self._pg.start(wait=False)
+
+    def _start_standby(self, action: a.StartStandby, obs: Observation) -> None:
+        self._configure_standby(action.upstream, obs)
+        self._pg.start(wait=False)
+
+    def _follow(self, action: a.Follow, obs: Observation) -> None:
+        self._configure_standby(action.upstream, obs)
+        self._pg.reload()
+
+    def _configure_standby(self, upstream: str | None, obs: Observation) -> None:
+        source = self._upstream(upstream, obs) if upstream else None
+        slot = slot_name(self._config.name) if source is not None and self._is_leader(upstream, obs) else None
+        self._pg.configure_standby(source, slot)
+
+    def _promote(self, _: a.Promote, obs: Observation) -> None:
+        self._pg.promote()
+
+    def _demote(self, action: a.Demote, obs: Observation) -> None:
+        self._pg.stop(action.mode.value)
+        self._pg.configure_standby(None, None)
+
+    def _stop(self, action: a.StopPostgres, obs: Observation) -> None:
+        self._pg.stop(action.mode.value)
+
+    # --- what the leader publishes --------------------------------------------------------------
+    def _append_history(self, action: a.AppendHistory, obs: Observation) -> None:
+        timeline = self._pg.current_timeline()
+        entries = self._pg.timeline_history(timeline)
+        switch = entries[-1][1] if entries else Lsn(0)
+        self._cluster.append_history(
+            HistoryEntry(
+                timeline=timeline,
+                switch_lsn=switch,
+                reason=action.reason,
+                timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+                new_leader=self._config.name,
+            )
+        )
+
+    def _publish_status(self, _: a.PublishStatus, obs: Observation) -> None:
+        local = obs.local
+        if local.write_lsn is None or local.timeline is None:
+            return
+        self._cluster.publish_status(LeaderStatus(self._config.name, local.timeline, local.write_lsn))
+
+    def _ensure_slots(self, action: a.EnsureSlots, obs: Observation) -> None:
+        wanted = {slot_name(name) for name in action.members}
+        existing = self._pg.list_slots()
+        for name in sorted(wanted - existing.keys()):
+            self._pg.create_slot(name)
+        for name, slot in sorted(existing.items()):
+            # An active slot streams to someone right now: leave it, whoever it belongs to.
+            if name not in wanted and not slot.active:
+                log.info("dropping slot %s of a member gone longer than member_slots_ttl", name)
+                self._pg.drop_slot(name)
+
+    # --- background jobs --------------------------------------------------------------------
+    def _clone(self, action: a.Clone, obs: Observation) -> None:
+        source = self._upstream(action.source, obs)
+        self._jobs.start(JobKind.CLONE, lambda progress: self._pg.clone(source, None, progress))
+
+    def _rewind(self, action: a.Rewind, obs: Observation) -> None:
+        source = self._upstream(action.source, obs)
+        self._jobs.start(JobKind.REWIND, lambda progress: self._pg.rewind(source))
+
+    def _wipe(self, _: a.WipeDataDir, obs: Observation) -> None:
+        self._pg.wipe()
+
+    # --- lookups ------------------------------------------------------------------------------
+    @staticmethod
+    def _upstream(name: str, obs: Observation) -> StandbyUpstream:
+        member = obs.view.member(name)
+        if member is None:
+            raise ActionFailed(f"member {name} is not in the cluster view")
+        return StandbyUpstream(name=member.name, host=member.host, port=member.port)
+
+    @staticmethod
+    def _is_leader(name: str | None, obs: Observation) -> bool:
+        return obs.view.leader is not None and obs.view.leader.name == name

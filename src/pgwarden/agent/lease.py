@@ -1,0 +1,37 @@
+"""Timing of the leader lease on the monotonic clock (safety rule 1).
+
+etcd starts counting a lease's ttl when it *receives* a grant or keepalive, which is after we sent
+it; so counting from the moment we sent it, minus a margin for stopping PostgreSQL, ends our right
+to write strictly before etcd can hand the key to anyone else.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+# Seconds kept in reserve before etcd could expire the lease: covers an immediate stop of
+# PostgreSQL (~0.1-0.3 s) plus scheduling delay of the loop.
+SAFETY_MARGIN = 1.0
+
+
+@dataclass
+class LeaderLease:
+    lease_id: int | None = None
+    sent_at: float | None = None  # monotonic time the last successful grant/keepalive was sent
+    ttl: float = 0.0
+
+    def renewed(self, lease_id: int, sent_at: float, ttl: float) -> None:
+        self.lease_id, self.sent_at, self.ttl = lease_id, sent_at, ttl
+
+    def forget(self) -> None:
+        self.lease_id, self.sent_at = None, None
+
+    def deadline(self) -> float | None:
+        if self.sent_at is None:
+            return None
+        return self.sent_at + self.ttl - min(SAFETY_MARGIN, self.ttl / 4)
+
+
+def monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,141 @@
+"""The agent: every ``loop_wait`` seconds, or at once when etcd changes, observe -> decide -> act."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from pgwarden.agent.execute import Executor
+from pgwarden.agent.jobs import JobRunner
+from pgwarden.agent.lease import LeaderLease, monotonic
+from pgwarden.agent.member_record import member_record
+from pgwarden.agent.observe import Observer
+from pgwarden.agent.peers import PeerClient
+from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
+from pgwarden.agent.watch import ClusterWatch
+from pgwarden.api.server import ApiServer
+from pgwarden.dcs.cluster_store import ClusterStore
+from pgwarden.dcs.etcd import EtcdStore
+from pgwarden.dcs.keys import ClusterKeys
+from pgwarden.dcs.store import LeaseExpired, StoreError
+from pgwarden.ha import actions as a
+from pgwarden.ha.decide import decide
+from pgwarden.ha.decision import Decision
+from pgwarden.ha.observation import Memory, Observation
+from pgwarden.model import ClusterView, LocalState, NodeConfig
+from pgwarden.postgres.controller import PostgresController
+from pgwarden.postgres.probe import probe
+
+log = logging.getLogger(__name__)
+
+# Actions that change what PostgreSQL is doing: after them the next cycle comes quickly, so the
+# new state is published (and a new primary's slots created) without waiting a full loop_wait.
+_STATE_CHANGING = (a.Promote, a.StartPrimary, a.StartStandby, a.Demote, a.AcquireLeader, a.Follow)
+_PROBE_TIMEOUT = 2.0
+
+
+class Agent:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        dcs = config.bootstrap
+        # Each etcd request gets half the retry budget per endpoint, so a renewal can still try a
+        # second member within retry_timeout when the first hangs.
+        self.store = EtcdStore(list(config.etcd.hosts), timeout=dcs.retry_timeout / 2, bind_address=config.etcd.bind_address)
+        self.keys = ClusterKeys(config.cluster, config.etcd.prefix)
+        self.cluster = ClusterStore(self.store, config.cluster, config.etcd.prefix)
+        self.postgres = PostgresController(config.postgresql, config.name)
+        self.jobs = JobRunner()
+        self.lease = LeaderLease()
+        self.peers = PeerClient(timeout=min(1.0, dcs.retry_timeout), bind_address=config.etcd.bind_address)
+        self.observer = Observer(config, self.cluster, self._probe, self.jobs, self.peers, self.lease)
+        self.executor = Executor(config, self.store, self.cluster, self.postgres, self.jobs, self.lease, self._member_lease_id)
+        self._member_lease: int | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        empty_view = ClusterView(name=config.cluster, config=dcs)
+        local = LocalState()
+        self.snapshots = SnapshotHolder(Snapshot(config, empty_view, local, member_record(config, local)))
+        self.api = ApiServer(config.api.listen.host, config.api.listen.port, self.snapshots)
+        self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
+
+    def _probe(self) -> LocalState:
+        return probe(self.config.postgresql, _PROBE_TIMEOUT)
+
+    def _member_lease_id(self) -> int:
+        if self._member_lease is None:
+            self._member_lease = self.store.grant_lease(self.observer.last_view.config.ttl)
+        return self._member_lease
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        self.api.start()
+        self.watch.start()
+        log.info("agent %s of cluster %s started; API on %s", self.config.name, self.config.cluster, self.config.api.listen)
+        memory = Memory()
+        last_message = ""
+        try:
+            while not self._stop.is_set():
+                started = monotonic()
+                obs = self.observer.observe(memory)
+                decision = decide(obs)
+                if decision.message != last_message:
+                    log.info("%s", decision.message)
+                    last_message = decision.message
+                outcome = self.executor.run(decision.actions, obs)
+                memory = decision.memory
+                self._publish(obs, decision)
+                self._sleep(started, obs, decision, outcome.failed is None)
+        finally:
+            self._shutdown()
+
+    def _publish(self, obs: Observation, decision: Decision) -> None:
+        local = obs.local
+        if decision.actions:
+            local = self.observer.refresh_local()
+        member = member_record(self.config, local)
+        try:
+            self._keep_member_lease(obs)
+            self.cluster.publish_member(member, self._member_lease_id())
+        except StoreError as exc:
+            log.debug("cannot publish member: %s", exc)
+        self.snapshots.set(Snapshot(self.config, obs.view, local, member, decision, obs.store_ok, monotonic()))
+
+    def _keep_member_lease(self, obs: Observation) -> None:
+        if self._member_lease is None or not obs.store_ok:
+            return
+        try:
+            self.store.keepalive(self._member_lease)
+        except LeaseExpired:
+            log.info("member lease expired; granting a new one")
+            self._member_lease = None
+
+    def _sleep(self, started: float, obs: Observation, decision: Decision, succeeded: bool) -> None:
+        loop_wait = obs.view.config.loop_wait
+        quick = succeeded and any(isinstance(x, _STATE_CHANGING) for x in decision.actions)
+        wait = 0.2 if quick else max(0.0, loop_wait - (monotonic() - started))
+        deadline = self.lease.deadline()
+        if deadline is not None:
+            # Decide again no later than the lease deadline: demotion must not wait a tick.
+            wait = min(wait, max(0.05, deadline - monotonic()))
+        self._wake.wait(wait)
+        self._wake.clear()
+
+    def _shutdown(self) -> None:
+        """A requested stop: PostgreSQL down cleanly, the key released, so failover is immediate."""
+        log.info("agent stopping")
+        self.watch.stop()
+        try:
+            self.postgres.stop("fast")
+            if self.lease.lease_id is not None:
+                self.cluster.release_leader(self.config.name)
+                self.store.revoke(self.lease.lease_id)
+            if self._member_lease is not None:
+                self.store.revoke(self._member_lease)
+        except Exception as exc:  # shutting down: report, never hang
+            log.warning("during shutdown: %s", exc)
+        self.api.stop()
+        self.peers.close()
+        self.store.close()

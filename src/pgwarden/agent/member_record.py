@@ -1,0 +1,48 @@
+"""What this agent publishes about itself: role, state, timeline and WAL position of its PostgreSQL."""
+
+from __future__ import annotations
+
+from pgwarden import __version__
+from pgwarden.model import ControlState, DataDir, JobKind, LocalState, Member, NodeConfig, PgState, Role
+
+_JOB_STATES = {
+    JobKind.CLONE: PgState.CREATING_REPLICA,
+    JobKind.REWIND: PgState.REWINDING,
+    JobKind.INITDB: PgState.INITIALIZING,
+}
+_CRASH_STATES = frozenset({ControlState.IN_PRODUCTION, ControlState.IN_ARCHIVE_RECOVERY})
+
+
+def role_of(local: LocalState) -> Role:
+    if local.is_primary:
+        return Role.PRIMARY
+    if local.data_dir is DataDir.VALID:
+        return Role.REPLICA
+    return Role.UNINITIALIZED
+
+
+def state_of(local: LocalState) -> PgState:
+    if local.job is not None and local.job.running:
+        return _JOB_STATES[local.job.kind]
+    if local.running:
+        return PgState.RUNNING if local.probe_ok else PgState.STARTING
+    if local.control_state in _CRASH_STATES:
+        return PgState.CRASHED
+    return PgState.STOPPED
+
+
+def member_record(config: NodeConfig, local: LocalState) -> Member:
+    pg = config.postgresql
+    return Member(
+        name=config.name,
+        api_url=config.api.url,
+        host=pg.connect_address.host,
+        port=pg.connect_address.port,
+        role=role_of(local),
+        state=state_of(local),
+        timeline=local.timeline if local.timeline is not None else local.control_timeline,
+        lsn=local.lsn,
+        tags=config.tags,
+        pending_restart=local.pending_restart,
+        version=__version__,
+    )

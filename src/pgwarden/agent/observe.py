@@ -1,0 +1,76 @@
+"""Gathers one Observation: the cluster from etcd, the local PostgreSQL, and (when it matters) the peers."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+from pgwarden.agent.jobs import JobRunner
+from pgwarden.agent.lease import LeaderLease, monotonic
+from pgwarden.agent.peers import PeerClient
+from pgwarden.dcs.cluster_store import ClusterStore
+from pgwarden.dcs.keys import ClusterKeys
+from pgwarden.dcs.store import StoreError
+from pgwarden.ha.observation import Memory, Observation
+from pgwarden.model import ClusterView, LocalState, NodeConfig
+
+log = logging.getLogger(__name__)
+
+Probe = Callable[[], LocalState]
+
+
+class Observer:
+    def __init__(
+        self,
+        config: NodeConfig,
+        cluster: ClusterStore,
+        probe: Probe,
+        jobs: JobRunner,
+        peers: PeerClient,
+        lease: LeaderLease,
+    ) -> None:
+        self._config = config
+        self._cluster = cluster
+        self._keys = ClusterKeys(config.cluster, config.etcd.prefix)
+        self._probe = probe
+        self._jobs = jobs
+        self._peers = peers
+        self._lease = lease
+        self.last_view = ClusterView(name=config.cluster, config=config.bootstrap)
+
+    def observe(self, memory: Memory) -> Observation:
+        view, store_ok = self._read_view()
+        local = dataclasses.replace(self._probe(), job=self._jobs.status())
+        # Peers matter only when choosing a new leader; asking them every cycle would tie each
+        # agent's loop to the slowest peer's API for nothing.
+        peers = self._peers.gather(view.members, self._config.name) if store_ok and view.leader is None else {}
+        return Observation(
+            name=self._config.name,
+            tags=self._config.tags,
+            view=view,
+            store_ok=store_ok,
+            local=local,
+            now=monotonic(),
+            lease_deadline=self._lease.deadline(),
+            peers=peers,
+            memory=memory,
+            wall=time.time(),
+        )
+
+    def refresh_local(self) -> LocalState:
+        """The local state again, after actions changed it, so what we publish is current."""
+        return dataclasses.replace(self._probe(), job=self._jobs.status())
+
+    def _read_view(self) -> tuple[ClusterView, bool]:
+        try:
+            view, snapshot = self._cluster.read_with_leases()
+        except StoreError as exc:
+            log.warning("cannot read the cluster from etcd: %s", exc)
+            return self.last_view, False
+        if not any(kv.key == self._keys.config for kv in snapshot.items):
+            # Before bootstrap writes it, the cluster's config is this node's bootstrap.dcs.
+            view = dataclasses.replace(view, config=self._config.bootstrap)
+        self.last_view = view
+        return view, True

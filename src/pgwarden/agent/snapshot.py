@@ -1,0 +1,124 @@
+"""The latest observation and decision, shared with the REST API so health checks never wait on the loop."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgwarden.ha.decision import Decision
+from pgwarden.ha.observation import PeerStatus
+from pgwarden.model import ClusterView, LocalState, Lsn, Member, NodeConfig, Role, Tags
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    config: NodeConfig
+    view: ClusterView
+    local: LocalState
+    member: Member
+    decision: Decision | None = None
+    store_ok: bool = False
+    loop_at: float = 0.0  # monotonic time the last cycle finished
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def holds_leader_key(self) -> bool:
+        return self.view.leader is not None and self.view.leader.name == self.config.name
+
+
+class SnapshotHolder:
+    def __init__(self, initial: Snapshot) -> None:
+        self._lock = threading.Lock()
+        self._snapshot = initial
+
+    def get(self) -> Snapshot:
+        with self._lock:
+            return self._snapshot
+
+    def set(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+
+
+def status_document(snap: Snapshot) -> dict[str, Any]:
+    """``GET /patroni``: this node as Patroni reports it, plus the decision's reason."""
+    local, member = snap.local, snap.member
+    role = member.role.value
+    if snap.holds_leader_key and local.is_standby:
+        role = Role.STANDBY_LEADER.value
+    doc: dict[str, Any] = {
+        "name": snap.config.name,
+        "cluster": snap.config.cluster,
+        "role": role,
+        "state": member.state.value,
+        "timeline": member.timeline,
+        "pending_restart": local.pending_restart,
+        "tags": _tags_document(member.tags),
+        "pause": snap.view.config.pause,
+        "database_system_identifier": local.system_id,
+        "reason": snap.decision.message if snap.decision else "starting",
+        "reason_code": snap.decision.reason.name if snap.decision else None,
+        "leader": snap.view.leader.name if snap.view.leader else None,
+        "dcs_last_seen_ok": snap.store_ok,
+    }
+    if local.is_primary and local.write_lsn is not None:
+        doc["xlog"] = {"location": local.write_lsn.value}
+    elif local.is_standby:
+        doc["xlog"] = {
+            "received_location": _int(local.received_lsn),
+            "replayed_location": _int(local.replayed_lsn),
+            "paused": False,
+        }
+        doc["replication_state"] = "streaming" if local.streaming_from else "in archive recovery"
+        doc["upstream"] = local.configured_upstream
+    return doc
+
+
+def peer_status(name: str, doc: dict[str, Any]) -> PeerStatus:
+    """Read a peer's ``GET /patroni`` answer into the facts candidacy needs."""
+    xlog = doc.get("xlog") or {}
+    role_text = doc.get("role")
+    role = Role(role_text) if role_text in Role._value2member_map_ else None
+    running = doc.get("state") == "running"
+    in_recovery: bool | None = None
+    position = None
+    if "location" in xlog:
+        in_recovery, position = False, xlog["location"]
+    elif "received_location" in xlog or "replayed_location" in xlog:
+        in_recovery = True
+        known = [x for x in (xlog.get("received_location"), xlog.get("replayed_location")) if isinstance(x, int)]
+        position = max(known) if known else None
+    tags = doc.get("tags") or {}
+    return PeerStatus(
+        name=name,
+        reachable=True,
+        role=role,
+        running=running,
+        in_recovery=in_recovery,
+        timeline=doc.get("timeline") if isinstance(doc.get("timeline"), int) else None,
+        lsn=Lsn(position) if isinstance(position, int) else None,
+        tags=Tags(
+            nofailover=bool(tags.get("nofailover", False)),
+            failover_priority=int(tags.get("failover_priority", 1)),
+        ),
+    )
+
+
+def _tags_document(tags: Tags) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "nofailover": tags.nofailover,
+        "noloadbalance": tags.noloadbalance,
+        "nosync": tags.nosync,
+        "failover_priority": tags.failover_priority,
+    }
+    if tags.clonefrom:
+        doc["clonefrom"] = True
+    if tags.replicatefrom:
+        doc["replicatefrom"] = tags.replicatefrom
+    doc.update(tags.custom)
+    return doc
+
+
+def _int(lsn: Lsn | None) -> int | None:
+    return lsn.value if lsn is not None else None

@@ -1,0 +1,55 @@
+"""Turns an agent snapshot and a request's query string into the inputs of ``ha.health``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from pgwarden.agent.lease import monotonic
+from pgwarden.agent.snapshot import Snapshot
+from pgwarden.ha.health import HealthFacts, Query
+
+_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?B?)\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``'16MB'`` or ``'1048576'`` in bytes; raise ValueError for anything else."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"not a size: {text!r} (use bytes or a unit: 16MB)")
+    unit = match.group(2).upper()
+    unit = unit if unit.endswith("B") or not unit else unit + "B"
+    return int(match.group(1)) * _UNITS[unit]
+
+
+def query_of(params: Mapping[str, str]) -> Query:
+    lag = params.get("lag")
+    return Query(
+        max_lag=parse_size(lag) if lag else None,
+        replication_state=params.get("replication_state"),
+        tags={k[4:]: v for k, v in params.items() if k.startswith("tag_")},
+    )
+
+
+def facts_of(snap: Snapshot) -> HealthFacts:
+    view, local = snap.view, snap.local
+    config = view.config
+    leader_position = None
+    if view.status is not None and view.leader is not None and view.status.name == view.leader.name:
+        leader_position = view.status.lsn
+    elif view.leader_member is not None:
+        leader_position = view.leader_member.lsn
+    mine = local.replayed_lsn or local.received_lsn
+    lag = max(0, leader_position - mine) if leader_position is not None and mine is not None else None
+    sync = view.sync
+    holds = snap.holds_leader_key
+    return HealthFacts(
+        holds_leader_key=holds,
+        local=local,
+        tags=snap.config.tags,
+        lag=lag,
+        sync_standby=sync is not None and snap.config.name in sync.members,
+        loop_age=monotonic() - snap.loop_at if snap.loop_at else 0.0,
+        liveness_limit=config.ttl if holds else 2 * config.ttl,
+    )

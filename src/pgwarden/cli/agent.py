@@ -1,0 +1,39 @@
+"""``pgwarden agent -c node.yml``: run the agent in the foreground (systemd runs exactly this)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import typer
+
+from pgwarden.config.errors import ConfigError
+from pgwarden.config.node import load_node_config
+
+
+def agent(config: Path = typer.Option(..., "-c", "--config", help="node config file (YAML)")) -> None:
+    """Run the pgwarden agent for one node in the foreground."""
+    try:
+        node = load_node_config(config)
+    except ConfigError as exc:
+        typer.echo(f"pgwarden: {exc}", err=True)
+        raise typer.Exit(2) from None
+    logging.basicConfig(
+        level=node.log_level,
+        stream=sys.stderr,
+        format=f"%(asctime)s {node.name} %(levelname)s %(name)s: %(message)s",
+    )
+    from pgwarden.agent.loop import Agent  # imported late: config errors answer without heavy imports
+
+    runner = Agent(node)
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("pgwarden").info("received signal %d", signum)
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    runner.run()

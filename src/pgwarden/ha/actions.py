@@ -1,0 +1,149 @@
+"""What ``decide`` asks the agent to do: small frozen values, carried out in order by the executor.
+
+The executor stops at the first action that fails and observes again, so each decision is ordered
+to keep every prefix safe: demote before releasing the key, acquire the key before promoting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class StopMode(StrEnum):
+    FAST = "fast"  # disconnect clients, checkpoint, stop: clean shutdown
+    IMMEDIATE = "immediate"  # no checkpoint: the fastest way to stop accepting writes
+
+
+@dataclass(frozen=True, slots=True)
+class AcquireLeader:
+    """Create the leader key on a fresh lease, only if absent (safety rule 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenewLeader:
+    """Keep the lease alive and re-attach the key to it, only if its value is still this member."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseLeader:
+    """Delete the leader key if it is still ours, and revoke the lease."""
+
+
+@dataclass(frozen=True, slots=True)
+class BeginBootstrap:
+    """Race for the cluster's initialize key; the winner runs initdb."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunInitdb:
+    """Background job: a new data directory with data checksums."""
+
+
+@dataclass(frozen=True, slots=True)
+class FinishBootstrap:
+    """Create the replication user and publish the system identifier as the initialize key."""
+
+    system_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelBootstrap:
+    """Give up the initialize race after a failed initdb, so another member can try."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartPrimary:
+    """Start PostgreSQL read-write (only ever after the key is held). Does not wait for recovery."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartStandby:
+    """Start PostgreSQL as a standby of ``upstream`` (None: read-only with no upstream)."""
+
+    upstream: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """Point a running standby at ``upstream`` (primary_conninfo is reloadable: no restart)."""
+
+    upstream: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Promote:
+    """pg_ctl promote, then a checkpoint so pg_control carries the new timeline for pg_rewind."""
+
+
+@dataclass(frozen=True, slots=True)
+class Demote:
+    """Stop PostgreSQL and leave it configured as a standby with no upstream (read-only if started)."""
+
+    mode: StopMode
+
+
+@dataclass(frozen=True, slots=True)
+class StopPostgres:
+    mode: StopMode
+
+
+@dataclass(frozen=True, slots=True)
+class AppendHistory:
+    """Record this promotion (new timeline and switch point) in the cluster's history."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublishStatus:
+    """The leader publishes its WAL position; candidates bound their lag by it (safety rule 3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureSlots:
+    """Reconcile physical slots on the primary: one per named member, drop the others (rule 7)."""
+
+    members: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Clone:
+    """Background job: pg_basebackup from ``source`` into the empty data directory."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rewind:
+    """Background job: pg_rewind from ``source`` (the data directory must be stopped)."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class WipeDataDir:
+    """Remove the data directory's contents: only for incomplete directories or when config allows."""
+
+
+Action = (
+    AcquireLeader
+    | RenewLeader
+    | ReleaseLeader
+    | BeginBootstrap
+    | RunInitdb
+    | FinishBootstrap
+    | CancelBootstrap
+    | StartPrimary
+    | StartStandby
+    | Follow
+    | Promote
+    | Demote
+    | StopPostgres
+    | AppendHistory
+    | PublishStatus
+    | EnsureSlots
+    | Clone
+    | Rewind
+    | WipeDataDir
+)

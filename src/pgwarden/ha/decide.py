@@ -1,0 +1,67 @@
+"""``decide(observation) -> Decision``: every HA rule, applied in a fixed order of precedence.
+
+Rules come first when they protect safety (store lost, lease expired, a rogue writer), then the
+life cycle (jobs, bootstrap, data directory), then the steady states (leader, follower, no leader).
+The first rule that applies decides; ``RULES`` is that order, and the docs render it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pgwarden.ha.decision import Decision, act
+from pgwarden.ha.observation import Memory, Observation
+from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules.bootstrap import bootstrap
+from pgwarden.ha.rules.candidacy import no_leader
+from pgwarden.ha.rules.following import rogue_primary, someone_else_leads
+from pgwarden.ha.rules.jobs import job_backoff, job_in_progress
+from pgwarden.ha.rules.leadership import leader_is_me, lease_expired
+from pgwarden.ha.rules.slots import members_seen
+from pgwarden.ha.rules.store import store_unreachable
+from pgwarden.model import DataDir
+
+Rule = Callable[[Observation], Decision | None]
+
+
+def foreign_data_directory(obs: Observation) -> Decision | None:
+    """A data directory of another cluster is never used, overwritten or removed."""
+    cluster_id, local_id = obs.view.initialize, obs.local.system_id
+    if not cluster_id or obs.local.data_dir is not DataDir.VALID or local_id in (None, cluster_id):
+        return None
+    return act(Reason.FOREIGN_DATA_DIRECTORY, local_id=local_id, cluster_id=cluster_id)
+
+
+RULES: tuple[Rule, ...] = (
+    store_unreachable,
+    lease_expired,
+    rogue_primary,
+    job_in_progress,
+    job_backoff,
+    bootstrap,
+    foreign_data_directory,
+    leader_is_me,
+    someone_else_leads,
+    no_leader,
+)
+
+
+def decide(obs: Observation) -> Decision:
+    memory = _remember(obs)
+    for rule in RULES:
+        decision = rule(obs)
+        if decision is not None:
+            return Decision(decision.actions, decision.reason, decision.detail, memory)
+    raise AssertionError("no_leader applies whenever the other rules do not")  # pragma: no cover
+
+
+def _remember(obs: Observation) -> Memory:
+    local, previous = obs.local, obs.memory
+    unhealthy = obs.leader_is_me and not local.is_primary
+    job = local.job
+    failed = job is not None and job.ok is False
+    return Memory(
+        unhealthy_primary_since=(previous.unhealthy_primary_since or obs.now) if unhealthy else None,
+        member_last_seen=members_seen(obs),
+        job_failed_at=(previous.job_failed_at or obs.now) if failed else None,
+    )

@@ -1,0 +1,93 @@
+"""Reason codes for decisions, each with the sentence that logs, the API and the CLI show."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+
+
+class Reason(Enum):
+    # store
+    STORE_UNREACHABLE = "etcd unreachable; not a leader, so nothing to protect; waiting"
+    STORE_UNREACHABLE_LEASE_VALID = (
+        "etcd unreachable; my lease is still valid for {remaining:.1f}s; keeping the primary"
+    )
+    STORE_UNREACHABLE_DEMOTING = "etcd unreachable and my lease ran out; demoting to stop writes"
+    STORE_UNREACHABLE_PAUSED = "etcd unreachable; cluster paused, taking no action"
+    # jobs
+    JOB_IN_PROGRESS = "{job} in progress{progress}"
+    JOB_BACKOFF = "{job} failed {ago:.0f}s ago ({error}); retrying in {wait:.0f}s"
+    # bootstrap
+    BOOTSTRAP_RACING = "cluster not initialized; racing to bootstrap it"
+    BOOTSTRAP_BY_OTHER = "cluster being bootstrapped by {member}; waiting"
+    BOOTSTRAP_INITDB = "won the bootstrap race; running initdb"
+    BOOTSTRAP_INITDB_FAILED = "initdb failed ({error}); giving up the bootstrap so another can try"
+    BOOTSTRAP_STARTING = "bootstrap: taking the leader key and starting the new primary"
+    BOOTSTRAP_FINISHING = "bootstrap: primary running; publishing the system identifier"
+    BOOTSTRAP_WAITING_FOR_START = "bootstrap: waiting for the new primary to accept connections"
+    NOT_BOOTSTRAPPING_NOFAILOVER = "cluster not initialized; tagged nofailover, so not bootstrapping"
+    NOT_BOOTSTRAPPING_DATA_INCOMPLETE = (
+        "cluster not initialized and the data directory is incomplete; refusing to bootstrap over it"
+    )
+    # data directory
+    FOREIGN_DATA_DIRECTORY = (
+        "data directory belongs to system {local_id}, the cluster is {cluster_id}; refusing to touch it"
+    )
+    # leader is me
+    LEADER_HEALTHY = "I am the leader with the lock; primary healthy"
+    LEADER_PROMOTING = "I hold the leader key but run as a standby; promoting"
+    LEADER_ADOPTING = "the leader key carries my name from before; taking it over with a new lease"
+    LEADER_LEASE_EXPIRED_DEMOTING = "my leader lease ran out before I could renew it; demoting"
+    PRIMARY_STARTING = "I hold the leader key; PostgreSQL not serving for {down:.1f}s; starting it"
+    PRIMARY_WAITING = "I hold the leader key; PostgreSQL not serving for {down:.1f}s; waiting"
+    PRIMARY_START_TIMEOUT_RELEASING = (
+        "PostgreSQL not serving for {down:.1f}s (primary_start_timeout {timeout:.0f}s); "
+        "stopping it and releasing the leader key so a standby can take over"
+    )
+    LEADER_PAUSED = "I am the leader; cluster paused, taking no automatic action"
+    # someone else leads
+    ROGUE_PRIMARY_DEMOTING = "{leader} holds the leader key but I run read-write; demoting at once"
+    CLONING = "no data directory; cloning from {source}"
+    INCOMPLETE_DATA_RECLONING = (
+        "data directory incomplete (interrupted clone?); removing it and re-cloning from {source}"
+    )
+    CLONE_SOURCE_NOT_READY = "no data directory; waiting for {source} to run before cloning"
+    REWINDING = "my timeline {timeline} forked from the leader's {leader_timeline}; rewinding from {source}"
+    REWIND_DISABLED_RECLONING = (
+        "timeline forked and pg_rewind is not usable ({why}); re-cloning from {source}"
+    )
+    REWIND_IMPOSSIBLE_WAITING = (
+        "timeline forked and pg_rewind is not usable ({why}); removing the data directory is not "
+        "allowed (remove_data_directory_on_diverged_timelines); an operator must reinitialize"
+    )
+    REWIND_WAIT_LEADER = "timeline forked; waiting for leader {source} to run before rewinding"
+    STARTING_AS_STANDBY = "starting as a standby of {upstream}"
+    STOPPING_DIVERGED_STANDBY = (
+        "I hold WAL up to {lsn} on timeline {timeline}, beyond the fork at {switch}; stopping to rewind"
+    )
+    FOLLOWING_NEW_UPSTREAM = "following {upstream} (was {previous})"
+    STANDBY_HEALTHY = "standby of {upstream}; nothing to do"
+    STANDBY_WAITING_FOR_POSTGRES = "PostgreSQL starting or not answering; waiting"
+    FOLLOWER_PAUSED = "cluster paused; following {leader} but taking no automatic action"
+    # no leader
+    NO_LEADER_PAUSED = "no leader; cluster paused, so no failover"
+    NO_LEADER_PRIMARY_REACQUIRING = "no leader key, and I run the primary; taking the key back"
+    NO_LEADER_STARTING_READ_ONLY = "no leader; starting PostgreSQL read-only to be a candidate"
+    NO_LEADER_I_AM_HEALTHIEST = (
+        "no leader; I am the healthiest of {candidates} reachable candidates; acquiring"
+    )
+    NOT_RACING_NOFAILOVER = "no leader; tagged nofailover, not racing"
+    NOT_RACING_NOT_RUNNING = "no leader; my PostgreSQL is not a running standby, not racing"
+    NOT_RACING_LAG = (
+        "no leader; I am {lag} bytes behind the leader's last position {leader_lsn} "
+        "(maximum_lag_on_failover {limit}), not racing"
+    )
+    NOT_RACING_NOT_SYNC = "no leader; synchronous mode and I am not in the sync set {sync}, not racing"
+    NOT_RACING_PEER_BETTER = "no leader; {peer} is a better candidate ({why}), not racing"
+    NOT_RACING_PRIMARY_ALIVE = "no leader key, but {peer} still runs as primary; waiting for it"
+
+    def render(self, detail: Mapping[str, object]) -> str:
+        try:
+            return self.value.format(**detail)
+        except (KeyError, ValueError, IndexError):
+            return f"{self.name} {dict(detail)}"

@@ -1,0 +1,46 @@
+"""Creating a new cluster: race for the initialize key; the winner runs initdb and becomes leader."""
+
+from __future__ import annotations
+
+from pgwarden.ha.actions import (
+    AcquireLeader,
+    BeginBootstrap,
+    CancelBootstrap,
+    FinishBootstrap,
+    RenewLeader,
+    RunInitdb,
+    StartPrimary,
+)
+from pgwarden.ha.decision import Decision, act
+from pgwarden.ha.observation import Observation
+from pgwarden.ha.reasons import Reason
+from pgwarden.model import DataDir, JobKind
+
+
+def bootstrap(obs: Observation) -> Decision | None:
+    view, local = obs.view, obs.local
+    if view.initialize is not None:
+        return None
+    if view.bootstrapping is not None and view.bootstrapping != obs.name:
+        return act(Reason.BOOTSTRAP_BY_OTHER, member=view.bootstrapping)
+    if view.bootstrapping is None:
+        if obs.tags.nofailover:
+            return act(Reason.NOT_BOOTSTRAPPING_NOFAILOVER)
+        if local.data_dir is DataDir.INCOMPLETE:
+            return act(Reason.NOT_BOOTSTRAPPING_DATA_INCOMPLETE)
+        return act(Reason.BOOTSTRAP_RACING, BeginBootstrap())
+    # This member won the race.
+    job = local.job
+    if local.data_dir is not DataDir.VALID:
+        if job is not None and job.kind is JobKind.INITDB and job.ok is False:
+            return act(Reason.BOOTSTRAP_INITDB_FAILED, CancelBootstrap(), error=job.error or "?")
+        return act(Reason.BOOTSTRAP_INITDB, RunInitdb())
+    if not obs.leader_is_me:
+        # Nobody can hold the key of a cluster that is not initialized, so this cannot lose;
+        # the key comes first all the same: PostgreSQL never runs read-write without it.
+        return act(Reason.BOOTSTRAP_STARTING, AcquireLeader(), StartPrimary())
+    if local.is_primary and local.system_id:
+        return act(Reason.BOOTSTRAP_FINISHING, RenewLeader(), FinishBootstrap(local.system_id))
+    if not local.running:
+        return act(Reason.BOOTSTRAP_STARTING, RenewLeader(), StartPrimary())
+    return act(Reason.BOOTSTRAP_WAITING_FOR_START, RenewLeader())

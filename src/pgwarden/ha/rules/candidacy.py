@@ -1,0 +1,97 @@
+"""Who races for the leader key when nobody holds it: the best candidate only (safety rule 3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pgwarden.ha.actions import AcquireLeader, AppendHistory, Promote, StartStandby
+from pgwarden.ha.decision import Decision, act
+from pgwarden.ha.observation import Observation, PeerStatus
+from pgwarden.ha.reasons import Reason
+from pgwarden.model import DataDir, Lsn, SyncMode
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Standing:
+    """Orders candidates: further WAL, then higher failover_priority, then the smaller name."""
+
+    lsn: int
+    priority: int
+    name_rank: tuple[int, ...]  # negated code points: the smaller name ranks higher
+
+    @classmethod
+    def of(cls, lsn: Lsn | None, priority: int, name: str) -> Standing:
+        return cls(lsn.value if lsn else -1, priority, (*tuple(-ord(c) for c in name), 1))
+
+
+def no_leader(obs: Observation) -> Decision | None:
+    view, local = obs.view, obs.local
+    if view.leader is not None:
+        return None
+    if view.config.pause:
+        return act(Reason.NO_LEADER_PAUSED)
+    if local.is_primary:
+        # Our own key vanished (expired while this agent was down, or deleted by hand) and no
+        # one took it: this primary holds the newest WAL, so it takes the key back. If another
+        # member wins instead, the rogue-primary rule demotes us on the next cycle.
+        return act(Reason.NO_LEADER_PRIMARY_REACQUIRING, AcquireLeader())
+    if obs.tags.nofailover:
+        return act(Reason.NOT_RACING_NOFAILOVER)
+    if not local.running and local.data_dir is DataDir.VALID:
+        return act(Reason.NO_LEADER_STARTING_READ_ONLY, StartStandby(None))
+    if not local.is_standby:
+        return act(Reason.NOT_RACING_NOT_RUNNING)
+    return _race(obs)
+
+
+def _race(obs: Observation) -> Decision:
+    view, local = obs.view, obs.local
+    config = view.config
+    my_lsn = local.lsn
+    status = view.status
+    # The published position counts only if it speaks of the timeline we are on and of another
+    # member: a position from an older timeline (a leader that died before publishing its own) or
+    # our own old one would stall failover for ever; then candidates just compare each other.
+    if status is not None and status.name != obs.name and status.timeline == local.timeline:
+        lag = status.lsn - my_lsn if my_lsn else status.lsn.value
+        if lag > config.maximum_lag_on_failover:
+            return act(
+                Reason.NOT_RACING_LAG,
+                lag=lag,
+                leader_lsn=str(status.lsn),
+                limit=config.maximum_lag_on_failover,
+            )
+    sync = view.sync
+    in_force = config.synchronous_mode is not SyncMode.OFF and sync is not None and bool(sync.members)
+    if in_force and sync is not None and obs.name not in sync.members:
+        return act(Reason.NOT_RACING_NOT_SYNC, sync=sorted(sync.members))
+    mine = Standing.of(my_lsn, obs.tags.failover_priority, obs.name)
+    candidates = 1
+    for peer in sorted(obs.peers.values(), key=lambda p: p.name):
+        if peer.name == obs.name or not peer.reachable:
+            continue
+        if peer.running and peer.in_recovery is False:
+            return act(Reason.NOT_RACING_PRIMARY_ALIVE, peer=peer.name)
+        if not _eligible(peer):
+            continue
+        candidates += 1
+        theirs = Standing.of(peer.lsn, peer.tags.failover_priority, peer.name)
+        if theirs > mine:
+            return act(Reason.NOT_RACING_PEER_BETTER, peer=peer.name, why=_why_better(peer, my_lsn))
+    return act(
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        AcquireLeader(),
+        Promote(),
+        AppendHistory("failover: no leader"),
+        candidates=candidates,
+    )
+
+
+def _eligible(peer: PeerStatus) -> bool:
+    return peer.running and peer.in_recovery is True and not peer.tags.nofailover
+
+
+def _why_better(peer: PeerStatus, my_lsn: Lsn | None) -> str:
+    if peer.lsn is not None and (my_lsn is None or peer.lsn > my_lsn):
+        return f"WAL {peer.lsn} ahead of my {my_lsn}"
+    return "same WAL position, higher failover_priority or name first"

@@ -1,0 +1,118 @@
+"""Rules for a member while another holds the leader key: clone, rewind, start and follow."""
+
+from __future__ import annotations
+
+from pgwarden.ha.actions import (
+    Clone,
+    Demote,
+    Follow,
+    Rewind,
+    StartStandby,
+    StopMode,
+    StopPostgres,
+    WipeDataDir,
+)
+from pgwarden.ha.decision import Decision, act
+from pgwarden.ha.observation import Observation
+from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules.timeline import divergence, local_timeline
+from pgwarden.model import ClusterView, DataDir, JobKind, Member, PgState, Role
+
+
+def _serving(member: Member | None) -> bool:
+    return member is not None and member.state is PgState.RUNNING
+
+
+def upstream_for(view: ClusterView, name: str, replicatefrom: str | None) -> str | None:
+    """The member to stream from: the ``replicatefrom`` member while it runs, else the leader."""
+    if replicatefrom and replicatefrom != name:
+        upstream = view.member(replicatefrom)
+        if _serving(upstream) and upstream is not None and upstream.role is Role.REPLICA:
+            return replicatefrom
+    return view.leader.name if view.leader else None
+
+
+def clone_source(view: ClusterView, name: str) -> str | None:
+    """A running member tagged ``clonefrom`` spares the primary the base backup; else the leader."""
+    for member in view.members:
+        if member.name != name and member.tags.clonefrom and _serving(member):
+            return member.name
+    leader = view.leader_member
+    return leader.name if _serving(leader) and leader is not None else None
+
+
+def rogue_primary(obs: Observation) -> Decision | None:
+    """Another holds the key, yet this PostgreSQL accepts writes: stop it before anything else."""
+    leader = obs.view.leader
+    if leader is None or obs.leader_is_me or not obs.local.is_primary:
+        return None
+    return act(Reason.ROGUE_PRIMARY_DEMOTING, Demote(StopMode.IMMEDIATE), leader=leader.name)
+
+
+def someone_else_leads(obs: Observation) -> Decision | None:
+    view, local = obs.view, obs.local
+    if view.leader is None or obs.leader_is_me:
+        return None
+    leader = view.leader.name
+    if local.data_dir is not DataDir.VALID:
+        return _clone(obs)
+    leader_member = view.leader_member
+    leader_tl = leader_member.timeline if leader_member else None
+    why = divergence(local, leader_tl, view.history)
+    if why is not None:
+        if local.running:
+            return act(
+                Reason.STOPPING_DIVERGED_STANDBY,
+                StopPostgres(StopMode.FAST),
+                lsn=str(local.lsn),
+                timeline=local_timeline(local),
+                switch=why,
+            )
+        return _rewind(obs, leader, leader_tl, why)
+    upstream = upstream_for(view, obs.name, obs.tags.replicatefrom)
+    if view.config.pause:
+        return act(Reason.FOLLOWER_PAUSED, leader=leader)
+    if not local.running:
+        return act(Reason.STARTING_AS_STANDBY, StartStandby(upstream), upstream=upstream)
+    if not local.probe_ok:
+        return act(Reason.STANDBY_WAITING_FOR_POSTGRES)
+    if local.configured_upstream != upstream:
+        return act(
+            Reason.FOLLOWING_NEW_UPSTREAM,
+            Follow(upstream),
+            upstream=upstream,
+            previous=local.configured_upstream,
+        )
+    return act(Reason.STANDBY_HEALTHY, upstream=upstream)
+
+
+def _clone(obs: Observation) -> Decision:
+    source = clone_source(obs.view, obs.name)
+    if source is None:
+        leader = obs.view.leader.name if obs.view.leader else "the leader"
+        return act(Reason.CLONE_SOURCE_NOT_READY, source=leader)
+    if obs.local.data_dir is DataDir.INCOMPLETE:
+        # No pg_control means no database to lose: the leftovers of an interrupted clone.
+        return act(Reason.INCOMPLETE_DATA_RECLONING, WipeDataDir(), Clone(source), source=source)
+    return act(Reason.CLONING, Clone(source), source=source)
+
+
+def _rewind(obs: Observation, leader: str, leader_tl: int | None, why: str) -> Decision:
+    config, job = obs.view.config, obs.local.job
+    rewind_failed = job is not None and job.kind is JobKind.REWIND and job.ok is False
+    if not _serving(obs.view.leader_member):
+        return act(Reason.REWIND_WAIT_LEADER, source=leader)
+    if config.use_pg_rewind and not rewind_failed:
+        return act(
+            Reason.REWINDING,
+            Rewind(leader),
+            timeline=local_timeline(obs.local),
+            leader_timeline=leader_tl,
+            source=leader,
+        )
+    unusable = "pg_rewind failed" if rewind_failed else "use_pg_rewind is off"
+    if config.remove_data_directory_on_diverged_timelines:
+        return act(
+            Reason.REWIND_DISABLED_RECLONING, WipeDataDir(), Clone(leader), why=unusable, source=leader
+        )
+    return act(Reason.REWIND_IMPOSSIBLE_WAITING, why=f"{unusable}; {why}")

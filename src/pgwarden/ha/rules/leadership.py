@@ -1,0 +1,66 @@
+"""Rules for the member whose name is in the leader key: renew, promote, restart, or let go."""
+
+from __future__ import annotations
+
+from pgwarden.ha.actions import (
+    AppendHistory,
+    Demote,
+    EnsureSlots,
+    Promote,
+    PublishStatus,
+    ReleaseLeader,
+    RenewLeader,
+    StartPrimary,
+    StopMode,
+)
+from pgwarden.ha.decision import Decision, act
+from pgwarden.ha.observation import Observation
+from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules.slots import members_seen, slot_members
+
+
+def lease_expired(obs: Observation) -> Decision | None:
+    """Safety rule 1: past the lease deadline, stop writes before etcd can hand the key away.
+
+    The next cycle re-attaches the key to a new lease if it still carries our name, so a loop
+    that was merely slow costs a restart, never a second writer.
+    """
+    if not obs.leader_is_me or obs.lease_deadline is None or obs.holds_lease:
+        return None
+    if obs.local.running and not obs.local.in_recovery and not obs.view.config.pause:
+        return act(Reason.LEADER_LEASE_EXPIRED_DEMOTING, Demote(StopMode.IMMEDIATE))
+    return None
+
+
+def leader_is_me(obs: Observation) -> Decision | None:
+    if not obs.leader_is_me:
+        return None
+    local, config = obs.local, obs.view.config
+    renew = RenewLeader()
+    if not obs.holds_lease and local.is_primary:
+        return _healthy(obs, Reason.LEADER_ADOPTING)
+    if config.pause:
+        return act(Reason.LEADER_PAUSED, renew)
+    if local.is_primary:
+        return _healthy(obs, Reason.LEADER_HEALTHY)
+    if local.is_standby:
+        # The key is ours (a promotion interrupted, or an agent restarted mid-way): finish it.
+        return act(Reason.LEADER_PROMOTING, renew, Promote(), AppendHistory("promoted: held the leader key"))
+    since = obs.memory.unhealthy_primary_since
+    down = 0.0 if since is None else obs.now - since
+    if down >= config.primary_start_timeout:
+        return act(
+            Reason.PRIMARY_START_TIMEOUT_RELEASING,
+            Demote(StopMode.IMMEDIATE),
+            ReleaseLeader(),
+            down=down,
+            timeout=config.primary_start_timeout,
+        )
+    if not local.running:
+        return act(Reason.PRIMARY_STARTING, renew, StartPrimary(), down=down)
+    return act(Reason.PRIMARY_WAITING, renew, down=down)
+
+
+def _healthy(obs: Observation, reason: Reason) -> Decision:
+    slots = EnsureSlots(slot_members(obs, members_seen(obs)))
+    return act(reason, RenewLeader(), PublishStatus(), slots)

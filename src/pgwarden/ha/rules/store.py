@@ -1,0 +1,22 @@
+"""What to do when etcd cannot be read: only a leader has something to protect (safety rule 1)."""
+
+from __future__ import annotations
+
+from pgwarden.ha.actions import Demote, StopMode
+from pgwarden.ha.decision import Decision, act
+from pgwarden.ha.observation import Observation
+from pgwarden.ha.reasons import Reason
+
+
+def store_unreachable(obs: Observation) -> Decision | None:
+    if obs.store_ok:
+        return None
+    if not obs.local.running or obs.local.in_recovery:
+        return act(Reason.STORE_UNREACHABLE)
+    # PostgreSQL runs read-write (or we cannot tell, the probe failing): it may only go on while
+    # the lease we last renewed is certainly still ours.
+    if obs.view.config.pause:
+        return act(Reason.STORE_UNREACHABLE_PAUSED)
+    if obs.holds_lease and obs.lease_deadline is not None:
+        return act(Reason.STORE_UNREACHABLE_LEASE_VALID, remaining=obs.lease_deadline - obs.now)
+    return act(Reason.STORE_UNREACHABLE_DEMOTING, Demote(StopMode.IMMEDIATE))
