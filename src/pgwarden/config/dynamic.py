@@ -1,0 +1,163 @@
+"""Validates the cluster-wide dynamic config (etcd, PATCH /config, bootstrap.dcs) into DynamicConfig."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pgwarden.config.explain import Finding, Loc, Origin, findings_from_validation, unknown_key
+from pgwarden.config.fields import ByteSize, Parameters, PgSize
+from pgwarden.model.cluster import DynamicConfig, SyncFallback, SyncMode
+
+_D = DynamicConfig()  # the defaults live in the dataclass; the schema reads them from here
+_ETCD_MIN_TTL = 2.0  # etcd refuses leases shorter than this many seconds
+# Patroni nests these under `postgresql:`; we accept that shape and flatten it.
+_NESTED = ("use_pg_rewind", "parameters", "remove_data_directory_on_diverged_timelines")
+
+
+class DynamicModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    ttl: float = Field(_D.ttl, gt=0, examples=[30])
+    loop_wait: float = Field(_D.loop_wait, gt=0, examples=[10])
+    retry_timeout: float = Field(_D.retry_timeout, gt=0, examples=[10])
+    maximum_lag_on_failover: ByteSize = Field(_D.maximum_lag_on_failover, examples=["16MB"])
+    primary_start_timeout: float = Field(_D.primary_start_timeout, gt=0, examples=[300])
+    member_slots_ttl: float = Field(_D.member_slots_ttl, gt=0, examples=[1800])
+    max_slot_wal_keep_size: PgSize = Field(_D.max_slot_wal_keep_size, examples=["4GB"])
+    synchronous_mode: SyncMode = Field(_D.synchronous_mode, strict=False, examples=["on"])
+    synchronous_node_count: int = Field(_D.synchronous_node_count, ge=1, examples=[1])
+    synchronous_fallback: SyncFallback = Field(_D.synchronous_fallback, strict=False, examples=["block"])
+    synchronous_fallback_after: float = Field(_D.synchronous_fallback_after, ge=0, examples=[5])
+    use_pg_rewind: bool = Field(_D.use_pg_rewind, examples=["true"])
+    remove_data_directory_on_diverged_timelines: bool = Field(
+        _D.remove_data_directory_on_diverged_timelines, examples=["false"]
+    )
+    parameters: Parameters = Field(default_factory=dict, examples=["{max_connections: 200}"])
+    pause: bool = Field(_D.pause, examples=["false"])
+
+
+def parse_dynamic_config(data: Mapping[str, Any], source: str) -> DynamicConfig:
+    """Validate a dynamic config document; ``source`` names it in errors (e.g. ``PATCH /config``)."""
+    config, findings = validate_dynamic(data, ())
+    if config is None:
+        raise Origin(source).error(findings)
+    return config
+
+
+def dynamic_config_to_dict(cfg: DynamicConfig) -> dict[str, Any]:
+    """The JSON-ready form of ``cfg``, with every field; parse_dynamic_config reads it back equal."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, enum.Enum):
+            value = value.value
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        out[f.name] = value
+    return out
+
+
+def merge_patch(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7386 JSON merge patch: null removes a key, mappings merge, anything else replaces.
+
+    The result shares nothing with the arguments, so callers may modify it freely.
+    """
+    merged = copy.deepcopy(dict(current))
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping):
+            base = merged.get(key)
+            merged[key] = merge_patch(base if isinstance(base, Mapping) else {}, value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def validate_dynamic(data: object, prefix: Loc) -> tuple[DynamicConfig | None, list[Finding]]:
+    """The DynamicConfig in ``data`` (a document located at ``prefix``), or the findings against it."""
+    if not isinstance(data, Mapping):
+        fix = "write it as key: value settings, e.g. {ttl: 30, loop_wait: 10}"
+        return None, [Finding(prefix, f"should be a mapping of settings, got {type(data).__name__}", fix)]
+    flat, findings = _flatten_patroni_shape(data, prefix)
+    try:
+        model = DynamicModel.model_validate(flat)
+    except ValidationError as exc:
+        return None, findings + findings_from_validation(exc, DynamicModel, prefix)
+    findings += _timing_findings(model, prefix)
+    if findings:
+        return None, findings
+    return DynamicConfig(**{f.name: getattr(model, f.name) for f in dataclasses.fields(DynamicConfig)}), []
+
+
+def _flatten_patroni_shape(data: Mapping[Any, Any], prefix: Loc) -> tuple[dict[Any, Any], list[Finding]]:
+    """Accept Patroni's spellings: nested ``postgresql:``, boolean or "strict" synchronous_mode."""
+    flat = dict(data)
+    findings: list[Finding] = []
+    nested = flat.pop("postgresql", None)
+    if isinstance(nested, Mapping):
+        for key, value in nested.items():
+            loc = (*prefix, "postgresql", str(key))
+            if key not in _NESTED:
+                findings.append(unknown_key(loc, list(_NESTED)))
+            elif key in flat:
+                findings.append(
+                    Finding(loc, f"`{key}` is also set at the top level", "keep only one of them")
+                )
+            else:
+                flat[key] = value
+    elif nested is not None:
+        findings.append(
+            Finding((*prefix, "postgresql"), "should be a mapping", "write e.g. {use_pg_rewind: true}")
+        )
+    strict = flat.pop("synchronous_mode_strict", False)  # Patroni's separate flag
+    mode = flat.get("synchronous_mode")
+    if isinstance(mode, bool):
+        flat["synchronous_mode"] = SyncMode.ON if mode else SyncMode.OFF
+    elif isinstance(mode, str) and mode.lower() in ("strict", *SyncMode):
+        strict = strict or mode.lower() == "strict"
+        flat["synchronous_mode"] = SyncMode.ON if mode.lower() == "strict" else SyncMode(mode.lower())
+    if not isinstance(strict, bool):
+        loc = (*prefix, "synchronous_mode_strict")
+        findings.append(Finding(loc, f"should be true or false, got {strict!r}", "write true or false"))
+    elif strict:
+        fallback = flat.setdefault("synchronous_fallback", SyncFallback.BLOCK)
+        if str(fallback).lower() != SyncFallback.BLOCK:
+            findings.append(
+                Finding(
+                    (*prefix, "synchronous_fallback"),
+                    f"strict synchronous mode means block, but synchronous_fallback is {fallback!r}",
+                    "drop synchronous_fallback, or use synchronous_mode: on with the fallback you want",
+                )
+            )
+    return flat, findings
+
+
+def _timing_findings(model: DynamicModel, prefix: Loc) -> list[Finding]:
+    # Patroni silently rewrites impossible timings; we refuse them so what runs is what was written.
+    ttl, loop_wait, retry = model.ttl, model.loop_wait, model.retry_timeout
+    if ttl < _ETCD_MIN_TTL:
+        return [
+            Finding(
+                (*prefix, "ttl"),
+                f"ttl {ttl:g} is below etcd's minimum lease of {_ETCD_MIN_TTL:g} seconds",
+                f"set ttl to {_ETCD_MIN_TTL:g} or more",
+            )
+        ]
+    needed = loop_wait + 2 * retry
+    if needed > ttl:
+        return [
+            Finding(
+                (*prefix, "ttl"),
+                f"loop_wait + 2 * retry_timeout = {loop_wait:g} + 2 * {retry:g} = {needed:g} exceeds "
+                f"ttl = {ttl:g}: the leader key could expire before the leader has retried etcd",
+                f"raise ttl to at least {needed:g}, or lower loop_wait or retry_timeout",
+            )
+        ]
+    return []

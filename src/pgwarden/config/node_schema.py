@@ -1,0 +1,115 @@
+"""The pydantic schema of a node config file; node.py turns a validated one into NodeConfig."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pgwarden.config.fields import (
+    AbsolutePath,
+    AddressField,
+    EtcdPrefix,
+    HbaLine,
+    HostList,
+    IpAddress,
+    LogLevel,
+    Name,
+    NonEmpty,
+    Parameters,
+)
+from pgwarden.model.cluster import Tags
+from pgwarden.model.node import EtcdSettings, NodeConfig
+
+
+def _default(cls: type[Any], name: str) -> Any:
+    """A dataclass field's default, so that numbers and paths are written down only once."""
+    default = next(f.default for f in dataclasses.fields(cls) if f.name == name)
+    if default is dataclasses.MISSING:
+        raise TypeError(f"{cls.__name__}.{name} has no default")
+    return default
+
+
+_TAGS = Tags()
+# PostgresSettings leaves bin_dir to the config: Debian's PostgreSQL 15 is what we target.
+DEFAULT_BIN_DIR = "/usr/lib/postgresql/15/bin"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class CredentialsModel(_Section):
+    username: NonEmpty = Field(examples=["postgres"])
+    password: str | None = Field(None, examples=["a-secret"])
+
+
+class AuthenticationModel(_Section):
+    superuser: CredentialsModel = Field(examples=["{username: postgres, password: ...}"])
+    replication: CredentialsModel = Field(examples=["{username: replicator, password: ...}"])
+
+
+class EtcdModel(_Section):
+    hosts: HostList = Field(min_length=1, examples=["[127.0.0.21:2379, 127.0.0.22:2379, 127.0.0.23:2379]"])
+    prefix: EtcdPrefix = Field(_default(EtcdSettings, "prefix"), examples=["/pgwarden"])
+    bind_address: IpAddress | None = Field(None, examples=["127.0.0.11"])
+
+
+class ApiAuthModel(_Section):
+    username: NonEmpty = Field(examples=["admin"])
+    password: NonEmpty = Field(examples=["a-secret"])
+
+
+class ApiTlsModel(_Section):
+    certfile: AbsolutePath = Field(examples=["/etc/pgwarden/api.crt"])
+    keyfile: AbsolutePath | None = Field(None, examples=["/etc/pgwarden/api.key"])
+
+
+class ApiModel(_Section):
+    listen: AddressField = Field(examples=["127.0.0.11:8008"])
+    connect_address: AddressField | None = Field(None, examples=["127.0.0.11:8008"])
+    auth: ApiAuthModel | None = Field(None, examples=["{username: admin, password: ...}"])
+    tls: ApiTlsModel | None = Field(None, examples=["{certfile: /etc/pgwarden/api.crt, keyfile: ...}"])
+
+
+class PostgresModel(_Section):
+    listen: AddressField = Field(examples=["127.0.0.11:5432"])
+    connect_address: AddressField | None = Field(None, examples=["127.0.0.11:5432"])
+    data_dir: AbsolutePath = Field(examples=["/var/lib/postgresql/15/main"])
+    bin_dir: AbsolutePath = Field(DEFAULT_BIN_DIR, examples=["/usr/lib/postgresql/15/bin"])
+    run_as: NonEmpty | None = Field(None, examples=["postgres"])
+    socket_dir: AbsolutePath | None = Field(None, examples=["/var/run/postgresql"])
+    authentication: AuthenticationModel = Field(examples=["{superuser: {...}, replication: {...}}"])
+    parameters: Parameters = Field(default_factory=dict, examples=["{shared_buffers: 128MB}"])
+    pg_hba: list[HbaLine] = Field(
+        default_factory=list, examples=['["host all all 127.0.0.0/8 scram-sha-256"]']
+    )
+
+
+class TagsModel(BaseModel):
+    # Unknown keys are the operator's own tags (Tags.custom); node.py stringifies them.
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    nofailover: bool = Field(default=_TAGS.nofailover, examples=["false"])
+    noloadbalance: bool = Field(default=_TAGS.noloadbalance, examples=["false"])
+    nosync: bool = Field(default=_TAGS.nosync, examples=["false"])
+    failover_priority: int = Field(default=_TAGS.failover_priority, ge=0, examples=[1])
+    sync_priority: int = Field(default=_TAGS.sync_priority, ge=0, examples=[1])
+    clonefrom: bool = Field(default=_TAGS.clonefrom, examples=["false"])
+    replicatefrom: Name | None = Field(default=_TAGS.replicatefrom, examples=["node2"])
+
+
+class BootstrapModel(_Section):
+    dcs: dict[str, Any] = Field(default_factory=dict, examples=["{ttl: 30, loop_wait: 10}"])  # dynamic.py
+
+
+class NodeModel(_Section):
+    cluster: Name = Field(examples=["main"])
+    name: Name = Field(examples=["node1"])
+    log_level: LogLevel = Field(_default(NodeConfig, "log_level"), examples=["INFO"])
+    etcd: EtcdModel = Field(examples=["{hosts: [127.0.0.21:2379]}"])
+    api: ApiModel = Field(examples=["{listen: 127.0.0.11:8008}"])
+    postgresql: PostgresModel = Field(examples=["{listen: 127.0.0.11:5432, data_dir: ...}"])
+    tags: TagsModel = Field(default_factory=lambda: TagsModel(), examples=["{nofailover: false}"])
+    bootstrap: BootstrapModel = Field(default_factory=BootstrapModel, examples=["{dcs: {ttl: 30}}"])
