@@ -1,0 +1,327 @@
+"""`Store` over etcd 3.4's v3 JSON gateway (``POST /v3/...``), with endpoint rotation and timeouts.
+
+Why our own thin client rather than etcd3gw (or the gRPC client):
+
+- every request carries its own timeout, so a hung or partitioned member costs about
+  ``timeout`` seconds and a whole call at most about ``timeout * len(endpoints)`` (each attempt
+  gets what is left of that budget; httpx applies it per phase: connect, send, read);
+- the client's *source* address can be bound (``bind_address``), so tests cut the network
+  between one node's loopback address and etcd and leave the other nodes untouched;
+- the client rotates over several endpoints and sticks to the one that last answered;
+  etcd3gw talks to a single endpoint and goes through ``requests``.
+
+Reads are linearizable (etcd's default), so a member cut off from the majority never answers
+with stale data: it times out or says "no leader", and we move on to the next endpoint.
+
+Thread safety: one `EtcdStore` may be shared by threads. Ordinary calls go through one
+``httpx.Client`` (its connection pool is thread-safe); `watch` uses a second client of its own,
+so a long poll never holds a connection the agent's loop needs. The only other shared state is
+the index of the preferred endpoint, a plain int whose races are harmless.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import httpx
+
+from pgwarden.dcs.store import KeyValue, LeaseExpired, Snapshot, StoreError, WatchEvent
+from pgwarden.model.node import Address
+
+# gRPC codes the gateway passes through, which mean "this member cannot serve now, another
+# may": DeadlineExceeded ("request timed out") and Unavailable ("no leader", "leader changed").
+_TRANSIENT_CODES = frozenset({4, 14})
+_NOT_FOUND = 5
+
+Json = dict[str, Any]
+
+
+def _b64(text: str | bytes) -> str:
+    raw = text.encode() if isinstance(text, str) else text
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(text: str) -> str:
+    return base64.b64decode(text).decode("utf-8", errors="replace")
+
+
+def prefix_end(prefix: str) -> bytes:
+    """The smallest key greater than every key starting with ``prefix`` (etcd's range_end)."""
+    raw = bytearray(prefix.encode())
+    while raw:
+        if raw[-1] < 0xFF:
+            raw[-1] += 1
+            return bytes(raw)
+        raw.pop()
+    return b"\0"  # an empty or all-0xFF prefix: the whole keyspace
+
+
+class _EtcdAnswer(StoreError):
+    """etcd answered with an error that another member would answer the same way."""
+
+    def __init__(self, endpoint: Address, code: int | None, message: str) -> None:
+        super().__init__(f"etcd {endpoint} refused the request: {message}")
+        self.code = code
+        self.message = message
+
+
+def _error_of(answer: Json) -> tuple[int | None, str] | None:
+    """The gateway's error, in either of its shapes (unary, or wrapped in a stream message)."""
+    error = answer.get("error")
+    if error is None:
+        return None
+    if isinstance(error, dict):
+        code = error.get("grpc_code", error.get("code"))
+        return (int(code) if code is not None else None, str(error.get("message", error)))
+    code = answer.get("code")
+    return (int(code) if code is not None else None, str(answer.get("message", error)))
+
+
+def _is_transient(code: int | None, message: str) -> bool:
+    # A member cut off from the majority also answers "context deadline exceeded" (code 2).
+    return code in _TRANSIENT_CODES or any(
+        sign in message for sign in ("leader", "timed out", "deadline exceeded")
+    )
+
+
+def _describe(exc: httpx.TransportError, budget: float) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {budget:.1f}s"
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError) and "refused" in text.lower():
+        return "refused"
+    return text
+
+
+def _key_value(kv: Json) -> KeyValue:
+    return KeyValue(
+        key=_unb64(kv["key"]),
+        value=_unb64(kv.get("value", "")),
+        mod_revision=int(kv.get("mod_revision", 0)),
+        create_revision=int(kv.get("create_revision", 0)),
+        lease=int(kv.get("lease", 0)),
+    )
+
+
+def _revision(answer: Json) -> int:
+    return int(answer.get("header", {}).get("revision", 0))
+
+
+class EtcdStore:
+    """A `Store` talking to etcd's v3 JSON gateway on ``endpoints``; see the module docstring."""
+
+    def __init__(self, endpoints: Sequence[Address], timeout: float, bind_address: str | None = None) -> None:
+        if not endpoints:
+            raise ValueError("EtcdStore needs at least one endpoint")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout}")
+        self._endpoints = tuple(endpoints)
+        self._timeout = timeout
+        self._preferred = 0
+        self._client = self._new_client(bind_address)
+        self._watch_client = self._new_client(bind_address)
+
+    @staticmethod
+    def _new_client(bind_address: str | None) -> httpx.Client:
+        transport = httpx.HTTPTransport(local_address=bind_address)
+        # Grpc-Metadata-Hasleader makes a member without a leader answer "no leader" at once
+        # instead of waiting (and, for watches, which are not linearizable, instead of serving
+        # a stream that will never see an event); that answer moves us on to the next member.
+        headers = {"Grpc-Metadata-Hasleader": "true"}
+        return httpx.Client(transport=transport, headers=headers, trust_env=False)
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _attempts(self) -> Iterator[tuple[int, Address, float]]:
+        """Each endpoint once, preferred first, with the time it may take; stops at the deadline."""
+        deadline = time.monotonic() + self._timeout * len(self._endpoints)
+        start = self._preferred
+        for i in range(len(self._endpoints)):
+            index = (start + i) % len(self._endpoints)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.01:
+                return
+            yield index, self._endpoints[index], min(self._timeout, remaining)
+
+    def _unreachable(self, failures: list[tuple[Address, str]]) -> StoreError:
+        tried = {endpoint for endpoint, _ in failures}
+        reasons = [f"{endpoint} {reason}" for endpoint, reason in failures]
+        reasons += [f"{ep} not tried (deadline)" for ep in self._endpoints if ep not in tried]
+        return StoreError("etcd unreachable: " + "; ".join(reasons))
+
+    def _call(self, path: str, body: Json) -> Json:
+        """POST ``body`` to ``path`` on the first endpoint that answers; unwrap stream messages."""
+        failures: list[tuple[Address, str]] = []
+        for index, endpoint, budget in self._attempts():
+            try:
+                response = self._client.post(
+                    f"http://{endpoint}{path}", json=body, timeout=httpx.Timeout(budget)
+                )
+                answer = self._parse(response)
+            except httpx.TransportError as exc:
+                failures.append((endpoint, _describe(exc, budget)))
+                continue
+            except ValueError:
+                failures.append((endpoint, f"answered HTTP {response.status_code}, not JSON"))
+                continue
+            error = _error_of(answer)
+            if error is not None:
+                code, message = error
+                if _is_transient(code, message):
+                    failures.append((endpoint, f"answered {message!r}"))
+                    continue
+                self._preferred = index
+                raise _EtcdAnswer(endpoint, code, message)
+            self._preferred = index
+            return answer
+        raise self._unreachable(failures)
+
+    @staticmethod
+    def _parse(response: httpx.Response) -> Json:
+        # Streaming endpoints (keepalive) answer one JSON object per line, wrapped in "result".
+        # An empty body is a member dying mid-answer, never "no TTL" (that would fake LeaseExpired).
+        lines = response.text.strip().splitlines()
+        if not lines:
+            raise ValueError("empty answer")
+        answer = json.loads(lines[0])
+        if not isinstance(answer, dict):
+            raise ValueError("not a JSON object")
+        result = answer.get("result")
+        return result if isinstance(result, dict) else answer
+
+    # -- Store -------------------------------------------------------------------------------
+
+    def get_prefix(self, prefix: str) -> Snapshot:
+        answer = self._call("/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))})
+        items = tuple(_key_value(kv) for kv in answer.get("kvs", []))
+        return Snapshot(revision=_revision(answer), items=items)
+
+    def grant_lease(self, ttl: float) -> int:
+        answer = self._call("/v3/lease/grant", {"TTL": str(max(1, math.ceil(ttl)))})
+        return int(answer["ID"])
+
+    def keepalive(self, lease: int) -> float:
+        try:
+            answer = self._call("/v3/lease/keepalive", {"ID": str(lease)})
+        except _EtcdAnswer as exc:
+            if exc.code == _NOT_FOUND:
+                raise LeaseExpired(f"lease {lease:x} expired: {exc.message}") from exc
+            raise
+        ttl = int(answer.get("TTL", 0))
+        if ttl <= 0:
+            raise LeaseExpired(f"lease {lease:x} expired: etcd no longer has it")
+        return float(ttl)
+
+    def revoke(self, lease: int) -> None:
+        try:
+            self._call("/v3/lease/revoke", {"ID": str(lease)})
+        except _EtcdAnswer as exc:
+            if exc.code != _NOT_FOUND:
+                raise
+
+    def put(self, key: str, value: str, lease: int = 0) -> int:
+        return _revision(self._call("/v3/kv/put", _put(key, value, lease)))
+
+    def create(self, key: str, value: str, lease: int = 0) -> bool:
+        compare = {"key": _b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
+        return self._txn(compare, {"request_put": _put(key, value, lease)})
+
+    def replace(self, key: str, value: str, expected_value: str, lease: int = 0) -> bool:
+        compare = {"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(expected_value)}
+        return self._txn(compare, {"request_put": _put(key, value, lease)})
+
+    def replace_at(self, key: str, value: str, mod_revision: int) -> bool:
+        if mod_revision == 0:
+            return self.create(key, value)
+        compare = {"key": _b64(key), "target": "MOD", "result": "EQUAL", "mod_revision": str(mod_revision)}
+        return self._txn(compare, {"request_put": _put(key, value, 0)})
+
+    def delete(self, key: str, expected_value: str | None = None) -> bool:
+        if expected_value is None:
+            return int(self._call("/v3/kv/deleterange", {"key": _b64(key)}).get("deleted", 0)) > 0
+        compare = {"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(expected_value)}
+        return self._txn(compare, {"request_delete_range": {"key": _b64(key)}})
+
+    def _txn(self, compare: Json, then: Json) -> bool:
+        # protobuf's JSON leaves out false: an absent "succeeded" means the compare failed.
+        return bool(self._call("/v3/kv/txn", {"compare": [compare], "success": [then]}).get("succeeded"))
+
+    def watch(self, prefix: str, start_revision: int, timeout: float) -> list[WatchEvent]:
+        request: Json = {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))}
+        if start_revision > 0:
+            request["start_revision"] = str(start_revision)
+        deadline = time.monotonic() + max(0.0, timeout)
+        failures: list[tuple[Address, str]] = []
+        for index, endpoint, budget in self._attempts():
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return []
+            try:
+                events = self._watch_once(endpoint, request, connect=budget, wait=wait)
+            except httpx.TimeoutException:
+                return []  # connected but nothing happened in time (or a hung member: same answer)
+            except httpx.TransportError as exc:
+                failures.append((endpoint, _describe(exc, budget)))
+                continue
+            except _EtcdAnswer as exc:
+                if _is_transient(exc.code, exc.message):
+                    failures.append((endpoint, f"answered {exc.message!r}"))
+                    continue
+                raise
+            self._preferred = index
+            return events
+        raise self._unreachable(failures)
+
+    def _watch_once(self, endpoint: Address, request: Json, connect: float, wait: float) -> list[WatchEvent]:
+        timeout = httpx.Timeout(wait, connect=min(connect, wait))
+        url = f"http://{endpoint}/v3/watch"
+        with self._watch_client.stream(
+            "POST", url, json={"create_request": request}, timeout=timeout
+        ) as response:
+            for line in response.iter_lines():
+                if not line.strip():
+                    continue
+                message = json.loads(line)
+                error = _error_of(message)
+                if error is not None:
+                    raise _EtcdAnswer(endpoint, *error)
+                result = message.get("result", {})
+                if result.get("canceled"):
+                    reason = result.get("cancel_reason") or "watch canceled"
+                    if "compact_revision" in result:
+                        reason = f"revision {request.get('start_revision')} compacted"
+                    raise _EtcdAnswer(endpoint, None, reason)
+                events = result.get("events")
+                if events:
+                    return [_watch_event(e) for e in events]
+            return []  # the stream ended without events (e.g. member shutting down)
+
+    def close(self) -> None:
+        self._client.close()
+        self._watch_client.close()
+
+    def __enter__(self) -> EtcdStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _put(key: str, value: str, lease: int) -> Json:
+    body: Json = {"key": _b64(key), "value": _b64(value)}
+    if lease:
+        body["lease"] = str(lease)
+    return body
+
+
+def _watch_event(event: Mapping[str, Any]) -> WatchEvent:
+    kv = _key_value(event["kv"])
+    kind: Literal["put", "delete"] = "delete" if event.get("type") == "DELETE" else "put"
+    return WatchEvent(
+        kind=kind, key=kv.key, value=kv.value if kind == "put" else "", mod_revision=kv.mod_revision
+    )
