@@ -20,7 +20,8 @@ from pgwarden.ha import actions as a
 from pgwarden.ha.observation import Observation
 from pgwarden.model import HistoryEntry, JobKind, LeaderStatus, Lsn, NodeConfig
 from pgwarden.postgres.conninfo import StandbyUpstream
-from pgwarden.postgres.controller import PostgresController, slot_name
+from pgwarden.postgres.controller import PostgresController
+from pgwarden.postgres.slots import slot_name
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ class Executor:
         jobs: JobRunner,
         lease: LeaderLease,
         member_lease: Callable[[], int],
+        clock: Callable[[], float] = monotonic,
     ) -> None:
+        self._clock = clock
         self._config = config
         self._store = store
         self._cluster = cluster
@@ -90,7 +93,7 @@ class Executor:
     # --- leader key -------------------------------------------------------------------------
     def _acquire(self, _: a.AcquireLeader, obs: Observation) -> bool:
         ttl = obs.view.config.ttl
-        sent = monotonic()
+        sent = self._clock()
         lease = self._store.grant_lease(ttl)
         if not self._cluster.acquire_leader(self._config.name, lease):
             self._store.revoke(lease)
@@ -101,21 +104,26 @@ class Executor:
 
     def _renew(self, _: a.RenewLeader, obs: Observation) -> bool:
         ttl = obs.view.config.ttl
-        sent = monotonic()
+        sent = self._clock()
         lease = self._lease.lease_id
         if lease is not None:
             try:
+                # The key lives exactly as long as this lease: renewing it is one request. That
+                # the key still carries our name, this cycle's linearizable read just showed.
                 self._store.keepalive(lease)
             except LeaseExpired:
-                lease = None
-        if lease is None:
-            # Adopting a key that carries our name (agent restarted, or lease lost while the key
-            # survived): a fresh lease, then re-attach the key only if it is still ours.
-            lease = self._store.grant_lease(ttl)
+                self._lease.forget()
+                return False
+            self._lease.renewed(lease, sent, ttl)
+            return True
+        # Adopting a key that carries our name (agent restarted, or lease lost while the key
+        # survived): a fresh lease, then re-attach the key only if it is still ours.
+        lease = self._store.grant_lease(ttl)
         if not self._cluster.confirm_leader(self._config.name, lease):
-            self._lease.forget()
+            self._store.revoke(lease)
             return False
         self._lease.renewed(lease, sent, ttl)
+        log.info("took over the leader key carrying my name with a new lease")
         return True
 
     def _release(self, _: a.ReleaseLeader, obs: Observation) -> bool:
@@ -170,7 +178,9 @@ class Executor:
 
     # --- what the leader publishes --------------------------------------------------------------
     def _append_history(self, action: a.AppendHistory, obs: Observation) -> None:
-        timeline = self._pg.current_timeline()
+        timeline = self._pg.probe().timeline
+        if timeline is None:
+            raise ActionFailed("cannot read the timeline after promotion")
         entries = self._pg.timeline_history(timeline)
         switch = entries[-1][1] if entries else Lsn(0)
         self._cluster.append_history(

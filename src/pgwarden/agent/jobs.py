@@ -36,7 +36,9 @@ class JobRunner:
             if self._job is not None and self._job.running:
                 raise RuntimeError(f"a {self._job.kind.value} job is already running")
             self._job = Job(kind=kind, running=True)
-        self._thread = threading.Thread(target=self._run, args=(kind, work), name=f"job-{kind.value}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(kind, work), name=f"job-{kind.value}", daemon=True
+        )
         self._thread.start()
 
     def _run(self, kind: JobKind, work: Work) -> None:

@@ -24,7 +24,6 @@ from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
 from pgwarden.model import ClusterView, LocalState, NodeConfig
 from pgwarden.postgres.controller import PostgresController
-from pgwarden.postgres.probe import probe
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,9 @@ class Agent:
         dcs = config.bootstrap
         # Each etcd request gets half the retry budget per endpoint, so a renewal can still try a
         # second member within retry_timeout when the first hangs.
-        self.store = EtcdStore(list(config.etcd.hosts), timeout=dcs.retry_timeout / 2, bind_address=config.etcd.bind_address)
+        self.store = EtcdStore(
+            list(config.etcd.hosts), timeout=dcs.retry_timeout / 2, bind_address=config.etcd.bind_address
+        )
         self.keys = ClusterKeys(config.cluster, config.etcd.prefix)
         self.cluster = ClusterStore(self.store, config.cluster, config.etcd.prefix)
         self.postgres = PostgresController(config.postgresql, config.name)
@@ -48,7 +49,9 @@ class Agent:
         self.lease = LeaderLease()
         self.peers = PeerClient(timeout=min(1.0, dcs.retry_timeout), bind_address=config.etcd.bind_address)
         self.observer = Observer(config, self.cluster, self._probe, self.jobs, self.peers, self.lease)
-        self.executor = Executor(config, self.store, self.cluster, self.postgres, self.jobs, self.lease, self._member_lease_id)
+        self.executor = Executor(
+            config, self.store, self.cluster, self.postgres, self.jobs, self.lease, self._member_lease_id
+        )
         self._member_lease: int | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -59,7 +62,7 @@ class Agent:
         self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
 
     def _probe(self) -> LocalState:
-        return probe(self.config.postgresql, _PROBE_TIMEOUT)
+        return self.postgres.probe(_PROBE_TIMEOUT)
 
     def _member_lease_id(self) -> int:
         if self._member_lease is None:
@@ -73,7 +76,12 @@ class Agent:
     def run(self) -> None:
         self.api.start()
         self.watch.start()
-        log.info("agent %s of cluster %s started; API on %s", self.config.name, self.config.cluster, self.config.api.listen)
+        log.info(
+            "agent %s of cluster %s started; API on %s",
+            self.config.name,
+            self.config.cluster,
+            self.config.api.listen,
+        )
         memory = Memory()
         last_message = ""
         try:
@@ -101,7 +109,9 @@ class Agent:
             self.cluster.publish_member(member, self._member_lease_id())
         except StoreError as exc:
             log.debug("cannot publish member: %s", exc)
-        self.snapshots.set(Snapshot(self.config, obs.view, local, member, decision, obs.store_ok, monotonic()))
+        self.snapshots.set(
+            Snapshot(self.config, obs.view, local, member, decision, obs.store_ok, monotonic())
+        )
 
     def _keep_member_lease(self, obs: Observation) -> None:
         if self._member_lease is None or not obs.store_ok:
@@ -115,7 +125,9 @@ class Agent:
     def _sleep(self, started: float, obs: Observation, decision: Decision, succeeded: bool) -> None:
         loop_wait = obs.view.config.loop_wait
         quick = succeeded and any(isinstance(x, _STATE_CHANGING) for x in decision.actions)
-        wait = 0.2 if quick else max(0.0, loop_wait - (monotonic() - started))
+        # A leader whose renewal failed retries soon: its lease deadline is running out.
+        retry = not succeeded and self.lease.lease_id is not None
+        wait = 0.2 if quick else 0.25 if retry else max(0.0, loop_wait - (monotonic() - started))
         deadline = self.lease.deadline()
         if deadline is not None:
             # Decide again no later than the lease deadline: demotion must not wait a tick.

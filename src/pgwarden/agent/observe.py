@@ -45,7 +45,9 @@ class Observer:
         local = dataclasses.replace(self._probe(), job=self._jobs.status())
         # Peers matter only when choosing a new leader; asking them every cycle would tie each
         # agent's loop to the slowest peer's API for nothing.
-        peers = self._peers.gather(view.members, self._config.name) if store_ok and view.leader is None else {}
+        peers = (
+            self._peers.gather(view.members, self._config.name) if store_ok and view.leader is None else {}
+        )
         return Observation(
             name=self._config.name,
             tags=self._config.tags,

@@ -79,7 +79,7 @@ def peer_status(name: str, doc: dict[str, Any]) -> PeerStatus:
     """Read a peer's ``GET /patroni`` answer into the facts candidacy needs."""
     xlog = doc.get("xlog") or {}
     role_text = doc.get("role")
-    role = Role(role_text) if role_text in Role._value2member_map_ else None
+    role = Role(role_text) if isinstance(role_text, str) and role_text in Role._value2member_map_ else None
     running = doc.get("state") == "running"
     in_recovery: bool | None = None
     position = None
@@ -87,7 +87,9 @@ def peer_status(name: str, doc: dict[str, Any]) -> PeerStatus:
         in_recovery, position = False, xlog["location"]
     elif "received_location" in xlog or "replayed_location" in xlog:
         in_recovery = True
-        known = [x for x in (xlog.get("received_location"), xlog.get("replayed_location")) if isinstance(x, int)]
+        known = [
+            x for x in (xlog.get("received_location"), xlog.get("replayed_location")) if isinstance(x, int)
+        ]
         position = max(known) if known else None
     tags = doc.get("tags") or {}
     return PeerStatus(

@@ -28,6 +28,7 @@ def agent(config: Path = typer.Option(..., "-c", "--config", help="node config f
     )
     from pgwarden.agent.loop import Agent  # imported late: config errors answer without heavy imports
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     runner = Agent(node)
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:

@@ -6,6 +6,7 @@ import typer
 
 from pgwarden import __version__
 from pgwarden.cli.agent import agent
+from pgwarden.cli.stack import down, up
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="PostgreSQL HA cluster manager")
 
@@ -22,6 +23,8 @@ def version() -> None:
 
 
 app.command()(agent)
+app.command()(up)
+app.command()(down)
 
 
 def main() -> None:

@@ -8,7 +8,9 @@ The first rule that applies decides; ``RULES`` is that order, and the docs rende
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
+from pgwarden.ha.actions import Clone, Rewind, RunInitdb
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Memory, Observation
 from pgwarden.ha.reasons import Reason
@@ -22,6 +24,8 @@ from pgwarden.ha.rules.store import store_unreachable
 from pgwarden.model import DataDir
 
 Rule = Callable[[Observation], Decision | None]
+
+_JOBS = (RunInitdb, Clone, Rewind)
 
 
 def foreign_data_directory(obs: Observation) -> Decision | None:
@@ -51,6 +55,10 @@ def decide(obs: Observation) -> Decision:
     for rule in RULES:
         decision = rule(obs)
         if decision is not None:
+            if any(isinstance(a, _JOBS) for a in decision.actions):
+                # The new job's failure must be timed from when it is seen: the job record cannot
+                # tell it from the previous failure when it fails within one cycle.
+                memory = replace(memory, job_failed_at=None)
             return Decision(decision.actions, decision.reason, decision.detail, memory)
     raise AssertionError("no_leader applies whenever the other rules do not")  # pragma: no cover
 

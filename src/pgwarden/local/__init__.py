@@ -1,1 +1,1 @@
-"""pgwarden.local"""
+"""``pgwarden up`` / ``down``: a whole cluster (etcd x3, nodes, HAProxy) on loopback addresses."""

@@ -49,10 +49,12 @@ def _race(obs: Observation) -> Decision:
     config = view.config
     my_lsn = local.lsn
     status = view.status
-    # The published position counts only if it speaks of the timeline we are on and of another
-    # member: a position from an older timeline (a leader that died before publishing its own) or
-    # our own old one would stall failover for ever; then candidates just compare each other.
-    if status is not None and status.name != obs.name and status.timeline == local.timeline:
+    # The published position counts only if it speaks of another member and of our timeline or a
+    # newer one: a position from an older timeline (a leader that died before publishing its own)
+    # or our own old one would stall failover for ever; then candidates just compare each other.
+    # A standby that has not even reached the leader's timeline is at least that far behind.
+    newer_or_same = local.timeline is None or (status is not None and status.timeline >= local.timeline)
+    if status is not None and status.name != obs.name and newer_or_same:
         lag = status.lsn - my_lsn if my_lsn else status.lsn.value
         if lag > config.maximum_lag_on_failover:
             return act(
@@ -65,6 +67,9 @@ def _race(obs: Observation) -> Decision:
     in_force = config.synchronous_mode is not SyncMode.OFF and sync is not None and bool(sync.members)
     if in_force and sync is not None and obs.name not in sync.members:
         return act(Reason.NOT_RACING_NOT_SYNC, sync=sorted(sync.members))
+    # Outside the sync set a peer may not promote, so it is no rival even with more WAL: deferring
+    # to it would leave no one racing.
+    sync_set = sync.members if in_force and sync is not None else None
     mine = Standing.of(my_lsn, obs.tags.failover_priority, obs.name)
     candidates = 1
     for peer in sorted(obs.peers.values(), key=lambda p: p.name):
@@ -72,7 +77,7 @@ def _race(obs: Observation) -> Decision:
             continue
         if peer.running and peer.in_recovery is False:
             return act(Reason.NOT_RACING_PRIMARY_ALIVE, peer=peer.name)
-        if not _eligible(peer):
+        if not _eligible(peer, sync_set):
             continue
         candidates += 1
         theirs = Standing.of(peer.lsn, peer.tags.failover_priority, peer.name)
@@ -87,8 +92,9 @@ def _race(obs: Observation) -> Decision:
     )
 
 
-def _eligible(peer: PeerStatus) -> bool:
-    return peer.running and peer.in_recovery is True and not peer.tags.nofailover
+def _eligible(peer: PeerStatus, sync_set: frozenset[str] | None) -> bool:
+    in_sync = sync_set is None or peer.name in sync_set
+    return peer.running and peer.in_recovery is True and not peer.tags.nofailover and in_sync
 
 
 def _why_better(peer: PeerStatus, my_lsn: Lsn | None) -> str:

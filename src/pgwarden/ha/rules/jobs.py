@@ -20,9 +20,12 @@ def job_in_progress(obs: Observation) -> Decision | None:
 
 
 def job_backoff(obs: Observation) -> Decision | None:
-    job, failed_at = obs.local.job, obs.memory.job_failed_at
-    if job is None or job.ok is not False or failed_at is None:
+    job = obs.local.job
+    if job is None or job.ok is not False:
         return None
+    # The memory only learns of the failure in this cycle's decision, so the first cycle that sees
+    # it counts from now; otherwise that cycle would retry at once and the backoff never start.
+    failed_at = obs.now if obs.memory.job_failed_at is None else obs.memory.job_failed_at
     ago = obs.now - failed_at
     if ago >= RETRY_AFTER:
         return None

@@ -1,0 +1,5 @@
+"""``python -m pgwarden``: the same as the ``pgwarden`` command."""
+
+from pgwarden.cli.main import main
+
+main()

@@ -1,0 +1,107 @@
+"""Starting detached processes with a log file, and stopping exactly those (and their children) by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+def spawn(
+    cmd: Sequence[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> int:
+    """Start ``cmd`` in its own session, so it outlives the command that started it."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    return proc.pid
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (PostgreSQL backends start their own sessions, so a process
+    group kill misses them; the parent links in /proc do not)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def signal_tree(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to ``pid`` and all its descendants (found first, so none escapes re-parenting)."""
+    for target in [pid, *children(pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, sig)
+
+
+def stop(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL of the whole tree if it has not exited within ``timeout``."""
+    if not alive(pid):
+        return
+    tree = [pid, *children(pid)]
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive(pid):
+        _reap(pid)
+        time.sleep(0.1)
+    for target in tree + children(pid):
+        if alive(target):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(target, signal.SIGKILL)
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The postmaster's PID from postmaster.pid, if that process is alive."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if alive(pid) else None
+
+
+def signal_one(pid: int, sig: signal.Signals) -> None:
+    """Signal one process alone (an agent killed while its PostgreSQL, a separate session, lives on)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)

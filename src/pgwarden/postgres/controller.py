@@ -1,0 +1,408 @@
+"""PostgresController: every action the agent takes on its local PostgreSQL, each bounded in time."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pgwarden.model.local import DataDir, LocalState
+from pgwarden.model.lsn import Lsn
+from pgwarden.model.node import PostgresSettings
+from pgwarden.postgres import settings as conf
+from pgwarden.postgres import slots as slot_sql
+from pgwarden.postgres import sql
+from pgwarden.postgres.commands import PostgresError, chown_to_run_as, run, run_streaming, secret_file
+from pgwarden.postgres.conninfo import StandbyUpstream, make_conninfo
+from pgwarden.postgres.controldata import classify
+from pgwarden.postgres.probe import DEFAULT_PROBE_TIMEOUT, postmaster_pid, probe
+from pgwarden.postgres.roles import ensure_replication_role
+from pgwarden.postgres.settings import ManagedConf, ParamValue
+from pgwarden.postgres.slots import SlotInfo, slot_name
+
+__all__ = ["ParamChange", "PostgresController", "StandbyUpstream", "StopMode", "slot_name"]
+
+StopMode = Literal["fast", "immediate", "smart"]
+SQL_TIMEOUT = 10.0
+PEER_CONNECT_TIMEOUT = 10
+# pg_ctl enforces its own -t; the subprocess bound leaves it room to report.
+_PG_CTL_GRACE = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ParamChange:
+    """What update_parameters changed, and which of those only a restart applies."""
+
+    changed: frozenset[str]
+    restart_required: frozenset[str]
+
+
+class PostgresController:
+    """Acts on one local PostgreSQL instance: the only code that starts, stops or rewrites it.
+
+    Methods are synchronous and bounded by their ``timeout``; they raise PostgresError when the
+    action failed. Configuration writes are serialised so threads may share one controller.
+    """
+
+    def __init__(self, settings: PostgresSettings, name: str) -> None:
+        self.settings = settings
+        self.name = name  # the member name: application_name towards the upstream
+        self._lock = threading.RLock()
+        self._managed = conf.read_managed(settings)
+
+    # ---- observation -------------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.settings.data_dir)
+
+    @property
+    def log_file(self) -> Path:
+        """Server log, beside (not inside) the data directory: clone and rewind copy that."""
+        return self.data_dir.with_name(self.data_dir.name + ".log")
+
+    def probe(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> LocalState:
+        return probe(self.settings, timeout)
+
+    def is_running(self) -> bool:
+        return postmaster_pid(self.settings.data_dir) is not None
+
+    def current_timeline(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> int:
+        """The timeline the instance runs on (pg_control's when it is stopped)."""
+        state = self.probe(timeout)
+        if state.running and not state.probe_ok:
+            raise PostgresError("PostgreSQL runs but did not answer: its timeline is unknown")
+        timeline = state.timeline if state.running else state.control_timeline
+        if timeline is None:
+            raise PostgresError("the current timeline is unknown (no answer and no pg_control)")
+        return timeline
+
+    def timeline_history(self, timeline: int) -> list[tuple[int, Lsn, str]]:
+        """The switch points that led to ``timeline`` (pg_wal/<tli>.history); [] for timeline 1."""
+        path = self.data_dir / "pg_wal" / f"{timeline:08X}.history"
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return []
+        history = []
+        for line in text.splitlines():
+            parts = line.strip().split(None, 2)
+            if len(parts) < 2 or parts[0].startswith("#"):
+                continue
+            history.append((int(parts[0]), Lsn.parse(parts[1]), parts[2] if len(parts) > 2 else ""))
+        return history
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def initdb(self, timeout: float = 120.0) -> None:
+        """Create a new cluster with data checksums (pg_rewind relies on them), then our config."""
+        password = self.settings.superuser.password
+        if not password:
+            raise PostgresError("initdb needs a superuser password (local logins use SCRAM)")
+        self._prepare_empty_data_dir("initdb")
+        args = [
+            "-D", self.settings.data_dir,
+            "-k",
+            "-U", self.settings.superuser.username,
+            "--auth-local=scram-sha-256",
+            "--auth-host=scram-sha-256",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-instructions",
+        ]  # fmt: skip
+        try:
+            with secret_file(self.settings, password + "\n") as pwfile:
+                run(self.settings, "initdb", [*args, f"--pwfile={pwfile}"], timeout=timeout)
+        except BaseException:
+            self._clear_data_dir()
+            raise
+        with self._lock:
+            self._managed = ManagedConf(cluster_parameters=self._managed.cluster_parameters)
+            self._write_config()
+
+    def start(self, timeout: float = 60.0, wait: bool = True) -> None:
+        """Start; with ``wait``, until connections are accepted. Fine when it already runs.
+
+        Without ``wait`` it returns once the postmaster is launched; the probe tells when it is up.
+        """
+        if self.is_running():
+            return
+        if classify(self.settings).kind is not DataDir.VALID:
+            raise PostgresError(f"cannot start: {self.data_dir} holds no valid cluster")
+        self._ensure_socket_dir()
+        self.log_file.touch(mode=0o600, exist_ok=True)
+        chown_to_run_as(self.settings, self.log_file)
+        with self._lock:
+            self._write_config()
+        waiting = ["-w", "-t", str(int(timeout))] if wait else ["-W"]
+        args = ["start", "-D", str(self.data_dir), *waiting, "-l", str(self.log_file)]
+        try:
+            # A new session: a Ctrl-C aimed at the agent must not reach the postmaster.
+            run(self.settings, "pg_ctl", args, timeout=timeout + _PG_CTL_GRACE, new_session=True)
+        except PostgresError as exc:
+            raise PostgresError(
+                f"PostgreSQL did not start; server log ends with:\n{self._log_tail()}",
+                command=exc.command,
+                returncode=exc.returncode,
+                stderr_tail=exc.stderr_tail,
+            ) from None
+
+    def stop(self, mode: StopMode = "fast", timeout: float = 60.0) -> None:
+        """Stop and wait until the postmaster is gone; fine when it is not running."""
+        if mode not in ("fast", "immediate", "smart"):
+            raise ValueError(f"unknown stop mode: {mode!r}")
+        if not self.is_running():
+            return
+        args = ["stop", "-D", str(self.data_dir), "-m", mode, "-w", "-t", str(int(timeout))]
+        try:
+            run(self.settings, "pg_ctl", args, timeout=timeout + _PG_CTL_GRACE)
+        except PostgresError:
+            if self.is_running():
+                raise
+
+    def restart(self, timeout: float = 60.0, mode: StopMode = "fast") -> None:
+        self.stop(mode, timeout)
+        self.start(timeout)
+
+    def reload(self, timeout: float = SQL_TIMEOUT) -> None:
+        """Make a running server re-read its configuration; a stopped one reads it at start."""
+        if self.is_running():
+            run(self.settings, "pg_ctl", ["reload", "-D", str(self.data_dir)], timeout=timeout)
+
+    def promote(self, timeout: float = 60.0) -> None:
+        """Promote and checkpoint at once, so pg_control carries the new timeline (other nodes'
+        pg_rewind reads it from there)."""
+        args = ["promote", "-D", str(self.data_dir), "-w", "-t", str(int(timeout))]
+        try:
+            run(self.settings, "pg_ctl", args, timeout=timeout + _PG_CTL_GRACE)
+        except PostgresError:
+            # A retry after a promotion that went through (e.g. its checkpoint timed out).
+            if not self.probe().is_primary:
+                raise
+        self.checkpoint(timeout)
+        self.configure_primary()
+
+    def checkpoint(self, timeout: float = 60.0) -> None:
+        with sql.local_session(self.settings, timeout) as conn:
+            conn.execute("CHECKPOINT")
+
+    # ---- configuration -----------------------------------------------------------------
+
+    def configure_standby(self, upstream: StandbyUpstream | None, slot: str | None) -> None:
+        """Follow ``upstream`` through ``slot``; None: a standby following no one (read-only).
+
+        A running standby picks the change up by reload; a running primary becomes a standby only
+        when restarted (standby.signal is read at start).
+        """
+        with self._lock:
+            self._managed = dataclasses.replace(
+                self._managed, upstream=upstream, slot=slot if upstream else None
+            )
+            changed = self._write_config()
+            self._touch(self.data_dir / "standby.signal")
+        if changed:
+            self.reload()
+
+    def configure_primary(self) -> None:
+        """Drop standby.signal and primary_conninfo: the next start runs read-write."""
+        with self._lock:
+            self._managed = dataclasses.replace(self._managed, upstream=None, slot=None)
+            changed = self._write_config()
+            (self.data_dir / "standby.signal").unlink(missing_ok=True)
+        if changed:
+            self.reload()
+
+    def set_synchronous_standby_names(self, value: str) -> None:
+        with self._lock:
+            self._managed = dataclasses.replace(self._managed, synchronous_standby_names=value)
+            changed = self._write_config()
+        if changed:
+            self.reload()
+
+    def update_parameters(self, params: Mapping[str, ParamValue]) -> ParamChange:
+        """Apply the cluster's parameters (node parameters still win); reload when running."""
+        with self._lock:
+            before = conf.effective_parameters(self.settings, self._managed.cluster_parameters)
+            after = conf.effective_parameters(self.settings, params)
+            changed = frozenset(
+                k for k in before.keys() | after.keys()
+                if _rendered(before.get(k)) != _rendered(after.get(k))
+            )  # fmt: skip
+            self._managed = dataclasses.replace(self._managed, cluster_parameters=dict(params))
+            self._write_config()
+        if not changed or not self.is_running():
+            return ParamChange(changed, frozenset())
+        with sql.local_session(self.settings, SQL_TIMEOUT) as conn:
+            rows = conn.execute(
+                "SELECT name, context FROM pg_settings WHERE name = ANY(%s)", (sorted(changed),)
+            ).fetchall()
+        contexts = {str(name): str(context) for name, context in rows}
+        # A name the server does not know yet (an extension's) is assumed to need a restart.
+        restart = frozenset(n for n in changed if contexts.get(n, "postmaster") == "postmaster")
+        self.reload()
+        return ParamChange(changed, restart)
+
+    # ---- data directory ----------------------------------------------------------------
+
+    def clone(
+        self,
+        source: StandbyUpstream,
+        slot: str | None,
+        progress: Callable[[str], None],
+        timeout: float = 3600.0,
+    ) -> None:
+        """Copy ``source`` with pg_basebackup into the (missing or empty) data directory and
+        configure this node as its standby through ``slot``. On failure the directory is emptied
+        again, so it reads MISSING."""
+        self._prepare_empty_data_dir("clone")
+        try:
+            if slot:
+                with sql.remote_session(self.settings, source.host, source.port, SQL_TIMEOUT) as c:
+                    slot_sql.create_slot(c, slot)
+            conninfo = make_conninfo({
+                "host": source.host,
+                "port": source.port,
+                "user": self.settings.replication.username,
+                "application_name": self.name,
+                "connect_timeout": PEER_CONNECT_TIMEOUT,
+            })  # fmt: skip
+            args = ["-D", self.settings.data_dir, "-X", "stream", "-c", "fast", "--progress",
+                    "--no-password", "-d", conninfo, *(["-S", slot] if slot else [])]  # fmt: skip
+            run_streaming(
+                self.settings,
+                "pg_basebackup",
+                args,
+                timeout=timeout,
+                on_line=progress,
+                env=_password_env(self.settings.replication.password),
+            )
+        except BaseException:
+            self._clear_data_dir()
+            raise
+        with self._lock:
+            self._managed = ManagedConf(cluster_parameters=self._managed.cluster_parameters)
+        self.configure_standby(source, slot)
+
+    def rewind(self, source: StandbyUpstream, timeout: float = 600.0) -> None:
+        """Rewind the stopped data directory onto ``source``'s timeline with pg_rewind.
+
+        Afterwards, failed or not, the node is a standby following no one (safety rule 6): the
+        caller configures its upstream.
+        """
+        if self.is_running():
+            raise PostgresError("cannot rewind while PostgreSQL runs: stop it first")
+        if classify(self.settings).kind is not DataDir.VALID:
+            raise PostgresError(f"cannot rewind: {self.data_dir} holds no valid cluster")
+        # pg_rewind finishes an unclean shutdown in single-user mode, which refuses standby mode.
+        for signal in ("standby.signal", "recovery.signal"):
+            (self.data_dir / signal).unlink(missing_ok=True)
+        conninfo = make_conninfo({
+            "host": source.host,
+            "port": source.port,
+            "user": self.settings.superuser.username,
+            "dbname": "postgres",
+            "application_name": f"pgwarden-rewind-{self.name}",
+            "connect_timeout": PEER_CONNECT_TIMEOUT,
+        })  # fmt: skip
+        try:
+            run(
+                self.settings,
+                "pg_rewind",
+                ["--target-pgdata", self.settings.data_dir, "--source-server", conninfo],
+                timeout=timeout,
+                env=_password_env(self.settings.superuser.password),
+            )
+        finally:
+            # pg_rewind copied the source's pgwarden.conf and pg_hba.conf over ours.
+            self.configure_standby(None, None)
+
+    def wipe(self) -> None:
+        """Remove everything in the data directory (the agent calls it only when config allows)."""
+        if self.is_running():
+            raise PostgresError("refusing to wipe the data directory of a running PostgreSQL")
+        self._clear_data_dir()
+
+    # ---- SQL ---------------------------------------------------------------------------
+
+    def create_replication_user(self, timeout: float = SQL_TIMEOUT) -> None:
+        creds = self.settings.replication
+        with sql.local_session(self.settings, timeout) as conn:
+            ensure_replication_role(conn, creds.username, creds.password)
+
+    def create_slot(self, name: str, timeout: float = SQL_TIMEOUT) -> bool:
+        with sql.local_session(self.settings, timeout) as conn:
+            return slot_sql.create_slot(conn, name)
+
+    def drop_slot(self, name: str, timeout: float = SQL_TIMEOUT) -> bool:
+        with sql.local_session(self.settings, timeout) as conn:
+            return slot_sql.drop_slot(conn, name)
+
+    def list_slots(self, timeout: float = SQL_TIMEOUT) -> dict[str, SlotInfo]:
+        with sql.local_session(self.settings, timeout) as conn:
+            return slot_sql.list_slots(conn)
+
+    def execute_sql(
+        self,
+        query: str,
+        params: Sequence[object] | Mapping[str, object] | None = None,
+        timeout: float = SQL_TIMEOUT,
+    ) -> list[tuple[object, ...]]:
+        """Run one statement as the superuser; rows when it returns any (tests, tools)."""
+        with sql.local_session(self.settings, timeout) as conn:
+            cursor = conn.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _write_config(self) -> bool:
+        return conf.write_all(self.settings, self.name, self._managed)
+
+    def _touch(self, path: Path) -> None:
+        path.touch(mode=0o600, exist_ok=True)
+        chown_to_run_as(self.settings, path)
+
+    def _prepare_empty_data_dir(self, action: str) -> None:
+        """Refuse unless the directory is missing or empty (never overwrite a cluster), then
+        create it 0700, owned by the PostgreSQL user."""
+        state = classify(self.settings)
+        if state.kind is not DataDir.MISSING:
+            raise PostgresError(f"refusing to {action}: {self.data_dir} is not empty ({state.kind.value})")
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+        chown_to_run_as(self.settings, self.data_dir)
+
+    def _clear_data_dir(self) -> None:
+        if not self.data_dir.is_dir():
+            return
+        for entry in self.data_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    def _ensure_socket_dir(self) -> None:
+        path = Path(conf.socket_dir(self.settings))
+        if not path.is_dir():
+            path.mkdir(mode=0o755, parents=True)
+            chown_to_run_as(self.settings, path)
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no server log)"
+
+
+def _rendered(value: ParamValue | None) -> str | None:
+    return None if value is None else conf.render_value(value)
+
+
+def _password_env(password: str | None) -> dict[str, str]:
+    """The password for a child's libpq, in its environment only (never on its command line)."""
+    return {"PGPASSWORD": password} if password else {}

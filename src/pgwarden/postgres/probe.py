@@ -1,0 +1,139 @@
+"""Observe the local instance: data directory, pg_control, postmaster liveness and a bounded SQL probe."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from pathlib import Path
+
+from pgwarden.model.local import LocalState
+from pgwarden.model.lsn import Lsn
+from pgwarden.model.node import PostgresSettings
+from pgwarden.postgres import sql
+from pgwarden.postgres.commands import PostgresError
+from pgwarden.postgres.controldata import classify
+from pgwarden.postgres.settings import read_managed
+
+DEFAULT_PROBE_TIMEOUT = 2.0
+
+# One round trip. CASE keeps primary-only functions from running during recovery. On a fresh
+# primary pg_control_checkpoint() still shows the old timeline until the first checkpoint, so
+# the current timeline is read from the WAL file name of the insert position.
+PROBE_SQL = """
+SELECT pg_is_in_recovery(),
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
+       pg_last_wal_receive_lsn()::text,
+       pg_last_wal_replay_lsn()::text,
+       CASE WHEN pg_is_in_recovery() THEN NULL
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+       (SELECT timeline_id FROM pg_control_checkpoint()),
+       (SELECT min_recovery_end_timeline FROM pg_control_recovery()),
+       r.status, r.received_tli, r.sender_host, r.sender_port,
+       (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings)
+FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true
+"""
+
+
+def postmaster_pid(data_dir: str) -> int | None:
+    """The PID of the postmaster serving ``data_dir``, or None when none runs.
+
+    postmaster.pid may be stale (a crash, or a reused PID), so the process must exist, not be a
+    zombie, and have ``data_dir`` as its working directory (the postmaster chdirs there).
+    """
+    try:
+        first_line = (Path(data_dir) / "postmaster.pid").read_text().split("\n", 1)[0]
+        pid = int(first_line.strip())
+    except (FileNotFoundError, NotADirectoryError, ValueError, PermissionError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # exists, owned by someone else: check /proc below
+    proc = Path(f"/proc/{pid}")
+    try:
+        stat = (proc / "stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return None
+        cwd = os.readlink(proc / "cwd")
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        # Another user's process (possible only when not root): fall back to its name.
+        with contextlib.suppress(OSError):
+            if not (proc / "comm").read_text().startswith("postgres"):
+                return None
+        return pid
+    return pid if os.path.realpath(data_dir) == cwd else None
+
+
+def _lsn(text: object) -> Lsn | None:
+    return Lsn.parse(str(text)) if text else None
+
+
+def _observe_sql(settings: PostgresSettings, timeout: float, base: LocalState) -> LocalState:
+    with sql.local_session(settings, timeout) as conn:
+        row = conn.execute(PROBE_SQL).fetchone()
+    assert row is not None
+    (
+        in_recovery,
+        write_lsn,
+        received,
+        replayed,
+        wal_tli,
+        checkpoint_tli,
+        min_recovery_tli,
+        status,
+        received_tli,
+        sender_host,
+        sender_port,
+        pending_restart,
+    ) = row
+    if in_recovery:
+        known = [t for t in (received_tli, checkpoint_tli, min_recovery_tli) if isinstance(t, int)]
+        timeline = max(known) if known else None
+    else:
+        timeline = wal_tli if isinstance(wal_tli, int) else None
+    streaming = status == "streaming" and sender_host
+    return dataclasses.replace(
+        base,
+        running=True,
+        probe_ok=True,
+        in_recovery=bool(in_recovery),
+        timeline=timeline,
+        write_lsn=_lsn(write_lsn),
+        received_lsn=_lsn(received),
+        replayed_lsn=_lsn(replayed),
+        streaming_from=f"{sender_host}:{sender_port}" if streaming else None,
+        pending_restart=bool(pending_restart),
+    )
+
+
+def probe(settings: PostgresSettings, timeout: float = DEFAULT_PROBE_TIMEOUT) -> LocalState:
+    """Everything the agent knows about its PostgreSQL, gathered in bounded time.
+
+    pg_control is read whether or not the server runs. A server that does not answer SQL in
+    time gives ``running=True, probe_ok=False``. Raises PostgresError only when pg_controldata
+    itself cannot be run (then nothing reliable is known about the data directory).
+    """
+    data = classify(settings)
+    control = data.control
+    upstream = read_managed(settings).upstream
+    base = LocalState(
+        data_dir=data.kind,
+        system_id=control.system_id if control else None,
+        control_state=control.state if control else None,
+        control_timeline=control.timeline if control else None,
+        control_lsn=control.checkpoint_lsn if control else None,
+        configured_upstream=upstream.name if upstream else None,
+    )
+    if postmaster_pid(settings.data_dir) is None:
+        return base
+    try:
+        return _observe_sql(settings, timeout, base)
+    except PostgresError:
+        return dataclasses.replace(base, running=True)

@@ -1,0 +1,137 @@
+"""The agent on a real 3-node cluster: node loss, PostgreSQL crash, agent crash, foreign data directory.
+
+Every test watches all nodes directly while faults happen and fails if two accept writes at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import psycopg
+import pytest
+
+from pgwarden.local import processes
+from tests.support.cluster import WriterWatch, conninfo, primary_name, running_stack, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _index(stack, name: str) -> int:
+    return int(name.removeprefix("node")) - 1
+
+
+def _write_through_router(stack, value: int) -> bool:
+    r = stack.spec.router
+    try:
+        with psycopg.connect(conninfo(stack, r.bind_host, r.primary, 1), autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS drill (id int primary key)")
+            conn.execute("INSERT INTO drill VALUES (%s)", (value,))
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _status(stack, name: str) -> dict:
+    return stack.statuses()[name] or {}
+
+
+def _streaming_from(stack, name: str, upstream: str) -> bool:
+    s = _status(stack, name)
+    return s.get("replication_state") == "streaming" and s.get("upstream") == upstream
+
+
+def test_node_loss_elects_one_new_primary_and_the_old_one_rejoins_by_rewind() -> None:
+    with running_stack() as stack, WriterWatch(stack) as watch:
+        old = primary_name(stack)
+        assert old is not None
+        assert _write_through_router(stack, 1)
+        old_timeline = _status(stack, old)["timeline"]
+
+        stack.kill_node(_index(stack, old))
+        new = wait_for(lambda: (p := primary_name(stack)) and p != old and p, 60, "a new primary")
+        wait_for(lambda: _write_through_router(stack, 2), 30, "a write through HAProxy to the new primary")
+        assert _status(stack, new)["timeline"] == old_timeline + 1
+        third = next(n for n in stack.statuses() if n not in (old, new))
+        wait_for(lambda: _streaming_from(stack, third, new), 60, f"{third} streaming from {new}")
+
+        # The old primary returns: it must rewind (its timeline forked) and stream from the new one.
+        stack.start_agent(_index(stack, old))
+        wait_for(lambda: _streaming_from(stack, old, new), 120, f"{old} streaming from {new} again")
+        log = (stack.spec.dir / "logs" / f"{old}.log").read_text()
+        assert "rewinding from" in log
+        assert primary_name(stack) == new
+    assert watch.polls > 50
+    assert watch.overlaps == [], f"two nodes accepted writes at once: {watch.overlaps[:5]}"
+
+
+def test_postgres_crash_on_the_primary_restarts_in_place_on_the_same_timeline() -> None:
+    with running_stack() as stack, WriterWatch(stack) as watch:
+        primary = primary_name(stack)
+        assert primary is not None
+        timeline = _status(stack, primary)["timeline"]
+        data_dir = stack.spec.data_dir(_index(stack, primary))
+        postmaster = processes.postmaster_pid(data_dir)
+        assert postmaster is not None
+        processes.signal_tree(postmaster, signal.SIGKILL)
+
+        wait_for(lambda: processes.postmaster_pid(data_dir) not in (None, postmaster), 30, "a new postmaster")
+        wait_for(lambda: _write_through_router(stack, 10), 30, "writes through HAProxy again")
+        assert primary_name(stack) == primary
+        assert _status(stack, primary)["timeline"] == timeline
+    assert watch.overlaps == []
+
+
+def test_agent_crash_on_the_primary_is_adopted_without_restarting_postgres() -> None:
+    with running_stack() as stack, WriterWatch(stack) as watch:
+        primary = primary_name(stack)
+        assert primary is not None
+        i = _index(stack, primary)
+        postmaster = processes.postmaster_pid(stack.spec.data_dir(i))
+        stack.kill_agent(i)
+        time.sleep(1.0)  # well within ttl: the key must still be ours when the agent returns
+        stack.start_agent(i)
+        wait_for(
+            lambda: _status(stack, primary).get("reason_code") == "LEADER_HEALTHY", 30, "the agent adopting"
+        )
+        assert processes.postmaster_pid(stack.spec.data_dir(i)) == postmaster
+        assert primary_name(stack) == primary
+        assert _write_through_router(stack, 20)
+    assert watch.overlaps == []
+
+
+def test_a_foreign_data_directory_is_refused_and_left_untouched() -> None:
+    with running_stack() as stack:
+        primary = primary_name(stack)
+        victim = next(n for n in stack.statuses() if n != primary)
+        i = _index(stack, victim)
+        processes.stop(stack.pids[victim], timeout=30)  # SIGTERM: the agent stops its PostgreSQL
+        data_dir = stack.spec.data_dir(i)
+        user = stack.spec.user_for(i)
+        subprocess.run(["rm", "-rf", str(data_dir)], check=True)
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                str(user),
+                "--",
+                f"{stack.spec.bin_dir}/initdb",
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        before = sorted(p.name for p in data_dir.iterdir())
+        control = (data_dir / "global" / "pg_control").read_bytes()
+        stack.start_agent(i)
+        wait_for(
+            lambda: _status(stack, victim).get("reason_code") == "FOREIGN_DATA_DIRECTORY", 30, "the refusal"
+        )
+        time.sleep(2)
+        assert (data_dir / "global" / "pg_control").read_bytes() == control
+        assert sorted(p.name for p in data_dir.iterdir()) == before
+        assert primary_name(stack) == primary

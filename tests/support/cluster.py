@@ -1,0 +1,164 @@
+"""A real pgwarden cluster for integration tests: etcd x3, agents with PostgreSQL, HAProxy, on loopback.
+
+Each test cluster gets its own loopback network (127.0.N.x, N random) so clusters never collide,
+and each node's PostgreSQL runs as its own OS user so later fault tests can cut one node's
+traffic with nftables (meta skuid). Everything is stopped and removed on exit, even on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pgwarden.local.spec import StackSpec
+from pgwarden.local.stack import Stack
+from pgwarden.router.haproxy import RouterPorts
+
+NODE_USERS = ("pgwtest1", "pgwtest2", "pgwtest3", "pgwtest4")
+
+
+def ensure_os_user(name: str) -> None:
+    """Create a system user for one test node's PostgreSQL, once per machine."""
+    if subprocess.run(["id", "-u", name], capture_output=True).returncode == 0:
+        return
+    subprocess.run(
+        [
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+        ],
+        check=True,
+    )
+
+
+@contextmanager
+def running_stack(
+    nodes: int = 3, dcs: dict[str, Any] | None = None, timeout: float = 120.0
+) -> Iterator[Stack]:
+    base = Path(tempfile.mkdtemp(prefix="pgw-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    network = f"127.0.{random.randint(100, 250)}"
+    users = NODE_USERS[:nodes]
+    for user in users:
+        ensure_os_user(user)
+    spec = StackSpec(
+        dir=base / "stack",
+        network=network,
+        run_as=users,
+        router=RouterPorts(bind_host=f"{network}.1"),
+        dcs=dcs or {},
+    )
+    stack = Stack(spec)
+    try:
+        stack.up(timeout=timeout)
+        yield stack
+    except BaseException:
+        _dump_logs(spec.dir / "logs")
+        raise
+    finally:
+        stack.down(purge=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _dump_logs(logs: Path) -> None:
+    for log in sorted(logs.glob("node*.log")):
+        lines = log.read_text(errors="replace").splitlines()[-40:]
+        print(f"----- {log.name} (last {len(lines)} lines)")
+        print("\n".join(lines))
+
+
+def conninfo(stack: Stack, host: str, port: int, timeout: int = 2) -> str:
+    password = stack.spec.superuser_password
+    return (
+        f"host={host} port={port} user=postgres password={password} dbname=postgres connect_timeout={timeout}"
+    )
+
+
+def primary_name(stack: Stack) -> str | None:
+    names = [
+        n
+        for n, s in stack.statuses().items()
+        if s and s.get("role") == "primary" and s.get("state") == "running"
+    ]
+    return names[0] if len(names) == 1 else None
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@dataclass
+class WriterWatch:
+    """Polls every node directly (not through HAProxy) and records any instant two accept writes."""
+
+    stack: Stack
+    interval: float = 0.05
+    overlaps: list[tuple[float, list[str]]] = field(default_factory=list)
+    polls: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> WriterWatch:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        spec = self.stack.spec
+        conns: dict[int, psycopg.Connection[Any] | None] = dict.fromkeys(range(spec.nodes))
+        deadline = time.monotonic() + 900  # bounded, whatever the test does
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            writable = []
+            for i in range(spec.nodes):
+                if self._accepts_writes(conns, i):
+                    writable.append(spec.node_name(i))
+            self.polls += 1
+            if len(writable) > 1:
+                self.overlaps.append((time.monotonic(), writable))
+            self._stop.wait(self.interval)
+        for conn in conns.values():
+            if conn is not None:
+                conn.close()
+
+    def _accepts_writes(self, conns: dict[int, psycopg.Connection[Any] | None], i: int) -> bool:
+        spec = self.stack.spec
+        try:
+            conn = conns[i]
+            if conn is None or conn.closed:
+                conn = psycopg.connect(
+                    conninfo(self.stack, spec.node_host(i), spec.pg_port, 1), autocommit=True
+                )
+                conns[i] = conn
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            return row is not None and row[0] is False
+        except psycopg.Error:
+            conns[i] = None
+            return False
