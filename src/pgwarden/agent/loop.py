@@ -11,6 +11,7 @@ from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.member_record import member_record
 from pgwarden.agent.observe import Observer
 from pgwarden.agent.peers import PeerClient
+from pgwarden.agent.postmaster_watch import PostmasterWatch
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.agent.watch import ClusterWatch
 from pgwarden.api.server import ApiServer
@@ -59,6 +60,7 @@ class Agent:
         local = LocalState()
         self.snapshots = SnapshotHolder(Snapshot(config, empty_view, local, member_record(config, local)))
         self.api = ApiServer(config.api.listen.host, config.api.listen.port, self.snapshots)
+        self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake)
         self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
 
     def _probe(self) -> LocalState:
@@ -76,6 +78,7 @@ class Agent:
     def run(self) -> None:
         self.api.start()
         self.watch.start()
+        self.postmaster_watch.start()
         log.info(
             "agent %s of cluster %s started; API on %s",
             self.config.name,
@@ -139,6 +142,7 @@ class Agent:
         """A requested stop: PostgreSQL down cleanly, the key released, so failover is immediate."""
         log.info("agent stopping")
         self.watch.stop()
+        self.postmaster_watch.stop()
         try:
             self.postgres.stop("fast")
             if self.lease.lease_id is not None:

@@ -18,6 +18,7 @@ from pgwarden.model import DataDir, JobKind
 
 
 def bootstrap(obs: Observation) -> Decision | None:
+    """No cluster yet: race for the initialize key; the winner runs initdb, takes the key, starts."""
     view, local = obs.view, obs.local
     if view.initialize is not None:
         return None

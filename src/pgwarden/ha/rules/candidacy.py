@@ -25,6 +25,7 @@ class Standing:
 
 
 def no_leader(obs: Observation) -> Decision | None:
+    """Nobody holds the key: only the best candidate races for it (lag, sync set, peers compared)."""
     view, local = obs.view, obs.local
     if view.leader is not None:
         return None

@@ -50,6 +50,7 @@ def rogue_primary(obs: Observation) -> Decision | None:
 
 
 def someone_else_leads(obs: Observation) -> Decision | None:
+    """Another member leads: clone, rewind a forked timeline, start as standby, follow the right upstream."""
     view, local = obs.view, obs.local
     if view.leader is None or obs.leader_is_me:
         return None

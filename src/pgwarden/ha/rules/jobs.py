@@ -12,6 +12,7 @@ RETRY_AFTER = 5.0
 
 
 def job_in_progress(obs: Observation) -> Decision | None:
+    """A clone, rewind or initdb is running: wait for it (the loop keeps reporting)."""
     job = obs.local.job
     if job is None or not job.running:
         return None
@@ -20,6 +21,7 @@ def job_in_progress(obs: Observation) -> Decision | None:
 
 
 def job_backoff(obs: Observation) -> Decision | None:
+    """A job failed moments ago: wait RETRY_AFTER seconds before trying again."""
     job = obs.local.job
     if job is None or job.ok is not False:
         return None

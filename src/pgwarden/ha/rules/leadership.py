@@ -33,6 +33,7 @@ def lease_expired(obs: Observation) -> Decision | None:
 
 
 def leader_is_me(obs: Observation) -> Decision | None:
+    """I hold the leader key: renew it; promote, restart, or release it after primary_start_timeout."""
     if not obs.leader_is_me:
         return None
     local, config = obs.local, obs.view.config

@@ -9,6 +9,7 @@ from pgwarden.ha.reasons import Reason
 
 
 def store_unreachable(obs: Observation) -> Decision | None:
+    """etcd unreadable: a primary keeps writing only while its lease is certainly valid, then demotes."""
     if obs.store_ok:
         return None
     if not obs.local.running or obs.local.in_recovery:
