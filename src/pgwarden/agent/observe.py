@@ -42,7 +42,7 @@ class Observer:
 
     def observe(self, memory: Memory) -> Observation:
         view, store_ok = self._read_view()
-        local = dataclasses.replace(self._probe(), job=self._jobs.status())
+        local = self.refresh_local()
         # Peers matter only when choosing a new leader; asking them every cycle would tie each
         # agent's loop to the slowest peer's API for nothing.
         peers = (
@@ -63,7 +63,10 @@ class Observer:
 
     def refresh_local(self) -> LocalState:
         """The local state again, after actions changed it, so what we publish is current."""
-        return dataclasses.replace(self._probe(), job=self._jobs.status())
+        # The job status first: a clone finishing between the two reads must show as finished
+        # with its data directory, never as "no data and no job" (which would clone again).
+        job = self._jobs.status()
+        return dataclasses.replace(self._probe(), job=job)
 
     def _read_view(self) -> tuple[ClusterView, bool]:
         try:

@@ -63,7 +63,7 @@ class Reason(Enum):
     REWIND_WAIT_LEADER = "timeline forked; waiting for leader {source} to run before rewinding"
     STARTING_AS_STANDBY = "starting as a standby of {upstream}"
     STOPPING_DIVERGED_STANDBY = (
-        "I hold WAL up to {lsn} on timeline {timeline}, beyond the fork at {switch}; stopping to rewind"
+        "diverged from the leader on timeline {timeline} ({why}); stopping to rewind"
     )
     FOLLOWING_NEW_UPSTREAM = "following {upstream} (was {previous})"
     STANDBY_HEALTHY = "standby of {upstream}; nothing to do"
@@ -72,6 +72,10 @@ class Reason(Enum):
     # no leader
     NO_LEADER_PAUSED = "no leader; cluster paused, so no failover"
     NO_LEADER_PRIMARY_REACQUIRING = "no leader key, and I run the primary; taking the key back"
+    NO_LEADER_SUPERSEDED_PRIMARY_DEMOTING = (
+        "no leader key; I run a primary on timeline {mine}, but the cluster reached timeline {newest} "
+        "without me; demoting"
+    )
     NO_LEADER_STARTING_READ_ONLY = "no leader; starting PostgreSQL read-only to be a candidate"
     NO_LEADER_I_AM_HEALTHIEST = (
         "no leader; I am the healthiest of {candidates} reachable candidates; acquiring"
@@ -81,6 +85,9 @@ class Reason(Enum):
     NOT_RACING_LAG = (
         "no leader; I am {lag} bytes behind the leader's last position {leader_lsn} "
         "(maximum_lag_on_failover {limit}), not racing"
+    )
+    NOT_RACING_BEHIND_TIMELINE = (
+        "no leader; the cluster reached timeline {newest} while I am on {mine}, not racing"
     )
     NOT_RACING_NOT_SYNC = "no leader; synchronous mode and I am not in the sync set {sync}, not racing"
     NOT_RACING_PEER_BETTER = "no leader; {peer} is a better candidate ({why}), not racing"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pgwarden.ha.actions import AcquireLeader, AppendHistory, Promote, StartStandby
+from pgwarden.ha.actions import AcquireLeader, AppendHistory, Demote, Promote, StartStandby, StopMode
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation, PeerStatus
 from pgwarden.ha.reasons import Reason
-from pgwarden.model import DataDir, Lsn, SyncMode
+from pgwarden.model import ClusterView, DataDir, Lsn, SyncMode
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -32,6 +32,17 @@ def no_leader(obs: Observation) -> Decision | None:
     if view.config.pause:
         return act(Reason.NO_LEADER_PAUSED)
     if local.is_primary:
+        newest = _newer_timeline(obs.view, local.timeline)
+        if newest is not None:
+            # A standby was promoted after this primary last held the key (its agent was frozen
+            # or down) and has since gone too: taking the key back would rewind away every write
+            # acknowledged on that newer timeline.
+            return act(
+                Reason.NO_LEADER_SUPERSEDED_PRIMARY_DEMOTING,
+                Demote(StopMode.IMMEDIATE),
+                newest=newest,
+                mine=local.timeline,
+            )
         # Our own key vanished (expired while this agent was down, or deleted by hand) and no
         # one took it: this primary holds the newest WAL, so it takes the key back. If another
         # member wins instead, the rogue-primary rule demotes us on the next cycle.
@@ -64,6 +75,12 @@ def _race(obs: Observation) -> Decision:
                 leader_lsn=str(status.lsn),
                 limit=config.maximum_lag_on_failover,
             )
+    newest = _newer_timeline(view, local.timeline)
+    if newest is not None:
+        # The cluster went on to a newer timeline without us: our WAL may have forked from it (a
+        # former primary's last writes), and PostgreSQL, lacking that timeline's history file,
+        # would give our promotion the same number: two different timelines N in one cluster.
+        return act(Reason.NOT_RACING_BEHIND_TIMELINE, newest=newest, mine=local.timeline)
     sync = view.sync
     in_force = config.synchronous_mode is not SyncMode.OFF and sync is not None and bool(sync.members)
     if in_force and sync is not None and obs.name not in sync.members:
@@ -78,7 +95,8 @@ def _race(obs: Observation) -> Decision:
             continue
         if peer.running and peer.in_recovery is False:
             return act(Reason.NOT_RACING_PRIMARY_ALIVE, peer=peer.name)
-        if not _eligible(peer, sync_set):
+        # A peer behind the cluster's newest timeline does not race (above), so it is no rival.
+        if not _eligible(peer, sync_set) or _newer_timeline(view, peer.timeline) is not None:
             continue
         candidates += 1
         theirs = Standing.of(peer.lsn, peer.tags.failover_priority, peer.name)
@@ -91,6 +109,13 @@ def _race(obs: Observation) -> Decision:
         AppendHistory("failover: no leader"),
         candidates=candidates,
     )
+
+
+def _newer_timeline(view: ClusterView, timeline: int | None) -> int | None:
+    """The newest timeline the store records (history, leader status), if newer than ``timeline``."""
+    known = [e.timeline for e in view.history] + ([view.status.timeline] if view.status else [])
+    newest = max(known, default=None)
+    return newest if timeline is not None and newest is not None and newest > timeline else None
 
 
 def _eligible(peer: PeerStatus, sync_set: frozenset[str] | None) -> bool:

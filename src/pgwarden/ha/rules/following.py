@@ -61,15 +61,18 @@ def someone_else_leads(obs: Observation) -> Decision | None:
     leader_tl = leader_member.timeline if leader_member else None
     why = divergence(local, leader_tl, view.history)
     if why is not None:
-        if local.running:
+        then = _rewind(obs, leader, leader_tl, why)
+        if local.running and then.actions:
+            # Rewind in the same decision: once stopped, a standby's pg_control no longer shows
+            # how far its WAL went, so the next cycle would start it again as if nothing forked.
             return act(
                 Reason.STOPPING_DIVERGED_STANDBY,
                 StopPostgres(StopMode.FAST),
-                lsn=str(local.lsn),
+                *then.actions,
                 timeline=local_timeline(local),
-                switch=why,
+                why=why,
             )
-        return _rewind(obs, leader, leader_tl, why)
+        return then
     upstream = upstream_for(view, obs.name, obs.tags.replicatefrom)
     if view.config.pause:
         return act(Reason.FOLLOWER_PAUSED, leader=leader)

@@ -64,4 +64,10 @@ def leader_is_me(obs: Observation) -> Decision | None:
 
 def _healthy(obs: Observation, reason: Reason) -> Decision:
     slots = EnsureSlots(slot_members(obs, members_seen(obs)))
+    timeline = obs.local.timeline
+    if timeline is not None and timeline > 1 and all(e.timeline != timeline for e in obs.view.history):
+        # The append after our promotion failed (the executor stops at the first failed action):
+        # without the fork point, a standby holding WAL past it could never be told to rewind.
+        history = AppendHistory("promoted: history entry recorded late")
+        return act(reason, RenewLeader(), PublishStatus(), history, slots)
     return act(reason, RenewLeader(), PublishStatus(), slots)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pgwarden.model import ControlState, HistoryEntry, JobKind, LocalState, Lsn
+from pgwarden.model import ControlState, HistoryEntry, LocalState, Lsn
 
 _FORMER_PRIMARY_STATES = frozenset({ControlState.SHUT_DOWN, ControlState.IN_PRODUCTION})
 
@@ -25,8 +25,9 @@ def divergence(local: LocalState, leader_timeline: int | None, history: Sequence
     (recovery_target_timeline = latest). It has diverged when it holds WAL past the fork, which
     a former primary usually does: its last writes never reached the promoted standby.
     """
-    if local.job is not None and local.job.kind is JobKind.REWIND and local.job.ok:
-        return None  # just rewound: pg_control is not updated until recovery runs
+    # No exception for "just rewound": pg_rewind leaves a copy of the source's pg_control (its
+    # timeline, "in archive recovery"), so a rewound member already reads as following; and the
+    # job record outlives the rewind, so trusting it would excuse any later fork.
     mine = local_timeline(local)
     if mine is None or leader_timeline is None or mine == leader_timeline:
         return None

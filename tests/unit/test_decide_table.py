@@ -1,0 +1,898 @@
+"""Table of situations for ``decide``: each row names the case, the reason code and the actions in order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from itertools import zip_longest
+from typing import Any
+
+import pytest
+
+from pgwarden.ha.actions import (
+    AcquireLeader,
+    Action,
+    AppendHistory,
+    BeginBootstrap,
+    CancelBootstrap,
+    Clone,
+    Demote,
+    EnsureSlots,
+    FinishBootstrap,
+    Follow,
+    Promote,
+    PublishStatus,
+    ReleaseLeader,
+    RenewLeader,
+    Rewind,
+    RunInitdb,
+    StartPrimary,
+    StartStandby,
+    StopMode,
+    StopPostgres,
+    WipeDataDir,
+)
+from pgwarden.ha.decide import RULES, decide
+from pgwarden.ha.decision import Decision
+from pgwarden.ha.observation import Observation
+from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules.jobs import RETRY_AFTER
+from pgwarden.model import ControlState, JobKind, PgState, Role
+from tests.unit.builders import (
+    NOW,
+    OTHER_SYSTEM_ID,
+    SYSTEM_ID,
+    config,
+    empty_local,
+    failed,
+    fork,
+    incomplete_local,
+    job,
+    member,
+    memory,
+    observation,
+    peer,
+    primary_local,
+    primary_member,
+    standby_local,
+    status,
+    stopped_local,
+    sync_config,
+    sync_set,
+    uninitialized_view,
+    unprobed_local,
+    unreachable,
+    view,
+)
+
+LEASED = NOW + 3.0  # a lease renewed a moment ago
+EXPIRED = NOW - 0.5  # a lease whose deadline just passed
+PAUSED = config(pause=True)
+IMMEDIATE = Demote(StopMode.IMMEDIATE)
+LONG_AGO = NOW - 10 * RETRY_AFTER
+LEADERLESS = view(leader=None, members=(member("node2"), member("node3")))
+# node1 promoted at 0/3000000 to timeline 2; node2, the former primary, stayed on timeline 1.
+AFTER_FAILOVER = view(
+    members=(
+        primary_member("node1", timeline=2, lsn="0/3200000"),
+        member("node2", state=PgState.STOPPED, timeline=1),
+        member("node3", timeline=2),
+    ),
+    history=[fork(2, "0/3000000")],
+)
+NO_REWIND = config(use_pg_rewind=False)
+NO_REWIND_BUT_REMOVE = config(use_pg_rewind=False, remove_data_directory_on_diverged_timelines=True)
+REMOVE_ALLOWED = config(remove_data_directory_on_diverged_timelines=True)
+
+Expected = Sequence[type[Action] | Action]
+
+
+def row(case: str, obs: Observation, reason: Reason, actions: Expected, **detail: object) -> Any:
+    return pytest.param(obs, reason, actions, detail, id=case)
+
+
+def leader(**kw: object) -> Observation:
+    """node1, holding the key on a fresh lease, unless the row says otherwise."""
+    kw.setdefault("lease_deadline", LEASED)
+    return observation("node1", **kw)  # type: ignore[arg-type]
+
+
+def leaderless(name: str = "node2", **kw: object) -> Observation:
+    kw.setdefault("view", LEADERLESS)
+    kw.setdefault("peers", [peer("node3")] if name != "node3" else [peer("node2")])
+    return observation(name, **kw)  # type: ignore[arg-type]
+
+
+ROWS: list[Any] = [
+    # --- etcd unreachable -------------------------------------------------------------------------
+    row("store_unreachable_standby_waits", observation(store_ok=False), Reason.STORE_UNREACHABLE, []),
+    row(
+        "store_unreachable_stopped_member_waits",
+        observation(store_ok=False, local=stopped_local()),
+        Reason.STORE_UNREACHABLE,
+        [],
+    ),
+    row(
+        "store_unreachable_primary_with_valid_lease_keeps_writing",
+        leader(store_ok=False, local=primary_local(), lease_deadline=NOW + 2.5),
+        Reason.STORE_UNREACHABLE_LEASE_VALID,
+        [],
+        remaining=2.5,
+    ),
+    row(
+        "store_unreachable_primary_past_lease_deadline_demotes_immediately",
+        leader(store_ok=False, local=primary_local(), lease_deadline=EXPIRED),
+        Reason.STORE_UNREACHABLE_DEMOTING,
+        [IMMEDIATE],
+    ),
+    row(
+        "store_unreachable_primary_without_a_lease_demotes_immediately",
+        leader(store_ok=False, local=primary_local(), lease_deadline=None),
+        Reason.STORE_UNREACHABLE_DEMOTING,
+        [IMMEDIATE],
+    ),
+    row(
+        "store_unreachable_unprobed_postgres_counts_as_a_writer",
+        leader(store_ok=False, local=unprobed_local(), lease_deadline=None),
+        Reason.STORE_UNREACHABLE_DEMOTING,
+        [IMMEDIATE],
+    ),
+    row(
+        "store_unreachable_paused_primary_takes_no_action",
+        leader(view=view(config=PAUSED), store_ok=False, local=primary_local(), lease_deadline=None),
+        Reason.STORE_UNREACHABLE_PAUSED,
+        [],
+    ),
+    # --- lease ------------------------------------------------------------------------------------
+    row(
+        "leader_past_lease_deadline_demotes_before_the_key_can_move",
+        leader(local=primary_local(), lease_deadline=EXPIRED),
+        Reason.LEADER_LEASE_EXPIRED_DEMOTING,
+        [IMMEDIATE],
+    ),
+    row(
+        "leader_with_unprobed_postgres_past_lease_deadline_demotes",
+        leader(local=unprobed_local(), lease_deadline=EXPIRED),
+        Reason.LEADER_LEASE_EXPIRED_DEMOTING,
+        [IMMEDIATE],
+    ),
+    row(
+        "paused_leader_past_lease_deadline_keeps_its_primary_and_renews",
+        leader(view=view(config=PAUSED), local=primary_local(), lease_deadline=EXPIRED),
+        Reason.LEADER_ADOPTING,
+        [RenewLeader, PublishStatus, EnsureSlots],
+    ),
+    row(
+        "leader_running_as_standby_past_lease_deadline_renews_before_promoting",
+        leader(local=standby_local(upstream=None), lease_deadline=EXPIRED),
+        Reason.LEADER_PROMOTING,
+        [RenewLeader, Promote, AppendHistory],
+    ),
+    # --- a writer without the key -----------------------------------------------------------------
+    row(
+        "rogue_primary_demotes_at_once",
+        observation(local=primary_local()),
+        Reason.ROGUE_PRIMARY_DEMOTING,
+        [IMMEDIATE],
+        leader="node1",
+    ),
+    row(
+        "rogue_primary_demotes_even_when_paused",
+        observation(view=view(config=PAUSED), local=primary_local()),
+        Reason.ROGUE_PRIMARY_DEMOTING,
+        [IMMEDIATE],
+    ),
+    # --- background jobs --------------------------------------------------------------------------
+    row(
+        "clone_in_progress_waits_and_reports_progress",
+        observation(local=empty_local(job(JobKind.CLONE, running=True, progress="42%"))),
+        Reason.JOB_IN_PROGRESS,
+        [],
+        job="clone",
+        progress=" (42%)",
+    ),
+    row(
+        "rewind_in_progress_waits",
+        observation(view=AFTER_FAILOVER, local=stopped_local(job=job(JobKind.REWIND, running=True))),
+        Reason.JOB_IN_PROGRESS,
+        [],
+        progress="",
+    ),
+    row(
+        "clone_failed_seconds_ago_backs_off",
+        observation(local=empty_local(failed(JobKind.CLONE)), memory=memory(job_failed_at=NOW - 2)),
+        Reason.JOB_BACKOFF,
+        [],
+        wait=RETRY_AFTER - 2,
+    ),
+    row(
+        "clone_failure_seen_for_the_first_time_backs_off",
+        observation(local=empty_local(failed(JobKind.CLONE, "connection refused"))),
+        Reason.JOB_BACKOFF,
+        [],
+        error="connection refused",
+    ),
+    row(
+        "clone_failed_past_the_backoff_is_retried",
+        observation(local=empty_local(failed(JobKind.CLONE)), memory=memory(job_failed_at=NOW - RETRY_AFTER)),
+        Reason.CLONING,
+        [Clone("node1")],
+    ),
+    # --- bootstrap --------------------------------------------------------------------------------
+    row(
+        "uninitialized_cluster_member_races_to_bootstrap",
+        observation(view=uninitialized_view(), local=empty_local()),
+        Reason.BOOTSTRAP_RACING,
+        [BeginBootstrap],
+    ),
+    row(
+        "member_waits_while_another_bootstraps",
+        observation(view=uninitialized_view(bootstrapping="node1"), local=empty_local()),
+        Reason.BOOTSTRAP_BY_OTHER,
+        [],
+        member="node1",
+    ),
+    row(
+        "nofailover_member_never_bootstraps",
+        observation(view=uninitialized_view(), local=empty_local(), nofailover=True),
+        Reason.NOT_BOOTSTRAPPING_NOFAILOVER,
+        [],
+    ),
+    row(
+        "incomplete_data_dir_is_never_bootstrapped_over",
+        observation(view=uninitialized_view(), local=incomplete_local()),
+        Reason.NOT_BOOTSTRAPPING_DATA_INCOMPLETE,
+        [],
+    ),
+    row(
+        "bootstrap_winner_runs_initdb",
+        observation(view=uninitialized_view(bootstrapping="node2"), local=empty_local()),
+        Reason.BOOTSTRAP_INITDB,
+        [RunInitdb],
+    ),
+    row(
+        "failed_initdb_gives_up_the_bootstrap_after_the_backoff",
+        observation(
+            view=uninitialized_view(bootstrapping="node2"),
+            local=empty_local(failed(JobKind.INITDB, "disk full")),
+            memory=memory(job_failed_at=LONG_AGO),
+        ),
+        Reason.BOOTSTRAP_INITDB_FAILED,
+        [CancelBootstrap],
+        error="disk full",
+    ),
+    row(
+        "bootstrap_winner_takes_the_key_before_starting_the_new_primary",
+        observation(
+            view=uninitialized_view(bootstrapping="node2"), local=stopped_local(ControlState.SHUT_DOWN)
+        ),
+        Reason.BOOTSTRAP_STARTING,
+        [AcquireLeader, StartPrimary],
+    ),
+    row(
+        "bootstrap_leader_with_running_primary_publishes_the_system_id",
+        observation(
+            view=uninitialized_view(bootstrapping="node2", leader="node2"),
+            local=primary_local(),
+            lease_deadline=LEASED,
+        ),
+        Reason.BOOTSTRAP_FINISHING,
+        [RenewLeader, FinishBootstrap(SYSTEM_ID)],
+    ),
+    row(
+        "bootstrap_leader_with_stopped_primary_starts_it",
+        observation(
+            view=uninitialized_view(bootstrapping="node2", leader="node2"),
+            local=stopped_local(ControlState.SHUT_DOWN),
+            lease_deadline=LEASED,
+        ),
+        Reason.BOOTSTRAP_STARTING,
+        [RenewLeader, StartPrimary],
+    ),
+    row(
+        "bootstrap_leader_waits_for_the_new_primary_to_accept_connections",
+        observation(
+            view=uninitialized_view(bootstrapping="node2", leader="node2"),
+            local=unprobed_local(),
+            lease_deadline=LEASED,
+        ),
+        Reason.BOOTSTRAP_WAITING_FOR_START,
+        [RenewLeader],
+    ),
+    # --- data directory of another cluster --------------------------------------------------------
+    row(
+        "foreign_data_directory_is_never_touched",
+        observation(local=stopped_local(system_id=OTHER_SYSTEM_ID)),
+        Reason.FOREIGN_DATA_DIRECTORY,
+        [],
+        local_id=OTHER_SYSTEM_ID,
+        cluster_id=SYSTEM_ID,
+    ),
+    row(
+        "foreign_data_directory_never_starts_for_a_failover",
+        observation(view=LEADERLESS, local=stopped_local(system_id=OTHER_SYSTEM_ID)),
+        Reason.FOREIGN_DATA_DIRECTORY,
+        [],
+    ),
+    # --- the leader key carries my name -----------------------------------------------------------
+    row(
+        "healthy_leader_renews_publishes_status_and_keeps_a_slot_per_member",
+        leader(local=primary_local()),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader(), PublishStatus(), EnsureSlots(frozenset({"node2", "node3"}))],
+    ),
+    row(
+        "restarted_agent_adopts_the_key_still_carrying_its_name",
+        leader(local=primary_local(), lease_deadline=None),
+        Reason.LEADER_ADOPTING,
+        [RenewLeader, PublishStatus, EnsureSlots],
+    ),
+    row(
+        "paused_leader_only_renews",
+        leader(view=view(config=PAUSED), local=primary_local()),
+        Reason.LEADER_PAUSED,
+        [RenewLeader],
+    ),
+    row(
+        "paused_leader_with_crashed_postgres_does_not_restart_it",
+        leader(view=view(config=PAUSED), local=stopped_local(ControlState.IN_PRODUCTION)),
+        Reason.LEADER_PAUSED,
+        [RenewLeader],
+    ),
+    row(
+        "leader_key_holder_running_as_standby_promotes",
+        leader(local=standby_local(upstream=None)),
+        Reason.LEADER_PROMOTING,
+        [RenewLeader, Promote, AppendHistory],
+    ),
+    row(
+        "leader_seeing_postgres_down_for_the_first_time_starts_it",
+        leader(local=stopped_local(ControlState.IN_PRODUCTION)),
+        Reason.PRIMARY_STARTING,
+        [RenewLeader, StartPrimary],
+        down=0.0,
+    ),
+    row(
+        "leader_with_crashed_postgres_restarts_within_primary_start_timeout",
+        leader(
+            local=stopped_local(ControlState.IN_PRODUCTION), memory=memory(unhealthy_primary_since=NOW - 5)
+        ),
+        Reason.PRIMARY_STARTING,
+        [RenewLeader, StartPrimary],
+        down=5.0,
+    ),
+    row(
+        "leader_with_crashed_postgres_past_primary_start_timeout_stops_and_releases_the_key",
+        leader(
+            local=stopped_local(ControlState.IN_PRODUCTION), memory=memory(unhealthy_primary_since=NOW - 10)
+        ),
+        Reason.PRIMARY_START_TIMEOUT_RELEASING,
+        [IMMEDIATE, ReleaseLeader],
+        down=10.0,
+        timeout=10.0,
+    ),
+    row(
+        "leader_with_stuck_probe_waits_within_primary_start_timeout",
+        leader(local=unprobed_local(), memory=memory(unhealthy_primary_since=NOW - 3)),
+        Reason.PRIMARY_WAITING,
+        [RenewLeader],
+        down=3.0,
+    ),
+    row(
+        "leader_with_probe_stuck_past_primary_start_timeout_stops_and_releases_the_key",
+        leader(local=unprobed_local(), memory=memory(unhealthy_primary_since=NOW - 12)),
+        Reason.PRIMARY_START_TIMEOUT_RELEASING,
+        [IMMEDIATE, ReleaseLeader],
+    ),
+    row(
+        "leader_honours_a_longer_primary_start_timeout",
+        leader(
+            view=view(config=config(primary_start_timeout=60.0)),
+            local=stopped_local(ControlState.IN_PRODUCTION),
+            memory=memory(unhealthy_primary_since=NOW - 30),
+        ),
+        Reason.PRIMARY_STARTING,
+        [RenewLeader, StartPrimary],
+    ),
+    # --- another member leads: clone --------------------------------------------------------------
+    row(
+        "member_without_data_clones_from_the_leader",
+        observation(local=empty_local()),
+        Reason.CLONING,
+        [Clone("node1")],
+    ),
+    row(
+        "member_without_data_clones_from_a_running_clonefrom_member",
+        observation(
+            view=view(members=(primary_member(), member("node2"), member("node3", clonefrom=True))),
+            local=empty_local(),
+        ),
+        Reason.CLONING,
+        [Clone("node3")],
+        source="node3",
+    ),
+    row(
+        "clonefrom_member_not_running_leaves_cloning_to_the_leader",
+        observation(
+            view=view(
+                members=(
+                    primary_member(),
+                    member("node2"),
+                    member("node3", state=PgState.STOPPED, clonefrom=True),
+                )
+            ),
+            local=empty_local(),
+        ),
+        Reason.CLONING,
+        [Clone("node1")],
+    ),
+    row(
+        "clone_waits_while_the_leader_is_not_running",
+        observation(
+            view=view(members=(primary_member(state=PgState.CRASHED), member("node2"), member("node3"))),
+            local=empty_local(),
+        ),
+        Reason.CLONE_SOURCE_NOT_READY,
+        [],
+        source="node1",
+    ),
+    row(
+        "incomplete_data_dir_is_wiped_and_recloned",
+        observation(local=incomplete_local()),
+        Reason.INCOMPLETE_DATA_RECLONING,
+        [WipeDataDir, Clone("node1")],
+    ),
+    # --- another member leads: rejoin after a failover --------------------------------------------
+    row(
+        "crashed_former_primary_on_an_older_timeline_is_rewound",
+        observation(
+            view=AFTER_FAILOVER, local=stopped_local(ControlState.IN_PRODUCTION, checkpoint="0/2F00000")
+        ),
+        Reason.REWINDING,
+        [Rewind("node1")],
+        timeline=1,
+        leader_timeline=2,
+        source="node1",
+    ),
+    row(
+        "former_primary_shut_down_past_the_fork_is_rewound",
+        observation(view=AFTER_FAILOVER, local=stopped_local(ControlState.SHUT_DOWN, checkpoint="0/3000100")),
+        Reason.REWINDING,
+        [Rewind("node1")],
+    ),
+    row(
+        "clean_switchover_shutdown_before_the_fork_needs_no_rewind",
+        observation(view=AFTER_FAILOVER, local=stopped_local(ControlState.SHUT_DOWN, checkpoint="0/2FFFF28")),
+        Reason.STARTING_AS_STANDBY,
+        [StartStandby("node1")],
+    ),
+    row(
+        "member_on_a_newer_timeline_than_the_leader_is_rewound",
+        observation(view=AFTER_FAILOVER, local=stopped_local(timeline=3)),
+        Reason.REWINDING,
+        [Rewind("node1")],
+        timeline=3,
+    ),
+    row(
+        "rewind_disabled_reclones_when_removal_is_allowed",
+        observation(
+            view=replace(AFTER_FAILOVER, config=NO_REWIND_BUT_REMOVE),
+            local=stopped_local(ControlState.IN_PRODUCTION),
+        ),
+        Reason.REWIND_DISABLED_RECLONING,
+        [WipeDataDir, Clone("node1")],
+        why="use_pg_rewind is off",
+    ),
+    row(
+        "rewind_disabled_without_removal_waits_for_an_operator",
+        observation(
+            view=replace(AFTER_FAILOVER, config=NO_REWIND), local=stopped_local(ControlState.IN_PRODUCTION)
+        ),
+        Reason.REWIND_IMPOSSIBLE_WAITING,
+        [],
+    ),
+    row(
+        "failed_rewind_reclones_when_removal_is_allowed",
+        observation(
+            view=replace(AFTER_FAILOVER, config=REMOVE_ALLOWED),
+            local=stopped_local(ControlState.IN_PRODUCTION, job=failed(JobKind.REWIND)),
+            memory=memory(job_failed_at=LONG_AGO),
+        ),
+        Reason.REWIND_DISABLED_RECLONING,
+        [WipeDataDir, Clone("node1")],
+        why="pg_rewind failed",
+    ),
+    row(
+        "failed_rewind_without_removal_waits_for_an_operator",
+        observation(
+            view=AFTER_FAILOVER,
+            local=stopped_local(ControlState.IN_PRODUCTION, job=failed(JobKind.REWIND)),
+            memory=memory(job_failed_at=LONG_AGO),
+        ),
+        Reason.REWIND_IMPOSSIBLE_WAITING,
+        [],
+    ),
+    row(
+        "rewind_waits_for_the_leader_to_run",
+        observation(
+            view=replace(
+                AFTER_FAILOVER,
+                members=(primary_member(state=PgState.STARTING, timeline=2), member("node3", timeline=2)),
+            ),
+            local=stopped_local(ControlState.IN_PRODUCTION),
+        ),
+        Reason.REWIND_WAIT_LEADER,
+        [],
+        source="node1",
+    ),
+    row(
+        "diverged_running_standby_is_stopped_and_rewound_in_one_decision",
+        observation(view=AFTER_FAILOVER, local=standby_local(received="0/3100000", timeline=1)),
+        Reason.STOPPING_DIVERGED_STANDBY,
+        [StopPostgres(StopMode.FAST), Rewind("node1")],
+        timeline=1,
+    ),
+    row(
+        "diverged_running_standby_with_rewind_disabled_is_stopped_and_recloned",
+        observation(
+            view=replace(AFTER_FAILOVER, config=NO_REWIND_BUT_REMOVE),
+            local=standby_local(received="0/3100000", timeline=1),
+        ),
+        Reason.STOPPING_DIVERGED_STANDBY,
+        [StopPostgres(StopMode.FAST), WipeDataDir, Clone("node1")],
+    ),
+    row(
+        "diverged_running_standby_keeps_running_until_it_can_be_rewound",
+        observation(
+            view=replace(AFTER_FAILOVER, config=NO_REWIND),
+            local=standby_local(received="0/3100000", timeline=1),
+        ),
+        Reason.REWIND_IMPOSSIBLE_WAITING,
+        [],
+    ),
+    row(
+        "standby_behind_the_fork_follows_the_new_timeline_without_rewind",
+        observation(view=AFTER_FAILOVER, local=standby_local(received="0/2F00000", timeline=1)),
+        Reason.STANDBY_HEALTHY,
+        [],
+    ),
+    row(
+        "rewound_member_carrying_the_sources_pg_control_starts_as_standby",
+        observation(
+            view=AFTER_FAILOVER,
+            local=stopped_local(
+                ControlState.IN_ARCHIVE_RECOVERY, timeline=2, job=job(JobKind.REWIND, ok=True)
+            ),
+        ),
+        Reason.STARTING_AS_STANDBY,
+        [StartStandby("node1")],
+    ),
+    # --- another member leads: start and follow ---------------------------------------------------
+    row(
+        "stopped_standby_starts_following_the_leader",
+        observation(local=stopped_local()),
+        Reason.STARTING_AS_STANDBY,
+        [StartStandby("node1")],
+        upstream="node1",
+    ),
+    row(
+        "replicatefrom_member_starts_streaming_from_its_upstream",
+        observation(local=stopped_local(), replicatefrom="node3"),
+        Reason.STARTING_AS_STANDBY,
+        [StartStandby("node3")],
+    ),
+    row(
+        "replicatefrom_upstream_gone_falls_back_to_the_leader",
+        observation(
+            view=view(members=(primary_member(), member("node2"))),
+            local=stopped_local(),
+            replicatefrom="node3",
+        ),
+        Reason.STARTING_AS_STANDBY,
+        [StartStandby("node1")],
+    ),
+    row(
+        "replicatefrom_upstream_not_running_falls_back_to_the_leader",
+        observation(
+            view=view(members=(primary_member(), member("node2"), member("node3", state=PgState.STOPPED))),
+            local=stopped_local(),
+            replicatefrom="node3",
+        ),
+        Reason.STARTING_AS_STANDBY,
+        [StartStandby("node1")],
+    ),
+    row(
+        "standby_follows_the_new_leader_without_restarting",
+        observation(local=standby_local(upstream="node3")),
+        Reason.FOLLOWING_NEW_UPSTREAM,
+        [Follow("node1")],
+        upstream="node1",
+        previous="node3",
+    ),
+    row(
+        "standby_moves_to_its_replicatefrom_upstream",
+        observation(local=standby_local(upstream="node1"), replicatefrom="node3"),
+        Reason.FOLLOWING_NEW_UPSTREAM,
+        [Follow("node3")],
+    ),
+    row("healthy_standby_does_nothing", observation(), Reason.STANDBY_HEALTHY, [], upstream="node1"),
+    row(
+        "standby_with_stuck_probe_waits",
+        observation(local=unprobed_local(ControlState.IN_ARCHIVE_RECOVERY)),
+        Reason.STANDBY_WAITING_FOR_POSTGRES,
+        [],
+    ),
+    row(
+        "paused_follower_does_not_start_postgres",
+        observation(view=view(config=PAUSED), local=stopped_local()),
+        Reason.FOLLOWER_PAUSED,
+        [],
+        leader="node1",
+    ),
+    # --- nobody holds the key ---------------------------------------------------------------------
+    row(
+        "no_leader_while_paused_means_no_failover",
+        leaderless(view=replace(LEADERLESS, config=PAUSED)),
+        Reason.NO_LEADER_PAUSED,
+        [],
+    ),
+    row(
+        "primary_whose_key_vanished_takes_it_back",
+        leaderless(local=primary_local()),
+        Reason.NO_LEADER_PRIMARY_REACQUIRING,
+        [AcquireLeader],
+    ),
+    row(
+        "nofailover_member_does_not_race",
+        leaderless(nofailover=True),
+        Reason.NOT_RACING_NOFAILOVER,
+        [],
+    ),
+    row(
+        "stopped_member_starts_read_only_to_become_a_candidate",
+        leaderless(local=stopped_local()),
+        Reason.NO_LEADER_STARTING_READ_ONLY,
+        [StartStandby(None)],
+    ),
+    row(
+        "primary_superseded_while_frozen_demotes_instead_of_taking_the_key_back",
+        leaderless(
+            name="node1",
+            view=replace(LEADERLESS, history=(fork(2, "0/3000000", "node2"),)),
+            local=primary_local(timeline=1),
+        ),
+        Reason.NO_LEADER_SUPERSEDED_PRIMARY_DEMOTING,
+        [Demote(StopMode.IMMEDIATE)],
+        newest=2,
+        mine=1,
+    ),
+    row(
+        "standby_behind_the_newest_timeline_does_not_race",
+        leaderless(
+            view=replace(LEADERLESS, history=(fork(2, "0/3000000"),)),
+            local=standby_local(received="0/3100000", timeline=1),
+        ),
+        Reason.NOT_RACING_BEHIND_TIMELINE,
+        [],
+        newest=2,
+        mine=1,
+    ),
+    row(
+        "member_without_data_does_not_race",
+        leaderless(local=empty_local()),
+        Reason.NOT_RACING_NOT_RUNNING,
+        [],
+    ),
+    row(
+        "member_with_stuck_probe_does_not_race",
+        leaderless(local=unprobed_local(ControlState.IN_ARCHIVE_RECOVERY)),
+        Reason.NOT_RACING_NOT_RUNNING,
+        [],
+    ),
+    row(
+        "replica_beyond_max_lag_does_not_race",
+        leaderless(view=replace(LEADERLESS, status=status("node1", "0/5000000"))),
+        Reason.NOT_RACING_LAG,
+        [],
+        lag=0x2000000,
+        leader_lsn="0/5000000",
+        limit=1024 * 1024,
+    ),
+    row(
+        "replica_exactly_at_max_lag_races",
+        leaderless(view=replace(LEADERLESS, status=status("node1", "0/3100000"))),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "replica_lag_counts_its_furthest_position_received_or_replayed",
+        leaderless(
+            view=replace(LEADERLESS, status=status("node1", "0/5000000")),
+            local=standby_local(received=None, replayed="0/4F00000"),
+            peers=[peer("node3", lsn="0/4F00000")],
+        ),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "replica_with_no_known_position_counts_as_fully_behind",
+        leaderless(
+            view=replace(LEADERLESS, status=status("node1", "0/5000000")), local=standby_local(received=None)
+        ),
+        Reason.NOT_RACING_LAG,
+        [],
+        lag=0x5000000,
+    ),
+    row(
+        "replica_still_on_an_older_timeline_than_the_published_status_beyond_max_lag_does_not_race",
+        leaderless(view=replace(LEADERLESS, status=status("node1", "0/5000000", timeline=2))),
+        Reason.NOT_RACING_LAG,
+        [],
+    ),
+    row(
+        "stale_status_from_an_older_timeline_is_ignored",
+        leaderless(
+            view=replace(LEADERLESS, status=status("node1", "0/5000000", timeline=1)),
+            local=standby_local(timeline=2),
+        ),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "status_naming_myself_is_ignored",
+        leaderless(view=replace(LEADERLESS, status=status("node2", "0/5000000"))),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "member_outside_the_sync_set_does_not_race",
+        leaderless(view=replace(LEADERLESS, config=sync_config(), sync=sync_set("node3"))),
+        Reason.NOT_RACING_NOT_SYNC,
+        [],
+        sync=["node3"],
+    ),
+    row(
+        "sync_set_member_races_even_when_an_async_peer_has_more_wal",
+        leaderless(
+            view=replace(LEADERLESS, config=sync_config(), sync=sync_set("node2")),
+            peers=[peer("node3", lsn="0/3100000")],
+        ),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+        candidates=1,
+    ),
+    row(
+        "sync_set_member_defers_to_a_sync_peer_with_more_wal",
+        leaderless(
+            view=replace(LEADERLESS, config=sync_config(), sync=sync_set("node2", "node3")),
+            peers=[peer("node3", lsn="0/3100000")],
+        ),
+        Reason.NOT_RACING_PEER_BETTER,
+        [],
+        peer="node3",
+    ),
+    row(
+        "empty_sync_set_lets_any_member_race",
+        leaderless(view=replace(LEADERLESS, config=sync_config(), sync=sync_set())),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "stored_sync_set_is_ignored_while_synchronous_mode_is_off",
+        leaderless(view=replace(LEADERLESS, sync=sync_set("node3"))),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "peer_with_more_wal_is_the_better_candidate",
+        leaderless(peers=[peer("node3", lsn="0/3000100")]),
+        Reason.NOT_RACING_PEER_BETTER,
+        [],
+        peer="node3",
+    ),
+    row(
+        "peer_with_equal_wal_and_higher_failover_priority_is_the_better_candidate",
+        leaderless(peers=[peer("node3", failover_priority=2)]),
+        Reason.NOT_RACING_PEER_BETTER,
+        [],
+        peer="node3",
+    ),
+    row(
+        "higher_failover_priority_never_beats_more_wal",
+        leaderless(local=standby_local(received="0/3000100"), peers=[peer("node3", failover_priority=9)]),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "peer_with_equal_wal_and_priority_and_a_smaller_name_is_the_better_candidate",
+        leaderless("node3"),
+        Reason.NOT_RACING_PEER_BETTER,
+        [],
+        peer="node2",
+    ),
+    row(
+        "smaller_name_races_on_a_full_tie",
+        leaderless("node2"),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+        candidates=2,
+    ),
+    row(
+        "unreachable_peer_is_not_a_candidate",
+        leaderless("node3", peers=[unreachable("node2")]),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+        candidates=1,
+    ),
+    row(
+        "nofailover_peer_with_more_wal_is_not_a_candidate",
+        leaderless(peers=[peer("node3", lsn="0/3100000", nofailover=True)]),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+        candidates=1,
+    ),
+    row(
+        "stopped_peer_is_not_a_candidate",
+        leaderless(peers=[peer("node3", lsn="0/3100000", running=False)]),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+        candidates=1,
+    ),
+    row(
+        "peer_still_running_as_primary_makes_candidates_wait",
+        leaderless(peers=[peer("node1", role=Role.PRIMARY, lsn="0/3000000"), peer("node3")]),
+        Reason.NOT_RACING_PRIMARY_ALIVE,
+        [],
+        peer="node1",
+    ),
+    row(
+        "healthiest_of_three_acquires_the_key_then_promotes",
+        leaderless(
+            local=standby_local(received="0/3000200"),
+            peers=[unreachable("node1"), peer("node3", lsn="0/3000100"), peer("node4", lsn="0/3000000")],
+        ),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader(), Promote(), AppendHistory("failover: no leader")],
+        candidates=3,
+    ),
+]
+
+
+def _shape(actions: Sequence[Action], expected: Expected) -> list[object]:
+    """The actual actions, as types where the row names only a type and as values where it gives one."""
+    return [a if not isinstance(e, type) else type(a) for a, e in zip_longest(actions, expected)]
+
+
+def _rendered(decision: Decision) -> str:
+    """The message, formatted strictly: ``Reason.render``'s fallback would hide a missing parameter."""
+    return decision.reason.value.format(**decision.detail)
+
+
+@pytest.mark.parametrize(("obs", "reason", "actions", "detail"), ROWS)
+def test_decision(obs: Observation, reason: Reason, actions: Expected, detail: dict[str, object]) -> None:
+    decision = decide(obs)
+    assert decision.reason is reason, decision.message
+    assert _shape(decision.actions, actions) == list(actions)
+    for key, value in detail.items():
+        assert decision.detail.get(key) == value, (key, decision.detail)
+    assert _rendered(decision) == decision.message
+    assert decision.message and "{" not in decision.message
+
+
+def _observations() -> list[Observation]:
+    return [p.values[0] for p in ROWS]
+
+
+def test_table_reaches_every_reason() -> None:
+    reached = {decide(obs).reason for obs in _observations()}
+    assert set(Reason) - reached == set()
+
+
+def test_table_reaches_every_rule() -> None:
+    first = {next(rule for rule in RULES if rule(obs) is not None) for obs in _observations()}
+    assert [r.__name__ for r in RULES if r not in first] == []
+
+
+def test_row_ids_are_unique() -> None:
+    ids = [p.id for p in ROWS]
+    assert len(ids) == len(set(ids)) >= 45
