@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
-
 from pgwarden.ha.reasons import Reason
 from tests.sim.harness import SIM_CONFIG, Simulation
 from tests.sim.scenario import FAILOVER_WITHIN, Fault, assert_converges, bootstrapped, explain, play
@@ -173,12 +171,6 @@ def test_a_history_entry_lost_after_a_promotion_is_recorded_late() -> None:
     assert [e.timeline for e in sim.view().history] == [2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_rewind treats any failed REWIND job as 'pg_rewind is not usable' for good: one failure "
-    "because the source was briefly unreachable (or the leader changed) leaves the member waiting "
-    "for an operator although a retry after the backoff would succeed",
-)
 def test_a_transient_rewind_failure_is_retried() -> None:
     sim = bootstrapped(3, seed=9)
     old = sim.primary()

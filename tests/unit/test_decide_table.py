@@ -503,14 +503,15 @@ ROWS: list[Any] = [
         why="pg_rewind failed",
     ),
     row(
-        "failed_rewind_without_removal_waits_for_an_operator",
+        "failed_rewind_without_removal_is_retried_after_the_backoff",
         observation(
             view=AFTER_FAILOVER,
             local=stopped_local(ControlState.IN_PRODUCTION, job=failed(JobKind.REWIND)),
             memory=memory(job_failed_at=LONG_AGO),
         ),
-        Reason.REWIND_IMPOSSIBLE_WAITING,
-        [],
+        Reason.REWIND_RETRYING,
+        [Rewind("node1")],
+        source="node1",
     ),
     row(
         "rewind_waits_for_the_leader_to_run",

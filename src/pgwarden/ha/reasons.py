@@ -60,11 +60,10 @@ class Reason(Enum):
         "timeline forked and pg_rewind is not usable ({why}); removing the data directory is not "
         "allowed (remove_data_directory_on_diverged_timelines); an operator must reinitialize"
     )
+    REWIND_RETRYING = "pg_rewind failed ({error}); trying again from {source}"
     REWIND_WAIT_LEADER = "timeline forked; waiting for leader {source} to run before rewinding"
     STARTING_AS_STANDBY = "starting as a standby of {upstream}"
-    STOPPING_DIVERGED_STANDBY = (
-        "diverged from the leader on timeline {timeline} ({why}); stopping to rewind"
-    )
+    STOPPING_DIVERGED_STANDBY = "diverged from the leader on timeline {timeline} ({why}); stopping to rewind"
     FOLLOWING_NEW_UPSTREAM = "following {upstream} (was {previous})"
     STANDBY_HEALTHY = "standby of {upstream}; nothing to do"
     STANDBY_WAITING_FOR_POSTGRES = "PostgreSQL starting or not answering; waiting"

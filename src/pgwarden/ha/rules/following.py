@@ -115,6 +115,11 @@ def _rewind(obs: Observation, leader: str, leader_tl: int | None, why: str) -> D
             source=leader,
         )
     unusable = "pg_rewind failed" if rewind_failed else "use_pg_rewind is off"
+    if rewind_failed and config.use_pg_rewind and not config.remove_data_directory_on_diverged_timelines:
+        # Most failures pass (the source briefly unreachable, the leader changing): job_backoff
+        # spaces the attempts, and the reason shows the error until an operator steps in.
+        error = job.error if job is not None and job.error else "?"
+        return act(Reason.REWIND_RETRYING, Rewind(leader), error=error, source=leader)
     if config.remove_data_directory_on_diverged_timelines:
         return act(
             Reason.REWIND_DISABLED_RECLONING, WipeDataDir(), Clone(leader), why=unusable, source=leader
