@@ -13,25 +13,16 @@ import statistics
 import time
 from collections.abc import Callable
 
-import psycopg
-
 from pgwarden.local import processes
 from pgwarden.local.stack import Stack
-from tests.support.cluster import conninfo, primary_name, running_stack, wait_for
+from tests.support.cluster import primary_name, running_stack, wait_for, write_through_router
 
 WRITE_INTERVAL = 0.02
 GIVE_UP = 120.0
 
 
 def _write(stack: Stack, value: int) -> bool:
-    r = stack.spec.router
-    try:
-        with psycopg.connect(conninfo(stack, r.bind_host, r.primary, 1), autocommit=True) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS bench (id bigint primary key)")
-            conn.execute("INSERT INTO bench VALUES (%s) ON CONFLICT DO NOTHING", (value,))
-        return True
-    except psycopg.Error:
-        return False
+    return write_through_router(stack, value, table="bench")
 
 
 def _time_until_write(stack: Stack, fault: Callable[[], None]) -> float:

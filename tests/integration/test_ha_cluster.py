@@ -9,28 +9,16 @@ import signal
 import subprocess
 import time
 
-import psycopg
 import pytest
 
 from pgwarden.local import processes
-from tests.support.cluster import WriterWatch, conninfo, primary_name, running_stack, wait_for
+from tests.support.cluster import WriterWatch, primary_name, running_stack, wait_for, write_through_router
 
 pytestmark = pytest.mark.integration
 
 
 def _index(stack, name: str) -> int:
     return int(name.removeprefix("node")) - 1
-
-
-def _write_through_router(stack, value: int) -> bool:
-    r = stack.spec.router
-    try:
-        with psycopg.connect(conninfo(stack, r.bind_host, r.primary, 1), autocommit=True) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS drill (id int primary key)")
-            conn.execute("INSERT INTO drill VALUES (%s)", (value,))
-        return True
-    except psycopg.Error:
-        return False
 
 
 def _status(stack, name: str) -> dict:
@@ -46,12 +34,12 @@ def test_node_loss_elects_one_new_primary_and_the_old_one_rejoins_by_rewind() ->
     with running_stack() as stack, WriterWatch(stack) as watch:
         old = primary_name(stack)
         assert old is not None
-        assert _write_through_router(stack, 1)
+        assert write_through_router(stack, 1)
         old_timeline = _status(stack, old)["timeline"]
 
         stack.kill_node(_index(stack, old))
         new = wait_for(lambda: (p := primary_name(stack)) and p != old and p, 60, "a new primary")
-        wait_for(lambda: _write_through_router(stack, 2), 30, "a write through HAProxy to the new primary")
+        wait_for(lambda: write_through_router(stack, 2), 30, "a write through HAProxy to the new primary")
         assert _status(stack, new)["timeline"] == old_timeline + 1
         third = next(n for n in stack.statuses() if n not in (old, new))
         wait_for(lambda: _streaming_from(stack, third, new), 60, f"{third} streaming from {new}")
@@ -77,7 +65,7 @@ def test_postgres_crash_on_the_primary_restarts_in_place_on_the_same_timeline() 
         processes.signal_tree(postmaster, signal.SIGKILL)
 
         wait_for(lambda: processes.postmaster_pid(data_dir) not in (None, postmaster), 30, "a new postmaster")
-        wait_for(lambda: _write_through_router(stack, 10), 30, "writes through HAProxy again")
+        wait_for(lambda: write_through_router(stack, 10), 30, "writes through HAProxy again")
         assert primary_name(stack) == primary
         assert _status(stack, primary)["timeline"] == timeline
     assert watch.overlaps == []
@@ -98,7 +86,7 @@ def test_agent_crash_on_the_primary_is_adopted_without_restarting_postgres() -> 
         assert processes.postmaster_pid(stack.spec.data_dir(i)) == postmaster
         assert primary_name(stack) == primary
         # HAProxy marked the node down while its API was gone; it returns on the next check.
-        wait_for(lambda: _write_through_router(stack, 20), 10, "writes through HAProxy again")
+        wait_for(lambda: write_through_router(stack, 20), 10, "writes through HAProxy again")
     assert watch.overlaps == []
 
 

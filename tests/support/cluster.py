@@ -91,6 +91,18 @@ def conninfo(stack: Stack, host: str, port: int, timeout: int = 2) -> str:
     )
 
 
+def write_through_router(stack: Stack, value: int, table: str = "drill") -> bool:
+    """One INSERT on a new connection through HAProxy's write port; True when acknowledged."""
+    r = stack.spec.router
+    try:
+        with psycopg.connect(conninfo(stack, r.bind_host, r.primary, 1), autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (id bigint primary key)")
+            conn.execute(f"INSERT INTO {table} VALUES (%s) ON CONFLICT DO NOTHING", (value,))
+        return True
+    except psycopg.Error:
+        return False
+
+
 def primary_name(stack: Stack) -> str | None:
     names = [
         n
