@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -341,12 +340,6 @@ _PRIMARY = LocalState(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with no initialize key (bootstrapper's agent died before FinishBootstrap, or etcd wiped) "
-    "and no leader, a running primary is answered with BeginBootstrap/BOOTSTRAP_BY_OTHER: it keeps "
-    "writing without the key, and the bootstrap winner may initdb a second, empty cluster",
-)
 @FAST
 @example(Cluster(_UNINITIALIZED, (Observation("node1", Tags(), _UNINITIALIZED, True, _PRIMARY, NOW),)))
 @given(clusters(initialized=False))

@@ -280,6 +280,18 @@ ROWS: list[Any] = [
         [RenewLeader, FinishBootstrap(SYSTEM_ID)],
     ),
     row(
+        "running_primary_unknown_to_etcd_takes_the_key_and_publishes_its_system_id",
+        observation(view=uninitialized_view(), local=primary_local()),
+        Reason.BOOTSTRAP_ADOPTING_PRIMARY,
+        [AcquireLeader, FinishBootstrap(SYSTEM_ID)],
+    ),
+    row(
+        "running_primary_unknown_to_etcd_does_not_wait_for_another_bootstrapper",
+        observation(view=uninitialized_view(bootstrapping="node3"), local=primary_local()),
+        Reason.BOOTSTRAP_ADOPTING_PRIMARY,
+        [AcquireLeader, FinishBootstrap(SYSTEM_ID)],
+    ),
+    row(
         "bootstrap_leader_with_stopped_primary_starts_it",
         observation(
             view=uninitialized_view(bootstrapping="node2", leader="node2"),

@@ -24,6 +24,9 @@ class Reason(Enum):
     BOOTSTRAP_INITDB_FAILED = "initdb failed ({error}); giving up the bootstrap so another can try"
     BOOTSTRAP_STARTING = "bootstrap: taking the leader key and starting the new primary"
     BOOTSTRAP_FINISHING = "bootstrap: primary running; publishing the system identifier"
+    BOOTSTRAP_ADOPTING_PRIMARY = (
+        "etcd knows no cluster but my PostgreSQL runs as primary; taking the key and publishing its system id"
+    )
     BOOTSTRAP_WAITING_FOR_START = "bootstrap: waiting for the new primary to accept connections"
     NOT_BOOTSTRAPPING_NOFAILOVER = "cluster not initialized; tagged nofailover, so not bootstrapping"
     NOT_BOOTSTRAPPING_DATA_INCOMPLETE = (

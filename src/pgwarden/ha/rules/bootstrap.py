@@ -22,6 +22,14 @@ def bootstrap(obs: Observation) -> Decision | None:
     view, local = obs.view, obs.local
     if view.initialize is not None:
         return None
+    if local.is_primary and local.system_id:
+        # A primary already serving while etcd knows no cluster (etcd wiped, or the bootstrapper
+        # died after starting): it must not write without the key, and no second cluster may be
+        # initialised beside it. It takes the key and publishes its own system identifier.
+        if view.leader is None:
+            return act(Reason.BOOTSTRAP_ADOPTING_PRIMARY, AcquireLeader(), FinishBootstrap(local.system_id))
+        if obs.leader_is_me:
+            return act(Reason.BOOTSTRAP_FINISHING, RenewLeader(), FinishBootstrap(local.system_id))
     if view.bootstrapping is not None and view.bootstrapping != obs.name:
         return act(Reason.BOOTSTRAP_BY_OTHER, member=view.bootstrapping)
     if view.bootstrapping is None:
