@@ -231,12 +231,18 @@ def test_a_rewind_long_ago_does_not_excuse_a_new_fork() -> None:
     assert decide(observation(view=third_timeline, local=local)).actions == (Rewind("node3"),)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a running PostgreSQL whose probe fails but whose pg_control says 'in production' may be "
-    "a primary taking writes (e.g. out of connections) while another member holds the key; the "
-    "rogue rule only looks at probed primaries, so it is left running",
-)
-def test_unprobed_postgres_in_production_under_another_leader_is_demoted() -> None:
-    decision = decide(observation(local=unprobed_local(ControlState.IN_PRODUCTION)))
-    assert decision.reason is Reason.ROGUE_PRIMARY_DEMOTING
+def test_unprobed_postgres_in_production_under_another_leader_is_demoted_after_a_ttl() -> None:
+    local = unprobed_local(ControlState.IN_PRODUCTION)
+    first = decide(observation(local=local, now=100.0))
+    assert first.reason is not Reason.ROGUE_PRIMARY_DEMOTING  # a starting clone looks the same
+    assert first.memory.probe_failing_since == 100.0
+    later = decide(observation(local=local, now=104.0, memory=first.memory))
+    assert later.reason is Reason.ROGUE_PRIMARY_DEMOTING
+    assert later.actions == (Demote(StopMode.IMMEDIATE),)
+
+
+def test_unprobed_standby_is_never_taken_for_a_rogue_primary() -> None:
+    local = unprobed_local(ControlState.IN_ARCHIVE_RECOVERY)
+    first = decide(observation(local=local, now=100.0))
+    later = decide(observation(local=local, now=200.0, memory=first.memory))
+    assert later.reason is not Reason.ROGUE_PRIMARY_DEMOTING

@@ -68,8 +68,14 @@ def _remember(obs: Observation) -> Memory:
     unhealthy = obs.leader_is_me and not local.is_primary
     job = local.job
     failed = job is not None and job.ok is False
+    silent = local.running and not local.probe_ok
     return Memory(
         unhealthy_primary_since=(previous.unhealthy_primary_since or obs.now) if unhealthy else None,
         member_last_seen=members_seen(obs),
         job_failed_at=(previous.job_failed_at or obs.now) if failed else None,
+        probe_failing_since=_since(previous.probe_failing_since, obs.now) if silent else None,
     )
+
+
+def _since(previous: float | None, now: float) -> float:
+    return now if previous is None else previous

@@ -30,6 +30,8 @@ class Memory:
     unhealthy_primary_since: float | None = None
     # Last time each member was seen in the view, so slots of briefly absent members survive.
     member_last_seen: Mapping[str, float] = field(default_factory=dict)
+    # When the local PostgreSQL was first seen running yet not answering the probe.
+    probe_failing_since: float | None = None
     # When the last background job (clone, rewind, initdb) failed: retries back off from it.
     job_failed_at: float | None = None
 

@@ -16,7 +16,7 @@ from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.timeline import divergence, local_timeline
-from pgwarden.model import ClusterView, DataDir, JobKind, Member, PgState, Role
+from pgwarden.model import ClusterView, ControlState, DataDir, JobKind, Member, PgState, Role
 
 
 def _serving(member: Member | None) -> bool:
@@ -44,9 +44,25 @@ def clone_source(view: ClusterView, name: str) -> str | None:
 def rogue_primary(obs: Observation) -> Decision | None:
     """Another holds the key, yet this PostgreSQL accepts writes: stop it before anything else."""
     leader = obs.view.leader
-    if leader is None or obs.leader_is_me or not obs.local.is_primary:
+    if leader is None or obs.leader_is_me:
         return None
-    return act(Reason.ROGUE_PRIMARY_DEMOTING, Demote(StopMode.IMMEDIATE), leader=leader.name)
+    if obs.local.is_primary or _silent_primary(obs):
+        return act(Reason.ROGUE_PRIMARY_DEMOTING, Demote(StopMode.IMMEDIATE), leader=leader.name)
+    return None
+
+
+def _silent_primary(obs: Observation) -> bool:
+    """Running, not answering the probe for a whole ttl, and pg_control says it ran as a primary:
+    it may be taking writes (out of connections, say). A standby starting from a fresh clone also
+    shows "in production" for a moment, which is why one silent cycle is not enough."""
+    local, since = obs.local, obs.memory.probe_failing_since
+    return (
+        local.running
+        and not local.probe_ok
+        and local.control_state is ControlState.IN_PRODUCTION
+        and since is not None
+        and obs.now - since >= obs.view.config.ttl
+    )
 
 
 def someone_else_leads(obs: Observation) -> Decision | None:
