@@ -9,10 +9,18 @@ import signal
 import subprocess
 import time
 
+import psycopg
 import pytest
 
 from pgwarden.local import processes
-from tests.support.cluster import WriterWatch, primary_name, running_stack, wait_for, write_through_router
+from tests.support.cluster import (
+    WriterWatch,
+    conninfo,
+    primary_name,
+    running_stack,
+    wait_for,
+    write_through_router,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +63,7 @@ def test_node_loss_elects_one_new_primary_and_the_old_one_rejoins_by_rewind() ->
 
 
 def test_postgres_crash_on_the_primary_restarts_in_place_on_the_same_timeline() -> None:
-    with running_stack() as stack, WriterWatch(stack) as watch:
+    with running_stack(dcs={"parameters": {"work_mem": "7MB"}}) as stack, WriterWatch(stack) as watch:
         primary = primary_name(stack)
         assert primary is not None
         timeline = _status(stack, primary)["timeline"]
@@ -68,6 +76,11 @@ def test_postgres_crash_on_the_primary_restarts_in_place_on_the_same_timeline() 
         wait_for(lambda: write_through_router(stack, 10), 30, "writes through HAProxy again")
         assert primary_name(stack) == primary
         assert _status(stack, primary)["timeline"] == timeline
+        # The cluster's parameters from bootstrap.dcs reach every node's PostgreSQL.
+        for i in range(stack.spec.nodes):
+            info = conninfo(stack, stack.spec.node_host(i), stack.spec.pg_port)
+            with psycopg.connect(info) as conn:
+                assert conn.execute("SHOW work_mem").fetchone() == ("7MB",)
     assert watch.overlaps == []
 
 

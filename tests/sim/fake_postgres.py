@@ -21,6 +21,7 @@ from pgwarden.model import ControlState, LocalState, Lsn
 from pgwarden.model.local import DataDir
 from pgwarden.postgres.commands import PostgresError
 from pgwarden.postgres.conninfo import StandbyUpstream
+from pgwarden.postgres.controller import ParamChange
 from pgwarden.postgres.slots import SlotInfo
 from tests.sim.wal import History, first_history
 
@@ -180,6 +181,10 @@ class FakePostgres:
 
     def reload(self, timeout: float = 10.0) -> None:
         """Configuration takes effect at once in the fake (the controller reloads on change)."""
+
+    def update_parameters(self, params: object) -> ParamChange:
+        """Parameters do not change the fake's behaviour; nothing needs a restart."""
+        return ParamChange(changed=frozenset(), restart_required=frozenset())
 
     def promote(self, timeout: float = 60.0) -> None:
         d = self.data

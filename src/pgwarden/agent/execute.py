@@ -151,11 +151,20 @@ class Executor:
     # --- PostgreSQL life cycle ----------------------------------------------------------------
     def _start_primary(self, _: a.StartPrimary, obs: Observation) -> None:
         self._pg.configure_primary()
+        self._apply_cluster_parameters(obs)
         self._pg.start(wait=False)
 
     def _start_standby(self, action: a.StartStandby, obs: Observation) -> None:
         self._configure_standby(action.upstream, obs)
+        self._apply_cluster_parameters(obs)
         self._pg.start(wait=False)
+
+    def _apply_cluster_parameters(self, obs: Observation) -> None:
+        """The cluster's parameters from etcd take effect at every start (live edits: issue 5)."""
+        config = obs.view.config
+        self._pg.update_parameters(
+            {**config.parameters, "max_slot_wal_keep_size": config.max_slot_wal_keep_size}
+        )
 
     def _follow(self, action: a.Follow, obs: Observation) -> None:
         self._configure_standby(action.upstream, obs)
