@@ -214,7 +214,9 @@ def test_quorum_loss_raises_in_bounded_time_then_recovers(etcd_cluster: EtcdClus
         etcd_cluster.start(1)
         etcd_cluster.start(2)
         _eventually(lambda: store.get_prefix(prefix), timeout=20)
-        assert [kv.value for kv in store.get_prefix(prefix).items] == ["node1"]
+        # The leader key is unchanged; the put of "x" may or may not have landed: a write that
+        # timed out during the outage can still commit once quorum returns (an ambiguous write).
+        assert [kv.value for kv in store.get_prefix(prefix + "leader").items] == ["node1"]
         assert store.keepalive(lease) > 0  # the lease outlived the outage
         store.revoke(lease)
     finally:
