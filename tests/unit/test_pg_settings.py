@@ -198,7 +198,7 @@ def test_hba_allows_superuser_socket_replication_and_loopback_only() -> None:
 
 
 def test_configured_hba_lines_come_before_the_catch_all() -> None:
-    line = "host replication replicator 10.0.0.0/24 scram-sha-256"
+    line = "host replication replicator 127.0.5.0/24 scram-sha-256"
     rows = hba_rows(render_hba(replace(SETTINGS, pg_hba=(line,))))
     assert rows[2] == line.split()
     assert rows[-1][:3] == ["host", "all", "all"]
