@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from pgwarden.local import processes
 from pgwarden.local.stack import Stack
+from pgwarden.postgres.probe import postmaster_pid
 from tests.support.cluster import primary_name, running_stack, wait_for, write_through_router
 
 WRITE_INTERVAL = 0.02
@@ -52,7 +53,7 @@ def postgres_crash(stack: Stack) -> float:
     primary = primary_name(stack)
     assert primary is not None
     data_dir = stack.spec.data_dir(int(primary.removeprefix("node")) - 1)
-    postmaster = processes.postmaster_pid(data_dir)
+    postmaster = postmaster_pid(str(data_dir))
     assert postmaster is not None
     rto = _time_until_write(stack, lambda: processes.signal_tree(postmaster, signal.SIGKILL))
     wait_for(lambda: stack.healthy()[0], 120, "a healthy cluster")

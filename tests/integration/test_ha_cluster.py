@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from pgwarden.local import processes
+from pgwarden.postgres.probe import postmaster_pid
 from tests.support.cluster import (
     WriterWatch,
     conninfo,
@@ -68,11 +69,11 @@ def test_postgres_crash_on_the_primary_restarts_in_place_on_the_same_timeline() 
         assert primary is not None
         timeline = _status(stack, primary)["timeline"]
         data_dir = stack.spec.data_dir(_index(stack, primary))
-        postmaster = processes.postmaster_pid(data_dir)
+        postmaster = postmaster_pid(str(data_dir))
         assert postmaster is not None
         processes.signal_tree(postmaster, signal.SIGKILL)
 
-        wait_for(lambda: processes.postmaster_pid(data_dir) not in (None, postmaster), 30, "a new postmaster")
+        wait_for(lambda: postmaster_pid(str(data_dir)) not in (None, postmaster), 30, "a new postmaster")
         wait_for(lambda: write_through_router(stack, 10), 30, "writes through HAProxy again")
         assert primary_name(stack) == primary
         assert _status(stack, primary)["timeline"] == timeline
@@ -89,14 +90,14 @@ def test_agent_crash_on_the_primary_is_adopted_without_restarting_postgres() -> 
         primary = primary_name(stack)
         assert primary is not None
         i = _index(stack, primary)
-        postmaster = processes.postmaster_pid(stack.spec.data_dir(i))
+        postmaster = postmaster_pid(str(stack.spec.data_dir(i)))
         stack.kill_agent(i)
         time.sleep(1.0)  # well within ttl: the key must still be ours when the agent returns
         stack.start_agent(i)
         wait_for(
             lambda: _status(stack, primary).get("reason_code") == "LEADER_HEALTHY", 30, "the agent adopting"
         )
-        assert processes.postmaster_pid(stack.spec.data_dir(i)) == postmaster
+        assert postmaster_pid(str(stack.spec.data_dir(i))) == postmaster
         assert primary_name(stack) == primary
         # HAProxy marked the node down while its API was gone; it returns on the next check.
         wait_for(lambda: write_through_router(stack, 20), 10, "writes through HAProxy again")

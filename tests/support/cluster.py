@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -25,27 +24,9 @@ import psycopg
 from pgwarden.local.spec import StackSpec
 from pgwarden.local.stack import Stack
 from pgwarden.router.haproxy import RouterPorts
+from tests.support.pg import ensure_os_user
 
 NODE_USERS = ("pgwtest1", "pgwtest2", "pgwtest3", "pgwtest4")
-
-
-def ensure_os_user(name: str) -> None:
-    """Create a system user for one test node's PostgreSQL, once per machine."""
-    if subprocess.run(["id", "-u", name], capture_output=True).returncode == 0:
-        return
-    subprocess.run(
-        [
-            "useradd",
-            "--system",
-            "--no-create-home",
-            "--home-dir",
-            "/nonexistent",
-            "--shell",
-            "/usr/sbin/nologin",
-            name,
-        ],
-        check=True,
-    )
 
 
 @contextmanager

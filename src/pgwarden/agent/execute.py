@@ -30,10 +30,9 @@ class ActionFailed(Exception):
     """An action could not be carried out; the message says which and why."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
-    done: int
-    failed: str | None = None
+    failed: str | None = None  # which action stopped the decision, and why
 
 
 class Executor:
@@ -79,16 +78,16 @@ class Executor:
         }
 
     def run(self, actions: tuple[a.Action, ...], obs: Observation) -> Outcome:
-        for index, action in enumerate(actions):
+        for action in actions:
             try:
                 ok = self._handlers[type(action)](action, obs)
             except Exception as exc:  # every failure stops the decision here, whatever raised it
                 log.warning("%s failed: %s", type(action).__name__, exc)
-                return Outcome(index, f"{type(action).__name__}: {exc}")
+                return Outcome(f"{type(action).__name__}: {exc}")
             if ok is False:
                 log.info("%s refused (compare-and-set lost)", type(action).__name__)
-                return Outcome(index, f"{type(action).__name__}: refused")
-        return Outcome(len(actions))
+                return Outcome(f"{type(action).__name__}: refused")
+        return Outcome()
 
     # --- leader key -------------------------------------------------------------------------
     def _acquire(self, _: a.AcquireLeader, obs: Observation) -> bool:
@@ -187,9 +186,7 @@ class Executor:
 
     # --- what the leader publishes --------------------------------------------------------------
     def _append_history(self, action: a.AppendHistory, obs: Observation) -> None:
-        timeline = self._pg.probe().timeline
-        if timeline is None:
-            raise ActionFailed("cannot read the timeline after promotion")
+        timeline = self._pg.current_timeline()
         entries = self._pg.timeline_history(timeline)
         switch = entries[-1][1] if entries else Lsn(0)
         self._cluster.append_history(

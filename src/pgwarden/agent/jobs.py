@@ -27,10 +27,6 @@ class JobRunner:
         with self._lock:
             return self._job
 
-    def busy(self) -> bool:
-        job = self.status()
-        return job is not None and job.running
-
     def start(self, kind: JobKind, work: Work) -> None:
         with self._lock:
             if self._job is not None and self._job.running:
@@ -56,7 +52,3 @@ class JobRunner:
             log.info("%s finished", kind.value)
             with self._lock:
                 self._job = Job(kind=kind, running=False, ok=True)
-
-    def join(self, timeout: float) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pgwarden.ha.decision import Decision
@@ -20,7 +20,6 @@ class Snapshot:
     decision: Decision | None = None
     store_ok: bool = False
     loop_at: float = 0.0  # monotonic time the last cycle finished
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def holds_leader_key(self) -> bool:

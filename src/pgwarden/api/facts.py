@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.snapshot import Snapshot
+from pgwarden.config import parse_byte_size
 from pgwarden.ha.health import HealthFacts, Query
-
-_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?B?)\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """``'16MB'`` or ``'1048576'`` in bytes; raise ValueError for anything else."""
-    match = _SIZE.match(text)
-    if not match:
-        raise ValueError(f"not a size: {text!r} (use bytes or a unit: 16MB)")
-    unit = match.group(2).upper()
-    unit = unit if unit.endswith("B") or not unit else unit + "B"
-    return int(match.group(1)) * _UNITS[unit]
 
 
 def query_of(params: Mapping[str, str]) -> Query:
     lag = params.get("lag")
     return Query(
-        max_lag=parse_size(lag) if lag else None,
+        max_lag=parse_byte_size(lag) if lag else None,
         replication_state=params.get("replication_state"),
         tags={k[4:]: v for k, v in params.items() if k.startswith("tag_")},
     )

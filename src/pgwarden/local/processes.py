@@ -92,15 +92,6 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def postmaster_pid(data_dir: Path) -> int | None:
-    """The postmaster's PID from postmaster.pid, if that process is alive."""
-    try:
-        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return None
-    return pid if alive(pid) else None
-
-
 def signal_one(pid: int, sig: signal.Signals) -> None:
     """Signal one process alone (an agent killed while its PostgreSQL, a separate session, lives on)."""
     with contextlib.suppress(ProcessLookupError):

@@ -19,6 +19,7 @@ import yaml
 
 from pgwarden.local import processes
 from pgwarden.local.spec import StackSpec
+from pgwarden.postgres.probe import postmaster_pid
 from pgwarden.router.haproxy import Backend, render
 
 ETCD = "/usr/bin/etcd"
@@ -210,7 +211,7 @@ class Stack:
     def kill_node(self, i: int) -> None:
         """A node's death: SIGKILL the agent, the postmaster and every child of either."""
         name = self.spec.node_name(i)
-        postmaster = processes.postmaster_pid(self.spec.data_dir(i))
+        postmaster = postmaster_pid(str(self.spec.data_dir(i)))
         for pid in (self.pids.get(name), postmaster):
             if pid is not None:
                 processes.signal_tree(pid, signal.SIGKILL)
@@ -227,7 +228,7 @@ class Stack:
         for name in agents:  # agents stop their PostgreSQL cleanly on SIGTERM
             processes.stop(self.pids[name], timeout=20)
         for i in range(self.spec.nodes):  # any postmaster left behind (agent killed earlier)
-            postmaster = processes.postmaster_pid(self.spec.data_dir(i))
+            postmaster = postmaster_pid(str(self.spec.data_dir(i)))
             if postmaster is not None:
                 processes.stop(postmaster, timeout=10)
         for name, pid in self.pids.items():
