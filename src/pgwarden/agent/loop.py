@@ -97,12 +97,12 @@ class Agent:
                     last_message = decision.message
                 outcome = self.executor.run(decision.actions, obs)
                 memory = decision.memory
-                self._publish(obs, decision)
+                self._publish(obs, decision, started)
                 self._sleep(started, obs, decision, outcome.failed is None)
         finally:
             self._shutdown()
 
-    def _publish(self, obs: Observation, decision: Decision) -> None:
+    def _publish(self, obs: Observation, decision: Decision, started: float) -> None:
         local = obs.local
         if decision.actions:
             local = self.observer.refresh_local()
@@ -112,8 +112,9 @@ class Agent:
             self.cluster.publish_member(member, self._member_lease_id())
         except StoreError as exc:
             log.debug("cannot publish member: %s", exc)
+        now = monotonic()
         self.snapshots.set(
-            Snapshot(self.config, obs.view, local, member, decision, obs.store_ok, monotonic())
+            Snapshot(self.config, obs.view, local, member, decision, obs.store_ok, now, now - started)
         )
 
     def _keep_member_lease(self, obs: Observation) -> None:

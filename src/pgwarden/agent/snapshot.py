@@ -20,6 +20,7 @@ class Snapshot:
     decision: Decision | None = None
     store_ok: bool = False
     loop_at: float = 0.0  # monotonic time the last cycle finished
+    loop_seconds: float = 0.0  # how long the last cycle took (observe + decide + act)
 
     @property
     def holds_leader_key(self) -> bool:

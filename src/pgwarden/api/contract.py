@@ -1,0 +1,92 @@
+"""What the HTTP layer asks of the agent for status documents and operations, and how answers look.
+
+The HTTP layer (``api/server.py``) parses requests, checks auth and renders JSON; everything that
+reads the cluster or changes it sits behind ``Operations`` so the two can be tested apart.
+Every operation either returns an ``OperationResult`` or raises ``OperationError`` whose
+``status`` is the HTTP status to answer with (INTERFACE.md: 400 malformed, 404 nothing to act on,
+409 conflicting request, 412 precondition failed, 503 could not be carried out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class OperationError(Exception):
+    def __init__(self, status: int, message: str, detail: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail: Mapping[str, Any] = detail or {}
+
+    def document(self) -> dict[str, Any]:
+        """The JSON body: ``{"error": sentence, ...detail}``."""
+        return {"error": self.message, **self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class OperationResult:
+    status: int  # 200 done, 202 accepted (scheduled, or started in the background)
+    message: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        return {"message": self.message, **self.detail}
+
+
+# How long a switchover/failover call waits for the new primary before answering with the state it
+# reached; callers may pass their own ``timeout`` in the body.
+DEFAULT_OPERATION_TIMEOUT = 30.0
+
+
+class Operations(Protocol):
+    """The agent-side half of the REST API; one instance per agent, called from request threads."""
+
+    def cluster(self) -> dict[str, Any]:
+        """``GET /cluster``: ``{"cluster", "members": [...], "leader", "pause", "switchover"?}``."""
+        ...
+
+    def history(self) -> list[dict[str, Any]]:
+        """``GET /history``: ``[{"timeline", "lsn", "reason", "timestamp", "new_leader"}, ...]``."""
+        ...
+
+    def get_config(self) -> dict[str, Any]:
+        """``GET /config``: the dynamic config as stored in etcd."""
+        ...
+
+    def patch_config(self, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """``PATCH /config``: merge (``None`` removes a key), validate, compare-and-set; the new config."""
+        ...
+
+    def put_config(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """``PUT /config``: replace the whole dynamic config; the new config."""
+        ...
+
+    def switchover(
+        self, leader: str | None, candidate: str | None, scheduled_at: datetime | None, timeout: float
+    ) -> OperationResult:
+        """``POST /switchover``: 200 once the candidate runs as primary; 202 when scheduled."""
+        ...
+
+    def cancel_switchover(self) -> OperationResult:
+        """``DELETE /switchover``: remove a pending (scheduled) switchover; 404 when there is none."""
+        ...
+
+    def failover(self, candidate: str, timeout: float) -> OperationResult:
+        """``POST /failover``: promote ``candidate`` (with or without a healthy leader)."""
+        ...
+
+    def restart(self, timeout: float) -> OperationResult:
+        """``POST /restart``: restart this node's PostgreSQL (the leader keeps its key meanwhile)."""
+        ...
+
+    def reload(self) -> OperationResult:
+        """``POST /reload``: re-read this node's config and reload PostgreSQL."""
+        ...
+
+    def reinitialize(self, timeout: float) -> OperationResult:
+        """``POST /reinitialize``: wipe and re-clone this standby (202, runs in the background)."""
+        ...
