@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from pgwarden.ha.observation import Memory, Observation, PeerStatus
+from pgwarden.ha.observation import Memory, Observation, PeerStatus, Request
 from pgwarden.model import (
     ClusterView,
     ControlState,
@@ -26,6 +26,7 @@ from pgwarden.model import (
     Member,
     PgState,
     Role,
+    SwitchoverIntent,
     SyncMode,
     SyncState,
     Tags,
@@ -34,6 +35,7 @@ from pgwarden.model import (
 SYSTEM_ID = "7300000000000000001"
 OTHER_SYSTEM_ID = "7399999999999999999"
 NOW = 100.0
+WALL = 1_800_000_000.0  # epoch seconds of the observation, for switchover schedules and deadlines
 
 LsnLike = str | int | Lsn
 
@@ -111,6 +113,19 @@ def sync_set(*members: str, leader: str | None = "node1", quorum: int = 1) -> Sy
     return SyncState(leader=leader, members=frozenset(members), quorum=quorum)
 
 
+def intent(
+    candidate: str | None = "node2",
+    leader: str | None = "node1",
+    *,
+    scheduled_at: float | None = None,
+    deadline: float | None = WALL + 30,
+    failover: bool = False,
+) -> SwitchoverIntent:
+    return SwitchoverIntent(
+        leader=leader, candidate=candidate, scheduled_at=scheduled_at, failover=failover, deadline=deadline
+    )
+
+
 def default_members() -> tuple[Member, ...]:
     return (primary_member("node1"), member("node2"), member("node3"))
 
@@ -124,6 +139,7 @@ def view(
     sync: SyncState | None = None,
     initialize: str | None = SYSTEM_ID,
     bootstrapping: str | None = None,
+    switchover: SwitchoverIntent | None = None,
 ) -> ClusterView:
     return ClusterView(
         name="demo",
@@ -135,6 +151,7 @@ def view(
         sync=sync,
         history=tuple(history),
         bootstrapping=bootstrapping,
+        switchover=switchover,
     )
 
 
@@ -259,6 +276,7 @@ def peer(
     reachable: bool = True,
     running: bool = True,
     in_recovery: bool | None = None,
+    replayed: LsnLike | None = None,
     **tag_changes: Any,
 ) -> PeerStatus:
     if in_recovery is None and running:
@@ -272,6 +290,7 @@ def peer(
         timeline=timeline,
         lsn=_maybe_lsn(lsn),
         tags=tags(**tag_changes),
+        replayed=_maybe_lsn(replayed),
     )
 
 
@@ -289,6 +308,8 @@ def observation(
     memory: Memory | None = None,
     store_ok: bool = True,
     tags: Tags | None = None,
+    wall: float = WALL,
+    requests: Iterable[Request] = (),
     **tag_changes: Any,
 ) -> Observation:
     the_view = view if view is not None else _healthy_view()
@@ -305,6 +326,8 @@ def observation(
         lease_deadline=lease_deadline,
         peers={p.name: p for p in peers},
         memory=memory or Memory(),
+        wall=wall,
+        requests=frozenset(requests),
     )
 
 

@@ -15,6 +15,8 @@ from pgwarden.ha.actions import (
     AppendHistory,
     BeginBootstrap,
     CancelBootstrap,
+    Checkpoint,
+    ClearSwitchover,
     Clone,
     Demote,
     EnsureSlots,
@@ -23,6 +25,7 @@ from pgwarden.ha.actions import (
     Promote,
     PublishStatus,
     ReleaseLeader,
+    ReloadPostgres,
     RenewLeader,
     Rewind,
     RunInitdb,
@@ -34,7 +37,7 @@ from pgwarden.ha.actions import (
 )
 from pgwarden.ha.decide import RULES, decide
 from pgwarden.ha.decision import Decision
-from pgwarden.ha.observation import Observation
+from pgwarden.ha.observation import Observation, Request
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.jobs import RETRY_AFTER
 from pgwarden.model import ControlState, JobKind, PgState, Role
@@ -42,11 +45,13 @@ from tests.unit.builders import (
     NOW,
     OTHER_SYSTEM_ID,
     SYSTEM_ID,
+    WALL,
     config,
     empty_local,
     failed,
     fork,
     incomplete_local,
+    intent,
     job,
     member,
     memory,
@@ -95,6 +100,12 @@ def leader(**kw: object) -> Observation:
     """node1, holding the key on a fresh lease, unless the row says otherwise."""
     kw.setdefault("lease_deadline", LEASED)
     return observation("node1", **kw)  # type: ignore[arg-type]
+
+
+# node1 stopped cleanly for a switchover to node2; its shutdown checkpoint starts at 0/3000100.
+CLEANLY_STOPPED = stopped_local(ControlState.SHUT_DOWN, checkpoint="0/3000100")
+SWITCHING = view(switchover=intent())
+LEADERLESS_SWITCHING = replace(LEADERLESS, switchover=intent())
 
 
 def leaderless(name: str = "node2", **kw: object) -> Observation:
@@ -868,7 +879,182 @@ ROWS: list[Any] = [
         [AcquireLeader(), Promote(), AppendHistory("failover: no leader")],
         candidates=3,
     ),
+    # --- planned switchover: the leader's half (safety rule 5) ------------------------------------
+    row(
+        "switchover_due_primary_checkpoints_then_stops_cleanly_keeping_the_key",
+        leader(view=SWITCHING, local=primary_local()),
+        Reason.SWITCHOVER_STOPPING,
+        [RenewLeader(), Checkpoint(), StopPostgres(StopMode.FAST)],
+        candidate="node2",
+    ),
+    row(
+        "switchover_scheduled_later_leaves_the_primary_serving",
+        leader(view=view(switchover=intent(scheduled_at=WALL + 60)), local=primary_local()),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader, PublishStatus, EnsureSlots],
+    ),
+    row(
+        "switchover_waits_while_the_candidate_has_not_replayed_the_shutdown_checkpoint",
+        leader(view=SWITCHING, local=CLEANLY_STOPPED, peers=[peer("node2", replayed="0/3000000")]),
+        Reason.SWITCHOVER_WAITING_FOR_CANDIDATE,
+        [RenewLeader()],
+    ),
+    row(
+        "switchover_waits_when_the_candidate_replayed_only_up_to_the_checkpoint_start",
+        leader(view=SWITCHING, local=CLEANLY_STOPPED, peers=[peer("node2", replayed="0/3000100")]),
+        Reason.SWITCHOVER_WAITING_FOR_CANDIDATE,
+        [RenewLeader()],
+    ),
+    row(
+        "switchover_waits_when_the_candidate_does_not_answer",
+        leader(view=SWITCHING, local=CLEANLY_STOPPED, peers=[unreachable("node2")]),
+        Reason.SWITCHOVER_WAITING_FOR_CANDIDATE,
+        [RenewLeader()],
+        replayed="unknown",
+    ),
+    row(
+        "switchover_hands_over_the_key_once_the_candidate_replayed_past_the_checkpoint",
+        leader(view=SWITCHING, local=CLEANLY_STOPPED, peers=[peer("node2", replayed="0/3000178")]),
+        Reason.SWITCHOVER_HANDING_OVER,
+        [ReleaseLeader()],
+    ),
+    row(
+        "switchover_to_an_unknown_member_is_abandoned_before_stopping",
+        leader(view=view(switchover=intent("node9")), local=primary_local()),
+        Reason.SWITCHOVER_ABANDONED,
+        [RenewLeader(), ClearSwitchover],
+    ),
+    row(
+        "switchover_to_a_nofailover_member_is_abandoned",
+        leader(
+            view=view(members=(primary_member(), member("node2", nofailover=True)), switchover=intent()),
+            local=primary_local(),
+        ),
+        Reason.SWITCHOVER_ABANDONED,
+        [RenewLeader(), ClearSwitchover],
+    ),
+    row(
+        "switchover_candidate_stopped_meanwhile_abandoned_and_primary_restarted",
+        leader(
+            view=view(
+                members=(primary_member(), member("node2", state=PgState.STOPPED)), switchover=intent()
+            ),
+            local=CLEANLY_STOPPED,
+            peers=[peer("node2", running=False, replayed=None)],
+        ),
+        Reason.SWITCHOVER_ABANDONED,
+        [RenewLeader(), ClearSwitchover, StartPrimary()],
+    ),
+    row(
+        "switchover_past_its_deadline_is_abandoned_and_the_primary_restarted",
+        leader(view=view(switchover=intent(deadline=WALL - 1)), local=CLEANLY_STOPPED),
+        Reason.SWITCHOVER_ABANDONED,
+        [RenewLeader(), ClearSwitchover, StartPrimary()],
+    ),
+    row(
+        "switchover_naming_another_leader_is_dropped",
+        leader(view=view(switchover=intent(leader="node3")), local=primary_local()),
+        Reason.SWITCHOVER_ABANDONED,
+        [RenewLeader(), ClearSwitchover],
+    ),
+    row(
+        "switchover_after_an_unclean_stop_is_abandoned_and_the_primary_restarted",
+        leader(view=SWITCHING, local=stopped_local(ControlState.IN_PRODUCTION)),
+        Reason.SWITCHOVER_ABANDONED,
+        [RenewLeader(), ClearSwitchover, StartPrimary()],
+    ),
+    # --- planned switchover: the candidate's half -----------------------------------------------
+    row(
+        "switchover_candidate_takes_the_released_key_and_promotes_without_comparing_peers",
+        leaderless(view=LEADERLESS_SWITCHING, peers=[peer("node3", lsn="0/3000100")]),
+        Reason.SWITCHOVER_TAKING_OVER,
+        [AcquireLeader(), Promote(), AppendHistory("switchover from node1"), ClearSwitchover()],
+        kind="switchover",
+    ),
+    row(
+        "switchover_in_progress_other_members_do_not_race",
+        leaderless("node3", view=LEADERLESS_SWITCHING, local=standby_local(received="0/4000000")),
+        Reason.NOT_RACING_SWITCHOVER,
+        [],
+        candidate="node2",
+    ),
+    row(
+        "switchover_candidate_takes_over_even_in_maintenance_mode",
+        leaderless(view=replace(LEADERLESS_SWITCHING, config=PAUSED)),
+        Reason.SWITCHOVER_TAKING_OVER,
+        [AcquireLeader, Promote, AppendHistory, ClearSwitchover],
+    ),
+    row(
+        "switchover_candidate_still_defers_to_a_running_primary",
+        leaderless(view=LEADERLESS_SWITCHING, peers=[peer("node1", role=Role.PRIMARY)]),
+        Reason.NOT_RACING_PRIMARY_ALIVE,
+        [],
+    ),
+    row(
+        "expired_switchover_intent_no_longer_holds_back_the_race",
+        leaderless(
+            "node3",
+            view=replace(LEADERLESS, switchover=intent(deadline=WALL - 1)),
+            local=standby_local(received="0/4000000"),
+            peers=[peer("node2")],
+        ),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    # --- operator requests (REST API on this node) -----------------------------------------------
+    row(
+        "restart_request_on_the_leader_keeps_the_key_and_restarts_as_primary",
+        leader(local=primary_local(), requests=[Request.RESTART]),
+        Reason.RESTARTING,
+        [RenewLeader(), StopPostgres(StopMode.FAST), StartPrimary()],
+    ),
+    row(
+        "restart_request_on_a_standby_restarts_it_following_the_leader",
+        observation(requests=[Request.RESTART]),
+        Reason.RESTARTING,
+        [StopPostgres(StopMode.FAST), StartStandby("node1")],
+    ),
+    row(
+        "restart_request_refused_when_postgres_is_stopped",
+        observation(local=stopped_local(), requests=[Request.RESTART]),
+        Reason.REQUEST_REFUSED,
+        [],
+    ),
+    row(
+        "reinitialize_request_refused_on_the_leader_which_keeps_its_key",
+        leader(local=primary_local(), requests=[Request.REINITIALIZE, Request.RESTART]),
+        Reason.REQUEST_REFUSED,
+        [RenewLeader()],
+        request="reinitialize",
+    ),
+    row(
+        "reinitialize_request_on_a_standby_wipes_and_clones_from_the_leader",
+        observation(requests=[Request.REINITIALIZE]),
+        Reason.REINITIALIZING,
+        [StopPostgres(StopMode.IMMEDIATE), WipeDataDir(), Clone("node1")],
+    ),
+    row(
+        "reinitialize_request_refused_while_a_clone_runs",
+        observation(local=empty_local(job=job(JobKind.CLONE, running=True)), requests=[Request.REINITIALIZE]),
+        Reason.REQUEST_REFUSED,
+        [],
+    ),
+    row(
+        "reload_request_on_the_leader_renews_and_reloads",
+        leader(local=primary_local(), requests=[Request.RELOAD]),
+        Reason.RELOADING,
+        [RenewLeader(), ReloadPostgres()],
+    ),
 ]
+
+
+def test_request_rows_answer_exactly_the_request_they_handle() -> None:
+    refused = decide(leader(local=primary_local(), requests=[Request.REINITIALIZE, Request.RESTART]))
+    assert set(refused.answers) == {Request.REINITIALIZE}
+    assert "primary" in str(refused.answers[Request.REINITIALIZE])
+    done = decide(observation(requests=[Request.RESTART]))
+    assert dict(done.answers) == {Request.RESTART: None}
+    assert decide(observation()).answers == {}
 
 
 def _shape(actions: Sequence[Action], expected: Expected) -> list[object]:

@@ -69,6 +69,9 @@ class Executor:
             a.Promote: self._promote,
             a.Demote: self._demote,
             a.StopPostgres: self._stop,
+            a.Checkpoint: self._checkpoint,
+            a.ReloadPostgres: self._reload,
+            a.ClearSwitchover: self._clear_switchover,
             a.AppendHistory: self._append_history,
             a.PublishStatus: self._publish_status,
             a.EnsureSlots: self._ensure_slots,
@@ -183,6 +186,23 @@ class Executor:
 
     def _stop(self, action: a.StopPostgres, obs: Observation) -> None:
         self._pg.stop(action.mode.value)
+
+    def _checkpoint(self, _: a.Checkpoint, obs: Observation) -> None:
+        # Bounded: a checkpoint that drags on only makes the shutdown checkpoint longer, so the
+        # stop that follows goes ahead rather than letting the lease run down.
+        try:
+            self._pg.checkpoint(timeout=min(5.0, obs.view.config.ttl / 2))
+        except Exception as exc:
+            log.warning("checkpoint before stopping failed (%s); stopping anyway", exc)
+
+    def _reload(self, _: a.ReloadPostgres, obs: Observation) -> None:
+        self._apply_cluster_parameters(obs)
+        self._pg.reload()
+
+    def _clear_switchover(self, action: a.ClearSwitchover, obs: Observation) -> None:
+        if action.outcome is not None:
+            log.warning("switchover abandoned: %s", action.outcome)
+        self._cluster.clear_switchover(action.outcome, obs.wall or None)
 
     # --- what the leader publishes --------------------------------------------------------------
     def _append_history(self, action: a.AppendHistory, obs: Observation) -> None:

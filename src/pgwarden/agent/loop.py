@@ -12,8 +12,10 @@ from pgwarden.agent.member_record import member_record
 from pgwarden.agent.observe import Observer
 from pgwarden.agent.peers import PeerClient
 from pgwarden.agent.postmaster_watch import PostmasterWatch
+from pgwarden.agent.requests import RequestBox
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.agent.watch import ClusterWatch
+from pgwarden.api.operations import AgentOperations
 from pgwarden.api.server import ApiServer
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.etcd import EtcdStore
@@ -30,8 +32,20 @@ log = logging.getLogger(__name__)
 
 # Actions that change what PostgreSQL is doing: after them the next cycle comes quickly, so the
 # new state is published (and a new primary's slots created) without waiting a full loop_wait.
-_STATE_CHANGING = (a.Promote, a.StartPrimary, a.StartStandby, a.Demote, a.AcquireLeader, a.Follow)
+_STATE_CHANGING = (
+    a.Promote,
+    a.StartPrimary,
+    a.StartStandby,
+    a.Demote,
+    a.AcquireLeader,
+    a.Follow,
+    a.StopPostgres,
+    a.ReleaseLeader,
+)
 _PROBE_TIMEOUT = 2.0
+# While a switchover names this node (as leader or candidate), cycles come this often: the leader
+# waits on the candidate's replay position, which the candidate's API reports from its last cycle.
+_SWITCHOVER_CYCLE = 0.1
 
 
 class Agent:
@@ -48,18 +62,22 @@ class Agent:
         self.postgres = PostgresController(config.postgresql, config.name)
         self.jobs = JobRunner()
         self.lease = LeaderLease()
+        self._wake = threading.Event()
+        self.requests = RequestBox(wake=self._wake.set)
         self.peers = PeerClient(timeout=min(1.0, dcs.retry_timeout), bind_address=config.etcd.bind_address)
-        self.observer = Observer(config, self.cluster, self._probe, self.jobs, self.peers, self.lease)
+        self.observer = Observer(
+            config, self.cluster, self._probe, self.jobs, self.peers, self.lease, self.requests
+        )
         self.executor = Executor(
             config, self.store, self.cluster, self.postgres, self.jobs, self.lease, self._member_lease_id
         )
         self._member_lease: int | None = None
-        self._wake = threading.Event()
         self._stop = threading.Event()
         empty_view = ClusterView(name=config.cluster, config=dcs)
         local = LocalState()
         self.snapshots = SnapshotHolder(Snapshot(config, empty_view, local, member_record(config, local)))
-        self.api = ApiServer(config.api.listen.host, config.api.listen.port, self.snapshots)
+        operations = AgentOperations(self.cluster, self.snapshots, self.requests)
+        self.api = ApiServer(config.api, self.snapshots, operations)
         self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake)
         self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
 
@@ -96,6 +114,8 @@ class Agent:
                     log.info("%s", decision.message)
                     last_message = decision.message
                 outcome = self.executor.run(decision.actions, obs)
+                if decision.answers:
+                    self.requests.answer(decision.answers, outcome.failed, decision.message)
                 memory = decision.memory
                 self._publish(obs, decision, started)
                 self._sleep(started, obs, decision, outcome.failed is None)
@@ -132,6 +152,10 @@ class Agent:
         # A leader whose renewal failed retries soon: its lease deadline is running out.
         retry = not succeeded and self.lease.lease_id is not None
         wait = 0.2 if quick else 0.25 if retry else max(0.0, loop_wait - (monotonic() - started))
+        intent = obs.view.switchover
+        involved = intent is not None and self.config.name in (intent.leader, intent.candidate)
+        if involved and intent is not None and intent.active(obs.wall):
+            wait = min(wait, _SWITCHOVER_CYCLE)
         deadline = self.lease.deadline()
         if deadline is not None:
             # Decide again no later than the lease deadline: demotion must not wait a tick.

@@ -5,15 +5,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.peers import PeerClient
+from pgwarden.agent.requests import RequestBox
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.keys import ClusterKeys
 from pgwarden.dcs.store import StoreError
-from pgwarden.ha.observation import Memory, Observation
+from pgwarden.ha.observation import Memory, Observation, PeerStatus
 from pgwarden.model import ClusterView, LocalState, NodeConfig
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class Observer:
         jobs: JobRunner,
         peers: PeerClient,
         lease: LeaderLease,
+        requests: RequestBox | None = None,
     ) -> None:
         self._config = config
         self._cluster = cluster
@@ -38,16 +40,13 @@ class Observer:
         self._jobs = jobs
         self._peers = peers
         self._lease = lease
+        self._requests = requests or RequestBox()
         self.last_view = ClusterView(name=config.cluster, config=config.bootstrap)
 
     def observe(self, memory: Memory) -> Observation:
+        requests = self._requests.pending()
         view, store_ok = self._read_view()
         local = self.refresh_local()
-        # Peers matter only when choosing a new leader; asking them every cycle would tie each
-        # agent's loop to the slowest peer's API for nothing.
-        peers = (
-            self._peers.gather(view.members, self._config.name) if store_ok and view.leader is None else {}
-        )
         return Observation(
             name=self._config.name,
             tags=self._config.tags,
@@ -56,10 +55,24 @@ class Observer:
             local=local,
             now=monotonic(),
             lease_deadline=self._lease.deadline(),
-            peers=peers,
+            peers=self._ask_peers(view, store_ok),
             memory=memory,
             wall=time.time(),
+            requests=requests,
         )
+
+    def _ask_peers(self, view: ClusterView, store_ok: bool) -> Mapping[str, PeerStatus]:
+        """Peers matter when choosing a new leader, and to a leader handing over to a candidate;
+        asking them every cycle would tie each loop to the slowest peer's API for nothing."""
+        if not store_ok:
+            return {}
+        if view.leader is None:
+            return self._peers.gather(view.members, self._config.name)
+        intent = view.switchover
+        if view.leader.name == self._config.name and intent is not None and intent.candidate:
+            candidate = view.member(intent.candidate)
+            return self._peers.gather([candidate], self._config.name) if candidate else {}
+        return {}
 
     def refresh_local(self) -> LocalState:
         """The local state again, after actions changed it, so what we publish is current."""

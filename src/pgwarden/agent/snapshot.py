@@ -54,7 +54,7 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
         "state": member.state.value,
         "timeline": member.timeline,
         "pending_restart": local.pending_restart,
-        "tags": _tags_document(member.tags),
+        "tags": tags_document(member.tags),
         "pause": snap.view.config.pause,
         "database_system_identifier": local.system_id,
         "reason": snap.decision.message if snap.decision else "starting",
@@ -92,6 +92,7 @@ def peer_status(name: str, doc: dict[str, Any]) -> PeerStatus:
         ]
         position = max(known) if known else None
     tags = doc.get("tags") or {}
+    replayed = xlog.get("replayed_location")
     return PeerStatus(
         name=name,
         reachable=True,
@@ -104,10 +105,11 @@ def peer_status(name: str, doc: dict[str, Any]) -> PeerStatus:
             nofailover=bool(tags.get("nofailover", False)),
             failover_priority=int(tags.get("failover_priority", 1)),
         ),
+        replayed=Lsn(replayed) if isinstance(replayed, int) else None,
     )
 
 
-def _tags_document(tags: Tags) -> dict[str, Any]:
+def tags_document(tags: Tags) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "nofailover": tags.nofailover,
         "noloadbalance": tags.noloadbalance,

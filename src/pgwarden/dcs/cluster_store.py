@@ -9,7 +9,9 @@ silently overwrite each other.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -162,11 +164,28 @@ class ClusterStore:
         """Write the config; with ``expected_revision``, only if unchanged since (0 = absent)."""
         return self._write(self.keys.config, codec.encode_config(cfg), expected_revision)
 
-    def set_switchover(self, intent: SwitchoverIntent) -> None:
-        self.store.put(self.keys.switchover, codec.encode_switchover(intent))
+    def set_switchover(self, intent: SwitchoverIntent, only_if_absent: bool = False) -> bool:
+        """Write the intent; with ``only_if_absent``, refuse (False) when one is already pending."""
+        expected = 0 if only_if_absent else None
+        return self._write(self.keys.switchover, codec.encode_switchover(intent), expected)
 
-    def clear_switchover(self) -> None:
+    def clear_switchover(self, outcome: str | None = None, wall: float | None = None) -> None:
+        """Remove the intent; ``outcome`` records why it was abandoned, for the caller waiting on it."""
+        if outcome is not None:
+            note = json.dumps({"at": wall if wall is not None else time.time(), "outcome": outcome})
+            self.store.put(self.keys.switchover_outcome, note)
         self.store.delete(self.keys.switchover)
+
+    def read_switchover_outcome(self) -> tuple[float, str] | None:
+        """When and why the leader last abandoned a switchover, if it ever did."""
+        kv = self.store.get_prefix(self.keys.switchover_outcome).get(self.keys.switchover_outcome)
+        if kv is None:
+            return None
+        try:
+            data = json.loads(kv.value)
+            return float(data["at"]), str(data["outcome"])
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def _write(self, key: str, value: str, expected_revision: int | None) -> bool:
         if expected_revision is None:

@@ -294,6 +294,7 @@ def encode_switchover(intent: SwitchoverIntent) -> str:
             "candidate": intent.candidate,
             "scheduled_at": intent.scheduled_at,
             "failover": intent.failover,
+            "deadline": intent.deadline,
         }
     )
 
@@ -305,6 +306,7 @@ def _switchover(data: object) -> SwitchoverIntent:
         candidate=_opt_str(obj, "candidate"),
         scheduled_at=_opt_float(obj, "scheduled_at"),
         failover=_bool(obj, "failover", False),
+        deadline=_opt_float(obj, "deadline"),
     )
 
 

@@ -10,6 +10,7 @@
 | ``sync``            | `SyncState` (JSON)                      | none                         |
 | ``history``         | list of `HistoryEntry` (JSON)           | none                         |
 | ``switchover``      | `SwitchoverIntent` (JSON)               | none                         |
+| ``switchover_outcome`` | why the leader abandoned the last switchover (JSON) | none             |
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class ClusterKeys:
     @property
     def switchover(self) -> str:
         return self.root + "switchover"
+
+    @property
+    def switchover_outcome(self) -> str:
+        return self.root + "switchover_outcome"
 
     def member_name(self, key: str) -> str | None:
         """The member a ``members/<name>`` key belongs to, or None for any other key."""

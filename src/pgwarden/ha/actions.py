@@ -89,6 +89,23 @@ class StopPostgres:
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """CHECKPOINT while writes still run, so the shutdown checkpoint that follows is short."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadPostgres:
+    """Re-apply the cluster's parameters and make PostgreSQL re-read its configuration."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearSwitchover:
+    """Remove the switchover intent: done (``outcome`` None) or abandoned, saying why."""
+
+    outcome: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AppendHistory:
     """Record this promotion (new timeline and switch point) in the cluster's history."""
 
@@ -140,6 +157,9 @@ Action = (
     | Promote
     | Demote
     | StopPostgres
+    | Checkpoint
+    | ReloadPostgres
+    | ClearSwitchover
     | AppendHistory
     | PublishStatus
     | EnsureSlots

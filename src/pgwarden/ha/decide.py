@@ -19,8 +19,10 @@ from pgwarden.ha.rules.candidacy import no_leader
 from pgwarden.ha.rules.following import rogue_primary, someone_else_leads
 from pgwarden.ha.rules.jobs import job_backoff, job_in_progress
 from pgwarden.ha.rules.leadership import leader_is_me, lease_expired
+from pgwarden.ha.rules.requests import operator_request
 from pgwarden.ha.rules.slots import members_seen
 from pgwarden.ha.rules.store import store_unreachable
+from pgwarden.ha.rules.switchover import switchover
 from pgwarden.model import DataDir
 
 Rule = Callable[[Observation], Decision | None]
@@ -40,10 +42,12 @@ RULES: tuple[Rule, ...] = (
     store_unreachable,
     lease_expired,
     rogue_primary,
+    operator_request,
     job_in_progress,
     job_backoff,
     bootstrap,
     foreign_data_directory,
+    switchover,
     leader_is_me,
     someone_else_leads,
     no_leader,
@@ -59,7 +63,7 @@ def decide(obs: Observation) -> Decision:
                 # The new job's failure must be timed from when it is seen: the job record cannot
                 # tell it from the previous failure when it fails within one cycle.
                 memory = replace(memory, job_failed_at=None)
-            return Decision(decision.actions, decision.reason, decision.detail, memory)
+            return Decision(decision.actions, decision.reason, decision.detail, memory, decision.answers)
     raise AssertionError("no_leader applies whenever the other rules do not")  # pragma: no cover
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pgwarden.ha.actions import Action
-from pgwarden.ha.observation import Memory
+from pgwarden.ha.observation import Memory, Request
 from pgwarden.ha.reasons import Reason
 
 
@@ -16,6 +16,8 @@ class Decision:
     reason: Reason
     detail: Mapping[str, object] = field(default_factory=dict)
     memory: Memory = field(default_factory=Memory)
+    # Operator requests this decision answers: carried out by its actions (None), or refused (why).
+    answers: Mapping[Request, str | None] = field(default_factory=dict)
 
     @property
     def message(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from pgwarden.model import ClusterView, LocalState, Lsn, Role, Tags
 
@@ -20,6 +21,15 @@ class PeerStatus:
     timeline: int | None = None
     lsn: Lsn | None = None
     tags: Tags = field(default_factory=Tags)
+    replayed: Lsn | None = None  # a standby's replay position: what a promotion would keep for sure
+
+
+class Request(StrEnum):
+    """An operator's request for this node, made through its REST API, answered by a decision."""
+
+    RESTART = "restart"
+    RELOAD = "reload"
+    REINITIALIZE = "reinitialize"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +60,7 @@ class Observation:
     peers: Mapping[str, PeerStatus] = field(default_factory=dict)
     memory: Memory = field(default_factory=Memory)
     wall: float = 0.0  # epoch seconds, only for comparing with scheduled times stored in etcd
+    requests: frozenset[Request] = frozenset()  # operator requests waiting for this node
 
     @property
     def holds_lease(self) -> bool:

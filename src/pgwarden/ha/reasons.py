@@ -17,6 +17,11 @@ class Reason(Enum):
     # jobs
     JOB_IN_PROGRESS = "{job} in progress{progress}"
     JOB_BACKOFF = "{job} failed {ago:.0f}s ago ({error}); retrying in {wait:.0f}s"
+    # operator requests (REST API / CLI on this node)
+    REQUEST_REFUSED = "{request} refused: {why}"
+    RESTARTING = "restarting PostgreSQL ({role}) as requested"
+    RELOADING = "reloading PostgreSQL's configuration as requested"
+    REINITIALIZING = "reinitializing as requested: removing the data directory and cloning from {source}"
     # bootstrap
     BOOTSTRAP_RACING = "cluster not initialized; racing to bootstrap it"
     BOOTSTRAP_BY_OTHER = "cluster being bootstrapped by {member}; waiting"
@@ -47,6 +52,17 @@ class Reason(Enum):
         "PostgreSQL not serving for {down:.1f}s (primary_start_timeout {timeout:.0f}s); "
         "stopping it and releasing the leader key so a standby can take over"
     )
+    # switchover (the leader's half; the candidate's is under "no leader")
+    SWITCHOVER_STOPPING = "switchover to {candidate}: checkpointing, then stopping PostgreSQL cleanly"
+    SWITCHOVER_WAITING_FOR_CANDIDATE = (
+        "switchover to {candidate}: stopped at checkpoint {checkpoint}; waiting for {candidate} to "
+        "replay past it (replayed: {replayed})"
+    )
+    SWITCHOVER_HANDING_OVER = (
+        "switchover to {candidate}: it replayed past my shutdown checkpoint {checkpoint}; "
+        "releasing the leader key to it"
+    )
+    SWITCHOVER_ABANDONED = "switchover abandoned: {why}"
     LEADER_PAUSED = "I am the leader; cluster paused, taking no automatic action"
     # someone else leads
     ROGUE_PRIMARY_DEMOTING = "{leader} holds the leader key but I run read-write; demoting at once"
@@ -93,6 +109,8 @@ class Reason(Enum):
     )
     NOT_RACING_NOT_SYNC = "no leader; synchronous mode and I am not in the sync set {sync}, not racing"
     NOT_RACING_PEER_BETTER = "no leader; {peer} is a better candidate ({why}), not racing"
+    NOT_RACING_SWITCHOVER = "no leader; {kind} to {candidate} in progress, not racing"
+    SWITCHOVER_TAKING_OVER = "{kind} to me requested and no leader; acquiring the key and promoting"
     NOT_RACING_PRIMARY_ALIVE = "no leader key, but {peer} still runs as primary; waiting for it"
 
     def render(self, detail: Mapping[str, object]) -> str:

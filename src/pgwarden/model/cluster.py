@@ -123,6 +123,15 @@ class SwitchoverIntent:
     candidate: str | None
     scheduled_at: float | None = None  # epoch seconds; None = now
     failover: bool = False  # POST /failover: promote the candidate even without a healthy leader
+    # Epoch seconds after which the intent is void: members race normally again and the leader
+    # drops it, so a candidate that never takes over cannot leave the cluster leaderless.
+    deadline: float | None = None
+
+    def active(self, wall: float) -> bool:
+        return self.deadline is None or wall < self.deadline
+
+    def due(self, wall: float) -> bool:
+        return self.scheduled_at is None or wall >= self.scheduled_at
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from pgwarden.ha.actions import AcquireLeader, AppendHistory, Demote, Promote, StartStandby, StopMode
+from pgwarden.ha.actions import (
+    AcquireLeader,
+    AppendHistory,
+    ClearSwitchover,
+    Demote,
+    Promote,
+    StartStandby,
+    StopMode,
+)
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation, PeerStatus
 from pgwarden.ha.reasons import Reason
-from pgwarden.model import ClusterView, DataDir, Lsn, SyncMode
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Standing:
-    """Orders candidates: further WAL, then higher failover_priority, then the smaller name."""
-
-    lsn: int
-    priority: int
-    name_rank: tuple[int, ...]  # negated code points: the smaller name ranks higher
-
-    @classmethod
-    def of(cls, lsn: Lsn | None, priority: int, name: str) -> Standing:
-        return cls(lsn.value if lsn else -1, priority, (*tuple(-ord(c) for c in name), 1))
+from pgwarden.ha.rules.standing import Standing
+from pgwarden.ha.rules.switchover import active_intent, intent_kind
+from pgwarden.model import ClusterView, DataDir, Lsn, SwitchoverIntent, SyncMode
 
 
 def no_leader(obs: Observation) -> Decision | None:
@@ -29,7 +24,10 @@ def no_leader(obs: Observation) -> Decision | None:
     view, local = obs.view, obs.local
     if view.leader is not None:
         return None
-    if view.config.pause:
+    intent = active_intent(obs)
+    chosen = intent is not None and intent.candidate == obs.name
+    if view.config.pause and not chosen:
+        # A switchover to a named candidate is an operator's act, so it goes on in maintenance.
         return act(Reason.NO_LEADER_PAUSED)
     if local.is_primary:
         newest = _newer_timeline(obs.view, local.timeline)
@@ -53,10 +51,13 @@ def no_leader(obs: Observation) -> Decision | None:
         return act(Reason.NO_LEADER_STARTING_READ_ONLY, StartStandby(None))
     if not local.is_standby:
         return act(Reason.NOT_RACING_NOT_RUNNING)
-    return _race(obs)
+    if intent is not None and not chosen:
+        return act(Reason.NOT_RACING_SWITCHOVER, kind=intent_kind(intent), candidate=intent.candidate)
+    return _race(obs, intent if chosen else None)
 
 
-def _race(obs: Observation) -> Decision:
+def _race(obs: Observation, intent: SwitchoverIntent | None) -> Decision:
+    """Race unless a reason says not to; the operator's chosen candidate defers to no better peer."""
     view, local = obs.view, obs.local
     config = view.config
     my_lsn = local.lsn
@@ -95,6 +96,8 @@ def _race(obs: Observation) -> Decision:
             continue
         if peer.running and peer.in_recovery is False:
             return act(Reason.NOT_RACING_PRIMARY_ALIVE, peer=peer.name)
+        if intent is not None:
+            continue
         # A peer behind the cluster's newest timeline does not race (above), so it is no rival.
         if not _eligible(peer, sync_set) or _newer_timeline(view, peer.timeline) is not None:
             continue
@@ -102,6 +105,17 @@ def _race(obs: Observation) -> Decision:
         theirs = Standing.of(peer.lsn, peer.tags.failover_priority, peer.name)
         if theirs > mine:
             return act(Reason.NOT_RACING_PEER_BETTER, peer=peer.name, why=_why_better(peer, my_lsn))
+    if intent is not None:
+        kind = intent_kind(intent)
+        previous = intent.leader or (status.name if status is not None else "the old primary")
+        return act(
+            Reason.SWITCHOVER_TAKING_OVER,
+            AcquireLeader(),
+            Promote(),
+            AppendHistory(f"{kind} from {previous}"),
+            ClearSwitchover(),
+            kind=kind,
+        )
     return act(
         Reason.NO_LEADER_I_AM_HEALTHIEST,
         AcquireLeader(),

@@ -1,0 +1,308 @@
+"""The agent-side half of the REST API: cluster documents, config edits, switchover, node requests.
+
+Reads go to etcd directly (one range read), so ``/cluster`` and ``/config`` are as fresh as the
+store; writes are compare-and-set. A switchover writes an intent the leader and candidate act on
+(``ha/rules/switchover.py``) and then watches the store until the candidate runs as primary, the
+leader abandons it (its reason is recorded beside the intent), or the timeout runs out: the caller
+always learns the outcome or the state reached.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pgwarden.agent.requests import RequestBox, Ticket
+from pgwarden.agent.snapshot import SnapshotHolder, tags_document
+from pgwarden.api.contract import OperationError, OperationResult
+from pgwarden.config import ConfigError, dynamic_config_to_dict, merge_patch, parse_dynamic_config
+from pgwarden.dcs.cluster_store import ClusterStore
+from pgwarden.dcs.store import StoreError
+from pgwarden.ha.observation import Request
+from pgwarden.ha.rules.switchover import Refused, choose_candidate
+from pgwarden.model import ClusterView, Member, PgState, Role, SwitchoverIntent
+
+_POLL = 0.1  # how often a waiting operation looks at the store again
+_RELOAD_TIMEOUT = 10.0
+
+
+class AgentOperations:
+    def __init__(
+        self,
+        cluster: ClusterStore,
+        snapshots: SnapshotHolder,
+        requests: RequestBox,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cluster = cluster
+        self._snapshots = snapshots
+        self._requests = requests
+        self._clock = clock
+
+    # --- reading ----------------------------------------------------------------------------------
+    def _view(self) -> ClusterView:
+        try:
+            return self._cluster.read()
+        except StoreError as exc:
+            raise OperationError(503, f"etcd cannot be read: {exc}") from None
+
+    def cluster(self) -> dict[str, Any]:
+        view = self._view()
+        doc: dict[str, Any] = {
+            "cluster": view.name,
+            "leader": view.leader.name if view.leader else None,
+            "pause": view.config.pause,
+            "members": [_member_document(m, view) for m in view.members],
+        }
+        if view.switchover is not None:
+            doc["switchover"] = _intent_document(view.switchover)
+        if view.sync is not None:
+            doc["synchronous"] = sorted(view.sync.members)
+        return doc
+
+    def history(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "timeline": e.timeline,
+                "lsn": str(e.switch_lsn),
+                "reason": e.reason,
+                "timestamp": e.timestamp,
+                "new_leader": e.new_leader,
+            }
+            for e in self._view().history
+        ]
+
+    # --- dynamic config -------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        return dynamic_config_to_dict(self._stored_config()[0])
+
+    def patch_config(self, patch: Mapping[str, Any]) -> dict[str, Any]:
+        current, revision = self._stored_config()
+        return self._write_config(merge_patch(dynamic_config_to_dict(current), patch), revision)
+
+    def put_config(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        return self._write_config(document, self._stored_config()[1])
+
+    def _stored_config(self) -> tuple[Any, int]:
+        try:
+            cfg, revision = self._cluster.read_config()
+        except StoreError as exc:
+            raise OperationError(503, f"etcd cannot be read: {exc}") from None
+        if cfg is None:
+            raise OperationError(503, "the cluster has no dynamic config yet (not bootstrapped)")
+        return cfg, revision
+
+    def _write_config(self, document: Mapping[str, Any], revision: int) -> dict[str, Any]:
+        try:
+            cfg = parse_dynamic_config(document, "request body")
+        except ConfigError as exc:
+            raise OperationError(400, str(exc)) from None
+        try:
+            written = self._cluster.write_config(cfg, expected_revision=revision)
+        except StoreError as exc:
+            raise OperationError(503, f"etcd cannot be written: {exc}") from None
+        if not written:
+            raise OperationError(409, "the config changed meanwhile; read it again and retry")
+        return dynamic_config_to_dict(cfg)
+
+    # --- switchover and failover ----------------------------------------------------------------
+    def switchover(
+        self, leader: str | None, candidate: str | None, scheduled_at: datetime | None, timeout: float
+    ) -> OperationResult:
+        view = self._view()
+        current = view.leader.name if view.leader else None
+        if leader is not None and leader != current:
+            raise OperationError(412, f"leader name mismatch: {leader} is not the leader ({current} is)")
+        chosen = self._choose(view, candidate, failover=False)
+        now = self._clock()
+        when = scheduled_at.timestamp() if scheduled_at is not None else None
+        scheduled = when is not None and when > now + 1
+        start = when if scheduled and when is not None else now
+        intent = SwitchoverIntent(
+            leader=current,
+            candidate=chosen,
+            scheduled_at=when if scheduled else None,
+            deadline=start + timeout,
+        )
+        self._post_intent(intent)
+        if scheduled and scheduled_at is not None:
+            return OperationResult(
+                202,
+                f"switchover from {current} to {chosen} scheduled at {scheduled_at.isoformat()}",
+                {"leader": current, "candidate": chosen, "scheduled_at": scheduled_at.isoformat()},
+            )
+        return self._await_new_primary(intent, now, timeout)
+
+    def failover(self, candidate: str, timeout: float) -> OperationResult:
+        view = self._view()
+        chosen = self._choose(view, candidate, failover=True)
+        current = view.leader.name if view.leader else None
+        now = self._clock()
+        intent = SwitchoverIntent(
+            leader=current, candidate=chosen, failover=current is None, deadline=now + timeout
+        )
+        self._post_intent(intent)
+        return self._await_new_primary(intent, now, timeout)
+
+    def cancel_switchover(self) -> OperationResult:
+        intent = self._view().switchover
+        if intent is None:
+            raise OperationError(404, "no switchover is pending")
+        try:
+            self._cluster.clear_switchover()
+        except StoreError as exc:
+            raise OperationError(503, f"etcd cannot be written: {exc}") from None
+        return OperationResult(200, f"switchover to {intent.candidate} cancelled", _intent_document(intent))
+
+    @staticmethod
+    def _choose(view: ClusterView, candidate: str | None, failover: bool) -> str:
+        try:
+            return choose_candidate(view, candidate, failover)
+        except Refused as exc:
+            raise OperationError(412, str(exc)) from None
+
+    def _post_intent(self, intent: SwitchoverIntent) -> None:
+        try:
+            posted = self._cluster.set_switchover(intent, only_if_absent=True)
+        except StoreError as exc:
+            raise OperationError(503, f"etcd cannot be written: {exc}") from None
+        if not posted:
+            raise OperationError(409, "another switchover is pending; cancel it first (DELETE /switchover)")
+
+    def _await_new_primary(self, intent: SwitchoverIntent, since: float, timeout: float) -> OperationResult:
+        kind = "failover" if intent.failover else "switchover"
+        candidate = intent.candidate
+        deadline = time.monotonic() + timeout
+        view: ClusterView | None = None
+        while time.monotonic() < deadline:
+            time.sleep(_POLL)
+            try:
+                view = self._cluster.read()
+            except StoreError:
+                continue  # the store may blink during the handover; the deadline bounds this
+            member = view.member(candidate) if candidate else None
+            if _serves_as_primary(view, member) and member is not None:
+                return OperationResult(
+                    200,
+                    f"{kind} done: {candidate} is the primary on timeline {member.timeline}",
+                    {"leader": candidate, "timeline": member.timeline, "previous_leader": intent.leader},
+                )
+            if view.switchover is None and (view.leader is None or view.leader.name != candidate):
+                raise self._abandoned(kind, since)
+        raise OperationError(
+            503,
+            f"{kind} to {candidate} did not complete within {timeout:.0f}s",
+            {"state": _state_reached(view, candidate)},
+        )
+
+    def _abandoned(self, kind: str, since: float) -> OperationError:
+        try:
+            outcome = self._cluster.read_switchover_outcome()
+        except StoreError:
+            outcome = None
+        if outcome is not None and outcome[0] >= since - 1:
+            return OperationError(412, f"{kind} abandoned by the leader: {outcome[1]}")
+        return OperationError(503, f"{kind} cancelled before it completed (the intent was removed)")
+
+    # --- this node --------------------------------------------------------------------------------
+    def restart(self, timeout: float) -> OperationResult:
+        started = time.monotonic()
+        self._ask(Request.RESTART, timeout)
+        # The decision stopped PostgreSQL and started it again without waiting; the caller wants to
+        # know it serves again.
+        while time.monotonic() - started < timeout:
+            local = self._snapshots.get().local
+            if local.is_primary or local.is_standby:
+                return OperationResult(200, "PostgreSQL restarted")
+            time.sleep(_POLL)
+        raise OperationError(503, f"PostgreSQL restarted but did not serve again within {timeout:.0f}s")
+
+    def reload(self) -> OperationResult:
+        self._ask(Request.RELOAD, _RELOAD_TIMEOUT)
+        return OperationResult(200, "configuration reloaded")
+
+    def reinitialize(self, timeout: float) -> OperationResult:
+        ticket = self._ask(Request.REINITIALIZE, timeout)
+        return OperationResult(202, f"reinitialization started: {ticket.message}")
+
+    def _ask(self, request: Request, timeout: float) -> Ticket:
+        ticket = self._requests.submit(request)
+        if not ticket.wait(timeout):
+            self._requests.withdraw(ticket)
+            decision = self._snapshots.get().decision
+            doing = decision.message if decision is not None else "starting"
+            raise OperationError(
+                503, f"{request.value} not taken up within {timeout:.0f}s; the agent is busy: {doing}"
+            )
+        if ticket.refusal is not None:
+            raise OperationError(412, f"{request.value} refused: {ticket.refusal}")
+        if ticket.failure is not None:
+            raise OperationError(503, f"{request.value} failed: {ticket.failure}")
+        return ticket
+
+
+def _serves_as_primary(view: ClusterView, member: Member | None) -> bool:
+    return (
+        member is not None
+        and view.leader is not None
+        and view.leader.name == member.name
+        and member.role is Role.PRIMARY
+        and member.state is PgState.RUNNING
+    )
+
+
+def _state_reached(view: ClusterView | None, candidate: str | None) -> dict[str, Any]:
+    if view is None:
+        return {"etcd": "unreadable during the whole wait"}
+    member = view.member(candidate) if candidate else None
+    return {
+        "leader": view.leader.name if view.leader else None,
+        "intent_pending": view.switchover is not None,
+        "candidate": (
+            {"name": member.name, "role": member.role.value, "state": member.state.value} if member else None
+        ),
+    }
+
+
+def _member_document(member: Member, view: ClusterView) -> dict[str, Any]:
+    leader = view.leader_member
+    position = (
+        view.status.lsn if view.status and view.leader and view.status.name == view.leader.name else None
+    )
+    if position is None and leader is not None:
+        position = leader.lsn
+    lag = None
+    if member.role is Role.REPLICA and position is not None and member.lsn is not None:
+        lag = max(0, position - member.lsn)
+    role = member.role.value
+    if view.leader is not None and member.name == view.leader.name and member.role is Role.REPLICA:
+        role = Role.STANDBY_LEADER.value
+    return {
+        "name": member.name,
+        "role": role,
+        "state": member.state.value,
+        "host": member.host,
+        "port": member.port,
+        "api_url": member.api_url,
+        "timeline": member.timeline,
+        "lsn": str(member.lsn) if member.lsn is not None else None,
+        "lag": lag,
+        "pending_restart": member.pending_restart,
+        "tags": tags_document(member.tags),
+    }
+
+
+def _intent_document(intent: SwitchoverIntent) -> dict[str, Any]:
+    return {
+        "leader": intent.leader,
+        "candidate": intent.candidate,
+        "scheduled_at": _iso(intent.scheduled_at),
+        "failover": intent.failover,
+        "deadline": _iso(intent.deadline),
+    }
+
+
+def _iso(epoch: float | None) -> str | None:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds") if epoch is not None else None

@@ -1,0 +1,1 @@
+"""Failover drills: a writer through the router, and what it measured."""

@@ -1,0 +1,93 @@
+"""Operator requests made through this node's REST API: restart, reload, reinitialize.
+
+They come after the safety rules (a rogue primary is demoted first, whoever asks for what) and
+before everything else, so an operator's request is answered within a cycle: carried out by this
+decision's actions, or refused with the reason. A leader's decision always renews its key.
+"""
+
+from __future__ import annotations
+
+from pgwarden.ha.actions import (
+    Action,
+    Clone,
+    ReloadPostgres,
+    RenewLeader,
+    StartPrimary,
+    StartStandby,
+    StopMode,
+    StopPostgres,
+    WipeDataDir,
+)
+from pgwarden.ha.decision import Decision, act
+from pgwarden.ha.observation import Observation, Request
+from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules.following import clone_source, upstream_for
+
+
+def operator_request(obs: Observation) -> Decision | None:
+    """Answer one pending request per cycle, the most drastic first."""
+    if Request.REINITIALIZE in obs.requests:
+        return _reinitialize(obs)
+    if Request.RESTART in obs.requests:
+        return _restart(obs)
+    if Request.RELOAD in obs.requests:
+        return _reload(obs)
+    return None
+
+
+def _refuse(request: Request, why: str, obs: Observation) -> Decision:
+    renew: tuple[Action, ...] = (RenewLeader(),) if obs.leader_is_me and obs.holds_lease else ()
+    decision = act(Reason.REQUEST_REFUSED, *renew, request=request.value, why=why)
+    return Decision(decision.actions, decision.reason, decision.detail, answers={request: why})
+
+
+def _done(request: Request, decision: Decision) -> Decision:
+    return Decision(decision.actions, decision.reason, decision.detail, answers={request: None})
+
+
+def _busy(obs: Observation) -> str | None:
+    job = obs.local.job
+    return f"a {job.kind.value} is running on this node" if job is not None and job.running else None
+
+
+def _reinitialize(obs: Observation) -> Decision:
+    request = Request.REINITIALIZE
+    if obs.leader_is_me or obs.local.is_primary:
+        return _refuse(request, "this node is the primary; reinitialize a standby, or switch over first", obs)
+    busy = _busy(obs)
+    if busy:
+        return _refuse(request, busy, obs)
+    source = clone_source(obs.view, obs.name) if obs.view.leader is not None else None
+    if source is None:
+        return _refuse(request, "no running leader to clone from", obs)
+    stop: tuple[Action, ...] = (StopPostgres(StopMode.IMMEDIATE),) if obs.local.running else ()
+    return _done(request, act(Reason.REINITIALIZING, *stop, WipeDataDir(), Clone(source), source=source))
+
+
+def _restart(obs: Observation) -> Decision:
+    request, local = Request.RESTART, obs.local
+    busy = _busy(obs)
+    if busy:
+        return _refuse(request, busy, obs)
+    if not local.running:
+        return _refuse(request, "PostgreSQL is not running, so there is nothing to restart", obs)
+    if obs.leader_is_me:
+        if not obs.holds_lease:
+            return _refuse(request, "the leader key is being re-attached; try again in a moment", obs)
+        # The key stays ours while PostgreSQL restarts (the leader rules wait primary_start_timeout).
+        actions: tuple[Action, ...] = (RenewLeader(), StopPostgres(StopMode.FAST), StartPrimary())
+        return _done(request, act(Reason.RESTARTING, *actions, role="primary"))
+    if local.in_recovery is False:
+        return _refuse(request, "PostgreSQL runs read-write without the leader key; it is being demoted", obs)
+    leader = obs.view.leader
+    upstream = upstream_for(obs.view, obs.name, obs.tags.replicatefrom) if leader is not None else None
+    stop_start = (StopPostgres(StopMode.FAST), StartStandby(upstream))
+    return _done(request, act(Reason.RESTARTING, *stop_start, role="standby"))
+
+
+def _reload(obs: Observation) -> Decision:
+    request = Request.RELOAD
+    if not obs.local.running:
+        return _refuse(request, "PostgreSQL is not running; it reads its configuration when it starts", obs)
+    renew: tuple[Action, ...] = (RenewLeader(),) if obs.leader_is_me and obs.holds_lease else ()
+    return _done(request, act(Reason.RELOADING, *renew, ReloadPostgres()))
