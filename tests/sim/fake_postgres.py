@@ -186,7 +186,14 @@ class FakePostgres:
         """Parameters do not change the fake's behaviour; nothing needs a restart."""
         return ParamChange(changed=frozenset(), restart_required=frozenset())
 
-    def promote(self, timeout: float = 60.0) -> None:
+    def checkpoint(self, timeout: float = 60.0) -> None:
+        """A checkpoint (primary) or restartpoint (standby): pg_control catches up with the WAL."""
+        d = self.data
+        if not self.ready or d is None:
+            raise PostgresError(f"cannot checkpoint {self.name}: server is not running")
+        d.checkpoint, d.checkpoint_timeline = d.position, d.history.timeline
+
+    def promote(self, timeout: float = 60.0, checkpoint: bool = True) -> None:
         d = self.data
         if not self.ready or d is None:
             raise PostgresError(f"cannot promote {self.name}: server is not running")
@@ -196,8 +203,10 @@ class FakePostgres:
         fork = d.position
         d.history = d.history.branch(self.world.new_uid(), timeline, fork)
         d.known_timelines = d.known_timelines | {timeline}
-        d.position += CHECKPOINT_RECORD  # end of recovery; the controller checkpoints at once
-        d.checkpoint, d.checkpoint_timeline, d.min_recovery_timeline = fork, timeline, None
+        d.position += CHECKPOINT_RECORD  # the end-of-recovery record
+        d.min_recovery_timeline = None
+        if checkpoint:
+            d.checkpoint, d.checkpoint_timeline = fork, timeline
         d.control_state = ControlState.IN_PRODUCTION
         self.in_recovery = False
         self.configure_primary()

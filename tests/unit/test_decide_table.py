@@ -537,7 +537,7 @@ ROWS: list[Any] = [
         source="node1",
     ),
     row(
-        "rewind_waits_for_the_leader_to_run",
+        "stopped_member_waits_for_the_leader_to_run_before_starting_or_rewinding",
         observation(
             view=replace(
                 AFTER_FAILOVER,
@@ -545,9 +545,9 @@ ROWS: list[Any] = [
             ),
             local=stopped_local(ControlState.IN_PRODUCTION),
         ),
-        Reason.REWIND_WAIT_LEADER,
+        Reason.WAITING_FOR_LEADER,
         [],
-        source="node1",
+        leader="node1",
     ),
     row(
         "diverged_running_standby_is_stopped_and_rewound_in_one_decision",
@@ -878,6 +878,16 @@ ROWS: list[Any] = [
         Reason.NO_LEADER_I_AM_HEALTHIEST,
         [AcquireLeader(), Promote(), AppendHistory("failover: no leader")],
         candidates=3,
+    ),
+    row(
+        "standby_on_a_new_timeline_records_it_in_pg_control_with_a_restartpoint",
+        observation(
+            view=AFTER_FAILOVER,
+            local=replace(standby_local(timeline=2), control_timeline=1, streaming_from="127.0.0.1:5433"),
+        ),
+        Reason.STANDBY_RECORDING_TIMELINE,
+        [Checkpoint()],
+        timeline=2,
     ),
     # --- planned switchover: the leader's half (safety rule 5) ------------------------------------
     row(

@@ -178,7 +178,9 @@ class Executor:
         self._pg.configure_standby(source, slot)
 
     def _promote(self, _: a.Promote, obs: Observation) -> None:
-        self._pg.promote()
+        # The checkpoint that records the new timeline comes in the next cycle (the leader rules
+        # ask for it), so the new primary is announced without waiting on it.
+        self._pg.promote(checkpoint=False)
 
     def _demote(self, action: a.Demote, obs: Observation) -> None:
         self._pg.stop(action.mode.value)

@@ -45,7 +45,7 @@ _STATE_CHANGING = (
 _PROBE_TIMEOUT = 2.0
 # While a switchover names this node (as leader or candidate), cycles come this often: the leader
 # waits on the candidate's replay position, which the candidate's API reports from its last cycle.
-_SWITCHOVER_CYCLE = 0.1
+_SWITCHOVER_CYCLE = 0.05
 
 
 class Agent:

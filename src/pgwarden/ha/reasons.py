@@ -80,11 +80,14 @@ class Reason(Enum):
         "allowed (remove_data_directory_on_diverged_timelines); an operator must reinitialize"
     )
     REWIND_RETRYING = "pg_rewind failed ({error}); trying again from {source}"
-    REWIND_WAIT_LEADER = "timeline forked; waiting for leader {source} to run before rewinding"
+    WAITING_FOR_LEADER = "{leader} holds the leader key but does not run as primary yet; waiting to start"
     STARTING_AS_STANDBY = "starting as a standby of {upstream}"
     STOPPING_DIVERGED_STANDBY = "diverged from the leader on timeline {timeline} ({why}); stopping to rewind"
     FOLLOWING_NEW_UPSTREAM = "following {upstream} (was {previous})"
     STANDBY_HEALTHY = "standby of {upstream}; nothing to do"
+    STANDBY_RECORDING_TIMELINE = (
+        "standby of {upstream} on timeline {timeline}; a restartpoint records it in pg_control"
+    )
     STANDBY_WAITING_FOR_POSTGRES = "PostgreSQL starting or not answering; waiting"
     FOLLOWER_PAUSED = "cluster paused; following {leader} but taking no automatic action"
     # no leader

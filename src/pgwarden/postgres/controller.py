@@ -6,10 +6,13 @@ import dataclasses
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import psycopg
 
 from pgwarden.model.local import DataDir, LocalState
 from pgwarden.model.lsn import Lsn
@@ -54,6 +57,8 @@ class PostgresController:
         self.name = name  # the member name: application_name towards the upstream
         self._lock = threading.RLock()
         self._managed = conf.read_managed(settings)
+        # (postmaster pid, highest timeline a standby was seen receiving): see ``probe``.
+        self._standby_timeline: tuple[int, int] | None = None
 
     # ---- observation -------------------------------------------------------------------
 
@@ -67,7 +72,23 @@ class PostgresController:
         return self.data_dir.with_name(self.data_dir.name + ".log")
 
     def probe(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> LocalState:
-        return probe(self.settings, timeout)
+        """The local state; a standby's timeline is the highest this postmaster was seen receiving.
+
+        The WAL receiver's timeline vanishes whenever it reconnects (its upstream restarting, a
+        switchover), and pg_control's lags until the next restartpoint, so without this memory a
+        standby that already follows a newer timeline would read as diverged from it. A receiver
+        only ever streams a timeline whose history contains its start point, so what it received
+        once it follows for good.
+        """
+        state = probe(self.settings, timeout)
+        if not state.is_standby or state.timeline is None:
+            return state
+        pid = postmaster_pid(self.settings.data_dir)
+        seen = self._standby_timeline
+        timeline = max(state.timeline, seen[1]) if seen is not None and seen[0] == pid else state.timeline
+        if pid is not None:
+            self._standby_timeline = (pid, timeline)
+        return dataclasses.replace(state, timeline=timeline)
 
     def is_running(self) -> bool:
         return postmaster_pid(self.settings.data_dir) is not None
@@ -174,17 +195,24 @@ class PostgresController:
         if self.is_running():
             run(self.settings, "pg_ctl", ["reload", "-D", str(self.data_dir)], timeout=timeout)
 
-    def promote(self, timeout: float = 60.0) -> None:
-        """Promote and checkpoint at once, so pg_control carries the new timeline (other nodes'
-        pg_rewind reads it from there)."""
-        args = ["promote", "-D", str(self.data_dir), "-w", "-t", str(int(timeout))]
-        try:
-            run(self.settings, "pg_ctl", args, timeout=timeout + _PG_CTL_GRACE)
-        except PostgresError:
-            # A retry after a promotion that went through (e.g. its checkpoint timed out).
-            if not self.probe().is_primary:
-                raise
-        self.checkpoint(timeout)
+    def promote(self, timeout: float = 60.0, checkpoint: bool = True) -> None:
+        """Promote and wait until the server accepts writes; idempotent.
+
+        ``pg_promote(false)`` and a 20 ms poll rather than ``pg_ctl promote -w``, whose 100 ms
+        polling adds to every switchover's write gap. With ``checkpoint``, an immediate
+        checkpoint follows so pg_control carries the new timeline (other nodes' pg_rewind reads
+        it there); the agent instead asks for it in its next cycle, after announcing the primary.
+        """
+        deadline = time.monotonic() + timeout
+        with sql.local_session(self.settings, timeout) as conn:
+            if _in_recovery(conn):
+                conn.execute("SELECT pg_promote(false)")
+            while _in_recovery(conn):
+                if time.monotonic() >= deadline:
+                    raise PostgresError(f"promotion did not finish within {timeout:.0f}s")
+                time.sleep(0.02)
+        if checkpoint:
+            self.checkpoint(timeout)
         self.configure_primary()
 
     def checkpoint(self, timeout: float = 60.0) -> None:
@@ -406,3 +434,8 @@ def _rendered(value: ParamValue | None) -> str | None:
 def _password_env(password: str | None) -> dict[str, str]:
     """The password for a child's libpq, in its environment only (never on its command line)."""
     return {"PGPASSWORD": password} if password else {}
+
+
+def _in_recovery(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    return bool(row and row[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pgwarden.ha.actions import (
+    Checkpoint,
     Clone,
     Demote,
     Follow,
@@ -74,7 +75,13 @@ def someone_else_leads(obs: Observation) -> Decision | None:
     if local.data_dir is not DataDir.VALID:
         return _clone(obs)
     leader_member = view.leader_member
-    leader_tl = leader_member.timeline if leader_member else None
+    # The leader's timeline counts once it announces itself as a running primary: between taking
+    # the key and promoting, its record still shows the old one, and a member already streaming
+    # the new timeline would read as "newer than the leader" and be rewound for nothing.
+    announced = _serving(leader_member) and leader_member is not None and leader_member.role is Role.PRIMARY
+    if not announced and not local.running:
+        return act(Reason.WAITING_FOR_LEADER, leader=leader)
+    leader_tl = leader_member.timeline if announced and leader_member is not None else None
     why = divergence(local, leader_tl, view.history)
     if why is not None:
         then = _rewind(obs, leader, leader_tl, why)
@@ -103,6 +110,18 @@ def someone_else_leads(obs: Observation) -> Decision | None:
             upstream=upstream,
             previous=local.configured_upstream,
         )
+    recorded = local.control_timeline
+    if (
+        local.streaming_from
+        and recorded is not None
+        and local.timeline is not None
+        and recorded < local.timeline
+    ):
+        # pg_control still names the old timeline (no restartpoint since the switch): after a
+        # restart this standby would read as diverged. A restartpoint records the new one.
+        return act(
+            Reason.STANDBY_RECORDING_TIMELINE, Checkpoint(), upstream=upstream, timeline=local.timeline
+        )
     return act(Reason.STANDBY_HEALTHY, upstream=upstream)
 
 
@@ -120,8 +139,6 @@ def _clone(obs: Observation) -> Decision:
 def _rewind(obs: Observation, leader: str, leader_tl: int | None, why: str) -> Decision:
     config, job = obs.view.config, obs.local.job
     rewind_failed = job is not None and job.kind is JobKind.REWIND and job.ok is False
-    if not _serving(obs.view.leader_member):
-        return act(Reason.REWIND_WAIT_LEADER, source=leader)
     if config.use_pg_rewind and not rewind_failed:
         return act(
             Reason.REWINDING,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pgwarden.ha.actions import (
+    Action,
     AppendHistory,
+    Checkpoint,
     Demote,
     EnsureSlots,
     Promote,
@@ -63,11 +65,16 @@ def leader_is_me(obs: Observation) -> Decision | None:
 
 
 def _healthy(obs: Observation, reason: Reason) -> Decision:
-    slots = EnsureSlots(slot_members(obs, members_seen(obs)))
-    timeline = obs.local.timeline
+    actions: list[Action] = [RenewLeader()]
+    timeline, recorded = obs.local.timeline, obs.local.control_timeline
+    if timeline is not None and recorded is not None and recorded < timeline:
+        # Just promoted: until a checkpoint, pg_control names the old timeline, and a former
+        # primary's pg_rewind (which reads it from here) would find nothing to rewind.
+        actions.append(Checkpoint())
+    actions.append(PublishStatus())
     if timeline is not None and timeline > 1 and all(e.timeline != timeline for e in obs.view.history):
         # The append after our promotion failed (the executor stops at the first failed action):
         # without the fork point, a standby holding WAL past it could never be told to rewind.
-        history = AppendHistory("promoted: history entry recorded late")
-        return act(reason, RenewLeader(), PublishStatus(), history, slots)
-    return act(reason, RenewLeader(), PublishStatus(), slots)
+        actions.append(AppendHistory("promoted: history entry recorded late"))
+    actions.append(EnsureSlots(slot_members(obs, members_seen(obs))))
+    return act(reason, *actions)
