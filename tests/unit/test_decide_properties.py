@@ -60,6 +60,17 @@ mostly = st.sampled_from([True, True, True, False])
 
 
 @st.composite
+def sync_claims(
+    draw: st.DrawFn, names: list[str], leaders: st.SearchStrategy[str], every_member: bool = False
+) -> SyncState:
+    """A published claim: no claim (quorum 0), or every commit on all of ``members`` (synchronous
+    ``on``); with ``every_member`` False also partial quorums and the empty "nobody" claim."""
+    members = draw(st.frozensets(st.sampled_from(names)))
+    quorums = [0, len(members)] if every_member else [*range(len(members) + 1), 1]
+    return SyncState(draw(leaders), members, draw(st.sampled_from(quorums)))
+
+
+@st.composite
 def tag_sets(draw: st.DrawFn, names: Sequence[str]) -> Tags:
     return Tags(
         nofailover=draw(rarely),
@@ -117,9 +128,7 @@ def views(draw: st.DrawFn, initialized: bool | None = None) -> ClusterView:
         leader=Leader(leader) if leader else None,
         members=tuple(draw(members(n, names)) for n in names),
         status=draw(st.none() | st.builds(LeaderStatus, st.sampled_from([*names, "ghost"]), timelines, lsns)),
-        sync=draw(
-            st.none() | st.builds(SyncState, st.sampled_from(names), st.frozensets(st.sampled_from(names)))
-        ),
+        sync=draw(st.none() | sync_claims(names, st.sampled_from(names))),
         history=draw(histories()),
         bootstrapping=draw(st.none() | st.sampled_from(names)) if initialize is None else None,
     )
@@ -437,7 +446,7 @@ def leaderless_standbys(draw: st.DrawFn) -> tuple[Observation, ...]:
         config=DynamicConfig(synchronous_mode=sync_mode, maximum_lag_on_failover=4 * MIB),
         members=tuple(Member(n, "", "127.0.0.1", 5432, Role.REPLICA, tags=tags[n]) for n in names),
         status=draw(st.none() | st.just(LeaderStatus("gone", 1, min(positions.values())))),
-        sync=draw(st.none() | st.builds(SyncState, st.just("gone"), st.frozensets(st.sampled_from(names)))),
+        sync=draw(st.none() | sync_claims(names, st.just("gone"), every_member=True)),
     )
     local = {
         n: LocalState(
@@ -474,7 +483,7 @@ def test_exactly_the_best_qualified_standby_races_when_all_see_each_other(
     """Liveness of rule 3: no stall, no duel. Qualified: not nofailover, in the sync set if in force."""
     view = members[0].view
     sync = view.sync
-    in_force = view.config.synchronous_mode is not SyncMode.OFF and sync is not None and bool(sync.members)
+    in_force = view.config.synchronous_mode is not SyncMode.OFF and sync is not None and sync.quorum > 0
     qualified = [
         o
         for o in members

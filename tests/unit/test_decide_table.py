@@ -773,7 +773,7 @@ ROWS: list[Any] = [
         leaderless(view=replace(LEADERLESS, config=sync_config(), sync=sync_set("node3"))),
         Reason.NOT_RACING_NOT_SYNC,
         [],
-        sync=["node3"],
+        why="not in the synchronous set ['node3']",
     ),
     row(
         "sync_set_member_races_even_when_an_async_peer_has_more_wal",
@@ -788,7 +788,7 @@ ROWS: list[Any] = [
     row(
         "sync_set_member_defers_to_a_sync_peer_with_more_wal",
         leaderless(
-            view=replace(LEADERLESS, config=sync_config(), sync=sync_set("node2", "node3")),
+            view=replace(LEADERLESS, config=sync_config(), sync=sync_set("node2", "node3", quorum=2)),
             peers=[peer("node3", lsn="0/3100000")],
         ),
         Reason.NOT_RACING_PEER_BETTER,
@@ -796,8 +796,48 @@ ROWS: list[Any] = [
         peer="node3",
     ),
     row(
-        "empty_sync_set_lets_any_member_race",
+        "quorum_member_defers_to_a_more_advanced_member_of_the_set",
+        leaderless(
+            view=replace(LEADERLESS, config=sync_config(), sync=sync_set("node2", "node3", quorum=1)),
+            peers=[peer("node3", lsn="0/3100000", nofailover=True)],
+        ),
+        Reason.NOT_RACING_NOT_SYNC,
+        [],
+        why="synchronous member node3 holds more WAL (0/3100000 > 0/3000000)",
+    ),
+    row(
+        "quorum_member_needs_enough_members_to_answer_that_every_commit_quorum_overlaps",
+        leaderless(
+            view=replace(
+                LEADERLESS, config=sync_config(), sync=sync_set("node2", "node3", "node4", quorum=1)
+            ),
+            peers=[peer("node3"), unreachable("node4")],
+        ),
+        Reason.NOT_RACING_NOT_SYNC,
+        [],
+        why="only 2 of the 3 synchronous members every commit quorum overlaps answer",
+    ),
+    row(
+        "quorum_member_most_advanced_of_enough_members_races",
+        leaderless(
+            view=replace(
+                LEADERLESS, config=sync_config(), sync=sync_set("node2", "node3", "node4", quorum=2)
+            ),
+            local=standby_local(received="0/3000100"),
+            peers=[peer("node3"), unreachable("node4")],
+        ),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "empty_sync_claim_means_nobody_is_known_to_hold_every_commit",
         leaderless(view=replace(LEADERLESS, config=sync_config(), sync=sync_set())),
+        Reason.NOT_RACING_NOT_SYNC,
+        [],
+    ),
+    row(
+        "degraded_sync_claim_lets_any_member_race",
+        leaderless(view=replace(LEADERLESS, config=sync_config(), sync=sync_set(quorum=0))),
         Reason.NO_LEADER_I_AM_HEALTHIEST,
         [AcquireLeader, Promote, AppendHistory],
     ),

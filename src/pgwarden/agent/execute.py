@@ -72,6 +72,8 @@ class Executor:
             a.Checkpoint: self._checkpoint,
             a.ReloadPostgres: self._reload,
             a.ClearSwitchover: self._clear_switchover,
+            a.SetSyncStandbys: self._set_sync_standbys,
+            a.PublishSync: self._publish_sync,
             a.AppendHistory: self._append_history,
             a.PublishStatus: self._publish_status,
             a.EnsureSlots: self._ensure_slots,
@@ -205,6 +207,18 @@ class Executor:
         if action.outcome is not None:
             log.warning("switchover abandoned: %s", action.outcome)
         self._cluster.clear_switchover(action.outcome, obs.wall or None)
+
+    def _set_sync_standbys(self, action: a.SetSyncStandbys, obs: Observation) -> None:
+        log.info("synchronous_standby_names = '%s'", action.value)
+        self._pg.set_synchronous_standby_names(action.value)
+
+    def _publish_sync(self, action: a.PublishSync, obs: Observation) -> None:
+        state = action.state
+        was_degraded = obs.view.sync is not None and obs.view.sync.degraded_since is not None
+        if state.degraded_since is not None and not was_degraded:
+            log.warning("no synchronous standby for synchronous_fallback_after: degrading to asynchronous")
+        log.info("synchronous claim: %s of %s", state.quorum, sorted(state.members))
+        self._cluster.publish_sync(state)
 
     # --- what the leader publishes --------------------------------------------------------------
     def _append_history(self, action: a.AppendHistory, obs: Observation) -> None:

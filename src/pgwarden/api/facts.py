@@ -9,11 +9,39 @@ from pgwarden.agent.snapshot import Snapshot
 from pgwarden.config import parse_byte_size
 from pgwarden.ha.health import HealthFacts, Query
 
+# The paths ``ha.health.verdict`` knows (Patroni's, so HAProxy configurations carry over), and
+# the two status aliases that always answer 200. Every other GET path answers 503, as Patroni does.
+HEALTH_ENDPOINTS: tuple[str, ...] = (
+    "",
+    "primary",
+    "read-write",
+    "master",
+    "leader",
+    "standby-leader",
+    "standby_leader",
+    "replica",
+    "read-only",
+    "synchronous",
+    "sync",
+    "asynchronous",
+    "async",
+    "read-only-sync",
+    "health",
+    "liveness",
+    "readiness",
+)
+STATUS_ENDPOINTS: tuple[str, ...] = ("patroni", "status")
+
 
 def query_of(params: Mapping[str, str]) -> Query:
+    """The health query; raises ValueError naming ``lag`` when it is not a size."""
     lag = params.get("lag")
+    try:
+        max_lag = parse_byte_size(lag) if lag else None
+    except ValueError:
+        raise ValueError(f"query parameter lag={lag!r} is not a size; write bytes or e.g. 16MB") from None
     return Query(
-        max_lag=parse_byte_size(lag) if lag else None,
+        max_lag=max_lag,
         replication_state=params.get("replication_state"),
         tags={k[4:]: v for k, v in params.items() if k.startswith("tag_")},
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from pgwarden import __version__
+from pgwarden.cli import dynamic_config, operations, router, status
 from pgwarden.cli.agent import agent
 from pgwarden.cli.stack import down, up
 
@@ -25,6 +26,20 @@ def version() -> None:
 app.command()(agent)
 app.command()(up)
 app.command()(down)
+
+app.command("list")(status.list_members)
+app.command()(status.topology)
+app.command()(status.history)
+app.command()(operations.switchover)
+app.command()(operations.failover)
+app.command()(operations.restart)
+app.command()(operations.reload)
+app.command()(operations.reinit)
+app.command()(operations.pause)
+app.command()(operations.resume)
+app.command("show-config")(dynamic_config.show_config)
+app.command("edit-config")(dynamic_config.edit_config)
+app.command("haproxy-config")(router.haproxy_config)
 
 
 def main() -> None:

@@ -2,43 +2,79 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
-from pgwarden.local.spec import StackSpec
+from pgwarden.local.spec import SPEC_FILE, STACK_FILE, SpecError, StackSpec
 from pgwarden.local.stack import Stack, StackError
+from pgwarden.local.state import StackState
+from pgwarden.router.haproxy import RouterPorts
 
 DEFAULT_DIR = Path(".pgwarden/local")
-console = Console(stderr=True)
+DEFAULT_NODES = 3
 
 
 def up(
-    nodes: int = typer.Option(3, "--nodes", min=1, max=9, help="number of PostgreSQL nodes"),
+    nodes: int | None = typer.Option(
+        None,
+        "--nodes",
+        min=1,
+        max=9,
+        show_default=False,
+        help="number of PostgreSQL nodes (default 3; an existing stack keeps its own)",
+    ),
     dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="where data, configs and logs go"),
+    timeout: float = typer.Option(120.0, "--timeout", min=10, help="seconds to wait for a healthy cluster"),
+    network: str | None = typer.Option(
+        None, "--network", hidden=True, help="first three octets of the loopback addresses, e.g. 127.0.42"
+    ),
+    run_as: str | None = typer.Option(
+        None, "--run-as", hidden=True, help="comma-separated OS user per node for PostgreSQL"
+    ),
 ) -> None:
-    """Start etcd x3, NODES nodes and HAProxy on loopback; wait until healthy."""
-    stack = Stack(StackSpec(dir=dir.resolve(), nodes=nodes))
+    """Start etcd x3, NODES nodes and HAProxy on loopback; wait until healthy.
+
+    On a directory whose stack is already running it prints that stack's connection strings and
+    members, and exits 0 when it is healthy, 1 when it is not. A stack stopped with `down`
+    (without --purge) starts again with its data and passwords.
+    """
+    dir = dir.resolve()
+    progress_console = Console(stderr=True)
+    spec = _spec_for_up(dir, nodes, network, run_as)
+    stack = Stack(spec)
     if stack.running():
-        console.print(f"a stack is already running from {dir} (pgwarden down --dir {dir} stops it)")
-        raise typer.Exit(1)
+        state = stack.observe()
+        progress_console.print(f"a stack is already running from {_shown(dir)}; leaving it as it is")
+        _print_summary(stack, state)
+        if not state.routed:
+            progress_console.print(
+                f"[yellow]it is not healthy:[/yellow] {escape(state.summary)}; logs in {stack.logs_dir}\n"
+                f"restart it with: pgwarden down{_dir_flag(dir)} && pgwarden up{_dir_flag(dir)}"
+            )
+            raise typer.Exit(1)
+        return
+    final: list[StackState] = []
     try:
-        doc = stack.up(progress=lambda text: console.print(f"[dim]…[/dim] {text}"))
+        _run_up(stack, timeout, final, progress_console)
     except StackError as exc:
-        console.print(f"[red]pgwarden up failed:[/red] {exc}")
+        progress_console.print(f"[red]pgwarden up failed:[/red] {escape(str(exc))}", soft_wrap=True)
+        if stack.logs_dir.exists():
+            progress_console.print(f"stopped what it had started; logs in {stack.logs_dir}")
         raise typer.Exit(1) from None
-    hosts = ",".join(f"{n['host']}:{n['port']}" for n in doc["nodes"])
-    password = doc["superuser"]["password"]
-    primary = doc["haproxy"]["primary"].split(":")
-    replicas = doc["haproxy"]["replicas"].split(":")
-    typer.echo(f"cluster {doc['cluster']} is up ({dir / 'stack.json'})")
-    typer.echo(f"  writes (HAProxy): postgresql://postgres:{password}@{primary[0]}:{primary[1]}/postgres")
-    typer.echo(f"  reads  (HAProxy): postgresql://postgres:{password}@{replicas[0]}:{replicas[1]}/postgres")
-    typer.echo(
-        f"  libpq multi-host: postgresql://postgres:{password}@{hosts}/postgres?target_session_attrs=read-write"
-    )
-    typer.echo(f"  HAProxy stats:    {doc['haproxy']['stats']}")
+    except KeyboardInterrupt:
+        progress_console.print(f"interrupted: stopped what it had started; logs in {stack.logs_dir}")
+        raise typer.Exit(130) from None
+    _print_summary(stack, final[-1] if final else stack.observe())
 
 
 def down(
@@ -46,7 +82,182 @@ def down(
     purge: bool = typer.Option(False, "--purge", help="also remove data, configs and logs"),
 ) -> None:
     """Stop everything a local stack started (by PID); --purge removes its directory too."""
-    spec_dir = dir.resolve()
-    nodes = sum(1 for _ in spec_dir.glob("node*.yml")) or 3
-    Stack(StackSpec(dir=spec_dir, nodes=nodes)).down(purge=purge)
-    typer.echo(f"stack in {dir} stopped" + (" and removed" if purge else ""))
+    dir = dir.resolve()
+    progress_console = Console(stderr=True)
+    if not dir.exists():
+        typer.echo(f"nothing to stop: no stack in {_shown(dir)}")
+        return
+    try:
+        spec = StackSpec.load(dir) or StackSpec(dir=dir)
+    except SpecError as exc:
+        progress_console.print(
+            f"[yellow]{escape(str(exc))}[/yellow]; stopping by pids.json and data directories"
+        )
+        spec = StackSpec(dir=dir)
+    try:
+        stopped = Stack(spec).down(purge=purge)
+    except StackError as exc:
+        progress_console.print(f"[red]pgwarden down:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    if stopped:
+        typer.echo(f"stopped {len(stopped)} processes: " + ", ".join(stopped))
+    else:
+        typer.echo(f"nothing was running from {_shown(dir)}")
+    if purge:
+        if dir.parent.name == ".pgwarden":  # the default layout: leave no empty .pgwarden behind
+            with contextlib.suppress(OSError):
+                dir.parent.rmdir()
+        typer.echo(f"removed {_shown(dir)}")
+
+
+# --- up, step by step ---------------------------------------------------------------------------
+def _spec_for_up(dir: Path, nodes: int | None, network: str | None, run_as: str | None) -> StackSpec:
+    """The saved spec of ``dir`` when it has one (same passwords and users as its data), else a
+    new one; explicit options that contradict a saved spec are refused rather than ignored."""
+    users = tuple(u.strip() or None for u in run_as.split(",")) if run_as else ()
+    try:
+        saved = StackSpec.load(dir) if (dir / SPEC_FILE).exists() else None
+    except SpecError as exc:
+        _fail(f"{exc}; pgwarden down{_dir_flag(dir)} --purge starts afresh")
+    if saved is None:
+        if (dir / STACK_FILE).exists():
+            _fail(
+                f"{_shown(dir)} holds a stack without {SPEC_FILE} (made by an older pgwarden); "
+                f"pgwarden down{_dir_flag(dir)} --purge, then up again"
+            )
+        base = network or "127.0.0"
+        return StackSpec(
+            dir=dir,
+            nodes=nodes or DEFAULT_NODES,
+            network=base,
+            router=RouterPorts(bind_host=f"{base}.1"),
+            run_as=users,
+        )
+    conflicts = [
+        f"{what} {given} (it has {had})"
+        for what, given, had in (
+            ("--nodes", nodes, saved.nodes),
+            ("--network", network, saved.network),
+            ("--run-as", ",".join(u or "" for u in users) or None, ",".join(u or "" for u in saved.run_as)),
+        )
+        if given is not None and given != had
+    ]
+    if conflicts:
+        _fail(
+            f"{_shown(dir)} already holds a stack; it cannot take {'; '.join(conflicts)}. Start it as it "
+            f"is, or remove it first: pgwarden down{_dir_flag(dir)} --purge"
+        )
+    return saved
+
+
+def _run_up(stack: Stack, timeout: float, final: list[StackState], out: Console) -> None:
+    """``stack.up`` with a live view on a terminal, one line per change otherwise; ``final``
+    receives the last state seen."""
+    if not out.is_terminal:
+
+        def print_line(text: str) -> None:
+            out.print(f"… {text}", highlight=False, markup=False)
+
+        def keep(seen: StackState) -> None:
+            final[:] = [seen]
+
+        stack.up(progress=print_line, timeout=timeout, watch=keep)
+        return
+    message = ["preparing"]
+    with Live(console=out, refresh_per_second=4, transient=True) as live:
+
+        def show() -> None:
+            live.update(_progress_view(stack, message[0], final[-1] if final else None))
+
+        def note(text: str) -> None:
+            message[0] = text
+            show()
+
+        def watch(seen: StackState) -> None:
+            final[:] = [seen]
+            show()
+
+        stack.up(progress=note, timeout=timeout, watch=watch)
+
+
+def _progress_view(stack: Stack, message: str, state: StackState | None) -> RenderableType:
+    lines: list[RenderableType] = [Text.assemble(("… ", "bold"), message)]
+    if state is not None:
+        lines.append(Text(_parts_line(stack, state)))
+        lines.append(member_table(stack.spec, state.members, with_reason=True))
+    return Group(*lines)
+
+
+def _parts_line(stack: Stack, state: StackState) -> str:
+    agents = [p for p in state.parts if p.name.startswith("node")]
+    haproxy = next((p for p in state.parts if p.name == "haproxy"), None)
+    routed = ", ".join(state.routes_writes_to or ()) or "nobody yet"
+    return (
+        f"etcd {state.etcd_healthy}/3 healthy · agents {sum(p.running for p in agents)}/{len(agents)}"
+        f" running · HAProxy {'running' if haproxy and haproxy.running else 'not running'}"
+        f" (writes go to {routed})"
+    )
+
+
+def member_table(
+    spec: StackSpec, members: Mapping[str, Mapping[str, Any] | None], with_reason: bool = False
+) -> Table:
+    """One row per node: name, host, role, state, timeline (and the last decision's reason)."""
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("member", "host", "role", "state", "timeline", *(["reason"] if with_reason else [])):
+        table.add_column(column, no_wrap=column != "reason")
+    for i in range(spec.nodes):
+        name = spec.node_name(i)
+        status = members.get(name)
+        host = f"{spec.node_host(i)}:{spec.pg_port}"
+        if status is None:
+            table.add_row(name, host, "-", Text("no answer", "dim"), "-", *([""] if with_reason else []))
+            continue
+        role = str(status.get("role", "?"))
+        timeline = status.get("timeline")
+        row: list[RenderableType] = [name, host, Text(role, "green" if role == "primary" else "")]
+        row += [Text(str(status.get("state", "?"))), "-" if timeline is None else str(timeline)]
+        if with_reason:
+            row.append(Text(str(status.get("reason", "")), "dim"))
+        table.add_row(*row)
+    return table
+
+
+def _print_summary(stack: Stack, state: StackState) -> None:
+    spec, doc = stack.spec, stack.describe()
+    urls = spec.connection_strings()
+    typer.echo(f"cluster {spec.cluster}: {spec.nodes} nodes, etcd x3, HAProxy ({_shown(stack.stack_path)})")
+    lines = [
+        ("writes (HAProxy)", urls["writes"]),
+        ("reads (HAProxy)", urls["reads"]),
+        ("libpq multi-host", urls["multi-host"]),
+        ("HAProxy stats", doc["haproxy"]["stats"]),
+    ]
+    if "api_auth" in doc:
+        auth = doc["api_auth"]
+        lines.append(("REST API auth", f"{auth['username']}:{auth['password']} (for write operations)"))
+    for label, value in lines:  # plain lines: never wrapped, so they can be copied whole
+        typer.echo(f"  {label:<18}{value}")
+    # A console per call binds to the current stdout; wide enough never to fold a member row.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console.print()
+    console.print(member_table(spec, state.members))
+    console.print()
+    typer.echo(f"stop with: pgwarden down{_dir_flag(spec.dir)} (add --purge to remove the data)")
+
+
+def _fail(message: str) -> NoReturn:
+    Console(stderr=True).print(f"[red]pgwarden up:[/red] {escape(message)}")
+    raise typer.Exit(1)
+
+
+def _dir_flag(dir: Path) -> str:
+    return "" if dir == DEFAULT_DIR.resolve() else f" --dir {_shown(dir)}"
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it lies below it (shorter to read)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

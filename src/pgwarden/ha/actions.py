@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pgwarden.model import SyncState
+
 
 class StopMode(StrEnum):
     FAST = "fast"  # disconnect clients, checkpoint, stop: clean shutdown
@@ -106,6 +108,20 @@ class ClearSwitchover:
 
 
 @dataclass(frozen=True, slots=True)
+class SetSyncStandbys:
+    """Set PostgreSQL's synchronous_standby_names (reloadable): whom commits wait for."""
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublishSync:
+    """Publish the synchronous claim in etcd: who holds every acknowledged commit (rule 4)."""
+
+    state: SyncState
+
+
+@dataclass(frozen=True, slots=True)
 class AppendHistory:
     """Record this promotion (new timeline and switch point) in the cluster's history."""
 
@@ -160,6 +176,8 @@ Action = (
     | Checkpoint
     | ReloadPostgres
     | ClearSwitchover
+    | SetSyncStandbys
+    | PublishSync
     | AppendHistory
     | PublishStatus
     | EnsureSlots

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from pgwarden.ha import sync
 from pgwarden.ha.actions import Clone, Rewind, RunInitdb
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Memory, Observation
@@ -73,11 +74,14 @@ def _remember(obs: Observation) -> Memory:
     job = local.job
     failed = job is not None and job.ok is False
     silent = local.running and not local.probe_ok
+    short, applied = sync.remember(obs)
     return Memory(
         unhealthy_primary_since=(previous.unhealthy_primary_since or obs.now) if unhealthy else None,
         member_last_seen=members_seen(obs),
         job_failed_at=(previous.job_failed_at or obs.now) if failed else None,
         probe_failing_since=_since(previous.probe_failing_since, obs.now) if silent else None,
+        sync_short_since=short,
+        sync_applied=applied,
     )
 
 

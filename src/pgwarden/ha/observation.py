@@ -44,6 +44,11 @@ class Memory:
     probe_failing_since: float | None = None
     # When the last background job (clone, rewind, initdb) failed: retries back off from it.
     job_failed_at: float | None = None
+    # Since when fewer standbys stream than synchronous mode wants (synchronous_fallback_after).
+    sync_short_since: float | None = None
+    # The synchronous spec in force and the primary's position when it was first seen in force:
+    # a standby past that position holds every commit acknowledged before it.
+    sync_applied: tuple[str, Lsn] | None = None
 
 
 @dataclass(frozen=True, slots=True)

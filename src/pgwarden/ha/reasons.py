@@ -110,7 +110,7 @@ class Reason(Enum):
     NOT_RACING_BEHIND_TIMELINE = (
         "no leader; the cluster reached timeline {newest} while I am on {mine}, not racing"
     )
-    NOT_RACING_NOT_SYNC = "no leader; synchronous mode and I am not in the sync set {sync}, not racing"
+    NOT_RACING_NOT_SYNC = "no leader; synchronous mode forbids my promotion: {why}; not racing"
     NOT_RACING_PEER_BETTER = "no leader; {peer} is a better candidate ({why}), not racing"
     NOT_RACING_SWITCHOVER = "no leader; {kind} to {candidate} in progress, not racing"
     SWITCHOVER_TAKING_OVER = "{kind} to me requested and no leader; acquiring the key and promoting"

@@ -67,24 +67,49 @@ def signal_tree(pid: int, sig: signal.Signals) -> None:
             os.kill(target, sig)
 
 
-def stop(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL of the whole tree if it has not exited within ``timeout``."""
-    if not alive(pid):
-        return
-    tree = [pid, *children(pid)]
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+def stop(pid: int, timeout: float = 10.0, sig: signal.Signals = signal.SIGTERM) -> None:
+    """``sig`` (SIGTERM by default), then SIGKILL of the whole tree if still alive after ``timeout``."""
+    stop_all([pid], timeout, sig)
+
+
+def stop_all(pids: Sequence[int], timeout: float, sig: signal.Signals = signal.SIGTERM) -> list[int]:
+    """Signal every process at once, wait for all of them together, then SIGKILL the trees of those
+    still alive; returns the PIDs that had to be killed."""
+    trees = {pid: [pid, *children(pid)] for pid in pids if alive(pid)}
+    for pid in list(trees):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            del trees[pid]
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive(pid):
-        _reap(pid)
+    while time.monotonic() < deadline and any(alive(p) for p in trees):
+        for pid in trees:
+            _reap(pid)
         time.sleep(0.1)
-    for target in tree + children(pid):
-        if alive(target):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(target, signal.SIGKILL)
-    _reap(pid)
+    killed = [pid for pid in trees if alive(pid)]
+    for pid, tree in trees.items():
+        for target in tree + children(pid):
+            if alive(target):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(target, signal.SIGKILL)
+        _reap(pid)
+    return killed
+
+
+def command_line(pid: int) -> list[str]:
+    """The arguments ``pid`` was started with (empty when it is gone or a kernel thread)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def owned(pid: int, marker: str) -> bool:
+    """True when ``pid`` is alive and one of its arguments contains ``marker``: a PID recorded long
+    ago may since belong to an unrelated process, which must be neither counted nor signalled."""
+    return alive(pid) and any(marker in arg for arg in command_line(pid))
 
 
 def _reap(pid: int) -> None:

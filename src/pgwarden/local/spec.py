@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pgwarden.router.haproxy import RouterPorts
+
+SPEC_FILE = "spec.json"  # the whole spec, so a later `up` or `down` on the directory reuses it
+STACK_FILE = "stack.json"  # the public description (INTERFACE.md) scripts and tests read
+
+
+class SpecError(Exception):
+    """A saved spec cannot be read; the message says which file and why."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,9 @@ class StackSpec:
     superuser_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     replication_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     bin_dir: str = "/usr/lib/postgresql/15/bin"
+    # REST API basic auth for write operations, as in production; None leaves the API open.
+    api_username: str = "pgwarden"
+    api_password: str | None = field(default_factory=lambda: secrets.token_urlsafe(12))
 
     def node_name(self, i: int) -> str:
         return f"node{i + 1}"
@@ -49,11 +64,21 @@ class StackSpec:
     def config_path(self, i: int) -> Path:
         return self.dir / f"{self.node_name(i)}.yml"
 
+    def api_url(self, i: int) -> str:
+        return f"http://{self.node_host(i)}:{self.api_port}"
+
     def etcd_endpoints(self) -> list[str]:
         return [f"{self.etcd_host(i)}:{self.etcd_port}" for i in range(3)]
 
     def user_for(self, i: int) -> str | None:
         return self.run_as[i] if i < len(self.run_as) else None
+
+    def listen_addresses(self) -> list[tuple[str, int]]:
+        """Every address and port the stack's servers will listen on."""
+        found = [(self.etcd_host(i), p) for i in range(3) for p in (self.etcd_port, self.etcd_peer_port)]
+        found += [(self.node_host(i), p) for i in range(self.nodes) for p in (self.pg_port, self.api_port)]
+        r = self.router
+        return found + [(r.bind_host, p) for p in (r.primary, r.replicas, r.stats)]
 
     def node_config(self, i: int, run_as: str | None) -> dict[str, Any]:
         host = self.node_host(i)
@@ -71,11 +96,112 @@ class StackSpec:
         }
         if run_as:
             pg["run_as"] = run_as
+        api: dict[str, Any] = {
+            "listen": f"{host}:{self.api_port}",
+            "connect_address": f"{host}:{self.api_port}",
+        }
+        if self.api_password is not None:
+            api["auth"] = {"username": self.api_username, "password": self.api_password}
         return {
             "cluster": self.cluster,
             "name": self.node_name(i),
             "etcd": {"hosts": self.etcd_endpoints(), "bind_address": host},
-            "api": {"listen": f"{host}:{self.api_port}", "connect_address": f"{host}:{self.api_port}"},
+            "api": api,
             "postgresql": pg,
             "bootstrap": {"dcs": dict(self.dcs)},
         }
+
+    # --- the public description ---------------------------------------------------------------
+    def document(self) -> dict[str, Any]:
+        """What ``DIR/stack.json`` holds (the layout in INTERFACE.md, plus ``api_auth``)."""
+        r = self.router
+        doc: dict[str, Any] = {
+            "cluster": self.cluster,
+            "nodes": [
+                {
+                    "name": self.node_name(i),
+                    "host": self.node_host(i),
+                    "port": self.pg_port,
+                    "api_url": self.api_url(i),
+                    "data_dir": str(self.data_dir(i)),
+                    "config": str(self.config_path(i)),
+                }
+                for i in range(self.nodes)
+            ],
+            "etcd": self.etcd_endpoints(),
+            "haproxy": {
+                "primary": f"{r.bind_host}:{r.primary}",
+                "replicas": f"{r.bind_host}:{r.replicas}",
+                "stats": f"http://{r.bind_host}:{r.stats}/",
+            },
+            "superuser": {"username": "postgres", "password": self.superuser_password},
+        }
+        if self.api_password is not None:
+            doc["api_auth"] = {"username": self.api_username, "password": self.api_password}
+        return doc
+
+    def connection_strings(self) -> dict[str, str]:
+        """libpq URLs: through HAProxy's write and read ports, and straight to every node."""
+        user = f"postgres:{quote(self.superuser_password, safe='')}"
+        r = self.router
+        hosts = ",".join(f"{self.node_host(i)}:{self.pg_port}" for i in range(self.nodes))
+        return {
+            "writes": f"postgresql://{user}@{r.bind_host}:{r.primary}/postgres",
+            "reads": f"postgresql://{user}@{r.bind_host}:{r.replicas}/postgres",
+            "multi-host": f"postgresql://{user}@{hosts}/postgres?target_session_attrs=read-write",
+        }
+
+    # --- saving and loading -------------------------------------------------------------------
+    def save(self) -> None:
+        """Write ``spec.json`` and ``stack.json``, readable by the owner only (they hold passwords)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        saved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "dir"}
+        saved["router"] = dataclasses.asdict(self.router)
+        saved["run_as"] = list(self.run_as)
+        write_private(self.dir / SPEC_FILE, saved)
+        write_private(self.dir / STACK_FILE, self.document())
+
+    @classmethod
+    def load(cls, dir: Path) -> StackSpec | None:
+        """The spec saved in ``dir``, or None when there is none.
+
+        A directory written before ``spec.json`` existed has only ``stack.json``: its node count
+        is still honoured (enough for ``down``), with fresh credentials.
+        """
+        saved = _read_json(dir / SPEC_FILE)
+        if saved is not None:
+            known = {f.name for f in dataclasses.fields(cls)} - {"dir"}
+            try:
+                values = {k: v for k, v in saved.items() if k in known}
+                values["router"] = RouterPorts(**values.get("router", {}))
+                values["run_as"] = tuple(values.get("run_as", ()))
+                return cls(dir=dir, **values)
+            except (TypeError, AttributeError) as exc:
+                raise SpecError(f"{dir / SPEC_FILE} is not a stack spec: {exc}") from None
+        doc = _read_json(dir / STACK_FILE)
+        if doc is not None and isinstance(doc.get("nodes"), list):
+            return cls(dir=dir, nodes=len(doc["nodes"]))
+        return None
+
+
+def write_private(path: Path, document: dict[str, Any]) -> None:
+    """Replace ``path`` atomically with ``document`` as JSON, mode 0600 from the first byte."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(document, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{path} cannot be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path} is not a JSON object")
+    return data

@@ -17,17 +17,23 @@ from typing import Any
 import httpx
 import yaml
 
-from pgwarden.local import processes
-from pgwarden.local.spec import StackSpec
+from pgwarden.local import preflight, processes
+from pgwarden.local.spec import SPEC_FILE, STACK_FILE, StackSpec
+from pgwarden.local.state import Part, StackState, servers_up, verdict
 from pgwarden.postgres.probe import postmaster_pid
 from pgwarden.router.haproxy import Backend, render
 
-ETCD = "/usr/bin/etcd"
-HAPROXY = "/usr/sbin/haproxy"
+ETCD = preflight.ETCD
+HAPROXY = preflight.HAPROXY
+PIDS_FILE = "pids.json"
+LEADER_ROLES = ("primary", "standby_leader")
 
 
 class StackError(Exception):
     """The stack could not be started or is not healthy; the message says which part and why."""
+
+
+Watch = Callable[[StackState], None]
 
 
 class Stack:
@@ -37,40 +43,69 @@ class Stack:
 
     @property
     def pids_path(self) -> Path:
-        return self.spec.dir / "pids.json"
+        return self.spec.dir / PIDS_FILE
 
     @property
     def stack_path(self) -> Path:
-        return self.spec.dir / "stack.json"
+        return self.spec.dir / STACK_FILE
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.spec.dir / "logs"
 
     def running(self) -> bool:
-        """True when a stack started from this directory still has live processes."""
-        try:
-            pids = json.loads(self.pids_path.read_text())
-        except (OSError, ValueError):
-            return False
-        return any(processes.alive(int(p)) for p in pids.values())
+        """True when a stack started from this directory still has a live process."""
+        return bool(self._live_recorded()) or bool(self._live_postmasters())
 
     # --- up ---------------------------------------------------------------------------------
-    def up(self, progress: Callable[[str], None] = lambda _: None, timeout: float = 120.0) -> dict[str, Any]:
+    def up(
+        self,
+        progress: Callable[[str], None] = lambda _: None,
+        timeout: float = 120.0,
+        watch: Watch | None = None,
+    ) -> dict[str, Any]:
+        """Start everything and wait until HAProxy routes writes to the one primary.
+
+        On any failure (timeout, a part that exits, Ctrl-C) it stops what it started before
+        raising; the logs stay in ``DIR/logs``.
+        """
+        deadline = time.monotonic() + timeout
+        self.check_startable()  # before the try: a refusal must not stop a stack already running
+        try:
+            self.start(progress, etcd_timeout=min(30.0, timeout))
+            progress("waiting for one primary, streaming standbys and HAProxy routing")
+            self._wait(deadline, progress, watch, require_route=True, fail_on_exit=True)
+        except BaseException:
+            self.down()
+            raise
+        return self.describe()
+
+    def check_startable(self) -> None:
+        """StackError when this stack already runs, or a program, user or address is missing."""
+        if self.running():
+            raise StackError(f"a stack is already running from {self.spec.dir}")
+        issues = preflight.problems(self.spec)
+        if issues:
+            raise StackError("cannot start:\n  " + "\n  ".join(issues))
+
+    def start(self, progress: Callable[[str], None] = lambda _: None, etcd_timeout: float = 30.0) -> None:
+        """Start etcd (and wait for it), the agents and HAProxy, without waiting for the cluster;
+        call ``check_startable`` first."""
         spec = self.spec
         spec.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(spec.dir, 0o755)  # node users must reach their data directories below it
+        spec.save()  # first, so that `down` knows the stack whatever happens next
+        self.pids = {}
         progress("starting etcd (3 members)")
         for i in range(3):
             self._start_etcd(i)
-        self._wait_etcd(timeout=30)
+        self._wait_etcd(etcd_timeout)
         progress(f"starting {spec.nodes} agents")
         for i in range(spec.nodes):
             self.write_node_config(i)
             self.start_agent(i)
         progress("starting HAProxy")
         self._start_haproxy()
-        doc = self.describe()
-        self.stack_path.write_text(json.dumps(doc, indent=2) + "\n")
-        progress("waiting for one primary and streaming standbys")
-        self.wait_healthy(timeout, progress)
-        return doc
 
     def _save_pids(self) -> None:
         self.pids_path.write_text(json.dumps(self.pids, indent=2) + "\n")
@@ -93,20 +128,24 @@ class Stack:
             "--heartbeat-interval", "100",
             "--election-timeout", "1000",
         ]  # fmt: skip
-        self.pids[f"etcd{i + 1}"] = processes.spawn(cmd, spec.dir / "logs" / f"etcd{i + 1}.log")
+        self.pids[f"etcd{i + 1}"] = processes.spawn(cmd, self.logs_dir / f"etcd{i + 1}.log")
         self._save_pids()
 
     def _wait_etcd(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        urls = [f"http://{e}/health" for e in self.spec.etcd_endpoints()]
         while time.monotonic() < deadline:
-            try:
-                if all(httpx.get(u, timeout=1).json().get("health") == "true" for u in urls):
-                    return
-            except (httpx.HTTPError, ValueError):
-                pass
+            self._check_parts()
+            if self._etcd_healthy() == 3:
+                return
             time.sleep(0.3)
-        raise StackError(f"etcd not healthy within {timeout:.0f}s; see {self.spec.dir / 'logs'}")
+        raise StackError(f"etcd not healthy within {timeout:.0f}s; logs in {self.logs_dir}")
+
+    def _etcd_healthy(self) -> int:
+        count = 0
+        for endpoint in self.spec.etcd_endpoints():
+            with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError):
+                count += httpx.get(f"http://{endpoint}/health", timeout=1).json().get("health") == "true"
+        return count
 
     def _run_as(self, i: int) -> str | None:
         user = self.spec.user_for(i)
@@ -125,13 +164,13 @@ class Stack:
             os.chown(node_dir / "run", entry.pw_uid, entry.pw_gid)
         path = spec.config_path(i)
         path.write_text(yaml.safe_dump(spec.node_config(i, user), sort_keys=False))
-        os.chmod(path, 0o600)
+        os.chmod(path, 0o600)  # passwords
         return path
 
     def start_agent(self, i: int) -> int:
         spec = self.spec
         cmd = [sys.executable, "-m", "pgwarden", "agent", "-c", str(spec.config_path(i))]
-        pid = processes.spawn(cmd, spec.dir / "logs" / f"{spec.node_name(i)}.log")
+        pid = processes.spawn(cmd, self.logs_dir / f"{spec.node_name(i)}.log")
         self.pids[spec.node_name(i)] = pid
         self._save_pids()
         return pid
@@ -145,67 +184,103 @@ class Stack:
         cfg = spec.dir / "haproxy.cfg"
         cfg.write_text(render(backends, spec.router))
         self.pids["haproxy"] = processes.spawn(
-            [HAPROXY, "-db", "-f", str(cfg)], spec.dir / "logs" / "haproxy.log"
+            [HAPROXY, "-db", "-f", str(cfg)], self.logs_dir / "haproxy.log"
         )
         self._save_pids()
 
     # --- state ----------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        spec = self.spec
-        r = spec.router
-        return {
-            "cluster": spec.cluster,
-            "nodes": [
-                {
-                    "name": spec.node_name(i),
-                    "host": spec.node_host(i),
-                    "port": spec.pg_port,
-                    "api_url": f"http://{spec.node_host(i)}:{spec.api_port}",
-                    "data_dir": str(spec.data_dir(i)),
-                    "config": str(spec.config_path(i)),
-                }
-                for i in range(spec.nodes)
-            ],
-            "etcd": spec.etcd_endpoints(),
-            "haproxy": {
-                "primary": f"{r.bind_host}:{r.primary}",
-                "replicas": f"{r.bind_host}:{r.replicas}",
-                "stats": f"http://{r.bind_host}:{r.stats}/",
-            },
-            "superuser": {"username": "postgres", "password": spec.superuser_password},
-        }
+        """The ``stack.json`` document."""
+        return self.spec.document()
 
     def statuses(self) -> dict[str, dict[str, Any] | None]:
         found: dict[str, dict[str, Any] | None] = {}
         for i in range(self.spec.nodes):
-            url = f"http://{self.spec.node_host(i)}:{self.spec.api_port}/patroni"
             try:
-                found[self.spec.node_name(i)] = httpx.get(url, timeout=1).json()
+                found[self.spec.node_name(i)] = httpx.get(f"{self.spec.api_url(i)}/patroni", timeout=1).json()
             except (httpx.HTTPError, ValueError):
                 found[self.spec.node_name(i)] = None
         return found
 
     def healthy(self) -> tuple[bool, str]:
-        statuses = self.statuses()
-        primaries = [
-            n for n, s in statuses.items() if s and s.get("role") == "primary" and s.get("state") == "running"
-        ]
-        streaming = [n for n, s in statuses.items() if s and s.get("replication_state") == "streaming"]
-        summary = f"primary: {primaries or 'none'}; streaming: {streaming or 'none'}"
-        return len(primaries) == 1 and len(streaming) == self.spec.nodes - 1, summary
+        return verdict(self.statuses(), self.spec.nodes)
 
-    def wait_healthy(self, timeout: float, progress: Callable[[str], None] = lambda _: None) -> None:
-        deadline = time.monotonic() + timeout
+    def observe(self) -> StackState:
+        """Processes, etcd, every member's status and HAProxy's routing, as of now."""
+        members = self.statuses()
+        ok, summary = verdict(members, self.spec.nodes)
+        parts = tuple(
+            Part(name, pid, pid is not None and processes.alive(pid))
+            for name, pid in self._part_pids().items()
+        )
+        return StackState(parts, self._etcd_healthy(), members, self._routes_writes_to(), ok, summary)
+
+    def _part_pids(self) -> dict[str, int | None]:
+        names = [f"etcd{i + 1}" for i in range(3)]
+        names += [self.spec.node_name(i) for i in range(self.spec.nodes)] + ["haproxy"]
+        recorded = {**self._read_pids(), **self.pids}
+        return {name: recorded.get(name) for name in names}
+
+    def _routes_writes_to(self) -> tuple[str, ...] | None:
+        r = self.spec.router
+        try:
+            text = httpx.get(f"http://{r.bind_host}:{r.stats}/;csv", timeout=1).text
+        except httpx.HTTPError:
+            return None
+        return servers_up(text, "primary")
+
+    def wait_healthy(
+        self, timeout: float, progress: Callable[[str], None] = lambda _: None, watch: Watch | None = None
+    ) -> None:
+        """Wait until one primary runs and every other node streams from it (StackError otherwise)."""
+        self._wait(time.monotonic() + timeout, progress, watch, require_route=False, fail_on_exit=False)
+
+    def _wait(
+        self,
+        deadline: float,
+        progress: Callable[[str], None],
+        watch: Watch | None,
+        require_route: bool,
+        fail_on_exit: bool,
+    ) -> None:
         last = ""
-        while time.monotonic() < deadline:
-            ok, summary = self.healthy()
-            if ok:
+        started = time.monotonic()
+        while True:
+            if fail_on_exit:
+                self._check_parts()
+            if watch is None and not require_route:
+                done, summary = self.healthy()  # cheaper: members only
+            else:
+                state = self.observe()
+                if watch is not None:
+                    watch(state)
+                summary = state.summary
+                done = state.routed if require_route else state.healthy
+                if state.healthy and not done:
+                    summary += f"; HAProxy sends writes to {list(state.routes_writes_to or []) or 'nobody'}"
+            if done:
                 return
             if summary != last:
                 progress(summary)
                 last = summary
+            if time.monotonic() >= deadline:
+                waited = time.monotonic() - started
+                raise StackError(f"not healthy after {waited:.0f}s ({last}); logs in {self.logs_dir}")
             time.sleep(0.5)
-        raise StackError(f"cluster not healthy within {timeout:.0f}s ({last}); see {self.spec.dir / 'logs'}")
+
+    def _check_parts(self) -> None:
+        """Fail at once, with the end of its log, when a process the stack started has exited."""
+        for name, pid in self.pids.items():
+            if not processes.alive(pid):
+                raise StackError(f"{name} exited during startup:\n{self._log_tail(name)}")
+
+    def _log_tail(self, name: str, lines: int = 8) -> str:
+        log = self.logs_dir / f"{name}.log"
+        try:
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return f"  (no log at {log})"
+        return "\n".join(f"  | {line}" for line in tail) + f"\n  (full log: {log})"
 
     # --- faults and stop ----------------------------------------------------------------------
     def kill_node(self, i: int) -> None:
@@ -221,21 +296,58 @@ class Stack:
         if pid is not None:
             processes.signal_one(pid, signal.SIGKILL)
 
-    def down(self, purge: bool = False) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.pids = {k: int(v) for k, v in json.loads(self.pids_path.read_text()).items()}
-        agents = [n for n in self.pids if n.startswith("node")]
-        for name in agents:  # agents stop their PostgreSQL cleanly on SIGTERM
-            processes.stop(self.pids[name], timeout=20)
-        for i in range(self.spec.nodes):  # any postmaster left behind (agent killed earlier)
-            postmaster = postmaster_pid(str(self.spec.data_dir(i)))
-            if postmaster is not None:
-                processes.stop(postmaster, timeout=10)
-        for name, pid in self.pids.items():
-            if name not in agents:
-                processes.stop(pid, timeout=10)
+    def down(self, purge: bool = False) -> list[str]:
+        """Stop every process this stack started (by PID) and any postmaster left in its data
+        directories; with ``purge`` remove the directory. Returns what it stopped, e.g.
+        ``["node1 agent (pid 12)", ...]``; empty when nothing ran."""
+        if purge and self.spec.dir.exists() and not self.looks_like_stack():
+            raise StackError(f"{self.spec.dir} holds no {STACK_FILE} or {SPEC_FILE}; not removing it")
+        live = self._live_recorded()
+        agents = {n: p for n, p in live.items() if n.startswith("node")}
+        stopped = [f"{n} agent (pid {p})" for n, p in agents.items()]
+        # Agents stop their PostgreSQL cleanly on SIGTERM, standbys first: a leader stopping
+        # releases its key, and a standby still running would take it and promote.
+        statuses = self.statuses() if agents else {}
+        leaders = {n for n, s in statuses.items() if s and s.get("role") in LEADER_ROLES}
+        processes.stop_all([p for n, p in agents.items() if n not in leaders], timeout=30)
+        processes.stop_all([p for n, p in agents.items() if n in leaders], timeout=30)
+        postmasters = self._live_postmasters()  # left behind: an agent killed earlier, or too slow
+        stopped += [f"{n} PostgreSQL (pid {p})" for n, p in postmasters.items()]
+        processes.stop_all(list(postmasters.values()), timeout=15, sig=signal.SIGINT)  # fast shutdown
+        others = {n: p for n, p in live.items() if n not in agents}
+        stopped += [f"{n} (pid {p})" for n, p in others.items()]
+        for pid in others.values():
+            # One at a time: an etcd leader stopping hands leadership to a peer first, and waits
+            # seconds for one that is itself stopping.
+            processes.stop(pid, timeout=10)
         self.pids = {}
         if purge:
             shutil.rmtree(self.spec.dir, ignore_errors=True)
-        elif self.pids_path.exists():
-            self.pids_path.unlink()
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                self.pids_path.unlink()
+        return stopped
+
+    def looks_like_stack(self) -> bool:
+        return any((self.spec.dir / f).exists() for f in (STACK_FILE, SPEC_FILE, PIDS_FILE))
+
+    def _read_pids(self) -> dict[str, int]:
+        try:
+            saved = json.loads(self.pids_path.read_text())
+            return {str(k): int(v) for k, v in saved.items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {}
+
+    def _live_recorded(self) -> dict[str, int]:
+        """Recorded PIDs still running this stack's programs (each has the directory in its
+        arguments); a stale pids.json of dead or reused PIDs yields nothing."""
+        marker = f"{self.spec.dir}/"
+        recorded = {**self._read_pids(), **self.pids}
+        return {name: pid for name, pid in recorded.items() if processes.owned(pid, marker)}
+
+    def _live_postmasters(self) -> dict[str, int]:
+        dirs = {self.spec.node_name(i): self.spec.data_dir(i) for i in range(self.spec.nodes)}
+        for data_dir in sorted(self.spec.dir.glob("node*/data")):  # nodes beyond the spec's count
+            dirs.setdefault(data_dir.parent.name, data_dir)
+        found = {name: postmaster_pid(str(d)) for name, d in dirs.items()}
+        return {name: pid for name, pid in found.items() if pid is not None}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pgwarden.model.lsn import Lsn
@@ -62,6 +63,10 @@ class LocalState:
     configured_upstream: str | None = None  # member name in primary_conninfo, or None
     pending_restart: bool = False
     job: Job | None = None
+    # On a primary: synchronous_standby_names in force, and each streaming standby's flush position
+    # by application_name (the member name).
+    sync_standby_names: str | None = None
+    replication: Mapping[str, Lsn] = field(default_factory=dict)
 
     @property
     def is_primary(self) -> bool:

@@ -35,6 +35,15 @@ FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true
 """
 
 
+# On a primary only: whom commits wait for, and how far each streaming standby has flushed.
+REPLICATION_SQL = """
+SELECT current_setting('synchronous_standby_names'),
+       coalesce(json_object_agg(application_name, flush_lsn::text)
+                FILTER (WHERE state = 'streaming' AND flush_lsn IS NOT NULL), '{}'::json)
+FROM pg_stat_replication
+"""
+
+
 def postmaster_pid(data_dir: str) -> int | None:
     """The PID of the postmaster serving ``data_dir``, or None when none runs.
 
@@ -78,6 +87,7 @@ def _lsn(text: object) -> Lsn | None:
 def _observe_sql(settings: PostgresSettings, timeout: float, base: LocalState) -> LocalState:
     with sql.local_session(settings, timeout) as conn:
         row = conn.execute(PROBE_SQL).fetchone()
+        replication = None if row is None or row[0] else conn.execute(REPLICATION_SQL).fetchone()
     assert row is not None
     (
         in_recovery,
@@ -110,7 +120,15 @@ def _observe_sql(settings: PostgresSettings, timeout: float, base: LocalState) -
         replayed_lsn=_lsn(replayed),
         streaming_from=f"{sender_host}:{sender_port}" if streaming else None,
         pending_restart=bool(pending_restart),
+        sync_standby_names=str(replication[0]) if replication else None,
+        replication=_flushed(replication[1]) if replication else {},
     )
+
+
+def _flushed(positions: object) -> dict[str, Lsn]:
+    if not isinstance(positions, dict):
+        return {}
+    return {str(name): Lsn.parse(str(lsn)) for name, lsn in positions.items() if lsn}
 
 
 def probe(settings: PostgresSettings, timeout: float = DEFAULT_PROBE_TIMEOUT) -> LocalState:

@@ -4,27 +4,59 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
 class Backend:
+    """One cluster member as HAProxy sees it: where PostgreSQL listens, where its agent answers."""
+
     name: str
     host: str
     port: int  # PostgreSQL
     api_host: str
     api_port: int
+    api_tls: bool = False  # the agent's REST API serves HTTPS (api.tls in the node config)
+
+    @classmethod
+    def from_member(cls, name: str, host: str, port: int, api_url: str) -> Backend:
+        """A backend from a member as ``GET /cluster`` reports it (``api_url`` like
+        ``https://10.0.0.11:8008``: the check goes to that host and port, over TLS for https)."""
+        url = urlsplit(api_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"{api_url!r} is not an http(s) URL of a pgwarden REST API")
+        tls = url.scheme == "https"
+        return cls(name, host, port, url.hostname, url.port or (443 if tls else 80), tls)
 
 
 @dataclass(frozen=True, slots=True)
 class RouterPorts:
+    """Where HAProxy listens: ``bind_host`` is ``*`` (every address) on a dedicated router host."""
+
     bind_host: str = "127.0.0.1"
-    primary: int = 5000
-    replicas: int = 5001
-    stats: int = 7000
+    primary: int = 5000  # read-write: the primary alone
+    replicas: int = 5001  # read-only: every streaming standby, round robin
+    stats: int = 7000  # HAProxy's own status page (HTTP)
 
 
-def render(backends: Sequence[Backend], ports: RouterPorts, check_interval_ms: int = 500) -> str:
-    """Writes go to the one server whose ``/primary`` answers 200; reads spread over ``/replica``.
+def render(
+    backends: Sequence[Backend],
+    ports: RouterPorts,
+    check_interval_ms: int = 500,
+    maxconn: int = 100,
+) -> str:
+    """A complete ``haproxy.cfg`` routing PostgreSQL clients by the agents' health endpoints.
+
+    - ``ports.primary`` goes to the one server whose ``/primary`` answers 200 (Patroni's path, so
+      the config also works against Patroni), ``ports.replicas`` spreads over every server whose
+      ``/replica`` answers 200 (streaming, no ``noloadbalance`` tag), and ``ports.stats`` serves
+      HAProxy's status page.
+    - Used by ``pgwarden up`` for the local stack and by ``pgwarden haproxy-config`` for a
+      production cluster (backends from the members, ``Backend.from_member``; ports bound on
+      ``*``); an agent serving TLS is checked over TLS without verifying its certificate, since
+      only the status code matters and the check carries no secret.
+    - ``maxconn`` is per server: keep it below PostgreSQL's ``max_connections`` minus the
+      superuser and replication reserve.
 
     ``on-marked-down shutdown-sessions`` cuts clients off a demoted primary at once, so no client
     keeps writing to a node that lost the leader key.
@@ -39,13 +71,17 @@ def render(backends: Sequence[Backend], ports: RouterPorts, check_interval_ms: i
 
     def servers() -> str:
         return "".join(
-            f"    server {b.name} {b.host}:{b.port} maxconn 100 check addr {b.api_host} port {b.api_port}\n"
+            f"    server {b.name} {b.host}:{b.port} maxconn {maxconn}"
+            f" check addr {b.api_host} port {b.api_port}{' check-ssl verify none' if b.api_tls else ''}\n"
             for b in backends
         )
 
+    bind = ports.bind_host
+    # Both listeners can hold maxconn per server at once; the global cap must not be lower.
+    total = max(1000, 2 * maxconn * len(backends))
     return (
         "global\n"
-        "    maxconn 1000\n"
+        f"    maxconn {total}\n"
         "\n"
         "defaults\n"
         "    mode tcp\n"
@@ -56,18 +92,18 @@ def render(backends: Sequence[Backend], ports: RouterPorts, check_interval_ms: i
         "\n"
         "listen stats\n"
         "    mode http\n"
-        f"    bind {ports.bind_host}:{ports.stats}\n"
+        f"    bind {bind}:{ports.stats}\n"
         "    stats enable\n"
         "    stats uri /\n"
         "\n"
         "listen primary\n"
-        f"    bind {ports.bind_host}:{ports.primary}\n"
+        f"    bind {bind}:{ports.primary}\n"
         "    option httpchk OPTIONS /primary\n"
         "    http-check expect status 200\n"
         f"{server_defaults}{servers()}"
         "\n"
         "listen replicas\n"
-        f"    bind {ports.bind_host}:{ports.replicas}\n"
+        f"    bind {bind}:{ports.replicas}\n"
         "    balance roundrobin\n"
         "    option httpchk OPTIONS /replica\n"
         "    http-check expect status 200\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pgwarden.ha import sync
 from pgwarden.ha.actions import (
     AcquireLeader,
     AppendHistory,
@@ -82,13 +83,14 @@ def _race(obs: Observation, intent: SwitchoverIntent | None) -> Decision:
         # former primary's last writes), and PostgreSQL, lacking that timeline's history file,
         # would give our promotion the same number: two different timelines N in one cluster.
         return act(Reason.NOT_RACING_BEHIND_TIMELINE, newest=newest, mine=local.timeline)
-    sync = view.sync
-    in_force = config.synchronous_mode is not SyncMode.OFF and sync is not None and bool(sync.members)
-    if in_force and sync is not None and obs.name not in sync.members:
-        return act(Reason.NOT_RACING_NOT_SYNC, sync=sorted(sync.members))
+    forbidden = sync.may_promote(obs)
+    if forbidden is not None:
+        return act(Reason.NOT_RACING_NOT_SYNC, why=forbidden)
     # Outside the sync set a peer may not promote, so it is no rival even with more WAL: deferring
     # to it would leave no one racing.
-    sync_set = sync.members if in_force and sync is not None else None
+    claim = view.sync
+    in_force = config.synchronous_mode is not SyncMode.OFF and claim is not None and claim.quorum > 0
+    sync_set = claim.members if in_force and claim is not None else None
     mine = Standing.of(my_lsn, obs.tags.failover_priority, obs.name)
     candidates = 1
     for peer in sorted(obs.peers.values(), key=lambda p: p.name):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pgwarden.ha import sync
 from pgwarden.ha.actions import (
     Action,
     AppendHistory,
@@ -72,6 +73,7 @@ def _healthy(obs: Observation, reason: Reason) -> Decision:
         # primary's pg_rewind (which reads it from here) would find nothing to rewind.
         actions.append(Checkpoint())
     actions.append(PublishStatus())
+    actions.extend(sync.step(obs, obs.memory))
     if timeline is not None and timeline > 1 and all(e.timeline != timeline for e in obs.view.history):
         # The append after our promotion failed (the executor stops at the first failed action):
         # without the fork point, a standby holding WAL past it could never be told to rewind.

@@ -1,0 +1,151 @@
+"""Parses the JSON bodies of the REST API's write calls into typed requests, naming any faulty field."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn
+
+from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT
+
+MAX_TIMEOUT = 600.0  # seconds; a request thread may wait this long for an operation to finish
+
+
+class BodyError(ValueError):
+    """A malformed body (HTTP 400); the message is one sentence naming the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchoverRequest:
+    leader: str | None
+    candidate: str | None
+    scheduled_at: datetime | None
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverRequest:
+    candidate: str
+    timeout: float
+
+
+def _reject(message: str) -> NoReturn:
+    raise BodyError(message)
+
+
+def _no_constant(name: str) -> NoReturn:
+    # Python's json accepts NaN and Infinity, which are not JSON and no setting can mean.
+    _reject(f"the body is not valid JSON: {name} is not a JSON value")
+
+
+def json_object(raw: bytes, *, empty_ok: bool) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is ``{}`` when ``empty_ok``."""
+    if not raw.strip():
+        if empty_ok:
+            return {}
+        _reject("the body is empty; send a JSON object")
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        _reject("the body is not UTF-8 text; send a JSON object")
+    except RecursionError:
+        _reject("the body is not valid JSON: nested too deeply")
+    except BodyError:
+        raise
+    except ValueError as exc:
+        _reject(f"the body is not valid JSON: {exc}")
+    if not isinstance(value, dict):
+        _reject(f"the body must be a JSON object, got {_json_type(value)}")
+    return value
+
+
+def _only(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        expected = ", ".join(allowed) if allowed else "no fields"
+        _reject(f"unknown field {unknown[0]!r} in the body (expected {expected})")
+
+
+def _name(body: Mapping[str, Any], field: str) -> str | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        _reject(f"field {field!r} must be a member name (a non-empty string), got {_shown(value)}")
+    return value
+
+
+def _timeout(body: Mapping[str, Any]) -> float:
+    value = body.get("timeout")
+    if value is None:
+        return DEFAULT_OPERATION_TIMEOUT
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _reject(f"field 'timeout' must be a number of seconds, got {_shown(value)}")
+    seconds = float(value)
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
+        _reject(f"field 'timeout' must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {value}")
+    return seconds
+
+
+def _scheduled_at(body: Mapping[str, Any]) -> datetime | None:
+    value = body.get("scheduled_at")
+    if value is None:
+        return None
+    example = "e.g. 2030-01-31T02:00:00+00:00"
+    if not isinstance(value, str):
+        _reject(f"field 'scheduled_at' must be an ISO-8601 time string ({example}), got {_shown(value)}")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        _reject(f"field 'scheduled_at' is not an ISO-8601 time ({example}): {_shown(value)}")
+    if when.tzinfo is None or when.utcoffset() is None:
+        _reject(f"field 'scheduled_at' must include a time zone ({example}): {_shown(value)}")
+    return when
+
+
+def switchover_request(raw: bytes) -> SwitchoverRequest:
+    body = json_object(raw, empty_ok=True)
+    _only(body, ("leader", "candidate", "scheduled_at", "timeout"))
+    leader, candidate = _name(body, "leader"), _name(body, "candidate")
+    if leader is None and candidate is None:
+        _reject("a switchover needs field 'leader' (the current primary) or 'candidate', or both")
+    return SwitchoverRequest(leader, candidate, _scheduled_at(body), _timeout(body))
+
+
+def failover_request(raw: bytes) -> FailoverRequest:
+    body = json_object(raw, empty_ok=True)
+    _only(body, ("candidate", "timeout"))
+    candidate = _name(body, "candidate")
+    if candidate is None:
+        _reject("a failover needs field 'candidate': the member to promote")
+    return FailoverRequest(candidate, _timeout(body))
+
+
+def timeout_request(raw: bytes) -> float:
+    """``POST /restart`` and ``POST /reinitialize``: an optional ``timeout``."""
+    body = json_object(raw, empty_ok=True)
+    _only(body, ("timeout",))
+    return _timeout(body)
+
+
+def empty_request(raw: bytes) -> None:
+    """Calls that take no parameters accept an empty body or ``{}``."""
+    _only(json_object(raw, empty_ok=True), ())
+
+
+def config_document(raw: bytes) -> dict[str, Any]:
+    """``PATCH``/``PUT /config``: a JSON object; its settings are the operations' to validate."""
+    return json_object(raw, empty_ok=False)
+
+
+def _json_type(value: object) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,127 @@
+"""Renders the agent's latest snapshot as Prometheus metrics for ``GET /metrics``.
+
+Each server has its own registry (never prometheus_client's global one): several agents may share
+a process in tests, and the values are read from the snapshot at scrape time, never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
+
+from pgwarden import __version__
+from pgwarden.agent.lease import monotonic
+from pgwarden.agent.snapshot import Snapshot, SnapshotHolder, status_document
+from pgwarden.api.facts import facts_of
+from pgwarden.model import Role
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+# name -> help text; docs/rest-api.md lists the same names (a unit test checks it).
+METRICS: dict[str, str] = {
+    "pgwarden_info": "Always 1; labels name the cluster, this member and the pgwarden version.",
+    "pgwarden_role": "1 for this member's current role, 0 for the others.",
+    "pgwarden_leader": "1 when this member holds the leader key.",
+    "pgwarden_postgres_running": "1 when the local postmaster is alive.",
+    "pgwarden_timeline": "PostgreSQL timeline of this member (absent while unknown).",
+    "pgwarden_wal_position_bytes": "Furthest WAL position this member holds, in bytes.",
+    "pgwarden_replication_lag_bytes": "Standby only: leader's last known WAL position minus this member's.",
+    "pgwarden_slot_retained_wal_bytes": "Leader only: WAL bytes each replication slot keeps from removal.",
+    "pgwarden_loop_duration_seconds": "How long the last observe-decide-act cycle took.",
+    "pgwarden_loop_age_seconds": "Seconds since the last cycle finished (absent before the first).",
+    "pgwarden_decision": "1, labelled with the reason code of the last decision.",
+    "pgwarden_pending_restart": "1 when PostgreSQL needs a restart to apply changed settings.",
+    "pgwarden_pause": "1 when the cluster is paused (no automatic failover).",
+    "pgwarden_dcs_ok": "1 when the last cycle reached etcd.",
+}
+
+
+def _gauge(name: str, labels: tuple[str, ...] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, METRICS[name], labels=list(labels))
+
+
+def _flag(name: str, value: bool) -> GaugeMetricFamily:
+    family = _gauge(name)
+    family.add_metric([], 1.0 if value else 0.0)
+    return family
+
+
+def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
+    """Every metric of one snapshot; families with nothing to report yet come out empty."""
+    local, member, view = snap.local, snap.member, snap.view
+    info = _gauge("pgwarden_info", ("cluster", "name", "version"))
+    info.add_metric([snap.config.cluster, snap.config.name, __version__], 1.0)
+    yield info
+
+    current = status_document(snap)["role"]  # standby_leader as the status document shows it
+    role = _gauge("pgwarden_role", ("role",))
+    for known in Role:
+        role.add_metric([known.value], 1.0 if known.value == current else 0.0)
+    yield role
+
+    yield _flag("pgwarden_leader", snap.holds_leader_key)
+    yield _flag("pgwarden_postgres_running", local.running)
+
+    timeline = _gauge("pgwarden_timeline")
+    if member.timeline is not None:
+        timeline.add_metric([], float(member.timeline))
+    yield timeline
+
+    position = _gauge("pgwarden_wal_position_bytes")
+    if local.lsn is not None:
+        position.add_metric([], float(local.lsn.value))
+    yield position
+
+    lag = _gauge("pgwarden_replication_lag_bytes")
+    facts = facts_of(snap)
+    if local.is_standby and facts.lag is not None:
+        lag.add_metric([], float(facts.lag))
+    yield lag
+
+    retained = _gauge("pgwarden_slot_retained_wal_bytes", ("slot",))
+    status = view.status
+    if snap.holds_leader_key and status is not None and status.name == snap.config.name:
+        for slot, confirmed in sorted(status.slots.items()):
+            retained.add_metric([slot], float(max(0, status.lsn - confirmed)))
+    yield retained
+
+    duration = _gauge("pgwarden_loop_duration_seconds")
+    duration.add_metric([], snap.loop_seconds)
+    yield duration
+
+    age = _gauge("pgwarden_loop_age_seconds")
+    if snap.loop_at:
+        age.add_metric([], max(0.0, monotonic() - snap.loop_at))
+    yield age
+
+    decision = _gauge("pgwarden_decision", ("reason",))
+    if snap.decision is not None:
+        decision.add_metric([snap.decision.reason.name], 1.0)
+    yield decision
+
+    yield _flag("pgwarden_pending_restart", local.pending_restart)
+    yield _flag("pgwarden_pause", view.config.pause)
+    yield _flag("pgwarden_dcs_ok", snap.store_ok)
+
+
+class SnapshotCollector(Collector):
+    def __init__(self, snapshots: SnapshotHolder) -> None:
+        self._snapshots = snapshots
+
+    def collect(self) -> Iterator[Metric]:
+        return snapshot_metrics(self._snapshots.get())
+
+
+class Metrics:
+    """One server's registry; ``render`` is the body of ``GET /metrics``."""
+
+    def __init__(self, snapshots: SnapshotHolder) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(SnapshotCollector(snapshots))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,414 @@
+"""The OpenAPI 3.1 description of the REST API, served at ``GET /openapi.json`` and kept in docs/openapi.json.
+
+Regenerate the file with ``.venv/bin/python -m pgwarden.api.openapi > docs/openapi.json``;
+a unit test fails when it is stale, and another when a route is missing from it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from pgwarden import __version__
+from pgwarden.api.bodies import MAX_TIMEOUT
+from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT
+from pgwarden.api.facts import HEALTH_ENDPOINTS, STATUS_ENDPOINTS
+from pgwarden.config.dynamic import DynamicModel
+from pgwarden.model import PgState, Role
+
+_REF = "#/components/schemas/{model}"
+
+# What 200 means on each health endpoint; anything else answers 503 (docs/rest-api.md has the table).
+HEALTH_MEANING: dict[str, str] = {
+    "": "this node holds the leader key and PostgreSQL runs read-write",
+    "primary": "this node holds the leader key and PostgreSQL runs read-write",
+    "read-write": "this node holds the leader key and PostgreSQL runs read-write",
+    "master": "this node holds the leader key and PostgreSQL runs read-write (Patroni's old name)",
+    "leader": "this node holds the leader key (primary, or leader of a standby cluster)",
+    "standby-leader": "this node leads a standby cluster",
+    "standby_leader": "this node leads a standby cluster",
+    "replica": "PostgreSQL runs as a streaming standby without the noloadbalance tag",
+    "read-only": "as /replica, or this node is the primary",
+    "synchronous": "this node is a synchronous standby",
+    "sync": "this node is a synchronous standby",
+    "asynchronous": "this node is an asynchronous standby",
+    "async": "this node is an asynchronous standby",
+    "read-only-sync": "this node is the primary or a synchronous standby",
+    "health": "PostgreSQL is up and answers queries",
+    "liveness": "the agent's loop ran recently (within ttl on the leader, 2 x ttl elsewhere)",
+    "readiness": "this node leads, or PostgreSQL runs as a standby within ?lag=",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(model=name)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_TIMEOUT = {
+    "type": "number",
+    "exclusiveMinimum": 0,
+    "maximum": MAX_TIMEOUT,
+    "default": DEFAULT_OPERATION_TIMEOUT,
+    "description": "seconds to wait for the operation before answering with the state it reached",
+}
+_NAME = {"type": "string", "minLength": 1, "description": "a member name"}
+
+
+def _schemas() -> dict[str, Any]:
+    config = DynamicModel.model_json_schema(ref_template=_REF)
+    defs = config.pop("$defs", {})
+    config.pop("additionalProperties", None)  # Patroni's nested `postgresql:` shape is accepted too
+    config["description"] = "The dynamic cluster config kept in etcd (docs/rest-api.md#config)."
+    tags = {"type": "object", "additionalProperties": True, "description": "member tags"}
+    return {
+        **defs,
+        "DynamicConfig": config,
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string", "description": "one human sentence"}},
+            "additionalProperties": True,
+        },
+        "Result": {
+            "type": "object",
+            "required": ["message"],
+            "properties": {"message": {"type": "string"}},
+            "additionalProperties": True,
+        },
+        "Status": {
+            "type": "object",
+            "required": ["name", "cluster", "role", "state", "reason"],
+            "properties": {
+                "name": {"type": "string"},
+                "cluster": {"type": "string"},
+                "role": {"type": "string", "enum": [r.value for r in Role]},
+                "state": {"type": "string", "enum": [s.value for s in PgState]},
+                "timeline": {"type": ["integer", "null"]},
+                "xlog": {
+                    "type": "object",
+                    "properties": {
+                        "location": {"type": "integer", "description": "primary: WAL write position"},
+                        "received_location": {"type": ["integer", "null"]},
+                        "replayed_location": {"type": ["integer", "null"]},
+                        "paused": {"type": "boolean"},
+                    },
+                },
+                "replication_state": {"type": "string", "enum": ["streaming", "in archive recovery"]},
+                "upstream": {"type": ["string", "null"]},
+                "pending_restart": {"type": "boolean"},
+                "tags": tags,
+                "pause": {"type": "boolean"},
+                "database_system_identifier": {"type": ["string", "null"]},
+                "reason": {"type": "string", "description": "the last decision, in one sentence"},
+                "reason_code": {"type": ["string", "null"]},
+                "leader": {"type": ["string", "null"]},
+                "dcs_last_seen_ok": {"type": "boolean"},
+            },
+            "additionalProperties": True,
+        },
+        "Member": {
+            "type": "object",
+            "required": ["name", "role", "state"],
+            "properties": {
+                "name": {"type": "string"},
+                "role": {"type": "string"},
+                "state": {"type": "string"},
+                "host": {"type": "string"},
+                "port": {"type": "integer"},
+                "api_url": {"type": "string"},
+                "timeline": {"type": ["integer", "null"]},
+                "lsn": {"type": ["string", "null"], "description": "as PostgreSQL prints it: 0/3000060"},
+                "lag": {"type": ["integer", "null"], "description": "bytes behind the leader"},
+                "tags": tags,
+            },
+            "additionalProperties": True,
+        },
+        "Cluster": {
+            "type": "object",
+            "required": ["members"],
+            "properties": {
+                "cluster": {"type": "string"},
+                "leader": {"type": ["string", "null"]},
+                "pause": {"type": "boolean"},
+                "members": {"type": "array", "items": _ref("Member")},
+                "synchronous": {"type": "array", "items": {"type": "string"}, "description": "the sync set"},
+                "switchover": {
+                    "type": "object",
+                    "description": "a pending switchover or failover",
+                    "properties": {
+                        "leader": {"type": ["string", "null"]},
+                        "candidate": {"type": ["string", "null"]},
+                        "scheduled_at": {"type": ["string", "null"], "format": "date-time"},
+                        "failover": {"type": "boolean"},
+                        "deadline": {"type": ["string", "null"], "format": "date-time"},
+                    },
+                },
+            },
+            "additionalProperties": True,
+        },
+        "HistoryEntry": {
+            "type": "object",
+            "properties": {
+                "timeline": {"type": "integer"},
+                "lsn": {"type": "string"},
+                "reason": {"type": "string"},
+                "timestamp": {"type": "string", "format": "date-time"},
+                "new_leader": {"type": "string"},
+            },
+            "additionalProperties": True,
+        },
+        "SwitchoverRequest": {
+            "type": "object",
+            "description": "needs leader or candidate (or both)",
+            "properties": {
+                "leader": {**_NAME, "description": "the current primary; refused if it is not"},
+                "candidate": {**_NAME, "description": "the standby to promote; omitted: the best one"},
+                "scheduled_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "ISO-8601 time WITH a time zone; omitted: now",
+                },
+                "timeout": _TIMEOUT,
+            },
+            "anyOf": [{"required": ["leader"]}, {"required": ["candidate"]}],
+            "additionalProperties": False,
+        },
+        "FailoverRequest": {
+            "type": "object",
+            "required": ["candidate"],
+            "properties": {"candidate": _NAME, "timeout": _TIMEOUT},
+            "additionalProperties": False,
+        },
+        "TimeoutRequest": {
+            "type": "object",
+            "properties": {"timeout": _TIMEOUT},
+            "additionalProperties": False,
+        },
+        "EmptyRequest": {"type": "object", "additionalProperties": False},
+    }
+
+
+_HEALTH_PARAMETERS: dict[str, Any] = {
+    "lag": {
+        "name": "lag",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "examples": ["16MB", "1048576"]},
+        "description": "most bytes this standby may be behind the leader (replica, read-only, "
+        "asynchronous, readiness ...)",
+    },
+    "replication_state": {
+        "name": "replication_state",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["streaming"]},
+        "description": "require the WAL receiver to be streaming",
+    },
+    "tags": {
+        "name": "tags",
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": True,
+        "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+        "description": "tag_<key>=<value>: require a tag value (e.g. tag_nofailover=false)",
+    },
+}
+_HEALTH_RESPONSES: dict[str, Any] = {
+    "Healthy": _json(_ref("Status"), "the endpoint's condition holds (HEAD/OPTIONS: status line only)"),
+    "Unhealthy": _json(_ref("Status"), "it does not (HEAD/OPTIONS: status line only)"),
+    "BadQuery": _error("a query parameter is malformed"),
+}
+
+
+def _health_path(endpoint: str) -> dict[str, Any]:
+    meaning = HEALTH_MEANING[endpoint]
+    answers = {
+        code: {"$ref": f"#/components/responses/{name}"}
+        for code, name in (("200", "Healthy"), ("503", "Unhealthy"), ("400", "BadQuery"))
+    }
+    name = endpoint or "root"
+    path: dict[str, Any] = {
+        "summary": f"200 when {meaning}, else 503",
+        "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in _HEALTH_PARAMETERS],
+    }
+    for method in ("get", "head", "options"):
+        path[method] = {
+            "operationId": f"health_{name}_{method}",
+            "tags": ["health"],
+            "responses": answers,
+        }
+    return path
+
+
+def _read(operation_id: str, summary: str, schema: dict[str, Any], *extra: str) -> dict[str, Any]:
+    responses = {"200": _json(schema, summary)}
+    if "503" in extra:
+        responses["503"] = _error("etcd could not be read")
+    return {
+        "get": {"operationId": operation_id, "tags": ["status"], "summary": summary, "responses": responses}
+    }
+
+
+def _write(operation_id: str, summary: str, body: str | None, codes: dict[str, str]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "tags": ["operations"],
+        "summary": summary,
+        "security": [{"basicAuth": []}],
+        "responses": {
+            **{code: _json(_ref("Result"), text) for code, text in codes.items() if code.startswith("2")},
+            "400": _error("the body is malformed; the sentence names the field"),
+            "401": _error("api.auth is configured and the credentials are missing or wrong"),
+            **{code: _error(text) for code, text in codes.items() if not code.startswith("2")},
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    return operation
+
+
+def _config_write(operation_id: str, summary: str, schema: dict[str, Any]) -> dict[str, Any]:
+    operation = _write(operation_id, summary, None, {"409": "etcd changed meanwhile; retry"})
+    operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    operation["responses"]["200"] = _json(_ref("DynamicConfig"), "the config now stored")
+    operation["responses"]["503"] = _error("etcd could not be written")
+    return operation
+
+
+def _paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {f"/{e}": _health_path(e) for e in HEALTH_ENDPOINTS}
+    for endpoint in STATUS_ENDPOINTS:
+        paths[f"/{endpoint}"] = _read(f"status_{endpoint}", "this node's status", _ref("Status"))
+    paths["/cluster"] = _read(
+        "cluster", "every member, the leader and any switchover", _ref("Cluster"), "503"
+    )
+    paths["/history"] = _read(
+        "history", "timeline history", {"type": "array", "items": _ref("HistoryEntry")}, "503"
+    )
+    paths["/config"] = {
+        **_read("get_config", "the dynamic config kept in etcd", _ref("DynamicConfig"), "503"),
+        "patch": _config_write(
+            "patch_config",
+            "merge settings into the dynamic config (RFC 7386: null removes a key)",
+            {"type": "object", "additionalProperties": True},
+        ),
+        "put": _config_write("put_config", "replace the whole dynamic config", _ref("DynamicConfig")),
+    }
+    paths["/metrics"] = {
+        "get": {
+            "operationId": "metrics",
+            "tags": ["status"],
+            "summary": "Prometheus text format (docs/rest-api.md#metrics)",
+            "responses": {
+                "200": {
+                    "description": "metrics",
+                    "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
+    paths["/openapi.json"] = _read("openapi", "this document", {"type": "object"})
+    failed = "the operation could not be carried out; the sentence says how far it got"
+    paths["/switchover"] = {
+        "post": _write(
+            "switchover",
+            "planned, lossless handover to a standby; answers once the new primary runs",
+            "SwitchoverRequest",
+            {
+                "200": "the candidate runs as primary",
+                "202": "scheduled for scheduled_at",
+                "409": "another switchover is pending",
+                "412": "a precondition failed: leader mismatch, unknown or lagging candidate, "
+                "no healthy standby",
+                "503": failed,
+            },
+        ),
+        "delete": _write(
+            "cancel_switchover",
+            "cancel a scheduled switchover",
+            None,
+            {"200": "cancelled", "404": "no switchover is pending", "503": failed},
+        ),
+    }
+    paths["/failover"] = {
+        "post": _write(
+            "failover",
+            "promote the candidate, with or without a healthy leader",
+            "FailoverRequest",
+            {
+                "200": "the candidate runs as primary",
+                "409": "another switchover or failover is pending",
+                "412": "unknown or unfit candidate",
+                "503": failed,
+            },
+        )
+    }
+    paths["/restart"] = {
+        "post": _write(
+            "restart",
+            "restart this node's PostgreSQL",
+            "TimeoutRequest",
+            {"200": "PostgreSQL serves again", "412": "refused by this node's agent", "503": failed},
+        )
+    }
+    paths["/reload"] = {
+        "post": _write(
+            "reload",
+            "re-read the config and reload PostgreSQL",
+            "EmptyRequest",
+            {"200": "reloaded", "412": "refused by this node's agent", "503": failed},
+        )
+    }
+    paths["/reinitialize"] = {
+        "post": _write(
+            "reinitialize",
+            "wipe and re-clone this standby (runs in the background)",
+            "TimeoutRequest",
+            {"202": "started", "412": "refused, e.g. on the leader", "503": failed},
+        )
+    }
+    return paths
+
+
+def _document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "pgwarden REST API",
+            "version": __version__,
+            "description": "One API per agent. Health endpoints keep Patroni's paths and codes; "
+            'write calls need HTTP Basic auth when api.auth is configured. Errors are {"error": sentence}.',
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(),
+            "parameters": _HEALTH_PARAMETERS,
+            "responses": _HEALTH_RESPONSES,
+            "securitySchemes": {"basicAuth": {"type": "http", "scheme": "basic"}},
+        },
+    }
+
+
+DOCUMENT: dict[str, Any] = _document()
+
+
+def render() -> str:
+    """docs/openapi.json, byte for byte."""
+    return json.dumps(DOCUMENT, indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())

@@ -1,0 +1,122 @@
+"""``pgwarden show-config`` and ``edit-config``: the cluster's dynamic config in etcd, shown and edited."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pgwarden.cli.connect import ConfigOption, DirOption, ForceOption, cluster_client, confirm, fail, warn
+from pgwarden.client import (
+    ConfigEdit,
+    config_document,
+    config_yaml,
+    parse_assignment,
+    plan_edit,
+    plan_replacement,
+)
+from pgwarden.config.errors import ConfigError
+from pgwarden.model.cluster import DynamicConfig
+
+
+class ConfigFormat(StrEnum):
+    YAML = "yaml"
+    JSON = "json"
+
+
+def show_config(
+    ctx: typer.Context,
+    format: Annotated[ConfigFormat, typer.Option("--format", help="yaml or json")] = ConfigFormat.YAML,
+    config: ConfigOption = None,
+    dir: DirOption = None,
+) -> None:
+    """Print the cluster's dynamic config as stored in etcd."""
+    with cluster_client(ctx, config, dir) as client:
+        stored, revision = client.config()
+    if stored is None:
+        warn(_missing(revision) + "; showing the defaults")
+    cfg = stored or DynamicConfig()
+    if format == ConfigFormat.JSON:
+        typer.echo(json.dumps(config_document(cfg), indent=2))
+    else:
+        typer.echo(config_yaml(cfg), nl=False)
+
+
+def edit_config(
+    ctx: typer.Context,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            metavar="KEY=VALUE",
+            help="set one key (repeatable): ttl=30, parameters.work_mem=8MB; KEY=null removes it",
+        ),
+    ] = None,
+    force: ForceOption = False,
+    config: ConfigOption = None,
+    dir: DirOption = None,
+) -> None:
+    """Change the dynamic config: --set keys, or edit the YAML in $EDITOR; shows a diff, then writes."""
+    try:
+        parsed = [parse_assignment(text) for text in assignments or []]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--set") from None
+    with cluster_client(ctx, config, dir) as client:
+        stored, revision = client.config()
+        if stored is None:
+            warn(_missing(revision) + "; editing the defaults")
+        current = stored or DynamicConfig()
+        try:
+            if parsed:
+                edit = plan_edit(current, revision, parsed)
+            else:
+                text = edit_in_editor(config_yaml(current))
+                if text is None:
+                    typer.echo("no change: the editor closed without changing the text")
+                    return
+                edit = plan_replacement(current, revision, text)
+        except ConfigError as exc:
+            fail(f"refused, nothing written: {exc}")
+        if not edit.changed and stored is not None:
+            typer.echo("no change: the config already says that")
+            return
+        _print_diff(edit)
+        if not force:
+            confirm("Apply these changes?")
+        client.write_config(edit.after, edit.revision)
+        typer.echo(f"config of cluster {client.target.cluster!r} updated; agents apply it on their next loop")
+
+
+def edit_in_editor(text: str) -> str | None:
+    """Open $VISUAL/$EDITOR (default vi) on ``text``; the edited text, or None when unchanged."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    fd, name = tempfile.mkstemp(prefix="pgwarden-config-", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        if subprocess.run([*shlex.split(editor), name], check=False).returncode != 0:
+            fail(f"the editor {editor!r} failed; nothing written")
+        edited = Path(name).read_text()
+    finally:
+        os.unlink(name)
+    return None if edited == text else edited
+
+
+def _missing(revision: int) -> str:
+    if revision == 0:
+        return "no dynamic config in etcd yet"
+    return "the dynamic config in etcd is invalid (the agents' logs say why)"
+
+
+def _print_diff(edit: ConfigEdit) -> None:
+    colours = {"+": "green", "-": "red", "@": "cyan"}
+    for line in edit.diff().splitlines():
+        typer.secho(line, fg=colours.get(line[:1]))

@@ -1,0 +1,283 @@
+"""What ``list``, ``topology`` and ``history`` show, from a ClusterView: JSON documents and rich renderables.
+
+Pure: a view in, a value out, so the tables are tested on views built by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Group, JustifyMethod, RenderableType
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from pgwarden.model.cluster import ClusterView, Member, Role, SwitchoverIntent, Tags
+from pgwarden.model.lsn import Lsn
+
+MB = 1024 * 1024
+_DEFAULT_TAGS = Tags()
+
+
+# -- members ------------------------------------------------------------------------------------
+
+
+def leader_position(view: ClusterView) -> Lsn | None:
+    """The furthest WAL position the leader published (its member key or its status key)."""
+    if view.leader is None:
+        return None
+    positions = []
+    leader = view.leader_member
+    if leader is not None and leader.lsn is not None:
+        positions.append(leader.lsn)
+    if view.status is not None and view.status.name == view.leader.name:
+        positions.append(view.status.lsn)
+    return max(positions, default=None)
+
+
+def lag_bytes(view: ClusterView, member: Member) -> int | None:
+    """How far ``member`` is behind the leader, in bytes; None when either position is unknown."""
+    if view.leader is not None and member.name == view.leader.name:
+        return 0
+    top = leader_position(view)
+    if top is None or member.lsn is None:
+        return None
+    return max(0, top - member.lsn)  # a published leader position may trail a standby's newer one
+
+
+def tag_items(tags: Tags) -> dict[str, str | int | bool]:
+    """The tags that differ from the defaults, as the node config spells them."""
+    items: dict[str, str | int | bool] = {}
+    for name in ("nofailover", "noloadbalance", "nosync", "clonefrom", "failover_priority", "sync_priority"):
+        value = getattr(tags, name)
+        if value != getattr(_DEFAULT_TAGS, name):
+            items[name] = value
+    if tags.replicatefrom is not None:
+        items["replicatefrom"] = tags.replicatefrom
+    items.update(tags.custom)
+    return items
+
+
+def role_label(view: ClusterView, member: Member) -> str:
+    in_sync = view.sync is not None and member.name in view.sync.members
+    if member.role == Role.REPLICA and in_sync:
+        return "sync replica"
+    return str(member.role)
+
+
+def member_document(view: ClusterView, member: Member) -> dict[str, Any]:
+    lag = lag_bytes(view, member)
+    return {
+        "name": member.name,
+        "host": member.host,
+        "port": member.port,
+        "api_url": member.api_url,
+        "role": role_label(view, member),
+        "state": str(member.state),
+        "timeline": member.timeline,
+        "lsn": str(member.lsn) if member.lsn is not None else None,
+        "lag": lag,
+        "lag_mb": None if lag is None else round(lag / MB, 1),
+        "tags": tag_items(member.tags),
+        "pending_restart": member.pending_restart,
+        "leader": view.leader is not None and view.leader.name == member.name,
+    }
+
+
+def switchover_document(intent: SwitchoverIntent | None) -> dict[str, Any] | None:
+    if intent is None:
+        return None
+    return {
+        "leader": intent.leader,
+        "candidate": intent.candidate,
+        "scheduled_at": _iso(intent.scheduled_at) if intent.scheduled_at is not None else None,
+        "failover": intent.failover,
+    }
+
+
+def cluster_document(view: ClusterView) -> dict[str, Any]:
+    """``list --format json``."""
+    return {
+        "cluster": view.name,
+        "system_id": view.initialize,
+        "leader": view.leader.name if view.leader else None,
+        "pause": view.config.pause,
+        "switchover": switchover_document(view.switchover),
+        "members": [member_document(view, m) for m in view.members],
+    }
+
+
+def switchover_text(intent: SwitchoverIntent) -> str:
+    kind = "failover" if intent.failover else "switchover"
+    source = f" from {intent.leader}" if intent.leader else ""
+    to = intent.candidate or "a standby the leader picks"
+    when = f" at {_iso(intent.scheduled_at)}" if intent.scheduled_at is not None else " now"
+    return f"{kind}{source} to {to}{when}"
+
+
+def cluster_header(view: ClusterView) -> str:
+    parts = [f"Cluster: {view.name}"]
+    if view.initialize:
+        parts.append(f"system id {view.initialize}")
+    parts.append(f"leader: {view.leader.name}" if view.leader else "leader: none")
+    if view.bootstrapping:
+        parts.append(f"bootstrapping: {view.bootstrapping}")
+    if view.config.pause:
+        parts.append("PAUSED (no automatic failover)")
+    if view.switchover is not None:
+        parts.append(f"pending {switchover_text(view.switchover)}")
+    return " | ".join(parts)
+
+
+def members_table(view: ClusterView) -> RenderableType:
+    """``list``: one row per member, under a header naming the cluster, leader and pause."""
+    table = Table()
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("Member", "left"),
+        ("Host", "left"),
+        ("Role", "left"),
+        ("State", "left"),
+        ("TL", "right"),
+        ("Lag in MB", "right"),
+        ("Tags", "left"),
+        ("Pending restart", "center"),
+    )
+    for column, justify in columns:
+        table.add_column(column, justify=justify)
+    for member in view.members:
+        doc = member_document(view, member)
+        table.add_row(
+            member.name,
+            f"{member.host}:{member.port}",
+            doc["role"],
+            doc["state"],
+            "" if member.timeline is None else str(member.timeline),
+            _lag_cell(view, member, doc["lag"]),
+            ", ".join(f"{k}={_tag_text(v)}" for k, v in doc["tags"].items()),
+            "*" if member.pending_restart else "",
+        )
+    header = Text(cluster_header(view))
+    if not view.members:
+        note = Text(f"no members in etcd for cluster {view.name!r} (wrong cluster name or prefix?)")
+        return Group(header, table, note)
+    return Group(header, table)
+
+
+def _lag_cell(view: ClusterView, member: Member, lag: int | None) -> str:
+    if view.leader is not None and member.name == view.leader.name:
+        return ""
+    return "unknown" if lag is None else f"{lag / MB:.1f}".removesuffix(".0")
+
+
+def _tag_text(value: str | int | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# -- topology -----------------------------------------------------------------------------------
+
+
+@dataclass
+class TopologyNode:
+    member: Member
+    standbys: list[TopologyNode] = field(default_factory=list)
+
+
+def upstreams(view: ClusterView) -> dict[str, str | None]:
+    """Each member's place in the tree: the leader at the top, a standby under its
+    ``replicatefrom`` member when that one exists, else under the leader."""
+    leader = view.leader.name if view.leader and view.member(view.leader.name) else None
+    parent: dict[str, str | None] = {}
+    for m in view.members:
+        wanted = m.tags.replicatefrom
+        if m.name == leader:
+            parent[m.name] = None
+        elif wanted and wanted != m.name and view.member(wanted) is not None:
+            parent[m.name] = wanted
+        else:
+            parent[m.name] = leader
+    # A replicatefrom loop reaches no root: hang its members off the leader instead.
+    for name in parent:
+        seen: set[str] = set()
+        up: str | None = name
+        while up is not None and up not in seen:
+            seen.add(up)
+            up = parent[up]
+        if up is not None:
+            parent[name] = leader
+    return parent
+
+
+def topology(view: ClusterView) -> list[TopologyNode]:
+    """The roots of the replication tree: the leader (or, without one, every top member)."""
+    parent = upstreams(view)
+    nodes = {m.name: TopologyNode(m) for m in view.members}
+    roots: list[TopologyNode] = []
+    for m in sorted(view.members, key=lambda m: (parent[m.name] is not None, m.name)):
+        up = parent[m.name]
+        (nodes[up].standbys if up is not None else roots).append(nodes[m.name])
+    return roots
+
+
+def topology_document(view: ClusterView) -> dict[str, Any]:
+    def node(n: TopologyNode) -> dict[str, Any]:
+        return {**member_document(view, n.member), "standbys": [node(s) for s in n.standbys]}
+
+    return {
+        "cluster": view.name,
+        "leader": view.leader.name if view.leader else None,
+        "tree": [node(n) for n in topology(view)],
+    }
+
+
+def topology_tree(view: ClusterView) -> RenderableType:
+    tree = Tree(Text(cluster_header(view), style="bold"))
+
+    def add(branch: Tree, n: TopologyNode) -> None:
+        doc = member_document(view, n.member)
+        lag = "" if doc["leader"] else f", lag {_lag_cell(view, n.member, doc['lag'])} MB"
+        tl = "" if n.member.timeline is None else f", TL {n.member.timeline}"
+        label = f"{n.member.name} ({n.member.host}:{n.member.port}) {doc['role']}, {doc['state']}{tl}{lag}"
+        child = branch.add(label)
+        for s in n.standbys:
+            add(child, s)
+
+    for root in topology(view):
+        add(tree, root)
+    return tree
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+def history_document(view: ClusterView) -> list[dict[str, Any]]:
+    return [
+        {
+            "timeline": h.timeline,
+            "lsn": str(h.switch_lsn),
+            "reason": h.reason,
+            "timestamp": h.timestamp,
+            "new_leader": h.new_leader,
+        }
+        for h in view.history
+    ]
+
+
+def history_table(view: ClusterView) -> RenderableType:
+    table = Table()
+    table.add_column("TL", justify="right")
+    table.add_column("LSN")
+    table.add_column("Reason")
+    table.add_column("Time")
+    table.add_column("New leader")
+    for h in view.history:
+        table.add_row(str(h.timeline), str(h.switch_lsn), h.reason, h.timestamp, h.new_leader)
+    header = Text(f"Cluster: {view.name} | timeline history")
+    if not view.history:
+        return Group(header, table, Text("no promotions yet: the cluster is on its first timeline"))
+    return Group(header, table)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,62 @@
+"""Client side of a pgwarden cluster: find it, read it from etcd, and call its agents' REST APIs."""
+
+from pgwarden.client.cluster_client import ApiAnswer, ClusterClient
+from pgwarden.client.config_edit import (
+    Assignment,
+    ConfigEdit,
+    apply_assignments,
+    config_diff,
+    config_document,
+    config_yaml,
+    parse_assignment,
+    parse_value,
+    plan_edit,
+    plan_replacement,
+)
+from pgwarden.client.errors import (
+    ApiRefused,
+    ApiUnreachable,
+    ClientError,
+    ClusterNotFound,
+    ConfigChanged,
+    EtcdUnreachable,
+    NoLeader,
+    UnknownMember,
+)
+from pgwarden.client.target import (
+    DEFAULT_STACK_DIR,
+    ClusterTarget,
+    KnownNode,
+    find_target,
+    target_from_node_config,
+    target_from_stack,
+)
+
+__all__ = [
+    "DEFAULT_STACK_DIR",
+    "ApiAnswer",
+    "ApiRefused",
+    "ApiUnreachable",
+    "Assignment",
+    "ClientError",
+    "ClusterClient",
+    "ClusterNotFound",
+    "ClusterTarget",
+    "ConfigChanged",
+    "ConfigEdit",
+    "EtcdUnreachable",
+    "KnownNode",
+    "NoLeader",
+    "UnknownMember",
+    "apply_assignments",
+    "config_diff",
+    "config_document",
+    "config_yaml",
+    "find_target",
+    "parse_assignment",
+    "parse_value",
+    "plan_edit",
+    "plan_replacement",
+    "target_from_node_config",
+    "target_from_stack",
+]

@@ -1,0 +1,261 @@
+"""Reads one cluster's state from etcd and calls its agents' REST APIs, turning failures into ClientErrors.
+
+Reads go straight to etcd (one range read, as the agents do), so ``list`` works even when no
+agent answers. Operations go to an agent's REST API, which checks them against the cluster and
+carries them out; the client decides nothing itself. The config is the one thing written to
+etcd directly, always compare-and-set on the revision read, so two editors cannot silently
+overwrite each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from pgwarden.client.errors import (
+    ApiRefused,
+    ApiUnreachable,
+    ClientError,
+    ConfigChanged,
+    EtcdUnreachable,
+    NoLeader,
+    UnknownMember,
+)
+from pgwarden.client.target import ClusterTarget
+from pgwarden.dcs.cluster_store import ClusterStore
+from pgwarden.dcs.etcd import EtcdStore
+from pgwarden.dcs.store import Store, StoreError
+from pgwarden.model.cluster import ClusterView, DynamicConfig, Member
+
+# How long one etcd endpoint may take; a whole read tries each endpoint once.
+ETCD_TIMEOUT = 2.0
+# How long to wait for an agent to accept a connection; answering may take longer (see `call`).
+CONNECT_TIMEOUT = 3.0
+# A pause/resume written straight to etcd retries its compare-and-set this many times.
+_PAUSE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ApiAnswer:
+    """A 2xx answer of one agent's REST API."""
+
+    member: str
+    status: int
+    document: Mapping[str, Any]
+
+    @property
+    def message(self) -> str:
+        """The API's sentence, or a neutral one when it gave none."""
+        text = self.document.get("message")
+        return text if isinstance(text, str) and text else f"{self.member} answered HTTP {self.status}"
+
+
+class ClusterClient:
+    """One cluster, seen through etcd and its agents' APIs. Use as a context manager, or `close`."""
+
+    def __init__(
+        self,
+        target: ClusterTarget,
+        *,
+        timeout: float = 10.0,
+        store: Store | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """``store`` and ``transport`` replace etcd and HTTP (tests pass in-memory stand-ins)."""
+        self.target = target
+        self.timeout = timeout
+        if transport is None:
+            transport = httpx.HTTPTransport(verify=_verify(target), local_address=target.bind_address)
+        self._store = store or EtcdStore(target.etcd_hosts, ETCD_TIMEOUT, target.bind_address)
+        self.cluster_store = ClusterStore(self._store, target.cluster, target.prefix)
+        auth = target.api_auth
+        self._http = httpx.Client(
+            transport=transport,
+            auth=httpx.BasicAuth(auth.username, auth.password or "") if auth else None,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+        self._store.close()
+
+    def __enter__(self) -> ClusterClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- etcd -----------------------------------------------------------------------------------
+
+    def view(self) -> ClusterView:
+        """The whole cluster as etcd holds it now."""
+        try:
+            return self.cluster_store.read()
+        except StoreError as exc:
+            raise self._etcd_error(exc) from None
+
+    def config(self) -> tuple[DynamicConfig | None, int]:
+        """The stored dynamic config (None: absent or invalid) and its revision (0: absent)."""
+        try:
+            return self.cluster_store.read_config()
+        except StoreError as exc:
+            raise self._etcd_error(exc) from None
+
+    def write_config(self, cfg: DynamicConfig, expected_revision: int) -> None:
+        """Write ``cfg`` only if the config is still at ``expected_revision``; else `ConfigChanged`."""
+        try:
+            if self.cluster_store.write_config(cfg, expected_revision):
+                return
+            # A write whose answer was lost may have landed, and a retry on another endpoint
+            # then loses against itself: what is stored now tells.
+            stored, revision = self.cluster_store.read_config()
+        except StoreError as exc:
+            raise self._etcd_error(exc) from None
+        if stored != cfg:
+            raise ConfigChanged(
+                f"the config in etcd changed meanwhile (revision {expected_revision} is now {revision}); "
+                "nothing written, read it again and retry"
+            )
+
+    def _etcd_error(self, exc: StoreError) -> ClientError:
+        hosts = ", ".join(str(h) for h in self.target.etcd_hosts)
+        detail = str(exc).removeprefix("etcd unreachable: ")
+        if str(exc).startswith("etcd unreachable"):
+            return EtcdUnreachable(f"etcd unreachable at {hosts} (cluster {self.target.cluster!r}): {detail}")
+        return ClientError(f"etcd at {hosts} refused the request: {detail}")
+
+    # -- members --------------------------------------------------------------------------------
+
+    def member(self, name: str, view: ClusterView | None = None) -> Member:
+        """The member called ``name``, or `UnknownMember` listing the known ones."""
+        view = view or self.view()
+        found = view.member(name)
+        if found is None:
+            raise UnknownMember(name, [m.name for m in view.members])
+        return found
+
+    def leader(self, view: ClusterView | None = None) -> Member:
+        """The member holding the leader key, or `NoLeader`."""
+        view = view or self.view()
+        if view.leader is None:
+            raise NoLeader(f"cluster {view.name!r} has no leader now")
+        found = view.member(view.leader.name)
+        if found is None:
+            raise NoLeader(f"the leader key names {view.leader.name!r}, which has no member key in etcd")
+        return found
+
+    # -- REST API -------------------------------------------------------------------------------
+
+    def call(
+        self,
+        member: Member,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> ApiAnswer:
+        """One request to ``member``'s API; `ApiUnreachable` or `ApiRefused` (4xx/5xx) on failure.
+
+        ``timeout`` bounds the wait for the answer (operations such as a switchover answer
+        only once done); connecting is bounded by CONNECT_TIMEOUT.
+        """
+        wait = self.timeout if timeout is None else timeout
+        url = member.api_url.rstrip("/") + path
+        try:
+            response = self._http.request(
+                method,
+                url,
+                json=dict(body) if body is not None else None,
+                timeout=httpx.Timeout(wait, connect=min(CONNECT_TIMEOUT, wait)),
+            )
+        except httpx.TimeoutException:
+            raise ApiUnreachable(
+                f"{member.name}'s REST API at {member.api_url} did not answer {method} {path} "
+                f"within {wait:g}s"
+            ) from None
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise ApiUnreachable(
+                f"cannot reach {member.name}'s REST API at {member.api_url}: {reason}"
+            ) from None
+        document = _json_object(response)
+        if response.status_code >= 400:
+            raise ApiRefused(member.name, method, path, response.status_code, document)
+        return ApiAnswer(member.name, response.status_code, document)
+
+    def call_first(
+        self,
+        members: Sequence[Member],
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> ApiAnswer:
+        """Ask each member in turn until one answers; a refusal is an answer and ends the search."""
+        failures: list[str] = []
+        for member in members:
+            try:
+                return self.call(member, method, path, body, timeout)
+            except ApiUnreachable as exc:
+                failures.append(str(exc))
+        if not failures:
+            raise ApiUnreachable("no member is listed in etcd, so there is no REST API to ask")
+        raise ApiUnreachable("no member's REST API answered: " + "; ".join(failures))
+
+    def members_leader_first(self, view: ClusterView) -> list[Member]:
+        """Every member, the leader first: the one most likely to carry a cluster-wide change."""
+        leader = view.leader.name if view.leader else None
+        return sorted(view.members, key=lambda m: (m.name != leader, m.name))
+
+    # -- cluster-wide switches ------------------------------------------------------------------
+
+    def set_pause(self, paused: bool) -> str:
+        """Pause or resume automatic failover through any agent, or in etcd if no agent answers."""
+        view = self.view()
+        word = "paused" if paused else "resumed"
+        if view.config.pause == paused:
+            return f"cluster {view.name!r} is already {'paused' if paused else 'running automatic failover'}"
+        try:
+            answer = self.call_first(self.members_leader_first(view), "PATCH", "/config", {"pause": paused})
+        except ApiUnreachable as exc:
+            self._write_pause(paused)
+            return f"cluster {view.name!r} {word} (written to etcd directly: {exc})"
+        return f"cluster {view.name!r} {word} (through {answer.member}'s REST API)"
+
+    def _write_pause(self, paused: bool) -> None:
+        for _ in range(_PAUSE_ATTEMPTS):
+            stored, revision = self.config()
+            current = stored or DynamicConfig()
+            if current.pause == paused:
+                return
+            try:
+                self.write_config(dataclasses.replace(current, pause=paused), revision)
+                return
+            except ConfigChanged:
+                continue  # someone edited another key meanwhile: apply the switch to theirs
+        raise ConfigChanged(f"the config in etcd changed {_PAUSE_ATTEMPTS} times while writing; retry")
+
+
+def _verify(target: ClusterTarget) -> ssl.SSLContext | bool:
+    if target.tls_ca is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=target.tls_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ClientError(f"cannot verify the agents' HTTPS with {target.tls_ca}: {exc}") from None
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        document = response.json()
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {"value": document}

@@ -1,0 +1,254 @@
+"""Synchronous replication (safety rule 4): whom PostgreSQL waits for, and what etcd may claim.
+
+Two things change, never at once:
+- PostgreSQL's ``synchronous_standby_names`` (the *spec*: wait for ``k`` of ``names``), which
+  decides what every commit acknowledged from then on is guaranteed to be on;
+- the *claim* published in etcd (``SyncState``: ``members``, ``quorum`` q), which says "every
+  commit ever acknowledged is on at least q of members"; failover trusts it: only a member of
+  the set may promote, and only as the most advanced of at least ``|members| - q + 1`` of them,
+  a group every commit quorum intersects.
+
+A claim must hold for commits acknowledged under the old spec and the new one, so it is weakened
+(or widened) before the spec changes, and strengthened only after the spec is in force and the
+standbys it names have caught up with everything acknowledged before. An empty claim with q >= 1
+means "nobody is known to hold every commit": nobody promotes. ``q = 0`` is no claim at all
+(asynchronous, or degraded after ``synchronous_fallback_after``).
+
+Everything here is pure: ``decide`` calls it for a healthy leader, one step per cycle.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pgwarden.ha.actions import Action, PublishSync, SetSyncStandbys
+from pgwarden.ha.observation import Memory, Observation
+from pgwarden.model import Lsn, SyncFallback, SyncMode, SyncState
+
+ANY_STANDBY = "*"
+NOBODY = SyncState(leader=None, members=frozenset(), quorum=1)  # restrictive: nobody may promote
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSpec:
+    """``synchronous_standby_names`` as wait-for-``k``-of-``names``; k = 0 is asynchronous."""
+
+    names: frozenset[str] = frozenset()
+    k: int = 0
+    first: bool = False  # FIRST k (priority) rather than ANY k (quorum); same guarantee here
+
+    def render(self, order: tuple[str, ...] = ()) -> str:
+        if self.k == 0 or not self.names:
+            return ""
+        if ANY_STANDBY in self.names:
+            return f"ANY {self.k} (*)"
+        ranked = [n for n in order if n in self.names] + sorted(self.names - set(order))
+        quoted = ", ".join('"' + n.replace('"', '""') + '"' for n in ranked)
+        return f"{'FIRST' if self.first else 'ANY'} {self.k} ({quoted})"
+
+    def same_guarantee(self, other: SyncSpec) -> bool:
+        return self.names == other.names and self.k == other.k
+
+
+_SPEC = re.compile(r"^\s*(FIRST|ANY)?\s*(\d+)?\s*\((.*)\)\s*$", re.IGNORECASE)
+
+
+def parse_spec(text: str | None) -> SyncSpec | None:
+    """Read ``synchronous_standby_names``; None when unknown. Unusual forms count as "any standby"."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not text:
+        return SyncSpec()
+    match = _SPEC.match(text)
+    if match is None:
+        # A bare list "a, b" means FIRST 1 (a, b); a lone "*" any standby.
+        return SyncSpec(_names(text), 1, first=True)
+    kind, count, inner = match.groups()
+    return SyncSpec(_names(inner), int(count or 1), first=(kind or "FIRST").upper() == "FIRST")
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(n.strip().strip('"') for n in text.split(",") if n.strip())
+
+
+def guarantee(spec: SyncSpec, members: frozenset[str]) -> int:
+    """On how many of ``members`` every commit acknowledged under ``spec`` is, at least."""
+    if spec.k == 0 or ANY_STANDBY in spec.names:
+        return 0
+    return max(0, spec.k - len(spec.names - members))
+
+
+def eligible(obs: Observation) -> tuple[str, ...]:
+    """Streaming standbys that may be synchronous, best first (sync_priority, then name)."""
+    streaming = obs.local.replication
+    candidates = [
+        m for m in obs.view.members if m.name != obs.name and m.name in streaming and not m.tags.nosync
+    ]
+    candidates.sort(key=lambda m: (-m.tags.sync_priority, m.name))
+    return tuple(m.name for m in candidates)
+
+
+def published(obs: Observation) -> SyncState:
+    """The claim this leader stands by: its own, or NOBODY (a new leader owes every claim afresh)."""
+    sync = obs.view.sync
+    if obs.view.config.synchronous_mode is SyncMode.OFF:
+        return sync if sync is not None else SyncState(leader=obs.name)
+    if sync is None or sync.leader != obs.name:
+        return NOBODY
+    return sync
+
+
+def short_since(obs: Observation) -> float | None:
+    """Since when fewer standbys stream than synchronous_node_count (for the degrade timer)."""
+    config = obs.view.config
+    if config.synchronous_mode is SyncMode.OFF or not obs.local.is_primary:
+        return None
+    wanted = config.synchronous_node_count if config.synchronous_mode is SyncMode.ON else 1
+    if len(eligible(obs)) >= wanted:
+        return None
+    return obs.memory.sync_short_since if obs.memory.sync_short_since is not None else obs.now
+
+
+def desired(obs: Observation, short: float | None) -> SyncSpec:
+    """The spec PostgreSQL should run with now."""
+    config = obs.view.config
+    mode, k = config.synchronous_mode, config.synchronous_node_count
+    if mode is SyncMode.OFF:
+        return SyncSpec()
+    chosen = list(eligible(obs))
+    if mode is SyncMode.ON:
+        chosen = chosen[:k]
+    timed_out = short is not None and obs.now - short >= config.synchronous_fallback_after
+    degrade = config.synchronous_fallback is SyncFallback.DEGRADE and timed_out
+    wanted = k if mode is SyncMode.ON else 1
+    if len(chosen) < wanted and not degrade:
+        # Writes wait for the standbys that left rather than go on without enough copies.
+        current = parse_spec(obs.local.sync_standby_names) or SyncSpec()
+        keep = sorted((published(obs).members | current.names) - set(chosen) - {ANY_STANDBY})
+        chosen += keep[: wanted - len(chosen)]
+        if not chosen:
+            return SyncSpec(frozenset({ANY_STANDBY}), k if mode is SyncMode.ON else 1)
+        return SyncSpec(
+            frozenset(chosen), min(wanted, len(chosen)) if mode is SyncMode.ON else 1, mode is SyncMode.ON
+        )
+    if not chosen:
+        return SyncSpec()  # degraded: asynchronous until a standby streams again
+    count = min(k, len(chosen))
+    return SyncSpec(frozenset(chosen), count, first=mode is SyncMode.ON)
+
+
+def applied(obs: Observation, spec: SyncSpec) -> tuple[str, Lsn] | None:
+    """When the desired spec was first seen in force: the primary's position then (see ``step``)."""
+    current = parse_spec(obs.local.sync_standby_names)
+    if current is None or not current.same_guarantee(spec) or obs.local.write_lsn is None:
+        return None
+    key = spec.render()
+    previous = obs.memory.sync_applied
+    if previous is not None and previous[0] == key:
+        return previous
+    return key, obs.local.write_lsn
+
+
+def remember(obs: Observation) -> tuple[float | None, tuple[str, Lsn] | None]:
+    """The memory ``step`` relies on next cycle: the degrade timer and when the spec took effect."""
+    short = short_since(obs)
+    if not obs.local.is_primary or not obs.leader_is_me:
+        return short, None
+    return short, applied(obs, desired(obs, short))
+
+
+def step(obs: Observation, memory: Memory) -> tuple[Action, ...]:
+    """The next safe step towards the desired spec and the strongest claim it supports."""
+    current = parse_spec(obs.local.sync_standby_names)
+    if current is None or not obs.local.is_primary:
+        return ()
+    config = obs.view.config
+    claim = published(obs)
+    target = desired(obs, memory.sync_short_since)
+    order = eligible(obs)
+    if config.synchronous_mode is SyncMode.OFF:
+        if claim.quorum > 0 or claim.members:
+            return (PublishSync(SyncState(leader=obs.name)),)
+        return () if current.k == 0 else (SetSyncStandbys(SyncSpec().render()),)
+    members, q = claim.members, claim.quorum
+    if members and q > guarantee(current, members):
+        # The spec in force no longer backs the claim (changed by hand, or a restart): retract.
+        return (PublishSync(_nobody(obs)),)
+    if not current.same_guarantee(target):
+        return _towards(obs, claim, target, order)
+    return _strengthen(obs, claim, target, memory)
+
+
+def _towards(
+    obs: Observation, claim: SyncState, target: SyncSpec, order: tuple[str, ...]
+) -> tuple[Action, ...]:
+    """Change the spec, after making the claim hold under it too."""
+    change = SetSyncStandbys(target.render(order))
+    if target.k == 0:
+        if claim.quorum == 0:
+            return (change,)
+        # Degrading: the claim goes first (publish, then let PostgreSQL stop waiting).
+        return (PublishSync(SyncState(leader=obs.name, degraded_since=obs.wall)),)
+    members = claim.members
+    if not members:
+        return (change,)  # claiming nobody holds everything is true under any spec
+    widened = members | (target.names - {ANY_STANDBY})
+    q = min(claim.quorum, guarantee(target, widened))
+    if q == claim.quorum and widened == members:
+        return (change,)
+    if q <= 0:
+        return (PublishSync(_nobody(obs)),)
+    return (PublishSync(SyncState(leader=obs.name, members=widened, quorum=q)),)
+
+
+def _strengthen(obs: Observation, claim: SyncState, target: SyncSpec, memory: Memory) -> tuple[Action, ...]:
+    """The spec is in force: claim it fully once its standbys hold what was acknowledged before."""
+    if target.k == 0:
+        return ()
+    full = SyncState(leader=obs.name, members=target.names, quorum=target.k)
+    if ANY_STANDBY in target.names or (claim.members == full.members and claim.quorum == full.quorum):
+        return ()
+    since = memory.sync_applied
+    if since is None or since[0] != target.render():
+        return ()  # the next cycle knows where the spec took effect
+    caught_up = {
+        n for n in target.names if (pos := obs.local.replication.get(n)) is not None and pos >= since[1]
+    }
+    kept = claim.quorum - len(claim.members - target.names) if claim.members else 0
+    if max(kept, len(caught_up)) >= target.k:
+        return (PublishSync(full),)
+    return ()
+
+
+def _nobody(obs: Observation) -> SyncState:
+    return SyncState(leader=obs.name, members=frozenset(), quorum=1)
+
+
+def may_promote(obs: Observation) -> str | None:
+    """Why the published claim forbids this member to promote, or None (rule 4, candidate side)."""
+    config, sync = obs.view.config, obs.view.sync
+    if config.synchronous_mode is SyncMode.OFF or sync is None or sync.quorum <= 0:
+        return None
+    members = sync.members
+    if obs.name not in members:
+        return f"not in the synchronous set {sorted(members)}"
+    needed = len(members) - sync.quorum + 1
+    seen = {obs.name} | {
+        p.name for p in obs.peers.values() if p.reachable and p.name in members and p.running
+    }
+    if len(seen) < needed:
+        return f"only {len(seen)} of the {needed} synchronous members every commit quorum overlaps answer"
+    if sync.quorum >= len(members):
+        return None  # every member holds every commit: the usual comparison of peers decides
+    mine = obs.local.lsn
+    for peer in obs.peers.values():
+        if (
+            peer.name in seen
+            and peer.name != obs.name
+            and peer.lsn is not None
+            and (mine is None or peer.lsn > mine)
+        ):
+            return f"synchronous member {peer.name} holds more WAL ({peer.lsn} > {mine})"
+    return None

@@ -1,0 +1,95 @@
+"""``pgwarden up`` and ``pgwarden down`` as a user runs them: from nothing, twice, and purged."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pgwarden.local import processes
+from pgwarden.local.spec import StackSpec
+from pgwarden.local.stack import Stack
+from pgwarden.postgres.probe import postmaster_pid
+from tests.support.cluster import NODE_USERS
+from tests.support.pg import ensure_os_user, postgres_available
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not postgres_available(), reason="needs root and PostgreSQL 15"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pgwarden(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pgwarden", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+@pytest.fixture
+def stack_dir() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="pgw-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    try:
+        yield base / "stack"
+    finally:
+        # Whatever the test left running (it failed before `down`), stopped by recorded PID.
+        spec = StackSpec.load(base / "stack") if (base / "stack").exists() else None
+        if spec is not None:
+            Stack(spec).down()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_up_twice_then_down_purge_leaves_no_process_and_no_directory(stack_dir: Path) -> None:
+    users = NODE_USERS[:2]
+    for user in users:
+        ensure_os_user(user)
+    network = f"127.0.{random.randint(100, 250)}"
+    options = ["--dir", str(stack_dir), "--network", network, "--run-as", ",".join(users)]
+
+    first = pgwarden("up", "--nodes", "2", *options)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "target_session_attrs=read-write" in first.stdout
+    assert f"http://{network}.1:7000/" in first.stdout
+    assert "primary" in first.stdout and "replica" in first.stdout
+
+    path = stack_dir / "stack.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    doc = json.loads(path.read_text())
+    assert list(doc) == ["cluster", "nodes", "etcd", "haproxy", "superuser", "api_auth"]
+    assert [n["host"] for n in doc["nodes"]] == [f"{network}.11", f"{network}.12"]
+    assert doc["haproxy"]["primary"] == f"{network}.1:5000"
+    assert doc["api_auth"]["username"] == "pgwarden" and len(doc["api_auth"]["password"]) >= 12
+    assert doc["superuser"]["password"] in first.stdout
+
+    second = pgwarden("up", *options)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "already running" in second.stderr
+    assert doc["superuser"]["password"] in second.stdout  # the same stack, described again
+
+    pids = list(json.loads((stack_dir / "pids.json").read_text()).values())
+    pids += [p for n in doc["nodes"] if (p := postmaster_pid(n["data_dir"])) is not None]
+    assert len(pids) == 3 + 2 + 1 + 2  # etcd, agents, HAProxy, postmasters
+
+    down = pgwarden("down", "--dir", str(stack_dir), "--purge", timeout=90)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert [p for p in pids if processes.alive(p)] == []
+    assert not stack_dir.exists()
+
+    again = pgwarden("down", "--dir", str(stack_dir))
+    assert again.returncode == 0 and "nothing to stop" in again.stdout

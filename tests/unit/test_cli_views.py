@@ -1,0 +1,119 @@
+"""What list, topology and history show, rendered from ClusterViews built by hand."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rich.console import Console, RenderableType
+
+from pgwarden.cli import views
+from pgwarden.model.cluster import PgState, Role, SwitchoverIntent
+from tests.unit.builders import config, fork, member, primary_member, status, sync_set, view
+
+
+def text(renderable: RenderableType) -> str:
+    console = Console(width=200, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_lag_is_the_leader_position_minus_the_member_lsn() -> None:
+    v = view(
+        members=[primary_member(lsn="0/5000000"), member("node2", lsn="0/3000000"), member("node3", lsn=None)]
+    )
+    assert views.lag_bytes(v, v.members[0]) == 0
+    assert views.lag_bytes(v, v.members[1]) == 0x2000000
+    assert views.lag_bytes(v, v.members[2]) is None
+
+
+def test_the_published_leader_status_counts_when_it_is_further() -> None:
+    v = view(status=status(lsn="0/6000000"))
+    assert views.leader_position(v) is not None
+    assert views.lag_bytes(v, v.member("node2")) == 0x3000000  # type: ignore[arg-type]
+
+
+def test_without_a_leader_no_lag_is_known() -> None:
+    v = view(leader=None)
+    assert views.lag_bytes(v, v.members[1]) is None
+
+
+def test_the_members_table_shows_every_column_and_the_header() -> None:
+    members = [
+        primary_member(lsn="0/5000000"),
+        replace(
+            member("node2", lsn="0/4F00000", nofailover=True, replicatefrom="node3"), pending_restart=True
+        ),
+        member("node3", state=PgState.STARTING, lsn=None, timeline=None),
+    ]
+    v = replace(
+        view(members=members, config=config(pause=True), sync=sync_set("node2")),
+        switchover=SwitchoverIntent(leader="node1", candidate="node3", scheduled_at=1_700_000_000.0),
+    )
+    out = text(views.members_table(v))
+    assert "Cluster: demo" in out and "leader: node1" in out and "PAUSED" in out
+    assert "pending switchover from node1 to node3 at 2023-11-14T22:13:20Z" in out
+    for column in ("Member", "Host", "Role", "State", "TL", "Lag in MB", "Tags", "Pending restart"):
+        assert column in out
+    row2 = next(line for line in out.splitlines() if "node2" in line and "127.0.0.1:5434" in line)
+    assert "sync replica" in row2 and " 1 " in row2  # 1 MB behind
+    assert "nofailover=true, replicatefrom=node3" in row2 and "*" in row2
+    row3 = next(line for line in out.splitlines() if "127.0.0.1:5435" in line)
+    assert "starting" in row3 and "unknown" in row3
+
+
+def test_an_empty_cluster_says_where_to_look() -> None:
+    assert "wrong cluster name or prefix" in text(views.members_table(view(leader=None, members=[])))
+
+
+def test_the_json_document_names_leader_pause_and_lag() -> None:
+    doc = views.cluster_document(view(config=config(pause=True)))
+    assert doc["leader"] == "node1" and doc["pause"] is True and doc["switchover"] is None
+    assert [m["role"] for m in doc["members"]] == ["primary", "replica", "replica"]
+    assert doc["members"][1] | {"tags": {}} == doc["members"][1]
+    assert doc["members"][1]["lag"] == 0 and doc["members"][1]["lsn"] == "0/3000000"
+
+
+def test_topology_puts_a_replicatefrom_standby_under_its_upstream() -> None:
+    v = view(members=[primary_member(), member("node2"), member("node3", replicatefrom="node2")])
+    roots = views.topology(v)
+    assert [r.member.name for r in roots] == ["node1"]
+    assert [s.member.name for s in roots[0].standbys] == ["node2"]
+    assert [s.member.name for s in roots[0].standbys[0].standbys] == ["node3"]
+    tree = text(views.topology_tree(v))
+    assert tree.index("node1") < tree.index("node2") < tree.index("node3")
+
+
+def test_an_unknown_upstream_or_a_loop_falls_back_to_the_leader() -> None:
+    v = view(
+        members=[
+            primary_member(),
+            member("node2", replicatefrom="node3"),
+            member("node3", replicatefrom="node2"),
+            member("node4", replicatefrom="gone"),
+        ]
+    )
+    parents = views.upstreams(v)
+    assert parents["node1"] is None
+    assert parents["node4"] == "node1"
+    assert sorted([parents["node2"], parents["node3"]]) == ["node1", "node2"]  # the loop is cut once
+    doc = views.topology_document(v)
+    assert [t["name"] for t in doc["tree"]] == ["node1"]
+
+
+def test_without_a_leader_every_member_is_a_root() -> None:
+    v = view(leader=None, members=[member("node2", role=Role.REPLICA), member("node3")])
+    assert [r.member.name for r in views.topology(v)] == ["node2", "node3"]
+
+
+def test_history_lists_each_promotion() -> None:
+    v = view(history=[fork(2, "0/3000060", "node2"), fork(3, "0/5000000", "node1")])
+    out = text(views.history_table(v))
+    assert "0/3000060" in out and "node2" in out and "failover" in out
+    assert views.history_document(v)[1] == {
+        "timeline": 3,
+        "lsn": "0/5000000",
+        "reason": "failover",
+        "timestamp": "2024-01-01T00:00:00Z",
+        "new_leader": "node1",
+    }
+    assert "first timeline" in text(views.history_table(view()))

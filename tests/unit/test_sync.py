@@ -1,0 +1,310 @@
+"""The synchronous-replication resolver: the steps a leader takes, and that no step makes a false claim.
+
+A claim (members M, quorum q) published in etcd lets a member of M promote when it is the most
+advanced of |M| - q + 1 members. It is safe only while every acknowledged commit is on at least
+q of M. The properties replay random sequences of steps, interrupted anywhere, against a model
+of which standbys hold which commits, and check that claim after every single step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pgwarden.ha import sync
+from pgwarden.ha.actions import PublishSync, SetSyncStandbys
+from pgwarden.ha.observation import Memory, Observation
+from pgwarden.model import Lsn, SyncFallback, SyncMode, SyncState
+from tests.unit.builders import config, member, observation, primary_local, primary_member, view
+
+NAMES = ("node2", "node3", "node4")
+
+
+def leader_obs(
+    mode: SyncMode = SyncMode.ON,
+    k: int = 1,
+    streaming: dict[str, str] | None = None,
+    spec: str = "",
+    claim: SyncState | None = None,
+    fallback: SyncFallback = SyncFallback.BLOCK,
+    memory: Memory | None = None,
+    now: float = 100.0,
+    lsn: str = "0/3000000",
+    **tags: dict[str, object],
+) -> Observation:
+    members = [primary_member()] + [member(n, **tags.get(n, {})) for n in NAMES]
+    cfg = config(
+        synchronous_mode=mode,
+        synchronous_node_count=k,
+        synchronous_fallback=fallback,
+        synchronous_fallback_after=5.0,
+    )
+    local = replace(
+        primary_local(lsn),
+        sync_standby_names=spec,
+        replication={n: Lsn.parse(p) for n, p in (streaming or {}).items()},
+    )
+    return observation(
+        "node1",
+        view=view(members=members, config=cfg, sync=claim),
+        local=local,
+        lease_deadline=now + 3,
+        memory=memory,
+        now=now,
+    )
+
+
+ALL_CAUGHT_UP = {n: "0/3000000" for n in NAMES}
+
+
+def claim(*members: str, quorum: int | None = None, leader: str = "node1") -> SyncState:
+    return SyncState(
+        leader=leader, members=frozenset(members), quorum=len(members) if quorum is None else quorum
+    )
+
+
+def test_spec_round_trip() -> None:
+    spec = sync.SyncSpec(frozenset({"node3", "node2"}), 1, first=True)
+    assert spec.render(("node3", "node2")) == 'FIRST 1 ("node3", "node2")'
+    assert sync.parse_spec(spec.render()) == spec
+    assert sync.parse_spec("") == sync.SyncSpec()
+    assert sync.parse_spec("ANY 2 (a, b, c)") == sync.SyncSpec(frozenset("abc"), 2)
+    assert sync.parse_spec("a, b") == sync.SyncSpec(frozenset("ab"), 1, first=True)
+    assert sync.parse_spec(None) is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "members", "expected"),
+    [
+        ("FIRST 1 (node2)", {"node2"}, 1),
+        ("ANY 1 (node2, node3)", {"node2", "node3"}, 1),
+        ("ANY 1 (node2, node3)", {"node2"}, 0),
+        ("ANY 2 (node2, node3, node4)", {"node2", "node3"}, 1),
+        ("ANY 1 (*)", {"node2"}, 0),
+        ("", {"node2"}, 0),
+    ],
+)
+def test_guarantee_counts_copies_among_members(spec: str, members: set[str], expected: int) -> None:
+    parsed = sync.parse_spec(spec)
+    assert parsed is not None
+    assert sync.guarantee(parsed, frozenset(members)) == expected
+
+
+def test_new_leader_first_sets_the_spec_and_claims_nobody_meanwhile() -> None:
+    obs = leader_obs(streaming=ALL_CAUGHT_UP, claim=claim("node1", leader="old"))
+    assert sync.published(obs) == sync.NOBODY
+    assert sync.step(obs, obs.memory) == (SetSyncStandbys('FIRST 1 ("node2")'),)
+
+
+def test_spec_in_force_is_claimed_only_once_the_standby_caught_up_with_it() -> None:
+    spec = 'FIRST 1 ("node2")'
+    first = leader_obs(streaming={"node2": "0/2000000"}, spec=spec, lsn="0/3000000")
+    short, applied = sync.remember(first)
+    assert applied == (spec, Lsn.parse("0/3000000"))
+    memory = Memory(sync_short_since=short, sync_applied=applied)
+    behind = leader_obs(streaming={"node2": "0/2FFFFFF"}, spec=spec, lsn="0/3100000", memory=memory)
+    assert sync.step(behind, memory) == ()
+    caught = leader_obs(streaming={"node2": "0/3000000"}, spec=spec, lsn="0/3100000", memory=memory)
+    assert sync.step(caught, memory) == (PublishSync(claim("node2")),)
+
+
+def test_replacing_a_departed_sync_standby_widens_the_claim_before_changing_postgres() -> None:
+    # node2 was the synchronous standby and left; node3 streams.
+    obs = leader_obs(streaming={"node3": "0/3000000"}, spec='FIRST 1 ("node2")', claim=claim("node2"))
+    assert sync.step(obs, obs.memory) == (PublishSync(claim("node2", "node3", quorum=1)),)
+    widened = leader_obs(
+        streaming={"node3": "0/3000000"}, spec='FIRST 1 ("node2")', claim=claim("node2", "node3", quorum=1)
+    )
+    assert sync.step(widened, widened.memory) == (SetSyncStandbys('FIRST 1 ("node3")'),)
+
+
+def test_block_mode_keeps_waiting_for_the_standby_that_left() -> None:
+    obs = leader_obs(streaming={}, spec='FIRST 1 ("node2")', claim=claim("node2"), now=1000.0)
+    assert sync.desired(obs, 0.0) == sync.SyncSpec(frozenset({"node2"}), 1, first=True)
+    assert sync.step(obs, Memory(sync_short_since=0.0)) == ()
+
+
+def test_block_mode_with_no_standby_ever_waits_for_any() -> None:
+    obs = leader_obs(streaming={}, spec="")
+    assert sync.step(obs, obs.memory) == (SetSyncStandbys("ANY 1 (*)"),)
+
+
+def test_degrade_waits_for_the_timer_then_publishes_before_going_asynchronous() -> None:
+    base = {
+        "streaming": {},
+        "spec": 'FIRST 1 ("node2")',
+        "claim": claim("node2"),
+        "fallback": SyncFallback.DEGRADE,
+    }
+    early = leader_obs(**base, now=103.0)  # type: ignore[arg-type]
+    assert sync.step(early, Memory(sync_short_since=100.0)) == ()
+    late = leader_obs(**base, now=106.0)  # type: ignore[arg-type]
+    (publish,) = sync.step(late, Memory(sync_short_since=100.0))
+    assert isinstance(publish, PublishSync) and publish.state.quorum == 0 and publish.state.degraded_since
+    degraded = leader_obs(
+        streaming={},
+        spec='FIRST 1 ("node2")',
+        claim=SyncState("node1", degraded_since=1.0),
+        fallback=SyncFallback.DEGRADE,
+        now=106.0,
+    )
+    assert sync.step(degraded, Memory(sync_short_since=100.0)) == (SetSyncStandbys(""),)
+
+
+def test_degraded_cluster_becomes_synchronous_again_when_a_standby_returns() -> None:
+    obs = leader_obs(
+        streaming={"node3": "0/3000000"},
+        spec="",
+        claim=SyncState("node1", degraded_since=1.0),
+        fallback=SyncFallback.DEGRADE,
+    )
+    assert sync.step(obs, obs.memory) == (SetSyncStandbys('FIRST 1 ("node3")'),)
+
+
+def test_quorum_mode_waits_for_any_k_of_every_streaming_standby() -> None:
+    obs = leader_obs(mode=SyncMode.QUORUM, k=1, streaming=ALL_CAUGHT_UP, spec="")
+    assert sync.step(obs, obs.memory) == (SetSyncStandbys('ANY 1 ("node2", "node3", "node4")'),)
+
+
+def test_nosync_standbys_are_never_synchronous_and_sync_priority_ranks_the_rest() -> None:
+    obs = leader_obs(
+        streaming=ALL_CAUGHT_UP,
+        node2={"nosync": True},
+        node4={"sync_priority": 5},
+    )
+    assert sync.eligible(obs) == ("node4", "node3")
+
+
+def test_a_claim_the_running_spec_does_not_back_is_retracted() -> None:
+    obs = leader_obs(streaming=ALL_CAUGHT_UP, spec="", claim=claim("node2"))
+    assert sync.step(obs, obs.memory) == (PublishSync(SyncState("node1", frozenset(), 1)),)
+
+
+def test_off_retracts_the_claim_before_postgres_stops_waiting() -> None:
+    obs = leader_obs(
+        mode=SyncMode.OFF, streaming=ALL_CAUGHT_UP, spec='FIRST 1 ("node2")', claim=claim("node2")
+    )
+    assert sync.step(obs, obs.memory) == (PublishSync(SyncState("node1")),)
+    cleared = leader_obs(
+        mode=SyncMode.OFF, streaming=ALL_CAUGHT_UP, spec='FIRST 1 ("node2")', claim=SyncState("node1")
+    )
+    assert sync.step(cleared, cleared.memory) == (SetSyncStandbys(""),)
+
+
+# --- properties: a model of commits and copies, against every step ----------------------------------
+
+
+@dataclass
+class World:
+    """Which standby holds which commit, under the spec PostgreSQL runs with, and the claim in etcd."""
+
+    mode: SyncMode
+    k: int
+    fallback: SyncFallback
+    spec: str = ""
+    claim: SyncState | None = None
+    position: int = 0x3000000
+    flushed: dict[str, int] = field(default_factory=dict)  # every standby -> how far its WAL goes
+    streaming: set[str] = field(default_factory=set)
+    acknowledged: list[int] = field(default_factory=list)  # commit positions
+    memory: Memory = field(default_factory=Memory)
+    now: float = 100.0
+
+    def observe(self) -> Observation:
+        obs = leader_obs(
+            mode=self.mode,
+            k=self.k,
+            streaming={n: str(Lsn(self.flushed[n])) for n in self.streaming},
+            spec=self.spec,
+            claim=self.claim,
+            fallback=self.fallback,
+            memory=self.memory,
+            now=self.now,
+            lsn=str(Lsn(self.position)),
+        )
+        return obs
+
+    def commit(self) -> None:
+        """A commit: streaming standbys that are caught up receive it; it is acknowledged when the
+        spec in force has enough of them (asynchronous: at once). WAL arrives in order, so a
+        lagging standby receives nothing new until it has caught up."""
+        before, self.position = self.position, self.position + 0x100
+        for n in self.streaming:
+            if self.flushed[n] >= before:
+                self.flushed[n] = self.position
+        spec = sync.parse_spec(self.spec) or sync.SyncSpec()
+        voters = self.streaming if sync.ANY_STANDBY in spec.names else self.streaming & spec.names
+        if sum(1 for n in voters if self.flushed[n] >= self.position) >= spec.k:
+            self.acknowledged.append(self.position)
+
+    def catch_up(self, name: str) -> None:
+        if name in self.streaming:
+            self.flushed[name] = self.position
+
+    def claim_holds(self) -> bool:
+        c = self.claim
+        if c is None or c.quorum <= 0 or not c.members:
+            return True  # no claim, or "nobody": nothing to trust
+        # WAL is a sequence: a standby holds every commit up to the position it flushed.
+        return all(
+            sum(1 for n in c.members if self.flushed.get(n, 0) >= p) >= c.quorum for p in self.acknowledged
+        )
+
+
+events = st.sampled_from(["commit", "step", "join", "leave", "time", "catch_up"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    mode=st.sampled_from([SyncMode.ON, SyncMode.QUORUM]),
+    k=st.integers(1, 2),
+    fallback=st.sampled_from(list(SyncFallback)),
+    script=st.lists(st.tuples(events, st.sampled_from(NAMES)), min_size=5, max_size=60),
+)
+def test_every_step_keeps_the_published_claim_true(
+    mode: SyncMode, k: int, fallback: SyncFallback, script: list[tuple[str, str]]
+) -> None:
+    world = World(mode, k, fallback)
+    for event, name in script:
+        if event == "commit":
+            world.commit()
+        elif event == "join":
+            world.streaming.add(name)  # streams from where it stopped; catches up at the next commit
+            world.flushed.setdefault(name, 0)
+        elif event == "leave":
+            world.streaming.discard(name)
+        elif event == "catch_up":
+            world.catch_up(name)
+        elif event == "time":
+            world.now += 3.0
+        else:
+            obs = world.observe()
+            actions = sync.step(obs, world.memory)
+            short, applied = sync.remember(obs)
+            world.memory = Memory(sync_short_since=short, sync_applied=applied)
+            assert len(actions) <= 1, "one change per cycle, so each is observed before the next"
+            for action in actions:
+                if isinstance(action, SetSyncStandbys):
+                    world.spec = action.value
+                elif isinstance(action, PublishSync):
+                    world.claim = action.state
+            world.commit()  # writes go on between any two steps
+        assert world.claim_holds(), (world.spec, world.claim, world.flushed, world.streaming)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    members=st.frozensets(st.sampled_from(NAMES), min_size=1),
+    data=st.data(),
+)
+def test_the_promotion_group_of_a_claim_intersects_every_commit_quorum(
+    members: frozenset[str], data: st.DataObject
+) -> None:
+    """Any |M| - q + 1 members of M share at least one member with any q members of M."""
+    quorum = data.draw(st.integers(1, len(members)))
+    seen = data.draw(st.sets(st.sampled_from(sorted(members)), min_size=len(members) - quorum + 1))
+    commit_holders = data.draw(st.sets(st.sampled_from(sorted(members)), min_size=quorum))
+    assert seen & commit_holders
