@@ -18,9 +18,10 @@ from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.store import LeaseExpired, Store
 from pgwarden.ha import actions as a
 from pgwarden.ha.observation import Observation
-from pgwarden.model import HistoryEntry, JobKind, LeaderStatus, Lsn, NodeConfig
+from pgwarden.ha.rules.parameters import cluster_parameters
+from pgwarden.model import SYNC_DEGRADED, SYNC_RESTORED, HistoryEntry, JobKind, LeaderStatus, Lsn, NodeConfig
 from pgwarden.postgres.conninfo import StandbyUpstream
-from pgwarden.postgres.controller import PostgresController
+from pgwarden.postgres.controller import ParamChange, PostgresController
 from pgwarden.postgres.slots import slot_name
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class ActionFailed(Exception):
 @dataclass(frozen=True)
 class Outcome:
     failed: str | None = None  # which action stopped the decision, and why
+    executed: tuple[a.Action, ...] = ()  # the actions carried out, in order (the callbacks' input)
 
 
 class Executor:
@@ -46,8 +48,10 @@ class Executor:
         lease: LeaderLease,
         member_lease: Callable[[], int],
         clock: Callable[[], float] = monotonic,
+        forget_scheduled_restart: Callable[[float], object] = lambda at: None,
     ) -> None:
         self._clock = clock
+        self._forget_scheduled_restart = forget_scheduled_restart
         self._config = config
         self._store = store
         self._cluster = cluster
@@ -71,6 +75,8 @@ class Executor:
             a.StopPostgres: self._stop,
             a.Checkpoint: self._checkpoint,
             a.ReloadPostgres: self._reload,
+            a.ApplyParameters: self._apply_parameters,
+            a.ClearScheduledRestart: self._clear_scheduled_restart,
             a.ClearSwitchover: self._clear_switchover,
             a.SetSyncStandbys: self._set_sync_standbys,
             a.PublishSync: self._publish_sync,
@@ -83,16 +89,16 @@ class Executor:
         }
 
     def run(self, actions: tuple[a.Action, ...], obs: Observation) -> Outcome:
-        for action in actions:
+        for done, action in enumerate(actions):
             try:
                 ok = self._handlers[type(action)](action, obs)
             except Exception as exc:  # every failure stops the decision here, whatever raised it
                 log.warning("%s failed: %s", type(action).__name__, exc)
-                return Outcome(f"{type(action).__name__}: {exc}")
+                return Outcome(f"{type(action).__name__}: {exc}", actions[:done])
             if ok is False:
                 log.info("%s refused (compare-and-set lost)", type(action).__name__)
-                return Outcome(f"{type(action).__name__}: refused")
-        return Outcome()
+                return Outcome(f"{type(action).__name__}: refused", actions[:done])
+        return Outcome(executed=actions)
 
     # --- leader key -------------------------------------------------------------------------
     def _acquire(self, _: a.AcquireLeader, obs: Observation) -> bool:
@@ -163,12 +169,9 @@ class Executor:
         self._apply_cluster_parameters(obs)
         self._pg.start(wait=False)
 
-    def _apply_cluster_parameters(self, obs: Observation) -> None:
-        """The cluster's parameters from etcd take effect at every start (live edits: issue 5)."""
-        config = obs.view.config
-        self._pg.update_parameters(
-            {**config.parameters, "max_slot_wal_keep_size": config.max_slot_wal_keep_size}
-        )
+    def _apply_cluster_parameters(self, obs: Observation) -> ParamChange:
+        """The cluster's parameters from etcd, written at every start and on every live edit."""
+        return self._pg.update_parameters(cluster_parameters(obs.view.config))
 
     def _follow(self, action: a.Follow, obs: Observation) -> None:
         self._configure_standby(action.upstream, obs)
@@ -203,6 +206,19 @@ class Executor:
         self._apply_cluster_parameters(obs)
         self._pg.reload()
 
+    def _apply_parameters(self, _: a.ApplyParameters, obs: Observation) -> None:
+        change = self._apply_cluster_parameters(obs)
+        if change.changed:
+            waiting = f"; waiting for a restart: {', '.join(sorted(change.restart_required))}"
+            log.info(
+                "cluster parameters applied: %s%s",
+                ", ".join(sorted(change.changed)),
+                waiting if change.restart_required else "",
+            )
+
+    def _clear_scheduled_restart(self, action: a.ClearScheduledRestart, obs: Observation) -> None:
+        self._forget_scheduled_restart(action.at)
+
     def _clear_switchover(self, action: a.ClearSwitchover, obs: Observation) -> None:
         if action.outcome is not None:
             log.warning("switchover abandoned: %s", action.outcome)
@@ -214,11 +230,32 @@ class Executor:
 
     def _publish_sync(self, action: a.PublishSync, obs: Observation) -> None:
         state = action.state
-        was_degraded = obs.view.sync is not None and obs.view.sync.degraded_since is not None
-        if state.degraded_since is not None and not was_degraded:
-            log.warning("no synchronous standby for synchronous_fallback_after: degrading to asynchronous")
-        log.info("synchronous claim: %s of %s", state.quorum, sorted(state.members))
         self._cluster.publish_sync(state)
+        log.info("synchronous claim: %s of %s", state.quorum, sorted(state.members))
+        before = obs.view.sync
+        was_degraded = before is not None and before.degraded_since is not None
+        if state.degraded_since is not None and not was_degraded:
+            after = obs.view.config.synchronous_fallback_after
+            self._record_sync_event(
+                SYNC_DEGRADED, f"no synchronous standby for {after:g}s: asynchronous", obs
+            )
+        elif was_degraded and state.quorum > 0:
+            self._record_sync_event(SYNC_RESTORED, f"synchronous again with {sorted(state.members)}", obs)
+
+    def _record_sync_event(self, event: str, reason: str, obs: Observation) -> None:
+        """Degraded windows go into the history beside the promotions, so `pgwarden history` shows them."""
+        log.warning("%s: %s", event, reason)
+        local = obs.local
+        self._cluster.append_history(
+            HistoryEntry(
+                timeline=local.timeline or 0,
+                switch_lsn=local.write_lsn or Lsn(0),
+                reason=reason,
+                timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+                new_leader=self._config.name,
+                event=event,
+            )
+        )
 
     # --- what the leader publishes --------------------------------------------------------------
     def _append_history(self, action: a.AppendHistory, obs: Observation) -> None:

@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pgwarden.agent.lease import monotonic
 from pgwarden.agent.requests import RequestBox, Ticket
-from pgwarden.agent.snapshot import SnapshotHolder, tags_document
+from pgwarden.agent.snapshot import SnapshotHolder, pending_reason_document, tags_document
 from pgwarden.api.contract import OperationError, OperationResult
 from pgwarden.config import ConfigError, dynamic_config_to_dict, merge_patch, parse_dynamic_config
 from pgwarden.dcs.cluster_store import ClusterStore
@@ -26,6 +27,7 @@ from pgwarden.model import ClusterView, Member, PgState, Role, SwitchoverIntent
 
 _POLL = 0.1  # how often a waiting operation looks at the store again
 _RELOAD_TIMEOUT = 10.0
+_PAST_TOLERANCE = 60.0  # seconds a schedule may lie in the past (clock skew, a slow client): due at once
 
 
 class AgentOperations:
@@ -70,6 +72,7 @@ class AgentOperations:
                 "reason": e.reason,
                 "timestamp": e.timestamp,
                 "new_leader": e.new_leader,
+                "event": e.event,
             }
             for e in self._view().history
         ]
@@ -210,14 +213,37 @@ class AgentOperations:
     def restart(self, timeout: float) -> OperationResult:
         started = time.monotonic()
         self._ask(Request.RESTART, timeout)
+        answered = monotonic()
         # The decision stopped PostgreSQL and started it again without waiting; the caller wants to
-        # know it serves again.
+        # know it serves again, from a snapshot taken after the restart (not the one before it).
         while time.monotonic() - started < timeout:
-            local = self._snapshots.get().local
-            if local.is_primary or local.is_standby:
+            snap = self._snapshots.get()
+            if snap.loop_at >= answered and (snap.local.is_primary or snap.local.is_standby):
                 return OperationResult(200, "PostgreSQL restarted")
             time.sleep(_POLL)
         raise OperationError(503, f"PostgreSQL restarted but did not serve again within {timeout:.0f}s")
+
+    def schedule_restart(self, when: datetime) -> OperationResult:
+        at = when.timestamp()
+        if at < self._clock() - _PAST_TOLERANCE:
+            raise OperationError(400, f"field 'schedule' is in the past: {when.isoformat()}")
+        if not self._requests.schedule_restart(at):
+            scheduled = self._requests.scheduled_restart()
+            shown = _iso(scheduled) if scheduled is not None else "?"
+            raise OperationError(
+                409, f"a restart is already scheduled for {shown}; cancel it first (DELETE /restart)"
+            )
+        return OperationResult(
+            202, f"restart scheduled for {when.isoformat()}", {"schedule": when.isoformat()}
+        )
+
+    def cancel_scheduled_restart(self) -> OperationResult:
+        cancelled = self._requests.cancel_scheduled_restart()
+        if cancelled is None:
+            raise OperationError(404, "no restart is scheduled on this node")
+        return OperationResult(
+            200, f"scheduled restart ({_iso(cancelled)}) cancelled", {"schedule": _iso(cancelled)}
+        )
 
     def reload(self) -> OperationResult:
         self._ask(Request.RELOAD, _RELOAD_TIMEOUT)
@@ -279,7 +305,7 @@ def _member_document(member: Member, view: ClusterView) -> dict[str, Any]:
     role = member.role.value
     if view.leader is not None and member.name == view.leader.name and member.role is Role.REPLICA:
         role = Role.STANDBY_LEADER.value
-    return {
+    doc: dict[str, Any] = {
         "name": member.name,
         "role": role,
         "state": member.state.value,
@@ -292,6 +318,11 @@ def _member_document(member: Member, view: ClusterView) -> dict[str, Any]:
         "pending_restart": member.pending_restart,
         "tags": tags_document(member.tags),
     }
+    if member.pending_restart_reason:
+        doc["pending_restart_reason"] = pending_reason_document(member.pending_restart_reason)
+    if member.scheduled_restart is not None:
+        doc["scheduled_restart"] = {"schedule": _iso(member.scheduled_restart)}
+    return doc
 
 
 def _intent_document(intent: SwitchoverIntent) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pgwarden.config.dynamic import dynamic_config_to_dict, parse_dynamic_config
 from pgwarden.config.errors import ConfigError
 from pgwarden.model.cluster import (
+    PROMOTION,
     DynamicConfig,
     HistoryEntry,
     LeaderStatus,
@@ -168,8 +169,21 @@ def encode_member(member: Member) -> str:
             "tags": tags_to_dict(member.tags),
             "pending_restart": member.pending_restart,
             "version": member.version,
+            "pending_restart_reason": {
+                name: {"old": old, "new": new} for name, (old, new) in member.pending_restart_reason.items()
+            },
+            "scheduled_restart": member.scheduled_restart,
         }
     )
+
+
+def _pending_reason(data: Obj) -> dict[str, tuple[str, str]]:
+    reasons = _object(data.get("pending_restart_reason", {}), "pending_restart_reason")
+    found: dict[str, tuple[str, str]] = {}
+    for name, change in reasons.items():
+        change = _object(change, f"pending_restart_reason.{name}")
+        found[name] = (_str(change, "old"), _str(change, "new"))
+    return found
 
 
 def _member(data: object) -> Member:
@@ -186,6 +200,8 @@ def _member(data: object) -> Member:
         tags=tags_from_dict(obj.get("tags", {})),
         pending_restart=_bool(obj, "pending_restart", False),
         version=_str(obj, "version", ""),
+        pending_restart_reason=_pending_reason(obj),
+        scheduled_restart=_opt_float(obj, "scheduled_restart"),
     )
 
 
@@ -254,6 +270,7 @@ def _history_entry_to_dict(entry: HistoryEntry) -> dict[str, Any]:
         "reason": entry.reason,
         "timestamp": entry.timestamp,
         "new_leader": entry.new_leader,
+        "event": entry.event,
     }
 
 
@@ -265,6 +282,7 @@ def _history_entry(data: object) -> HistoryEntry:
         reason=_str(obj, "reason", ""),
         timestamp=_str(obj, "timestamp", ""),
         new_leader=_str(obj, "new_leader", ""),
+        event=_str(obj, "event", PROMOTION),
     )
 
 

@@ -1,6 +1,9 @@
 """Frozen values shared by every layer; standard library only."""
 
 from pgwarden.model.cluster import (
+    PROMOTION,
+    SYNC_DEGRADED,
+    SYNC_RESTORED,
     ClusterView,
     DynamicConfig,
     HistoryEntry,
@@ -27,6 +30,9 @@ from pgwarden.model.node import (
 )
 
 __all__ = [
+    "PROMOTION",
+    "SYNC_DEGRADED",
+    "SYNC_RESTORED",
     "ZERO",
     "Address",
     "ApiSettings",

@@ -74,6 +74,9 @@ class Member:
     tags: Tags = field(default_factory=Tags)
     pending_restart: bool = False
     version: str = ""
+    # What waits for a restart: parameter name -> (running value, configured value).
+    pending_restart_reason: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    scheduled_restart: float | None = None  # epoch seconds of a restart scheduled on this member
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +107,26 @@ class SyncState:
     degraded_since: float | None = None  # epoch seconds when the primary fell back to async
 
 
+PROMOTION = "promotion"
+SYNC_DEGRADED = "sync degraded"
+SYNC_RESTORED = "sync restored"
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One promotion: ``timeline`` began at ``switch_lsn``, where the previous one ended."""
+    """One promotion (``timeline`` began at ``switch_lsn``, where the previous one ended), or
+    another event worth keeping beside them: synchronous replication degraded or restored."""
 
     timeline: int
     switch_lsn: Lsn
     reason: str
     timestamp: str  # ISO 8601, UTC
     new_leader: str
+    event: str = PROMOTION
+
+    @property
+    def promotion(self) -> bool:
+        return self.event == PROMOTION
 
 
 @dataclass(frozen=True, slots=True)

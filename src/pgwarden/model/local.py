@@ -67,6 +67,12 @@ class LocalState:
     # by application_name (the member name).
     sync_standby_names: str | None = None
     replication: Mapping[str, Lsn] = field(default_factory=dict)
+    # The cluster parameters this node last wrote into its configuration (pgwarden.conf records
+    # them); None when not observed. Compared with the dynamic config to apply live edits.
+    applied_parameters: Mapping[str, str | int | float | bool] | None = None
+    # Settings changed in the files that only a restart applies: name -> (running, configured).
+    pending_params: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    started_at: float | None = None  # epoch seconds when the running postmaster started
 
     @property
     def is_primary(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pgwarden.model.cluster import DynamicConfig, Tags
@@ -72,3 +73,7 @@ class NodeConfig:
     tags: Tags = field(default_factory=Tags)
     bootstrap: DynamicConfig = field(default_factory=DynamicConfig)
     log_level: str = "INFO"
+    # Commands run on PostgreSQL life-cycle events (on_start, on_stop, on_restart, on_reload,
+    # on_role_change) as `command <event> <role> <cluster>`, killed after callback_timeout seconds.
+    callbacks: Mapping[str, str] = field(default_factory=dict)
+    callback_timeout: float = 30.0

@@ -74,7 +74,11 @@ def _healthy(obs: Observation, reason: Reason) -> Decision:
         actions.append(Checkpoint())
     actions.append(PublishStatus())
     actions.extend(sync.step(obs, obs.memory))
-    if timeline is not None and timeline > 1 and all(e.timeline != timeline for e in obs.view.history):
+    if (
+        timeline is not None
+        and timeline > 1
+        and all(e.timeline != timeline for e in obs.view.history if e.promotion)
+    ):
         # The append after our promotion failed (the executor stops at the first failed action):
         # without the fork point, a standby holding WAL past it could never be told to rewind.
         actions.append(AppendHistory("promoted: history entry recorded late"))

@@ -11,7 +11,7 @@ _FORMER_PRIMARY_STATES = frozenset({ControlState.SHUT_DOWN, ControlState.IN_PROD
 
 def fork_point(history: Sequence[HistoryEntry], timeline: int) -> Lsn | None:
     """Where ``timeline`` ended: the switch point of the promotion that began ``timeline + 1``."""
-    return next((e.switch_lsn for e in history if e.timeline == timeline + 1), None)
+    return next((e.switch_lsn for e in history if e.promotion and e.timeline == timeline + 1), None)
 
 
 def local_timeline(local: LocalState) -> int | None:
