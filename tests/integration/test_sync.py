@@ -92,6 +92,9 @@ def test_quorum_any_one_of_two_keeps_writing_with_a_standby_down_and_fails_over_
             assert writer.wait_for_acks(20, 60)
             stack.kill_node(_index(standbys[0]))
             assert writer.wait_for_acks(50, 60), "writes stopped with one quorum standby down"
+            # Until the claim names only the survivor, a failover could not know whether the dead
+            # standby held commits the survivor lacks: nobody would promote (safe, not available).
+            wait_for(lambda: _sync_set(stack) == [standbys[1]], 60, "the claim shrunk to the survivor")
             stack.kill_node(_index(primary))
             wait_for(lambda: primary_name(stack) == standbys[1], 90, f"{standbys[1]} promoted")
             assert writer.wait_for_acks(10, 60) or True  # the new primary waits for a standby (block)

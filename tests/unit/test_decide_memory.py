@@ -246,3 +246,13 @@ def test_unprobed_standby_is_never_taken_for_a_rogue_primary() -> None:
     first = decide(observation(local=local, now=100.0))
     later = decide(observation(local=local, now=200.0, memory=first.memory))
     assert later.reason is not Reason.ROGUE_PRIMARY_DEMOTING
+
+
+def test_time_spent_paused_does_not_count_towards_primary_start_timeout() -> None:
+    paused = view(config=config(pause=True))
+    first = decide(leader(view=paused, local=CRASHED, now=NOW))
+    assert first.reason is Reason.LEADER_PAUSED and first.memory.unhealthy_primary_since is None
+    during = then(first, leader(view=paused, local=CRASHED, now=NOW + 60))
+    resumed = then(during, leader(local=CRASHED, now=NOW + 61))
+    assert resumed.reason is Reason.PRIMARY_STARTING, resumed.message
+    assert StartPrimary() in resumed.actions

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pgwarden.ha import sync
 from pgwarden.ha.actions import PublishSync, SetSyncStandbys
 from pgwarden.ha.observation import Memory, Observation
-from pgwarden.model import Lsn, SyncFallback, SyncMode, SyncState
+from pgwarden.model import Lsn, PgState, SyncFallback, SyncMode, SyncState
 from tests.unit.builders import config, member, observation, primary_local, primary_member, view
 
 NAMES = ("node2", "node3", "node4")
@@ -113,10 +113,16 @@ def test_spec_in_force_is_claimed_only_once_the_standby_caught_up_with_it() -> N
 
 def test_replacing_a_departed_sync_standby_widens_the_claim_before_changing_postgres() -> None:
     # node2 was the synchronous standby and left; node3 streams.
-    obs = leader_obs(streaming={"node3": "0/3000000"}, spec='FIRST 1 ("node2")', claim=claim("node2"))
+    gone = {"state": PgState.STOPPED}
+    obs = leader_obs(
+        streaming={"node3": "0/3000000"}, spec='FIRST 1 ("node2")', claim=claim("node2"), node2=gone
+    )
     assert sync.step(obs, obs.memory) == (PublishSync(claim("node2", "node3", quorum=1)),)
     widened = leader_obs(
-        streaming={"node3": "0/3000000"}, spec='FIRST 1 ("node2")', claim=claim("node2", "node3", quorum=1)
+        streaming={"node3": "0/3000000"},
+        spec='FIRST 1 ("node2")',
+        claim=claim("node2", "node3", quorum=1),
+        node2=gone,
     )
     assert sync.step(widened, widened.memory) == (SetSyncStandbys('FIRST 1 ("node3")'),)
 
@@ -138,6 +144,7 @@ def test_degrade_waits_for_the_timer_then_publishes_before_going_asynchronous() 
         "spec": 'FIRST 1 ("node2")',
         "claim": claim("node2"),
         "fallback": SyncFallback.DEGRADE,
+        "node2": {"state": PgState.STOPPED},
     }
     early = leader_obs(**base, now=103.0)  # type: ignore[arg-type]
     assert sync.step(early, Memory(sync_short_since=100.0)) == ()
@@ -150,6 +157,7 @@ def test_degrade_waits_for_the_timer_then_publishes_before_going_asynchronous() 
         claim=SyncState("node1", degraded_since=1.0),
         fallback=SyncFallback.DEGRADE,
         now=106.0,
+        node2={"state": PgState.STOPPED},
     )
     assert sync.step(degraded, Memory(sync_short_since=100.0)) == (SetSyncStandbys(""),)
 

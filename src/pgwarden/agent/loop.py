@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from pgwarden.agent.execute import Executor
+from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_commands, role_seen
+from pgwarden.agent.execute import Executor, Outcome
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.member_record import member_record
@@ -25,7 +26,7 @@ from pgwarden.ha import actions as a
 from pgwarden.ha.decide import decide
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
-from pgwarden.model import ClusterView, LocalState, NodeConfig
+from pgwarden.model import ClusterView, LocalState, NodeConfig, Role
 from pgwarden.postgres.controller import PostgresController
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ _STATE_CHANGING = (
     a.Follow,
     a.StopPostgres,
     a.ReleaseLeader,
+    a.ApplyParameters,  # so the settings left pending a restart are published at once
 )
 _PROBE_TIMEOUT = 2.0
 # While a switchover names this node (as leader or candidate), cycles come this often: the leader
@@ -69,8 +71,17 @@ class Agent:
             config, self.cluster, self._probe, self.jobs, self.peers, self.lease, self.requests
         )
         self.executor = Executor(
-            config, self.store, self.cluster, self.postgres, self.jobs, self.lease, self._member_lease_id
+            config,
+            self.store,
+            self.cluster,
+            self.postgres,
+            self.jobs,
+            self.lease,
+            self._member_lease_id,
+            forget_scheduled_restart=self.requests.cancel_scheduled_restart,
         )
+        self.callbacks = CallbackRunner(config.callbacks, config.cluster, config.callback_timeout)
+        self._role: Role | None = None  # the role PostgreSQL last ran in, for the callbacks
         self._member_lease: int | None = None
         self._stop = threading.Event()
         empty_view = ClusterView(name=config.cluster, config=dcs)
@@ -103,6 +114,8 @@ class Agent:
             self.config.cluster,
             self.config.api.listen,
         )
+        for problem in missing_commands(self.config.callbacks):
+            log.warning("%s", problem)
         memory = Memory()
         last_message = ""
         try:
@@ -114,6 +127,7 @@ class Agent:
                     log.info("%s", decision.message)
                     last_message = decision.message
                 outcome = self.executor.run(decision.actions, obs)
+                self._callbacks(obs, outcome)
                 if decision.answers:
                     self.requests.answer(decision.answers, outcome.failed, decision.message)
                 memory = decision.memory
@@ -122,11 +136,16 @@ class Agent:
         finally:
             self._shutdown()
 
+    def _callbacks(self, obs: Observation, outcome: Outcome) -> None:
+        before = role_seen(obs.local) or self._role
+        events, self._role = callback_events(outcome.executed, before, obs.local.running)
+        self.callbacks.fire(events)
+
     def _publish(self, obs: Observation, decision: Decision, started: float) -> None:
         local = obs.local
         if decision.actions:
             local = self.observer.refresh_local()
-        member = member_record(self.config, local)
+        member = member_record(self.config, local, self.requests.scheduled_restart())
         try:
             self._keep_member_lease(obs)
             self.cluster.publish_member(member, self._member_lease_id())
@@ -169,7 +188,10 @@ class Agent:
         self.watch.stop()
         self.postmaster_watch.stop()
         try:
+            running = self.postgres.is_running()
             self.postgres.stop("fast")
+            if running:
+                self.callbacks.fire(callback_events((a.StopPostgres(a.StopMode.FAST),), self._role, True)[0])
             if self.lease.lease_id is not None:
                 self.cluster.release_leader(self.config.name)
                 self.store.revoke(self.lease.lease_id)
@@ -180,3 +202,5 @@ class Agent:
         self.api.stop()
         self.peers.close()
         self.store.close()
+        # Give the callbacks this stop fired (on_stop: a VIP to drop) a bounded chance to finish.
+        self.callbacks.wait(min(self.config.callback_timeout, 10.0))

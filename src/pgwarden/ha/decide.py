@@ -20,7 +20,9 @@ from pgwarden.ha.rules.candidacy import no_leader
 from pgwarden.ha.rules.following import rogue_primary, someone_else_leads
 from pgwarden.ha.rules.jobs import job_backoff, job_in_progress
 from pgwarden.ha.rules.leadership import leader_is_me, lease_expired
+from pgwarden.ha.rules.parameters import parameters_changed
 from pgwarden.ha.rules.requests import operator_request
+from pgwarden.ha.rules.restarts import scheduled_restart
 from pgwarden.ha.rules.slots import members_seen
 from pgwarden.ha.rules.store import store_unreachable
 from pgwarden.ha.rules.switchover import switchover
@@ -49,6 +51,8 @@ RULES: tuple[Rule, ...] = (
     bootstrap,
     foreign_data_directory,
     switchover,
+    scheduled_restart,
+    parameters_changed,
     leader_is_me,
     someone_else_leads,
     no_leader,
@@ -70,7 +74,9 @@ def decide(obs: Observation) -> Decision:
 
 def _remember(obs: Observation) -> Memory:
     local, previous = obs.local, obs.memory
-    unhealthy = obs.leader_is_me and not local.is_primary
+    # Time spent paused does not count towards primary_start_timeout: on resume the primary gets
+    # its full chance to start before the key is released.
+    unhealthy = obs.leader_is_me and not local.is_primary and not obs.view.config.pause
     job = local.job
     failed = job is not None and job.ok is False
     silent = local.running and not local.probe_ok

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from pgwarden.ha.actions import Action, PublishSync, SetSyncStandbys
 from pgwarden.ha.observation import Memory, Observation
-from pgwarden.model import Lsn, SyncFallback, SyncMode, SyncState
+from pgwarden.model import Lsn, PgState, Role, SyncFallback, SyncMode, SyncState
 
 ANY_STANDBY = "*"
 NOBODY = SyncState(leader=None, members=frozenset(), quorum=1)  # restrictive: nobody may promote
@@ -81,10 +81,21 @@ def guarantee(spec: SyncSpec, members: frozenset[str]) -> int:
 
 
 def eligible(obs: Observation) -> tuple[str, ...]:
-    """Streaming standbys that may be synchronous, best first (sync_priority, then name)."""
+    """Standbys that may be synchronous, best first (sync_priority, then name): those streaming,
+    and those already in the spec while their member record says they run, so a standby that
+    reconnects for a moment does not churn the spec (and the claim) on every cycle."""
     streaming = obs.local.replication
+    current = parse_spec(obs.local.sync_standby_names)
+    listed = current.names if current is not None else frozenset()
     candidates = [
-        m for m in obs.view.members if m.name != obs.name and m.name in streaming and not m.tags.nosync
+        m
+        for m in obs.view.members
+        if m.name != obs.name
+        and not m.tags.nosync
+        and (
+            m.name in streaming
+            or (m.name in listed and m.role is Role.REPLICA and m.state is PgState.RUNNING)
+        )
     ]
     candidates.sort(key=lambda m: (-m.tags.sync_priority, m.name))
     return tuple(m.name for m in candidates)
