@@ -70,6 +70,9 @@ def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The standard library's backlog of 5 overflows when HAProxy instances and monitoring open a
+    # burst of checks at once: the kernel drops the SYN and the client retries after a second.
+    request_queue_size = 128
     tls: ssl.SSLContext | None = None
 
     def server_bind(self) -> None:
