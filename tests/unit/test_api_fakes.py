@@ -185,6 +185,14 @@ class FakeOperations:
         self._call("restart", timeout)
         return OperationResult(200, "restarted")
 
+    def schedule_restart(self, when: datetime) -> OperationResult:
+        self._call("schedule_restart", when)
+        return OperationResult(202, f"restart scheduled for {when.isoformat()}")
+
+    def cancel_scheduled_restart(self) -> OperationResult:
+        self._call("cancel_scheduled_restart")
+        raise OperationError(404, "no restart is scheduled on this node")
+
     def reload(self) -> OperationResult:
         self._call("reload")
         return OperationResult(200, "reloaded")

@@ -283,7 +283,7 @@ def test_malformed_body_is_400_naming_the_problem(
         ("POST", "/primary", "GET, HEAD, OPTIONS"),
         ("PUT", "/cluster", "GET, HEAD, OPTIONS"),
         ("DELETE", "/config", "GET, HEAD, OPTIONS, PATCH, PUT"),
-        ("HEAD", "/restart", "OPTIONS, POST"),
+        ("HEAD", "/restart", "DELETE, OPTIONS, POST"),
         ("TRACE", "/patroni", "GET, HEAD, OPTIONS"),
     ],
 )

@@ -13,9 +13,11 @@ from pgwarden.ha.actions import (
     AcquireLeader,
     Action,
     AppendHistory,
+    ApplyParameters,
     BeginBootstrap,
     CancelBootstrap,
     Checkpoint,
+    ClearScheduledRestart,
     ClearSwitchover,
     Clone,
     Demote,
@@ -40,7 +42,7 @@ from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Observation, Request
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.jobs import RETRY_AFTER
-from pgwarden.model import ControlState, JobKind, PgState, Role
+from pgwarden.model import ClusterView, ControlState, JobKind, LocalState, PgState, Role
 from tests.unit.builders import (
     NOW,
     OTHER_SYSTEM_ID,
@@ -90,6 +92,25 @@ NO_REWIND_BUT_REMOVE = config(use_pg_rewind=False, remove_data_directory_on_dive
 REMOVE_ALLOWED = config(remove_data_directory_on_diverged_timelines=True)
 
 Expected = Sequence[type[Action] | Action]
+# The dynamic config asks for work_mem; a node that applied only the defaults has yet to apply it.
+TUNED = view(config=config(parameters={"work_mem": "8MB"}))
+
+
+def applied(local: LocalState, **parameters: str) -> LocalState:
+    """``local`` having written the default cluster parameters plus ``parameters`` into its config."""
+    return replace(local, applied_parameters={"max_slot_wal_keep_size": "4GB", **parameters})
+
+
+def started(local: LocalState, at: float) -> LocalState:
+    return replace(local, started_at=at)
+
+
+def scheduled(name: str, at: float) -> ClusterView:
+    """The default cluster, ``name`` having published a restart scheduled for ``at``."""
+    base = view()
+    return replace(
+        base, members=tuple(replace(m, scheduled_restart=at) if m.name == name else m for m in base.members)
+    )
 
 
 def row(case: str, obs: Observation, reason: Reason, actions: Expected, **detail: object) -> Any:
@@ -1094,6 +1115,110 @@ ROWS: list[Any] = [
         leader(local=primary_local(), requests=[Request.RELOAD]),
         Reason.RELOADING,
         [RenewLeader(), ReloadPostgres()],
+    ),
+    # --- live dynamic config ------------------------------------------------------------------------
+    row(
+        "changed_parameters_reach_a_healthy_leader_after_its_usual_duties",
+        leader(view=TUNED, local=applied(primary_local())),
+        Reason.PARAMETERS_APPLYING,
+        [RenewLeader, PublishStatus, EnsureSlots, ApplyParameters()],
+        names="work_mem",
+    ),
+    row(
+        "changed_parameters_reach_a_streaming_standby",
+        observation(view=TUNED, local=applied(standby_local())),
+        Reason.PARAMETERS_APPLYING,
+        [ApplyParameters()],
+    ),
+    row(
+        "removed_cluster_parameter_is_applied_too",
+        observation(local=applied(standby_local(), work_mem="8MB")),
+        Reason.PARAMETERS_APPLYING,
+        [ApplyParameters()],
+        names="work_mem",
+    ),
+    row(
+        "parameters_already_applied_change_nothing",
+        observation(view=TUNED, local=applied(standby_local(), work_mem="8MB")),
+        Reason.STANDBY_HEALTHY,
+        [],
+    ),
+    row(
+        "changed_parameters_wait_while_a_standby_follows_a_new_upstream",
+        observation(view=TUNED, local=applied(standby_local(upstream="node3"))),
+        Reason.FOLLOWING_NEW_UPSTREAM,
+        [Follow("node1")],
+    ),
+    row(
+        "changed_parameters_wait_while_the_leader_promotes",
+        leader(view=TUNED, local=applied(standby_local(upstream=None))),
+        Reason.LEADER_PROMOTING,
+        [RenewLeader, Promote, AppendHistory],
+    ),
+    row(
+        "changed_parameters_reach_a_paused_leader_which_keeps_its_key",
+        leader(
+            view=replace(TUNED, config=config(pause=True, parameters={"work_mem": "8MB"})),
+            local=applied(primary_local()),
+        ),
+        Reason.PARAMETERS_APPLYING,
+        [RenewLeader(), ApplyParameters()],
+    ),
+    row(
+        "changed_parameters_are_not_applied_while_etcd_is_unreachable",
+        observation(view=TUNED, local=applied(standby_local()), store_ok=False),
+        Reason.STORE_UNREACHABLE,
+        [],
+    ),
+    # --- scheduled restarts -------------------------------------------------------------------------
+    row(
+        "scheduled_restart_due_on_a_standby_restarts_it_following_the_leader",
+        observation(view=scheduled("node2", WALL - 5), local=started(standby_local(), WALL - 600)),
+        Reason.SCHEDULED_RESTART,
+        [ClearScheduledRestart(WALL - 5), StopPostgres(StopMode.FAST), StartStandby("node1")],
+        role="standby",
+    ),
+    row(
+        "scheduled_restart_due_on_the_leader_keeps_the_key",
+        leader(view=scheduled("node1", WALL - 5), local=started(primary_local(), WALL - 600)),
+        Reason.SCHEDULED_RESTART,
+        [ClearScheduledRestart(WALL - 5), RenewLeader(), StopPostgres(StopMode.FAST), StartPrimary()],
+        role="primary",
+    ),
+    row(
+        "scheduled_restart_not_yet_due_changes_nothing",
+        observation(view=scheduled("node2", WALL + 60), local=started(standby_local(), WALL - 600)),
+        Reason.STANDBY_HEALTHY,
+        [],
+    ),
+    row(
+        "scheduled_restart_is_moot_once_postgres_started_after_the_schedule",
+        observation(view=scheduled("node2", WALL - 5), local=started(standby_local(), WALL - 1)),
+        Reason.SCHEDULED_RESTART_MOOT,
+        [ClearScheduledRestart(WALL - 5)],
+    ),
+    row(
+        "scheduled_restart_of_a_stopped_postgres_is_moot_and_the_leader_renews",
+        leader(view=scheduled("node1", WALL - 5), local=stopped_local(ControlState.SHUT_DOWN)),
+        Reason.SCHEDULED_RESTART_MOOT,
+        [RenewLeader(), ClearScheduledRestart(WALL - 5)],
+    ),
+    row(
+        "scheduled_restart_waits_for_a_switchover_that_names_this_node",
+        observation(
+            view=replace(scheduled("node2", WALL - 5), switchover=intent(scheduled_at=WALL + 60)),
+            local=started(standby_local(), WALL - 600),
+        ),
+        Reason.STANDBY_HEALTHY,
+        [],
+    ),
+    row(
+        "scheduled_restart_waits_while_postgres_does_not_answer",
+        observation(
+            view=scheduled("node2", WALL - 5), local=unprobed_local(ControlState.IN_ARCHIVE_RECOVERY)
+        ),
+        Reason.STANDBY_WAITING_FOR_POSTGRES,
+        [],
     ),
 ]
 

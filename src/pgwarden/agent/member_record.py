@@ -31,7 +31,7 @@ def state_of(local: LocalState) -> PgState:
     return PgState.STOPPED
 
 
-def member_record(config: NodeConfig, local: LocalState) -> Member:
+def member_record(config: NodeConfig, local: LocalState, scheduled_restart: float | None = None) -> Member:
     pg = config.postgresql
     return Member(
         name=config.name,
@@ -45,4 +45,6 @@ def member_record(config: NodeConfig, local: LocalState) -> Member:
         tags=config.tags,
         pending_restart=local.pending_restart,
         version=__version__,
+        pending_restart_reason=dict(local.pending_params),
+        scheduled_restart=scheduled_restart,
     )

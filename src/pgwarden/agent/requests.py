@@ -1,4 +1,4 @@
-"""Operator requests (restart, reload, reinitialize) handed from API threads to the agent's loop.
+"""Operator requests (restart, reload, reinitialize, scheduled restarts) handed from API threads to the loop.
 
 The API thread submits and waits; the loop puts the pending requests into its observation, and
 after acting on the decision answers each request the decision covered: carried out, refused
@@ -39,6 +39,31 @@ class RequestBox:
         self._lock = threading.Lock()
         self._pending: dict[Request, Ticket] = {}
         self._wake = wake
+        self._scheduled_restart: float | None = None
+
+    # A scheduled restart outlives the API call: the agent publishes it in its member record, and
+    # decide restarts when it falls due (ha/rules/restarts.py). It lasts as long as this agent.
+    def schedule_restart(self, at: float) -> bool:
+        """Keep a restart for ``at`` (epoch seconds); False when one is already scheduled."""
+        with self._lock:
+            if self._scheduled_restart is not None:
+                return False
+            self._scheduled_restart = at
+        self._wake()
+        return True
+
+    def scheduled_restart(self) -> float | None:
+        with self._lock:
+            return self._scheduled_restart
+
+    def cancel_scheduled_restart(self, at: float | None = None) -> float | None:
+        """Forget the scheduled restart (only the one for ``at`` when given); returns what it was."""
+        with self._lock:
+            found = self._scheduled_restart
+            if found is not None and (at is None or found == at):
+                self._scheduled_restart = None
+                return found
+            return None
 
     def submit(self, request: Request) -> Ticket:
         with self._lock:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pgwarden.ha.decision import Decision
@@ -62,6 +64,12 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
         "leader": snap.view.leader.name if snap.view.leader else None,
         "dcs_last_seen_ok": snap.store_ok,
     }
+    if local.pending_params:
+        doc["pending_restart_reason"] = pending_reason_document(local.pending_params)
+    if local.started_at is not None:
+        doc["postmaster_start_time"] = iso_time(local.started_at)
+    if member.scheduled_restart is not None:
+        doc["scheduled_restart"] = {"schedule": iso_time(member.scheduled_restart)}
     if local.is_primary and local.write_lsn is not None:
         doc["xlog"] = {"location": local.write_lsn.value}
     elif local.is_standby:
@@ -73,6 +81,15 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
         doc["replication_state"] = "streaming" if local.streaming_from else "in archive recovery"
         doc["upstream"] = local.configured_upstream
     return doc
+
+
+def pending_reason_document(pending: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
+    """Patroni's ``pending_restart_reason``: each setting's running (old) and configured (new) value."""
+    return {name: {"old_value": old, "new_value": new} for name, (old, new) in sorted(pending.items())}
+
+
+def iso_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 def peer_status(name: str, doc: dict[str, Any]) -> PeerStatus:

@@ -27,6 +27,12 @@ class SwitchoverRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class RestartRequest:
+    timeout: float
+    schedule: datetime | None  # None: restart now
+
+
+@dataclass(frozen=True, slots=True)
 class FailoverRequest:
     candidate: str
     timeout: float
@@ -90,19 +96,19 @@ def _timeout(body: Mapping[str, Any]) -> float:
     return seconds
 
 
-def _scheduled_at(body: Mapping[str, Any]) -> datetime | None:
-    value = body.get("scheduled_at")
+def _scheduled_at(body: Mapping[str, Any], field: str = "scheduled_at") -> datetime | None:
+    value = body.get(field)
     if value is None:
         return None
     example = "e.g. 2030-01-31T02:00:00+00:00"
     if not isinstance(value, str):
-        _reject(f"field 'scheduled_at' must be an ISO-8601 time string ({example}), got {_shown(value)}")
+        _reject(f"field '{field}' must be an ISO-8601 time string ({example}), got {_shown(value)}")
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        _reject(f"field 'scheduled_at' is not an ISO-8601 time ({example}): {_shown(value)}")
+        _reject(f"field '{field}' is not an ISO-8601 time ({example}): {_shown(value)}")
     if when.tzinfo is None or when.utcoffset() is None:
-        _reject(f"field 'scheduled_at' must include a time zone ({example}): {_shown(value)}")
+        _reject(f"field '{field}' must include a time zone ({example}): {_shown(value)}")
     return when
 
 
@@ -124,8 +130,15 @@ def failover_request(raw: bytes) -> FailoverRequest:
     return FailoverRequest(candidate, _timeout(body))
 
 
+def restart_request(raw: bytes) -> RestartRequest:
+    """``POST /restart``: an optional ``timeout``, or a ``schedule`` (ISO-8601 with a time zone)."""
+    body = json_object(raw, empty_ok=True)
+    _only(body, ("timeout", "schedule"))
+    return RestartRequest(_timeout(body), _scheduled_at(body, "schedule"))
+
+
 def timeout_request(raw: bytes) -> float:
-    """``POST /restart`` and ``POST /reinitialize``: an optional ``timeout``."""
+    """``POST /reinitialize``: an optional ``timeout``."""
     body = json_object(raw, empty_ok=True)
     _only(body, ("timeout",))
     return _timeout(body)

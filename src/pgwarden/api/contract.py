@@ -83,6 +83,14 @@ class Operations(Protocol):
         """``POST /restart``: restart this node's PostgreSQL (the leader keeps its key meanwhile)."""
         ...
 
+    def schedule_restart(self, when: datetime) -> OperationResult:
+        """``POST /restart {"schedule"}``: 202; the agent restarts when due. 409 when one is scheduled."""
+        ...
+
+    def cancel_scheduled_restart(self) -> OperationResult:
+        """``DELETE /restart``: forget the scheduled restart; 404 when there is none."""
+        ...
+
     def reload(self) -> OperationResult:
         """``POST /reload``: re-read this node's config and reload PostgreSQL."""
         ...

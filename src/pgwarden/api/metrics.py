@@ -35,6 +35,9 @@ METRICS: dict[str, str] = {
     "pgwarden_loop_age_seconds": "Seconds since the last cycle finished (absent before the first).",
     "pgwarden_decision": "1, labelled with the reason code of the last decision.",
     "pgwarden_pending_restart": "1 when PostgreSQL needs a restart to apply changed settings.",
+    "pgwarden_pending_restart_parameter": "1 per setting waiting for a restart, labelled with its name.",
+    "pgwarden_postmaster_start_time_seconds": "Epoch seconds when the running postmaster started.",
+    "pgwarden_scheduled_restart_timestamp_seconds": "Epoch seconds of the restart scheduled on this member.",
     "pgwarden_pause": "1 when the cluster is paused (no automatic failover).",
     "pgwarden_dcs_ok": "1 when the last cycle reached etcd.",
 }
@@ -104,6 +107,18 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
     yield decision
 
     yield _flag("pgwarden_pending_restart", local.pending_restart)
+    pending = _gauge("pgwarden_pending_restart_parameter", ("parameter",))
+    for name in sorted(local.pending_params):
+        pending.add_metric([name], 1.0)
+    yield pending
+    started = _gauge("pgwarden_postmaster_start_time_seconds")
+    if local.running and local.started_at is not None:
+        started.add_metric([], local.started_at)
+    yield started
+    scheduled = _gauge("pgwarden_scheduled_restart_timestamp_seconds")
+    if member.scheduled_restart is not None:
+        scheduled.add_metric([], member.scheduled_restart)
+    yield scheduled
     yield _flag("pgwarden_pause", view.config.pause)
     yield _flag("pgwarden_dcs_ok", snap.store_ok)
 

@@ -61,6 +61,19 @@ _TIMEOUT = {
     "description": "seconds to wait for the operation before answering with the state it reached",
 }
 _NAME = {"type": "string", "minLength": 1, "description": "a member name"}
+_PENDING_REASON = {
+    "type": "object",
+    "description": "each setting waiting for a restart: its running (old) and configured (new) value",
+    "additionalProperties": {
+        "type": "object",
+        "properties": {"old_value": {"type": "string"}, "new_value": {"type": "string"}},
+    },
+}
+_SCHEDULED_RESTART = {
+    "type": "object",
+    "description": "a restart scheduled on this member",
+    "properties": {"schedule": {"type": "string", "format": "date-time"}},
+}
 
 
 def _schemas() -> dict[str, Any]:
@@ -105,6 +118,9 @@ def _schemas() -> dict[str, Any]:
                 "replication_state": {"type": "string", "enum": ["streaming", "in archive recovery"]},
                 "upstream": {"type": ["string", "null"]},
                 "pending_restart": {"type": "boolean"},
+                "pending_restart_reason": _PENDING_REASON,
+                "postmaster_start_time": {"type": "string", "format": "date-time"},
+                "scheduled_restart": _SCHEDULED_RESTART,
                 "tags": tags,
                 "pause": {"type": "boolean"},
                 "database_system_identifier": {"type": ["string", "null"]},
@@ -128,6 +144,9 @@ def _schemas() -> dict[str, Any]:
                 "timeline": {"type": ["integer", "null"]},
                 "lsn": {"type": ["string", "null"], "description": "as PostgreSQL prints it: 0/3000060"},
                 "lag": {"type": ["integer", "null"], "description": "bytes behind the leader"},
+                "pending_restart": {"type": "boolean"},
+                "pending_restart_reason": _PENDING_REASON,
+                "scheduled_restart": _SCHEDULED_RESTART,
                 "tags": tags,
             },
             "additionalProperties": True,
@@ -186,6 +205,19 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["candidate"],
             "properties": {"candidate": _NAME, "timeout": _TIMEOUT},
+            "additionalProperties": False,
+        },
+        "RestartRequest": {
+            "type": "object",
+            "properties": {
+                "timeout": _TIMEOUT,
+                "schedule": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "restart later, at this ISO-8601 time WITH a time zone (202); "
+                    "omitted: restart now",
+                },
+            },
             "additionalProperties": False,
         },
         "TimeoutRequest": {
@@ -359,10 +391,22 @@ def _paths() -> dict[str, Any]:
     paths["/restart"] = {
         "post": _write(
             "restart",
-            "restart this node's PostgreSQL",
-            "TimeoutRequest",
-            {"200": "PostgreSQL serves again", "412": "refused by this node's agent", "503": failed},
-        )
+            "restart this node's PostgreSQL now, or schedule a restart",
+            "RestartRequest",
+            {
+                "200": "PostgreSQL serves again",
+                "202": "scheduled: the agent restarts PostgreSQL when the time comes",
+                "409": "a restart is already scheduled on this node",
+                "412": "refused by this node's agent",
+                "503": failed,
+            },
+        ),
+        "delete": _write(
+            "cancel_scheduled_restart",
+            "cancel the restart scheduled on this node",
+            None,
+            {"200": "cancelled", "404": "no restart is scheduled", "503": failed},
+        ),
     }
     paths["/reload"] = {
         "post": _write(

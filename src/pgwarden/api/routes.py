@@ -102,7 +102,7 @@ class RestApi:
                 "openapi.json": {"GET": lambda c: Response(200, self._openapi)},
                 "switchover": {"POST": self._switchover, "DELETE": self._cancel_switchover},
                 "failover": {"POST": self._failover},
-                "restart": {"POST": lambda c: _result(ops.restart(bodies.timeout_request(c.body)))},
+                "restart": {"POST": self._restart, "DELETE": self._cancel_restart},
                 "reload": {"POST": self._reload},
                 "reinitialize": {"POST": lambda c: _result(ops.reinitialize(bodies.timeout_request(c.body)))},
             }
@@ -170,6 +170,16 @@ class RestApi:
     def _failover(self, call: _Call) -> Response:
         r = bodies.failover_request(call.body)
         return _result(self._ops.failover(r.candidate, r.timeout))
+
+    def _restart(self, call: _Call) -> Response:
+        r = bodies.restart_request(call.body)
+        if r.schedule is not None:
+            return _result(self._ops.schedule_restart(r.schedule))
+        return _result(self._ops.restart(r.timeout))
+
+    def _cancel_restart(self, call: _Call) -> Response:
+        bodies.empty_request(call.body)
+        return _result(self._ops.cancel_scheduled_restart())
 
     def _reload(self, call: _Call) -> Response:
         bodies.empty_request(call.body)

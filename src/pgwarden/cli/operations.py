@@ -13,7 +13,8 @@ import typer
 
 from pgwarden.api.bodies import MAX_TIMEOUT
 from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT
-from pgwarden.cli.connect import ConfigOption, DirOption, ForceOption, cluster_client, confirm
+from pgwarden.cli.connect import USAGE, ConfigOption, DirOption, ForceOption, cluster_client, confirm, fail
+from pgwarden.client import ClusterClient, RollingRestart, plan_rolling_restart
 
 # An operation's answer may take its whole timeout; allow this much more for the HTTP round trip.
 _ANSWER_MARGIN = 10.0
@@ -115,19 +116,64 @@ def failover(
 
 def restart(
     ctx: typer.Context,
-    node: NodeArgument,
+    node: Annotated[
+        str | None, typer.Argument(metavar="NODE", help="member name, as `pgwarden list` shows it")
+    ] = None,
+    pending: Annotated[
+        bool, typer.Option("--pending", help="restart every member waiting for a restart, standbys first")
+    ] = False,
+    switchover: Annotated[
+        bool,
+        typer.Option(
+            "--switchover", help="with --pending: switch over instead of restarting the primary in place"
+        ),
+    ] = False,
+    scheduled: Annotated[
+        str | None,
+        typer.Option("--scheduled", help="restart NODE later, at an ISO 8601 time", show_default=False),
+    ] = None,
+    cancel: Annotated[bool, typer.Option("--cancel", help="remove the restart scheduled on NODE")] = False,
     force: ForceOption = False,
     timeout: TimeoutOption = DEFAULT_OPERATION_TIMEOUT,
     config: ConfigOption = None,
     dir: DirOption = None,
 ) -> None:
-    """Restart PostgreSQL on NODE (a leader keeps its key meanwhile)."""
+    """Restart PostgreSQL on NODE (a leader keeps its key meanwhile), or on every member --pending."""
+    if pending == (node is not None):
+        fail("name one NODE to restart, or use --pending (not both)", USAGE)
+    if switchover and not pending:
+        fail("--switchover goes with --pending", USAGE)
+    if (scheduled is not None or cancel) and node is None:
+        fail("--scheduled and --cancel apply to one NODE", USAGE)
+    when = parse_scheduled(scheduled)
     with cluster_client(ctx, config, dir) as client:
+        if node is None:
+            _restart_pending(client, switchover, force, timeout)
+            return
         member = client.member(node)
+        if cancel:
+            typer.echo(client.call(member, "DELETE", "/restart").message)
+            return
+        at = f" at {when.isoformat()}" if when else ""
         if not force:
-            confirm(f"Restart PostgreSQL on {node} ({member.role})?")
-        answer = client.call(member, "POST", "/restart", {"timeout": timeout}, timeout + _ANSWER_MARGIN)
+            confirm(f"Restart PostgreSQL on {node} ({member.role}){at}?")
+        body: dict[str, object] = {"timeout": timeout}
+        if when is not None:
+            body["schedule"] = when.isoformat()
+        answer = client.call(member, "POST", "/restart", body, timeout + _ANSWER_MARGIN)
         typer.echo(answer.message)
+
+
+def _restart_pending(client: ClusterClient, switchover: bool, force: bool, timeout: float) -> None:
+    steps = plan_rolling_restart(client.view(), switchover)
+    if not steps:
+        typer.echo("no member is waiting for a restart")
+        return
+    typer.echo("rolling restart: " + "; then ".join(str(step) for step in steps))
+    if not force:
+        confirm("Go ahead?")
+    RollingRestart(client, timeout, typer.echo, _ANSWER_MARGIN).run(steps)
+    typer.echo("rolling restart done: nothing waits for a restart")
 
 
 def reload(

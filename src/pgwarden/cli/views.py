@@ -82,6 +82,12 @@ def member_document(view: ClusterView, member: Member) -> dict[str, Any]:
         "lag_mb": None if lag is None else round(lag / MB, 1),
         "tags": tag_items(member.tags),
         "pending_restart": member.pending_restart,
+        # Patroni's shape: each setting's running (old) and configured (new) value.
+        "pending_restart_reason": {
+            name: {"old_value": old, "new_value": new}
+            for name, (old, new) in sorted(member.pending_restart_reason.items())
+        },
+        "scheduled_restart": _iso(member.scheduled_restart) if member.scheduled_restart is not None else None,
         "leader": view.leader is not None and view.leader.name == member.name,
     }
 
@@ -156,13 +162,24 @@ def members_table(view: ClusterView) -> RenderableType:
             "" if member.timeline is None else str(member.timeline),
             _lag_cell(view, member, doc["lag"]),
             ", ".join(f"{k}={_tag_text(v)}" for k, v in doc["tags"].items()),
-            "*" if member.pending_restart else "",
+            _pending_cell(member),
         )
     header = Text(cluster_header(view))
     if not view.members:
         note = Text(f"no members in etcd for cluster {view.name!r} (wrong cluster name or prefix?)")
         return Group(header, table, note)
     return Group(header, table)
+
+
+def _pending_cell(member: Member) -> str:
+    """``*`` and the settings waiting for a restart (old -> new), then any scheduled restart."""
+    parts = []
+    if member.pending_restart:
+        changes = [f"{n} {old}->{new}" for n, (old, new) in sorted(member.pending_restart_reason.items())]
+        parts.append(" ".join(["*", ", ".join(changes)]).strip())
+    if member.scheduled_restart is not None:
+        parts.append(f"restart at {_iso(member.scheduled_restart)}")
+    return "; ".join(parts)
 
 
 def _lag_cell(view: ClusterView, member: Member, lag: int | None) -> str:

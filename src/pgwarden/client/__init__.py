@@ -23,6 +23,7 @@ from pgwarden.client.errors import (
     NoLeader,
     UnknownMember,
 )
+from pgwarden.client.rolling_restart import RollingRestart, Step, StepKind, plan_rolling_restart
 from pgwarden.client.target import (
     DEFAULT_STACK_DIR,
     ClusterTarget,
@@ -47,6 +48,9 @@ __all__ = [
     "EtcdUnreachable",
     "KnownNode",
     "NoLeader",
+    "RollingRestart",
+    "Step",
+    "StepKind",
     "UnknownMember",
     "apply_assignments",
     "config_diff",
@@ -57,6 +61,7 @@ __all__ = [
     "parse_value",
     "plan_edit",
     "plan_replacement",
+    "plan_rolling_restart",
     "target_from_node_config",
     "target_from_stack",
 ]

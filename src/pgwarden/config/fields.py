@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import shlex
 from typing import Annotated, Any, NoReturn
 
 from pydantic import BeforeValidator, PlainValidator
@@ -164,6 +165,19 @@ def _hba_line(value: object) -> str:
     return value.strip()
 
 
+def _command(value: object) -> str:
+    fix = "write the command as in a shell, e.g. /usr/local/bin/pgbouncer-follow --quiet"
+    if not isinstance(value, str) or not value.strip():
+        reject(f"expected a command (a non-empty string), got {_shown(value)}", fix)
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        reject(f"{_shown(value)} cannot be split into words: {exc}", fix)
+    if not words:
+        reject(f"{_shown(value)} names no program", fix)
+    return value.strip()
+
+
 def scalar_text(value: Any) -> str | None:
     """A custom tag value as text (booleans as true/false), or None when it is not a scalar."""
     if isinstance(value, bool):
@@ -184,6 +198,7 @@ LogLevel = Annotated[str, PlainValidator(_log_level)]
 ByteSize = Annotated[int, PlainValidator(parse_byte_size)]
 PgSize = Annotated[str, PlainValidator(_pg_size)]
 HbaLine = Annotated[str, PlainValidator(_hba_line)]
+Command = Annotated[str, PlainValidator(_command)]
 Parameters = dict[
     Annotated[str, PlainValidator(_param_name)], Annotated[ParamValue, PlainValidator(_param_value)]
 ]

@@ -146,6 +146,8 @@ def _node(model: NodeModel, tags: Tags, bootstrap: DynamicConfig) -> tuple[NodeC
         tags=tags,
         bootstrap=bootstrap,
         log_level=model.log_level,
+        callbacks={event: command for event, command in model.callbacks.model_dump().items() if command},
+        callback_timeout=model.callback_timeout,
     )
     return node, []
 

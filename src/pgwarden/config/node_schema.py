@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pgwarden.config.fields import (
     AbsolutePath,
     AddressField,
+    Command,
     EtcdPrefix,
     HbaLine,
     HostList,
@@ -100,6 +101,15 @@ class TagsModel(BaseModel):
     replicatefrom: Name | None = Field(default=_TAGS.replicatefrom, examples=["node2"])
 
 
+class CallbacksModel(_Section):
+    # Run as `<command> <event> <role> <cluster>`; agent/callbacks.py says when and how.
+    on_start: Command | None = Field(default=None, examples=["/usr/local/bin/pgwarden-callback"])
+    on_stop: Command | None = Field(default=None, examples=["/usr/local/bin/pgwarden-callback"])
+    on_restart: Command | None = Field(default=None, examples=["/usr/local/bin/pgwarden-callback"])
+    on_reload: Command | None = Field(default=None, examples=["/usr/local/bin/pgwarden-callback"])
+    on_role_change: Command | None = Field(default=None, examples=["/usr/local/bin/pgbouncer-follow"])
+
+
 class BootstrapModel(_Section):
     dcs: dict[str, Any] = Field(default_factory=dict, examples=["{ttl: 30, loop_wait: 10}"])  # dynamic.py
 
@@ -113,3 +123,8 @@ class NodeModel(_Section):
     postgresql: PostgresModel = Field(examples=["{listen: 127.0.0.11:5432, data_dir: ...}"])
     tags: TagsModel = Field(default_factory=lambda: TagsModel(), examples=["{nofailover: false}"])
     bootstrap: BootstrapModel = Field(default_factory=BootstrapModel, examples=["{dcs: {ttl: 30}}"])
+    callbacks: CallbacksModel = Field(
+        default_factory=lambda: CallbacksModel(),
+        examples=["{on_role_change: /usr/local/bin/pgbouncer-follow}"],
+    )
+    callback_timeout: float = Field(_default(NodeConfig, "callback_timeout"), gt=0, le=3600, examples=[30])

@@ -101,6 +101,19 @@ class ReloadPostgres:
 
 
 @dataclass(frozen=True, slots=True)
+class ApplyParameters:
+    """Write the cluster's parameters from the dynamic config and reload; postmaster-context ones
+    then wait for a restart (pending_restart)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearScheduledRestart:
+    """Forget this node's restart scheduled for ``at`` (epoch seconds): carried out, or moot."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ClearSwitchover:
     """Remove the switchover intent: done (``outcome`` None) or abandoned, saying why."""
 
@@ -175,6 +188,8 @@ Action = (
     | StopPostgres
     | Checkpoint
     | ReloadPostgres
+    | ApplyParameters
+    | ClearScheduledRestart
     | ClearSwitchover
     | SetSyncStandbys
     | PublishSync

@@ -115,6 +115,10 @@ class Reason(Enum):
     NOT_RACING_SWITCHOVER = "no leader; {kind} to {candidate} in progress, not racing"
     SWITCHOVER_TAKING_OVER = "{kind} to me requested and no leader; acquiring the key and promoting"
     NOT_RACING_PRIMARY_ALIVE = "no leader key, but {peer} still runs as primary; waiting for it"
+    # live dynamic config and scheduled restarts
+    PARAMETERS_APPLYING = "{steady}; cluster parameters changed ({names}): writing them and reloading"
+    SCHEDULED_RESTART = "restarting PostgreSQL ({role}) as scheduled {late:.0f}s ago"
+    SCHEDULED_RESTART_MOOT = "the restart scheduled {late:.0f}s ago is moot: {why}; forgetting it"
 
     def render(self, detail: Mapping[str, object]) -> str:
         try:

@@ -7,7 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from pgwarden.model.local import LocalState
+from pgwarden.model.local import DataDir, LocalState
 from pgwarden.model.lsn import Lsn
 from pgwarden.model.node import PostgresSettings
 from pgwarden.postgres import sql
@@ -30,10 +30,19 @@ SELECT pg_is_in_recovery(),
        (SELECT timeline_id FROM pg_control_checkpoint()),
        (SELECT min_recovery_end_timeline FROM pg_control_recovery()),
        r.status, r.received_tli, r.sender_host, r.sender_port,
-       (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings)
+       (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings),
+       extract(epoch FROM pg_postmaster_start_time())::float8
 FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true
 """
 
+# Only when a restart is pending: each such setting's running value and the one the files now
+# give it (the last line that sets it wins; none left means its built-in default).
+PENDING_SQL = """
+SELECT s.name, current_setting(s.name),
+       coalesce((SELECT f.setting FROM pg_file_settings AS f WHERE lower(f.name) = lower(s.name)
+                 ORDER BY f.seqno DESC LIMIT 1), s.boot_val)
+FROM pg_settings AS s WHERE s.pending_restart ORDER BY s.name
+"""
 
 # On a primary only: whom commits wait for, and how far each streaming standby has flushed.
 REPLICATION_SQL = """
@@ -88,6 +97,7 @@ def _observe_sql(settings: PostgresSettings, timeout: float, base: LocalState) -
     with sql.local_session(settings, timeout) as conn:
         row = conn.execute(PROBE_SQL).fetchone()
         replication = None if row is None or row[0] else conn.execute(REPLICATION_SQL).fetchone()
+        pending = conn.execute(PENDING_SQL).fetchall() if row is not None and row[11] else []
     assert row is not None
     (
         in_recovery,
@@ -102,6 +112,7 @@ def _observe_sql(settings: PostgresSettings, timeout: float, base: LocalState) -
         sender_host,
         sender_port,
         pending_restart,
+        started_at,
     ) = row
     if in_recovery:
         known = [t for t in (received_tli, checkpoint_tli, min_recovery_tli) if isinstance(t, int)]
@@ -122,6 +133,8 @@ def _observe_sql(settings: PostgresSettings, timeout: float, base: LocalState) -
         pending_restart=bool(pending_restart),
         sync_standby_names=str(replication[0]) if replication else None,
         replication=_flushed(replication[1]) if replication else {},
+        pending_params={str(name): (str(running), str(configured)) for name, running, configured in pending},
+        started_at=float(started_at) if isinstance(started_at, int | float) else None,
     )
 
 
@@ -140,7 +153,8 @@ def probe(settings: PostgresSettings, timeout: float = DEFAULT_PROBE_TIMEOUT) ->
     """
     data = classify(settings)
     control = data.control
-    upstream = read_managed(settings).upstream
+    managed = read_managed(settings)
+    upstream = managed.upstream
     base = LocalState(
         data_dir=data.kind,
         system_id=control.system_id if control else None,
@@ -148,6 +162,7 @@ def probe(settings: PostgresSettings, timeout: float = DEFAULT_PROBE_TIMEOUT) ->
         control_timeline=control.timeline if control else None,
         control_lsn=control.checkpoint_lsn if control else None,
         configured_upstream=upstream.name if upstream else None,
+        applied_parameters=dict(managed.cluster_parameters) if data.kind is DataDir.VALID else None,
     )
     if postmaster_pid(settings.data_dir) is None:
         return base

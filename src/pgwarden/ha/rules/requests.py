@@ -65,24 +65,32 @@ def _reinitialize(obs: Observation) -> Decision:
 
 
 def _restart(obs: Observation) -> Decision:
-    request, local = Request.RESTART, obs.local
+    plan = restart_plan(obs)
+    if isinstance(plan, str):
+        return _refuse(Request.RESTART, plan, obs)
+    return _done(Request.RESTART, plan)
+
+
+def restart_plan(obs: Observation) -> Decision | str:
+    """Restart the local PostgreSQL in its current role now, or why that cannot be done."""
+    local = obs.local
     busy = _busy(obs)
     if busy:
-        return _refuse(request, busy, obs)
+        return busy
     if not local.running:
-        return _refuse(request, "PostgreSQL is not running, so there is nothing to restart", obs)
+        return "PostgreSQL is not running, so there is nothing to restart"
     if obs.leader_is_me:
         if not obs.holds_lease:
-            return _refuse(request, "the leader key is being re-attached; try again in a moment", obs)
+            return "the leader key is being re-attached; try again in a moment"
         # The key stays ours while PostgreSQL restarts (the leader rules wait primary_start_timeout).
         actions: tuple[Action, ...] = (RenewLeader(), StopPostgres(StopMode.FAST), StartPrimary())
-        return _done(request, act(Reason.RESTARTING, *actions, role="primary"))
+        return act(Reason.RESTARTING, *actions, role="primary")
     if local.in_recovery is False:
-        return _refuse(request, "PostgreSQL runs read-write without the leader key; it is being demoted", obs)
+        return "PostgreSQL runs read-write without the leader key; it is being demoted"
     leader = obs.view.leader
     upstream = upstream_for(obs.view, obs.name, obs.tags.replicatefrom) if leader is not None else None
     stop_start = (StopPostgres(StopMode.FAST), StartStandby(upstream))
-    return _done(request, act(Reason.RESTARTING, *stop_start, role="standby"))
+    return act(Reason.RESTARTING, *stop_start, role="standby")
 
 
 def _reload(obs: Observation) -> Decision:

@@ -1,0 +1,66 @@
+"""Live dynamic config: the cluster's parameters changed in etcd reach this node on its next cycle.
+
+What this node last applied is an observed fact (pgwarden.conf records the cluster parameters it
+was written with, and the probe reads them back), so the rule is a comparison, not a flag: when
+the dynamic config asks for something else, the steady-state decision is taken as it is and the
+parameters are applied after it. Only in a steady state: a node that is failing over, starting,
+rewinding or switching over applies them when it next starts (every start writes them) or once
+it is steady again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pgwarden.ha.actions import ApplyParameters
+from pgwarden.ha.decision import Decision, act
+from pgwarden.ha.observation import Observation
+from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules.following import someone_else_leads
+from pgwarden.ha.rules.leadership import leader_is_me
+from pgwarden.model import DynamicConfig
+
+ParamValue = str | int | float | bool
+
+# Decisions that leave PostgreSQL as it is: applying parameters after them changes nothing else.
+_STEADY = frozenset(
+    {Reason.LEADER_HEALTHY, Reason.LEADER_PAUSED, Reason.STANDBY_HEALTHY, Reason.FOLLOWER_PAUSED}
+)
+
+
+def cluster_parameters(config: DynamicConfig) -> dict[str, ParamValue]:
+    """The PostgreSQL settings the dynamic config gives every node (node parameters still win)."""
+    return {**config.parameters, "max_slot_wal_keep_size": config.max_slot_wal_keep_size}
+
+
+def changed_parameters(wanted: Mapping[str, ParamValue], applied: Mapping[str, ParamValue]) -> list[str]:
+    """Names whose value differs, added or removed. ``1`` and ``1.0`` or ``true`` differ: PostgreSQL
+    reads them as they are rendered, and the rendering follows the type."""
+    return sorted(
+        name
+        for name in wanted.keys() | applied.keys()
+        if name not in wanted
+        or name not in applied
+        or type(wanted[name]) is not type(applied[name])
+        or wanted[name] != applied[name]
+    )
+
+
+def parameters_changed(obs: Observation) -> Decision | None:
+    """The dynamic config's parameters differ from those this node applied: apply them, once steady."""
+    local, applied = obs.local, obs.local.applied_parameters
+    if not obs.store_ok or applied is None or not local.probe_ok:
+        return None
+    names = changed_parameters(cluster_parameters(obs.view.config), applied)
+    if not names:
+        return None
+    steady = leader_is_me(obs) if obs.leader_is_me else someone_else_leads(obs)
+    if steady is None or steady.reason not in _STEADY:
+        return None
+    return act(
+        Reason.PARAMETERS_APPLYING,
+        *steady.actions,
+        ApplyParameters(),
+        steady=steady.message,
+        names=", ".join(names),
+    )
