@@ -42,7 +42,7 @@ from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Observation, Request
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.jobs import RETRY_AFTER
-from pgwarden.model import ClusterView, ControlState, JobKind, LocalState, PgState, Role
+from pgwarden.model import ClusterView, ControlState, JobKind, LocalState, Lsn, PgState, Role
 from tests.unit.builders import (
     NOW,
     OTHER_SYSTEM_ID,
@@ -127,6 +127,9 @@ def leader(**kw: object) -> Observation:
 CLEANLY_STOPPED = stopped_local(ControlState.SHUT_DOWN, checkpoint="0/3000100")
 SWITCHING = view(switchover=intent())
 LEADERLESS_SWITCHING = replace(LEADERLESS, switchover=intent())
+STREAMING_TO_BOTH = replace(
+    primary_local(), replication={"node2": Lsn.parse("0/3000000"), "node3": Lsn.parse("0/3000000")}
+)
 
 
 def leaderless(name: str = "node2", **kw: object) -> Observation:
@@ -953,9 +956,16 @@ ROWS: list[Any] = [
     # --- planned switchover: the leader's half (safety rule 5) ------------------------------------
     row(
         "switchover_due_primary_checkpoints_then_stops_cleanly_keeping_the_key",
-        leader(view=SWITCHING, local=primary_local()),
+        leader(view=SWITCHING, local=STREAMING_TO_BOTH),
         Reason.SWITCHOVER_STOPPING,
         [RenewLeader(), Checkpoint(), StopPostgres(StopMode.FAST)],
+        candidate="node2",
+    ),
+    row(
+        "switchover_waits_for_the_candidate_to_stream_before_stopping_the_primary",
+        leader(view=SWITCHING, local=replace(primary_local(), replication={"node3": Lsn.parse("0/3000000")})),
+        Reason.SWITCHOVER_WAITING_FOR_STREAMING,
+        [RenewLeader, PublishStatus, EnsureSlots],
         candidate="node2",
     ),
     row(

@@ -53,6 +53,9 @@ class Reason(Enum):
         "stopping it and releasing the leader key so a standby can take over"
     )
     # switchover (the leader's half; the candidate's is under "no leader")
+    SWITCHOVER_WAITING_FOR_STREAMING = (
+        "switchover to {candidate}: waiting for it to stream from me before stopping; primary healthy"
+    )
     SWITCHOVER_STOPPING = "switchover to {candidate}: checkpointing, then stopping PostgreSQL cleanly"
     SWITCHOVER_WAITING_FOR_CANDIDATE = (
         "switchover to {candidate}: stopped at checkpoint {checkpoint}; waiting for {candidate} to "

@@ -42,11 +42,11 @@ def leader_is_me(obs: Observation) -> Decision | None:
     local, config = obs.local, obs.view.config
     renew = RenewLeader()
     if not obs.holds_lease and local.is_primary:
-        return _healthy(obs, Reason.LEADER_ADOPTING)
+        return healthy_primary(obs, Reason.LEADER_ADOPTING)
     if config.pause:
         return act(Reason.LEADER_PAUSED, renew)
     if local.is_primary:
-        return _healthy(obs, Reason.LEADER_HEALTHY)
+        return healthy_primary(obs, Reason.LEADER_HEALTHY)
     if local.is_standby:
         # The key is ours (a promotion interrupted, or an agent restarted mid-way): finish it.
         return act(Reason.LEADER_PROMOTING, renew, Promote(), AppendHistory("promoted: held the leader key"))
@@ -65,7 +65,8 @@ def leader_is_me(obs: Observation) -> Decision | None:
     return act(Reason.PRIMARY_WAITING, renew, down=down)
 
 
-def _healthy(obs: Observation, reason: Reason) -> Decision:
+def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decision:
+    """The steady duties of a leader whose primary serves: renew, publish, sync steps, slots."""
     actions: list[Action] = [RenewLeader()]
     timeline, recorded = obs.local.timeline, obs.local.control_timeline
     if timeline is not None and recorded is not None and recorded < timeline:
@@ -83,4 +84,4 @@ def _healthy(obs: Observation, reason: Reason) -> Decision:
         # without the fork point, a standby holding WAL past it could never be told to rewind.
         actions.append(AppendHistory("promoted: history entry recorded late"))
     actions.append(EnsureSlots(slot_members(obs, members_seen(obs))))
-    return act(reason, *actions)
+    return act(reason, *actions, **detail)

@@ -23,6 +23,7 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules.leadership import healthy_primary
 from pgwarden.ha.rules.standing import Standing
 from pgwarden.model import ClusterView, ControlState, Lsn, Member, PgState, Role, SwitchoverIntent, SyncMode
 
@@ -58,6 +59,10 @@ def switchover(obs: Observation) -> Decision | None:
     if local.is_primary:
         if unfit:
             return _abandon(obs, unfit)
+        if candidate not in local.replication:
+            # Stopping now would leave the candidate nothing to catch up from (its WAL receiver
+            # reconnects only every few seconds after a restart): wait for it, until the deadline.
+            return healthy_primary(obs, Reason.SWITCHOVER_WAITING_FOR_STREAMING, candidate=candidate)
         return act(
             Reason.SWITCHOVER_STOPPING,
             RenewLeader(),
