@@ -1006,6 +1006,16 @@ ROWS: list[Any] = [
         [RenewLeader(), ClearSwitchover],
     ),
     row(
+        "switchover_to_a_candidate_with_replay_paused_is_abandoned_before_stopping",
+        leader(
+            view=SWITCHING,
+            local=STREAMING_TO_BOTH,
+            peers=[replace(peer("node2"), replay_paused=True)],
+        ),
+        Reason.SWITCHOVER_ABANDONED,
+        [RenewLeader(), ClearSwitchover],
+    ),
+    row(
         "switchover_to_a_nofailover_member_is_abandoned",
         leader(
             view=view(members=(primary_member(), member("node2", nofailover=True)), switchover=intent()),

@@ -76,7 +76,7 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
         doc["xlog"] = {
             "received_location": _int(local.received_lsn),
             "replayed_location": _int(local.replayed_lsn),
-            "paused": False,
+            "paused": local.replay_paused,
         }
         doc["replication_state"] = "streaming" if local.streaming_from else "in archive recovery"
         doc["upstream"] = local.configured_upstream
@@ -110,6 +110,7 @@ def peer_status(name: str, doc: dict[str, Any]) -> PeerStatus:
         position = max(known) if known else None
     tags = doc.get("tags") or {}
     replayed = xlog.get("replayed_location")
+    paused = xlog.get("paused") is True
     return PeerStatus(
         name=name,
         reachable=True,
@@ -123,6 +124,7 @@ def peer_status(name: str, doc: dict[str, Any]) -> PeerStatus:
             failover_priority=int(tags.get("failover_priority", 1)),
         ),
         replayed=Lsn(replayed) if isinstance(replayed, int) else None,
+        replay_paused=paused,
     )
 
 

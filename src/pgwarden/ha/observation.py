@@ -22,6 +22,7 @@ class PeerStatus:
     lsn: Lsn | None = None
     tags: Tags = field(default_factory=Tags)
     replayed: Lsn | None = None  # a standby's replay position: what a promotion would keep for sure
+    replay_paused: bool = False
 
 
 class Request(StrEnum):

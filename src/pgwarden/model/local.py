@@ -73,6 +73,7 @@ class LocalState:
     # Settings changed in the files that only a restart applies: name -> (running, configured).
     pending_params: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     started_at: float | None = None  # epoch seconds when the running postmaster started
+    replay_paused: bool = False  # a standby's WAL replay paused (pg_wal_replay_pause())
 
     @property
     def is_primary(self) -> bool:

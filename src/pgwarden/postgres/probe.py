@@ -31,7 +31,8 @@ SELECT pg_is_in_recovery(),
        (SELECT min_recovery_end_timeline FROM pg_control_recovery()),
        r.status, r.received_tli, r.sender_host, r.sender_port,
        (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings),
-       extract(epoch FROM pg_postmaster_start_time())::float8
+       extract(epoch FROM pg_postmaster_start_time())::float8,
+       CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END
 FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true
 """
 
@@ -113,6 +114,7 @@ def _observe_sql(settings: PostgresSettings, timeout: float, base: LocalState) -
         sender_port,
         pending_restart,
         started_at,
+        replay_paused,
     ) = row
     if in_recovery:
         known = [t for t in (received_tli, checkpoint_tli, min_recovery_tli) if isinstance(t, int)]
@@ -135,6 +137,7 @@ def _observe_sql(settings: PostgresSettings, timeout: float, base: LocalState) -
         replication=_flushed(replication[1]) if replication else {},
         pending_params={str(name): (str(running), str(configured)) for name, running, configured in pending},
         started_at=float(started_at) if isinstance(started_at, int | float) else None,
+        replay_paused=bool(replay_paused),
     )
 
 

@@ -56,6 +56,9 @@ def switchover(obs: Observation) -> Decision | None:
         return _abandon(obs, "it names no other member as candidate")
     local = obs.local
     unfit = unfit_candidate(obs.view.member(candidate), local.timeline or local.control_timeline)
+    peer = obs.peers.get(candidate)
+    if unfit is None and peer is not None and peer.replay_paused:
+        unfit = f"candidate {candidate} has its WAL replay paused (pg_wal_replay_resume() first)"
     if local.is_primary:
         if unfit:
             return _abandon(obs, unfit)
@@ -75,7 +78,6 @@ def switchover(obs: Observation) -> Decision | None:
     if local.control_state is not ControlState.SHUT_DOWN or local.control_lsn is None:
         return _abandon(obs, "PostgreSQL stopped without a clean shutdown checkpoint")
     checkpoint = local.control_lsn
-    peer = obs.peers.get(candidate)
     replayed = peer.replayed if peer is not None and peer.reachable else None
     if replayed is not None and replayed > checkpoint and peer is not None and peer.in_recovery:
         # Replay ends past the checkpoint's first byte only once the whole record is replayed:
