@@ -10,7 +10,7 @@ from typing import Any
 
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import PeerStatus
-from pgwarden.model import ClusterView, LocalState, Lsn, Member, NodeConfig, Role, Tags
+from pgwarden.model import ClusterView, LocalState, Lsn, Member, NodeConfig, Role, SyncMode, Tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,7 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
         "pending_restart": local.pending_restart,
         "tags": tags_document(member.tags),
         "pause": snap.view.config.pause,
+        "synchronous_mode": snap.view.config.synchronous_mode.value,
         "database_system_identifier": local.system_id,
         "reason": snap.decision.message if snap.decision else "starting",
         "reason_code": snap.decision.reason.name if snap.decision else None,
@@ -70,6 +71,16 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
         doc["postmaster_start_time"] = iso_time(local.started_at)
     if member.scheduled_restart is not None:
         doc["scheduled_restart"] = {"schedule": iso_time(member.scheduled_restart)}
+    claim = snap.view.sync
+    if snap.view.config.synchronous_mode is not SyncMode.OFF and claim is not None:
+        doc["sync_standby"] = snap.config.name in claim.members
+        if snap.holds_leader_key:
+            doc["synchronous"] = {
+                "members": sorted(claim.members),
+                "quorum": claim.quorum,
+                "degraded_since": iso_time(claim.degraded_since) if claim.degraded_since else None,
+                "synchronous_standby_names": local.sync_standby_names,
+            }
     if local.is_primary and local.write_lsn is not None:
         doc["xlog"] = {"location": local.write_lsn.value}
     elif local.is_standby:

@@ -17,7 +17,7 @@ from pgwarden import __version__
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder, status_document
 from pgwarden.api.facts import facts_of
-from pgwarden.model import Role
+from pgwarden.model import Role, SyncMode
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
@@ -39,6 +39,11 @@ METRICS: dict[str, str] = {
     "pgwarden_postmaster_start_time_seconds": "Epoch seconds when the running postmaster started.",
     "pgwarden_scheduled_restart_timestamp_seconds": "Epoch seconds of the restart scheduled on this member.",
     "pgwarden_pause": "1 when the cluster is paused (no automatic failover).",
+    "pgwarden_synchronous_standby": "1 when this member is in the published synchronous set.",
+    "pgwarden_sync_degraded": "1 while synchronous mode is on but degraded to asynchronous (no standby).",
+    "pgwarden_sync_quorum": (
+        "How many members of the synchronous set hold every acknowledged commit (0: no claim)."
+    ),
     "pgwarden_dcs_ok": "1 when the last cycle reached etcd.",
 }
 
@@ -120,6 +125,13 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
         scheduled.add_metric([], member.scheduled_restart)
     yield scheduled
     yield _flag("pgwarden_pause", view.config.pause)
+    claim = view.sync
+    yield _flag("pgwarden_synchronous_standby", claim is not None and snap.config.name in claim.members)
+    sync_on = view.config.synchronous_mode is not SyncMode.OFF
+    yield _flag("pgwarden_sync_degraded", sync_on and claim is not None and claim.degraded_since is not None)
+    quorum = _gauge("pgwarden_sync_quorum")
+    quorum.add_metric([], float(claim.quorum) if claim is not None and sync_on else 0.0)
+    yield quorum
     yield _flag("pgwarden_dcs_ok", snap.store_ok)
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from pgwarden.model.cluster import ClusterView, Member, Role, SwitchoverIntent, Tags
+from pgwarden.model.cluster import ClusterView, Member, Role, SwitchoverIntent, SyncMode, Tags
 from pgwarden.model.lsn import Lsn
 
 MB = 1024 * 1024
@@ -110,6 +110,16 @@ def cluster_document(view: ClusterView) -> dict[str, Any]:
         "system_id": view.initialize,
         "leader": view.leader.name if view.leader else None,
         "pause": view.config.pause,
+        "synchronous_mode": view.config.synchronous_mode.value,
+        "synchronous": (
+            {
+                "members": sorted(view.sync.members),
+                "quorum": view.sync.quorum,
+                "degraded_since": _iso(view.sync.degraded_since) if view.sync.degraded_since else None,
+            }
+            if view.sync is not None
+            else None
+        ),
         "switchover": switchover_document(view.switchover),
         "members": [member_document(view, m) for m in view.members],
     }
@@ -132,9 +142,24 @@ def cluster_header(view: ClusterView) -> str:
         parts.append(f"bootstrapping: {view.bootstrapping}")
     if view.config.pause:
         parts.append("PAUSED (no automatic failover)")
+    parts.extend(_sync_header(view))
     if view.switchover is not None:
         parts.append(f"pending {switchover_text(view.switchover)}")
     return " | ".join(parts)
+
+
+def _sync_header(view: ClusterView) -> list[str]:
+    mode = view.config.synchronous_mode
+    if mode is SyncMode.OFF:
+        return []
+    claim = view.sync
+    if claim is None:
+        return [f"synchronous {mode.value}: no claim yet"]
+    if claim.degraded_since is not None:
+        return [f"synchronous {mode.value}: DEGRADED to asynchronous since {_iso(claim.degraded_since)}"]
+    if not claim.members:
+        return [f"synchronous {mode.value}: no standby holds every commit yet"]
+    return [f"synchronous {mode.value}: {claim.quorum} of {', '.join(sorted(claim.members))}"]
 
 
 def members_table(view: ClusterView) -> RenderableType:
