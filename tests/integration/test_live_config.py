@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import stat
 import tempfile
@@ -31,7 +30,7 @@ from pgwarden.cli.main import app
 from pgwarden.local.spec import StackSpec
 from pgwarden.local.stack import Stack
 from pgwarden.router.haproxy import RouterPorts
-from tests.support.cluster import NODE_USERS, _dump_logs, conninfo, primary_name, wait_for
+from tests.support.cluster import NODE_USERS, _dump_logs, cluster_network, conninfo, primary_name, wait_for
 from tests.support.pg import ensure_os_user
 
 pytestmark = pytest.mark.integration
@@ -65,7 +64,7 @@ def callback_stack() -> Iterator[Stack]:
     script = base / "record.sh"
     script.write_text(CALLBACK)
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    network = f"127.0.{random.randint(100, 250)}"
+    network = cluster_network()
     users = NODE_USERS[:3]
     for user in users:
         ensure_os_user(user)

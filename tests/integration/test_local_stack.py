@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import stat
 import subprocess
@@ -19,7 +18,7 @@ from pgwarden.local import processes
 from pgwarden.local.spec import StackSpec
 from pgwarden.local.stack import Stack
 from pgwarden.postgres.probe import postmaster_pid
-from tests.support.cluster import NODE_USERS
+from tests.support.cluster import NODE_USERS, cluster_network
 from tests.support.pg import ensure_os_user, postgres_available
 
 pytestmark = [
@@ -59,7 +58,7 @@ def test_up_twice_then_down_purge_leaves_no_process_and_no_directory(stack_dir: 
     users = NODE_USERS[:2]
     for user in users:
         ensure_os_user(user)
-    network = f"127.0.{random.randint(100, 250)}"
+    network = cluster_network()
     options = ["--dir", str(stack_dir), "--network", network, "--run-as", ",".join(users)]
 
     first = pgwarden("up", "--nodes", "2", *options)

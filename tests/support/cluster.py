@@ -29,13 +29,24 @@ from tests.support.pg import ensure_os_user
 NODE_USERS = ("pgwtest1", "pgwtest2", "pgwtest3", "pgwtest4")
 
 
+def cluster_network() -> str:
+    """A random 127.0.N network for one test cluster; parallel pytest-xdist workers draw from
+    disjoint ranges, so two clusters started at the same moment never share addresses."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker) if worker.isdigit() else 0
+    span = 150 // max(1, workers)
+    low = 100 + index * span
+    return f"127.0.{random.randint(low, low + span - 1)}"
+
+
 @contextmanager
 def running_stack(
     nodes: int = 3, dcs: dict[str, Any] | None = None, timeout: float = 120.0
 ) -> Iterator[Stack]:
     base = Path(tempfile.mkdtemp(prefix="pgw-", dir="/tmp"))
     os.chmod(base, 0o755)
-    network = f"127.0.{random.randint(100, 250)}"
+    network = cluster_network()
     users = NODE_USERS[:nodes]
     for user in users:
         ensure_os_user(user)
