@@ -27,11 +27,19 @@ test-integration: deps
 	$(BIN)/pytest -q tests/integration
 
 # Everything CI runs: static checks, then every test (unit, simulation, real clusters).
+# Two pytest workers, one test file each at a time (every cluster has its own 127.0.N network);
+# the fault suite runs afterwards on its own, since its nftables rules match the test OS users
+# that every cluster shares.
 test: deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy src
-	$(BIN)/pytest -q -p no:cacheprovider tests
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not faults" tests
+	$(BIN)/pytest -q -p no:cacheprovider -m faults tests
 
+# Side by side with Patroni 4.1.5, about 30 minutes; scripts/install-bench-deps.sh installs Patroni
+# into .venv-patroni, and ab, when missing.
+# `make bench BENCH_ARGS=--quick` for the short set (about 8 minutes).
 bench: deps
-	$(BIN)/python -m bench.run
+	@bash scripts/install-bench-deps.sh
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -68,7 +68,9 @@ def snapshot(
     tags: Tags | None = None,
     reason: Reason = Reason.LEADER_HEALTHY,
     loop_age: float = 0.5,
+    lease_left: float | None = 3600.0,
 ) -> Snapshot:
+    """``lease_left``: seconds the leader lease is still good for (None: this node holds none)."""
     config = node_config(name, tags)
     return Snapshot(
         config=config,
@@ -79,6 +81,7 @@ def snapshot(
         store_ok=True,
         loop_at=monotonic() - loop_age,
         loop_seconds=0.012,
+        lease_deadline=None if lease_left is None else monotonic() + lease_left,
     )
 
 

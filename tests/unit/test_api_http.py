@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import socket
 import ssl
@@ -478,3 +479,13 @@ def test_an_unreadable_certificate_fails_at_construction(tmp_path: Path) -> None
 
 def _holder_and_ops() -> tuple[fake.SnapshotHolder, fake.FakeOperations]:
     return fake.SnapshotHolder(fake.primary()), fake.FakeOperations()
+
+
+def test_a_leader_whose_lease_ran_out_stops_answering_primary_even_from_an_old_snapshot() -> None:
+    """A frozen agent, or a loop stuck in etcd requests, must not keep HAProxy routing writes to it."""
+    expired = dataclasses.replace(fake.primary(), lease_deadline=time.monotonic() - 0.01)
+    with fake.running_api(expired) as (url, _, _ops), httpx.Client(base_url=url, timeout=5) as client:
+        assert client.get("/primary").status_code == 503
+        assert client.get("/leader").status_code == 503
+    with fake.running_api(fake.primary()) as (url, _, _ops), httpx.Client(base_url=url, timeout=5) as client:
+        assert client.get("/primary").status_code == 200

@@ -9,6 +9,7 @@ from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_co
 from pgwarden.agent.execute import Executor, Outcome
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
+from pgwarden.agent.lease_guard import LeaseGuard
 from pgwarden.agent.member_record import member_record
 from pgwarden.agent.observe import Observer
 from pgwarden.agent.peers import PeerClient
@@ -89,8 +90,13 @@ class Agent:
         self.snapshots = SnapshotHolder(Snapshot(config, empty_view, local, member_record(config, local)))
         operations = AgentOperations(self.cluster, self.snapshots, self.requests)
         self.api = ApiServer(config.api, self.snapshots, operations)
+        self.lease_guard = LeaseGuard(self.lease, self.postgres, self._may_write)
         self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake)
         self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
+
+    def _may_write(self) -> bool:
+        local = self.snapshots.get().local
+        return local.running and local.in_recovery is not True
 
     def _probe(self) -> LocalState:
         return self.postgres.probe(_PROBE_TIMEOUT)
@@ -108,6 +114,7 @@ class Agent:
         self.api.start()
         self.watch.start()
         self.postmaster_watch.start()
+        self.lease_guard.start()
         log.info(
             "agent %s of cluster %s started; API on %s",
             self.config.name,
@@ -146,15 +153,28 @@ class Agent:
         if decision.actions:
             local = self.observer.refresh_local()
         member = member_record(self.config, local, self.requests.scheduled_restart())
+        now = monotonic()
+        # The API answers from this at once; etcd may take its time (or time out) below.
+        self.snapshots.set(
+            Snapshot(
+                self.config,
+                obs.view,
+                local,
+                member,
+                decision,
+                obs.store_ok,
+                now,
+                now - started,
+                self.lease.deadline(),
+            )
+        )
+        if not obs.store_ok:
+            return  # this cycle could not read etcd: writing to it would only wait out its timeouts
         try:
             self._keep_member_lease(obs)
             self.cluster.publish_member(member, self._member_lease_id())
         except StoreError as exc:
-            log.debug("cannot publish member: %s", exc)
-        now = monotonic()
-        self.snapshots.set(
-            Snapshot(self.config, obs.view, local, member, decision, obs.store_ok, now, now - started)
-        )
+            log.warning("cannot publish my member record: %s", exc)
 
     def _keep_member_lease(self, obs: Observation) -> None:
         if self._member_lease is None or not obs.store_ok:
@@ -187,6 +207,7 @@ class Agent:
         log.info("agent stopping")
         self.watch.stop()
         self.postmaster_watch.stop()
+        self.lease_guard.stop()
         try:
             running = self.postgres.is_running()
             self.postgres.stop("fast")

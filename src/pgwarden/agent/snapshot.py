@@ -23,10 +23,16 @@ class Snapshot:
     store_ok: bool = False
     loop_at: float = 0.0  # monotonic time the last cycle finished
     loop_seconds: float = 0.0  # how long the last cycle took (observe + decide + act)
+    lease_deadline: float | None = None  # monotonic: until when this node may act as leader
 
     @property
     def holds_leader_key(self) -> bool:
         return self.view.leader is not None and self.view.leader.name == self.config.name
+
+    def leads_at(self, now: float) -> bool:
+        """Holds the key *and* its lease is certainly still ours: what ``/primary`` must mean, even
+        when this snapshot is old (a frozen agent, a loop stuck in etcd requests)."""
+        return self.holds_leader_key and self.lease_deadline is not None and now < self.lease_deadline
 
 
 class SnapshotHolder:

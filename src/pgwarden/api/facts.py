@@ -58,7 +58,7 @@ def facts_of(snap: Snapshot) -> HealthFacts:
     mine = local.replayed_lsn or local.received_lsn
     lag = max(0, leader_position - mine) if leader_position is not None and mine is not None else None
     sync = view.sync
-    holds = snap.holds_leader_key
+    holds = snap.leads_at(monotonic())
     return HealthFacts(
         holds_leader_key=holds,
         local=local,

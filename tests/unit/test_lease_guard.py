@@ -1,0 +1,63 @@
+"""The lease guard stops a writable PostgreSQL at the lease deadline, without the loop and without etcd."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgwarden.agent.lease import LeaderLease
+from pgwarden.agent.lease_guard import LeaseGuard
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Postgres:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def stop(self, mode: str) -> None:
+        self.calls.append(("stop", mode))
+
+    def configure_standby(self, upstream: object, slot: object) -> None:
+        self.calls.append(("configure_standby", (upstream, slot)))
+
+
+def guard(writable: bool = True) -> tuple[LeaseGuard, LeaderLease, Postgres, Clock]:
+    lease, pg, clock = LeaderLease(), Postgres(), Clock()
+    lease.renewed(7, sent_at=100.0, ttl=4.0)  # deadline 103.0
+    return LeaseGuard(lease, pg, lambda: writable, clock), lease, pg, clock  # type: ignore[arg-type]
+
+
+def test_nothing_happens_before_the_deadline() -> None:
+    g, lease, pg, clock = guard()
+    clock.now = 102.99
+    assert not g.check()
+    assert pg.calls == [] and lease.lease_id == 7
+
+
+def test_at_the_deadline_a_writable_postgres_is_stopped_immediately_and_left_a_standby() -> None:
+    g, lease, pg, clock = guard()
+    clock.now = 103.0
+    assert g.check()
+    assert pg.calls == [("stop", "immediate"), ("configure_standby", (None, None))]
+    assert lease.lease_id is None and lease.deadline() is None
+    assert not g.check(), "fires once: the lease is forgotten until the loop renews one"
+
+
+def test_a_renewal_moves_the_deadline() -> None:
+    g, lease, pg, clock = guard()
+    clock.now = 102.5
+    lease.renewed(7, sent_at=102.5, ttl=4.0)
+    clock.now = 104.0
+    assert not g.check() and pg.calls == []
+
+
+def test_a_read_only_postgres_is_left_alone() -> None:
+    g, _, pg, clock = guard(writable=False)
+    clock.now = 200.0
+    assert not g.check() and pg.calls == []
