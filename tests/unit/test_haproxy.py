@@ -11,8 +11,8 @@ import pytest
 from pgwarden.router.haproxy import Backend, RouterPorts, render
 
 BACKENDS = [
-    Backend("node1", "10.0.0.11", 5432, "10.0.0.11", 8008),
-    Backend("node2", "10.0.0.12", 5432, "10.0.0.12", 8008, api_tls=True),
+    Backend("node1", "127.0.10.11", 5432, "127.0.10.11", 8008),
+    Backend("node2", "127.0.10.12", 5432, "127.0.10.12", 8008, api_tls=True),
 ]
 
 
@@ -28,8 +28,8 @@ def test_writes_check_primary_and_reads_check_replica_on_every_server() -> None:
     assert "balance roundrobin" in replicas
     for section in (primary, replicas):
         assert "http-check expect status 200" in section
-        assert "server node1 10.0.0.11:5432 maxconn 100 check addr 10.0.0.11 port 8008\n" in section + "\n"
-        assert "check addr 10.0.0.12 port 8008 check-ssl verify none" in section
+        assert "server node1 127.0.10.11:5432 maxconn 100 check addr 127.0.10.11 port 8008\n" in section + "\n"
+        assert "check addr 127.0.10.12 port 8008 check-ssl verify none" in section
     assert "bind *:7000" in listen_section(cfg, "stats")
 
 
@@ -48,20 +48,20 @@ def test_global_maxconn_covers_every_server_on_both_ports() -> None:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("http://10.0.0.11:8008", ("10.0.0.11", 8008, False)),
+        ("http://127.0.10.11:8008", ("127.0.10.11", 8008, False)),
         ("https://db1.example.net:8443", ("db1.example.net", 8443, True)),
-        ("https://10.0.0.11", ("10.0.0.11", 443, True)),
+        ("https://127.0.10.11", ("127.0.10.11", 443, True)),
     ],
 )
 def test_backend_from_a_member_reads_its_api_url(url: str, expected: tuple[str, int, bool]) -> None:
-    b = Backend.from_member("node1", "10.0.0.11", 5432, url)
+    b = Backend.from_member("node1", "127.0.10.11", 5432, url)
     assert (b.api_host, b.api_port, b.api_tls) == expected
-    assert (b.name, b.host, b.port) == ("node1", "10.0.0.11", 5432)
+    assert (b.name, b.host, b.port) == ("node1", "127.0.10.11", 5432)
 
 
 def test_backend_from_a_member_refuses_what_is_not_an_http_url() -> None:
     with pytest.raises(ValueError, match="not an http"):
-        Backend.from_member("node1", "10.0.0.11", 5432, "10.0.0.11:8008")
+        Backend.from_member("node1", "127.0.10.11", 5432, "127.0.10.11:8008")
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")

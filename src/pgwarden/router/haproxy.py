@@ -21,7 +21,7 @@ class Backend:
     @classmethod
     def from_member(cls, name: str, host: str, port: int, api_url: str) -> Backend:
         """A backend from a member as ``GET /cluster`` reports it (``api_url`` like
-        ``https://10.0.0.11:8008``: the check goes to that host and port, over TLS for https)."""
+        ``https://127.0.10.11:8008``: the check goes to that host and port, over TLS for https)."""
         url = urlsplit(api_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"{api_url!r} is not an http(s) URL of a pgwarden REST API")
