@@ -3,8 +3,9 @@
 Every test runs the invariant checker (tests/support/invariants.py): a writer through HAProxy,
 a watcher of every node, and at the end the verdict: healed, no two writers, no acknowledged
 write lost (or, where asynchronous replication allows a loss, only writes acknowledged just before
-the old primary stopped). One cluster serves the module; each test starts from a healthy, routed
-cluster (a cluster that cannot heal is replaced) and leaves it healed. Figures: docs/faults.md.
+the old primary stopped). One asynchronous cluster serves the module; each test starts from a
+healthy, routed cluster (a cluster that cannot heal is replaced) and leaves it healed. The
+synchronous-mode tests start a cluster of their own. Figures: docs/faults.md.
 
 Two agent bugs the suite found (LEASE_OVERRUN, STALE_PRIMARY; fixed by the lease guard and by
 health verdicts that check the lease deadline) have their own tests; the other tests that could
@@ -15,6 +16,7 @@ the defaults, not a safety bug (the primary restarts in place; no failover, noth
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -44,7 +46,8 @@ from tests.support.invariants import Invariants, Report, routed_primary
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 TTL = 4.0  # docs/timing.md: the defaults the local stack runs with
-NEEDS_SYNC = "needs synchronous_mode (issue 5)"
+SYNC_CUT_S = 10.0  # how long the synchronous-mode tests cut the primary from its standbys
+SYNC_FALLBACK_AFTER = 3.0  # synchronous_fallback_after of the degrade test
 
 
 class SharedCluster:
@@ -149,6 +152,97 @@ def _assert_safe_handover(check: Invariants, old: str, new: str, since: float) -
     return stopped - since
 
 
+# --- synchronous mode ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _synchronous_stack(fallback: str) -> Iterator[Stack]:
+    """A cluster of its own with synchronous_mode on (the module's shared one is asynchronous),
+    once its primary claims a synchronous standby in etcd."""
+    dcs: dict[str, Any] = {"synchronous_mode": "on", "synchronous_fallback": fallback}
+    if fallback == "degrade":
+        dcs["synchronous_fallback_after"] = SYNC_FALLBACK_AFTER
+    with running_stack(dcs=dcs) as stack:
+        wait_for(lambda: _claim_without(stack, primary_name(stack)), 90, "a synchronous standby claimed")
+        yield stack
+
+
+def _cluster_doc(stack: Stack) -> dict[str, Any]:
+    for i in range(stack.spec.nodes):
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            return dict(httpx.get(f"{stack.spec.api_url(i)}/cluster", timeout=2).json())
+    return {}
+
+
+def _claimed(stack: Stack) -> list[str]:
+    """The synchronous set the leader published in etcd (empty: degraded, or nobody yet)."""
+    return list(_cluster_doc(stack).get("synchronous") or [])
+
+
+def _claim_without(stack: Stack, primary: str | None) -> bool:
+    claimed = _claimed(stack)
+    return primary is not None and bool(claimed) and primary not in claimed
+
+
+def _first_ack_after(check: Invariants, since: float) -> float:
+    return next((t for t in list(check.writer.report.ack_times) if t >= since), time.monotonic())
+
+
+class DirectInsert:
+    """One INSERT, bounded by the client: acknowledged only when it returned before the client gave
+    up and without PostgreSQL's warning that a cancelled synchronous wait committed locally (that
+    commit is on the server alone: the client was never told it is safe)."""
+
+    def __init__(
+        self, info: str, table: str, value: int, conn: psycopg.Connection[Any] | None = None
+    ) -> None:
+        self.info, self.table, self.value = info, table, value
+        self._conn = conn
+        self._notices: list[str] = []
+        self._returned = threading.Event()
+        self._gave_up = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.error: str | None = None
+        self.outcome = "pending"  # then acknowledged, waited (cancelled by us) or failed
+
+    def send(self) -> DirectInsert:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            if self._conn is None:
+                self._conn = psycopg.connect(self.info, autocommit=True)
+            self._conn.add_notice_handler(lambda d: self._notices.append(d.message_primary or ""))
+            self._conn.execute(f"INSERT INTO {self.table} (id) VALUES (%s)", (self.value,))
+            if not self._gave_up:
+                self._returned.set()
+        except psycopg.Error as exc:
+            self.error = str(exc)
+
+    def acknowledged_within(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the answer; then cancel, as an impatient client would."""
+        self._thread.join(seconds)
+        if self._thread.is_alive():
+            self._gave_up = True
+            if self._conn is not None:
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.cancel_safe(timeout=2)
+            self._thread.join(10)
+        if self._conn is not None:
+            self._conn.close()
+        acknowledged = self._returned.is_set() and not any(
+            "synchronous replication" in n for n in self._notices
+        )
+        self.outcome = "acknowledged" if acknowledged else "waited" if self._gave_up else "failed"
+        return acknowledged
+
+
+def _router_insert(stack: Stack, check: Invariants, value: int) -> DirectInsert:
+    """An INSERT through HAProxy's write port into the writer's table (negative ids are ours)."""
+    return DirectInsert(check.router_conninfo, check.writer.table, value).send()
+
+
 # --- partitions ------------------------------------------------------------------------------
 
 
@@ -203,13 +297,73 @@ def test_primary_cut_from_the_standbys_but_not_etcd_keeps_its_role(stack: Stack)
     assert _status(stack, primary)["timeline"] == timeline
 
 
-@pytest.mark.skip(reason=NEEDS_SYNC)
 @pytest.mark.parametrize("fallback", ["block", "degrade"])
-def test_todo_primary_cut_from_the_standbys_in_synchronous_mode(stack: Stack, fallback: str) -> None:
-    """TODO(issue 5): with synchronous_mode on, cutting the primary from its standbys (not from
-    etcd): ``block`` keeps writes waiting for the cut's whole length, ``degrade`` resumes them
-    after synchronous_fallback_after; no failover in either, and no acknowledged write lost."""
-    raise NotImplementedError
+def test_primary_cut_from_the_standbys_in_synchronous_mode(fallback: str) -> None:
+    """With synchronous_mode on, the primary cut from its standbys (API and replication, not from
+    etcd) for ~10 s: no failover in either case; ``block`` keeps writes waiting for the cut's whole
+    length and completes them once it heals, ``degrade`` resumes them after
+    synchronous_fallback_after (published as an empty claim) and claims a standby again after the
+    cut; no acknowledged write lost."""
+    fault = f"primary cut from the standbys, synchronous {fallback}"
+    with _synchronous_stack(fallback) as stack, Invariants(stack, fault) as check:
+        primary = check.primary_before
+        assert primary is not None
+        standbys = _others(stack, primary)
+        postmaster = _postmaster(stack, primary)
+        timeline = _status(stack, primary)["timeline"]
+        claimed = _claimed(stack)
+        with NetworkCut().drop(node(stack, _i(primary)), nodes(stack, [_i(s) for s in standbys])):
+            cut_at = time.monotonic()
+            if fallback == "block":
+                _writes_wait_for_the_whole_cut(stack, check, cut_at, claimed)
+            else:
+                _writes_resume_degraded(stack, check, primary, cut_at)
+            time.sleep(max(0.0, cut_at + SYNC_CUT_S - time.monotonic()))
+            assert primary_name(stack) == primary, "failover while the primary kept etcd"
+            for s in standbys:
+                assert _status(stack, s).get("role") == "replica", f"{s} changed role"
+        healed_at = time.monotonic()
+        check.notes["cut_s"] = round(healed_at - cut_at, 1)
+        assert check.writer.wait_for_acks(20, 60), "no write acknowledged after the cut healed"
+        check.notes["writes_after_heal_s"] = round(_first_ack_after(check, healed_at) - healed_at, 2)
+        if fallback == "degrade":
+            wait_for(lambda: _claim_without(stack, primary), 60, "a synchronous standby claimed again")
+            check.notes["synchronous_again_after_heal_s"] = round(time.monotonic() - healed_at, 1)
+        report = check.finish()
+        # Still inside the cluster's block: these ask the running cluster.
+        report.publish()
+        report.assert_invariants()
+        assert report.primary_after == primary
+        assert _postmaster(stack, primary) == postmaster, "the primary's PostgreSQL was restarted"
+        assert _status(stack, primary)["timeline"] == timeline
+
+
+def _writes_wait_for_the_whole_cut(
+    stack: Stack, check: Invariants, cut_at: float, claimed: list[str]
+) -> None:
+    """``block``: a bounded client-side wait fails early in the cut and again past any fallback
+    timer; the writer through HAProxy gets nothing acknowledged until the cut heals."""
+    time.sleep(1.0)
+    assert not _router_insert(stack, check, -1).acknowledged_within(2.0), "a write completed in the cut"
+    time.sleep(max(0.0, cut_at + SYNC_CUT_S - 3.0 - time.monotonic()))
+    assert not _router_insert(stack, check, -2).acknowledged_within(2.0), "a write completed in the cut"
+    # A commit whose standby feedback was already on its way may land in the cut's first instant.
+    during = check.acked_since(cut_at + 0.5)
+    check.notes["acknowledged_during_cut"] = during
+    assert during == 0, f"{during} writes acknowledged with no synchronous standby reachable"
+    assert _claimed(stack) == claimed, "the claim changed although block never falls back"
+
+
+def _writes_resume_degraded(stack: Stack, check: Invariants, primary: str, cut_at: float) -> None:
+    """``degrade``: writes resume once synchronous_fallback_after has passed, with no claim."""
+    wait_for(lambda: check.acked_since(cut_at + 0.5) > 0, 2 * SYNC_CUT_S, "writes resuming (degraded)")
+    resumed_after = _first_ack_after(check, cut_at + 0.5) - cut_at
+    check.notes["writes_resumed_in_cut_after_s"] = round(resumed_after, 2)
+    assert resumed_after >= SYNC_FALLBACK_AFTER - 0.2, f"degraded {resumed_after:.2f}s into the cut"
+    assert _router_insert(stack, check, -1).acknowledged_within(2.0), "a write waited although degraded"
+    assert _claimed(stack) == [], "writes resumed but etcd still claims a synchronous standby"
+    claim = _status(stack, primary).get("synchronous") or {}
+    assert claim.get("degraded_since"), claim
 
 
 def _failover_by_partition(stack: Stack, cut: NetworkCut, old: str, check: Invariants) -> tuple[str, float]:
@@ -478,7 +632,7 @@ def test_frozen_primary_is_replaced_and_demoted_as_soon_as_it_resumes(stack: Sta
     When the node resumes, its PostgreSQL runs read-write again until its agent notices the key
     is gone: that window is measured. No client of HAProxy is acknowledged by the old primary
     after it resumes (HAProxy marked it down while it was frozen). A client connected directly
-    with a transaction in flight can be (asynchronous replication; see the synchronous TODO)."""
+    with a transaction in flight can be (asynchronous replication; see the synchronous variant)."""
     with Invariants(stack, "primary frozen (SIGSTOP) past ttl") as check:
         old = check.primary_before
         assert old is not None
@@ -549,12 +703,68 @@ def _first_ack_gap_end(check: Invariants, since: float) -> float:
     return best[1]
 
 
-@pytest.mark.skip(reason=NEEDS_SYNC)
-def test_todo_frozen_primary_acknowledges_no_write_after_resuming_in_synchronous_mode(stack: Stack) -> None:
-    """TODO(issue 5): as the frozen-primary test with synchronous_mode on: the direct client's
-    in-flight INSERT is never acknowledged (its synchronous standby follows the new primary), so
-    zero acknowledged writes land on the old primary after it resumes, and no write is lost."""
-    raise NotImplementedError
+def test_frozen_primary_acknowledges_no_write_after_resuming_in_synchronous_mode() -> None:
+    """As the frozen-primary test, with synchronous_mode on (block): only the claimed standby
+    takes over; once resumed, the old primary acknowledges nothing (its standbys follow the new
+    primary, and its lease guard stops it): not the direct client's INSERT sent while it was
+    frozen, not direct INSERTs sent after the resume, not the writer's; nothing is lost."""
+    fault = "primary frozen (SIGSTOP) past ttl, synchronous on"
+    with _synchronous_stack("block") as stack, Invariants(stack, fault) as check:
+        old = check.primary_before
+        assert old is not None
+        claimed = _claimed(stack)
+        table = check.writer.table
+        direct = conninfo(stack, stack.spec.node_host(_i(old)), stack.spec.pg_port, 2)
+        # Connected before the freeze, so its INSERT waits in the frozen server's socket.
+        in_flight = DirectInsert(direct, table, -1, psycopg.connect(direct, autocommit=True))
+        with Freeze(stack, _i(old)):
+            frozen_at = time.monotonic()
+            in_flight.send()
+            new = wait_for(lambda: _new_primary(stack, old), 60, "a new primary while the old one is frozen")
+            assert new in claimed, f"{new} promoted outside the claimed set {claimed} (rule 4)"
+            assert check.writer.wait_for_acks(20, 60), "no writes through HAProxy to the new primary"
+            time.sleep(1.0)
+            resumed_at = time.monotonic()
+        after = [DirectInsert(direct, table, -2).send()]
+        for k, delay in enumerate((0.1, 0.3, 0.6, 1.0)):
+            time.sleep(max(0.0, resumed_at + delay - time.monotonic()))
+            after.append(DirectInsert(direct, table, -3 - k).send())
+        acknowledged_direct = [p.value for p in after if p.acknowledged_within(2.0)]
+        in_flight_acknowledged = in_flight.acknowledged_within(max(2.0, resumed_at + 5 - time.monotonic()))
+        wait_for(
+            lambda: (
+                check.watch.last_writable(old) is not None
+                and check.watch.last_writable(old) < time.monotonic() - 0.5
+            ),
+            20,
+            f"{old} demoted",
+        )
+        window = max(0.0, (check.watch.last_writable(old) or resumed_at) - resumed_at)
+        after_resume = [t for t in check.writer.report.ack_times if t >= resumed_at]
+        report = check.finish()
+        # The writer's ids are never retried, so one the old primary acknowledged after the resume
+        # exists on its forked timeline alone: rewound away, it is missing from the final primary.
+        from_old = [i for i, at in report.lost.items() if at >= resumed_at]
+        check.notes.update(
+            freeze_until_new_primary_s=round(_first_ack_gap_end(check, frozen_at) - frozen_at, 2),
+            old_primary_writable_after_resume_ms=round(window * 1000),
+            acknowledged_by_old_primary_after_resume=len(from_old) + len(acknowledged_direct),
+            in_flight_direct_insert=in_flight.outcome,
+            direct_inserts_after_resume=", ".join(p.outcome for p in after),
+        )
+        report.publish()
+        assert not in_flight_acknowledged, f"{old} acknowledged the INSERT sent while it was frozen"
+        assert acknowledged_direct == [], (
+            f"{old} acknowledged direct INSERTs {acknowledged_direct} after resuming"
+        )
+        assert from_old == [], f"writes acknowledged after the resume and lost: {from_old}"
+        assert all(resumed_at - 0.1 <= at <= resumed_at + window + 0.1 for at, _ in report.overlaps), (
+            report.overlaps
+        )
+        assert window < TTL, f"{old} still accepted writes {window:.1f}s after resuming"
+        report.assert_invariants(split_brain_allowed=True)
+        assert report.primary_after == new
+        assert after_resume, "no write acknowledged after the resume"
 
 
 def test_agent_killed_on_the_primary_while_postgres_runs(stack: Stack) -> None:

@@ -199,7 +199,10 @@ class SimAgent:
             self.cluster.publish_member(member, self._member_lease_id())
         except StoreError:
             pass
-        self.snapshot = Snapshot(self.config, obs.view, local, member, decision, obs.store_ok, self.clock())
+        now = self.clock()
+        self.snapshot = Snapshot(
+            self.config, obs.view, local, member, decision, obs.store_ok, now, 0.0, self.lease.deadline()
+        )
 
     def _keep_member_lease(self, obs: Observation) -> None:
         if self._member_lease is None or not obs.store_ok:

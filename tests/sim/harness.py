@@ -183,7 +183,7 @@ class Simulation:
     def primary_health(self, name: str) -> bool | None:
         if not self.answers(name):
             return None
-        return verdict("primary", facts_of(self.agents[name].snapshot), Query())
+        return verdict("primary", facts_of(self.agents[name].snapshot, self.clock()), Query())
 
     def responsive(self, name: str) -> bool:
         """Its agent runs, is not frozen, and has completed a cycle since it (re)started."""

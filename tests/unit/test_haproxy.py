@@ -28,7 +28,8 @@ def test_writes_check_primary_and_reads_check_replica_on_every_server() -> None:
     assert "balance roundrobin" in replicas
     for section in (primary, replicas):
         assert "http-check expect status 200" in section
-        assert "server node1 127.0.10.11:5432 maxconn 100 check addr 127.0.10.11 port 8008\n" in section + "\n"
+        line = "server node1 127.0.10.11:5432 maxconn 100 check addr 127.0.10.11 port 8008\n"
+        assert line in section + "\n"
         assert "check addr 127.0.10.12 port 8008 check-ssl verify none" in section
     assert "bind *:7000" in listen_section(cfg, "stats")
 

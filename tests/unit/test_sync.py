@@ -316,3 +316,20 @@ def test_the_promotion_group_of_a_claim_intersects_every_commit_quorum(
     seen = data.draw(st.sets(st.sampled_from(sorted(members)), min_size=len(members) - quorum + 1))
     commit_holders = data.draw(st.sets(st.sampled_from(sorted(members)), min_size=quorum))
     assert seen & commit_holders
+
+
+def test_a_standby_cut_off_from_the_primary_does_not_hold_back_degrade() -> None:
+    """Its member record still says running (it reaches etcd), but it no longer streams: past the
+    fallback window the primary degrades instead of waiting for it for ever."""
+    base = {
+        "streaming": {},
+        "spec": 'FIRST 1 ("node2")',
+        "claim": claim("node2"),
+        "fallback": SyncFallback.DEGRADE,
+    }
+    cut = leader_obs(**base, now=100.0)  # type: ignore[arg-type]
+    assert sync.short_since(cut) == 100.0, "the timer starts although node2's record says running"
+    assert sync.step(cut, Memory(sync_short_since=100.0)) == ()  # within the window: sticky, writes wait
+    late = leader_obs(**base, now=106.0)  # type: ignore[arg-type]
+    (publish,) = sync.step(late, Memory(sync_short_since=100.0))
+    assert isinstance(publish, PublishSync) and publish.state.quorum == 0

@@ -47,7 +47,9 @@ def query_of(params: Mapping[str, str]) -> Query:
     )
 
 
-def facts_of(snap: Snapshot) -> HealthFacts:
+def facts_of(snap: Snapshot, now: float | None = None) -> HealthFacts:
+    """``now``: the monotonic clock the snapshot's lease deadline is on (simulations pass theirs)."""
+    now = monotonic() if now is None else now
     view, local = snap.view, snap.local
     config = view.config
     leader_position = None
@@ -58,13 +60,13 @@ def facts_of(snap: Snapshot) -> HealthFacts:
     mine = local.replayed_lsn or local.received_lsn
     lag = max(0, leader_position - mine) if leader_position is not None and mine is not None else None
     sync = view.sync
-    holds = snap.leads_at(monotonic())
+    holds = snap.leads_at(now)
     return HealthFacts(
         holds_leader_key=holds,
         local=local,
         tags=snap.config.tags,
         lag=lag,
         sync_standby=sync is not None and snap.config.name in sync.members,
-        loop_age=monotonic() - snap.loop_at if snap.loop_at else 0.0,
+        loop_age=now - snap.loop_at if snap.loop_at else 0.0,
         liveness_limit=config.ttl if holds else 2 * config.ttl,
     )

@@ -80,13 +80,13 @@ def guarantee(spec: SyncSpec, members: frozenset[str]) -> int:
     return max(0, spec.k - len(spec.names - members))
 
 
-def eligible(obs: Observation) -> tuple[str, ...]:
+def eligible(obs: Observation, sticky: bool = True) -> tuple[str, ...]:
     """Standbys that may be synchronous, best first (sync_priority, then name): those streaming,
-    and those already in the spec while their member record says they run, so a standby that
-    reconnects for a moment does not churn the spec (and the claim) on every cycle."""
+    and (``sticky``) those already in the spec while their member record says they run, so a
+    standby that reconnects for a moment does not churn the spec (and the claim) every cycle."""
     streaming = obs.local.replication
     current = parse_spec(obs.local.sync_standby_names)
-    listed = current.names if current is not None else frozenset()
+    listed = current.names if current is not None and sticky else frozenset()
     candidates = [
         m
         for m in obs.view.members
@@ -117,7 +117,9 @@ def short_since(obs: Observation) -> float | None:
     if config.synchronous_mode is SyncMode.OFF or not obs.local.is_primary:
         return None
     wanted = config.synchronous_node_count if config.synchronous_mode is SyncMode.ON else 1
-    if len(eligible(obs)) >= wanted:
+    # Streaming only, not sticky: a standby cut off from the primary still publishes "running"
+    # in etcd, and must not hold the degrade timer back.
+    if len(eligible(obs, sticky=False)) >= wanted:
         return None
     return obs.memory.sync_short_since if obs.memory.sync_short_since is not None else obs.now
 
@@ -128,10 +130,11 @@ def desired(obs: Observation, short: float | None) -> SyncSpec:
     mode, k = config.synchronous_mode, config.synchronous_node_count
     if mode is SyncMode.OFF:
         return SyncSpec()
-    chosen = list(eligible(obs))
+    timed_out = short is not None and obs.now - short >= config.synchronous_fallback_after
+    # Past the fallback window only standbys that really stream count (see ``eligible``).
+    chosen = list(eligible(obs, sticky=not timed_out))
     if mode is SyncMode.ON:
         chosen = chosen[:k]
-    timed_out = short is not None and obs.now - short >= config.synchronous_fallback_after
     degrade = config.synchronous_fallback is SyncFallback.DEGRADE and timed_out
     wanted = k if mode is SyncMode.ON else 1
     if len(chosen) < wanted and not degrade:

@@ -45,11 +45,14 @@ SELECT s.name, current_setting(s.name),
 FROM pg_settings AS s WHERE s.pending_restart ORDER BY s.name
 """
 
-# On a primary only: whom commits wait for, and how far each streaming standby has flushed.
+# On a primary only: whom commits wait for, and how far each streaming standby has flushed. A
+# standby that sent no reply for 5 s (it replies every second: wal_receiver_status_interval) is
+# not streaming, whatever its WAL sender still says until wal_sender_timeout (60 s).
 REPLICATION_SQL = """
 SELECT current_setting('synchronous_standby_names'),
        coalesce(json_object_agg(application_name, flush_lsn::text)
-                FILTER (WHERE state = 'streaming' AND flush_lsn IS NOT NULL), '{}'::json)
+                FILTER (WHERE state = 'streaming' AND flush_lsn IS NOT NULL
+                        AND reply_time > now() - interval '5 seconds'), '{}'::json)
 FROM pg_stat_replication
 """
 

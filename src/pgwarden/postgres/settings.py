@@ -58,6 +58,9 @@ DEFAULTS: Mapping[str, ParamValue] = {
     "max_slot_wal_keep_size": "4GB",
     # pg_rewind needs hint bits WAL-logged when a cloned cluster lacks data checksums.
     "wal_log_hints": True,
+    # A standby reports every second even when idle, so the primary can tell a standby that went
+    # silent (cut off) from an idle one within a second or two (synchronous_fallback: degrade).
+    "wal_receiver_status_interval": "1s",
 }
 
 
