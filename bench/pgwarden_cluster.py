@@ -1,0 +1,73 @@
+"""pgwarden as the cluster under test: the test suite's running_stack (etcd x3, agents, HAProxy)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from bench.cluster import ClusterUnderTest, Node
+from pgwarden.local import processes
+from pgwarden.local.stack import Stack
+from pgwarden.model.cluster import DynamicConfig
+from tests.support.cluster import running_stack
+
+
+class PgwardenCluster(ClusterUnderTest):
+    system = "pgwarden"
+
+    def __init__(self, dcs: dict[str, Any] | None = None, label: str = "pgwarden") -> None:
+        self.label = label
+        self._dcs = dict(dcs or {})
+        self._exit = contextlib.ExitStack()
+        self.stack: Stack | None = None
+        self.nodes = []
+
+    def start(self, timeout: float) -> None:
+        stack = self._exit.enter_context(running_stack(dcs=self._dcs, timeout=timeout))
+        self.stack = stack
+        spec = stack.spec
+        self.router = spec.router
+        self.superuser_password = spec.superuser_password
+        self.nodes = [
+            Node(spec.node_name(i), spec.node_host(i), spec.pg_port, spec.api_port, spec.data_dir(i))
+            for i in range(spec.nodes)
+        ]
+        self.wait_healthy(timeout)
+
+    def stop(self) -> None:
+        self._exit.close()
+        self.stack = None
+
+    def _stack(self) -> Stack:
+        assert self.stack is not None, "the pgwarden stack is not running"
+        return self.stack
+
+    def agent_pid(self, i: int) -> int | None:
+        stack = self._stack()
+        pid = stack.pids.get(stack.spec.node_name(i))
+        return pid if pid is not None and processes.alive(pid) else None
+
+    def start_agent(self, i: int) -> None:
+        self._stack().start_agent(i)
+
+    def api_auth(self) -> tuple[str, str] | None:
+        creds = self._stack().describe().get("api_auth")
+        return (creds["username"], creds["password"]) if creds else None
+
+    def sync_config(self, mode: str) -> dict[str, Any]:
+        return {"synchronous_mode": mode, "synchronous_node_count": 1}
+
+    def settings(self) -> str:
+        d = DynamicConfig()
+        ttl = self._dcs.get("ttl", d.ttl)
+        loop = self._dcs.get("loop_wait", d.loop_wait)
+        retry = self._dcs.get("retry_timeout", d.retry_timeout)
+        return f"ttl {ttl:g} s, loop_wait {loop:g} s, retry_timeout {retry:g} s (pgwarden defaults)"
+
+    def log_tail(self, i: int, lines: int = 30) -> str:
+        stack = self._stack()
+        path = stack.logs_dir / f"{stack.spec.node_name(i)}.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as exc:
+            return f"(no log: {exc})"

@@ -1,0 +1,261 @@
+"""The scenarios in order on one cluster under test, recording every figure (or failure) in Results.
+
+A failed run is recorded as such with the agents' log tails, the cluster is brought back (or
+started anew when it cannot be), and the plan goes on: one system misbehaving must not hide the
+figures of the others.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bench import failover, footprint, health, pgbench
+from bench.cluster import ClusterUnderTest
+from bench.report import Results
+
+MAX_FAILURES = 2  # consecutive failed runs before a scenario is given up on one cluster
+
+
+@dataclass(frozen=True)
+class Options:
+    runs: int = 5
+    tps_runs: int = 3
+    tps_seconds: int = 15
+    idle_seconds: float = 60.0
+    health_requests: int = 2000
+    scale: int = 60  # pgbench scale of the database the rejoin runs on (60: about 1 GB)
+    phases: tuple[str, ...] = ()  # empty: all
+
+
+ALL_PHASES = ("footprint", "health", "crash", "switchover", "load", "node_loss", "sync", "quorum")
+# Timing does not change these (PostgreSQL does the work), so Patroni's defaults skip them.
+TIMING_FREE = ("sync", "quorum")
+SYNC_METRICS = ("sync_lost", "sync_rto", "tps_sync")
+PHASE_METRICS = {"sync": SYNC_METRICS, "quorum": ("tps_quorum",)}
+
+
+class Session:
+    """Runs the plan on one system; ``make`` builds a fresh, unstarted cluster."""
+
+    def __init__(
+        self, make: Callable[[], ClusterUnderTest], results: Results, options: Options, label: str
+    ) -> None:
+        self.make = make
+        self.results = results
+        self.options = options
+        self.label = label
+        self.cluster: ClusterUnderTest | None = None
+        self.loaded = False
+        self.mode = "off"  # the synchronous mode the current phase runs in
+
+    def say(self, text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] [{self.label}] {text}", flush=True)
+
+    # --- the cluster's life -----------------------------------------------------------------
+    def up(self) -> ClusterUnderTest:
+        if self.cluster is None:
+            cluster = self.make()
+            started = time.monotonic()
+            cluster.__enter__()
+            self.cluster = cluster
+            self.loaded = False
+            self.say(f"cluster healthy after {time.monotonic() - started:.1f} s ({cluster.settings()})")
+        return self.cluster
+
+    def down(self) -> None:
+        if self.cluster is not None:
+            cluster, self.cluster = self.cluster, None
+            cluster.__exit__(None, None, None)
+
+    def recover(self) -> None:
+        """Back to a healthy cluster in the phase's synchronous mode; a new one (loaded again
+        when the old one was) when this one does not heal."""
+        cluster = self.cluster
+        if cluster is None:
+            return
+        for i in range(len(cluster.nodes)):
+            if cluster.agent_pid(i) is None:
+                cluster.start_agent(i)
+        try:
+            cluster.wait_healthy(120)
+            cluster.set_sync_mode(self.mode)
+        except Exception as exc:
+            self.say(f"cluster did not heal ({str(exc).splitlines()[0]}); starting a new one")
+            was_loaded = self.loaded
+            self.down()
+            cluster = self.up()
+            if was_loaded:
+                pgbench.initialize(cluster, self.options.scale)
+                failover.wait_caught_up(cluster)
+                failover.checkpoint_everywhere(cluster)
+                self.loaded = True
+            cluster.set_sync_mode(self.mode)
+
+    def failed(self, keys: Sequence[str], exc: BaseException) -> None:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self.say(f"FAILED: {message}")
+        for key in keys:
+            self.results.fail(key, self.label, message)
+        excerpt = [f"{self.label}: {message}", "".join(traceback.format_exception(exc)[-3:]).strip()]
+        if self.cluster is not None:
+            for i, node in enumerate(self.cluster.nodes):
+                excerpt.append(f"--- {node.name} agent log, last lines ---\n{self.cluster.log_tail(i, 15)}")
+        self.results.excerpts.append("\n".join(excerpt))
+
+    def repeat(
+        self, what: str, keys: Sequence[str], count: int, run: Callable[[int], dict[str, float]]
+    ) -> None:
+        failures = 0
+        for n in range(count):
+            try:
+                figures = run(n)
+            except Exception as exc:
+                self.failed(keys, exc)
+                failures += 1
+                self.recover()
+                if failures >= MAX_FAILURES:
+                    self.say(f"{what}: giving up after {failures} failed runs")
+                    return
+                continue
+            failures = 0
+            for key, value in figures.items():
+                self.results.add(key, self.label, value)
+            if figures:
+                shown = ", ".join(f"{k}={v:.3g}" for k, v in figures.items())
+                self.say(f"{what} {n + 1}/{count}: {shown}")
+
+    # --- the phases -------------------------------------------------------------------------
+    def run(self, phases: Sequence[str]) -> None:
+        try:
+            self.up()
+            for phase in phases:
+                started = time.monotonic()
+                getattr(self, f"phase_{phase}")()
+                self.say(f"{phase} done in {time.monotonic() - started:.0f} s")
+        finally:
+            self.down()
+
+    def phase_footprint(self) -> None:
+        def once(_: int) -> dict[str, float]:
+            cluster = self.up()
+            cluster.wait_healthy(120)
+            time.sleep(5)  # let the start-up work (checkpoints, first loops) pass
+            figures = footprint.idle(cluster, self.options.idle_seconds)
+            for f in figures:
+                self.results.add("idle_rss", self.label, f.rss_mb)
+                self.results.add("idle_cpu", self.label, f.cpu_percent)
+            self.say("agents: " + ", ".join(f"{f.rss_mb:.1f} MB {f.cpu_percent:.2f} % CPU" for f in figures))
+            return {}
+
+        self.repeat("idle footprint", ("idle_rss", "idle_cpu"), 1, once)
+
+    def phase_health(self) -> None:
+        keys = [f"health_{k}_{c}" for c in (1, 8) for k in ("rps", "p50", "p99")]
+
+        def once(_: int) -> dict[str, float]:
+            cluster = self.up()
+            p = cluster.primary_index()
+            assert p is not None, "no primary"
+            node = cluster.nodes[p]
+            health.measure(node.host, node.api_port, 50, 2)  # warm-up: threads, caches
+            figures = {}
+            for c in (1, 8):
+                h = health.measure(node.host, node.api_port, self.options.health_requests, c)
+                assert h.failed == 0, f"{h.failed} of {h.requests} OPTIONS /primary on the primary failed"
+                figures.update({f"health_rps_{c}": h.per_second, f"health_p50_{c}": h.p50_ms})
+                figures[f"health_p99_{c}"] = h.p99_ms
+            return figures
+
+        self.repeat("health", keys, self.options.runs, once)
+
+    def phase_crash(self) -> None:
+        def once(_: int) -> dict[str, float]:
+            outcome = failover.postgres_crash(self.up())
+            return {"crash_rto": outcome.recovery_s}
+
+        self.repeat("PostgreSQL crash", ("crash_rto",), self.options.runs, once)
+
+    def phase_switchover(self) -> None:
+        def once(_: int) -> dict[str, float]:
+            outcome = failover.switchover(self.up())
+            return {"switchover_gap": outcome.longest_gap_s, "switchover_lost": outcome.lost}
+
+        self.repeat("switchover", ("switchover_gap", "switchover_lost"), self.options.runs, once)
+
+    def phase_load(self) -> None:
+        """The database the rejoin and pgbench figures are taken on (scale 60: about 1 GB)."""
+        cluster = self.up()
+        started = time.monotonic()
+        pgbench.initialize(cluster, self.options.scale)
+        loaded = time.monotonic() - started
+        caught_up = failover.wait_caught_up(cluster)
+        failover.checkpoint_everywhere(cluster)
+        self.loaded = True
+        self.say(
+            f"pgbench -i -s {self.options.scale}: {loaded:.0f} s, standbys caught up {caught_up:.0f} s later"
+        )
+        self.tps("tps_async")
+
+    def _ensure_loaded(self) -> None:
+        if not self.loaded:
+            self.phase_load()
+
+    def tps(self, key: str) -> None:
+        if self.options.tps_runs <= 0:
+            return
+
+        def once(_: int) -> dict[str, float]:
+            return {key: pgbench.tps(self.up(), self.options.tps_seconds)}
+
+        self.repeat(f"pgbench ({key})", (key,), self.options.tps_runs, once)
+
+    def phase_node_loss(self) -> None:
+        self._ensure_loaded()
+
+        def once(_: int) -> dict[str, float]:
+            outcome = failover.node_loss(self.up())
+            figures = {"node_loss_rto": outcome.recovery_s, "node_loss_lost": float(outcome.lost)}
+            if outcome.rejoin_s is not None:
+                figures["rejoin"] = outcome.rejoin_s
+            return figures
+
+        self.repeat("node loss", ("node_loss_rto", "node_loss_lost", "rejoin"), self.options.runs, once)
+
+    def phase_sync(self) -> None:
+        self._ensure_loaded()
+        try:
+            names = self.up().set_sync_mode("on")
+        except Exception as exc:
+            self.failed(SYNC_METRICS, exc)
+            self.recover()
+            return
+        self.mode = "on"
+        self.results.notes.append(f"{self.label}, synchronous mode on: synchronous_standby_names = {names!r}")
+        self.tps("tps_sync")
+
+        def once(_: int) -> dict[str, float]:
+            outcome = failover.node_loss(self.up(), kind="sync", sync=True)
+            return {"sync_lost": float(outcome.lost), "sync_rto": outcome.recovery_s}
+
+        self.repeat("synchronous node loss", ("sync_lost", "sync_rto"), self.options.runs, once)
+
+    def phase_quorum(self) -> None:
+        self._ensure_loaded()
+        self.mode = "off"
+        try:
+            names = self.up().set_sync_mode("quorum")
+        except Exception as exc:
+            self.failed(("tps_quorum",), exc)
+            self.recover()
+            return
+        self.mode = "quorum"
+        self.results.notes.append(f"{self.label}, quorum mode: synchronous_standby_names = {names!r}")
+        self.tps("tps_quorum")
+        self.mode = "off"
+        try:
+            self.up().set_sync_mode("off")
+        except Exception as exc:
+            self.say(f"could not switch synchronous mode off: {exc}")

@@ -1,0 +1,158 @@
+"""The side-by-side figures: samples per metric and cluster, the comparison table and the targets."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    title: str
+    unit: str
+    higher_is_better: bool = False
+    digits: int = 2
+
+
+METRICS = (
+    Metric("node_loss_rto", "node loss RTO (agent + PostgreSQL SIGKILLed), async", "s"),
+    Metric("node_loss_lost", "lost acknowledged writes per node loss, async", "writes", digits=0),
+    Metric("crash_rto", "PostgreSQL crash RTO (postmaster SIGKILLed, agent alive)", "s"),
+    Metric("switchover_gap", "switchover: longest gap between acknowledged writes", "s"),
+    Metric("switchover_lost", "lost acknowledged writes per switchover", "writes", digits=0),
+    Metric("rejoin", "rejoin of the old primary after a node loss (agent restart -> streaming)", "s"),
+    Metric("sync_lost", "synchronous mode: lost acknowledged writes per failover", "writes", digits=0),
+    Metric("sync_rto", "synchronous mode: node loss RTO", "s"),
+    Metric("tps_async", "pgbench TPS, asynchronous", "TPS", higher_is_better=True, digits=0),
+    Metric("tps_sync", "pgbench TPS, synchronous FIRST 1", "TPS", higher_is_better=True, digits=0),
+    Metric("tps_quorum", "pgbench TPS, quorum ANY 1 of 2", "TPS", higher_is_better=True, digits=0),
+    Metric(
+        "health_rps_1", "health check throughput, concurrency 1", "req/s", higher_is_better=True, digits=0
+    ),
+    Metric("health_p50_1", "health check p50, concurrency 1", "ms"),
+    Metric("health_p99_1", "health check p99, concurrency 1", "ms"),
+    Metric(
+        "health_rps_8", "health check throughput, concurrency 8", "req/s", higher_is_better=True, digits=0
+    ),
+    Metric("health_p50_8", "health check p50, concurrency 8", "ms"),
+    Metric("health_p99_8", "health check p99, concurrency 8", "ms"),
+    Metric("idle_rss", "agent idle RSS (per agent)", "MB", digits=1),
+    Metric("idle_cpu", "agent idle CPU (per agent, % of one core)", "%", digits=2),
+)
+BY_KEY = {m.key: m for m in METRICS}
+
+
+@dataclass(frozen=True)
+class Target:
+    metric: str
+    against: str  # the cluster label compared with
+    ratio: float  # pgwarden / other must be <= ratio (or >= for higher-is-better metrics)
+    text: str
+
+
+@dataclass
+class Results:
+    labels: list[str]  # the clusters, pgwarden first
+    samples: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    failures: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    skipped: dict[tuple[str, str], str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # observations worth a line in the report
+    excerpts: list[str] = field(default_factory=list)  # log excerpts of failed runs
+
+    def add(self, key: str, label: str, value: float) -> None:
+        assert key in BY_KEY, key
+        self.samples.setdefault((key, label), []).append(value)
+
+    def fail(self, key: str, label: str, message: str) -> None:
+        self.failures.setdefault((key, label), []).append(message)
+
+    def skip(self, key: str, label: str, why: str) -> None:
+        self.skipped[(key, label)] = why
+
+    def median(self, key: str, label: str) -> float | None:
+        values = self.samples.get((key, label))
+        return statistics.median(values) if values else None
+
+    def cell(self, key: str, label: str) -> str:
+        metric = BY_KEY[key]
+        values = self.samples.get((key, label), [])
+        failed = self.failures.get((key, label), [])
+        parts = []
+        if values:
+            med = _fmt(statistics.median(values), metric.digits)
+            spread = f"{_fmt(min(values), metric.digits)}\u2013{_fmt(max(values), metric.digits)}"
+            parts.append(f"**{med}** ({spread}, n={len(values)})")
+        if failed:
+            parts.append(f"FAILED {len(failed)}\u00d7")
+        if not parts:
+            return "skipped" if (key, label) in self.skipped else "—"
+        return " ".join(parts)
+
+    def ratio(self, key: str, label: str) -> float | None:
+        ours, theirs = self.median(key, self.labels[0]), self.median(key, label)
+        if ours is None or theirs is None or theirs == 0:
+            return None
+        return ours / theirs
+
+    def ratio_cell(self, key: str, label: str) -> str:
+        ours, theirs = self.median(key, self.labels[0]), self.median(key, label)
+        if ours is None or theirs is None:
+            return "—"
+        if theirs == 0:
+            return "= (both 0)" if ours == 0 else "—"
+        return f"{ours / theirs:.2f}"
+
+    def table(self) -> str:
+        """The comparison as a Markdown table: one row per metric, one column per cluster, then
+        the ratio pgwarden / each other cluster."""
+        ours, others = self.labels[0], self.labels[1:]
+        head = ["metric", *self.labels, *(f"{ours} / {o}" for o in others)]
+        rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for m in METRICS:
+            if not any(
+                (m.key, label) in self.samples or (m.key, label) in self.failures for label in self.labels
+            ):
+                continue
+            cells = [f"{m.title} ({m.unit})", *(self.cell(m.key, label) for label in self.labels)]
+            cells += [self.ratio_cell(m.key, o) for o in others]
+            rows.append("| " + " | ".join(cells) + " |")
+        return "\n".join(rows)
+
+    def verdicts(self, targets: Sequence[Target]) -> list[str]:
+        """One line per target: met or missed, and by how much."""
+        lines = []
+        for t in targets:
+            m = BY_KEY[t.metric]
+            ours, theirs = self.median(t.metric, self.labels[0]), self.median(t.metric, t.against)
+            if ours is None or theirs is None:
+                lines.append(f"- {t.text}: **not measured** (a run failed or was skipped)")
+                continue
+            ratio = ours / theirs if theirs else float("inf")
+            bound = theirs * t.ratio
+            met = ours >= bound if m.higher_is_better else ours <= bound
+            figures = (
+                f"pgwarden {_fmt(ours, m.digits)} {m.unit} vs {t.against} {_fmt(theirs, m.digits)} {m.unit}"
+                f" (ratio {ratio:.2f}, target {'≥' if m.higher_is_better else '≤'} {t.ratio:.2f},"
+                f" i.e. {'≥' if m.higher_is_better else '≤'} {_fmt(bound, m.digits)} {m.unit})"
+            )
+            if met:
+                lines.append(f"- {t.text}: **met** — {figures}")
+            else:
+                gap = abs(ours - bound)
+                lines.append(f"- {t.text}: **missed by {_fmt(gap, m.digits)} {m.unit}** — {figures}")
+        return lines
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "labels": self.labels,
+            "samples": [{"metric": k, "cluster": c, "values": v} for (k, c), v in self.samples.items()],
+            "failures": [{"metric": k, "cluster": c, "errors": v} for (k, c), v in self.failures.items()],
+            "skipped": [{"metric": k, "cluster": c, "why": v} for (k, c), v in self.skipped.items()],
+            "notes": self.notes,
+        }
+
+
+def _fmt(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}"
