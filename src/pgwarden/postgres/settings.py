@@ -61,6 +61,9 @@ DEFAULTS: Mapping[str, ParamValue] = {
     # A standby reports every second even when idle, so the primary can tell a standby that went
     # silent (cut off) from an idle one within a second or two (synchronous_fallback: degrade).
     "wal_receiver_status_interval": "1s",
+    # After its upstream changes (failover, switchover), a standby's WAL receiver retries every
+    # this long (PostgreSQL's default 5 s); a synchronous primary waits for it to commit anything.
+    "wal_retrieve_retry_interval": "1s",
 }
 
 
