@@ -52,12 +52,13 @@ def machine() -> dict[str, str]:
 
 def versions() -> dict[str, str]:
     rev = _first_line(["git", "rev-parse", "--short=12", "HEAD"])
-    dirty = _first_line(["git", "status", "--porcelain", "--untracked-files=no"])
+    dirty = _first_line(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"])
+    suffix = " (with uncommitted changes in src/)" if dirty not in ("", "unknown") else ""
     return {
         "PostgreSQL": _first_line([f"{BIN_DIR}/postgres", "--version"]),
         "etcd": _first_line(["/usr/bin/etcd", "--version"]),
         "HAProxy": _first_line(["/usr/sbin/haproxy", "-v"]),
         "Patroni": patroni_version(),
-        "pgwarden": f"git {rev}{' (with uncommitted changes)' if dirty not in ('', 'unknown') else ''}",
+        "pgwarden": f"git {rev}{suffix}",
         "Python": _first_line(["/usr/bin/python3", "--version"]),
     }
