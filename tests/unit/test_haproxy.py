@@ -41,7 +41,7 @@ def test_checks_run_every_interval_and_five_times_faster_while_a_server_changes_
 
 
 def test_global_maxconn_covers_every_server_on_both_ports() -> None:
-    many = [Backend(f"n{i}", "10.0.0.1", 5432 + i, "10.0.0.1", 8008 + i) for i in range(8)]
+    many = [Backend(f"n{i}", "127.0.10.1", 5432 + i, "127.0.10.1", 8008 + i) for i in range(8)]
     assert "    maxconn 1600\n" in render(many, RouterPorts(), maxconn=100)
     assert "    maxconn 1000\n" in render(BACKENDS, RouterPorts())
 

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pgwarden.config import load_node_config
 from pgwarden.router.haproxy import Backend, RouterPorts, render
@@ -20,7 +21,9 @@ def test_the_example_node_config_loads_without_environment_overrides() -> None:
     node = load_node_config(DEPLOY / "node.yml", env={})
     assert (node.cluster, node.name) == ("main", "db1")
     assert node.api.username and node.api.password
-    assert str(node.api.connect_address) == "10.0.0.11:8008"
+    # The example's production address, read from the file (never contacted by any test).
+    written = yaml.safe_load((DEPLOY / "node.yml").read_text())["api"]["connect_address"]
+    assert str(node.api.connect_address) == written
     b = node.bootstrap
     assert b.loop_wait + 2 * b.retry_timeout <= b.ttl
 
@@ -51,7 +54,7 @@ def test_the_systemd_unit_runs_the_agent_as_postgres_and_lets_it_stop_postgresql
 def test_haproxy_accepts_the_global_file_with_a_generated_cluster_file(tmp_path: Path) -> None:
     shutil.copy(DEPLOY / "haproxy-global.cfg", tmp_path / "00-global.cfg")
     backends = [
-        Backend.from_member(f"db{i}", f"10.0.0.1{i}", 5432, f"http://10.0.0.1{i}:8008") for i in (1, 2, 3)
+        Backend.from_member(f"db{i}", f"127.0.10.1{i}", 5432, f"http://127.0.10.1{i}:8008") for i in (1, 2, 3)
     ]
     (tmp_path / "10-cluster.cfg").write_text(render(backends, RouterPorts(bind_host="*")))
     result = subprocess.run(
