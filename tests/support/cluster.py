@@ -32,12 +32,24 @@ NODE_USERS = ("pgwtest1", "pgwtest2", "pgwtest3", "pgwtest4")
 def cluster_network() -> str:
     """A random 127.0.N network for one test cluster; parallel pytest-xdist workers draw from
     disjoint ranges, so two clusters started at the same moment never share addresses."""
+    low, span = _network_range()
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     index = int(worker) if worker.isdigit() else 0
-    span = 150 // max(1, workers)
-    low = 100 + index * span
+    span //= max(1, workers)
+    low += index * span
     return f"127.0.{random.randint(low, low + span - 1)}"
+
+
+def _network_range() -> tuple[int, int]:
+    """The third octets test clusters may use: 100-249, or ``PGWARDEN_TEST_NETWORKS=LOW-HIGH`` so
+    that test runs started side by side (several checkouts on one machine) never share one."""
+    text = os.environ.get("PGWARDEN_TEST_NETWORKS", "100-249")
+    low_text, _, high_text = text.partition("-")
+    low, high = int(low_text), int(high_text or low_text)
+    if not 3 <= low <= high <= 254:
+        raise ValueError(f"PGWARDEN_TEST_NETWORKS={text!r}: expected LOW-HIGH within 3-254")
+    return low, high - low + 1
 
 
 @contextmanager
