@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from pgwarden.model import ControlState, LocalState, Lsn
-from pgwarden.model.local import DataDir
+from pgwarden.model.local import DataDir, DataDirOrigin
 from pgwarden.postgres.commands import PostgresError
 from pgwarden.postgres.conninfo import StandbyUpstream
 from pgwarden.postgres.controller import ParamChange
@@ -66,6 +66,8 @@ class FakePostgres:
         self.world, self.name, self.host, self.port = world, name, host, port
         self.data: Data | None = None
         self.incomplete = False  # files but no pg_control (an interrupted clone or initdb)
+        # pgwarden's marker beside the directory: written before every clone and initdb.
+        self.marked = False
         self.running = False
         self.in_recovery = False
         self.ready_at = 0.0
@@ -103,10 +105,13 @@ class FakePostgres:
     def local_state(self) -> LocalState:
         """What the real probe would report (pg_controldata, postmaster liveness, the SQL probe)."""
         d = self.data
+        origin = DataDirOrigin(path=f"/sim/{self.name}/data", marked=self.marked)
         if d is None:
-            return LocalState(data_dir=DataDir.INCOMPLETE if self.incomplete else DataDir.MISSING)
+            kind = DataDir.INCOMPLETE if self.incomplete else DataDir.MISSING
+            return LocalState(data_dir=kind, origin=origin)
         base = LocalState(
             data_dir=DataDir.VALID,
+            origin=origin,
             system_id=d.system_id,
             control_state=d.control_state,
             control_timeline=d.checkpoint_timeline,
@@ -135,6 +140,7 @@ class FakePostgres:
     def initdb(self) -> None:
         if self.data is not None or self.incomplete:
             raise PostgresError(f"refusing to initdb: data directory of {self.name} is not empty")
+        self.marked = True
         self.data = Data(
             system_id=self.world.new_system_id(),
             history=first_history(self.world.new_uid()),
@@ -279,6 +285,7 @@ class FakePostgres:
     def clone(self, source: StandbyUpstream, slot: str | None, progress: Callable[[str], None]) -> None:
         if self.data is not None or self.incomplete:
             raise PostgresError(f"refusing to clone: data directory of {self.name} is not empty")
+        self.marked = True
         origin = self.world.connect(self, source)
         d = origin.data
         assert d is not None
@@ -350,6 +357,11 @@ class FakePostgres:
         if self.running:
             raise PostgresError("refusing to wipe the data directory of a running PostgreSQL")
         self.data, self.incomplete = None, False
+
+    def adopt(self) -> None:
+        if self.data is None:
+            raise PostgresError(f"not adopting the data directory of {self.name}: no valid cluster")
+        self.marked = True
 
     # ---- faults ------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from pgwarden.model import (
     ClusterView,
     ControlState,
     DataDir,
+    DataDirOrigin,
     DynamicConfig,
     HistoryEntry,
     Job,
@@ -38,6 +39,10 @@ NOW = 100.0
 WALL = 1_800_000_000.0  # epoch seconds of the observation, for switchover schedules and deadlines
 
 LsnLike = str | int | Lsn
+DATA_DIR = "/var/lib/postgresql/15/main"
+# pgwarden made the data directory (its marker names it): the usual case, so the default.
+MARKED = DataDirOrigin(path=DATA_DIR, marked=True, marker=f"marker {DATA_DIR}.pgwarden")
+UNMARKED = DataDirOrigin(path=DATA_DIR, marked=False, marker=f"no marker {DATA_DIR}.pgwarden")
 
 
 def as_lsn(value: LsnLike) -> Lsn:
@@ -192,6 +197,7 @@ def failed(kind: JobKind, error: str = "boom") -> Job:
 def primary_local(lsn: LsnLike = "0/3000000", timeline: int = 1, system_id: str = SYSTEM_ID) -> LocalState:
     return LocalState(
         data_dir=DataDir.VALID,
+        origin=MARKED,
         system_id=system_id,
         control_state=ControlState.IN_PRODUCTION,
         control_timeline=timeline,
@@ -213,6 +219,7 @@ def standby_local(
 ) -> LocalState:
     return LocalState(
         data_dir=DataDir.VALID,
+        origin=MARKED,
         system_id=system_id,
         control_state=ControlState.IN_ARCHIVE_RECOVERY,
         control_timeline=timeline,
@@ -236,6 +243,7 @@ def stopped_local(
 ) -> LocalState:
     return LocalState(
         data_dir=DataDir.VALID,
+        origin=MARKED,
         system_id=system_id,
         control_state=control_state,
         control_timeline=timeline,
@@ -248,6 +256,7 @@ def unprobed_local(control_state: ControlState = ControlState.IN_PRODUCTION, tim
     """The postmaster is alive but the SQL probe did not answer: starting, hung, or out of connections."""
     return LocalState(
         data_dir=DataDir.VALID,
+        origin=MARKED,
         system_id=SYSTEM_ID,
         control_state=control_state,
         control_timeline=timeline,
@@ -257,11 +266,17 @@ def unprobed_local(control_state: ControlState = ControlState.IN_PRODUCTION, tim
 
 
 def empty_local(job: Job | None = None) -> LocalState:
-    return LocalState(data_dir=DataDir.MISSING, job=job)
+    return LocalState(data_dir=DataDir.MISSING, origin=MARKED, job=job)
 
 
-def incomplete_local(job: Job | None = None) -> LocalState:
-    return LocalState(data_dir=DataDir.INCOMPLETE, job=job)
+def incomplete_local(job: Job | None = None, origin: DataDirOrigin = MARKED) -> LocalState:
+    """Files without a usable pg_control: by default an interrupted clone of pgwarden's."""
+    return LocalState(data_dir=DataDir.INCOMPLETE, origin=origin, job=job)
+
+
+def unmarked(local: LocalState, found: str = "", hint: str = "") -> LocalState:
+    """``local`` in a directory pgwarden's marker does not name (made by hand, or by an older pgwarden)."""
+    return replace(local, origin=replace(UNMARKED, found=found, hint=hint))
 
 
 # --- the observation ---------------------------------------------------------------------------

@@ -11,20 +11,24 @@ from hypothesis import strategies as st
 from pgwarden.ha.actions import (
     AcquireLeader,
     Action,
+    AdoptDataDir,
     Demote,
     Promote,
     ReleaseLeader,
     StartPrimary,
     StopPostgres,
+    WipeDataDir,
 )
 from pgwarden.ha.decide import decide
 from pgwarden.ha.decision import Decision
-from pgwarden.ha.observation import Memory, Observation, PeerStatus
+from pgwarden.ha.observation import Memory, Observation, PeerStatus, Request
+from pgwarden.ha.rules.datadir import removal_refusal
 from pgwarden.ha.rules.jobs import RETRY_AFTER
 from pgwarden.model import (
     ClusterView,
     ControlState,
     DataDir,
+    DataDirOrigin,
     DynamicConfig,
     HistoryEntry,
     Job,
@@ -40,6 +44,7 @@ from pgwarden.model import (
     SyncState,
     Tags,
 )
+from tests.unit import builders
 from tests.unit.builders import OTHER_SYSTEM_ID, SYSTEM_ID
 
 NAMES = ("node1", "node2", "node3", "node4")
@@ -204,6 +209,14 @@ def local_states(draw: st.DrawFn, names: Sequence[str], jobs_anywhere: bool = Tr
 
 
 @st.composite
+def owned_local_states(draw: st.DrawFn, names: Sequence[str], jobs_anywhere: bool = True) -> LocalState:
+    """A local state in a directory pgwarden's marker names, mostly, or in one it does not."""
+    local = draw(local_states(names, jobs_anywhere))
+    origin = DataDirOrigin(path="/pg/data", marked=draw(mostly), found="contains 1 entry")
+    return replace(local, origin=origin)
+
+
+@st.composite
 def memories(draw: st.DrawFn) -> Memory:
     ago = st.floats(0, 40, allow_nan=False).map(lambda s: NOW - s)
     return Memory(
@@ -252,7 +265,7 @@ def clusters(draw: st.DrawFn, realistic: bool = True, initialized: bool | None =
     """
     view = draw(views(initialized))
     names = [m.name for m in view.members]
-    local = {n: draw(local_states(names, jobs_anywhere=not realistic)) for n in names}
+    local = {n: draw(owned_local_states(names, jobs_anywhere=not realistic)) for n in names}
     observations = []
     for m in view.members:
         memory = draw(memories())
@@ -417,6 +430,48 @@ def test_every_prefix_of_a_decision_is_safe(cluster: Cluster) -> None:
                     assert _first(prefix[:i], STOPS) is not None, (obs.name, prefix)
                 if isinstance(action, Demote):
                     assert _first(prefix[:i], Promote) is None, (obs.name, prefix)
+
+
+@st.composite
+def removal_situations(draw: st.DrawFn) -> Observation:
+    """A member whose data directory may be anything, marked or not, in a cluster with a running
+    leader to clone from, diverged or not, with or without operator requests pending."""
+    diverged = builders.view(
+        members=(
+            builders.primary_member("node1", timeline=2, lsn="0/3200000"),
+            builders.member("node2", state=PgState.STOPPED, timeline=1),
+        ),
+        history=[builders.fork(2, "0/3000000")],
+    )
+    view = draw(st.sampled_from([builders.view(), diverged]))
+    config = replace(view.config, remove_data_directory_on_diverged_timelines=draw(st.booleans()))
+    view = replace(view, config=config)
+    local = draw(st.sampled_from([
+        builders.standby_local(),
+        builders.stopped_local(ControlState.IN_PRODUCTION),
+        builders.stopped_local(system_id=OTHER_SYSTEM_ID),
+        builders.incomplete_local(),
+        builders.incomplete_local(job=builders.failed(JobKind.CLONE)),
+        builders.empty_local(),
+        builders.stopped_local(ControlState.IN_PRODUCTION, job=builders.failed(JobKind.REWIND)),
+    ]))  # fmt: skip
+    origin = replace(local.origin, marked=draw(st.booleans()))
+    requests = draw(st.sampled_from([(), (), (Request.REINITIALIZE,), tuple(Request)]))
+    return builders.observation(view=view, local=replace(local, origin=origin), requests=requests)
+
+
+@FAST
+@given(removal_situations() | clusters(realistic=False).flatmap(lambda c: st.sampled_from(c.observations)))
+def test_only_what_pgwarden_made_or_this_clusters_data_is_ever_emptied_or_adopted(obs: Observation) -> None:
+    actions = decide(obs).actions
+    local, cluster_id = obs.local, obs.view.initialize
+    wipe = _first(actions, WipeDataDir)
+    if wipe is not None:
+        assert removal_refusal(local, cluster_id) is None, (actions, local)
+        assert not local.running or _first(actions[:wipe], STOPS) is not None, actions
+    if _first(actions, AdoptDataDir) is not None:
+        assert local.data_dir is DataDir.VALID and local.system_id == cluster_id, local
+        assert actions[-1] == AdoptDataDir() and wipe is None, actions
 
 
 def _strictly_rendered(decision: Decision) -> str:

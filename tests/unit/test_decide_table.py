@@ -12,6 +12,7 @@ import pytest
 from pgwarden.ha.actions import (
     AcquireLeader,
     Action,
+    AdoptDataDir,
     AppendHistory,
     ApplyParameters,
     BeginBootstrap,
@@ -44,6 +45,7 @@ from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.jobs import RETRY_AFTER
 from pgwarden.model import ClusterView, ControlState, JobKind, LocalState, Lsn, PgState, Role
 from tests.unit.builders import (
+    DATA_DIR,
     NOW,
     OTHER_SYSTEM_ID,
     SYSTEM_ID,
@@ -67,6 +69,7 @@ from tests.unit.builders import (
     sync_config,
     sync_set,
     uninitialized_view,
+    unmarked,
     unprobed_local,
     unreachable,
     view,
@@ -360,6 +363,75 @@ ROWS: list[Any] = [
         observation(view=LEADERLESS, local=stopped_local(system_id=OTHER_SYSTEM_ID)),
         Reason.FOREIGN_DATA_DIRECTORY,
         [],
+    ),
+    # --- whose data directory: pgwarden empties only one it made or one of this cluster ------------
+    row(
+        "files_pgwarden_did_not_make_are_never_wiped_or_cloned_over",
+        observation(local=unmarked(incomplete_local(), found="contains 3 entries (a, b/, c)")),
+        Reason.DATA_DIRECTORY_NOT_OURS,
+        [],
+        why=(
+            f"{DATA_DIR} contains 3 entries (a, b/, c); not created by pgwarden "
+            f"(no marker {DATA_DIR}.pgwarden)"
+        ),
+    ),
+    row(
+        "parent_of_a_real_cluster_is_refused_with_the_likely_fix",
+        observation(
+            local=unmarked(
+                incomplete_local(),
+                found="contains 1 entry (main/), no PG_VERSION / pg_control",
+                hint="main/ holds a PostgreSQL data directory: is postgresql.data_dir meant to be /x/main?",
+            )
+        ),
+        Reason.DATA_DIRECTORY_NOT_OURS,
+        [],
+        why=(
+            f"{DATA_DIR} contains 1 entry (main/), no PG_VERSION / pg_control; not created by pgwarden "
+            f"(no marker {DATA_DIR}.pgwarden); main/ holds a PostgreSQL data directory: "
+            "is postgresql.data_dir meant to be /x/main?"
+        ),
+    ),
+    row(
+        "files_pgwarden_did_not_make_are_refused_before_the_bootstrap_race",
+        observation(
+            view=uninitialized_view(), local=unmarked(incomplete_local(), found="contains 1 entry (x)")
+        ),
+        Reason.DATA_DIRECTORY_NOT_OURS,
+        [],
+    ),
+    row(
+        "unmarked_data_directory_of_this_cluster_is_adopted_after_the_steady_work",
+        observation(local=unmarked(standby_local())),
+        Reason.STANDBY_HEALTHY,
+        [AdoptDataDir()],
+    ),
+    row(
+        "unmarked_data_directory_of_the_leader_is_adopted_after_it_renews",
+        leader(local=unmarked(primary_local())),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader(), PublishStatus(), EnsureSlots(frozenset({"node2", "node3"})), AdoptDataDir()],
+    ),
+    row(
+        "unmarked_data_directory_of_another_system_is_not_adopted",
+        observation(local=unmarked(stopped_local(system_id=OTHER_SYSTEM_ID))),
+        Reason.FOREIGN_DATA_DIRECTORY,
+        [],
+    ),
+    row(
+        "nothing_is_adopted_while_etcd_is_unreachable",
+        observation(local=unmarked(standby_local()), store_ok=False),
+        Reason.STORE_UNREACHABLE,
+        [],
+    ),
+    row(
+        "unmarked_diverged_directory_of_this_cluster_may_be_recloned_and_is_not_adopted_first",
+        observation(
+            view=replace(AFTER_FAILOVER, config=NO_REWIND_BUT_REMOVE),
+            local=unmarked(stopped_local(ControlState.IN_PRODUCTION)),
+        ),
+        Reason.REWIND_DISABLED_RECLONING,
+        [WipeDataDir, Clone("node1")],
     ),
     # --- the leader key carries my name -----------------------------------------------------------
     row(
@@ -1123,6 +1195,40 @@ ROWS: list[Any] = [
         observation(requests=[Request.REINITIALIZE]),
         Reason.REINITIALIZING,
         [StopPostgres(StopMode.IMMEDIATE), WipeDataDir(), Clone("node1")],
+    ),
+    row(
+        "reinitialize_request_refused_for_another_systems_data_pgwarden_did_not_make",
+        observation(
+            local=unmarked(stopped_local(system_id=OTHER_SYSTEM_ID)), requests=[Request.REINITIALIZE]
+        ),
+        Reason.REQUEST_REFUSED,
+        [],
+        request="reinitialize",
+        why=(
+            f"{DATA_DIR} holds the data of PostgreSQL system {OTHER_SYSTEM_ID}, not this cluster's "
+            f"{SYSTEM_ID}; not created by pgwarden (no marker {DATA_DIR}.pgwarden)"
+        ),
+    ),
+    row(
+        "reinitialize_request_refused_for_files_pgwarden_did_not_make",
+        observation(
+            local=unmarked(incomplete_local(), found="contains 2 entries (a, b)"),
+            requests=[Request.REINITIALIZE],
+        ),
+        Reason.REQUEST_REFUSED,
+        [],
+    ),
+    row(
+        "reinitialize_request_for_an_unmarked_directory_of_this_cluster_goes_ahead",
+        observation(local=unmarked(standby_local()), requests=[Request.REINITIALIZE]),
+        Reason.REINITIALIZING,
+        [StopPostgres(StopMode.IMMEDIATE), WipeDataDir(), Clone("node1")],
+    ),
+    row(
+        "reinitialize_request_for_pgwardens_directory_of_an_earlier_cluster_goes_ahead",
+        observation(local=stopped_local(system_id=OTHER_SYSTEM_ID), requests=[Request.REINITIALIZE]),
+        Reason.REINITIALIZING,
+        [WipeDataDir(), Clone("node1")],
     ),
     row(
         "reinitialize_request_refused_while_a_clone_runs",

@@ -18,6 +18,7 @@ from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.store import LeaseExpired, Store
 from pgwarden.ha import actions as a
 from pgwarden.ha.observation import Observation
+from pgwarden.ha.rules.datadir import removal_refusal
 from pgwarden.ha.rules.parameters import cluster_parameters
 from pgwarden.model import SYNC_DEGRADED, SYNC_RESTORED, HistoryEntry, JobKind, LeaderStatus, Lsn, NodeConfig
 from pgwarden.postgres.conninfo import StandbyUpstream
@@ -86,7 +87,9 @@ class Executor:
             a.Clone: self._clone,
             a.Rewind: self._rewind,
             a.WipeDataDir: self._wipe,
+            a.AdoptDataDir: self._adopt,
         }
+        self._adopt_failed: str | None = None
 
     def run(self, actions: tuple[a.Action, ...], obs: Observation) -> Outcome:
         for done, action in enumerate(actions):
@@ -299,7 +302,24 @@ class Executor:
         self._jobs.start(JobKind.REWIND, lambda progress: self._pg.rewind(source))
 
     def _wipe(self, _: a.WipeDataDir, obs: Observation) -> None:
+        # The last line of defence: the decision's guard once more, on a fresh look at the
+        # directory (the stop before it, or anyone's hand, may have changed what is there).
+        refusal = removal_refusal(self._pg.probe(), obs.view.initialize)
+        if refusal is not None:
+            raise ActionFailed(f"not removing anything: {refusal}")
         self._pg.wipe()
+
+    def _adopt(self, _: a.AdoptDataDir, obs: Observation) -> None:
+        # Only a marker file: when it cannot be written (a read-only parent directory, say) the
+        # directory is still ours by its system identifier, so nothing stops; said once.
+        try:
+            self._pg.adopt()
+        except Exception as exc:
+            if str(exc) != self._adopt_failed:
+                log.warning("cannot mark the data directory as pgwarden's: %s", exc)
+            self._adopt_failed = str(exc)
+            return
+        log.info("data directory of this cluster adopted: pgwarden's marker written beside it")
 
     # --- lookups ------------------------------------------------------------------------------
     @staticmethod

@@ -169,7 +169,15 @@ class Rewind:
 
 @dataclass(frozen=True, slots=True)
 class WipeDataDir:
-    """Remove the data directory's contents: only for incomplete directories or when config allows."""
+    """Empty the data directory: only one pgwarden made or one of this cluster (rules.datadir).
+
+    The executor checks the same guard once more on a fresh look at the directory first."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptDataDir:
+    """Write pgwarden's marker beside a data directory of this cluster that has none yet (made
+    before markers existed), so that it stays recognisably ours even if its pg_control is lost."""
 
 
 Action = (
@@ -199,4 +207,5 @@ Action = (
     | Clone
     | Rewind
     | WipeDataDir
+    | AdoptDataDir
 )

@@ -12,11 +12,11 @@ from dataclasses import replace
 
 from pgwarden.ha import sync
 from pgwarden.ha.actions import Clone, Rewind, RunInitdb
-from pgwarden.ha.decision import Decision, act
+from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
-from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.bootstrap import bootstrap
 from pgwarden.ha.rules.candidacy import no_leader
+from pgwarden.ha.rules.datadir import adoption, foreign_data_directory, guard_removal, unowned_data_directory
 from pgwarden.ha.rules.following import rogue_primary, someone_else_leads
 from pgwarden.ha.rules.jobs import job_backoff, job_in_progress
 from pgwarden.ha.rules.leadership import leader_is_me, lease_expired
@@ -26,19 +26,10 @@ from pgwarden.ha.rules.restarts import scheduled_restart
 from pgwarden.ha.rules.slots import members_seen
 from pgwarden.ha.rules.store import store_unreachable
 from pgwarden.ha.rules.switchover import switchover
-from pgwarden.model import DataDir
 
 Rule = Callable[[Observation], Decision | None]
 
 _JOBS = (RunInitdb, Clone, Rewind)
-
-
-def foreign_data_directory(obs: Observation) -> Decision | None:
-    """A data directory of another cluster is never used, overwritten or removed."""
-    cluster_id, local_id = obs.view.initialize, obs.local.system_id
-    if not cluster_id or obs.local.data_dir is not DataDir.VALID or local_id in (None, cluster_id):
-        return None
-    return act(Reason.FOREIGN_DATA_DIRECTORY, local_id=local_id, cluster_id=cluster_id)
 
 
 RULES: tuple[Rule, ...] = (
@@ -48,6 +39,7 @@ RULES: tuple[Rule, ...] = (
     operator_request,
     job_in_progress,
     job_backoff,
+    unowned_data_directory,
     bootstrap,
     foreign_data_directory,
     switchover,
@@ -64,11 +56,14 @@ def decide(obs: Observation) -> Decision:
     for rule in RULES:
         decision = rule(obs)
         if decision is not None:
+            decision = guard_removal(obs, decision)
             if any(isinstance(a, _JOBS) for a in decision.actions):
                 # The new job's failure must be timed from when it is seen: the job record cannot
                 # tell it from the previous failure when it fails within one cycle.
                 memory = replace(memory, job_failed_at=None)
-            return Decision(decision.actions, decision.reason, decision.detail, memory, decision.answers)
+            # Adopting a directory of this cluster goes last: it only writes a marker file.
+            actions = decision.actions + adoption(obs, decision.actions)
+            return Decision(actions, decision.reason, decision.detail, memory, decision.answers)
     raise AssertionError("no_leader applies whenever the other rules do not")  # pragma: no cover
 
 

@@ -38,6 +38,10 @@ class Reason(Enum):
         "cluster not initialized and the data directory is incomplete; refusing to bootstrap over it"
     )
     # data directory
+    DATA_DIRECTORY_NOT_OURS = (
+        "refusing to remove or clone over the data directory: {why}; leaving it untouched "
+        "(fix postgresql.data_dir, or move the files away so pgwarden can clone into it)"
+    )
     FOREIGN_DATA_DIRECTORY = (
         "data directory belongs to system {local_id}, the cluster is {cluster_id}; refusing to touch it"
     )

@@ -18,7 +18,7 @@ from pgwarden.model.cluster import (
     SyncState,
     Tags,
 )
-from pgwarden.model.local import ControlState, DataDir, Job, JobKind, LocalState
+from pgwarden.model.local import ControlState, DataDir, DataDirOrigin, Job, JobKind, LocalState
 from pgwarden.model.lsn import ZERO, Lsn
 from pgwarden.model.node import (
     Address,
@@ -40,6 +40,7 @@ __all__ = [
     "ControlState",
     "Credentials",
     "DataDir",
+    "DataDirOrigin",
     "DynamicConfig",
     "EtcdSettings",
     "HistoryEntry",

@@ -15,6 +15,25 @@ class DataDir(StrEnum):
     VALID = "valid"
 
 
+@dataclass(frozen=True, slots=True)
+class DataDirOrigin:
+    """Who made the data directory, as far as the observer can tell, and what it holds.
+
+    ``marked``: pgwarden's marker beside the directory names this very directory, so pgwarden
+    created it (for a clone or initdb) and may empty it again; ``marker`` says what was found
+    instead ("no marker /x/main.pgwarden"). ``found`` (filled only for a directory that is not
+    usable) describes its contents in words an operator can act on ("contains 3 entries (a, b/,
+    c), no PG_VERSION / pg_control"), and ``hint`` a likely fix ("main/ holds a PostgreSQL data
+    directory: is postgresql.data_dir meant to be /x/main?").
+    """
+
+    path: str = ""
+    marked: bool = False
+    marker: str = ""
+    found: str = ""
+    hint: str = ""
+
+
 class ControlState(StrEnum):
     """pg_controldata's "Database cluster state", which tells how the instance last stopped."""
 
@@ -48,6 +67,7 @@ class LocalState:
     """The local node: its data directory, and what probing PostgreSQL returned."""
 
     data_dir: DataDir = DataDir.MISSING
+    origin: DataDirOrigin = field(default_factory=DataDirOrigin)
     system_id: str | None = None
     control_state: ControlState | None = None
     control_timeline: int | None = None  # pg_control's timeline, readable while stopped

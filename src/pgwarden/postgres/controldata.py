@@ -88,7 +88,11 @@ def classify(settings: PostgresSettings, timeout: float = CONTROLDATA_TIMEOUT) -
     than calling the directory INCOMPLETE: an INCOMPLETE directory may be wiped.
     """
     data_dir = Path(settings.data_dir)
-    entries = _entries(data_dir)
+    try:
+        entries = _entries(data_dir)
+    except OSError as exc:
+        # Not a directory, or not ours to read: not MISSING (that would invite a clone into it).
+        return DataDirState(DataDir.INCOMPLETE, reason=f"cannot be listed: {exc.strerror}")
     if not entries:
         return DataDirState(DataDir.MISSING)
     if not (data_dir / "global" / "pg_control").is_file():

@@ -23,6 +23,7 @@ from pgwarden.postgres import sql
 from pgwarden.postgres.commands import PostgresError, chown_to_run_as, run, run_streaming, secret_file
 from pgwarden.postgres.conninfo import StandbyUpstream, make_conninfo
 from pgwarden.postgres.controldata import classify
+from pgwarden.postgres.origin import write_marker
 from pgwarden.postgres.probe import DEFAULT_PROBE_TIMEOUT, postmaster_pid, probe
 from pgwarden.postgres.roles import ensure_replication_role
 from pgwarden.postgres.settings import ManagedConf, ParamValue
@@ -350,10 +351,17 @@ class PostgresController:
             self.configure_standby(None, None)
 
     def wipe(self) -> None:
-        """Remove everything in the data directory (the agent calls it only when config allows)."""
+        """Empty the data directory, keeping the directory and its marker. The caller (the
+        executor) has just checked, on a fresh probe, that the directory is ours to empty."""
         if self.is_running():
             raise PostgresError("refusing to wipe the data directory of a running PostgreSQL")
         self._clear_data_dir()
+
+    def adopt(self) -> None:
+        """Write the marker beside a data directory of this cluster made before markers existed."""
+        if classify(self.settings).kind is not DataDir.VALID:
+            raise PostgresError(f"not adopting {self.data_dir}: it holds no valid cluster")
+        write_marker(self.settings, self.name)
 
     # ---- SQL ---------------------------------------------------------------------------
 
@@ -396,7 +404,8 @@ class PostgresController:
 
     def _prepare_empty_data_dir(self, action: str) -> None:
         """Refuse unless the directory is missing or empty (never overwrite a cluster), then
-        create it 0700, owned by the PostgreSQL user."""
+        create it 0700, owned by the PostgreSQL user, and mark it as pgwarden's before anything
+        goes in: an interrupted clone or initdb leaves files that are still recognisably ours."""
         state = classify(self.settings)
         if state.kind is not DataDir.MISSING:
             raise PostgresError(f"refusing to {action}: {self.data_dir} is not empty ({state.kind.value})")
@@ -404,11 +413,16 @@ class PostgresController:
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         chown_to_run_as(self.settings, self.data_dir)
+        write_marker(self.settings, self.name)
 
     def _clear_data_dir(self) -> None:
-        if not self.data_dir.is_dir():
+        path = self.data_dir
+        if not path.is_absolute() or path == Path(path.anchor) or ".." in path.parts:
+            # The config refuses such paths; this is the last line should a caller bypass it.
+            raise PostgresError(f"refusing to empty {path}: not an absolute path below /")
+        if not path.is_dir():
             return
-        for entry in self.data_dir.iterdir():
+        for entry in path.iterdir():
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:

@@ -13,6 +13,7 @@ from pgwarden.model.node import PostgresSettings
 from pgwarden.postgres import sql
 from pgwarden.postgres.commands import PostgresError
 from pgwarden.postgres.controldata import classify
+from pgwarden.postgres.origin import origin
 from pgwarden.postgres.settings import read_managed
 
 DEFAULT_PROBE_TIMEOUT = 2.0
@@ -163,6 +164,7 @@ def probe(settings: PostgresSettings, timeout: float = DEFAULT_PROBE_TIMEOUT) ->
     upstream = managed.upstream
     base = LocalState(
         data_dir=data.kind,
+        origin=origin(settings, data.kind, data.reason),
         system_id=control.system_id if control else None,
         control_state=control.state if control else None,
         control_timeline=control.timeline if control else None,

@@ -21,6 +21,7 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation, Request
 from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules.datadir import removal_refusal
 from pgwarden.ha.rules.following import clone_source, upstream_for
 
 
@@ -57,6 +58,11 @@ def _reinitialize(obs: Observation) -> Decision:
     busy = _busy(obs)
     if busy:
         return _refuse(request, busy, obs)
+    # The same guard as every automatic removal: an operator's request does not make another
+    # cluster's data, or files pgwarden never made, ours to delete.
+    not_ours = removal_refusal(obs.local, obs.view.initialize)
+    if not_ours:
+        return _refuse(request, not_ours, obs)
     source = clone_source(obs.view, obs.name) if obs.view.leader is not None else None
     if source is None:
         return _refuse(request, "no running leader to clone from", obs)
