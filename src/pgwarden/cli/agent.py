@@ -12,12 +12,13 @@ import typer
 
 from pgwarden.config.errors import ConfigError
 from pgwarden.config.node import load_node_config
+from pgwarden.local.siblings import data_dirs_beside
 
 
 def agent(config: Path = typer.Option(..., "-c", "--config", help="node config file (YAML)")) -> None:
     """Run the pgwarden agent for one node in the foreground."""
     try:
-        node = load_node_config(config)
+        node = load_node_config(config, other_data_dirs=data_dirs_beside(config))
     except ConfigError as exc:
         typer.echo(f"pgwarden: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -27,6 +28,14 @@ def agent(config: Path = typer.Option(..., "-c", "--config", help="node config f
         format=f"%(asctime)s {node.name} %(levelname)s %(name)s: %(message)s",
     )
     from pgwarden.agent.loop import Agent  # imported late: config errors answer without heavy imports
+    from pgwarden.postgres.permissions import DataDirRefused, check_at_start
+
+    try:
+        for fixed in check_at_start(node.postgresql):
+            logging.getLogger("pgwarden").warning("%s", fixed)
+    except DataDirRefused as exc:
+        typer.echo(f"pgwarden: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     runner = Agent(node)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from pgwarden.config.errors import ConfigError, ConfigIssue
 from pgwarden.config.explain import Finding, Loc, Origin, findings_from_validation
 from pgwarden.config.fields import WILDCARD_HOSTS, scalar_text
 from pgwarden.config.node_schema import NodeModel, TagsModel
+from pgwarden.config.paths import data_dir_findings
 from pgwarden.model.cluster import DynamicConfig, Tags
 from pgwarden.model.node import (
     Address,
@@ -26,14 +28,23 @@ from pgwarden.model.node import (
 )
 
 
-def load_node_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> NodeConfig:
-    """Read, override from ``env`` (default: os.environ) and validate a node config file."""
+def load_node_config(
+    path: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    other_data_dirs: Mapping[str, str] | None = None,
+) -> NodeConfig:
+    """Read, override from ``env`` (default: os.environ) and validate a node config file.
+
+    ``other_data_dirs`` (node name -> data_dir) are the data directories of nodes beside this one,
+    when known (a local stack): this node's may not contain, or sit inside, any of them.
+    """
     source = str(path)
     data, lines = parse_yaml(read_text(path), source)
     if data is None:
         fix = "write the node's settings, starting with `cluster:` and `name:`"
         raise ConfigError(source, [ConfigIssue("", "the file is empty", fix)])
-    return _parse(data, Origin(source, lines), env)
+    paths = _Paths(os.path.abspath(path), other_data_dirs or {})
+    return _parse(data, Origin(source, lines), env, paths)
 
 
 def parse_node_config(
@@ -43,7 +54,17 @@ def parse_node_config(
     return _parse(data, Origin(source), env)
 
 
-def _parse(data: object, origin: Origin, env: Mapping[str, str] | None) -> NodeConfig:
+@dataclass(frozen=True, slots=True)
+class _Paths:
+    """What the data directory is checked against beyond the file's own paths."""
+
+    config_file: str | None = None
+    other_data_dirs: Mapping[str, str] = field(default_factory=dict)
+
+
+def _parse(
+    data: object, origin: Origin, env: Mapping[str, str] | None, paths: _Paths | None = None
+) -> NodeConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(
             origin.source,
@@ -69,7 +90,7 @@ def _parse(data: object, origin: Origin, env: Mapping[str, str] | None) -> NodeC
     findings += dynamic_findings
     if model is not None:
         tags, tag_findings = _tags(model.tags)
-        node, node_findings = _node(model, tags, bootstrap)
+        node, node_findings = _node(model, tags, bootstrap, paths or _Paths())
         findings += tag_findings + node_findings
     if node is None or findings:
         raise origin.error(findings)
@@ -99,7 +120,9 @@ def _tags(model: TagsModel) -> tuple[Tags, list[Finding]]:
     return Tags(**known, custom=custom), findings
 
 
-def _node(model: NodeModel, tags: Tags, bootstrap: DynamicConfig) -> tuple[NodeConfig | None, list[Finding]]:
+def _node(
+    model: NodeModel, tags: Tags, bootstrap: DynamicConfig, paths: _Paths
+) -> tuple[NodeConfig | None, list[Finding]]:
     findings: list[Finding] = []
     api_connect = _connect_address(model.api.listen, model.api.connect_address, "api", 8008, findings)
     pg = model.postgresql
@@ -112,9 +135,19 @@ def _node(model: NodeModel, tags: Tags, bootstrap: DynamicConfig) -> tuple[NodeC
                 "give them different ports, e.g. 8008 for the API and 5432 for PostgreSQL",
             )
         )
+    tls = model.api.tls
+    keys = {"api.tls.certfile": tls.certfile, "api.tls.keyfile": tls.keyfile} if tls else {}
+    findings += data_dir_findings(
+        pg.data_dir,
+        bin_dir=pg.bin_dir,
+        socket_dir=pg.socket_dir,
+        key_files={k: v for k, v in keys.items() if v},
+        config_file=paths.config_file,
+        other_data_dirs={n: d for n, d in paths.other_data_dirs.items() if n != model.name},
+    )
     if findings:
         return None, findings
-    auth, tls = model.api.auth, model.api.tls
+    auth = model.api.auth
     api = ApiSettings(
         listen=model.api.listen,
         connect_address=api_connect,

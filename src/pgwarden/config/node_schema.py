@@ -20,6 +20,7 @@ from pgwarden.config.fields import (
     NonEmpty,
     Parameters,
 )
+from pgwarden.config.paths import DataDirPath
 from pgwarden.model.cluster import Tags
 from pgwarden.model.node import EtcdSettings, NodeConfig
 
@@ -77,7 +78,7 @@ class ApiModel(_Section):
 class PostgresModel(_Section):
     listen: AddressField = Field(examples=["127.0.0.11:5432"])
     connect_address: AddressField | None = Field(None, examples=["127.0.0.11:5432"])
-    data_dir: AbsolutePath = Field(examples=["/var/lib/postgresql/15/main"])
+    data_dir: DataDirPath = Field(examples=["/var/lib/postgresql/15/main"])
     bin_dir: AbsolutePath = Field(DEFAULT_BIN_DIR, examples=["/usr/lib/postgresql/15/bin"])
     run_as: NonEmpty | None = Field(None, examples=["postgres"])
     socket_dir: AbsolutePath | None = Field(None, examples=["/var/run/postgresql"])

@@ -12,7 +12,7 @@ from pgwarden.postgres.commands import PostgresError, run
 
 CONTROLDATA_TIMEOUT = 10.0
 # A mount point's lost+found does not make a data directory non-empty.
-_IGNORED_ENTRIES = {"lost+found"}
+IGNORED_ENTRIES = {"lost+found"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +76,7 @@ def read_controldata(settings: PostgresSettings, timeout: float = CONTROLDATA_TI
 
 def _entries(path: Path) -> set[str] | None:
     try:
-        return {p.name for p in path.iterdir()} - _IGNORED_ENTRIES
+        return {p.name for p in path.iterdir()} - IGNORED_ENTRIES
     except FileNotFoundError:
         return None
 

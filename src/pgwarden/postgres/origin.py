@@ -7,16 +7,21 @@ files (it skips only postmaster.pid, backup_label and a few others), so a marker
 arrive from the primary; and pg_rewind removes every file of the target that the source lacks. No
 PostgreSQL tool reads or writes outside the data directory, so the marker is left alone by all.
 
-The marker records the directory's device and inode: a directory removed by hand and made again at
-the same path (with other files in it) is not covered by an old marker.
+The marker records the directory's identity: device, inode and the inode's generation number. A
+directory removed by hand and made again at the same path is not covered by an old marker, even
+where the file system hands out the same inode number again at once (ext4 does): the generation
+differs. On file systems without generation numbers (tmpfs, which does not reuse inode numbers
+soon) device and inode alone are compared.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import json
 import os
+import struct
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +38,10 @@ _MARKER_MAX_BYTES = 4096
 _LISTING_CAP = 10_000
 _SHOWN = 5
 _NESTED_CHECKED = 50
+# ioctl(FS_IOC_GETVERSION): the inode's generation number, which the kernel writes as an int.
+_FS_IOC_GETVERSION = 0x80087601
+
+Identity = tuple[int, int, int | None]
 
 
 def marker_path(data_dir: str | Path) -> Path:
@@ -51,13 +60,14 @@ class MarkerCheck:
 def write_marker(settings: PostgresSettings, member: str) -> Path:
     """Claim the (existing) data directory for pgwarden: atomically, readable, owned like it."""
     data_dir = Path(settings.data_dir)
-    st = data_dir.stat()
+    device, inode, generation = identity(data_dir)
     document = {
         "written_by": "pgwarden",
         "version": __version__,
         "data_dir": settings.data_dir,
-        "device": st.st_dev,
-        "inode": st.st_ino,
+        "device": device,
+        "inode": inode,
+        "generation": generation,
         "member": member,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -94,16 +104,33 @@ def check_marker(settings: PostgresSettings) -> MarkerCheck:
         if len(raw) > _MARKER_MAX_BYTES:
             raise ValueError("too long")
         document = json.loads(raw)
-        recorded = (document["data_dir"], int(document["device"]), int(document["inode"]))
+        generation = document["generation"]
+        generation = None if generation is None else int(generation)
+        recorded = (document["data_dir"], (int(document["device"]), int(document["inode"]), generation))
     except (ValueError, TypeError, KeyError, RecursionError):
         return MarkerCheck(False, f"marker {path} is not pgwarden's")
     try:
-        st = data_dir.stat()
+        current = identity(data_dir)
     except OSError:
         return MarkerCheck(False, f"marker {path}, but no directory {data_dir}")
-    if recorded != (settings.data_dir, st.st_dev, st.st_ino):
+    if recorded != (settings.data_dir, current):
         return MarkerCheck(False, f"marker {path} was written for another directory at that path")
     return MarkerCheck(True, f"marker {path}")
+
+
+def identity(directory: Path) -> Identity:
+    """Device, inode and (where the file system keeps one) the inode's generation number."""
+    st = directory.stat()
+    generation: int | None = None
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            generation = struct.unpack("i", fcntl.ioctl(fd, _FS_IOC_GETVERSION, bytes(8))[:4])[0]
+        except OSError:
+            pass  # ENOTTY: no generation numbers here (tmpfs)
+        finally:
+            os.close(fd)
+    return st.st_dev, st.st_ino, generation
 
 
 def origin(settings: PostgresSettings, kind: DataDir, reason: str = "") -> DataDirOrigin:
