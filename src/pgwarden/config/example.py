@@ -30,7 +30,7 @@ api:                          # the REST API that HAProxy health-checks
 postgresql:
   listen: 127.0.0.11:5432     # (env PGWARDEN_POSTGRESQL_LISTEN)
   connect_address: 127.0.0.11:5432
-  data_dir: /var/lib/postgresql/15/main   # (env PGWARDEN_POSTGRESQL_DATA_DIR) absolute path
+  data_dir: /var/lib/postgresql/15/main   # (env PGWARDEN_POSTGRESQL_DATA_DIR) the data directory itself
   bin_dir: /usr/lib/postgresql/15/bin
   # run_as: postgres          # only when the agent runs as root
   socket_dir: /var/run/postgresql

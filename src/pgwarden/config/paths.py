@@ -79,14 +79,14 @@ def data_dir_findings(
             found.append((f"{field} {path} is {emptied}", f"keep {field} outside the data directory"))
     if config_file is not None and _path(config_file).is_relative_to(data):
         found.append((f"this config file {config_file} is {emptied}", "keep the config file elsewhere"))
+    # Only this direction: emptying this node's directory would take the other's with it. The
+    # other node's agent, whose directory is the parent, is the one refused for the reverse.
     own = "give every node a data directory of its own, none inside another"
     for name, other in sorted((other_data_dirs or {}).items()):
         if _path(other) == data:
             found.append((f"node {name} uses the same data directory {data}", own))
         elif _path(other).is_relative_to(data):
             found.append((f"{data} contains the data directory of node {name} ({other})", own))
-        elif data.is_relative_to(_path(other)):
-            found.append((f"{data} is inside the data directory of node {name} ({other})", own))
     return [Finding(_DATA_DIR, problem, fix) for problem, fix in found]
 
 
