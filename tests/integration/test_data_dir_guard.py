@@ -153,7 +153,7 @@ def test_a_directory_that_is_not_ours_is_never_emptied_and_reinitialize_is_refus
         f"not created by pgwarden (marker {marker_path(data_dir)} was written for another directory" in error
     )
     code, output = _cli_reinit(stack, first)
-    assert code != 0 and "not created by pgwarden" in output, output
+    assert code == 1 and "not created by pgwarden" in output, output
     assert _tree(data_dir) == before
 
     # The parent of a real cluster as data_dir (the real one in main/ below it, a file beside):
