@@ -9,6 +9,7 @@ byte for byte, whatever the agent or an operator's reinitialize asks, and that t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,11 +30,17 @@ from pgwarden.cli.main import app
 from pgwarden.config.node import load_node_config
 from pgwarden.local import processes
 from pgwarden.local.stack import Stack
+from pgwarden.model import DataDir
+from pgwarden.postgres import PostgresController, StandbyUpstream, probe
 from pgwarden.postgres.origin import check_marker, marker_path
 from pgwarden.postgres.probe import postmaster_pid
 from tests.support.cluster import primary_name, running_stack, wait_for
+from tests.support.pg import PgNodes, postgres_available
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not postgres_available(), reason="needs root and PostgreSQL 15 binaries"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +97,38 @@ def _cli_reinit(stack: Stack, name: str) -> tuple[int, str]:
         app, ["reinit", name, "--force", "-c", str(stack.spec.config_path(0))], env={"COLUMNS": "300"}
     )
     return result.exit_code, result.output
+
+
+def test_initdb_and_clone_mark_their_directory_first_and_a_parent_is_described_with_the_fix() -> None:
+    with PgNodes(2, first=1) as nodes:
+        n1, n2 = nodes[0], nodes[1]
+        pg1, pg2 = PostgresController(n1.settings, n1.name), PostgresController(n2.settings, n2.name)
+        pg1.initdb()
+        assert json.loads(marker_path(n1.data_dir).read_text())["member"] == "node1"
+        assert probe(n1.settings).origin.marked
+        pg1.start()
+        pg1.create_replication_user()
+        seen: list[bool] = []  # while pg_basebackup runs, the marker is already there
+        pg2.clone(
+            StandbyUpstream(n1.name, n1.host, n1.port),
+            None,
+            lambda _: seen.append(check_marker(n2.settings).ours),
+        )
+        assert seen and all(seen)
+        assert not (n2.data_dir / "data.pgwarden").exists()  # beside, never copied from the primary
+        state = probe(n2.settings)
+        assert (state.data_dir, state.origin.marked) == (DataDir.VALID, True)
+        # Adoption writes a lost marker again (the executor's AdoptDataDir).
+        marker_path(n2.data_dir).unlink()
+        assert not probe(n2.settings).origin.marked
+        pg2.adopt()
+        assert probe(n2.settings).origin.marked
+        # The node's directory as data_dir: the real cluster in data/ below it is pointed out.
+        parent = dataclasses.replace(n2.settings, data_dir=str(n2.data_dir.parent))
+        seen_parent = probe(parent)
+        assert (seen_parent.data_dir, seen_parent.origin.marked) == (DataDir.INCOMPLETE, False)
+        assert seen_parent.origin.found.startswith("contains 2 entries (data/, data.pgwarden)")
+        assert seen_parent.origin.hint.endswith(f"is postgresql.data_dir meant to be {n2.data_dir}?")
 
 
 def test_pgwardens_own_directory_keeps_working_unmarked_group_readable_or_half_cloned(stack: Stack) -> None:
