@@ -85,7 +85,7 @@ def classify(settings: PostgresSettings, timeout: float = CONTROLDATA_TIMEOUT) -
     """Tell whether the data directory is safe to fill (MISSING), broken (INCOMPLETE) or usable.
 
     A pg_controldata that cannot run at all (timeout, missing binary) raises PostgresError rather
-    than calling the directory INCOMPLETE: an INCOMPLETE directory may be wiped.
+    than calling the directory INCOMPLETE: an INCOMPLETE directory pgwarden made may be wiped.
     """
     data_dir = Path(settings.data_dir)
     try:
