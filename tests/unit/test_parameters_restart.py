@@ -41,7 +41,7 @@ def _api() -> tuple[RestApi, RequestBox]:
 
 def _answer(api: RestApi, method: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
     raw = json.dumps(body).encode() if body is not None else b""
-    response = api.answer(Request(method, "/restart", raw))
+    response = api.answer(Request(method, "/restart", raw, content_type="application/json"))
     return response.status, json.loads(response.body)
 
 

@@ -112,8 +112,6 @@ def _node(model: NodeModel, tags: Tags, bootstrap: DynamicConfig) -> tuple[NodeC
                 "give them different ports, e.g. 8008 for the API and 5432 for PostgreSQL",
             )
         )
-    if findings:
-        return None, findings
     auth, tls = model.api.auth, model.api.tls
     api = ApiSettings(
         listen=model.api.listen,
@@ -122,7 +120,23 @@ def _node(model: NodeModel, tags: Tags, bootstrap: DynamicConfig) -> tuple[NodeC
         password=auth.password if auth else None,
         certfile=tls.certfile if tls else None,
         keyfile=tls.keyfile if tls else None,
+        allow_unauthenticated_writes=model.api.allow_unauthenticated_writes,
+        max_connections=model.api.max_connections,
+        request_timeout=model.api.request_timeout,
+        idle_timeout=model.api.idle_timeout,
     )
+    if api.open_writes and not api.allow_unauthenticated_writes:
+        findings.append(
+            Finding(
+                ("api", "auth"),
+                f"the REST API listens on {api.listen}, beyond this machine, and without api.auth "
+                "anyone who reaches it could switch over, restart or reconfigure the cluster",
+                "set api.auth (username and password), or listen on a loopback address such as "
+                "127.0.0.1:8008, or, knowingly, set api.allow_unauthenticated_writes: true",
+            )
+        )
+    if findings:
+        return None, findings
     users = pg.authentication
     postgresql = PostgresSettings(
         listen=pg.listen,
