@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from bench.health import measure
 
@@ -33,40 +34,37 @@ def serve(port_file: str) -> None:
 
     server = ApiServer(fake.api_settings(), fake.SnapshotHolder(fake.primary()), fake.FakeOperations())
     server.start()
-    with open(port_file, "w") as f:
-        f.write(str(server.port))
+    Path(port_file).write_text(str(server.port))
     threading.Event().wait()
 
 
 def _status(pid: int) -> dict[str, int]:
-    fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines())
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
     return {"threads": int(fields["Threads"]), "rss_kb": int(fields["VmRSS"].split()[0])}
 
 
 def _cpu_seconds(pid: int) -> float:
     """utime + stime of every thread: the server's CPU cost, whatever else loads the machine."""
-    stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
 def _server() -> Iterator[tuple[int, int]]:
-    port_file = f"/tmp/pgw-bench-api-{os.getpid()}.port"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(port_file)
-    child = subprocess.Popen([sys.executable, "-m", "bench.api_server", "--serve", port_file])
+    port_file = Path(f"/tmp/pgw-bench-api-{os.getpid()}.port")
+    port_file.unlink(missing_ok=True)
+    child = subprocess.Popen([sys.executable, "-m", "bench.api_server", "--serve", str(port_file)])
     try:
         deadline = time.monotonic() + 30
-        while not os.path.exists(port_file) or not open(port_file).read():
+        while not port_file.exists() or not port_file.read_text():
             if time.monotonic() > deadline or child.poll() is not None:
                 raise RuntimeError("the API server did not start")
             time.sleep(0.05)
-        yield child.pid, int(open(port_file).read())
+        yield child.pid, int(port_file.read_text())
     finally:
         child.kill()
         child.wait(10)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(port_file)
+        port_file.unlink(missing_ok=True)
 
 
 def _slow_clients(port: int, count: int, stop: threading.Event) -> threading.Thread:
@@ -118,9 +116,14 @@ def main() -> None:
                     cpu = _cpu_seconds(pid)
                     run = measure("127.0.0.1", port, args.requests, concurrency, method=method)
                     cpu_us = (_cpu_seconds(pid) - cpu) / args.requests * 1e6
-                    row = {"call": f"{method} /primary", "concurrency": concurrency, "slow_clients": args.slow}
+                    row = {
+                        "call": f"{method} /primary",
+                        "concurrency": concurrency,
+                        "slow_clients": args.slow,
+                    }
                     row |= {"req_per_s": run.per_second, "p50_ms": run.p50_ms, "p99_ms": run.p99_ms}
-                    print(json.dumps(row | {"server_cpu_us_per_req": round(cpu_us), "failed": run.failed}))
+                    row |= {"server_cpu_us_per_req": round(cpu_us), "failed": run.failed}
+                    print(json.dumps(row), flush=True)
         finally:
             stop.set()
             if slow is not None:

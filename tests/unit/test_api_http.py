@@ -193,7 +193,9 @@ def test_every_write_call_reaches_its_operation(api: tuple[httpx.Client, fake.Fa
         client.post("/restart", headers=AS_JSON),  # no body: the type is still required
         client.post("/restart", json={"timeout": 600}),
         client.post("/reload", json={}),
-        client.post("/reinitialize", content=b"  ", headers={"Content-Type": "Application/JSON; charset=utf-8"}),
+        client.post(
+            "/reinitialize", content=b"  ", headers={"Content-Type": "Application/JSON; charset=UTF-8"}
+        ),
         client.patch("/config", json={"ttl": 20, "loop_wait": None}),
         client.put("/config", json={"ttl": 40}),
     ]
@@ -316,7 +318,8 @@ def test_writes_without_a_json_content_type_are_415(
     """What a browser can send cross-site without a preflight (a form, a no-cors fetch) never acts."""
     client, ops = api
     headers = {"Content-Type": content_type} if content_type else {}
-    for method, path in (("POST", "/switchover"), ("POST", "/restart"), ("PATCH", "/config"), ("DELETE", "/switchover")):
+    writes = (("POST", "/switchover"), ("POST", "/restart"), ("PATCH", "/config"), ("DELETE", "/switchover"))
+    for method, path in writes:
         got = client.request(method, path, content=body, headers=headers)
         assert got.status_code == 415, (method, path)
         _check_json(got)

@@ -200,13 +200,13 @@ def test_a_silent_tls_client_does_not_block_the_handshakes_of_others(tmp_path: P
     trust = ssl.create_default_context(cafile=str(cert))
     with fake.running_api(certfile=str(cert), keyfile=str(key)) as (url, _, _ops):
         port = _port(url)
-        with _slow_clients(port, 20):  # TCP connected, no ClientHello that TLS would accept
-            with (
-                socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-                trust.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
-            ):
-                tls.sendall(b"GET /primary HTTP/1.0\r\n\r\n")
-                answer = b""
-                while chunk := tls.recv(65536):
-                    answer += chunk
-                assert answer.startswith(b"HTTP/1.1 200 ")
+        with (
+            _slow_clients(port, 20),  # TCP connected, no ClientHello that TLS would accept
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            trust.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(b"GET /primary HTTP/1.0\r\n\r\n")
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 ")

@@ -40,6 +40,7 @@ _FIELD_VALUE = b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))  # n
 def _only(raw: bytes, allowed: bytes) -> bool:
     return not raw.translate(None, allowed)
 
+
 _SINGLE = ("content-length", "content-type", "authorization", "transfer-encoding", "expect")
 JSON = "application/json"
 
