@@ -210,3 +210,23 @@ def test_a_silent_tls_client_does_not_block_the_handshakes_of_others(tmp_path: P
             while chunk := tls.recv(65536):
                 answer += chunk
             assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def test_an_ipv6_listen_address_is_served() -> None:
+    try:
+        probe = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    probe.close()
+    holder = fake.SnapshotHolder(fake.primary())
+    server = fake.ApiServer(fake.api_settings(listen=fake.Address("::1", 0)), holder, fake.FakeOperations())
+    server.start()
+    try:
+        connection = http.client.HTTPConnection("::1", server.port, timeout=5)
+        connection.request("OPTIONS", "/primary")
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (200, b"")
+        assert connection.sock is not None
+        connection.close()
+    finally:
+        server.stop()
