@@ -139,9 +139,11 @@ class EventLoop:
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._collect)
         try:
             while not self._stopping:
-                self._turn()
-        except Exception:  # a bug here must not leave HAProxy's checks hanging on a live socket
-            log.exception("the REST API's event loop failed; the API stops answering")
+                try:
+                    self._turn()
+                except Exception:  # a bug outside any one connection: log it, keep serving
+                    log.exception("the REST API's event loop hit an internal error; going on")
+                    time.sleep(0.1)
         finally:
             self._close_all()
 
@@ -151,16 +153,26 @@ class EventLoop:
             handler: Callable[..., None] = key.data
             if key.fileobj is self._listener or key.fileobj is self._wake_r:
                 handler()
-            else:
-                handler(self._connections.get(key.fd), events)
+                continue
+            conn = self._connections.get(key.fd)
+            if conn is not None:
+                self._guarded(conn, handler, conn, events)
         while self._ready:
             conn = self._ready.popleft()
             if self._connections.get(conn.sock.fileno()) is conn:
-                self._advance(conn)
+                self._guarded(conn, self._advance, conn)
         now = time.monotonic()
         if now - self._last_sweep >= _SWEEP:
             self._last_sweep = now
             self._sweep(now)
+
+    def _guarded(self, conn: _Connection, step: Callable[..., None], *args: object) -> None:
+        """Run one step of one connection; a bug costs that connection, never the loop."""
+        try:
+            step(*args)
+        except Exception:
+            log.exception("REST connection from %s failed; closing it", conn.peer)
+            self._close(conn)
 
     # --- accepting -------------------------------------------------------------------------------
     def _accept(self) -> None:
@@ -209,9 +221,7 @@ class EventLoop:
         return True
 
     # --- reading -------------------------------------------------------------------------------
-    def _on_event(self, conn: _Connection | None, events: int) -> None:
-        if conn is None:
-            return
+    def _on_event(self, conn: _Connection, events: int) -> None:
         if conn.phase is _Phase.HANDSHAKE:
             self._handshake(conn)
         elif conn.phase is _Phase.WRITING:

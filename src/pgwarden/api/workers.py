@@ -28,6 +28,9 @@ class WorkerPool:
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=backlog)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        # Counted under the lock at submit time (not read off the queue), so a job that a thread
+        # has taken but not yet started is never mistaken for a free thread.
+        self._pending = 0
         self._busy = 0
         self._closed = False
 
@@ -44,8 +47,9 @@ class WorkerPool:
                 self._jobs.put_nowait(job)
             except queue.Full:
                 return False
-            # A new thread only when every existing one is busy with an earlier job.
-            if self._busy + self._jobs.qsize() > len(self._threads) < self._max_threads:
+            self._pending += 1
+            # A new thread only when every existing one has a job already.
+            if self._pending + self._busy > len(self._threads) < self._max_threads:
                 thread = threading.Thread(
                     target=self._work, name=f"api-{self.name}-{len(self._threads) + 1}", daemon=True
                 )
@@ -54,7 +58,7 @@ class WorkerPool:
         return True
 
     def close(self) -> None:
-        """Start no new job; idle threads end, busy ones end after their job (they are daemons)."""
+        """Start no new job; idle threads end, busy ones after their job (they are daemons)."""
         with self._lock:
             self._closed = True
             threads = len(self._threads)
@@ -62,7 +66,7 @@ class WorkerPool:
             try:
                 self._jobs.put_nowait(None)
             except queue.Full:
-                break  # busy threads will find the queue drained of jobs soon enough
+                break  # threads still busy with queued jobs; as daemons they end with the process
 
     def _work(self) -> None:
         while True:
@@ -70,6 +74,7 @@ class WorkerPool:
             if job is None:
                 return
             with self._lock:
+                self._pending -= 1
                 self._busy += 1
             try:
                 job()
