@@ -518,3 +518,30 @@ def test_a_leader_whose_lease_ran_out_stops_answering_primary_even_from_an_old_s
         assert client.get("/leader").status_code == 503
     with fake.running_api(fake.primary()) as (url, _, _ops), httpx.Client(base_url=url, timeout=5) as client:
         assert client.get("/primary").status_code == 200
+
+
+def test_cached_health_answers_still_follow_the_lease_deadline_and_the_loop_age() -> None:
+    """Answers are rendered once per snapshot, but a verdict that depends on the clock is picked
+    at answer time: the same snapshot answers /primary 200, then 503 once its lease ran out, and
+    /liveness 200, then 503 once the loop is late (ttl 4 s: 8 s on a standby, 4 s on a leader)."""
+    lease_left = 1.5
+    snap = dataclasses.replace(
+        fake.primary(), lease_deadline=time.monotonic() + lease_left, loop_at=time.monotonic() - 2.0
+    )
+    with fake.running_api(snap) as (url, holder, _ops), httpx.Client(base_url=url, timeout=5) as client:
+        for method in ("GET", "OPTIONS", "GET", "OPTIONS"):  # twice: the second answers come from the cache
+            assert client.request(method, "/primary").status_code == 200
+            assert client.request(method, "/liveness").status_code == 200
+        time.sleep(lease_left + 0.1)
+        assert holder.get() is snap
+        for method in ("GET", "OPTIONS"):
+            assert client.request(method, "/primary").status_code == 503
+            assert client.request(method, "/leader").status_code == 503
+            # No longer leading: the liveness limit is 2 x ttl (8 s); the loop is 3.6 s old.
+            assert client.request(method, "/liveness").status_code == 200
+    stale = dataclasses.replace(fake.streaming_standby(), loop_at=time.monotonic() - 7.5)
+    with fake.running_api(stale) as (url, _holder, _ops), httpx.Client(base_url=url, timeout=5) as client:
+        assert client.get("/liveness").status_code == 200
+        time.sleep(0.6)
+        assert client.get("/liveness").status_code == 503
+        assert client.options("/liveness").status_code == 503
