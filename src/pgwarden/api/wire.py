@@ -17,7 +17,6 @@ import enum
 import json
 import time
 from dataclasses import dataclass
-from email.utils import formatdate
 from http import HTTPStatus
 
 MAX_BODY = 1024 * 1024  # bytes; a dynamic config is a few kB
@@ -288,12 +287,20 @@ _date_second = -1
 _date_line = b""
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def date_line() -> bytes:
-    """``Date: ...\\r\\n``, formatted once per second (RFC 9110 asks origin servers to send it)."""
+    """``Date: Thu, 03 Dec 2026 03:09:43 GMT\\r\\n``, formatted once per second (RFC 9110 asks
+    origin servers to send it; by hand, since strftime's names follow the locale)."""
     global _date_second, _date_line
     now = int(time.time())
     if now != _date_second:
-        _date_line = f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
+        t = time.gmtime(now)
+        clock = f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        stamp = f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} {clock} GMT"
+        _date_line = f"Date: {stamp}\r\n".encode("ascii")
         _date_second = now
     return _date_line
 
