@@ -524,9 +524,9 @@ def test_cached_health_answers_still_follow_the_lease_deadline_and_the_loop_age(
     """Answers are rendered once per snapshot, but a verdict that depends on the clock is picked
     at answer time: the same snapshot answers /primary 200, then 503 once its lease ran out, and
     /liveness 200, then 503 once the loop is late (ttl 4 s: 8 s on a standby, 4 s on a leader)."""
-    lease_left = 1.5
+    lease_left = 3.0  # generous: the first requests must all come before it runs out
     snap = dataclasses.replace(
-        fake.primary(), lease_deadline=time.monotonic() + lease_left, loop_at=time.monotonic() - 2.0
+        fake.primary(), lease_deadline=time.monotonic() + lease_left, loop_at=time.monotonic() - 0.5
     )
     with fake.running_api(snap) as (url, holder, _ops), httpx.Client(base_url=url, timeout=5) as client:
         for method in ("GET", "OPTIONS", "GET", "OPTIONS"):  # twice: the second answers come from the cache
@@ -537,11 +537,11 @@ def test_cached_health_answers_still_follow_the_lease_deadline_and_the_loop_age(
         for method in ("GET", "OPTIONS"):
             assert client.request(method, "/primary").status_code == 503
             assert client.request(method, "/leader").status_code == 503
-            # No longer leading: the liveness limit is 2 x ttl (8 s); the loop is 3.6 s old.
+            # No longer leading: the liveness limit is 2 x ttl (8 s); the loop is ~3.6 s old.
             assert client.request(method, "/liveness").status_code == 200
-    stale = dataclasses.replace(fake.streaming_standby(), loop_at=time.monotonic() - 7.5)
+    stale = dataclasses.replace(fake.streaming_standby(), loop_at=time.monotonic() - 6.0)
     with fake.running_api(stale) as (url, _holder, _ops), httpx.Client(base_url=url, timeout=5) as client:
         assert client.get("/liveness").status_code == 200
-        time.sleep(0.6)
+        time.sleep(max(0.0, stale.loop_at + 8.1 - time.monotonic()))
         assert client.get("/liveness").status_code == 503
         assert client.options("/liveness").status_code == 503
