@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from pgwarden.api.contract import OperationResult
+from pgwarden.api.workers import WorkerPool
 from tests.unit import test_api_fakes as fake
 
 
@@ -230,3 +231,26 @@ def test_an_ipv6_listen_address_is_served() -> None:
         connection.close()
     finally:
         server.stop()
+
+
+def test_a_busy_worker_never_holds_up_the_next_job_while_the_pool_may_grow() -> None:
+    pool = WorkerPool("test", threads=3, backlog=2)
+    release, started = threading.Event(), threading.Semaphore(0)
+
+    def stuck() -> None:
+        started.release()
+        release.wait(10)
+
+    try:
+        for _ in range(3):  # each on a thread of its own, though the first is busy
+            assert pool.submit(stuck)
+            assert started.acquire(timeout=5), "a job waited behind a busy thread"
+        assert pool.thread_count == 3
+        assert pool.submit(stuck) and pool.submit(stuck)  # the backlog of 2 waits
+        assert not pool.submit(stuck)  # full: refused at once
+    finally:
+        release.set()
+        pool.close()
+    for _ in range(2):
+        assert started.acquire(timeout=5)  # the queued ones ran once threads were free
+    assert pool.thread_count == 3
