@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from pgwarden.api.contract import OperationResult
+from pgwarden.api.server import exposure_warning
 from pgwarden.api.workers import WorkerPool
 from tests.unit import test_api_fakes as fake
 
@@ -254,3 +255,11 @@ def test_a_busy_worker_never_holds_up_the_next_job_while_the_pool_may_grow() -> 
     for _ in range(2):
         assert started.acquire(timeout=5)  # the queued ones ran once threads were free
     assert pool.thread_count == 3
+
+
+def test_an_open_api_is_warned_about_at_every_start() -> None:
+    wide = fake.api_settings(listen=fake.Address("0.0.0.0", 8008), allow_unauthenticated_writes=True)
+    warning = exposure_warning(wide)
+    assert warning is not None and "0.0.0.0:8008 without api.auth" in warning
+    assert exposure_warning(fake.api_settings()) is None  # loopback
+    assert exposure_warning(fake.api_settings(listen=fake.Address("0.0.0.0", 8008), username="a")) is None

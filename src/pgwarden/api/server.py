@@ -20,7 +20,7 @@ from pgwarden.api.tls import tls_context
 from pgwarden.api.wire import MAX_BODY
 from pgwarden.model import ApiSettings
 
-__all__ = ["MAX_BODY", "ApiServer", "limits_of", "tls_context"]
+__all__ = ["MAX_BODY", "ApiServer", "exposure_warning", "limits_of", "tls_context"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,17 @@ log = logging.getLogger(__name__)
 # after a second); the loop accepts quickly, so this only absorbs bursts.
 LISTEN_BACKLOG = 512
 _STOP_WAIT = 5.0  # seconds stop() waits for the loop thread
+
+
+def exposure_warning(settings: ApiSettings) -> str | None:
+    """What to warn about at every start when writes are open to the network (the config only
+    allows that with api.allow_unauthenticated_writes: true)."""
+    if not settings.open_writes:
+        return None
+    return (
+        f"the REST API listens on {settings.listen} without api.auth: anyone who reaches it can "
+        "switch over, restart or reconfigure the cluster (api.allow_unauthenticated_writes is true)"
+    )
 
 
 def limits_of(settings: ApiSettings) -> Limits:
@@ -65,12 +76,9 @@ class ApiServer:
         return self._loop.thread_count
 
     def start(self) -> None:
-        if self._settings.open_writes:
-            log.warning(
-                "the REST API listens on %s without api.auth: anyone who reaches it can switch over, "
-                "restart or reconfigure the cluster (api.allow_unauthenticated_writes is true)",
-                self._settings.listen,
-            )
+        warning = exposure_warning(self._settings)
+        if warning:
+            log.warning("%s", warning)
         self._thread.start()
 
     def stop(self) -> None:
