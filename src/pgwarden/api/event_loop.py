@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import enum
 import errno
 import logging
 import selectors
@@ -33,11 +32,11 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pgwarden.api import wire
+from pgwarden.api.connection import EVICTABLE, After, Connection, Limits, Phase, render, then
 from pgwarden.api.facts import endpoint_of
-from pgwarden.api.routes import READ_METHODS, WRITE_METHODS, Request, Response, RestApi, Work
+from pgwarden.api.routes import READ_METHODS, WRITE_METHODS, Request, RestApi, Work
 from pgwarden.api.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -47,55 +46,6 @@ _SWEEP = 0.25  # seconds between deadline checks while connections are open
 _LINGER = 2.0  # seconds a refused client may keep sending before the connection is dropped
 _ACCEPT_BATCH = 64  # connections accepted per wake-up, so one burst cannot starve the others
 _ACCEPT_PAUSE = 0.1  # seconds without accepting after the process ran out of file descriptors
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_connections: int = 256
-    request_timeout: float = 5.0
-    idle_timeout: float = 10.0
-    # Worker threads and how many calls may wait for one before the answer is 503 "busy".
-    operation_threads: int = 4
-    operation_backlog: int = 16
-    document_threads: int = 2
-    document_backlog: int = 32
-
-
-class _Phase(enum.Enum):
-    HANDSHAKE = "TLS handshake"
-    READING = "reading a request"
-    WAITING = "waiting for a worker's answer"
-    WRITING = "writing an answer"
-    LINGER = "answered with a refusal; dropping what the client still sends"
-
-
-_EVICTABLE = (_Phase.HANDSHAKE, _Phase.READING, _Phase.LINGER)
-
-
-class _After(enum.Enum):
-    """What follows a written answer."""
-
-    NEXT = "read the next request (keep-alive)"
-    CLOSE = "close"
-    LINGER = "stop writing, drop what the client still sends for a moment, then close"
-
-
-class _Connection:
-    __slots__ = (
-        "after", "deadline", "generation", "http", "interest", "out", "peer", "phase", "since", "sock"
-    )  # fmt: skip
-
-    def __init__(self, sock: socket.socket, peer: str, now: float, limits: Limits, tls: bool) -> None:
-        self.sock = sock
-        self.peer = peer
-        self.http = wire.HttpConnection()
-        self.phase = _Phase.HANDSHAKE if tls else _Phase.READING
-        self.since = now  # when the current wait for the client began: for eviction
-        self.deadline = now + limits.request_timeout
-        self.out = memoryview(b"")
-        self.after = _After.NEXT
-        self.generation = 0  # which request a worker's answer belongs to
-        self.interest = 0
 
 
 class EventLoop:
@@ -109,18 +59,18 @@ class EventLoop:
         self._tls = tls
         self._limits = limits
         self._selector = selectors.DefaultSelector()
-        self._connections: dict[int, _Connection] = {}
+        self._connections: dict[int, Connection] = {}
         self._pools = {
             Work.OPERATION: WorkerPool("operations", limits.operation_threads, limits.operation_backlog),
             Work.DOCUMENT: WorkerPool("documents", limits.document_threads, limits.document_backlog),
         }
         # Workers hand answers back through this queue and wake the loop through the socket pair.
-        self._done: collections.deque[tuple[_Connection, int, bytes, bool]] = collections.deque()
+        self._done: collections.deque[tuple[Connection, int, bytes, bool]] = collections.deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._stopping = False
-        self._ready: collections.deque[_Connection] = collections.deque()  # to read on after an answer
+        self._ready: collections.deque[Connection] = collections.deque()  # to read on after an answer
         self._accept_paused_until = 0.0
         self._last_sweep = 0.0
 
@@ -166,7 +116,7 @@ class EventLoop:
             self._last_sweep = now
             self._sweep(now)
 
-    def _guarded(self, conn: _Connection, step: Callable[..., None], *args: object) -> None:
+    def _guarded(self, conn: Connection, step: Callable[..., None], *args: object) -> None:
         """Run one step of one connection; a bug costs that connection, never the loop."""
         try:
             step(*args)
@@ -204,15 +154,15 @@ class EventLoop:
             log.debug("REST connection from %s dropped at once: %s", peer, exc)
             sock.close()
             return
-        conn = _Connection(sock, peer, now, self._limits, self._tls is not None)
+        conn = Connection(sock, peer, now, self._limits, self._tls is not None)
         self._connections[sock.fileno()] = conn
         self._watch(conn, selectors.EVENT_READ)
-        if conn.phase is _Phase.HANDSHAKE:
+        if conn.phase is Phase.HANDSHAKE:
             self._handshake(conn)
 
     def _evict(self) -> bool:
         """Close the connection that has waited longest for its client; False if none may go."""
-        waiting = [c for c in self._connections.values() if c.phase in _EVICTABLE]
+        waiting = [c for c in self._connections.values() if c.phase in EVICTABLE]
         if not waiting:
             return False
         oldest = min(waiting, key=lambda c: c.since)
@@ -221,17 +171,17 @@ class EventLoop:
         return True
 
     # --- reading -------------------------------------------------------------------------------
-    def _on_event(self, conn: _Connection, events: int) -> None:
-        if conn.phase is _Phase.HANDSHAKE:
+    def _on_event(self, conn: Connection, events: int) -> None:
+        if conn.phase is Phase.HANDSHAKE:
             self._handshake(conn)
-        elif conn.phase is _Phase.WRITING:
+        elif conn.phase is Phase.WRITING:
             self._flush(conn)
-        elif conn.phase is _Phase.LINGER:
+        elif conn.phase is Phase.LINGER:
             self._linger(conn)
-        elif conn.phase is _Phase.READING:
+        elif conn.phase is Phase.READING:
             self._read(conn)
 
-    def _handshake(self, conn: _Connection) -> None:
+    def _handshake(self, conn: Connection) -> None:
         sock = conn.sock
         assert isinstance(sock, ssl.SSLSocket)
         try:
@@ -246,11 +196,11 @@ class EventLoop:
             log.debug("TLS handshake with %s failed: %s", conn.peer, exc)
             self._close(conn)
             return
-        conn.phase = _Phase.READING
+        conn.phase = Phase.READING
         self._watch(conn, selectors.EVENT_READ)
         self._read(conn)  # the client's request may have come with the handshake's last flight
 
-    def _read(self, conn: _Connection) -> None:
+    def _read(self, conn: Connection) -> None:
         was_idle = conn.http.idle
         self._watch(conn, selectors.EVENT_READ)
         while True:
@@ -271,9 +221,9 @@ class EventLoop:
             conn.deadline = time.monotonic() + self._limits.request_timeout
         self._advance(conn)
 
-    def _advance(self, conn: _Connection) -> None:
+    def _advance(self, conn: Connection) -> None:
         """Act on what the connection has read: wait for more, answer, refuse or close."""
-        while conn.phase is _Phase.READING:
+        while conn.phase is Phase.READING:
             event = conn.http.next_event()
             if event is wire.Need.DATA:
                 return
@@ -283,28 +233,28 @@ class EventLoop:
             if isinstance(event, wire.Interim):
                 self._send_now(conn, event.data)
             elif isinstance(event, wire.Refuse):
-                self._write(conn, event.data, _After.NEXT if event.keep_alive else _After.LINGER)
+                self._write(conn, event.data, After.NEXT if event.keep_alive else After.LINGER)
                 return
             elif isinstance(event, wire.Ready):
                 self._answer(conn, event)
                 return
 
     # --- answering -----------------------------------------------------------------------------
-    def _answer(self, conn: _Connection, ready: wire.Ready) -> None:
+    def _answer(self, conn: Connection, ready: wire.Ready) -> None:
         head = ready.head
         api = self._api
         if head.method in READ_METHODS and api.from_snapshot(head.method, endpoint_of(head.target)):
             data = api.health.wire(head.method, head.target, head.keep_alive, time.monotonic())
-            self._write(conn, data, _after(head.keep_alive))
+            self._write(conn, data, then(head.keep_alive))
             return
         request = Request(head.method, head.target, ready.body, head.authorization, head.content_type)
         work = api.work_of(request)
         if work is None:
-            self._write(conn, render(api.answer(request), head.keep_alive), _after(head.keep_alive))
+            self._write(conn, render(api.answer(request), head.keep_alive), then(head.keep_alive))
             return
         conn.generation += 1
         generation = conn.generation
-        conn.phase = _Phase.WAITING
+        conn.phase = Phase.WAITING
         self._unwatch(conn)  # read nothing more until answered: pipelined bytes stay bounded
 
         def job() -> None:
@@ -316,7 +266,7 @@ class EventLoop:
 
         if not self._pools[work].submit(job):
             busy = wire.error_bytes(503, f"the REST API's {work.value} workers are all busy; retry shortly")
-            self._write(conn, busy, _After.CLOSE)
+            self._write(conn, busy, After.CLOSE)
 
     def _collect(self) -> None:
         """Answers from the workers: write each to its connection, if it is still open."""
@@ -328,7 +278,7 @@ class EventLoop:
         while self._done:
             conn, generation, data, keep_alive = self._done.popleft()
             if conn.generation == generation and self._connections.get(conn.sock.fileno()) is conn:
-                self._write(conn, data, _after(keep_alive))
+                self._write(conn, data, then(keep_alive))
 
     def _wake(self) -> None:
         try:
@@ -339,19 +289,19 @@ class EventLoop:
             pass  # closed: the loop is gone
 
     # --- writing -------------------------------------------------------------------------------
-    def _write(self, conn: _Connection, data: bytes, after: _After) -> None:
-        conn.phase = _Phase.WRITING
+    def _write(self, conn: Connection, data: bytes, next_step: After) -> None:
+        conn.phase = Phase.WRITING
         conn.out = memoryview(data)
-        conn.after = after
+        conn.after = next_step
         conn.deadline = time.monotonic() + self._limits.request_timeout
         self._flush(conn)
 
-    def _send_now(self, conn: _Connection, data: bytes) -> None:
+    def _send_now(self, conn: Connection, data: bytes) -> None:
         """A few bytes (100 Continue) that fit any socket buffer; lost only if the client is gone."""
         with contextlib.suppress(OSError, ValueError):
             conn.sock.send(data)
 
-    def _flush(self, conn: _Connection) -> None:
+    def _flush(self, conn: Connection) -> None:
         try:
             while conn.out:
                 sent = conn.sock.send(conn.out)
@@ -368,18 +318,18 @@ class EventLoop:
             return
         self._written(conn)
 
-    def _written(self, conn: _Connection) -> None:
+    def _written(self, conn: Connection) -> None:
         now = time.monotonic()
-        if conn.after is _After.NEXT:
+        if conn.after is After.NEXT:
             conn.http.answered(keep_alive=True)
-            conn.phase = _Phase.READING
+            conn.phase = Phase.READING
             conn.since = now
             conn.deadline = now + self._limits.idle_timeout
             self._watch(conn, selectors.EVENT_READ)
             self._ready.append(conn)  # a pipelined request may be buffered already
             return
         conn.http.answered(keep_alive=False)
-        if conn.after is _After.LINGER:
+        if conn.after is After.LINGER:
             # A refusal before the whole request was read: let the client read it before the
             # close, instead of a reset (for unread bytes) that may destroy it on the way.
             try:
@@ -387,14 +337,14 @@ class EventLoop:
             except (OSError, ValueError):
                 self._close(conn)
                 return
-            conn.phase = _Phase.LINGER
+            conn.phase = Phase.LINGER
             conn.since = now
             conn.deadline = now + _LINGER
             self._watch(conn, selectors.EVENT_READ)
             return
         self._close(conn)
 
-    def _linger(self, conn: _Connection) -> None:
+    def _linger(self, conn: Connection) -> None:
         try:
             data = conn.sock.recv(_CHUNK)
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
@@ -405,7 +355,7 @@ class EventLoop:
             self._close(conn)
 
     # --- bookkeeping -------------------------------------------------------------------------------
-    def _watch(self, conn: _Connection, events: int) -> None:
+    def _watch(self, conn: Connection, events: int) -> None:
         if conn.interest == events:
             return
         if conn.interest:
@@ -414,12 +364,12 @@ class EventLoop:
             self._selector.register(conn.sock, events, self._on_event)
         conn.interest = events
 
-    def _unwatch(self, conn: _Connection) -> None:
+    def _unwatch(self, conn: Connection) -> None:
         if conn.interest:
             self._selector.unregister(conn.sock)
             conn.interest = 0
 
-    def _close(self, conn: _Connection) -> None:
+    def _close(self, conn: Connection) -> None:
         fd = conn.sock.fileno()
         if fd < 0 or self._connections.get(fd) is not conn:
             return
@@ -433,9 +383,9 @@ class EventLoop:
         if self._accept_paused_until and now >= self._accept_paused_until:
             self._accept_paused_until = 0.0
             self._selector.register(self._listener, selectors.EVENT_READ, self._accept)
-        late = [c for c in self._connections.values() if c.deadline <= now and c.phase is not _Phase.WAITING]
+        late = [c for c in self._connections.values() if c.deadline <= now and c.phase is not Phase.WAITING]
         for conn in late:
-            if conn.phase is _Phase.READING and not conn.http.idle:
+            if conn.phase is Phase.READING and not conn.http.idle:
                 log.debug("request from %s incomplete after %.1fs", conn.peer, self._limits.request_timeout)
                 self._send_now(conn, wire.error_bytes(408, "the request did not arrive in time"))
             self._close(conn)
@@ -448,13 +398,3 @@ class EventLoop:
         for sock in (self._wake_r, self._wake_w):
             sock.close()
         self._selector.close()
-
-
-def _after(keep_alive: bool) -> _After:
-    return _After.NEXT if keep_alive else _After.CLOSE
-
-
-def render(response: Response, keep_alive: bool) -> bytes:
-    """The whole HTTP answer for a ``Response`` from ``RestApi.answer``."""
-    tail = wire.response_tail(response.content_type, response.body, keep_alive, response.headers)
-    return wire.status_line(response.status) + wire.date_line() + tail

@@ -13,8 +13,9 @@ import socket
 import threading
 
 from pgwarden.agent.snapshot import SnapshotHolder
+from pgwarden.api.connection import Limits
 from pgwarden.api.contract import Operations
-from pgwarden.api.event_loop import EventLoop, Limits
+from pgwarden.api.event_loop import EventLoop
 from pgwarden.api.routes import RestApi
 from pgwarden.api.tls import tls_context
 from pgwarden.api.wire import MAX_BODY
