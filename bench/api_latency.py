@@ -2,8 +2,13 @@
 
 Each request opens a new TCP connection (as HAProxy's checks do). Measured at concurrency 1 and 8
 on an idle standby, and again on a standby while its agent is busy re-cloning it (POST
-/reinitialize after loading some data, so the base backup takes a while).
-Run: ``.venv/bin/python -m bench.api_latency --requests 2000``.
+/reinitialize after loading some data, so the base backup takes a while). Two clients: Python's
+http.client in threads (``client: python``; its own cost dominates at concurrency 8), and, when
+installed, ApacheBench (``client: ab``, C, one thread: the server's figures). Each row also gives
+the agent's CPU per request (utime + stime of the agent process over the run / requests), which
+the machine's other load does not change.
+Run: ``.venv/bin/python -m bench.api_latency --requests 2000``. To measure another checkout's
+agent (e.g. before a change): ``PYTHONPATH=/that/checkout/src`` (the agents inherit it).
 """
 
 from __future__ import annotations
@@ -11,13 +16,19 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
+import shutil
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 
+from bench.health import measure as measure_ab
 from pgwarden.local.stack import Stack
 from tests.support.cluster import conninfo, primary_name, running_stack, wait_for
 
@@ -47,6 +58,53 @@ def measure(
     }
 
 
+def _cpu_seconds(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _runs(
+    host: str, port: int, method: str, path: str, requests: int, concurrency: int
+) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+    """The measurements of one call: Python's client, and ab when installed."""
+
+    def python() -> dict[str, Any]:
+        started = time.perf_counter()
+        figures: dict[str, Any] = measure(host, port, method, path, requests, concurrency)
+        figures["req_per_s"] = round(requests / (time.perf_counter() - started))
+        return figures
+
+    def ab() -> dict[str, Any]:
+        run = measure_ab(host, port, requests, concurrency, path=path, method=method)
+        return {
+            "p50_ms": run.p50_ms,
+            "p99_ms": run.p99_ms,
+            "req_per_s": round(run.per_second),
+            "requests": requests,
+            "failed": run.failed,
+        }
+
+    return [("python", python)] + ([("ab", ab)] if shutil.which("ab") else [])
+
+
+_IDLE_WINDOW = 2.0  # seconds the agent's own CPU rate is measured before each run
+
+
+def _measured(pid: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The run's figures plus the agent's CPU per request, its loop's own CPU (measured just
+    before, over _IDLE_WINDOW) subtracted: at a few hundred requests a second the loop's few
+    percent of a core would otherwise count as hundreds of microseconds per request."""
+    cpu = _cpu_seconds(pid)
+    time.sleep(_IDLE_WINDOW)
+    idle_rate = (_cpu_seconds(pid) - cpu) / _IDLE_WINDOW
+    cpu, started = _cpu_seconds(pid), time.monotonic()
+    figures = run()
+    used = _cpu_seconds(pid) - cpu - idle_rate * (time.monotonic() - started)
+    figures["agent_cpu_us_per_req"] = round(max(0.0, used) / figures["requests"] * 1e6)
+    figures["agent_idle_cpu_pct"] = round(idle_rate * 100, 2)
+    return figures
+
+
 def _auth(stack: Stack) -> tuple[str, str] | None:
     creds = stack.describe().get("api_auth")
     return (creds["username"], creds["password"]) if creds else None
@@ -65,18 +123,13 @@ def main() -> None:
         s = next(i for i in range(stack.spec.nodes) if i != p)
         host, port = stack.spec.node_host(s), stack.spec.api_port
         results = []
+        pid = stack.pids[stack.spec.node_name(s)]
         for concurrency in (1, 8):
             for method, path in (("OPTIONS", "/primary"), ("GET", "/replica")):
-                figures = measure(host, port, method, path, args.requests, concurrency)
-                results.append(
-                    {
-                        "state": "idle standby",
-                        "call": f"{method} {path}",
-                        "concurrency": concurrency,
-                        **figures,
-                    }
-                )
-                print(json.dumps(results[-1]), flush=True)
+                for client, run in _runs(host, port, method, path, args.requests, concurrency):
+                    row = {"state": "idle standby", "call": f"{method} {path}", "client": client}
+                    results.append({**row, "concurrency": concurrency, **_measured(pid, run)})
+                    print(json.dumps(results[-1]), flush=True)
         with psycopg.connect(
             conninfo(stack, stack.spec.node_host(p), stack.spec.pg_port, 5), autocommit=True
         ) as c:
@@ -93,17 +146,16 @@ def main() -> None:
             interval=0.05,
         )
         for concurrency in (1, 8):
-            figures = measure(host, port, "OPTIONS", "/primary", args.requests // 4, concurrency)
-            still = (stack.statuses().get(stack.spec.node_name(s)) or {}).get("state")
-            results.append(
-                {
+            for client, run in _runs(host, port, "OPTIONS", "/primary", args.requests // 4, concurrency):
+                figures = _measured(pid, run)
+                still = (stack.statuses().get(stack.spec.node_name(s)) or {}).get("state")
+                row = {
                     "state": f"while cloning (after: {still})",
                     "call": "OPTIONS /primary",
-                    "concurrency": concurrency,
-                    **figures,
+                    "client": client,
                 }
-            )
-            print(json.dumps(results[-1]), flush=True)
+                results.append({**row, "concurrency": concurrency, **figures})
+                print(json.dumps(results[-1]), flush=True)
         wait_for(lambda: stack.healthy()[0], 300, "the re-cloned standby streaming again")
 
 

@@ -29,11 +29,13 @@ class HealthRun:
     failed: int  # connection errors, or answers other than 2xx
 
 
-def measure(host: str, port: int, requests: int, concurrency: int, path: str = "/primary") -> HealthRun:
+def measure(
+    host: str, port: int, requests: int, concurrency: int, path: str = "/primary", method: str = "OPTIONS"
+) -> HealthRun:
     with tempfile.TemporaryDirectory(prefix="pgw-ab-") as tmp:
         percentiles = Path(tmp) / "percentiles.csv"
         result = subprocess.run(
-            [AB, "-q", "-l", "-s", "5", "-m", "OPTIONS", "-n", str(requests), "-c", str(concurrency),
+            [AB, "-q", "-l", "-s", "5", "-m", method, "-n", str(requests), "-c", str(concurrency),
              "-e", str(percentiles), f"http://{host}:{port}{path}"],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip

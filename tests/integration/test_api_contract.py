@@ -285,7 +285,7 @@ def test_operations_answer_their_documented_status_codes(stack: Stack) -> None:
     primary, standbys = _roles(stack)
     failover = call(stack, standbys[0], "POST", "/failover", body={"candidate": "node9"})
     assert failover.status_code == 412 and "not a member" in failover.json()["error"]
-    cancel = call(stack, primary, "DELETE", "/switchover")
+    cancel = call(stack, primary, "DELETE", "/switchover", body={})
     assert cancel.status_code == 404 and "no switchover" in cancel.json()["error"]
     reload = call(stack, standbys[0], "POST", "/reload", body={})
     assert reload.status_code == 200, reload.text
@@ -356,6 +356,24 @@ def test_malformed_bodies_are_400_naming_the_fault(
     assert primary_name(stack) == primary
 
 
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_writes_without_a_json_content_type_are_415_and_change_nothing(
+    stack: Stack, content_type: str | None
+) -> None:
+    """A browser form (or a no-cors fetch) cannot send application/json cross-site."""
+    primary, standbys = _roles(stack)
+    for method, path, content in (
+        ("PATCH", "/config", b'{"pause": true}'),
+        ("POST", "/switchover", b'{"candidate": "%s"}' % standbys[0].encode()),
+        ("POST", "/restart", b""),
+    ):
+        reply = call(stack, primary, method, path, content=content, content_type=content_type)
+        assert reply.status_code == 415, reply.text
+        assert "Content-Type: application/json" in reply.json()["error"]
+    assert call(stack, primary, "GET", "/config", auth=False).json()["pause"] is False
+    assert primary_name(stack) == primary
+
+
 def test_a_body_over_the_limit_is_413(stack: Stack) -> None:
     _, standbys = _roles(stack)
     reply = call(stack, standbys[0], "PATCH", "/config", content=b" " * (1024 * 1024 + 1))
@@ -409,7 +427,7 @@ def test_the_fuzz_never_asks_for_an_operation_that_would_act(
         SnapshotHolder(fake.streaming_standby()),
         ops,
     )
-    api.answer(Request(method, target, body, authorization))
+    api.answer(Request(method, target, body, authorization, "application/json"))
     for name, args in ops.calls:
         if name == "patch_config":
             with pytest.raises(ConfigError):
@@ -440,6 +458,7 @@ def test_fuzzed_requests_never_5xx_and_never_drop_the_connection(
     connection = http.client.HTTPConnection(host, port, timeout=30)
     try:
         headers = {"Authorization": authorization} if authorization else {}
+        headers["Content-Type"] = "application/json"  # as a JSON client sends every call
         connection.request(method, target, body=body or None, headers=headers)
         response = connection.getresponse()
         content = response.read()

@@ -143,7 +143,7 @@ def test_scheduled_switchover_waits_for_its_time_and_can_be_cancelled(stack: Sta
     reply = _post(stack, old, "/switchover", {"candidate": candidate, "scheduled_at": later.isoformat()})
     assert reply.status_code == 202, reply.text
     assert _post(stack, old, "/switchover", {"candidate": candidate}).status_code == 409
-    cancel = httpx.delete(f"{_api(stack, old)}/switchover", auth=_auth(stack), timeout=10)
+    cancel = httpx.request("DELETE", f"{_api(stack, old)}/switchover", json={}, auth=_auth(stack), timeout=10)
     assert cancel.status_code == 200, cancel.text
     soon = datetime.now(UTC) + timedelta(seconds=3)
     reply = _post(stack, old, "/switchover", {"candidate": candidate, "scheduled_at": soon.isoformat()})

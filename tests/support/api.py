@@ -66,13 +66,17 @@ def call(
     content: bytes | None = None,
     auth: bool = True,
     timeout: float = 30,
+    content_type: str | None = "application/json",
 ) -> httpx.Response:
-    """One request to ``name``'s API; ``body`` goes as JSON, ``content`` as raw bytes."""
+    """One request to ``name``'s API; ``body`` goes as JSON, ``content`` as raw bytes labelled
+    ``content_type`` (None: no Content-Type header)."""
+    headers = {"Content-Type": content_type} if content is not None and content_type else {}
     return httpx.request(
         method,
         api_url(stack, name) + path,
         json=body,
         content=content,
+        headers=headers,
         auth=credentials(stack) if auth else None,
         timeout=timeout,
     )

@@ -24,6 +24,7 @@ from tests.unit import test_api_fakes as fake
 METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE")
 USER, PASSWORD = "admin", "secret"
 GOOD_AUTH = "Basic YWRtaW46c2VjcmV0"  # admin:secret
+JSON_TYPE = "application/json"
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -118,18 +119,24 @@ def server() -> Iterator[tuple[int, fake.FakeOperations]]:
 @given(
     request=requests(),
     authorization=st.sampled_from([None, GOOD_AUTH, GOOD_AUTH, GOOD_AUTH, "Basic d3Jvbmc6d3Jvbmc="]),
+    content_type=st.sampled_from(
+        [None, JSON_TYPE, JSON_TYPE, JSON_TYPE, "text/plain", "application/x-www-form-urlencoded"]
+    ),
     failure=failures,
 )
 def test_any_request_gets_a_sound_answer(
     server: tuple[int, fake.FakeOperations],
     request: tuple[str, str, bytes],
     authorization: str | None,
+    content_type: str | None,
     failure: BaseException | None,
 ) -> None:
     port, ops = server
     ops.failure = failure
     method, target, body = request
     headers = {"Authorization": authorization} if authorization else {}
+    if content_type:
+        headers["Content-Type"] = content_type
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.request(method, target, body=body or None, headers=headers)

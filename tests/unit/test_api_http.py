@@ -23,6 +23,7 @@ from pgwarden.api.server import MAX_BODY
 from tests.unit import test_api_fakes as fake
 
 JSON = "application/json"
+AS_JSON = {"Content-Type": JSON}
 
 
 def _check_json(response: httpx.Response) -> None:
@@ -189,10 +190,12 @@ def test_every_write_call_reaches_its_operation(api: tuple[httpx.Client, fake.Fa
     client, ops = api
     answers = [
         client.post("/failover", json={"candidate": "node3"}),
-        client.post("/restart"),
+        client.post("/restart", headers=AS_JSON),  # no body: the type is still required
         client.post("/restart", json={"timeout": 600}),
         client.post("/reload", json={}),
-        client.post("/reinitialize", content=b"  "),
+        client.post(
+            "/reinitialize", content=b"  ", headers={"Content-Type": "Application/JSON; charset=UTF-8"}
+        ),
         client.patch("/config", json={"ttl": 20, "loop_wait": None}),
         client.put("/config", json={"ttl": 40}),
     ]
@@ -213,7 +216,7 @@ def test_operation_error_becomes_its_status_and_document(
     api: tuple[httpx.Client, fake.FakeOperations],
 ) -> None:
     client, ops = api
-    got = client.delete("/switchover")
+    got = client.delete("/switchover", headers=AS_JSON)
     assert (got.status_code, got.json()) == (404, {"error": "no switchover is pending"})
     ops.failure = OperationError(412, "node3 is 64 MiB behind", {"lag": 67108864})
     got = client.post("/switchover", json={"candidate": "node3"})
@@ -227,7 +230,7 @@ def test_unexpected_exception_is_503_and_the_server_stays_up(
 ) -> None:
     client, ops = api
     ops.failure = RuntimeError("etcd client exploded")
-    for call in (lambda: client.get("/cluster"), lambda: client.post("/restart")):
+    for call in (lambda: client.get("/cluster"), lambda: client.post("/restart", json={})):
         got = call()
         assert got.status_code == 503
         assert got.json() == {"error": "internal error: etcd client exploded"}
@@ -270,7 +273,7 @@ def test_malformed_body_is_400_naming_the_problem(
     api: tuple[httpx.Client, fake.FakeOperations], method: str, path: str, body: bytes, says: str
 ) -> None:
     client, ops = api
-    got = client.request(method, path, content=body)
+    got = client.request(method, path, content=body, headers=AS_JSON)
     assert got.status_code == 400
     _check_json(got)
     assert says in got.json()["error"]
@@ -298,6 +301,32 @@ def test_wrong_method_on_a_known_path_is_405(
     assert ops.calls == []
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        (None, b""),
+        (None, b'{"candidate": "node2"}'),
+        ("application/x-www-form-urlencoded", b"candidate=node2"),
+        ("text/plain", b'{"candidate": "node2"}'),
+        ("multipart/form-data; boundary=x", b"--x--"),
+        ("application/jsonp", b'{"candidate": "node2"}'),
+    ],
+)
+def test_writes_without_a_json_content_type_are_415(
+    api: tuple[httpx.Client, fake.FakeOperations], content_type: str | None, body: bytes
+) -> None:
+    """What a browser can send cross-site without a preflight (a form, a no-cors fetch) never acts."""
+    client, ops = api
+    headers = {"Content-Type": content_type} if content_type else {}
+    writes = (("POST", "/switchover"), ("POST", "/restart"), ("PATCH", "/config"), ("DELETE", "/switchover"))
+    for method, path in writes:
+        got = client.request(method, path, content=body, headers=headers)
+        assert got.status_code == 415, (method, path)
+        _check_json(got)
+        assert "Content-Type: application/json" in got.json()["error"]
+    assert ops.calls == []
+
+
 def test_write_to_an_unknown_path_is_404(api: tuple[httpx.Client, fake.FakeOperations]) -> None:
     client, _ = api
     got = client.post("/promote", json={})
@@ -313,8 +342,8 @@ def test_body_over_one_mebibyte_is_413_and_the_connection_survives(
 ) -> None:
     client, ops = api
     just_fits = b"{" + b" " * (MAX_BODY - 2) + b"}"
-    assert client.put("/config", content=just_fits).status_code == 200
-    got = client.put("/config", content=just_fits + b" ")
+    assert client.put("/config", content=just_fits, headers=AS_JSON).status_code == 200
+    got = client.put("/config", content=just_fits + b" ", headers=AS_JSON)
     assert got.status_code == 413
     _check_json(got)
     assert client.get("/health").status_code == 200
@@ -433,9 +462,9 @@ def test_writes_without_the_right_credentials_are_401(
 
 def test_writes_with_the_right_credentials_pass(guarded: tuple[httpx.Client, fake.FakeOperations]) -> None:
     client, ops = guarded
-    got = client.post("/reload", headers=_basic("admin", "s3cret:with:colons"))
+    got = client.post("/reload", headers={**_basic("admin", "s3cret:with:colons"), **AS_JSON})
     assert got.status_code == 200
-    assert client.post("/restart", auth=("admin", "s3cret:with:colons")).status_code == 200
+    assert client.post("/restart", json={}, auth=("admin", "s3cret:with:colons")).status_code == 200
     assert [name for name, _ in ops.calls] == ["reload", "restart"]
 
 
@@ -462,7 +491,7 @@ def test_tls_round_trip_with_a_self_signed_certificate(tmp_path: Path) -> None:
         assert url.startswith("https://")
         with httpx.Client(base_url=url, verify=trust, timeout=5) as client:
             assert client.get("/primary").status_code == 200
-            assert client.post("/reload").status_code == 200
+            assert client.post("/reload", json={}).status_code == 200
         plain = url.replace("https://", "http://")
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{plain}/primary", timeout=5)
@@ -489,3 +518,30 @@ def test_a_leader_whose_lease_ran_out_stops_answering_primary_even_from_an_old_s
         assert client.get("/leader").status_code == 503
     with fake.running_api(fake.primary()) as (url, _, _ops), httpx.Client(base_url=url, timeout=5) as client:
         assert client.get("/primary").status_code == 200
+
+
+def test_cached_health_answers_still_follow_the_lease_deadline_and_the_loop_age() -> None:
+    """Answers are rendered once per snapshot, but a verdict that depends on the clock is picked
+    at answer time: the same snapshot answers /primary 200, then 503 once its lease ran out, and
+    /liveness 200, then 503 once the loop is late (ttl 4 s: 8 s on a standby, 4 s on a leader)."""
+    lease_left = 3.0  # generous: the first requests must all come before it runs out
+    snap = dataclasses.replace(
+        fake.primary(), lease_deadline=time.monotonic() + lease_left, loop_at=time.monotonic() - 0.5
+    )
+    with fake.running_api(snap) as (url, holder, _ops), httpx.Client(base_url=url, timeout=5) as client:
+        for method in ("GET", "OPTIONS", "GET", "OPTIONS"):  # twice: the second answers come from the cache
+            assert client.request(method, "/primary").status_code == 200
+            assert client.request(method, "/liveness").status_code == 200
+        time.sleep(lease_left + 0.1)
+        assert holder.get() is snap
+        for method in ("GET", "OPTIONS"):
+            assert client.request(method, "/primary").status_code == 503
+            assert client.request(method, "/leader").status_code == 503
+            # No longer leading: the liveness limit is 2 x ttl (8 s); the loop is ~3.6 s old.
+            assert client.request(method, "/liveness").status_code == 200
+    stale = dataclasses.replace(fake.streaming_standby(), loop_at=time.monotonic() - 6.0)
+    with fake.running_api(stale) as (url, _holder, _ops), httpx.Client(base_url=url, timeout=5) as client:
+        assert client.get("/liveness").status_code == 200
+        time.sleep(max(0.0, stale.loop_at + 8.1 - time.monotonic()))
+        assert client.get("/liveness").status_code == 503
+        assert client.options("/liveness").status_code == 503

@@ -78,6 +78,11 @@ class FakeCluster:
         )
         if name in self.down:
             raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        if (
+            request.method not in ("GET", "HEAD")
+            and request.headers.get("content-type") != "application/json"
+        ):
+            return httpx.Response(415, json={"error": "the real API refuses writes that are not JSON"})
         status, doc = self.answers.get((name, request.method, request.url.path), (200, {"message": "done"}))
         return httpx.Response(status, json=doc)
 

@@ -110,6 +110,7 @@ def test_every_value_round_trips(cluster: ClusterStore, memory: MemoryStore) -> 
 
     view = cluster.read()
     leader_kv = memory.get_prefix("/pgwarden/main/leader").items[0]
+    config_kv = memory.get_prefix("/pgwarden/main/config").items[0]
     assert view == ClusterView(
         name="main",
         initialize="7301234567890123456",
@@ -121,7 +122,9 @@ def test_every_value_round_trips(cluster: ClusterStore, memory: MemoryStore) -> 
         history=HISTORY,
         switchover=INTENT,
         revision=memory.revision,
+        config_revision=config_kv.mod_revision,
     )
+    assert view.config_revision == cluster.config_revision()
 
 
 def test_encodings_are_plain_json_with_lsn_strings_and_enum_values() -> None:

@@ -346,6 +346,44 @@ def test_api_and_postgres_cannot_share_an_address() -> None:
     assert "api.listen: the REST API and PostgreSQL both listen on 127.0.0.11:5432" in message
 
 
+@pytest.mark.parametrize(
+    "listen",
+    ["0.0.0.0:8008", "[::]:8008", "203.0.113.5:8008", "db1.example.net:8008", "[::ffff:7f00:1]:8008"],
+)
+def test_an_api_beyond_loopback_without_auth_is_refused_unless_allowed_explicitly(listen: str) -> None:
+    data = minimal(api__listen=listen, api__connect_address="127.0.0.11:8008")
+    error = error_of(data)
+    assert [issue.path for issue in error.issues] == ["api.auth"]
+    assert "without api.auth anyone who reaches it could switch over" in str(error)
+    assert "allow_unauthenticated_writes: true" in str(error)
+    allowed = parse_node_config(
+        {**data, "api": {**data["api"], "allow_unauthenticated_writes": True}}, "n", env={}
+    )
+    assert allowed.api.open_writes and allowed.api.allow_unauthenticated_writes
+    with_auth = minimal(
+        api__listen=listen,
+        api__connect_address="127.0.0.11:8008",
+        api__auth={"username": "a", "password": "b"},
+    )
+    assert not parse_node_config(with_auth, "n", env={}).api.open_writes
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.11:8008", "127.255.0.1:8008", "[::1]:8008", "localhost:8008"])
+def test_a_loopback_api_needs_no_auth(listen: str) -> None:
+    cfg = parse_node_config(minimal(api__listen=listen), "node.yml", env={})
+    assert cfg.api.loopback_only and not cfg.api.open_writes
+
+
+def test_api_limits_have_defaults_and_bounds() -> None:
+    cfg = parse_node_config(minimal(), "node.yml", env={})
+    assert (cfg.api.max_connections, cfg.api.request_timeout, cfg.api.idle_timeout) == (256, 5.0, 10.0)
+    tuned = minimal(api__max_connections=1000, api__request_timeout=2.5, api__idle_timeout=60)
+    cfg = parse_node_config(tuned, "node.yml", env={})
+    assert (cfg.api.max_connections, cfg.api.request_timeout, cfg.api.idle_timeout) == (1000, 2.5, 60)
+    for key, bad in (("max_connections", 1), ("request_timeout", 0), ("idle_timeout", -1)):
+        assert f"api.{key}" in str(error_of(minimal(**{f"api__{key}": bad})))
+
+
 def test_all_problems_are_reported_at_once() -> None:
     data = minimal(name="-x", api__listen="nope", bootstrap={"dcs": {"ttl": "abc"}})
     error = error_of(data)

@@ -41,7 +41,7 @@ def _api() -> tuple[RestApi, RequestBox]:
 
 def _answer(api: RestApi, method: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
     raw = json.dumps(body).encode() if body is not None else b""
-    response = api.answer(Request(method, "/restart", raw))
+    response = api.answer(Request(method, "/restart", raw, content_type="application/json"))
     return response.status, json.loads(response.body)
 
 
@@ -203,4 +203,4 @@ def test_restart_scheduled_and_cancel_reach_the_node(tmp_path: Path) -> None:
     assert cluster.run("restart", "node2", "--cancel").exit_code == 0
     calls = [(name, method, path, body) for name, method, path, body, _ in cluster.requests]
     assert calls[0] == ("node2", "POST", "/restart", {"timeout": 30.0, "schedule": LATER_ISO})
-    assert calls[1] == ("node2", "DELETE", "/restart", None)
+    assert calls[1] == ("node2", "DELETE", "/restart", {})

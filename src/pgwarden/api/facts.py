@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.snapshot import Snapshot
@@ -33,6 +34,18 @@ HEALTH_ENDPOINTS: tuple[str, ...] = (
 STATUS_ENDPOINTS: tuple[str, ...] = ("patroni", "status")
 
 
+def split_target(target: str) -> tuple[str, dict[str, str]]:
+    """The endpoint (``"replica"``) and query parameters of a request target (``"/replica/?lag=1MB"``)."""
+    # Not urlsplit: it would read "//primary" as a host name. Slashes around a path don't count.
+    path, _, query = target.partition("#")[0].partition("?")
+    return path.strip("/"), dict(parse_qsl(query))
+
+
+def endpoint_of(target: str) -> str:
+    """``split_target(target)[0]`` without parsing the query (the event loop's hot path)."""
+    return target.partition("#")[0].partition("?")[0].strip("/")
+
+
 def query_of(params: Mapping[str, str]) -> Query:
     """The health query; raises ValueError naming ``lag`` when it is not a size."""
     lag = params.get("lag")
@@ -50,8 +63,31 @@ def query_of(params: Mapping[str, str]) -> Query:
 def facts_of(snap: Snapshot, now: float | None = None) -> HealthFacts:
     """``now``: the monotonic clock the snapshot's lease deadline is on (simulations pass theirs)."""
     now = monotonic() if now is None else now
+    return facts_at(snap, snap.leads_at(now), loop_age(snap, now))
+
+
+def loop_age(snap: Snapshot, now: float) -> float:
+    """Seconds since the agent's loop last finished (0 before the first cycle)."""
+    return now - snap.loop_at if snap.loop_at else 0.0
+
+
+def liveness_limit(snap: Snapshot, leads: bool) -> float:
+    """How old the last cycle may be for ``/liveness``: ttl on a leader, 2 x ttl elsewhere."""
+    ttl = snap.view.config.ttl
+    return ttl if leads else 2 * ttl
+
+
+def clock_facts(snap: Snapshot, now: float) -> tuple[bool, bool]:
+    """The two facts of a snapshot that change with time alone: does it still lead (the lease
+    deadline), and is its loop alive. Health answers rendered once per snapshot pick by these."""
+    leads = snap.leads_at(now)
+    return leads, loop_age(snap, now) <= liveness_limit(snap, leads)
+
+
+def facts_at(snap: Snapshot, leads: bool, age: float) -> HealthFacts:
+    """The health facts of ``snap`` when its lease is (``leads``) or is not still good and its
+    loop last finished ``age`` seconds ago."""
     view, local = snap.view, snap.local
-    config = view.config
     leader_position = None
     if view.status is not None and view.leader is not None and view.status.name == view.leader.name:
         leader_position = view.status.lsn
@@ -60,13 +96,12 @@ def facts_of(snap: Snapshot, now: float | None = None) -> HealthFacts:
     mine = local.replayed_lsn or local.received_lsn
     lag = max(0, leader_position - mine) if leader_position is not None and mine is not None else None
     sync = view.sync
-    holds = snap.leads_at(now)
     return HealthFacts(
-        holds_leader_key=holds,
+        holds_leader_key=leads,
         local=local,
         tags=snap.config.tags,
         lag=lag,
         sync_standby=sync is not None and snap.config.name in sync.members,
-        loop_age=now - snap.loop_at if snap.loop_at else 0.0,
-        liveness_limit=config.ttl if holds else 2 * config.ttl,
+        loop_age=age,
+        liveness_limit=liveness_limit(snap, leads),
     )

@@ -282,10 +282,15 @@ def _health_path(endpoint: str) -> dict[str, Any]:
     return path
 
 
+# /cluster, /history and /config answer from the agent's snapshot (never from etcd) on a small
+# pool of threads; a full pool answers this at once.
+_BUSY = "the REST API's document workers are all busy; retry shortly"
+
+
 def _read(operation_id: str, summary: str, schema: dict[str, Any], *extra: str) -> dict[str, Any]:
     responses = {"200": _json(schema, summary)}
     if "503" in extra:
-        responses["503"] = _error("etcd could not be read")
+        responses["503"] = _error(extra[-1] if len(extra) > 1 else _BUSY)
     return {
         "get": {"operationId": operation_id, "tags": ["status"], "summary": summary, "responses": responses}
     }
@@ -301,6 +306,7 @@ def _write(operation_id: str, summary: str, body: str | None, codes: dict[str, s
             **{code: _json(_ref("Result"), text) for code, text in codes.items() if code.startswith("2")},
             "400": _error("the body is malformed; the sentence names the field"),
             "401": _error("api.auth is configured and the credentials are missing or wrong"),
+            "415": _error("the call has no Content-Type: application/json (required on every write)"),
             **{code: _error(text) for code, text in codes.items() if not code.startswith("2")},
         },
     }
@@ -331,7 +337,13 @@ def _paths() -> dict[str, Any]:
         "history", "timeline history", {"type": "array", "items": _ref("HistoryEntry")}, "503"
     )
     paths["/config"] = {
-        **_read("get_config", "the dynamic config kept in etcd", _ref("DynamicConfig"), "503"),
+        **_read(
+            "get_config",
+            "the dynamic config in force, as the agent last read it from etcd",
+            _ref("DynamicConfig"),
+            "503",
+            f"the agent has not read a dynamic config yet, or {_BUSY}",
+        ),
         "patch": _config_write(
             "patch_config",
             "merge settings into the dynamic config (RFC 7386: null removes a key)",

@@ -1,10 +1,13 @@
 """The agent-side half of the REST API: cluster documents, config edits, switchover, node requests.
 
-Reads go to etcd directly (one range read), so ``/cluster`` and ``/config`` are as fresh as the
-store; writes are compare-and-set. A switchover writes an intent the leader and candidate act on
-(``ha/rules/switchover.py``) and then watches the store until the candidate runs as primary, the
-leader abandons it (its reason is recorded beside the intent), or the timeout runs out: the caller
-always learns the outcome or the state reached.
+``GET /cluster``, ``/history`` and ``/config`` answer from the agent's snapshot: the cluster view
+its last cycle read (at most ``loop_wait`` old, sooner when an etcd watch fired), never from etcd
+itself. Those reads need no credentials, and the etcd client is the one that renews the leader
+lease: a flood of them must not queue in front of a renewal. Operations check themselves against
+etcd as it is now, and their writes are compare-and-set. A switchover writes an intent the leader
+and candidate act on (``ha/rules/switchover.py``) and then watches the store until the candidate
+runs as primary, the leader abandons it (its reason is recorded beside the intent), or the timeout
+runs out: the caller always learns the outcome or the state reached.
 """
 
 from __future__ import annotations
@@ -45,13 +48,18 @@ class AgentOperations:
 
     # --- reading ----------------------------------------------------------------------------------
     def _view(self) -> ClusterView:
+        """The cluster as etcd holds it now, for an operation to check itself against."""
         try:
             return self._cluster.read()
         except StoreError as exc:
             raise OperationError(503, f"etcd cannot be read: {exc}") from None
 
+    def _observed(self) -> ClusterView:
+        """The cluster as the agent's last cycle read it: what unauthenticated reads answer from."""
+        return self._snapshots.get().view
+
     def cluster(self) -> dict[str, Any]:
-        view = self._view()
+        view = self._observed()
         doc: dict[str, Any] = {
             "cluster": view.name,
             "leader": view.leader.name if view.leader else None,
@@ -74,12 +82,15 @@ class AgentOperations:
                 "new_leader": e.new_leader,
                 "event": e.event,
             }
-            for e in self._view().history
+            for e in self._observed().history
         ]
 
     # --- dynamic config -------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        return dynamic_config_to_dict(self._stored_config()[0])
+        view = self._observed()
+        if view.config_revision == 0:
+            raise OperationError(503, "this agent has not read a dynamic config from etcd yet")
+        return dynamic_config_to_dict(view.config)
 
     def patch_config(self, patch: Mapping[str, Any]) -> dict[str, Any]:
         current, revision = self._stored_config()

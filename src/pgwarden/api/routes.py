@@ -1,28 +1,31 @@
 """Answers one REST request: routing, write authorization, body parsing, and outcome-to-status mapping.
 
 No sockets here: ``RestApi.answer`` maps a ``Request`` value to a ``Response`` value, and
-``server.py`` moves the bytes. Health endpoints and ``/patroni`` read only the snapshot, so they
-answer in milliseconds whatever the agent is doing; everything else goes through ``Operations``.
+``server.py`` moves the bytes. Health endpoints and ``/patroni`` read only the snapshot (through
+``HealthAnswers``), so they answer in microseconds whatever the agent is doing; everything else
+goes through ``Operations``, and ``work_of`` tells the server which calls must run on a worker
+thread rather than on its event loop.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import parse_qsl
 
-from pgwarden.agent.snapshot import SnapshotHolder, status_document
+from pgwarden.agent.lease import monotonic
+from pgwarden.agent.snapshot import SnapshotHolder
 from pgwarden.api import bodies
 from pgwarden.api.auth import CHALLENGE, BasicAuth
 from pgwarden.api.contract import OperationError, OperationResult, Operations
-from pgwarden.api.facts import HEALTH_ENDPOINTS, STATUS_ENDPOINTS, facts_of, query_of
+from pgwarden.api.facts import HEALTH_ENDPOINTS, STATUS_ENDPOINTS, split_target
+from pgwarden.api.health_answers import HealthAnswers
 from pgwarden.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from pgwarden.api.metrics import Metrics
 from pgwarden.api.openapi import DOCUMENT as OPENAPI_DOCUMENT
-from pgwarden.ha.health import verdict
 from pgwarden.model import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -34,12 +37,21 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SNAPSHOT_ENDPOINTS = frozenset(HEALTH_ENDPOINTS) | frozenset(STATUS_ENDPOINTS)
 
 
+class Work(enum.Enum):
+    """Where a call that cannot be answered on the event loop runs (server.py keeps one bounded
+    pool of threads each), so a flood of reads never delays an authorised operation."""
+
+    DOCUMENT = "documents"  # GET /cluster, /history, /config, /metrics
+    OPERATION = "operations"  # authorised writes with a JSON body
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     method: str
     target: str  # path and query string as sent, e.g. "/replica?lag=16MB"
     body: bytes = b""
     authorization: str | None = None  # the Authorization header, if any
+    content_type: str | None = None  # the Content-Type header, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +71,14 @@ def error_response(status: int, message: str, headers: tuple[tuple[str, str], ..
     return json_response(status, {"error": message}, headers)
 
 
+def is_json(content_type: str | None) -> bool:
+    """``application/json``, with or without parameters (``; charset=utf-8``)."""
+    return content_type is not None and content_type.partition(";")[0].strip().lower() == JSON
+
+
 @dataclass(frozen=True, slots=True)
 class _Call:
+    target: str
     endpoint: str
     query: Mapping[str, str]
     body: bytes
@@ -77,6 +95,7 @@ class RestApi:
         self._snapshots = snapshots
         self._ops = operations
         self._metrics = Metrics(snapshots)
+        self.health = HealthAnswers(snapshots, frozenset(STATUS_ENDPOINTS))
         self._openapi = json.dumps(OPENAPI_DOCUMENT).encode()
         self._routes = self._route_table()
 
@@ -88,7 +107,7 @@ class RestApi:
     def _route_table(self) -> dict[str, dict[str, _Handler]]:
         ops = self._ops
         table: dict[str, dict[str, _Handler]] = {e: {"GET": self._health} for e in HEALTH_ENDPOINTS}
-        table.update({e: {"GET": self._status} for e in STATUS_ENDPOINTS})
+        table.update({e: {"GET": self._health} for e in STATUS_ENDPOINTS})
         table.update(
             {
                 "cluster": {"GET": lambda c: json_response(200, ops.cluster())},
@@ -119,19 +138,44 @@ class RestApi:
         # HEAD and OPTIONS answer with the status line alone (HAProxy checks), errors included.
         return response if request.method not in ("HEAD", "OPTIONS") else replace(response, body=b"")
 
+    def from_snapshot(self, method: str, endpoint: str) -> bool:
+        """Answered by ``self.health`` alone: a health check, ``/patroni``, or an unknown read path."""
+        return method in READ_METHODS and (endpoint in SNAPSHOT_ENDPOINTS or endpoint not in self._routes)
+
+    def work_of(self, request: Request) -> Work | None:
+        """The pool that must answer ``request``; None when it is cheap enough to answer at once
+        (snapshot reads, OPTIONS, and every refusal: 401, 404, 405, 415)."""
+        endpoint = split_target(request.target)[0]
+        handlers = self._routes.get(endpoint)
+        if handlers is None or request.method == "OPTIONS":
+            return None
+        if request.method in READ_METHODS:
+            return Work.DOCUMENT if endpoint not in SNAPSHOT_ENDPOINTS and "GET" in handlers else None
+        if request.method not in handlers or self._refusal(request) is not None:
+            return None
+        return Work.OPERATION
+
+    def _refusal(self, request: Request) -> Response | None:
+        """401 without the right credentials, then 415 without a JSON body type, for a write."""
+        if not self._auth.allows(request.authorization):
+            return _UNAUTHORIZED
+        if not is_json(request.content_type):
+            # A browser form or a no-cors fetch cannot send this type cross-site without a CORS
+            # preflight, which this API never grants: the header is what stops cross-site writes.
+            sent = f"Content-Type {request.content_type!r}" if request.content_type else "no Content-Type"
+            return error_response(
+                415,
+                f"this call takes a JSON body and the header Content-Type: {JSON} "
+                f"(even with no body); the request sent {sent}",
+            )
+        return None
+
     def _dispatch(self, request: Request) -> Response:
         method = request.method
-        # Not urlsplit: it would read "//primary" as a host name. Slashes around a path don't count.
-        path, _, query = request.target.partition("#")[0].partition("?")
-        endpoint = path.strip("/")
+        endpoint, query = split_target(request.target)
         if method in WRITE_METHODS and not self._auth.allows(request.authorization):
-            return error_response(
-                401,
-                "this call changes the cluster and needs HTTP Basic credentials "
-                "(api.auth in the node config)",
-                (("WWW-Authenticate", CHALLENGE),),
-            )
-        call = _Call(endpoint, dict(parse_qsl(query)), request.body)
+            return _UNAUTHORIZED
+        call = _Call(request.target, endpoint, query, request.body)
         routes = self._routes.get(endpoint)
         if routes is None:
             if method in READ_METHODS:  # Patroni: an unknown GET path is a failed health check
@@ -145,19 +189,15 @@ class RestApi:
             return error_response(
                 405, f"/{endpoint} does not answer {method}; it answers {allow[0][1]}", allow
             )
+        if method in WRITE_METHODS:
+            refusal = self._refusal(request)
+            if refusal is not None:
+                return refusal
         return _outcome(handler, call)
 
     def _health(self, call: _Call) -> Response:
-        snap = self._snapshots.get()
-        try:
-            query = query_of(call.query)
-        except ValueError as exc:
-            return error_response(400, str(exc))
-        healthy = verdict(call.endpoint, facts_of(snap), query)
-        return json_response(200 if healthy else 503, status_document(snap))
-
-    def _status(self, call: _Call) -> Response:
-        return json_response(200, status_document(self._snapshots.get()))
+        status, body = self.health.answer(call.target, monotonic())
+        return Response(status, body)
 
     def _switchover(self, call: _Call) -> Response:
         r = bodies.switchover_request(call.body)
@@ -184,6 +224,13 @@ class RestApi:
     def _reload(self, call: _Call) -> Response:
         bodies.empty_request(call.body)
         return _result(self._ops.reload())
+
+
+_UNAUTHORIZED = error_response(
+    401,
+    "this call changes the cluster and needs HTTP Basic credentials (api.auth in the node config)",
+    (("WWW-Authenticate", CHALLENGE),),
+)
 
 
 def _outcome(handler: _Handler, call: _Call) -> Response:

@@ -169,11 +169,14 @@ class ClusterClient:
         """
         wait = self.timeout if timeout is None else timeout
         url = member.api_url.rstrip("/") + path
+        # Every write carries a JSON body, ``{}`` when it has nothing to say: the API refuses
+        # writes without ``Content-Type: application/json`` (a browser form cannot send it).
+        document = dict(body) if body is not None else ({} if method not in ("GET", "HEAD") else None)
         try:
             response = self._http.request(
                 method,
                 url,
-                json=dict(body) if body is not None else None,
+                json=document,
                 timeout=httpx.Timeout(wait, connect=min(CONNECT_TIMEOUT, wait)),
             )
         except httpx.TimeoutException:

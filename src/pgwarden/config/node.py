@@ -145,8 +145,6 @@ def _node(
         config_file=paths.config_file,
         other_data_dirs={n: d for n, d in paths.other_data_dirs.items() if n != model.name},
     )
-    if findings:
-        return None, findings
     auth = model.api.auth
     api = ApiSettings(
         listen=model.api.listen,
@@ -155,7 +153,23 @@ def _node(
         password=auth.password if auth else None,
         certfile=tls.certfile if tls else None,
         keyfile=tls.keyfile if tls else None,
+        allow_unauthenticated_writes=model.api.allow_unauthenticated_writes,
+        max_connections=model.api.max_connections,
+        request_timeout=model.api.request_timeout,
+        idle_timeout=model.api.idle_timeout,
     )
+    if api.open_writes and not api.allow_unauthenticated_writes:
+        findings.append(
+            Finding(
+                ("api", "auth"),
+                f"the REST API listens on {api.listen}, beyond this machine, and without api.auth "
+                "anyone who reaches it could switch over, restart or reconfigure the cluster",
+                "set api.auth (username and password), or listen on a loopback address such as "
+                "127.0.0.1:8008, or, knowingly, set api.allow_unauthenticated_writes: true",
+            )
+        )
+    if findings:
+        return None, findings
     users = pg.authentication
     postgresql = PostgresSettings(
         listen=pg.listen,

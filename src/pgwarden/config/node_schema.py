@@ -22,7 +22,7 @@ from pgwarden.config.fields import (
 )
 from pgwarden.config.paths import DataDirPath
 from pgwarden.model.cluster import Tags
-from pgwarden.model.node import EtcdSettings, NodeConfig
+from pgwarden.model.node import ApiSettings, EtcdSettings, NodeConfig
 
 
 def _default(cls: type[Any], name: str) -> Any:
@@ -73,6 +73,12 @@ class ApiModel(_Section):
     connect_address: AddressField | None = Field(None, examples=["127.0.0.11:8008"])
     auth: ApiAuthModel | None = Field(None, examples=["{username: admin, password: ...}"])
     tls: ApiTlsModel | None = Field(None, examples=["{certfile: /etc/pgwarden/api.crt, keyfile: ...}"])
+    allow_unauthenticated_writes: bool = Field(
+        _default(ApiSettings, "allow_unauthenticated_writes"), examples=["false"]
+    )
+    max_connections: int = Field(_default(ApiSettings, "max_connections"), ge=16, le=65536, examples=[256])
+    request_timeout: float = Field(_default(ApiSettings, "request_timeout"), gt=0, le=300, examples=[5])
+    idle_timeout: float = Field(_default(ApiSettings, "idle_timeout"), gt=0, le=3600, examples=[10])
 
 
 class PostgresModel(_Section):

@@ -88,6 +88,7 @@ class ClusterStore:
             history=_decoded(values.get(k.history), codec.decode_history) or (),
             switchover=_decoded(values.get(k.switchover), codec.decode_switchover),
             revision=snapshot.revision,
+            config_revision=stored_config.mod_revision if (stored_config := values.get(k.config)) else 0,
         )
 
     def read_config(self) -> tuple[DynamicConfig | None, int]:

@@ -184,6 +184,8 @@ class ClusterView:
     switchover: SwitchoverIntent | None = None
     revision: int = 0
     bootstrapping: str | None = None  # member racing to initdb, while ``initialize`` is pending
+    # mod_revision of the config key (0: absent), for compare-and-set edits of what was read here
+    config_revision: int = 0
 
     def member(self, name: str) -> Member | None:
         return next((m for m in self.members if m.name == name), None)

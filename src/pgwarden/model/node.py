@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -40,11 +41,37 @@ class ApiSettings:
     password: str | None = None
     certfile: str | None = None
     keyfile: str | None = None
+    # Serve writes without api.auth on a non-loopback address: refused unless set (issue 11).
+    allow_unauthenticated_writes: bool = False
+    # Limits of the API server (docs/rest-api.md, "Limits").
+    max_connections: int = 256
+    request_timeout: float = 5.0  # seconds for a whole request to arrive once it started
+    idle_timeout: float = 10.0  # seconds a keep-alive connection may wait for its next request
 
     @property
     def url(self) -> str:
         scheme = "https" if self.certfile else "http"
         return f"{scheme}://{self.connect_address}"
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether only this machine can reach the API: a 127/8 or ::1 address, or ``localhost``."""
+        return is_loopback(self.listen.host)
+
+    @property
+    def open_writes(self) -> bool:
+        """Operations reachable from the network without credentials."""
+        return not self.username and not self.loopback_only
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and ``localhost``; a wildcard (0.0.0.0, ::) or any other name is not."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
