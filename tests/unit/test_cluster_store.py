@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 
@@ -125,6 +126,19 @@ def test_every_value_round_trips(cluster: ClusterStore, memory: MemoryStore) -> 
         config_revision=config_kv.mod_revision,
     )
     assert view.config_revision == cluster.config_revision()
+
+
+def test_a_member_is_registered_when_its_key_is_created_and_stays_so_while_it_republishes(
+    cluster: ClusterStore, memory: MemoryStore
+) -> None:
+    lease = memory.grant_lease(10)
+    cluster.publish_member(MEMBER, lease)
+    cluster.publish_member(BARE_MEMBER, lease)
+    before = {m.name: m.registered for m in cluster.read().members}
+    cluster.publish_member(replace(MEMBER, pending_restart=True), lease)  # every cycle republishes
+    after = {m.name: m.registered for m in cluster.read().members}
+    assert after == before and 0 < before[MEMBER.name] < before[BARE_MEMBER.name]
+    assert "registered" not in codec.encode_member(replace(MEMBER, registered=5))  # never published
 
 
 def test_encodings_are_plain_json_with_lsn_strings_and_enum_values() -> None:

@@ -43,7 +43,7 @@ from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Observation, Request
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.jobs import RETRY_AFTER
-from pgwarden.model import ClusterView, ControlState, JobKind, LocalState, Lsn, PgState, Role
+from pgwarden.model import ClusterView, ControlState, JobKind, LocalState, Lsn, Member, PgState, Role
 from tests.unit.builders import (
     DATA_DIR,
     NOW,
@@ -135,6 +135,19 @@ STREAMING_TO_BOTH = replace(
 )
 
 
+def registered(*members: Member) -> tuple[Member, ...]:
+    """``members`` as etcd returns them: member keys created one after the other, in this order."""
+    return tuple(replace(m, registered=10 + i) for i, m in enumerate(members))
+
+
+# "NODE2" and "node-2"-like names fold to node2's slot name: they arrive after node2 registered.
+CROWDED = view(members=registered(primary_member("node1"), member("node2"), member("node3")))
+CROWDED_LATER = view(
+    members=registered(primary_member("node1"), member("node2"), member("node3"), member("NODE2"))
+)
+CROWDED_LEADERLESS = replace(CROWDED_LATER, leader=None, members=CROWDED_LATER.members[1:])
+
+
 def leaderless(name: str = "node2", **kw: object) -> Observation:
     kw.setdefault("view", LEADERLESS)
     kw.setdefault("peers", [peer("node3")] if name != "node3" else [peer("node2")])
@@ -219,6 +232,85 @@ ROWS: list[Any] = [
         observation(view=view(config=PAUSED), local=primary_local()),
         Reason.ROGUE_PRIMARY_DEMOTING,
         [IMMEDIATE],
+    ),
+    # --- who may join: slot names ------------------------------------------------------------------
+    row(
+        "newcomer_whose_slot_name_a_member_has_neither_clones_nor_takes_a_slot",
+        observation("NODE2", view=CROWDED, local=empty_local()),
+        Reason.SLOT_NAME_TAKEN,
+        [],
+        name="NODE2",
+        slot="node2",
+        rival="node2",
+    ),
+    row(
+        "member_registered_after_its_slot_rival_does_not_start_from_its_data",
+        observation("NODE2", view=CROWDED_LATER, local=stopped_local()),
+        Reason.SLOT_NAME_TAKEN,
+        [],
+        rival="node2",
+    ),
+    row(
+        "member_registered_after_its_slot_rival_does_not_race",
+        leaderless("NODE2", view=CROWDED_LEADERLESS, peers=[peer("node2"), peer("node3")]),
+        Reason.SLOT_NAME_TAKEN,
+        [],
+    ),
+    row(
+        "member_registered_first_keeps_its_place_beside_a_later_rival",
+        observation("node2", view=CROWDED_LATER),
+        Reason.STANDBY_HEALTHY,
+        [],
+    ),
+    row(
+        "peer_kept_out_for_its_slot_name_is_no_rival_in_a_race",
+        leaderless(
+            "node3",
+            view=CROWDED_LEADERLESS,
+            peers=[peer("NODE2", lsn="0/3100000"), peer("node2", lsn="0/2F00000")],
+        ),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+        candidates=2,
+    ),
+    row(
+        "leader_keeps_its_slot_name_against_a_rival_registered_before_it",
+        leader(
+            view=view(members=registered(member("Node1"), primary_member("node1"), member("node2"))),
+            local=primary_local(),
+        ),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader, PublishStatus, EnsureSlots],
+    ),
+    row(
+        "rival_of_the_leader_stays_out_though_registered_first",
+        observation(
+            "Node1",
+            view=view(members=registered(member("Node1"), primary_member("node1"), member("node2"))),
+            local=empty_local(),
+        ),
+        Reason.SLOT_NAME_TAKEN,
+        [],
+        rival="node1",
+    ),
+    row(
+        "slot_rival_running_read_write_without_a_leader_is_left_to_the_leadership_rules",
+        leaderless("NODE2", view=CROWDED_LEADERLESS, local=primary_local()),
+        Reason.NO_LEADER_PRIMARY_REACQUIRING,
+        [AcquireLeader],
+    ),
+    row(
+        "slot_rival_bootstrapping_the_cluster_finishes_its_initdb",
+        observation(
+            "NODE2",
+            view=replace(
+                uninitialized_view(bootstrapping="NODE2"),
+                members=registered(member("node2", Role.UNINITIALIZED), member("NODE2", Role.UNINITIALIZED)),
+            ),
+            local=empty_local(job=job(JobKind.INITDB, running=True)),
+        ),
+        Reason.JOB_IN_PROGRESS,
+        [],
     ),
     # --- background jobs --------------------------------------------------------------------------
     row(
@@ -1347,6 +1439,14 @@ ROWS: list[Any] = [
         [],
     ),
 ]
+
+
+def test_a_member_kept_out_for_its_slot_name_refuses_every_request_naming_both_members() -> None:
+    decision = decide(observation("NODE2", view=CROWDED, requests=[Request.REINITIALIZE, Request.RESTART]))
+    assert decision.actions == () and set(decision.answers) == {Request.REINITIALIZE, Request.RESTART}
+    why = str(decision.answers[Request.REINITIALIZE])
+    assert "node2" in why and "NODE2" in why
+    assert "NODE2" in decision.message and "node2" in decision.message
 
 
 def test_request_rows_answer_exactly_the_request_they_handle() -> None:

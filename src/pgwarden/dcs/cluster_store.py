@@ -70,7 +70,7 @@ class ClusterStore:
             name = k.member_name(kv.key)
             member = codec.decode_member(kv.value, kv.key) if name else None
             if name and member:
-                members.append(_named(member, name))
+                members.append(dataclasses.replace(_named(member, name), registered=kv.create_revision))
                 lease_owner[kv.lease] = name
         pending = initialize is not None and initialize.value == ""
         # A bootstrap in progress holds the initialize key on the bootstrapper's member lease:

@@ -1,7 +1,8 @@
 """``decide(observation) -> Decision``: every HA rule, applied in a fixed order of precedence.
 
-Rules come first when they protect safety (store lost, lease expired, a rogue writer), then the
-life cycle (jobs, bootstrap, data directory), then the steady states (leader, follower, no leader).
+Rules come first when they protect safety (store lost, lease expired, a rogue writer), then who
+may join at all (a member whose slot name another has), then the life cycle (jobs, bootstrap,
+data directory), then the steady states (leader, follower, no leader).
 The first rule that applies decides; ``RULES`` is that order, and the docs render it.
 """
 
@@ -20,6 +21,7 @@ from pgwarden.ha.rules.datadir import adoption, foreign_data_directory, guard_re
 from pgwarden.ha.rules.following import rogue_primary, someone_else_leads
 from pgwarden.ha.rules.jobs import job_backoff, job_in_progress
 from pgwarden.ha.rules.leadership import leader_is_me, lease_expired
+from pgwarden.ha.rules.membership import slot_name_taken
 from pgwarden.ha.rules.parameters import parameters_changed
 from pgwarden.ha.rules.requests import operator_request
 from pgwarden.ha.rules.restarts import scheduled_restart
@@ -36,6 +38,7 @@ RULES: tuple[Rule, ...] = (
     store_unreachable,
     lease_expired,
     rogue_primary,
+    slot_name_taken,
     operator_request,
     job_in_progress,
     job_backoff,

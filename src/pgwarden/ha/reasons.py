@@ -14,6 +14,11 @@ class Reason(Enum):
     )
     STORE_UNREACHABLE_DEMOTING = "etcd unreachable and my lease ran out; demoting to stop writes"
     STORE_UNREACHABLE_PAUSED = "etcd unreachable; cluster paused, taking no action"
+    # membership
+    SLOT_NAME_TAKEN = (
+        "my name {name} gives the replication slot name {slot}, which member {rival} already has; "
+        "not joining (no clone, no slot, no race) until one of them is renamed"
+    )
     # jobs
     JOB_IN_PROGRESS = "{job} in progress{progress}"
     JOB_BACKOFF = "{job} failed {ago:.0f}s ago ({error}); retrying in {wait:.0f}s"

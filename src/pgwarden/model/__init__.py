@@ -17,6 +17,7 @@ from pgwarden.model.cluster import (
     SyncMode,
     SyncState,
     Tags,
+    slot_name,
 )
 from pgwarden.model.local import ControlState, DataDir, DataDirOrigin, Job, JobKind, LocalState
 from pgwarden.model.lsn import ZERO, Lsn
@@ -60,4 +61,5 @@ __all__ = [
     "SyncMode",
     "SyncState",
     "Tags",
+    "slot_name",
 ]

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pgwarden.model.lsn import Lsn
+
+MAX_SLOT_NAME = 63  # PostgreSQL's NAMEDATALEN - 1
+_NOT_IN_SLOT_NAMES = re.compile(r"[^a-z0-9_]")
+
+
+def slot_name(member: str) -> str:
+    """The physical replication slot kept for a member: lowercase, every character other than
+    [a-z0-9_] replaced by '_', at most 63 characters (Patroni's mapping, so slots survive a move).
+
+    It is not injective (``Node-1``, ``node_1`` and ``node.1`` share ``node_1``): the rule
+    ``slot_name_taken`` keeps a second member with a taken slot name out of the cluster.
+    """
+    name = _NOT_IN_SLOT_NAMES.sub("_", member.lower())[:MAX_SLOT_NAME]
+    if not name:
+        raise ValueError("a member name is needed to name its slot")
+    return name
 
 
 class Role(StrEnum):
@@ -77,6 +94,10 @@ class Member:
     # What waits for a restart: parameter name -> (running value, configured value).
     pending_restart_reason: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     scheduled_restart: float | None = None  # epoch seconds of a restart scheduled on this member
+    # When the member key was created (its etcd create_revision; 0 when not read from etcd): of two
+    # members sharing a slot name, the one registered first keeps it. Bookkeeping of the store,
+    # never published, and no part of what the member says about itself (not compared).
+    registered: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,3 +214,19 @@ class ClusterView:
     @property
     def leader_member(self) -> Member | None:
         return self.member(self.leader.name) if self.leader else None
+
+    def slot_rival(self, name: str) -> Member | None:
+        """The member that keeps the slot name ``name`` would take: another member with the same
+        slot name that holds the leader key, or else registered before ``name`` did (a member not
+        registered yet comes last). None when ``name`` may have its slot."""
+        slot = slot_name(name)
+        rivals = [m for m in self.members if m.name != name and slot_name(m.name) == slot]
+        if not rivals or (self.leader is not None and self.leader.name == name):
+            return None
+        leading = next((m for m in rivals if self.leader is not None and m.name == self.leader.name), None)
+        if leading is not None:
+            return leading
+        me = self.member(name)
+        mine = (me.registered, name) if me is not None else None
+        earlier = [m for m in rivals if mine is None or (m.registered, m.name) < mine]
+        return min(earlier, key=lambda m: (m.registered, m.name), default=None)

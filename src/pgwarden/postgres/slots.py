@@ -1,15 +1,15 @@
-"""Physical replication slots: their names, and creating, dropping and listing them over SQL."""
+"""Physical replication slots: creating, dropping and listing them over SQL (named by ``slot_name``)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import psycopg
 
+from pgwarden.model.cluster import slot_name
 from pgwarden.model.lsn import Lsn
 
-MAX_SLOT_NAME = 63  # NAMEDATALEN - 1
+__all__ = ["SlotInfo", "create_slot", "drop_slot", "list_slots", "slot_name"]
 
 # On a standby (cascading) the furthest WAL held is the received position, not the insert one.
 LIST_SQL = """
@@ -34,14 +34,6 @@ class SlotInfo:
     active: bool
     restart_lsn: Lsn | None  # None until the slot has reserved WAL
     wal_retained_bytes: int | None  # WAL kept on disk for this slot
-
-
-def slot_name(member: str) -> str:
-    """The slot kept for a member: lowercase, other than [a-z0-9_] replaced by '_', 63 chars max."""
-    name = re.sub(r"[^a-z0-9_]", "_", member.lower())[:MAX_SLOT_NAME]
-    if not name:
-        raise ValueError("a member name is needed to name its slot")
-    return name
 
 
 def list_slots(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, SlotInfo]:
