@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import pwd
+import re
 import stat
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +18,7 @@ import pytest
 from pgwarden.agent.callbacks import (
     CallbackEvent,
     CallbackRunner,
+    callback_environment,
     callback_events,
     missing_commands,
     role_seen,
@@ -32,7 +37,22 @@ def ev(event: str, role: Role) -> CallbackEvent:
     return CallbackEvent(event, role)
 
 
-UP, DOWN = True, False  # whether the postmaster was alive when the cycle began
+UP, DOWN = True, False
+# The whole environment of a callback: TZ and LC_ALL are passed on only when the agent has them.
+DOCUMENTED = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "PGWARDEN_EVENT",
+    "PGWARDEN_ROLE",
+    "PGWARDEN_CLUSTER",
+    "PGWARDEN_MEMBER",
+    "PGWARDEN_API_URL",
+)  # whether the postmaster was alive when the cycle began
 
 
 @pytest.mark.parametrize(
@@ -176,6 +196,57 @@ def test_a_command_gets_event_role_and_cluster_and_its_output_is_logged(
         assert runner.wait(10)
     assert out.read_text() == "on_role_change primary main\n"
     assert "exited with 0" in caplog.text and "said on_role_change" in caplog.text
+
+
+# What an agent's environment may hold: its own passwords, libpq's, the API's, a cloud key.
+SECRETS = {
+    "PGWARDEN_POSTGRESQL_AUTHENTICATION_SUPERUSER_PASSWORD": "su-secret-1",
+    "PGWARDEN_POSTGRESQL_AUTHENTICATION_REPLICATION_PASSWORD": "repl-secret-2",
+    "PGWARDEN_API_AUTH_PASSWORD": "api-secret-3",
+    "PGPASSWORD": "libpq-secret-4",
+    "AWS_SECRET_ACCESS_KEY": "cloud-secret-5",
+}
+DUMP_ENVIRONMENT = "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
+
+
+def test_a_callback_gets_the_documented_environment_and_none_of_the_agents_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    monkeypatch.setenv("LC_ALL", "en_US.UTF-8")
+    dumped = tmp_path / "environment.json"
+    # A real program as the callback, exactly as the agent runs it: from the agent's environment.
+    dump = script(tmp_path, f'exec {sys.executable} -c "{DUMP_ENVIRONMENT}" {dumped}')
+    runner = CallbackRunner(
+        {"on_role_change": str(dump)}, "main", 10, member="node2", api_url="http://127.0.0.12:8008"
+    )
+    runner.fire([ev("on_role_change", P)])
+    assert runner.wait(10)
+    env = json.loads(dumped.read_text())
+    env.pop("PWD", None)  # the shell running the script adds its working directory
+    assert sorted(env) == sorted(DOCUMENTED)
+    assert env["PGWARDEN_EVENT"] == "on_role_change" and env["PGWARDEN_ROLE"] == "primary"
+    assert env["PGWARDEN_CLUSTER"] == "main" and env["PGWARDEN_MEMBER"] == "node2"
+    assert env["PGWARDEN_API_URL"] == "http://127.0.0.12:8008"
+    assert env["PATH"] == os.environ["PATH"] and env["LANG"] == "en_US.UTF-8" and env["TZ"] == "Europe/Paris"
+    assert env["HOME"] == pwd.getpwuid(os.geteuid()).pw_dir
+    leaked = [name for name, value in env.items() if any(s in value for s in SECRETS.values())]
+    assert leaked == []
+
+
+def test_a_callback_environment_has_a_path_and_a_language_even_when_the_agent_has_none() -> None:
+    env = callback_environment(ev("on_start", R), "main", "node1", "http://127.0.0.11:8008", {})
+    assert env["PATH"].split(":")[-1] == "/bin" and env["LANG"] == "C.UTF-8"
+    assert "LC_ALL" not in env and "TZ" not in env
+
+
+def test_the_callback_environment_is_the_one_docs_configuration_md_lists() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    section = text.split("### The environment of a callback", 1)[1].split("\n#", 1)[0]
+    assert sorted(re.findall(r"^\| `([A-Z_]+)` \|", section, re.MULTILINE)) == sorted(DOCUMENTED)
 
 
 def test_fire_returns_at_once_and_a_command_past_its_timeout_is_killed(

@@ -2,7 +2,8 @@
 
 Which events a cycle caused is a pure function of the actions it carried out and the role
 PostgreSQL last ran in (``callback_events``), so it is tested by tables. Each command runs as
-``command <event> <role> <cluster>`` (Patroni's argument order) in its own session, never
+``command <event> <role> <cluster>`` (Patroni's argument order) in its own session, with an
+environment of its own (``callback_environment``: no secret of the agent's reaches it), never
 blocking the loop; it is killed with its whole process group after ``callback_timeout`` seconds,
 and its output is logged. At most one command runs per event: a newer event of the same kind
 replaces (kills) a running older one, because only the latest state matters to a VIP manager or
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pwd
 import shlex
 import shutil
 import signal
@@ -29,6 +31,12 @@ from pgwarden.model import LocalState, Role
 log = logging.getLogger(__name__)
 
 EVENTS = ("on_start", "on_stop", "on_restart", "on_reload", "on_role_change")
+# What a callback inherits from the agent's environment: where programs are, and the language and
+# time zone of its messages. Nothing else: the agent's environment carries secrets
+# (PGWARDEN_*_PASSWORD, PGPASSWORD, cloud credentials...) that a VIP or pooler script has no use
+# for, and would hand to every program it runs.
+INHERITED = ("PATH", "LANG", "LC_ALL", "TZ")
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _OUTPUT_LIMIT = 4000  # characters of a command's output kept for the log
 _REAP_TIMEOUT = 5.0  # after a kill, how long to wait for the output pipe to close
 
@@ -94,6 +102,30 @@ def _once(events: Iterable[CallbackEvent]) -> list[CallbackEvent]:
     return seen
 
 
+def callback_environment(
+    event: CallbackEvent, cluster: str, member: str, api_url: str, inherited: Mapping[str, str]
+) -> dict[str, str]:
+    """The whole environment of one callback (docs/configuration.md lists it): PATH, LANG, LC_ALL
+    and TZ from the agent's own, HOME, USER and LOGNAME of the account the agent runs as, and the
+    facts of the event as ``PGWARDEN_EVENT``, ``_ROLE``, ``_CLUSTER``, ``_MEMBER``, ``_API_URL``."""
+    env = {name: inherited[name] for name in INHERITED if name in inherited}
+    env.setdefault("PATH", _DEFAULT_PATH)
+    env.setdefault("LANG", "C.UTF-8")
+    try:
+        account = pwd.getpwuid(os.geteuid())
+        env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
+    except KeyError:  # a UID without a passwd entry (some containers)
+        env["HOME"] = "/"
+    env.update(
+        PGWARDEN_EVENT=event.event,
+        PGWARDEN_ROLE=event.role.value,
+        PGWARDEN_CLUSTER=cluster,
+        PGWARDEN_MEMBER=member,
+        PGWARDEN_API_URL=api_url,
+    )
+    return env
+
+
 def missing_commands(commands: Mapping[str, str]) -> list[str]:
     """Warnings for commands whose program cannot be found (they fail, logged, when they run)."""
     problems = []
@@ -110,8 +142,9 @@ def missing_commands(commands: Mapping[str, str]) -> list[str]:
 class _Run:
     """One command invocation: started in its own thread and session, killed on timeout or replacement."""
 
-    def __init__(self, argv: list[str], timeout: float) -> None:
+    def __init__(self, argv: list[str], env: Mapping[str, str], timeout: float) -> None:
         self.argv = argv
+        self.env = dict(env)
         self.timeout = timeout
         self._lock = threading.Lock()
         self._process: subprocess.Popen[str] | None = None
@@ -144,6 +177,7 @@ class _Run:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
+                env=self.env,
                 text=True,
                 errors="replace",
                 start_new_session=True,  # its own process group, so a kill reaches its children
@@ -193,10 +227,22 @@ def _reap(process: subprocess.Popen[str]) -> str:
 class CallbackRunner:
     """The node's callbacks: ``fire`` returns at once; each command runs in a thread of its own."""
 
-    def __init__(self, commands: Mapping[str, str], cluster: str, timeout: float) -> None:
+    def __init__(
+        self,
+        commands: Mapping[str, str],
+        cluster: str,
+        timeout: float,
+        member: str = "",
+        api_url: str = "",
+        inherited: Mapping[str, str] | None = None,
+    ) -> None:
         self._commands = {event: command for event, command in commands.items() if event in EVENTS}
         self._cluster = cluster
         self._timeout = timeout
+        self._member = member
+        self._api_url = api_url
+        # Only the INHERITED names are ever read from it; os.environ when not given (tests give one).
+        self._inherited = os.environ if inherited is None else inherited
         self._lock = threading.Lock()
         self._running: dict[str, _Run] = {}
 
@@ -208,7 +254,9 @@ class CallbackRunner:
         command = self._commands.get(event.event)
         if not command:
             return
-        run = _Run([*shlex.split(command), event.event, event.role.value, self._cluster], self._timeout)
+        argv = [*shlex.split(command), event.event, event.role.value, self._cluster]
+        env = callback_environment(event, self._cluster, self._member, self._api_url, self._inherited)
+        run = _Run(argv, env, self._timeout)
         with self._lock:
             previous = self._running.get(event.event)
             self._running[event.event] = run

@@ -81,7 +81,9 @@ class Agent:
             self._member_lease_id,
             forget_scheduled_restart=self.requests.cancel_scheduled_restart,
         )
-        self.callbacks = CallbackRunner(config.callbacks, config.cluster, config.callback_timeout)
+        self.callbacks = CallbackRunner(
+            config.callbacks, config.cluster, config.callback_timeout, config.name, config.api.url
+        )
         self._role: Role | None = None  # the role PostgreSQL last ran in, for the callbacks
         self._member_lease: int | None = None
         self._stop = threading.Event()
