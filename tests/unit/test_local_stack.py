@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -72,6 +73,24 @@ def test_up_on_a_running_stack_refuses_and_leaves_it_running(
         stack.up(timeout=10)
     assert sleeper.poll() is None
     assert stack.running()
+
+
+def test_a_node_config_holds_its_passwords_in_a_file_no_one_else_could_open(stack: Stack) -> None:
+    path = stack.spec.config_path(0)
+    path.write_text("nothing secret yet\n")
+    path.chmod(0o644)
+    old_umask = os.umask(0)  # the loosest umask: only the mode given at creation protects the file
+    try:
+        with open(path) as opened_earlier:  # another user opened it while it was still public
+            written = stack.write_node_config(0)
+            fresh = stack.write_node_config(1)
+            assert opened_earlier.read() == "nothing secret yet\n"  # the passwords went elsewhere
+    finally:
+        os.umask(old_umask)
+    for config in (written, fresh):
+        assert stat.S_IMODE(config.stat().st_mode) == 0o600
+        assert stack.spec.superuser_password in config.read_text()
+    assert [p.name for p in stack.spec.dir.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_purge_removes_the_stack_directory(stack: Stack) -> None:

@@ -158,8 +158,8 @@ class StackSpec:
         saved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "dir"}
         saved["router"] = dataclasses.asdict(self.router)
         saved["run_as"] = list(self.run_as)
-        write_private(self.dir / SPEC_FILE, saved)
-        write_private(self.dir / STACK_FILE, self.document())
+        write_private(self.dir / SPEC_FILE, _json(saved))
+        write_private(self.dir / STACK_FILE, _json(self.document()))
 
     @classmethod
     def load(cls, dir: Path) -> StackSpec | None:
@@ -184,15 +184,21 @@ class StackSpec:
         return None
 
 
-def write_private(path: Path, document: dict[str, Any]) -> None:
-    """Replace ``path`` atomically with ``document`` as JSON, mode 0600 from the first byte."""
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with ``text``, readable by its owner only from the first byte:
+    the file is created 0600 (``os.open``'s mode, which a umask can only narrow), never written
+    first and narrowed after, so no other user can open it in between and keep reading."""
     tmp = path.with_name(f".{path.name}.tmp")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
-        out.write(json.dumps(document, indent=2) + "\n")
+        out.write(text)
     os.replace(tmp, path)
+
+
+def _json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2) + "\n"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ import httpx
 import yaml
 
 from pgwarden.local import preflight, processes
-from pgwarden.local.spec import SPEC_FILE, STACK_FILE, StackSpec
+from pgwarden.local.spec import SPEC_FILE, STACK_FILE, StackSpec, write_private
 from pgwarden.local.state import Part, StackState, servers_up, verdict
 from pgwarden.postgres.probe import postmaster_pid
 from pgwarden.router.haproxy import Backend, render
@@ -163,8 +163,7 @@ class Stack:
             os.chown(node_dir, entry.pw_uid, entry.pw_gid)
             os.chown(node_dir / "run", entry.pw_uid, entry.pw_gid)
         path = spec.config_path(i)
-        path.write_text(yaml.safe_dump(spec.node_config(i, user), sort_keys=False))
-        os.chmod(path, 0o600)  # passwords
+        write_private(path, yaml.safe_dump(spec.node_config(i, user), sort_keys=False))  # passwords
         return path
 
     def start_agent(self, i: int) -> int:
