@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,15 +30,50 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def pgwarden(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def pgwarden(*args: str, timeout: float = 120, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pgwarden", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=ROOT,
+        cwd=cwd,
         check=False,
     )
+
+
+def referencing(dir: Path) -> dict[int, str]:
+    """Every process (but this one) whose arguments, working directory or environment mention
+    ``dir``, with its command line: what a user would find with ps, ls -l /proc/*/cwd and grep.
+    Deliberately not pgwarden's own inventory, which is what is under test."""
+    text = str(dir)
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid() or not processes.alive(int(entry)):
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            environ = Path(f"/proc/{entry}/environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if text in argv or cwd == text or cwd.startswith(text + "/") or text in environ:
+            found[int(entry)] = argv.strip()
+    return found
+
+
+def agents_running(dir: Path) -> set[int]:
+    """Live `pgwarden agent -c <a config in dir>` processes, the path absolute or relative."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not processes.alive(int(entry)):
+            continue
+        argv = processes.command_line(int(entry))
+        if argv[1:5] != ["-m", "pgwarden", "agent", "-c"] or len(argv) < 6:
+            continue
+        with contextlib.suppress(OSError):
+            if (Path(os.readlink(f"/proc/{entry}/cwd")) / argv[5]).parent == dir:
+                found.add(int(entry))
+    return found
 
 
 @pytest.fixture
@@ -92,3 +128,37 @@ def test_up_twice_then_down_purge_leaves_no_process_and_no_directory(stack_dir: 
 
     again = pgwarden("down", "--dir", str(stack_dir))
     assert again.returncode == 0 and "nothing to stop" in again.stdout
+
+
+def test_down_after_an_unplanned_drill_stops_every_agent_the_drill_restarted(stack_dir: Path) -> None:
+    """The drill kills the primary's node twice and starts its agent again each time; `down
+    --purge` must stop those agents too, and remove the data only once nothing runs."""
+    users = NODE_USERS[:3]
+    for user in users:
+        ensure_os_user(user)
+    network = cluster_network()
+    up = pgwarden("up", "--dir", str(stack_dir), "--network", network, "--run-as", ",".join(users))
+    assert up.returncode == 0, up.stdout + up.stderr
+    first_agents = agents_running(stack_dir)
+    assert len(first_agents) == 3
+
+    # From the stack's parent with a relative --dir: the way that used to leave agents behind.
+    drill = pgwarden(
+        "drill", "--unplanned", "--rounds", "2", "--dir", stack_dir.name, "--format", "json",
+        timeout=600, cwd=stack_dir.parent,
+    )  # fmt: skip
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    report = json.loads(drill.stdout)
+    assert [r["healed"] for r in report["rounds"]] == [True, True]
+    agents = agents_running(stack_dir)
+    assert len(agents) == 3 and len(agents - first_agents) == 2  # two killed, two started again
+    recorded = json.loads((stack_dir / "pids.json").read_text())
+    assert agents <= set(recorded.values()), "the drill's agents are recorded where `down` sees them"
+    running_before = referencing(stack_dir)
+
+    down = pgwarden("down", "--dir", str(stack_dir), "--purge", timeout=180)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert referencing(stack_dir) == {}, "processes of the stack still running after down --purge"
+    assert [p for p in running_before if processes.alive(p)] == []
+    assert not stack_dir.exists()
+    print(f"down stopped {len(running_before)} processes: {down.stdout.strip()[:300]}")

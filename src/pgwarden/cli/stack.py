@@ -81,7 +81,8 @@ def down(
     dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="the directory given to pgwarden up"),
     purge: bool = typer.Option(False, "--purge", help="also remove data, configs and logs"),
 ) -> None:
-    """Stop everything a local stack started (by PID); --purge removes its directory too."""
+    """Stop every process of a local stack, whoever started it (found by the stack's directory,
+    never by name); --purge then removes the directory, once nothing of the stack runs."""
     dir = dir.resolve()
     progress_console = Console(stderr=True)
     if not dir.exists():
@@ -91,7 +92,7 @@ def down(
         spec = StackSpec.load(dir) or StackSpec(dir=dir)
     except SpecError as exc:
         progress_console.print(
-            f"[yellow]{escape(str(exc))}[/yellow]; stopping by pids.json and data directories"
+            f"[yellow]{escape(str(exc))}[/yellow]; stopping what runs from the directory"
         )
         spec = StackSpec(dir=dir)
     try:

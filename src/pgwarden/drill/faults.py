@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import signal
 from typing import Protocol
 
 from pgwarden.drill.cluster import DrillCluster
-from pgwarden.local import processes
 from pgwarden.local.stack import Stack
-from pgwarden.postgres.probe import postmaster_pid
 
 # How long the agent may take to finish a switchover before it answers with the state reached.
 SWITCHOVER_TIMEOUT = 60.0
@@ -46,8 +42,10 @@ class KillPrimary:
     child of either, then, once another member leads, the agent started again as `pgwarden up`
     started it (it rewinds and rejoins as a standby).
 
-    Only PIDs the stack recorded in its directory are signalled, and only while their command
-    line still names that directory: a PID reused by an unrelated process is left alone.
+    Only processes of the stack are signalled: found by its directory, never by name, so a PID
+    reused by an unrelated process is left alone (``Stack.find_processes``). The agent it starts
+    again is the stack's like any other: marked with the stack's directory and recorded in its
+    pids.json, so `pgwarden down` stops it.
     """
 
     kind = "kill"
@@ -61,28 +59,10 @@ class KillPrimary:
                 return i
         raise ValueError(f"{name} is not a node of the local stack in {self.stack.spec.dir}")
 
-    def _load_pids(self) -> None:
-        # All of them, not only the agent's: start_agent rewrites the whole pids file from
-        # ``stack.pids``, and `pgwarden down` needs every entry.
-        try:
-            saved = json.loads(self.stack.pids_path.read_text())
-            self.stack.pids = {str(k): int(v) for k, v in saved.items()}
-        except (OSError, ValueError, TypeError, AttributeError):
-            self.stack.pids = {}
-
     def inject(self, old_primary: str) -> None:
-        i = self._index(old_primary)
-        self._load_pids()
-        marker = f"{self.stack.spec.dir}/"
-        targets = [self.stack.pids.get(old_primary), postmaster_pid(str(self.stack.spec.data_dir(i)))]
-        for pid in targets:
-            if pid is not None and processes.owned(pid, marker):
-                processes.signal_tree(pid, signal.SIGKILL)
+        self.stack.kill_node(self._index(old_primary))
 
     def recover(self, old_primary: str) -> None:
         i = self._index(old_primary)
-        self._load_pids()
-        pid = self.stack.pids.get(old_primary)
-        if pid is not None and processes.owned(pid, f"{self.stack.spec.dir}/"):
-            return  # still (or again) running: nothing to restart
-        self.stack.start_agent(i)
+        if not self.stack.agent_pids(i):  # still (or again) running: nothing to restart
+            self.stack.start_agent(i)

@@ -38,23 +38,30 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def children(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (PostgreSQL backends start their own sessions, so a process
-    group kill misses them; the parent links in /proc do not)."""
-    parents: dict[int, list[int]] = {}
+def parents() -> dict[int, int]:
+    """Every process in /proc and its parent's PID."""
+    found: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                found[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
         except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
             continue
-        parents.setdefault(ppid, []).append(int(entry))
+    return found
+
+
+def children(pid: int, parent_of: Mapping[int, int] | None = None) -> list[int]:
+    """Every descendant of ``pid`` (PostgreSQL backends start their own sessions, so a process
+    group kill misses them; the parent links in /proc do not)."""
+    offspring: dict[int, list[int]] = {}
+    for child, parent in (parents() if parent_of is None else parent_of).items():
+        offspring.setdefault(parent, []).append(child)
     found: list[int] = []
     todo = [pid]
     while todo:
-        for child in parents.get(todo.pop(), []):
+        for child in offspring.get(todo.pop(), []):
             found.append(child)
             todo.append(child)
     return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import pwd
@@ -17,10 +18,9 @@ from typing import Any
 import httpx
 import yaml
 
-from pgwarden.local import preflight, processes
+from pgwarden.local import inventory, preflight, processes
 from pgwarden.local.spec import SPEC_FILE, STACK_FILE, StackSpec, write_private
 from pgwarden.local.state import Part, StackState, servers_up, verdict
-from pgwarden.postgres.probe import postmaster_pid
 from pgwarden.router.haproxy import Backend, render
 
 ETCD = preflight.ETCD
@@ -38,8 +38,10 @@ Watch = Callable[[StackState], None]
 
 class Stack:
     def __init__(self, spec: StackSpec) -> None:
-        self.spec = spec
-        self.pids: dict[str, int] = {}
+        # Absolute from here on: every path the stack hands its processes (node configs, data
+        # directories) must name it the same way whatever directory a later command runs from.
+        self.spec = spec if spec.dir.is_absolute() else dataclasses.replace(spec, dir=spec.dir.resolve())
+        self.pids: dict[str, int] = {}  # what this object started; pids.json has every start
 
     @property
     def pids_path(self) -> Path:
@@ -54,8 +56,8 @@ class Stack:
         return self.spec.dir / "logs"
 
     def running(self) -> bool:
-        """True when a stack started from this directory still has a live process."""
-        return bool(self._live_recorded()) or bool(self._live_postmasters())
+        """True when a process of the stack in this directory still runs (``inventory``)."""
+        return bool(self.find_processes())
 
     # --- up ---------------------------------------------------------------------------------
     def up(
@@ -96,6 +98,8 @@ class Stack:
         os.chmod(spec.dir, 0o755)  # node users must reach their data directories below it
         spec.save()  # first, so that `down` knows the stack whatever happens next
         self.pids = {}
+        with contextlib.suppress(FileNotFoundError):
+            self.pids_path.unlink()  # a stack that was not stopped cleanly left its old PIDs
         progress("starting etcd (3 members)")
         for i in range(3):
             self._start_etcd(i)
@@ -107,8 +111,14 @@ class Stack:
         progress("starting HAProxy")
         self._start_haproxy()
 
-    def _save_pids(self) -> None:
-        self.pids_path.write_text(json.dumps(self.pids, indent=2) + "\n")
+    def _spawn(self, name: str, cmd: list[str]) -> int:
+        """Start one part, marked as this stack's (``inventory``), and record its PID in pids.json
+        at once, merged with what other commands recorded (a drill restarting an agent)."""
+        env = inventory.marked_environment(self.spec.dir)
+        pid = processes.spawn(cmd, self.logs_dir / f"{name}.log", env=env)
+        self.pids[name] = pid
+        write_private(self.pids_path, json.dumps({**self._read_pids(), name: pid}, indent=2) + "\n")
+        return pid
 
     def _start_etcd(self, i: int) -> None:
         spec = self.spec
@@ -128,8 +138,7 @@ class Stack:
             "--heartbeat-interval", "100",
             "--election-timeout", "1000",
         ]  # fmt: skip
-        self.pids[f"etcd{i + 1}"] = processes.spawn(cmd, self.logs_dir / f"etcd{i + 1}.log")
-        self._save_pids()
+        self._spawn(f"etcd{i + 1}", cmd)
 
     def _wait_etcd(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -169,10 +178,7 @@ class Stack:
     def start_agent(self, i: int) -> int:
         spec = self.spec
         cmd = [sys.executable, "-m", "pgwarden", "agent", "-c", str(spec.config_path(i))]
-        pid = processes.spawn(cmd, self.logs_dir / f"{spec.node_name(i)}.log")
-        self.pids[spec.node_name(i)] = pid
-        self._save_pids()
-        return pid
+        return self._spawn(spec.node_name(i), cmd)
 
     def _start_haproxy(self) -> None:
         spec = self.spec
@@ -182,10 +188,7 @@ class Stack:
         ]
         cfg = spec.dir / "haproxy.cfg"
         cfg.write_text(render(backends, spec.router))
-        self.pids["haproxy"] = processes.spawn(
-            [HAPROXY, "-db", "-f", str(cfg)], self.logs_dir / "haproxy.log"
-        )
-        self._save_pids()
+        self._spawn("haproxy", [HAPROXY, "-db", "-f", str(cfg)])
 
     # --- state ----------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -217,7 +220,7 @@ class Stack:
     def _part_pids(self) -> dict[str, int | None]:
         names = [f"etcd{i + 1}" for i in range(3)]
         names += [self.spec.node_name(i) for i in range(self.spec.nodes)] + ["haproxy"]
-        recorded = {**self._read_pids(), **self.pids}
+        recorded = self._recorded()
         return {name: recorded.get(name) for name in names}
 
     def _routes_writes_to(self) -> tuple[str, ...] | None:
@@ -281,44 +284,62 @@ class Stack:
             return f"  (no log at {log})"
         return "\n".join(f"  | {line}" for line in tail) + f"\n  (full log: {log})"
 
+    # --- which processes are this stack's ----------------------------------------------------
+    def find_processes(self) -> list[int]:
+        """Every live process of this stack: recorded or not, started by `up`, a drill or an agent."""
+        return inventory.find(self.spec.dir, inventory.own_paths(self.spec))
+
+    def parts(self) -> list[tuple[str, int]]:
+        """The live parts, named as in pids.json: ``etcd1``.., ``node1``.. (a node's agents), ``haproxy``."""
+        return inventory.parts(self.spec, self.find_processes(), self._recorded())
+
+    def agent_pids(self, i: int) -> list[int]:
+        """The live agents of node ``i`` (a drill may have started one the stack object never saw)."""
+        return [pid for name, pid in self.parts() if name == self.spec.node_name(i)]
+
     # --- faults and stop ----------------------------------------------------------------------
     def kill_node(self, i: int) -> None:
         """A node's death: SIGKILL the agent, the postmaster and every child of either."""
-        name = self.spec.node_name(i)
-        postmaster = postmaster_pid(str(self.spec.data_dir(i)))
-        for pid in (self.pids.get(name), postmaster):
-            if pid is not None:
-                processes.signal_tree(pid, signal.SIGKILL)
+        postmaster = self._live_postmasters().get(self.spec.node_name(i))
+        for pid in [*self.agent_pids(i), *([postmaster] if postmaster else [])]:
+            processes.signal_tree(pid, signal.SIGKILL)
 
     def kill_agent(self, i: int) -> None:
-        pid = self.pids.get(self.spec.node_name(i))
-        if pid is not None:
+        for pid in self.agent_pids(i):
             processes.signal_one(pid, signal.SIGKILL)
 
     def down(self, purge: bool = False) -> list[str]:
-        """Stop every process this stack started (by PID) and any postmaster left in its data
-        directories; with ``purge`` remove the directory. Returns what it stopped, e.g.
-        ``["node1 agent (pid 12)", ...]``; empty when nothing ran."""
+        """Stop every process of this stack (``find_processes``: by its directory, recorded or
+        not); with ``purge`` then remove the directory, only once nothing of it runs. Returns what
+        it stopped, e.g. ``["node1 agent (pid 12)", ...]``; empty when nothing ran. StackError
+        when a process survived even SIGKILL (nothing is removed then)."""
         if purge and self.spec.dir.exists() and not self.looks_like_stack():
             raise StackError(f"{self.spec.dir} holds no {STACK_FILE} or {SPEC_FILE}; not removing it")
-        live = self._live_recorded()
-        agents = {n: p for n, p in live.items() if n.startswith("node")}
-        stopped = [f"{n} agent (pid {p})" for n, p in agents.items()]
+        parts = self.parts()
+        nodes = {n for n, _ in parts if n.startswith("node")}
+        stopped = [f"{n} agent (pid {p})" for n, p in parts if n in nodes]
         # Agents stop their PostgreSQL cleanly on SIGTERM, standbys first: a leader stopping
         # releases its key, and a standby still running would take it and promote.
-        statuses = self.statuses() if agents else {}
+        statuses = self.statuses() if nodes else {}
         leaders = {n for n, s in statuses.items() if s and s.get("role") in LEADER_ROLES}
-        processes.stop_all([p for n, p in agents.items() if n not in leaders], timeout=30)
-        processes.stop_all([p for n, p in agents.items() if n in leaders], timeout=30)
+        processes.stop_all([p for n, p in parts if n in nodes - leaders], timeout=30)
+        processes.stop_all([p for n, p in parts if n in leaders], timeout=30)
         postmasters = self._live_postmasters()  # left behind: an agent killed earlier, or too slow
         stopped += [f"{n} PostgreSQL (pid {p})" for n, p in postmasters.items()]
         processes.stop_all(list(postmasters.values()), timeout=15, sig=signal.SIGINT)  # fast shutdown
-        others = {n: p for n, p in live.items() if n not in agents}
-        stopped += [f"{n} (pid {p})" for n, p in others.items()]
-        for pid in others.values():
+        others = [(n, p) for n, p in parts if n not in nodes]
+        stopped += [f"{n} (pid {p})" for n, p in others]
+        for _, pid in others:
             # One at a time: an etcd leader stopping hands leadership to a peer first, and waits
             # seconds for one that is itself stopping.
             processes.stop(pid, timeout=10)
+        leftovers = self.find_processes()  # a callback, a pg_basebackup, an orphaned backend...
+        stopped += [f"{_shown(p)} (pid {p})" for p in leftovers]
+        processes.stop_all(leftovers, timeout=5)
+        survivors = self.find_processes()
+        if survivors:
+            listed = ", ".join(f"pid {p} ({_shown(p)})" for p in survivors)
+            raise StackError(f"still running after SIGKILL: {listed}; {self.spec.dir} left in place")
         self.pids = {}
         if purge:
             shutil.rmtree(self.spec.dir, ignore_errors=True)
@@ -337,16 +358,13 @@ class Stack:
         except (OSError, ValueError, TypeError, AttributeError):
             return {}
 
-    def _live_recorded(self) -> dict[str, int]:
-        """Recorded PIDs still running this stack's programs (each has the directory in its
-        arguments); a stale pids.json of dead or reused PIDs yields nothing."""
-        marker = f"{self.spec.dir}/"
-        recorded = {**self._read_pids(), **self.pids}
-        return {name: pid for name, pid in recorded.items() if processes.owned(pid, marker)}
+    def _recorded(self) -> dict[str, int]:
+        """Every PID recorded, by this object or (in pids.json, which wins) by any other command."""
+        return {**self.pids, **self._read_pids()}
 
     def _live_postmasters(self) -> dict[str, int]:
-        dirs = {self.spec.node_name(i): self.spec.data_dir(i) for i in range(self.spec.nodes)}
-        for data_dir in sorted(self.spec.dir.glob("node*/data")):  # nodes beyond the spec's count
-            dirs.setdefault(data_dir.parent.name, data_dir)
-        found = {name: postmaster_pid(str(d)) for name, d in dirs.items()}
-        return {name: pid for name, pid in found.items() if pid is not None}
+        return inventory.postmasters(self.spec, self.find_processes())
+
+
+def _shown(pid: int) -> str:
+    return " ".join(processes.command_line(pid))[:120] or "?"
