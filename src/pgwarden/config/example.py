@@ -9,6 +9,7 @@ _EXAMPLE = """\
 
 cluster: main                 # (env PGWARDEN_CLUSTER) the same on every node of the cluster
 name: node1                   # (env PGWARDEN_NAME) unique per node: letters, digits, _ . -
+                              # and unique as a slot name: lowercase, with - and . read as _
 log_level: INFO               # DEBUG, INFO, WARNING, ERROR or CRITICAL
 
 etcd:
