@@ -51,6 +51,7 @@ from tests.unit.builders import (
     SYSTEM_ID,
     WALL,
     config,
+    default_members,
     empty_local,
     failed,
     fork,
@@ -140,12 +141,26 @@ def registered(*members: Member) -> tuple[Member, ...]:
     return tuple(replace(m, registered=10 + i) for i, m in enumerate(members))
 
 
-# "NODE2" and "node-2"-like names fold to node2's slot name: they arrive after node2 registered.
+# "NODE2" folds to node2's slot name; it arrives, without data, after node2 registered.
+NEWCOMER = member("NODE2", Role.UNINITIALIZED, state=PgState.STOPPED, lsn=None, timeline=None)
 CROWDED = view(members=registered(primary_member("node1"), member("node2"), member("node3")))
-CROWDED_LATER = view(
-    members=registered(primary_member("node1"), member("node2"), member("node3"), member("NODE2"))
-)
+CROWDED_LATER = view(members=registered(primary_member("node1"), member("node2"), member("node3"), NEWCOMER))
 CROWDED_LEADERLESS = replace(CROWDED_LATER, leader=None, members=CROWDED_LATER.members[1:])
+# node2's agent restarted: its member key is registered again, after NODE2's.
+RESTARTED = view(members=registered(primary_member("node1"), NEWCOMER, member("node3"), member("node2")))
+# Two nodes without data, named so that they share the slot node_4.
+TWO_NEWCOMERS = view(
+    members=registered(
+        *default_members(),
+        member("node_4", Role.UNINITIALIZED, state=PgState.STOPPED),
+        member("Node-4", Role.UNINITIALIZED, state=PgState.STOPPED),
+    )
+)
+# node3 gone from etcd (its node died); the leader keeps its slot for member_slots_ttl (1800 s).
+WITHOUT_NODE3 = view(members=registered(primary_member("node1"), member("node2")))
+NEW_NODE1 = member("Node1", Role.UNINITIALIZED, state=PgState.STOPPED)
+LATELY = memory(member_last_seen={"node1": NOW, "node2": NOW, "node3": NOW - 60})
+LONG_GONE = memory(member_last_seen={"node1": NOW, "node2": NOW, "node3": NOW - 2000})
 
 
 def leaderless(name: str = "node2", **kw: object) -> Observation:
@@ -244,34 +259,62 @@ ROWS: list[Any] = [
         rival="node2",
     ),
     row(
-        "member_registered_after_its_slot_rival_does_not_start_from_its_data",
-        observation("NODE2", view=CROWDED_LATER, local=stopped_local()),
-        Reason.SLOT_NAME_TAKEN,
-        [],
-        rival="node2",
-    ),
-    row(
-        "member_registered_after_its_slot_rival_does_not_race",
-        leaderless("NODE2", view=CROWDED_LEADERLESS, peers=[peer("node2"), peer("node3")]),
+        "newcomer_whose_slot_name_is_taken_stays_out_of_a_race_too",
+        leaderless("NODE2", view=CROWDED_LEADERLESS, local=empty_local()),
         Reason.SLOT_NAME_TAKEN,
         [],
     ),
     row(
-        "member_registered_first_keeps_its_place_beside_a_later_rival",
+        "newcomer_with_an_interrupted_clone_stays_out",
+        observation("NODE2", view=CROWDED_LATER, local=incomplete_local()),
+        Reason.SLOT_NAME_TAKEN,
+        [],
+    ),
+    row(
+        "member_with_data_keeps_its_place_beside_a_later_rival",
         observation("node2", view=CROWDED_LATER),
         Reason.STANDBY_HEALTHY,
         [],
     ),
     row(
-        "peer_kept_out_for_its_slot_name_is_no_rival_in_a_race",
-        leaderless(
-            "node3",
-            view=CROWDED_LEADERLESS,
-            peers=[peer("NODE2", lsn="0/3100000"), peer("node2", lsn="0/2F00000")],
-        ),
-        Reason.NO_LEADER_I_AM_HEALTHIEST,
-        [AcquireLeader, Promote, AppendHistory],
-        candidates=2,
+        "member_with_data_keeps_its_place_after_its_agent_restarted_and_registered_again",
+        observation("node2", view=RESTARTED, local=stopped_local()),
+        Reason.STARTING_AS_STANDBY,
+        [StartStandby("node1")],
+    ),
+    row(
+        "newcomer_registered_first_still_yields_to_a_member_with_data",
+        observation("NODE2", view=RESTARTED, local=empty_local()),
+        Reason.SLOT_NAME_TAKEN,
+        [],
+        rival="node2",
+    ),
+    row(
+        "of_two_newcomers_sharing_a_slot_name_the_first_registered_clones",
+        observation("node_4", view=TWO_NEWCOMERS, local=empty_local()),
+        Reason.CLONING,
+        [Clone],
+    ),
+    row(
+        "of_two_newcomers_sharing_a_slot_name_the_second_stays_out",
+        observation("Node-4", view=TWO_NEWCOMERS, local=empty_local()),
+        Reason.SLOT_NAME_TAKEN,
+        [],
+        rival="node_4",
+        slot="node_4",
+    ),
+    row(
+        "newcomer_stays_out_while_the_leader_still_keeps_the_slot_of_a_member_gone_lately",
+        observation("NODE3", view=WITHOUT_NODE3, local=empty_local(), memory=LATELY),
+        Reason.SLOT_NAME_TAKEN,
+        [],
+        rival="node3",
+    ),
+    row(
+        "newcomer_joins_once_the_member_with_its_slot_name_is_gone_past_member_slots_ttl",
+        observation("NODE3", view=WITHOUT_NODE3, local=empty_local(), memory=LONG_GONE),
+        Reason.CLONING,
+        [Clone],
     ),
     row(
         "leader_keeps_its_slot_name_against_a_rival_registered_before_it",
@@ -286,18 +329,16 @@ ROWS: list[Any] = [
         "rival_of_the_leader_stays_out_though_registered_first",
         observation(
             "Node1",
-            view=view(members=registered(member("Node1"), primary_member("node1"), member("node2"))),
+            view=view(
+                members=registered(
+                    member("Node1", Role.UNINITIALIZED), primary_member("node1"), member("node2")
+                )
+            ),
             local=empty_local(),
         ),
         Reason.SLOT_NAME_TAKEN,
         [],
         rival="node1",
-    ),
-    row(
-        "slot_rival_running_read_write_without_a_leader_is_left_to_the_leadership_rules",
-        leaderless("NODE2", view=CROWDED_LEADERLESS, local=primary_local()),
-        Reason.NO_LEADER_PRIMARY_REACQUIRING,
-        [AcquireLeader],
     ),
     row(
         "slot_rival_bootstrapping_the_cluster_finishes_its_initdb",
@@ -1442,7 +1483,11 @@ ROWS: list[Any] = [
 
 
 def test_a_member_kept_out_for_its_slot_name_refuses_every_request_naming_both_members() -> None:
-    decision = decide(observation("NODE2", view=CROWDED, requests=[Request.REINITIALIZE, Request.RESTART]))
+    decision = decide(
+        observation(
+            "NODE2", view=CROWDED, local=empty_local(), requests=[Request.REINITIALIZE, Request.RESTART]
+        )
+    )
     assert decision.actions == () and set(decision.answers) == {Request.REINITIALIZE, Request.RESTART}
     why = str(decision.answers[Request.REINITIALIZE])
     assert "node2" in why and "NODE2" in why

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from pgwarden.ha.decide import decide
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
-from pgwarden.model import ClusterView, Leader, Member, slot_name
+from pgwarden.model import ClusterView, DataDir, Job, JobKind, Leader, LocalState, Member, Role, slot_name
 from pgwarden.postgres import slot_name as postgres_slot_name
-from tests.unit.test_decide_properties import NOW, local_states, memories, views
+from tests.unit.test_decide_properties import NOW, memories, views
 
 SLOT = re.compile(r"[a-z0-9_]{1,63}")
 # Names the config accepts (letters, digits, '_', '.', '-'), several folding to one slot name.
@@ -54,28 +54,33 @@ def _member(name: str, registered: int) -> Member:
 @given(
     names=st.lists(st.sampled_from(CLASHING), min_size=1, max_size=len(CLASHING), unique=True),
     order=st.randoms(use_true_random=False),
+    roles=st.lists(st.sampled_from(Role), min_size=len(CLASHING), max_size=len(CLASHING)),
     leader=st.none() | st.sampled_from(CLASHING),
 )
 def test_exactly_one_member_of_each_slot_name_keeps_it(
-    names: list[str], order: random.Random, leader: str | None
+    names: list[str], order: random.Random, roles: list[Role], leader: str | None
 ) -> None:
     revisions = list(range(10, 10 + len(names)))
     order.shuffle(revisions)
     view = ClusterView(
         name="demo",
         leader=Leader(leader) if leader else None,
-        members=tuple(_member(n, r) for n, r in zip(names, revisions, strict=True)),
+        members=tuple(
+            replace(_member(n, r), role=roles[i])
+            for i, (n, r) in enumerate(zip(names, revisions, strict=True))
+        ),
     )
     for slot in {slot_name(n) for n in names}:
         group = [m for m in view.members if slot_name(m.name) == slot]
         keepers = [m.name for m in group if view.slot_rival(m.name) is None]
         assert len(keepers) == 1, (slot, keepers)
-        first = min(group, key=lambda m: m.registered).name
-        expected = leader if leader in {m.name for m in group} else first
-        assert keepers == [expected]
+        # The leader; else a member with data; else the first registered.
+        joined = [m for m in group if m.role is not Role.UNINITIALIZED] or group
+        first = min(joined, key=lambda m: m.registered).name
+        assert keepers == [leader if leader in {m.name for m in group} else first]
         for m in group:
             rival = view.slot_rival(m.name)
-            assert rival is None or (slot_name(rival.name) == slot and rival.name != m.name)
+            assert rival is None or (rival.name == keepers[0] or view.slot_rival(rival.name) is None)
 
 
 def test_a_member_not_registered_yet_yields_to_one_already_registered() -> None:
@@ -85,19 +90,28 @@ def test_a_member_not_registered_yet_yields_to_one_already_registered() -> None:
     assert view.slot_rival("node2") is None
 
 
+def test_a_member_with_data_keeps_its_slot_name_against_one_registered_before_it() -> None:
+    """An agent restart registers its member key again: that must not hand its slot name over."""
+    view = ClusterView(
+        name="demo", members=(_member("NODE1", 11), replace(_member("node1", 12), role=Role.REPLICA))
+    )
+    assert view.slot_rival("node1") is None
+    rival = view.slot_rival("NODE1")
+    assert rival is not None and rival.name == "node1"
+
+
 @settings(max_examples=300, deadline=None, database=None)
 @given(data=st.data())
-def test_a_member_kept_out_for_its_slot_name_takes_no_action_at_all(data: st.DataObject) -> None:
+def test_a_newcomer_whose_slot_name_is_taken_takes_no_action_at_all(data: st.DataObject) -> None:
     """Whatever the cluster looks like: no clone, no start, no slot, no race, no bootstrap."""
     view = data.draw(views())
     first = data.draw(st.sampled_from(view.members))
-    newcomer = replace(first, name=first.name.upper(), registered=first.registered + 1)
+    newcomer = replace(
+        first, name=first.name.upper(), role=Role.UNINITIALIZED, registered=first.registered + 1
+    )
     view = replace(view, members=(*view.members, newcomer))
-    if view.bootstrapping == newcomer.name:
-        view = replace(view, bootstrapping=None)
-    local = data.draw(local_states([m.name for m in view.members]))
-    if local.running and local.in_recovery is not True:
-        local = replace(local, running=False)  # a possible writer is the safety rules' business
+    job = data.draw(st.none() | st.sampled_from([Job(k, running=True) for k in JobKind]))
+    local = LocalState(data_dir=data.draw(st.sampled_from([DataDir.MISSING, DataDir.INCOMPLETE])), job=job)
     obs = Observation(
         name=newcomer.name,
         tags=newcomer.tags,

@@ -18,7 +18,7 @@ def slot_name(member: str) -> str:
     [a-z0-9_] replaced by '_', at most 63 characters (Patroni's mapping, so slots survive a move).
 
     It is not injective (``Node-1``, ``node_1`` and ``node.1`` share ``node_1``): the rule
-    ``slot_name_taken`` keeps a second member with a taken slot name out of the cluster.
+    ``slot_name_taken`` keeps a newcomer whose slot name is taken out of the cluster.
     """
     name = _NOT_IN_SLOT_NAMES.sub("_", member.lower())[:MAX_SLOT_NAME]
     if not name:
@@ -95,7 +95,7 @@ class Member:
     pending_restart_reason: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     scheduled_restart: float | None = None  # epoch seconds of a restart scheduled on this member
     # When the member key was created (its etcd create_revision; 0 when not read from etcd): of two
-    # members sharing a slot name, the one registered first keeps it. Bookkeeping of the store,
+    # newcomers sharing a slot name, the one registered first may join. Bookkeeping of the store,
     # never published, and no part of what the member says about itself (not compared).
     registered: int = field(default=0, compare=False)
 
@@ -216,17 +216,17 @@ class ClusterView:
         return self.member(self.leader.name) if self.leader else None
 
     def slot_rival(self, name: str) -> Member | None:
-        """The member that keeps the slot name ``name`` would take: another member with the same
-        slot name that holds the leader key, or else registered before ``name`` did (a member not
-        registered yet comes last). None when ``name`` may have its slot."""
+        """Another member that keeps the slot name ``name`` would take, ranked first by: holding
+        the leader key, having joined (it has data: primary or replica), registering first (a
+        name not registered yet comes last). None when ``name`` itself ranks first."""
+        leader = self.leader.name if self.leader is not None else None
+
+        def rank(m: Member) -> tuple[bool, bool, float, str]:
+            return (m.name != leader, m.role is Role.UNINITIALIZED, m.registered, m.name)
+
+        me = self.member(name)
+        mine = rank(me) if me is not None else (name != leader, True, float("inf"), name)
         slot = slot_name(name)
         rivals = [m for m in self.members if m.name != name and slot_name(m.name) == slot]
-        if not rivals or (self.leader is not None and self.leader.name == name):
-            return None
-        leading = next((m for m in rivals if self.leader is not None and m.name == self.leader.name), None)
-        if leading is not None:
-            return leading
-        me = self.member(name)
-        mine = (me.registered, name) if me is not None else None
-        earlier = [m for m in rivals if mine is None or (m.registered, m.name) < mine]
-        return min(earlier, key=lambda m: (m.registered, m.name), default=None)
+        best = min(rivals, key=rank, default=None)
+        return best if best is not None and rank(best) < mine else None

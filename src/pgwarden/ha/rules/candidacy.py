@@ -101,7 +101,7 @@ def _race(obs: Observation, intent: SwitchoverIntent | None) -> Decision:
         if intent is not None:
             continue
         # A peer behind the cluster's newest timeline does not race (above), so it is no rival.
-        if not _eligible(peer, sync_set, view) or _newer_timeline(view, peer.timeline) is not None:
+        if not _eligible(peer, sync_set) or _newer_timeline(view, peer.timeline) is not None:
             continue
         candidates += 1
         theirs = Standing.of(peer.lsn, peer.tags.failover_priority, peer.name)
@@ -134,11 +134,9 @@ def _newer_timeline(view: ClusterView, timeline: int | None) -> int | None:
     return newest if timeline is not None and newest is not None and newest > timeline else None
 
 
-def _eligible(peer: PeerStatus, sync_set: frozenset[str] | None, view: ClusterView) -> bool:
+def _eligible(peer: PeerStatus, sync_set: frozenset[str] | None) -> bool:
     in_sync = sync_set is None or peer.name in sync_set
-    # A peer kept out for its slot name (rules.membership) never races, so it is no rival either.
-    joined = view.slot_rival(peer.name) is None
-    return peer.running and peer.in_recovery is True and not peer.tags.nofailover and in_sync and joined
+    return peer.running and peer.in_recovery is True and not peer.tags.nofailover and in_sync
 
 
 def _why_better(peer: PeerStatus, my_lsn: Lsn | None) -> str:

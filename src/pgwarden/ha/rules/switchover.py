@@ -136,9 +136,6 @@ def choose_candidate(view: ClusterView, candidate: str | None, failover: bool = 
         unfit = unfit_candidate(member, timeline)
         if unfit or member is None:
             return unfit
-        rival = view.slot_rival(member.name)
-        if rival is not None:
-            return f"candidate {member.name} is kept out of the cluster: {rival.name} has its slot name"
         lag = position - member.lsn if position is not None and member.lsn is not None else None
         if lag is not None and lag > limit:
             return f"candidate {member.name} lags {lag} bytes behind (maximum_lag_on_failover {limit})"
