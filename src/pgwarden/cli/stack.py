@@ -91,9 +91,7 @@ def down(
     try:
         spec = StackSpec.load(dir) or StackSpec(dir=dir)
     except SpecError as exc:
-        progress_console.print(
-            f"[yellow]{escape(str(exc))}[/yellow]; stopping what runs from the directory"
-        )
+        progress_console.print(f"[yellow]{escape(str(exc))}[/yellow]; stopping what runs from the directory")
         spec = StackSpec(dir=dir)
     try:
         stopped = Stack(spec).down(purge=purge)
