@@ -113,12 +113,6 @@ def command_line(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def owned(pid: int, marker: str) -> bool:
-    """True when ``pid`` is alive and one of its arguments contains ``marker``: a PID recorded long
-    ago may since belong to an unrelated process, which must be neither counted nor signalled."""
-    return alive(pid) and any(marker in arg for arg in command_line(pid))
-
-
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
