@@ -77,6 +77,18 @@ class ClusterUnderTest(ABC):
     def log_tail(self, i: int, lines: int = 30) -> str:
         """The end of node ``i``'s agent log, for failure reports."""
 
+    @abstractmethod
+    def etcd_endpoints(self) -> list[str]:
+        """The etcd members' client addresses (``host:port``), in member order."""
+
+    @abstractmethod
+    def kill_etcd(self, i: int) -> None:
+        """SIGKILL etcd member ``i`` and wait until it is gone."""
+
+    @abstractmethod
+    def start_etcd(self, i: int) -> None:
+        """Start etcd member ``i`` again on its data directory (does not wait for it)."""
+
     def __enter__(self) -> ClusterUnderTest:
         try:
             self.start(timeout=240)

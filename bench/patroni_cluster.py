@@ -243,6 +243,19 @@ class PatroniCluster(ClusterUnderTest):
         except OSError as exc:
             return f"(no log: {exc})"
 
+    def _etcd_cluster(self) -> EtcdCluster:
+        assert self._etcd is not None, "the Patroni cluster's etcd is not running"
+        return self._etcd
+
+    def etcd_endpoints(self) -> list[str]:
+        return [str(e) for e in self._etcd_cluster().endpoints]
+
+    def kill_etcd(self, i: int) -> None:
+        self._etcd_cluster().kill(i)
+
+    def start_etcd(self, i: int) -> None:
+        self._etcd_cluster().start(i)
+
 
 def patroni_version() -> str:
     try:

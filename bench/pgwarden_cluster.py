@@ -9,6 +9,7 @@ from bench.cluster import ClusterUnderTest, Node
 from pgwarden.local import processes
 from pgwarden.local.stack import Stack
 from pgwarden.model.cluster import DynamicConfig
+from tests.support import faults
 from tests.support.cluster import running_stack
 
 
@@ -71,3 +72,12 @@ class PgwardenCluster(ClusterUnderTest):
             return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
         except OSError as exc:
             return f"(no log: {exc})"
+
+    def etcd_endpoints(self) -> list[str]:
+        return list(self._stack().spec.etcd_endpoints())
+
+    def kill_etcd(self, i: int) -> None:
+        faults.kill_etcd(self._stack(), i)
+
+    def start_etcd(self, i: int) -> None:
+        faults.start_etcd(self._stack(), i)

@@ -116,14 +116,15 @@ class Executor:
         return True
 
     def _renew(self, _: a.RenewLeader, obs: Observation) -> bool:
-        ttl = obs.view.config.ttl
+        config = obs.view.config
+        ttl = config.ttl
         sent = self._clock()
         lease = self._lease.lease_id
         if lease is not None:
             try:
                 # The key lives exactly as long as this lease: renewing it is one request. That
                 # the key still carries our name, this cycle's linearizable read just showed.
-                self._store.keepalive(lease)
+                sent = self._store.renew_lease(lease, until=sent + config.retry_timeout)
             except LeaseExpired:
                 self._lease.forget()
                 return False

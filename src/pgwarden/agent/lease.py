@@ -3,12 +3,17 @@
 etcd starts counting a lease's ttl when it *receives* a grant or keepalive, which is after we sent
 it; so counting from the moment we sent it, minus a margin for stopping PostgreSQL, ends our right
 to write strictly before etcd can hand the key to anyone else.
+
+Two threads renew the lease: the loop (each cycle that decides to keep the key) and the lease
+keeper (agent/lease_keeper.py, between cycles). Each success moves the deadline to the send time
+of *that* request + ttl - margin, never backwards, and only for the lease it was sent for.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Seconds kept in reserve before etcd could expire the lease: covers an immediate stop of
 # PostgreSQL (~0.1-0.3 s) plus scheduling delay of the loop.
@@ -20,14 +25,46 @@ class LeaderLease:
     lease_id: int | None = None
     sent_at: float | None = None  # monotonic time the last successful grant/keepalive was sent
     ttl: float = 0.0
+    # Until when the keeper may renew without the loop: one ttl past the loop's last renewal, so
+    # a loop that stopped deciding to keep the key (stuck, or deciding otherwise) lets it go.
+    keep_until: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def renewed(self, lease_id: int, sent_at: float, ttl: float) -> None:
-        self.lease_id, self.sent_at, self.ttl = lease_id, sent_at, ttl
+        """The loop granted or renewed ``lease_id`` with a request sent at ``sent_at``."""
+        with self._lock:
+            if lease_id == self.lease_id and self.sent_at is not None:
+                sent_at = max(sent_at, self.sent_at)  # the keeper may have renewed since
+            self.lease_id, self.sent_at, self.ttl = lease_id, sent_at, ttl
+            self.keep_until = sent_at + ttl
+
+    def extended(self, lease_id: int, sent_at: float) -> bool:
+        """The keeper renewed ``lease_id`` with a request sent at ``sent_at``; False (and nothing
+        changes) when the loop has let that lease go meanwhile, or a later renewal is known."""
+        with self._lock:
+            if lease_id != self.lease_id or self.sent_at is None or sent_at <= self.sent_at:
+                return False
+            self.sent_at = sent_at
+            return True
+
+    def keeping(self) -> tuple[int, float] | None:
+        """The lease the keeper should renew now and until when it may try, or None."""
+        with self._lock:
+            deadline = self._deadline()
+            if self.lease_id is None or deadline is None or self.keep_until is None:
+                return None
+            return self.lease_id, min(deadline, self.keep_until)
 
     def forget(self) -> None:
-        self.lease_id, self.sent_at = None, None
+        with self._lock:
+            self.lease_id, self.sent_at, self.keep_until = None, None, None
 
     def deadline(self) -> float | None:
+        """The end of our right to write: the last successful renewal's send time + ttl - margin."""
+        with self._lock:
+            return self._deadline()
+
+    def _deadline(self) -> float | None:
         if self.sent_at is None:
             return None
         return self.sent_at + self.ttl - min(SAFETY_MARGIN, self.ttl / 4)

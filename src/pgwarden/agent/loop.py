@@ -10,6 +10,7 @@ from pgwarden.agent.execute import Executor, Outcome
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.lease_guard import LeaseGuard
+from pgwarden.agent.lease_keeper import LeaseKeeper
 from pgwarden.agent.member_record import member_record
 from pgwarden.agent.observe import Observer
 from pgwarden.agent.peers import PeerClient
@@ -93,6 +94,7 @@ class Agent:
         operations = AgentOperations(self.cluster, self.snapshots, self.requests)
         self.api = ApiServer(config.api, self.snapshots, operations)
         self.lease_guard = LeaseGuard(self.lease, self.postgres, self._may_write)
+        self.lease_keeper = LeaseKeeper(self.store, self.lease)
         self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake)
         self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
 
@@ -117,6 +119,7 @@ class Agent:
         self.watch.start()
         self.postmaster_watch.start()
         self.lease_guard.start()
+        self.lease_keeper.start()
         log.info(
             "agent %s of cluster %s started; API on %s",
             self.config.name,
@@ -210,6 +213,7 @@ class Agent:
         self.watch.stop()
         self.postmaster_watch.stop()
         self.lease_guard.stop()
+        self.lease_keeper.stop()
         try:
             running = self.postgres.is_running()
             self.postgres.stop("fast")

@@ -13,10 +13,17 @@ Why our own thin client rather than etcd3gw (or the gRPC client):
 Reads are linearizable (etcd's default), so a member cut off from the majority never answers
 with stale data: it times out or says "no leader", and we move on to the next endpoint.
 
+Renewing the leader lease (`renew_lease`) is the one request sent to every member at once: a
+keepalive is idempotent, and during an etcd leader election a member may hang (it still
+forwards to the dead leader) or answer "no leader" while another is about to serve; waiting on
+them one by one would spend the lease (safety rule 1). Writes stay sequential: a transaction sent
+twice could answer "compare failed" to its own first copy.
+
 Thread safety: one `EtcdStore` may be shared by threads. Ordinary calls go through one
 ``httpx.Client`` (its connection pool is thread-safe); `watch` uses a second client of its own,
-so a long poll never holds a connection the agent's loop needs. The only other shared state is
-the index of the preferred endpoint, a plain int whose races are harmless.
+so a long poll never holds a connection the agent's loop needs; parallel renewals run on a small
+thread pool of the store's own. The only other shared state is the index of the preferred
+endpoint, a plain int whose races are harmless.
 """
 
 from __future__ import annotations
@@ -24,8 +31,11 @@ from __future__ import annotations
 import base64
 import json
 import math
+import queue
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
@@ -37,6 +47,11 @@ from pgwarden.model.node import Address
 # may": DeadlineExceeded ("request timed out") and Unavailable ("no leader", "leader changed").
 _TRANSIENT_CODES = frozenset({4, 14})
 _NOT_FOUND = 5
+# A renewal goes to the preferred member; without an answer after RENEW_HEDGE (a member that
+# still forwards to a dead etcd leader hangs), to every member; and while none has renewed the
+# lease, again every RENEW_RETRY to those whose request ended: a later send, a later deadline.
+RENEW_HEDGE = 0.1
+RENEW_RETRY = 0.25
 
 Json = dict[str, Any]
 
@@ -125,6 +140,8 @@ class EtcdStore:
         self._preferred = 0
         self._client = self._new_client(bind_address)
         self._watch_client = self._new_client(bind_address)
+        # Two renewals may overlap (the loop's and the keeper's), each with one request per member.
+        self._renewers = ThreadPoolExecutor(2 * len(self._endpoints), thread_name_prefix="etcd-renew")
 
     @staticmethod
     def _new_client(bind_address: str | None) -> httpx.Client:
@@ -181,6 +198,59 @@ class EtcdStore:
             return answer
         raise self._unreachable(failures)
 
+    def _post_once(self, index: int, path: str, body: Json, budget: float) -> _Reply:
+        """One request to one endpoint, never raising: what it answered, or why it did not."""
+        endpoint = self._endpoints[index]
+        sent = time.monotonic()  # before the request leaves: the lease deadline counts from here
+        try:
+            response = self._client.post(f"http://{endpoint}{path}", json=body, timeout=httpx.Timeout(budget))
+            answer = self._parse(response)
+        except httpx.TransportError as exc:
+            return _Reply(index, sent, failure=_describe(exc, budget))
+        except ValueError:
+            return _Reply(index, sent, failure="answered with something that is not a JSON object")
+        error = _error_of(answer)
+        if error is not None and _is_transient(*error):
+            return _Reply(index, sent, failure=f"answered {error[1]!r}")
+        return _Reply(index, sent, answer=answer, error=error)
+
+    def _post_into(
+        self, replies: queue.SimpleQueue[_Reply], index: int, path: str, body: Json, budget: float
+    ) -> None:
+        replies.put(self._post_once(index, path, body, budget))
+
+    def _first_answer(self, path: str, body: Json, until: float) -> _Reply:
+        """``body`` to the preferred endpoint; after RENEW_HEDGE without an answer (or at once
+        when it fails), to every endpoint at once, again every RENEW_RETRY to those whose request
+        ended without one, until one answers or the monotonic time ``until`` passes."""
+        replies: queue.SimpleQueue[_Reply] = queue.SimpleQueue()
+        pending: set[int] = set()
+        failures: dict[int, str] = {}
+        targets = [self._preferred]
+        while (left := until - time.monotonic()) > 0.01:
+            hedging = len(targets) == 1
+            for index in targets:
+                pending.add(index)
+                budget = min(self._timeout, left)
+                try:
+                    self._renewers.submit(self._post_into, replies, index, path, body, budget)
+                except RuntimeError as exc:  # the pool is shut down: this store was closed
+                    raise StoreError(f"etcd client closed: {exc}") from exc
+            round_end = min(until, time.monotonic() + (RENEW_HEDGE if hedging else RENEW_RETRY))
+            while (wait := round_end - time.monotonic()) > 0:
+                try:
+                    reply = replies.get(timeout=wait)
+                except queue.Empty:
+                    break
+                pending.discard(reply.index)
+                if reply.failure is None:
+                    return reply
+                failures[reply.index] = reply.failure
+                if hedging:
+                    break  # the preferred member failed: ask everyone now, not after the hedge
+            targets = [i for i in range(len(self._endpoints)) if i not in pending]
+        raise self._unreachable([(self._endpoints[i], why) for i, why in sorted(failures.items())])
+
     @staticmethod
     def _parse(response: httpx.Response) -> Json:
         # Streaming endpoints (keepalive) answer one JSON object per line, wrapped in "result".
@@ -216,6 +286,21 @@ class EtcdStore:
         if ttl <= 0:
             raise LeaseExpired(f"lease {lease:x} expired: etcd no longer has it")
         return float(ttl)
+
+    def renew_lease(self, lease: int, until: float) -> float:
+        """Keep ``lease`` alive, asking every member at once until one renews it or ``until``
+        (monotonic) passes; return when the request that renewed it was sent (monotonic)."""
+        reply = self._first_answer("/v3/lease/keepalive", {"ID": str(lease)}, until)
+        self._preferred = reply.index
+        answer = reply.answer or {}
+        if reply.error is not None:
+            code, message = reply.error
+            if code == _NOT_FOUND:
+                raise LeaseExpired(f"lease {lease:x} expired: {message}")
+            raise _EtcdAnswer(self._endpoints[reply.index], code, message)
+        if int(answer.get("TTL", 0)) <= 0:
+            raise LeaseExpired(f"lease {lease:x} expired: etcd no longer has it")
+        return reply.sent
 
     def revoke(self, lease: int) -> None:
         try:
@@ -302,6 +387,7 @@ class EtcdStore:
             return []  # the stream ended without events (e.g. member shutting down)
 
     def close(self) -> None:
+        self._renewers.shutdown(wait=False, cancel_futures=True)
         self._client.close()
         self._watch_client.close()
 
@@ -310,6 +396,17 @@ class EtcdStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """One endpoint's reply to one request: an answer (maybe a definite error), or a failure."""
+
+    index: int
+    sent: float  # monotonic, taken just before the request left
+    answer: Json | None = None
+    error: tuple[int | None, str] | None = None  # an error another member would answer alike
+    failure: str | None = None  # no usable answer: refused, timed out, "no leader", ...
 
 
 def _put(key: str, value: str, lease: int) -> Json:

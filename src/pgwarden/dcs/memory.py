@@ -115,6 +115,12 @@ class MemoryStore:
             found.expires_at = self._clock() + found.ttl
             return found.ttl
 
+    def renew_lease(self, lease: int, until: float) -> float:
+        # One request to one store: it answers at once (or raises), sent at the clock's now.
+        sent = self._clock()
+        self.keepalive(lease)
+        return sent
+
     def revoke(self, lease: int) -> None:
         with self._lock:
             self._enter()

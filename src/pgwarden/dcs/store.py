@@ -68,6 +68,13 @@ class Store(Protocol):
         """Renew ``lease``; return its remaining TTL in seconds; raise `LeaseExpired` if gone."""
         ...
 
+    def renew_lease(self, lease: int, until: float) -> float:
+        """Renew ``lease``, retrying (every member at once, where there are several) until one
+        renews it or the monotonic time ``until`` passes; return the monotonic time the request
+        that renewed it was *sent*, which the leader's deadline counts from (safety rule 1).
+        Raise `LeaseExpired` if the lease is gone, `StoreError` if nobody renewed it in time."""
+        ...
+
     def revoke(self, lease: int) -> None:
         """Drop ``lease`` and every key attached to it; an unknown lease is not an error."""
         ...
