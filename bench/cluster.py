@@ -89,6 +89,10 @@ class ClusterUnderTest(ABC):
     def start_etcd(self, i: int) -> None:
         """Start etcd member ``i`` again on its data directory (does not wait for it)."""
 
+    @abstractmethod
+    def etcd_pid(self, i: int) -> int | None:
+        """The PID of etcd member ``i``, None when it is not running."""
+
     def __enter__(self) -> ClusterUnderTest:
         try:
             self.start(timeout=240)

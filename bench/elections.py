@@ -5,15 +5,24 @@ A writer inserts a row every 20 ms through HAProxy's write port while the etcd l
 (long enough for any lease the election could cost to run out), then is started again and the
 next kill waits until all three members are healthy. A *stop* is the primary's postmaster gone
 (a new postmaster PID, or none) after a kill: an etcd election must cost neither a stop nor a
-failover. Run alone: ``.venv/bin/python -m bench.elections [--kills 20] [--system pgwarden]``.
+failover.
+
+How long an election takes depends on the machine's load (1.1-1.8 s here when quiet, 2-2.4 s
+when busy), so ``stretch`` makes it last a chosen time: one surviving member is frozen (SIGSTOP)
+for that long right after the kill, and the other cannot win a vote without it. Run alone:
+``.venv/bin/python -m bench.elections [--kills 20] [--stretch 2.5] [--system pgwarden]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -96,14 +105,32 @@ def _wait_new_leader(endpoints: list[str], survivors: list[int], since: float) -
     raise AssertionError("no new etcd leader within 15 s of killing the old one")
 
 
-def kill_once(cluster: ClusterUnderTest, outcome: ElectionsOutcome, hold: float) -> None:
-    """One election: kill the etcd leader, hold it down, start it again; count what it cost."""
+@contextlib.contextmanager
+def _frozen(pid: int | None) -> Iterator[None]:
+    if pid is None:
+        yield
+        return
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def kill_once(
+    cluster: ClusterUnderTest, outcome: ElectionsOutcome, hold: float, stretch: float = 0.0
+) -> None:
+    """One election: kill the etcd leader (freezing a survivor for ``stretch`` seconds), hold it
+    down, start it again; count what it cost."""
     endpoints = cluster.etcd_endpoints()
     leader, primary, pid = _settle(cluster)
     survivors = [i for i in range(len(endpoints)) if i != leader]
+    frozen = cluster.etcd_pid(survivors[0]) if stretch > 0 else None
     killed_at = time.monotonic()
     cluster.kill_etcd(leader)
     try:
+        with _frozen(frozen):
+            time.sleep(max(0.0, killed_at + stretch - time.monotonic()))
         outcome.elections_s.append(_wait_new_leader(endpoints, survivors, killed_at))
         time.sleep(max(0.0, killed_at + hold - time.monotonic()))
     finally:
@@ -125,7 +152,9 @@ def kill_once(cluster: ClusterUnderTest, outcome: ElectionsOutcome, hold: float)
         outcome.events.append(f"kill {outcome.kills}: primary {primary} -> {now_primary}")
 
 
-def elections(cluster: ClusterUnderTest, kills: int = KILLS, hold: float = HOLD) -> ElectionsOutcome:
+def elections(
+    cluster: ClusterUnderTest, kills: int = KILLS, hold: float = HOLD, stretch: float = 0.0
+) -> ElectionsOutcome:
     """``kills`` etcd leader kills in a row under a writer through HAProxy."""
     cluster.wait_healthy(240)
     outcome = ElectionsOutcome()
@@ -137,7 +166,7 @@ def elections(cluster: ClusterUnderTest, kills: int = KILLS, hold: float = HOLD)
         assert writer.wait_for_acks(25, 30), f"{cluster.label}: no writes before the first kill"
         started = time.monotonic()
         for _ in range(kills):
-            kill_once(cluster, outcome, hold)
+            kill_once(cluster, outcome, hold, stretch)
         assert writer.wait_for_acks(25, 60), f"{cluster.label}: no writes after the last kill"
     outcome.longest_gap_s = writer.report.longest_gap(after=started)
     return outcome
@@ -149,10 +178,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kills", type=int, default=KILLS)
     parser.add_argument("--hold", type=float, default=HOLD)
+    parser.add_argument("--stretch", type=float, default=0.0, help="seconds each election is made to last")
     parser.add_argument("--system", choices=sorted(SYSTEMS), default="pgwarden")
     args = parser.parse_args()
     with SYSTEMS[args.system][1]() as cluster:
-        outcome = elections(cluster, args.kills, args.hold)
+        outcome = elections(cluster, args.kills, args.hold, args.stretch)
     report = {
         **outcome.figures(),
         "kills": outcome.kills,

@@ -256,6 +256,9 @@ class PatroniCluster(ClusterUnderTest):
     def start_etcd(self, i: int) -> None:
         self._etcd_cluster().start(i)
 
+    def etcd_pid(self, i: int) -> int | None:
+        return self._etcd_cluster().pid(i)
+
 
 def patroni_version() -> str:
     try:

@@ -81,3 +81,7 @@ class PgwardenCluster(ClusterUnderTest):
 
     def start_etcd(self, i: int) -> None:
         faults.start_etcd(self._stack(), i)
+
+    def etcd_pid(self, i: int) -> int | None:
+        pid = self._stack().pids.get(f"etcd{i + 1}")
+        return pid if pid is not None and processes.alive(pid) else None

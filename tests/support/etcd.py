@@ -135,6 +135,10 @@ class EtcdCluster:
         for i in range(len(self._procs)):
             self.kill(i)
 
+    def pid(self, i: int) -> int | None:
+        proc = self._procs[i]
+        return proc.pid if proc is not None and proc.poll() is None else None
+
     def running(self, i: int) -> bool:
         proc = self._procs[i]
         return proc is not None and proc.poll() is None

@@ -99,8 +99,10 @@ def primary_member(
     return member(name, Role.PRIMARY, state=state, lsn=lsn, timeline=timeline)
 
 
-def status(name: str = "node1", lsn: LsnLike = "0/3000000", timeline: int = 1) -> LeaderStatus:
-    return LeaderStatus(name=name, timeline=timeline, lsn=as_lsn(lsn))
+def status(
+    name: str = "node1", lsn: LsnLike = "0/3000000", timeline: int = 1, members: Iterable[str] = ()
+) -> LeaderStatus:
+    return LeaderStatus(name=name, timeline=timeline, lsn=as_lsn(lsn), members=frozenset(members))
 
 
 def fork(timeline: int, switch_lsn: LsnLike, new_leader: str = "node1") -> HistoryEntry:
@@ -350,9 +352,13 @@ def memory(
     unhealthy_primary_since: float | None = None,
     member_last_seen: Mapping[str, float] | None = None,
     job_failed_at: float | None = None,
+    saw_leader: bool = False,
+    cold_start_since: float | None = None,
 ) -> Memory:
     return Memory(
         unhealthy_primary_since=unhealthy_primary_since,
         member_last_seen=dict(member_last_seen or {}),
         job_failed_at=job_failed_at,
+        saw_leader=saw_leader,
+        cold_start_since=cold_start_since,
     )

@@ -132,7 +132,16 @@ def views(draw: st.DrawFn, initialized: bool | None = None) -> ClusterView:
         config=draw(configs),
         leader=Leader(leader) if leader else None,
         members=tuple(draw(members(n, names)) for n in names),
-        status=draw(st.none() | st.builds(LeaderStatus, st.sampled_from([*names, "ghost"]), timelines, lsns)),
+        status=draw(
+            st.none()
+            | st.builds(
+                LeaderStatus,
+                st.sampled_from([*names, "ghost"]),
+                timelines,
+                lsns,
+                members=st.frozensets(st.sampled_from([*NAMES, "ghost"])),
+            )
+        ),
         sync=draw(st.none() | sync_claims(names, st.sampled_from(names))),
         history=draw(histories()),
         bootstrapping=draw(st.none() | st.sampled_from(names)) if initialize is None else None,
@@ -223,6 +232,8 @@ def memories(draw: st.DrawFn) -> Memory:
         unhealthy_primary_since=draw(st.none() | ago),
         member_last_seen=draw(st.dictionaries(st.sampled_from([*NAMES, "node9"]), ago, max_size=3)),
         job_failed_at=draw(st.none() | ago),
+        saw_leader=draw(st.booleans()),
+        cold_start_since=draw(st.none() | ago),
     )
 
 
@@ -548,3 +559,95 @@ def test_exactly_the_best_qualified_standby_races_when_all_see_each_other(
     best = min(qualified, key=lambda o: (-(o.local.lsn or Lsn(0)).value, -o.tags.failover_priority, o.name))
     racers = [o.name for o in members if _first(decide(o).actions, AcquireLeader) is not None]
     assert racers == [best.name]
+
+
+# --- cold start: every agent stopped, then started again -----------------------------------------
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    members: tuple[Observation, ...]  # the members that are up, as they decide
+    last_leader: str  # named by the status, one of the published membership
+    membership: frozenset[str]
+
+
+@st.composite
+def cold_starts(draw: st.DrawFn, waited: float = 0.0) -> ColdStart:
+    """Some members of the last published membership up as healthy standbys, reachable to each
+    other, none having seen a leader since it started (``waited`` seconds ago); the rest down."""
+    membership = draw(st.lists(st.sampled_from(NAMES), min_size=2, max_size=4, unique=True))
+    up = draw(st.lists(st.sampled_from(membership), min_size=1, max_size=len(membership), unique=True))
+    last = draw(st.sampled_from(membership))
+    positions = {n: Lsn(draw(st.integers(3 * MIB, 4 * MIB))) for n in up}
+    tags = {n: Tags(nofailover=draw(rarely), failover_priority=draw(st.integers(0, 2))) for n in up}
+    view = ClusterView(
+        name="demo",
+        initialize=SYSTEM_ID,
+        config=DynamicConfig(maximum_lag_on_failover=4 * MIB),
+        members=tuple(Member(n, "", "127.0.0.1", 5432, Role.REPLICA, tags=tags[n]) for n in up),
+        status=LeaderStatus(last, 1, Lsn(3 * MIB), members=frozenset(membership)),
+    )
+    local = {
+        n: LocalState(
+            data_dir=DataDir.VALID,
+            system_id=SYSTEM_ID,
+            control_state=ControlState.IN_ARCHIVE_RECOVERY,
+            running=True,
+            probe_ok=True,
+            in_recovery=True,
+            timeline=1,
+            received_lsn=positions[n],
+        )
+        for n in up
+    }
+    down = {o: PeerStatus(o, reachable=False) for o in membership if o not in up}
+    observations = tuple(
+        Observation(
+            name=n,
+            tags=tags[n],
+            view=view,
+            store_ok=True,
+            local=local[n],
+            now=NOW,
+            peers={**down, **{o: peer_of(o, local[o], tags[o], True) for o in up if o != n}},
+            memory=Memory(cold_start_since=NOW - waited),
+        )
+        for n in up
+    )
+    return ColdStart(observations, last, frozenset(membership))
+
+
+def _racers(members: Sequence[Observation]) -> list[str]:
+    return [o.name for o in members if _first(decide(o).actions, AcquireLeader) is not None]
+
+
+def _best(members: Sequence[Observation]) -> str | None:
+    qualified = [o for o in members if not o.tags.nofailover]
+    if not qualified:
+        return None
+    best = min(qualified, key=lambda o: (-(o.local.lsn or Lsn(0)).value, -o.tags.failover_priority, o.name))
+    return best.name
+
+
+@FAST
+@given(cold_starts())
+def test_on_a_cold_start_only_the_last_leader_races_until_it_and_a_majority_answer(cold: ColdStart) -> None:
+    """The head start: while the last leader or a majority of the membership is missing, no other
+    member races; once both answered, exactly the best of those up races (liveness, no duel)."""
+    up = {o.name for o in cold.members}
+    complete = cold.last_leader in up and len(up) >= len(cold.membership) // 2 + 1
+    racers = _racers(cold.members)
+    if complete:
+        best = _best(cold.members)
+        assert racers == ([best] if best is not None else []), (racers, best)
+    else:
+        assert set(racers) <= {cold.last_leader}, racers
+
+
+@FAST
+@given(cold_starts(waited=DynamicConfig().cold_start_timeout))
+def test_on_a_cold_start_the_best_of_those_up_races_once_the_wait_timed_out(cold: ColdStart) -> None:
+    """Liveness of the bounded wait: after cold_start_timeout, exactly the best member up races,
+    whoever is missing."""
+    best = _best(cold.members)
+    assert _racers(cold.members) == ([best] if best is not None else [])

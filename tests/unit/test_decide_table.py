@@ -161,6 +161,10 @@ WITHOUT_NODE3 = view(members=registered(primary_member("node1"), member("node2")
 NEW_NODE1 = member("Node1", Role.UNINITIALIZED, state=PgState.STOPPED)
 LATELY = memory(member_last_seen={"node1": NOW, "node2": NOW, "node3": NOW - 60})
 LONG_GONE = memory(member_last_seen={"node1": NOW, "node2": NOW, "node3": NOW - 2000})
+# A full restart: nobody has seen a leader since starting; node1 led last and saw all three.
+COLD = replace(LEADERLESS, status=status("node1", "0/3000000", members=("node1", "node2", "node3")))
+ONE_MEMBER_UP = [unreachable("node1"), unreachable("node3")]
+ALL_THREE = frozenset({"node1", "node2", "node3"})
 
 
 def leaderless(name: str = "node2", **kw: object) -> Observation:
@@ -571,7 +575,17 @@ ROWS: list[Any] = [
         "healthy_leader_renews_publishes_status_and_keeps_a_slot_per_member",
         leader(local=primary_local()),
         Reason.LEADER_HEALTHY,
-        [RenewLeader(), PublishStatus(), EnsureSlots(frozenset({"node2", "node3"}))],
+        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(frozenset({"node2", "node3"}))],
+    ),
+    row(
+        "leader_publishes_a_member_gone_less_than_member_slots_ttl_in_its_membership",
+        leader(
+            local=primary_local(),
+            view=view(members=(primary_member("node1"), member("node2"))),
+            memory=memory(member_last_seen={"node3": NOW - 60}),
+        ),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(frozenset({"node2", "node3"}))],
     ),
     row(
         "restarted_agent_adopts_the_key_still_carrying_its_name",
@@ -996,6 +1010,102 @@ ROWS: list[Any] = [
         leaderless(view=replace(LEADERLESS, status=status("node2", "0/5000000"))),
         Reason.NO_LEADER_I_AM_HEALTHIEST,
         [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "cold_start_standby_waits_for_the_last_leader_though_a_majority_answered",
+        leaderless(view=COLD, peers=[unreachable("node1"), peer("node3")]),
+        Reason.COLD_START_WAITING,
+        [],
+        missing="node1 (the last leader)",
+        left=30.0,
+    ),
+    row(
+        "cold_start_standby_alone_waits_for_the_last_leader_and_a_majority",
+        leaderless(view=COLD, peers=ONE_MEMBER_UP, memory=memory(cold_start_since=NOW - 12)),
+        Reason.COLD_START_WAITING,
+        [],
+        missing="node1 (the last leader) and a majority of node1, node2, node3 (1 of 2 answered)",
+        left=18.0,
+    ),
+    row(
+        "cold_start_last_leader_answering_before_its_postgres_runs_is_still_waited_for",
+        leaderless(view=COLD, peers=[peer("node1", running=False), peer("node3")]),
+        Reason.COLD_START_WAITING,
+        [],
+        missing="node1 (the last leader)",
+    ),
+    row(
+        "cold_start_last_leader_races_at_once_its_head_start",
+        leaderless(name="node1", view=COLD, peers=[unreachable("node2"), unreachable("node3")]),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+        candidates=1,
+    ),
+    row(
+        "cold_start_standby_defers_to_the_last_leader_holding_more_wal",
+        leaderless(view=COLD, peers=[peer("node1", lsn="0/3100000"), unreachable("node3")]),
+        Reason.NOT_RACING_PEER_BETTER,
+        [],
+        peer="node1",
+    ),
+    row(
+        "cold_start_standby_holding_more_wal_than_the_last_leader_races",
+        leaderless(
+            view=COLD, local=standby_local(received="0/3100000"), peers=[peer("node1"), unreachable("node3")]
+        ),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+        candidates=2,
+    ),
+    row(
+        "cold_start_waits_for_the_leader_of_a_promotion_newer_than_the_status",
+        leaderless(
+            view=replace(COLD, history=(fork(2, "0/2000000", new_leader="node3"),)),
+            local=standby_local(timeline=2),
+            peers=[peer("node1", timeline=2), unreachable("node3")],
+        ),
+        Reason.COLD_START_WAITING,
+        [],
+        missing="node3 (the last leader)",
+    ),
+    row(
+        "cold_start_gives_up_waiting_at_cold_start_timeout_and_says_so",
+        leaderless(view=COLD, peers=ONE_MEMBER_UP, memory=memory(cold_start_since=NOW - 30)),
+        Reason.COLD_START_GAVE_UP,
+        [
+            AcquireLeader(),
+            Promote(),
+            AppendHistory(
+                "cold start: node1 (the last leader) and a majority of node1, node2, node3 (1 of 2 "
+                "answered) did not answer within cold_start_timeout; failover: no leader"
+            ),
+        ],
+        waited=30.0,
+        candidates=1,
+    ),
+    row(
+        "member_that_has_seen_a_leader_fails_over_without_waiting",
+        leaderless(view=COLD, peers=ONE_MEMBER_UP, memory=memory(saw_leader=True)),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "cold_start_timeout_zero_turns_the_wait_off",
+        leaderless(view=replace(COLD, config=config(cold_start_timeout=0)), peers=ONE_MEMBER_UP),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "status_without_membership_from_an_older_agent_makes_nobody_wait",
+        leaderless(view=replace(LEADERLESS, status=status("node1")), peers=ONE_MEMBER_UP),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "cold_start_chosen_failover_candidate_does_not_wait",
+        leaderless(view=replace(COLD, switchover=intent(leader=None, failover=True)), peers=ONE_MEMBER_UP),
+        Reason.SWITCHOVER_TAKING_OVER,
+        [AcquireLeader, Promote, AppendHistory, ClearSwitchover],
     ),
     row(
         "member_outside_the_sync_set_does_not_race",

@@ -276,11 +276,12 @@ class Executor:
             )
         )
 
-    def _publish_status(self, _: a.PublishStatus, obs: Observation) -> None:
+    def _publish_status(self, action: a.PublishStatus, obs: Observation) -> None:
         local = obs.local
         if local.write_lsn is None or local.timeline is None:
             return
-        self._cluster.publish_status(LeaderStatus(self._config.name, local.timeline, local.write_lsn))
+        status = LeaderStatus(self._config.name, local.timeline, local.write_lsn, members=action.members)
+        self._cluster.publish_status(status)
 
     def _ensure_slots(self, action: a.EnsureSlots, obs: Observation) -> None:
         wanted = {slot_name(name) for name in action.members}

@@ -34,6 +34,7 @@ class DynamicModel(BaseModel):
     synchronous_node_count: int = Field(_D.synchronous_node_count, ge=1, examples=[1])
     synchronous_fallback: SyncFallback = Field(_D.synchronous_fallback, strict=False, examples=["block"])
     synchronous_fallback_after: float = Field(_D.synchronous_fallback_after, ge=0, examples=[5])
+    cold_start_timeout: float = Field(_D.cold_start_timeout, ge=0, examples=[60])
     use_pg_rewind: bool = Field(_D.use_pg_rewind, examples=["true"])
     remove_data_directory_on_diverged_timelines: bool = Field(
         _D.remove_data_directory_on_diverged_timelines, examples=["false"]

@@ -107,6 +107,14 @@ def _str_map(data: Obj, field: str) -> dict[str, str]:
     return dict(value)
 
 
+def _names(data: Obj, field: str) -> frozenset[str]:
+    """An optional list of member names (absent: none)."""
+    value = data.get(field, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{field} must be a list of names")
+    return frozenset(value)
+
+
 def _convert(data: object, key: str, parse: Callable[[Any], T]) -> T | None:
     try:
         return parse(data)
@@ -219,6 +227,7 @@ def encode_status(status: LeaderStatus) -> str:
             "timeline": status.timeline,
             "lsn": str(status.lsn),
             "slots": {name: str(lsn) for name, lsn in status.slots.items()},
+            "members": sorted(status.members),
         }
     )
 
@@ -227,7 +236,11 @@ def _status(data: object) -> LeaderStatus:
     obj = _object(data, "status")
     slots = {name: Lsn.parse(text) for name, text in _str_map(obj, "slots").items()}
     return LeaderStatus(
-        name=_str(obj, "name"), timeline=_int(obj, "timeline"), lsn=_lsn(obj, "lsn"), slots=slots
+        name=_str(obj, "name"),
+        timeline=_int(obj, "timeline"),
+        lsn=_lsn(obj, "lsn"),
+        slots=slots,
+        members=_names(obj, "members"),
     )
 
 

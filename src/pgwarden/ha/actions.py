@@ -143,7 +143,10 @@ class AppendHistory:
 
 @dataclass(frozen=True, slots=True)
 class PublishStatus:
-    """The leader publishes its WAL position; candidates bound their lag by it (safety rule 3)."""
+    """The leader publishes its WAL position; candidates bound their lag by it (safety rule 3).
+    With it the membership it sees, which a cold start waits for (rules/cold_start.py)."""
+
+    members: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

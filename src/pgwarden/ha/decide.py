@@ -15,6 +15,7 @@ from pgwarden.ha import sync
 from pgwarden.ha.actions import Clone, Rewind, RunInitdb
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
+from pgwarden.ha.rules import cold_start
 from pgwarden.ha.rules.bootstrap import bootstrap
 from pgwarden.ha.rules.candidacy import no_leader
 from pgwarden.ha.rules.datadir import adoption, foreign_data_directory, guard_removal, unowned_data_directory
@@ -79,6 +80,7 @@ def _remember(obs: Observation) -> Memory:
     failed = job is not None and job.ok is False
     silent = local.running and not local.probe_ok
     short, applied = sync.remember(obs)
+    saw_leader, cold_since = cold_start.remember(obs)
     return Memory(
         unhealthy_primary_since=(previous.unhealthy_primary_since or obs.now) if unhealthy else None,
         member_last_seen=members_seen(obs),
@@ -86,6 +88,8 @@ def _remember(obs: Observation) -> Memory:
         probe_failing_since=_since(previous.probe_failing_since, obs.now) if silent else None,
         sync_short_since=short,
         sync_applied=applied,
+        saw_leader=saw_leader,
+        cold_start_since=cold_since,
     )
 
 

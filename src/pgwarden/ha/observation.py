@@ -50,6 +50,10 @@ class Memory:
     # The synchronous spec in force and the primary's position when it was first seen in force:
     # a standby past that position holds every commit acknowledged before it.
     sync_applied: tuple[str, Lsn] | None = None
+    # Has this agent seen a leader key since it started? Until it has, a leaderless cluster is a
+    # cold start (every agent stopped), and since when it has been waiting for it to fill up.
+    saw_leader: bool = False
+    cold_start_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

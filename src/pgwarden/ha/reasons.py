@@ -127,6 +127,14 @@ class Reason(Enum):
     NOT_RACING_SWITCHOVER = "no leader; {kind} to {candidate} in progress, not racing"
     SWITCHOVER_TAKING_OVER = "{kind} to me requested and no leader; acquiring the key and promoting"
     NOT_RACING_PRIMARY_ALIVE = "no leader key, but {peer} still runs as primary; waiting for it"
+    COLD_START_WAITING = (
+        "no leader since I started (a full restart?); waiting up to {left:.0f}s more for {missing} "
+        "before racing (cold_start_timeout)"
+    )
+    COLD_START_GAVE_UP = (
+        "no leader since I started; {missing} did not answer within cold_start_timeout "
+        "({waited:.0f}s); I am the healthiest of {candidates} reachable candidates; acquiring"
+    )
     # live dynamic config and scheduled restarts
     PARAMETERS_APPLYING = "{steady}; cluster parameters changed ({names}): writing them and reloading"
     SCHEDULED_RESTART = "restarting PostgreSQL ({role}) as scheduled {late:.0f}s ago"

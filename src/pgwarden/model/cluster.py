@@ -110,12 +110,16 @@ class Leader:
 
 @dataclass(frozen=True, slots=True)
 class LeaderStatus:
-    """The leader's last published WAL position, used to bound failover lag (safety rule 3)."""
+    """The leader's last published WAL position, used to bound failover lag (safety rule 3), and
+    the membership it saw: itself and every member present within ``member_slots_ttl`` (empty
+    when written by an agent older than the field). It outlives every lease, so after a full
+    stop it still names the last leader and the members a cold start waits for."""
 
     name: str
     timeline: int
     lsn: Lsn
     slots: Mapping[str, Lsn] = field(default_factory=dict)
+    members: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +188,9 @@ class DynamicConfig:
     synchronous_node_count: int = 1
     synchronous_fallback: SyncFallback = SyncFallback.DEGRADE
     synchronous_fallback_after: float = 5.0
+    # After a full stop, how long members other than the last leader wait for it and for a
+    # majority of the last membership before racing anyway (ha/rules/cold_start.py).
+    cold_start_timeout: float = 30.0
     use_pg_rewind: bool = True
     remove_data_directory_on_diverged_timelines: bool = False
     parameters: Mapping[str, str | int | float | bool] = field(default_factory=dict)
@@ -210,6 +217,16 @@ class ClusterView:
 
     def member(self, name: str) -> Member | None:
         return next((m for m in self.members if m.name == name), None)
+
+    @property
+    def last_leader(self) -> str | None:
+        """Who led last, by the newest record: the leader's status, or a later promotion in the
+        history (a new leader that died before it published its status)."""
+        promotions = [e for e in self.history if e.promotion]
+        newest = max(promotions, key=lambda e: e.timeline, default=None)
+        if newest is not None and (self.status is None or newest.timeline > self.status.timeline):
+            return newest.new_leader
+        return self.status.name if self.status is not None else None
 
     @property
     def leader_member(self) -> Member | None:

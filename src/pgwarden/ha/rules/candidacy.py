@@ -15,13 +15,15 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation, PeerStatus
 from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules import cold_start
 from pgwarden.ha.rules.standing import Standing
 from pgwarden.ha.rules.switchover import active_intent, intent_kind
 from pgwarden.model import ClusterView, DataDir, Lsn, SwitchoverIntent, SyncMode
 
 
 def no_leader(obs: Observation) -> Decision | None:
-    """Nobody holds the key: only the best candidate races for it (lag, sync set, peers compared)."""
+    """Nobody holds the key: only the best candidate races for it (lag, sync set, peers compared;
+    after a full stop, the last leader first: rules/cold_start.py)."""
     view, local = obs.view, obs.local
     if view.leader is not None:
         return None
@@ -54,7 +56,13 @@ def no_leader(obs: Observation) -> Decision | None:
         return act(Reason.NOT_RACING_NOT_RUNNING)
     if intent is not None and not chosen:
         return act(Reason.NOT_RACING_SWITCHOVER, kind=intent_kind(intent), candidate=intent.candidate)
-    return _race(obs, intent if chosen else None)
+    if chosen:
+        return _race(obs, intent)
+    waiting = cold_start.wait(obs)
+    if isinstance(waiting, Decision):
+        return waiting
+    decision = _race(obs, None)
+    return cold_start.gave_up(decision, waiting) if waiting is not None else decision
 
 
 def _race(obs: Observation, intent: SwitchoverIntent | None) -> Decision:

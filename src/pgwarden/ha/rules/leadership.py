@@ -68,12 +68,13 @@ def leader_is_me(obs: Observation) -> Decision | None:
 def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decision:
     """The steady duties of a leader whose primary serves: renew, publish, sync steps, slots."""
     actions: list[Action] = [RenewLeader()]
+    seen = members_seen(obs)
     timeline, recorded = obs.local.timeline, obs.local.control_timeline
     if timeline is not None and recorded is not None and recorded < timeline:
         # Just promoted: until a checkpoint, pg_control names the old timeline, and a former
         # primary's pg_rewind (which reads it from here) would find nothing to rewind.
         actions.append(Checkpoint())
-    actions.append(PublishStatus())
+    actions.append(PublishStatus(frozenset(seen) | {obs.name}))
     actions.extend(sync.step(obs, obs.memory))
     if (
         timeline is not None
@@ -83,5 +84,5 @@ def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decis
         # The append after our promotion failed (the executor stops at the first failed action):
         # without the fork point, a standby holding WAL past it could never be told to rewind.
         actions.append(AppendHistory("promoted: history entry recorded late"))
-    actions.append(EnsureSlots(slot_members(obs, members_seen(obs))))
+    actions.append(EnsureSlots(slot_members(obs, seen)))
     return act(reason, *actions, **detail)
