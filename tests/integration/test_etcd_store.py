@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -12,7 +14,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.support.store_contract")
 
-from pgwarden.dcs.etcd import EtcdStore  # noqa: E402
+from pgwarden.dcs.etcd import RENEW_HEDGE, EtcdStore  # noqa: E402
 from pgwarden.dcs.store import LeaseExpired, StoreError, WatchEvent  # noqa: E402
 from pgwarden.model.node import Address  # noqa: E402
 from tests.support.etcd import EtcdCluster, free_port  # noqa: E402
@@ -189,6 +191,56 @@ def test_client_carries_on_through_a_leader_election(etcd_cluster: EtcdCluster) 
         _restore(etcd_cluster)
 
 
+def test_lease_renewal_skips_a_hung_member_in_a_tenth_of_a_second(etcd_cluster: EtcdCluster) -> None:
+    """A frozen member (a host stalled, or a member still forwarding to a dead leader) accepts the
+    connection and never answers: the renewal asks the others after RENEW_HEDGE, not after
+    the request timeout, and counts the deadline from the request that succeeded."""
+    leader = etcd_cluster.leader_index()
+    hung = next(i for i in range(3) if i != leader)  # a follower: freezing it costs no election
+    others = [e for i, e in enumerate(etcd_cluster.endpoints) if i != hung]
+    store = EtcdStore([etcd_cluster.endpoints[hung], *others], timeout=TIMEOUT)  # asked first
+    pid = etcd_cluster.pid(hung)
+    assert pid is not None
+    try:
+        lease = store.grant_lease(10)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            began = time.monotonic()
+            sent = store.renew_lease(lease, until=began + 5)
+            took = time.monotonic() - began
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert took < TIMEOUT / 2, f"renewal took {took:.2f}s with one member hung"
+        assert began + RENEW_HEDGE / 2 <= sent <= began + took  # sent to another after the hedge
+        store.revoke(lease)
+    finally:
+        store.close()
+        _restore(etcd_cluster)
+
+
+def test_lease_renewal_rides_out_a_leader_election(etcd_cluster: EtcdCluster) -> None:
+    """The etcd leader killed: the renewal keeps asking every member until the new leader
+    serves, well within a lease; the lease (and the key on it) survive the election."""
+    leader = etcd_cluster.leader_index()
+    assert leader is not None
+    store = EtcdStore(etcd_cluster.endpoints, timeout=TIMEOUT)
+    key = f"/renewal/{uuid.uuid4().hex[:8]}"
+    try:
+        lease = store.grant_lease(10)
+        store.put(key, "me", lease=lease)
+        etcd_cluster.kill(leader)
+        began = time.monotonic()
+        sent = store.renew_lease(lease, until=began + 8)
+        took = time.monotonic() - began
+        assert took < 6, f"no renewal {took:.1f}s after the etcd leader died"
+        assert began <= sent <= began + took
+        assert [kv.value for kv in store.get_prefix(key).items] == ["me"]
+        store.revoke(lease)
+    finally:
+        store.close()
+        _restore(etcd_cluster)
+
+
 def test_quorum_loss_raises_in_bounded_time_then_recovers(etcd_cluster: EtcdCluster) -> None:
     store = EtcdStore(etcd_cluster.endpoints, timeout=TIMEOUT)
     prefix = f"/quorum/{uuid.uuid4().hex[:8]}/"
@@ -202,6 +254,7 @@ def test_quorum_loss_raises_in_bounded_time_then_recovers(etcd_cluster: EtcdClus
             lambda: store.put(prefix + "x", "y"),
             lambda: store.create(prefix + "leader", "node2"),
             lambda: store.keepalive(lease),
+            lambda: store.renew_lease(lease, until=time.monotonic() + 2 * TIMEOUT),
             lambda: store.watch(prefix, 1, 2.0),
         ]
         for call in calls:

@@ -161,6 +161,20 @@ def keepalive_keeps_the_lease(h: StoreHarness) -> None:
     h.store.revoke(lease)
 
 
+def renew_lease_keeps_the_lease_and_says_when_it_sent_the_renewal(h: StoreHarness) -> None:
+    lease = h.store.grant_lease(LEASE_TTL)
+    h.store.put(h.key("leader"), "me", lease=lease)
+    for _ in range(6):  # 3 s in all: well past the TTL
+        h.sleep(0.5)
+        before = h.now()
+        sent = h.store.renew_lease(lease, until=before + LEASE_TTL)
+        assert before <= sent <= h.now()  # the leader's deadline counts from this moment
+    assert _value(h, "leader") == "me"
+    h.store.revoke(lease)
+    with pytest.raises(LeaseExpired):
+        h.store.renew_lease(lease, until=h.now() + LEASE_TTL)
+
+
 def revoke_frees_keys_and_ignores_unknown_leases(h: StoreHarness) -> None:
     lease = h.store.grant_lease(LEASE_TTL)
     h.store.put(h.key("a"), "1", lease=lease)
@@ -229,6 +243,7 @@ CONTRACT: list[Callable[[StoreHarness], None]] = [
     put_with_unknown_lease_fails,
     lease_expiry_frees_keys_and_watch_sees_delete,
     keepalive_keeps_the_lease,
+    renew_lease_keeps_the_lease_and_says_when_it_sent_the_renewal,
     revoke_frees_keys_and_ignores_unknown_leases,
     lease_ttl_rounds_up_to_whole_seconds,
     watch_returns_recorded_events,

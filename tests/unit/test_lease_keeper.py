@@ -1,0 +1,122 @@
+"""The lease keeper renews the leader lease between the loop's cycles, within what the loop decided."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgwarden.agent.lease import LeaderLease
+from pgwarden.agent.lease_keeper import LeaseKeeper
+from pgwarden.dcs.memory import MemoryStore
+from pgwarden.dcs.store import StoreError
+from tests.support.store_contract import VirtualClock
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(100.0)
+
+
+@pytest.fixture
+def store(clock: VirtualClock) -> MemoryStore:
+    return MemoryStore(clock)
+
+
+def held(store: MemoryStore, clock: VirtualClock) -> tuple[LeaderLease, int]:
+    """A lease the loop granted at 100.0 with the key on it: deadline 103.0, kept until 104.0."""
+    lease = LeaderLease()
+    lease_id = store.grant_lease(4)
+    store.put("/leader", "node1", lease=lease_id)
+    lease.renewed(lease_id, clock(), 4.0)
+    return lease, lease_id
+
+
+def test_each_renewal_moves_the_deadline_to_its_send_time(store: MemoryStore, clock: VirtualClock) -> None:
+    lease, _ = held(store, clock)
+    keeper = LeaseKeeper(store, lease, clock)
+    clock.advance(0.25)
+    assert keeper.renew_once()
+    assert lease.deadline() == 103.25
+    clock.advance(0.25)
+    assert keeper.renew_once()
+    assert lease.deadline() == 103.5
+
+
+def test_renewals_stop_one_ttl_after_the_loops_last_renewal(store: MemoryStore, clock: VirtualClock) -> None:
+    """A loop that stopped deciding to keep the key (stuck, demoting) lets the lease run out."""
+    lease, _ = held(store, clock)
+    keeper = LeaseKeeper(store, lease, clock)
+    for _ in range(11):  # until 102.75
+        clock.advance(0.25)
+        assert keeper.renew_once()
+    clock.now = 104.0  # keep_until: the loop renewed last at 100.0
+    assert not keeper.renew_once()
+    assert lease.deadline() == 102.75 + 3.0
+    lease.renewed(lease.lease_id or 0, 104.0, 4.0)  # the loop again: keeping resumes
+    clock.advance(0.25)
+    assert keeper.renew_once() and lease.deadline() == 107.25
+
+
+def test_nothing_is_renewed_without_a_lease_or_past_the_deadline(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    lease = LeaderLease()
+    keeper = LeaseKeeper(store, lease, clock)
+    assert not keeper.renew_once()
+    lease, _ = held(store, clock)
+    keeper = LeaseKeeper(store, lease, clock)
+    clock.now = 103.0  # the deadline: the lease guard's moment, not the keeper's
+    assert not keeper.renew_once()
+    assert lease.deadline() == 103.0
+
+
+def test_a_failed_renewal_leaves_the_deadline_and_the_next_one_recovers(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    lease, _ = held(store, clock)
+    keeper = LeaseKeeper(store, lease, clock)
+    store.available = False
+    clock.advance(1.0)
+    assert not keeper.renew_once()
+    assert lease.deadline() == 103.0
+    store.available = True
+    clock.advance(1.0)
+    assert keeper.renew_once() and lease.deadline() == 105.0
+
+
+def test_a_renewal_that_lands_after_the_loop_let_the_lease_go_changes_nothing(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    """The loop released the key (forget) while the keeper's request was in flight."""
+
+    class Racing(MemoryStore):
+        def renew_lease(self, lease_id: int, until: float) -> float:
+            sent = super().renew_lease(lease_id, until)
+            lease.forget()
+            return sent
+
+    racing = Racing(clock)
+    lease, _ = held(racing, clock)
+    clock.advance(0.25)
+    assert not LeaseKeeper(racing, lease, clock).renew_once()
+    assert lease.lease_id is None and lease.deadline() is None
+
+
+def test_the_deadline_never_moves_back() -> None:
+    lease = LeaderLease()
+    lease.renewed(7, 100.0, 4.0)
+    assert lease.extended(7, 101.0)
+    assert not lease.extended(7, 100.5)  # a slower request answering late
+    lease.renewed(7, 100.8, 4.0)  # the loop's renewal, sent before the keeper's
+    assert lease.deadline() == 104.0
+    assert not lease.extended(8, 102.0)  # another lease: not ours any more
+    assert lease.deadline() == 104.0
+
+
+def test_a_store_error_is_reported_not_raised(clock: VirtualClock) -> None:
+    class Down(MemoryStore):
+        def renew_lease(self, lease_id: int, until: float) -> float:
+            raise StoreError("etcd unreachable: everyone said no leader")
+
+    down = Down(clock)
+    lease, _ = held(down, clock)
+    assert not LeaseKeeper(down, lease, clock).renew_once()
