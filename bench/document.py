@@ -39,6 +39,11 @@ METHOD = """\
   the first acknowledged write after the outage, as above.
 - **Switchover gap**: `POST /switchover {"leader", "candidate"}` (basic auth) to the leader's REST
   API; the longest time between two acknowledged writes from the request on.
+- **etcd elections**: the etcd leader SIGKILLed 20 times in a row under the writer; each time
+  it stays down 6 s and is started again, and the next kill waits until all three members are
+  healthy. A *spurious stop* is the primary's postmaster replaced (stopped and started again) by
+  the kill; a failover is another node primary after it. The election time is from the kill until
+  a surviving member reports a new leader; it depends on the machine's load.
 - **Rejoin**: after each node loss the old primary's agent is started again; time from that start
   until the old primary streams from the new primary (`pg_stat_replication`), on a database made
   by `pgbench -i -s SCALE` (scale 60 ≈ 1 GB, server-side generation), after which every node

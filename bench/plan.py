@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bench import failover, footprint, health, pgbench
+from bench import elections, failover, footprint, health, pgbench
 from bench.cluster import ClusterUnderTest
 from bench.report import Results
 
@@ -27,14 +27,18 @@ class Options:
     idle_seconds: float = 60.0
     health_requests: int = 2000
     scale: int = 60  # pgbench scale of the database the rejoin runs on (60: about 1 GB)
+    election_kills: int = elections.KILLS
     phases: tuple[str, ...] = ()  # empty: all
 
 
-ALL_PHASES = ("footprint", "health", "crash", "switchover", "load", "node_loss", "sync", "quorum")
+ALL_PHASES = (
+    "footprint", "health", "crash", "switchover", "elections", "load", "node_loss", "sync", "quorum"
+)  # fmt: skip
 # Timing does not change these (PostgreSQL does the work), so Patroni's defaults skip them.
 TIMING_FREE = ("sync", "quorum")
 SYNC_METRICS = ("sync_lost", "sync_rto", "tps_sync")
-PHASE_METRICS = {"sync": SYNC_METRICS, "quorum": ("tps_quorum",)}
+ELECTION_METRICS = ("election_stops", "election_failovers", "election_gap", "election_time")
+PHASE_METRICS = {"sync": SYNC_METRICS, "quorum": ("tps_quorum",), "elections": ELECTION_METRICS}
 
 
 class Session:
@@ -184,6 +188,20 @@ class Session:
             return {"switchover_gap": outcome.longest_gap_s, "switchover_lost": outcome.lost}
 
         self.repeat("switchover", ("switchover_gap", "switchover_lost"), self.options.runs, once)
+
+    def phase_elections(self) -> None:
+        """The etcd leader killed ``election_kills`` times in a row under writes (bench.elections)."""
+
+        def once(_: int) -> dict[str, float]:
+            outcome = elections.elections(self.up(), self.options.election_kills)
+            elected = outcome.elections_s
+            self.results.notes.append(
+                f"{self.label}, {outcome.kills} etcd elections of {min(elected):.2f}-{max(elected):.2f} s: "
+                + ("; ".join(outcome.events) or "no stop, no failover")
+            )
+            return outcome.figures()
+
+        self.repeat("etcd elections", ELECTION_METRICS, 1, once)
 
     def phase_load(self) -> None:
         """The database the rejoin and pgbench figures are taken on (scale 60: about 1 GB)."""
