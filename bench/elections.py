@@ -32,6 +32,7 @@ from pgwarden.drill.writer import Writer
 from pgwarden.postgres.probe import postmaster_pid
 
 KILLS = 20
+TOLERATED = 2.5  # the longest etcd election the defaults must ride out (docs/timing.md)
 HOLD = 6.0  # seconds the killed member stays down: past any lease deadline the kill could cost
 WRITE_INTERVAL = 0.02
 _SETTLE_TIMEOUT = 60.0
@@ -52,6 +53,7 @@ class ElectionsOutcome:
             "election_failovers": float(self.failovers),
             "election_gap": self.longest_gap_s,
             "election_time": statistics.median(self.elections_s) if self.elections_s else 0.0,
+            "election_slow": float(sum(e > TOLERATED for e in self.elections_s)),
         }
 
 
@@ -141,6 +143,7 @@ def kill_once(
         outcome.stops += 1
         outcome.events.append(
             f"kill {outcome.kills}: {cluster.nodes[primary].name}'s postmaster {pid} -> {after}"
+            f" (election {outcome.elections_s[-1]:.2f} s)"
         )
     deadline = time.monotonic() + _SETTLE_TIMEOUT
     now_primary = cluster.primary_index()

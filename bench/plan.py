@@ -37,7 +37,7 @@ ALL_PHASES = (
 # Timing does not change these (PostgreSQL does the work), so Patroni's defaults skip them.
 TIMING_FREE = ("sync", "quorum")
 SYNC_METRICS = ("sync_lost", "sync_rto", "tps_sync")
-ELECTION_METRICS = ("election_stops", "election_failovers", "election_gap", "election_time")
+ELECTION_METRICS = ("election_stops", "election_failovers", "election_gap", "election_time", "election_slow")
 PHASE_METRICS = {"sync": SYNC_METRICS, "quorum": ("tps_quorum",), "elections": ELECTION_METRICS}
 
 

@@ -32,6 +32,7 @@ METRICS = (
     Metric("election_failovers", "failovers per 20 etcd elections", "failovers", digits=0),
     Metric("election_gap", "20 etcd elections: longest gap between acknowledged writes", "s"),
     Metric("election_time", "etcd election (leader SIGKILLed -> a new etcd leader), median", "s"),
+    Metric("election_slow", "etcd elections longer than 2.5 s, of 20 (machine load)", "elections", digits=0),
     Metric("sync_lost", "synchronous mode: lost acknowledged writes per failover", "writes", digits=0),
     Metric("sync_rto", "synchronous mode: node loss RTO", "s"),
     Metric("tps_async", "pgbench TPS, asynchronous", "TPS", higher_is_better=True, digits=0),
