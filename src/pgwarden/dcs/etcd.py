@@ -140,8 +140,9 @@ class EtcdStore:
         self._preferred = 0
         self._client = self._new_client(bind_address)
         self._watch_client = self._new_client(bind_address)
-        # Two renewals may overlap (the loop's and the keeper's), each with one request per member.
-        self._renewers = ThreadPoolExecutor(2 * len(self._endpoints), thread_name_prefix="etcd-renew")
+        # Two renewals may overlap (the loop's and the keeper's), each with one request per member,
+        # and a renewal that returned leaves its slower requests running out their timeouts.
+        self._renewers = ThreadPoolExecutor(4 * len(self._endpoints), thread_name_prefix="etcd-renew")
 
     @staticmethod
     def _new_client(bind_address: str | None) -> httpx.Client:
