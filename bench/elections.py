@@ -7,10 +7,12 @@ next kill waits until all three members are healthy. A *stop* is the primary's p
 (a new postmaster PID, or none) after a kill: an etcd election must cost neither a stop nor a
 failover.
 
-How long an election takes depends on the machine's load (1.1-1.8 s here when quiet, 2-2.4 s
-when busy), so ``stretch`` makes it last a chosen time: one surviving member is frozen (SIGSTOP)
-for that long right after the kill, and the other cannot win a vote without it. Run alone:
-``.venv/bin/python -m bench.elections [--kills 20] [--stretch 2.5] [--system pgwarden]``.
+How long an election takes depends on the machine's load (1.1-1.8 s here when quiet, 2-2.8 s
+when busy). ``stretch`` makes it last longer, for exploring: one surviving member is frozen
+(SIGSTOP) for that long right after the kill, and the other cannot win a vote without it. It is
+not a precise knob: once thawed, the frozen member still believes in the dead leader for a
+whole election timeout (etcd's check-quorum), so with ``--stretch 2.5`` elections took 3.7-5.6 s.
+Run alone: ``.venv/bin/python -m bench.elections [--kills 20] [--stretch S] [--system pgwarden]``.
 """
 
 from __future__ import annotations
