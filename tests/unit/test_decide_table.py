@@ -547,7 +547,7 @@ ROWS: list[Any] = [
         "unmarked_data_directory_of_the_leader_is_adopted_after_it_renews",
         leader(local=unmarked(primary_local())),
         Reason.LEADER_HEALTHY,
-        [RenewLeader(), PublishStatus(), EnsureSlots(frozenset({"node2", "node3"})), AdoptDataDir()],
+        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(frozenset({"node2", "node3"})), AdoptDataDir()],
     ),
     row(
         "unmarked_data_directory_of_another_system_is_not_adopted",
