@@ -27,8 +27,8 @@ import httpx
 import psycopg
 import pytest
 
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local.stack import Stack
-from pgwarden.postgres.probe import postmaster_pid
 from tests.support.cluster import conninfo, primary_name, running_stack, wait_for
 from tests.support.faults import (
     Freeze,

@@ -12,8 +12,8 @@ import time
 import psycopg
 import pytest
 
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
-from pgwarden.postgres.probe import postmaster_pid
 from tests.support.cluster import (
     WriterWatch,
     conninfo,

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
 from pgwarden.local.spec import StackSpec
 from pgwarden.local.stack import Stack
-from pgwarden.postgres.probe import postmaster_pid
 from tests.support.cluster import NODE_USERS, cluster_network
 from tests.support.pg import ensure_os_user, postgres_available
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import httpx
 
 from pgwarden.dcs.keys import DEFAULT_PREFIX
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
 from pgwarden.local.stack import Stack
-from pgwarden.postgres.probe import postmaster_pid
 
 TABLE_PREFIX = "pgwarden_test_"
 _live_tables: set[str] = set()

@@ -21,9 +21,9 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
 from pgwarden.local.spec import StackSpec
-from pgwarden.postgres.probe import postmaster_pid
 
 MARKER = "PGWARDEN_STACK_DIR"
 
