@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from pgwarden.dcs.keys import DEFAULT_PREFIX
+from pgwarden.fence.files import running_fence
 from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
 from pgwarden.local.stack import Stack
@@ -192,8 +193,9 @@ def next_publish(stack: Stack, name: str, timeout: float = 5.0) -> float:
 
 
 def node_roots(stack: Stack, i: int) -> list[int]:
-    """The agent's and the postmaster's PIDs of node ``i`` (PostgreSQL runs in a session of its own)."""
-    roots = [stack.pids.get(stack.spec.node_name(i)), postmaster_pid(str(stack.spec.data_dir(i)))]
+    """The PIDs of node ``i``'s agent, fence and postmaster (each runs in a session of its own)."""
+    data_dir = str(stack.spec.data_dir(i))
+    roots = [stack.pids.get(stack.spec.node_name(i)), running_fence(data_dir), postmaster_pid(data_dir)]
     return [pid for pid in roots if pid is not None and processes.alive(pid)]
 
 

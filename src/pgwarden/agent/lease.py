@@ -8,7 +8,8 @@ to write strictly before etcd can hand the key to anyone else.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 # Seconds kept in reserve before etcd could expire the lease: covers an immediate stop of
 # PostgreSQL (~0.1-0.3 s) plus scheduling delay of the loop.
@@ -20,12 +21,22 @@ class LeaderLease:
     lease_id: int | None = None
     sent_at: float | None = None  # monotonic time the last successful grant/keepalive was sent
     ttl: float = 0.0
+    # Called after every renewal and release, before the caller goes on: the fence must hold a
+    # new deadline before PostgreSQL is made writable under it (agent/fence.py).
+    listeners: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
 
     def renewed(self, lease_id: int, sent_at: float, ttl: float) -> None:
         self.lease_id, self.sent_at, self.ttl = lease_id, sent_at, ttl
+        self.changed()
 
     def forget(self) -> None:
         self.lease_id, self.sent_at = None, None
+        self.changed()
+
+    def changed(self) -> None:
+        """Tell the listeners that ``deadline()`` may have moved (whatever moved it)."""
+        for listener in self.listeners:
+            listener()
 
     def deadline(self) -> float | None:
         if self.sent_at is None:

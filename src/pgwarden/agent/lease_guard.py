@@ -30,11 +30,15 @@ class LeaseGuard:
         postgres: PostgresController,
         may_write: Callable[[], bool],
         clock: Callable[[], float] = monotonic,
+        feed: Callable[[], None] = lambda: None,
     ) -> None:
         self._lease = lease
         self._postgres = postgres
         self._may_write = may_write  # does the latest snapshot show PostgreSQL read-write?
         self._clock = clock
+        # Hands the fence every deadline this guard enforces, so that one value feeds both: a
+        # change that did not come through renewed() or forget() reaches the fence within a tick.
+        self._feed = feed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-guard", daemon=True)
         self.fired = 0
@@ -48,6 +52,7 @@ class LeaseGuard:
 
     def check(self) -> bool:
         """One look at the deadline; True when it stopped PostgreSQL."""
+        self._feed()
         deadline = self._lease.deadline()
         if deadline is None or self._clock() < deadline or not self._may_write():
             return False

@@ -7,6 +7,7 @@ import threading
 
 from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_commands, role_seen
 from pgwarden.agent.execute import Executor, Outcome
+from pgwarden.agent.fence import FenceLink
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.lease_guard import LeaseGuard
@@ -52,7 +53,7 @@ _SWITCHOVER_CYCLE = 0.05
 
 
 class Agent:
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, config_path: str | None = None) -> None:
         self.config = config
         dcs = config.bootstrap
         # Each etcd request gets half the retry budget per endpoint, so a renewal can still try a
@@ -92,7 +93,10 @@ class Agent:
         self.snapshots = SnapshotHolder(Snapshot(config, empty_view, local, member_record(config, local)))
         operations = AgentOperations(self.cluster, self.snapshots, self.requests)
         self.api = ApiServer(config.api, self.snapshots, operations)
-        self.lease_guard = LeaseGuard(self.lease, self.postgres, self._may_write)
+        # The fence outlives this process: it gets every deadline the lease guard enforces.
+        self.fence = FenceLink(config.postgresql.data_dir, config.name, self.lease.deadline, config_path)
+        self.lease.listeners.append(self.fence.publish)
+        self.lease_guard = LeaseGuard(self.lease, self.postgres, self._may_write, feed=self.fence.publish)
         self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake)
         self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
 
@@ -113,6 +117,7 @@ class Agent:
         self._wake.set()
 
     def run(self) -> None:
+        self.fence.ensure_running()  # before anything could make PostgreSQL writable
         self.api.start()
         self.watch.start()
         self.postmaster_watch.start()
@@ -130,6 +135,7 @@ class Agent:
         try:
             while not self._stop.is_set():
                 started = monotonic()
+                self.fence.ensure_running()  # a fence that died (OOM killer, an operator) is replaced
                 obs = self.observer.observe(memory)
                 decision = decide(obs)
                 if decision.message != last_message:
@@ -218,10 +224,13 @@ class Agent:
             if self.lease.lease_id is not None:
                 self.cluster.release_leader(self.config.name)
                 self.store.revoke(self.lease.lease_id)
+                self.lease.forget()
             if self._member_lease is not None:
                 self.store.revoke(self._member_lease)
         except Exception as exc:  # shutting down: report, never hang
             log.warning("during shutdown: %s", exc)
+        if not self.postgres.is_running():
+            self.fence.stop()  # still running, PostgreSQL keeps its fence
         self.api.stop()
         self.peers.close()
         self.store.close()
