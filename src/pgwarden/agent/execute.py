@@ -123,11 +123,13 @@ class Executor:
             try:
                 # The key lives exactly as long as this lease: renewing it is one request. That
                 # the key still carries our name, this cycle's linearizable read just showed.
-                self._store.keepalive(lease)
+                granted = self._store.keepalive(lease)
             except LeaseExpired:
                 self._lease.forget()
                 return False
-            self._lease.renewed(lease, sent, ttl)
+            # The lease keeps the TTL it was granted with: after a live change of ttl, counting
+            # the new one would put our deadline past etcd's expiry when ttl grew.
+            self._lease.renewed(lease, sent, min(ttl, granted))
             return True
         # Adopting a key that carries our name (agent restarted, or lease lost while the key
         # survived): a fresh lease, then re-attach the key only if it is still ours.
