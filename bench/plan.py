@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bench import failover, footprint, health, pgbench
+from bench import failover, fence, footprint, health, pgbench
 from bench.cluster import ClusterUnderTest
 from bench.report import Results
 
@@ -30,7 +30,7 @@ class Options:
     phases: tuple[str, ...] = ()  # empty: all
 
 
-ALL_PHASES = ("footprint", "health", "crash", "switchover", "load", "node_loss", "sync", "quorum")
+ALL_PHASES = ("footprint", "health", "crash", "fence", "switchover", "load", "node_loss", "sync", "quorum")
 # Timing does not change these (PostgreSQL does the work), so Patroni's defaults skip them.
 TIMING_FREE = ("sync", "quorum")
 SYNC_METRICS = ("sync_lost", "sync_rto", "tps_sync")
@@ -177,6 +177,17 @@ class Session:
             return {"crash_rto": outcome.recovery_s}
 
         self.repeat("PostgreSQL crash", ("crash_rto",), self.options.runs, once)
+
+    def phase_fence(self) -> None:
+        if self.up().system != "pgwarden":
+            why = "no fence: PostgreSQL stays read-write while Patroni is down (a watchdog resets the host)"
+            self.results.skip("agent_death_to_fence", self.label, why)
+            return
+
+        def once(_: int) -> dict[str, float]:
+            return {"agent_death_to_fence": fence.agent_death_to_fence(self.up())}
+
+        self.repeat("agent death to fence", ("agent_death_to_fence",), self.options.runs, once)
 
     def phase_switchover(self) -> None:
         def once(_: int) -> dict[str, float]:

@@ -20,6 +20,7 @@ METRICS = (
     Metric("node_loss_rto", "node loss RTO (agent + PostgreSQL SIGKILLed), async", "s"),
     Metric("node_loss_lost", "lost acknowledged writes per node loss, async", "writes", digits=0),
     Metric("crash_rto", "PostgreSQL crash RTO (postmaster SIGKILLed, agent alive)", "s"),
+    Metric("agent_death_to_fence", "agent death to fence (agent SIGKILLed -> postmaster gone)", "s"),
     Metric("switchover_gap", "switchover: longest gap between acknowledged writes", "s"),
     Metric("switchover_lost", "lost acknowledged writes per switchover", "writes", digits=0),
     Metric("rejoin", "rejoin of the old primary after a node loss (agent restart -> streaming)", "s"),

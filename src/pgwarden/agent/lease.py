@@ -24,6 +24,9 @@ class LeaderLease:
     # Called after every renewal and release, before the caller goes on: the fence must hold a
     # new deadline before PostgreSQL is made writable under it (agent/fence.py).
     listeners: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
+    # While a watchdog device is armed: its last keepalive + its timeout - a reserve. The deadline
+    # never passes it, so that PostgreSQL is stopped before the device resets the machine.
+    watchdog_limit: float | None = None
 
     def renewed(self, lease_id: int, sent_at: float, ttl: float) -> None:
         self.lease_id, self.sent_at, self.ttl = lease_id, sent_at, ttl
@@ -41,7 +44,8 @@ class LeaderLease:
     def deadline(self) -> float | None:
         if self.sent_at is None:
             return None
-        return self.sent_at + self.ttl - min(SAFETY_MARGIN, self.ttl / 4)
+        deadline = self.sent_at + self.ttl - min(SAFETY_MARGIN, self.ttl / 4)
+        return deadline if self.watchdog_limit is None else min(deadline, self.watchdog_limit)
 
 
 def monotonic() -> float:

@@ -31,6 +31,7 @@ class LeaseGuard:
         may_write: Callable[[], bool],
         clock: Callable[[], float] = monotonic,
         feed: Callable[[], None] = lambda: None,
+        after_stop: Callable[[], None] = lambda: None,
     ) -> None:
         self._lease = lease
         self._postgres = postgres
@@ -39,6 +40,7 @@ class LeaseGuard:
         # Hands the fence every deadline this guard enforces, so that one value feeds both: a
         # change that did not come through renewed() or forget() reaches the fence within a tick.
         self._feed = feed
+        self._after_stop = after_stop  # PostgreSQL stopped: the watchdog has nothing left to guard
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-guard", daemon=True)
         self.fired = 0
@@ -64,6 +66,7 @@ class LeaseGuard:
             log.error("lease guard could not stop PostgreSQL: %s", exc)
             return False
         self._lease.forget()
+        self._after_stop()
         self.fired += 1
         return True
 

@@ -18,6 +18,7 @@ from pgwarden.agent.postmaster_watch import PostmasterWatch
 from pgwarden.agent.requests import RequestBox
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.agent.watch import ClusterWatch
+from pgwarden.agent.watchdog import Watchdog
 from pgwarden.api.operations import AgentOperations
 from pgwarden.api.server import ApiServer
 from pgwarden.dcs.cluster_store import ClusterStore
@@ -66,11 +67,19 @@ class Agent:
         self.postgres = PostgresController(config.postgresql, config.name)
         self.jobs = JobRunner()
         self.lease = LeaderLease()
+        self.watchdog = Watchdog(config.watchdog, self.lease)
         self._wake = threading.Event()
         self.requests = RequestBox(wake=self._wake.set)
         self.peers = PeerClient(timeout=min(1.0, dcs.retry_timeout), bind_address=config.etcd.bind_address)
         self.observer = Observer(
-            config, self.cluster, self._probe, self.jobs, self.peers, self.lease, self.requests
+            config,
+            self.cluster,
+            self._probe,
+            self.jobs,
+            self.peers,
+            self.lease,
+            self.requests,
+            watchdog_ready=self.watchdog.ready,
         )
         self.executor = Executor(
             config,
@@ -81,6 +90,7 @@ class Agent:
             self.lease,
             self._member_lease_id,
             forget_scheduled_restart=self.requests.cancel_scheduled_restart,
+            watchdog=self.watchdog,
         )
         self.callbacks = CallbackRunner(
             config.callbacks, config.cluster, config.callback_timeout, config.name, config.api.url
@@ -96,7 +106,13 @@ class Agent:
         # The fence outlives this process: it gets every deadline the lease guard enforces.
         self.fence = FenceLink(config.postgresql.data_dir, config.name, self.lease.deadline, config_path)
         self.lease.listeners.append(self.fence.publish)
-        self.lease_guard = LeaseGuard(self.lease, self.postgres, self._may_write, feed=self.fence.publish)
+        self.lease_guard = LeaseGuard(
+            self.lease,
+            self.postgres,
+            self._may_write,
+            feed=self.fence.publish,
+            after_stop=self.watchdog.disarm,
+        )
         self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake)
         self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
 
@@ -230,7 +246,9 @@ class Agent:
         except Exception as exc:  # shutting down: report, never hang
             log.warning("during shutdown: %s", exc)
         if not self.postgres.is_running():
-            self.fence.stop()  # still running, PostgreSQL keeps its fence
+            # Still running, PostgreSQL keeps its fence and its watchdog (which resets the machine).
+            self.watchdog.disarm()
+            self.fence.stop()
         self.api.stop()
         self.peers.close()
         self.store.close()
