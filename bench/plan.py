@@ -143,14 +143,21 @@ class Session:
             cluster = self.up()
             cluster.wait_healthy(120)
             time.sleep(5)  # let the start-up work (checkpoints, first loops) pass
-            figures = footprint.idle(cluster, self.options.idle_seconds)
-            for f in figures:
+            fences = footprint.fences(cluster) if cluster.system == "pgwarden" else []
+            figures = footprint.idle(cluster, self.options.idle_seconds, fences)
+            agents, fenced = figures[: len(cluster.nodes)], figures[len(cluster.nodes) :]
+            for f in agents:
                 self.results.add("idle_rss", self.label, f.rss_mb)
                 self.results.add("idle_cpu", self.label, f.cpu_percent)
-            self.say("agents: " + ", ".join(f"{f.rss_mb:.1f} MB {f.cpu_percent:.2f} % CPU" for f in figures))
+            for f in fenced:
+                self.results.add("fence_rss", self.label, f.rss_mb)
+                self.results.add("fence_cpu", self.label, f.cpu_percent)
+            shown = ", ".join(f"{f.rss_mb:.1f} MB {f.cpu_percent:.2f} % CPU" for f in agents)
+            fence_shown = ", ".join(f"{f.rss_mb:.1f} MB {f.cpu_percent:.2f} % CPU" for f in fenced)
+            self.say(f"agents: {shown}" + (f"; fences: {fence_shown}" if fenced else ""))
             return {}
 
-        self.repeat("idle footprint", ("idle_rss", "idle_cpu"), 1, once)
+        self.repeat("idle footprint", ("idle_rss", "idle_cpu", "fence_rss", "fence_cpu"), 1, once)
 
     def phase_health(self) -> None:
         keys = [f"health_{k}_{c}" for c in (1, 8) for k in ("rps", "p50", "p99")]

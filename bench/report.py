@@ -41,6 +41,8 @@ METRICS = (
     Metric("health_p99_8", "health check p99, concurrency 8", "ms"),
     Metric("idle_rss", "agent idle RSS (per agent)", "MB", digits=1),
     Metric("idle_cpu", "agent idle CPU (per agent, % of one core)", "%", digits=2),
+    Metric("fence_rss", "fence idle RSS (per node, beside the agent)", "MB", digits=1),
+    Metric("fence_cpu", "fence idle CPU (per node, % of one core)", "%", digits=2),
 )
 BY_KEY = {m.key: m for m in METRICS}
 
