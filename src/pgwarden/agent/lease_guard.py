@@ -6,7 +6,8 @@ every member) can overrun the deadline by seconds, while etcd hands the key to a
 thread needs no etcd and no SQL: every 50 ms it compares the monotonic clock with the deadline of
 the lease the loop last renewed, and if PostgreSQL may still be a primary it stops it at once and
 leaves it configured as a standby. The loop then finds it stopped and decides as usual (take the
-key back if it is still ours, or follow whoever has it).
+key back if it is still ours, or follow whoever has it). It dies with the agent: the fence, a
+process of its own that it feeds the same deadline, enforces it when the agent cannot.
 """
 
 from __future__ import annotations
