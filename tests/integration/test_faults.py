@@ -606,10 +606,11 @@ def test_etcd_quorum_lost_nobody_promotes_and_the_primary_demotes(stack: Stack) 
     report.assert_invariants(lost_allowed=True)
     assert demoted_after < 2 * TTL
     log = _log_since(stack, old, offset)
-    # The lease guard at the deadline, or the loop (STORE_UNREACHABLE_DEMOTING, or
+    # The lease guard or the fence at the deadline, or the loop (STORE_UNREACHABLE_DEMOTING, or
     # LEADER_LEASE_EXPIRED_DEMOTING if a read got through first), whichever comes first.
     demoted = (
         "lease deadline passed without a renewal",
+        "stopped immediately (SIGQUIT)",
         "etcd unreachable and my lease ran out",
         "lease ran out before",
     )
