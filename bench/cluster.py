@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import psycopg
 
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
-from pgwarden.postgres.probe import postmaster_pid
 from pgwarden.router.haproxy import RouterPorts
 
 

@@ -60,9 +60,13 @@ METHOD = """\
 - **Health endpoint**: `OPTIONS /primary` over HTTP/1.0, a new TCP connection per request, as
   HAProxy checks, against the primary's REST API, from ApacheBench (`ab -m OPTIONS -c 1|8`; C,
   single-threaded, so the client takes little of the 2 cores); throughput and p50/p99 per run.
+- **Agent death to fence**: SIGKILL of the primary's agent alone → its postmaster gone (polled
+  every 2 ms), then the agent started again and the cluster healthy before the next run. pgwarden
+  only: Patroni without a watchdog device leaves PostgreSQL read-write while it is down.
 - **Idle footprint**: every agent process of a healthy, idle cluster over one window: `VmRSS`
   (`/proc/PID/status`) at its end, and the growth of `utime + stime` (`/proc/PID/stat`, all
-  threads) over it as % of one core. PostgreSQL's own processes are not counted.
+  threads) over it as % of one core; pgwarden's fence (one more small process per node) is
+  measured the same way in its own rows. PostgreSQL's own processes are not counted.
 - Each cell: **median** (min-max, n = samples). The ratio column is pgwarden's median over the
   other column's; below 1 is better for times and memory, above 1 for throughput."""
 

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bench import elections, failover, footprint, health, pgbench
+from bench import elections, failover, fence, footprint, health, pgbench
 from bench.cluster import ClusterUnderTest
 from bench.report import Results
 
@@ -32,7 +32,8 @@ class Options:
 
 
 ALL_PHASES = (
-    "footprint", "health", "crash", "switchover", "elections", "load", "node_loss", "sync", "quorum"
+    "footprint", "health", "crash", "fence", "switchover", "elections", "load", "node_loss", "sync",
+    "quorum",
 )  # fmt: skip
 # Timing does not change these (PostgreSQL does the work), so Patroni's defaults skip them.
 TIMING_FREE = ("sync", "quorum")
@@ -147,14 +148,21 @@ class Session:
             cluster = self.up()
             cluster.wait_healthy(120)
             time.sleep(5)  # let the start-up work (checkpoints, first loops) pass
-            figures = footprint.idle(cluster, self.options.idle_seconds)
-            for f in figures:
+            fences = footprint.fences(cluster) if cluster.system == "pgwarden" else []
+            figures = footprint.idle(cluster, self.options.idle_seconds, fences)
+            agents, fenced = figures[: len(cluster.nodes)], figures[len(cluster.nodes) :]
+            for f in agents:
                 self.results.add("idle_rss", self.label, f.rss_mb)
                 self.results.add("idle_cpu", self.label, f.cpu_percent)
-            self.say("agents: " + ", ".join(f"{f.rss_mb:.1f} MB {f.cpu_percent:.2f} % CPU" for f in figures))
+            for f in fenced:
+                self.results.add("fence_rss", self.label, f.rss_mb)
+                self.results.add("fence_cpu", self.label, f.cpu_percent)
+            shown = ", ".join(f"{f.rss_mb:.1f} MB {f.cpu_percent:.2f} % CPU" for f in agents)
+            fence_shown = ", ".join(f"{f.rss_mb:.1f} MB {f.cpu_percent:.2f} % CPU" for f in fenced)
+            self.say(f"agents: {shown}" + (f"; fences: {fence_shown}" if fenced else ""))
             return {}
 
-        self.repeat("idle footprint", ("idle_rss", "idle_cpu"), 1, once)
+        self.repeat("idle footprint", ("idle_rss", "idle_cpu", "fence_rss", "fence_cpu"), 1, once)
 
     def phase_health(self) -> None:
         keys = [f"health_{k}_{c}" for c in (1, 8) for k in ("rps", "p50", "p99")]
@@ -181,6 +189,17 @@ class Session:
             return {"crash_rto": outcome.recovery_s}
 
         self.repeat("PostgreSQL crash", ("crash_rto",), self.options.runs, once)
+
+    def phase_fence(self) -> None:
+        if self.up().system != "pgwarden":
+            why = "no fence: PostgreSQL stays read-write while Patroni is down (a watchdog resets the host)"
+            self.results.skip("agent_death_to_fence", self.label, why)
+            return
+
+        def once(_: int) -> dict[str, float]:
+            return {"agent_death_to_fence": fence.agent_death_to_fence(self.up())}
+
+        self.repeat("agent death to fence", ("agent_death_to_fence",), self.options.runs, once)
 
     def phase_switchover(self) -> None:
         def once(_: int) -> dict[str, float]:

@@ -20,6 +20,7 @@ METRICS = (
     Metric("node_loss_rto", "node loss RTO (agent + PostgreSQL SIGKILLed), async", "s"),
     Metric("node_loss_lost", "lost acknowledged writes per node loss, async", "writes", digits=0),
     Metric("crash_rto", "PostgreSQL crash RTO (postmaster SIGKILLed, agent alive)", "s"),
+    Metric("agent_death_to_fence", "agent death to fence (agent SIGKILLed -> postmaster gone)", "s"),
     Metric("switchover_gap", "switchover: longest gap between acknowledged writes", "s"),
     Metric("switchover_lost", "lost acknowledged writes per switchover", "writes", digits=0),
     Metric("rejoin", "rejoin of the old primary after a node loss (agent restart -> streaming)", "s"),
@@ -50,6 +51,8 @@ METRICS = (
     Metric("health_p99_8", "health check p99, concurrency 8", "ms"),
     Metric("idle_rss", "agent idle RSS (per agent)", "MB", digits=1),
     Metric("idle_cpu", "agent idle CPU (per agent, % of one core)", "%", digits=2),
+    Metric("fence_rss", "fence idle RSS (per node, beside the agent)", "MB", digits=1),
+    Metric("fence_cpu", "fence idle CPU (per node, % of one core)", "%", digits=2),
 )
 BY_KEY = {m.key: m for m in METRICS}
 

@@ -32,7 +32,7 @@ SYSTEMS: dict[str, tuple[str, Callable[[], ClusterUnderTest]]] = {
 }
 FULL = Options()
 QUICK = Options(runs=2, tps_runs=1, tps_seconds=5, idle_seconds=20, health_requests=1000, scale=5)
-QUICK_PHASES = ("footprint", "health", "crash", "switchover", "load", "node_loss", "sync")
+QUICK_PHASES = ("footprint", "health", "crash", "fence", "switchover", "load", "node_loss", "sync")
 
 
 def targets(labels: list[str]) -> list[Target]:

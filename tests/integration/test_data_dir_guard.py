@@ -28,12 +28,12 @@ from typer.testing import CliRunner
 
 from pgwarden.cli.main import app
 from pgwarden.config.node import load_node_config
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
 from pgwarden.local.stack import Stack
 from pgwarden.model import DataDir
 from pgwarden.postgres import PostgresController, StandbyUpstream, probe
 from pgwarden.postgres.origin import check_marker, marker_path
-from pgwarden.postgres.probe import postmaster_pid
 from tests.support.cluster import primary_name, running_stack, wait_for
 from tests.support.pg import PgNodes, postgres_available
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -27,8 +28,11 @@ import httpx
 import psycopg
 import pytest
 
+from pgwarden.fence.channel import boot_id, read_deadline
+from pgwarden.fence.files import FenceFiles, running_fence
+from pgwarden.fence.postmaster import postmaster_pid
+from pgwarden.local import processes
 from pgwarden.local.stack import Stack
-from pgwarden.postgres.probe import postmaster_pid
 from tests.support.cluster import conninfo, primary_name, running_stack, wait_for
 from tests.support.faults import (
     Freeze,
@@ -631,10 +635,11 @@ def test_etcd_quorum_lost_nobody_promotes_and_the_primary_demotes(stack: Stack) 
     report.assert_invariants(lost_allowed=True)
     assert demoted_after < 2 * TTL
     log = _log_since(stack, old, offset)
-    # The lease guard at the deadline, or the loop (STORE_UNREACHABLE_DEMOTING, or
+    # The lease guard or the fence at the deadline, or the loop (STORE_UNREACHABLE_DEMOTING, or
     # LEADER_LEASE_EXPIRED_DEMOTING if a read got through first), whichever comes first.
     demoted = (
         "lease deadline passed without a renewal",
+        "stopped immediately (SIGQUIT)",
         "etcd unreachable and my lease ran out",
         "lease ran out before",
     )
@@ -656,13 +661,16 @@ def _insert_on(conn: psycopg.Connection[Any], table: str, value: int, results: l
 
 
 def test_frozen_primary_is_replaced_and_demoted_as_soon_as_it_resumes(stack: Stack) -> None:
-    """SIGSTOP of the primary's agent and PostgreSQL for longer than ttl: a standby takes over.
+    """SIGSTOP of the primary's whole node (agent, fence, PostgreSQL) for longer than ttl: a standby
+    takes over.
 
-    When the node resumes, its PostgreSQL runs read-write again until its agent notices the key
-    is gone: that window is measured. No client of HAProxy is acknowledged by the old primary
-    after it resumes (HAProxy marked it down while it was frozen). A client connected directly
-    with a transaction in flight can be (asynchronous replication; see the synchronous variant)."""
-    with Invariants(stack, "primary frozen (SIGSTOP) past ttl") as check:
+    When the node resumes (the fence last), every write the old primary acknowledges after its
+    lease deadline comes within 50 ms of the thaw: the fence's sleep ends at once (its wake-up time
+    passed), it finds the deadline gone and stops PostgreSQL. No client of HAProxy is acknowledged
+    by the old primary after it resumes (HAProxy marked it down while it was frozen). A client
+    connected directly with a transaction in flight can be (asynchronous replication; see the
+    synchronous variant)."""
+    with Invariants(stack, "primary frozen (SIGSTOP) past ttl", direct_writers=True) as check:
         old = check.primary_before
         assert old is not None
         table = check.writer.table
@@ -671,9 +679,11 @@ def test_frozen_primary_is_replaced_and_demoted_as_soon_as_it_resumes(stack: Sta
         pending: list[bool] = []
         info = conninfo(stack, stack.spec.node_host(_i(old)), stack.spec.pg_port, 2)
         direct = psycopg.connect(info, autocommit=True)
+        offset = _log_offset(stack, old)
         try:
-            with Freeze(stack, _i(old)):
+            with Freeze(stack, _i(old)) as freeze:
                 frozen_at = time.monotonic()
+                deadline = _fence_deadline(stack, old)
                 in_flight = threading.Thread(
                     target=_insert_on, args=(direct, table, -1, pending), daemon=True
                 )
@@ -683,7 +693,7 @@ def test_frozen_primary_is_replaced_and_demoted_as_soon_as_it_resumes(stack: Sta
                 )
                 assert check.writer.wait_for_acks(20, 30), "no writes through HAProxy to the new primary"
                 time.sleep(1.0)
-                resumed_at = time.monotonic()
+            resumed_at = freeze.thaw_started_at or time.monotonic()
             in_flight.join(30)
         finally:
             direct.close()
@@ -698,12 +708,23 @@ def test_frozen_primary_is_replaced_and_demoted_as_soon_as_it_resumes(stack: Sta
         window = max(0.0, (check.watch.last_writable(old) or resumed_at) - resumed_at)
         after_resume = [t for t in check.writer.report.ack_times if t >= resumed_at]
         report = check.finish()
+    assert check.direct is not None
+    late_direct = check.direct.acknowledged_between(old, deadline, time.monotonic())
+    stopped_by = _stopped_by(_log_since(stack, old, offset))
     check.notes.update(
         freeze_until_new_primary_s=round(_first_ack_gap_end(check, frozen_at) - frozen_at, 2),
         old_primary_writable_after_resume_ms=round(window * 1000),
         in_flight_direct_insert_committed=bool(pending and pending[0]),
+        direct_acks_after_deadline=len(late_direct),
+        last_direct_ack_after_thaw_ms=round((max(late_direct) - resumed_at) * 1000) if late_direct else None,
+        stopped_by=stopped_by,
     )
     report.publish()
+    after_ms = [round((t - resumed_at) * 1000) for t in late_direct]
+    assert all(ms <= 50 for ms in after_ms), (
+        f"{old} acknowledged direct writes {after_ms} ms after the thaw, past its lease deadline "
+        f"(stopped by the {stopped_by})"
+    )
     # The only instants of two writers are right after the resume, before the agent demoted.
     assert all(resumed_at - 0.1 <= at <= resumed_at + window + 0.1 for at, _ in report.overlaps), (
         report.overlaps
@@ -723,6 +744,15 @@ def test_frozen_primary_is_replaced_and_demoted_as_soon_as_it_resumes(stack: Sta
     assert after_resume, "no write acknowledged after the resume"
 
 
+def _stopped_by(log: str) -> str:
+    """Which of the two enforcers of the lease deadline stopped PostgreSQL, from the node's log."""
+    if "stopped immediately (SIGQUIT)" in log:
+        return "fence"
+    if "lease deadline passed without a renewal" in log:
+        return "agent's lease guard"
+    return "agent's loop"
+
+
 def _first_ack_gap_end(check: Invariants, since: float) -> float:
     """When writes resumed after the longest gap that began after ``since``."""
     best = (0.0, since)
@@ -738,7 +768,7 @@ def test_frozen_primary_acknowledges_no_write_after_resuming_in_synchronous_mode
     primary, and its lease guard stops it): not the direct client's INSERT sent while it was
     frozen, not direct INSERTs sent after the resume, not the writer's; nothing is lost."""
     fault = "primary frozen (SIGSTOP) past ttl, synchronous on"
-    with _synchronous_stack("block") as stack, Invariants(stack, fault) as check:
+    with _synchronous_stack("block") as stack, Invariants(stack, fault, direct_writers=True) as check:
         old = check.primary_before
         assert old is not None
         claimed = _claimed(stack)
@@ -746,14 +776,16 @@ def test_frozen_primary_acknowledges_no_write_after_resuming_in_synchronous_mode
         direct = conninfo(stack, stack.spec.node_host(_i(old)), stack.spec.pg_port, 2)
         # Connected before the freeze, so its INSERT waits in the frozen server's socket.
         in_flight = DirectInsert(direct, table, -1, psycopg.connect(direct, autocommit=True))
-        with Freeze(stack, _i(old)):
+        offset = _log_offset(stack, old)
+        with Freeze(stack, _i(old)) as freeze:
             frozen_at = time.monotonic()
+            deadline = _fence_deadline(stack, old)
             in_flight.send()
             new = wait_for(lambda: _new_primary(stack, old), 60, "a new primary while the old one is frozen")
             assert new in claimed, f"{new} promoted outside the claimed set {claimed} (rule 4)"
             assert check.writer.wait_for_acks(20, 60), "no writes through HAProxy to the new primary"
             time.sleep(1.0)
-            resumed_at = time.monotonic()
+        resumed_at = freeze.thaw_started_at or time.monotonic()
         after = [DirectInsert(direct, table, -2).send()]
         for k, delay in enumerate((0.1, 0.3, 0.6, 1.0)):
             time.sleep(max(0.0, resumed_at + delay - time.monotonic()))
@@ -781,7 +813,12 @@ def test_frozen_primary_acknowledges_no_write_after_resuming_in_synchronous_mode
             in_flight_direct_insert=in_flight.outcome,
             direct_inserts_after_resume=", ".join(p.outcome for p in after),
         )
+        assert check.direct is not None
+        late = check.direct.acknowledged_between(old, deadline, time.monotonic())
+        stopped_by = _stopped_by(_log_since(stack, old, offset))
+        check.notes.update(direct_acks_after_deadline=len(late), stopped_by=stopped_by)
         report.publish()
+        assert late == [], f"{old} acknowledged direct writes after its lease deadline: {late}"
         assert not in_flight_acknowledged, f"{old} acknowledged the INSERT sent while it was frozen"
         assert acknowledged_direct == [], (
             f"{old} acknowledged direct INSERTs {acknowledged_direct} after resuming"
@@ -796,31 +833,110 @@ def test_frozen_primary_acknowledges_no_write_after_resuming_in_synchronous_mode
         assert after_resume, "no write acknowledged after the resume"
 
 
-def test_agent_killed_on_the_primary_while_postgres_runs(stack: Stack) -> None:
-    """SIGKILL of the primary's agent alone. Documented outcome: the leader lease runs out, a
-    standby takes over; the old PostgreSQL keeps running read-write (nothing is left to stop it)
-    but HAProxy, finding no agent to answer /primary, sends no client to it; the agent, once
-    restarted, demotes and rewinds it."""
-    with Invariants(stack, "agent killed on the primary") as check:
+def _gone_at(pid: int, timeout: float, what: str) -> float:
+    """When ``pid`` exited (looked at every 5 ms), so that a fence's timing is measured closely."""
+    deadline = time.monotonic() + timeout
+    while processes.alive(pid):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.005)
+    return time.monotonic()
+
+
+def _fence_deadline(stack: Stack, name: str) -> float:
+    """The lease deadline the fence of ``name`` holds (what its agent last wrote)."""
+    files = FenceFiles.beside(str(stack.spec.data_dir(_i(name))))
+    record = read_deadline(files.deadline, boot_id(), time.monotonic())
+    assert record is not None and record.deadline is not None, f"{name}'s fence holds no deadline"
+    return record.deadline
+
+
+def _one_writer_at_a_time(check: Invariants, old: str, since: float) -> dict[str, float]:
+    """The old primary's last directly acknowledged write came before any other node's first one
+    after ``since`` (direct writers every 50 ms, HAProxy or not); returns both, relative to it."""
+    direct = check.direct
+    assert direct is not None
+    last_old = direct.last_ack(old)
+    others = [t for n in direct.acks if n != old and (t := direct.first_ack(n, since)) is not None]
+    assert last_old is not None and others, (last_old, others)
+    first_other = min(others)
+    assert last_old < first_other, (
+        f"{old} acknowledged a direct write {last_old - since:.3f}s after the fault, another node "
+        f"its first at {first_other - since:.3f}s"
+    )
+    return {
+        "old_primary_last_direct_ack_s": round(last_old - since, 3),
+        "first_direct_ack_elsewhere_s": round(first_other - since, 3),
+    }
+
+
+def test_agent_killed_on_the_primary_and_not_restarted_is_fenced(stack: Stack) -> None:
+    """SIGKILL of the primary's agent alone, left dead for ttl + 20 s. Its fence (a process of its
+    own, which outlives the agent) stops the old PostgreSQL at the lease deadline, before etcd can
+    hand the key away: the old node stops acknowledging direct writes before any other node
+    acknowledges one, a standby takes over and writes resume through HAProxy; PostgreSQL stays
+    stopped while the agent is away; the agent, back, adopts its fence and rejoins as a standby."""
+    with Invariants(stack, "agent killed on the primary, not restarted", direct_writers=True) as check:
         old = check.primary_before
         assert old is not None
+        i = _i(old)
+        data_dir = str(stack.spec.data_dir(i))
+        postmaster, fence = _postmaster(stack, old), running_fence(data_dir)
+        assert postmaster is not None and fence is not None
+        offset = _log_offset(stack, old)
         killed_at = time.monotonic()
-        stack.kill_agent(_i(old))
+        stack.kill_agent(i)
+        fenced_at = _gone_at(postmaster, 2 * TTL, f"{old}'s fence stopping its PostgreSQL")
         new = wait_for(lambda: _new_primary(stack, old), 60, "a new primary")
-        assert check.writer.wait_for_acks(20, 30)
-        restarted_at = time.monotonic()
-        stack.start_agent(_i(old))
-        wait_for(lambda: _status(stack, old).get("role") == "replica", 60, f"{old} demoted by its agent")
+        assert check.writer.wait_for_acks(20, 30), "no writes through HAProxy to the new primary"
+        time.sleep(max(0.0, killed_at + TTL + 20 - time.monotonic()))
+        assert _postmaster(stack, old) is None, f"{old}'s PostgreSQL runs again with no agent"
+        assert running_fence(data_dir) == fence
+        stack.start_agent(i)
+        wait_for(lambda: _status(stack, old).get("role") == "replica", 90, f"{old} back as a standby")
         report = check.finish()
     check.notes.update(
+        agent_death_to_fence_s=round(fenced_at - killed_at, 3),
         kill_until_writes_s=round(_first_ack_gap_end(check, killed_at) - killed_at, 2),
-        agent_restarted_after_s=round(restarted_at - killed_at, 1),
+        **_one_writer_at_a_time(check, old, killed_at),
     )
     report.publish()
-    report.assert_invariants(split_brain_allowed=True)
+    assert fenced_at - killed_at < TTL, f"fenced {fenced_at - killed_at:.2f}s after the kill, ttl {TTL}"
+    report.assert_invariants(lost_allowed=True)  # one writer at a time: no split brain at all
     assert report.primary_after == new
-    # Two writable PostgreSQL servers only while the old agent was dead (the documented outcome).
-    assert all(at <= restarted_at + TTL for at, _ in report.overlaps), report.overlaps
+    # Asynchronous replication: only writes acknowledged just before the fence may be missing.
+    assert report.lost_outside(fenced_at - 1.0, fenced_at + 0.1) == []
+    log = _log_since(stack, old, offset)
+    assert "stopped immediately (SIGQUIT)" in log and f"adopted the running fence (pid {fence})" in log
+
+
+def test_agent_frozen_alone_past_ttl_is_fenced(stack: Stack) -> None:
+    """SIGSTOP of the primary's agent alone, PostgreSQL and the fence running on (an agent stuck,
+    swapped out, or stopped by hand): the fence stops PostgreSQL at the lease deadline and a
+    standby takes over, one writer at a time; resumed, the agent rejoins as a standby."""
+    with Invariants(stack, "agent frozen alone (SIGSTOP) past ttl", direct_writers=True) as check:
+        old = check.primary_before
+        assert old is not None
+        agent, postmaster = stack.pids[old], _postmaster(stack, old)
+        assert postmaster is not None
+        frozen_at = time.monotonic()
+        processes.signal_one(agent, signal.SIGSTOP)
+        try:
+            fenced_at = _gone_at(postmaster, 2 * TTL, f"{old}'s fence stopping its PostgreSQL")
+            new = wait_for(lambda: _new_primary(stack, old), 60, "a new primary")
+            assert check.writer.wait_for_acks(20, 30), "no writes through HAProxy to the new primary"
+        finally:
+            processes.signal_one(agent, signal.SIGCONT)
+        wait_for(lambda: _status(stack, old).get("role") == "replica", 90, f"{old} back as a standby")
+        report = check.finish()
+    check.notes.update(
+        freeze_to_fence_s=round(fenced_at - frozen_at, 3), **_one_writer_at_a_time(check, old, frozen_at)
+    )
+    report.publish()
+    assert fenced_at - frozen_at < TTL
+    report.assert_invariants(lost_allowed=True)
+    assert report.primary_after == new
+    assert report.lost_outside(fenced_at - 1.0, fenced_at + 0.1) == []
 
 
 # --- repetition ------------------------------------------------------------------------------

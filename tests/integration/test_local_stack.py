@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -16,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from pgwarden.fence.files import running_fence
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
 from pgwarden.local.spec import StackSpec
 from pgwarden.local.stack import Stack
-from pgwarden.postgres.probe import postmaster_pid
 from tests.support.cluster import NODE_USERS, cluster_network
 from tests.support.pg import ensure_os_user, postgres_available
 
@@ -118,12 +120,19 @@ def test_up_twice_then_down_purge_leaves_no_process_and_no_directory(stack_dir: 
     assert "already running" in second.stderr
     assert doc["superuser"]["password"] in second.stdout  # the same stack, described again
 
-    pids = list(json.loads((stack_dir / "pids.json").read_text()).values())
+    recorded = json.loads((stack_dir / "pids.json").read_text())
+    pids = list(recorded.values())
     pids += [p for n in doc["nodes"] if (p := postmaster_pid(n["data_dir"])) is not None]
-    assert len(pids) == 3 + 2 + 1 + 2  # etcd, agents, HAProxy, postmasters
+    fences = [running_fence(n["data_dir"]) for n in doc["nodes"]]
+    assert None not in fences, "every agent runs its fence"
+    pids += [p for p in fences if p is not None]
+    assert len(pids) == 3 + 2 + 1 + 2 + 2  # etcd, agents, HAProxy, postmasters, fences
+    # An agent killed before `down` leaves its fence (and PostgreSQL) for `down` to find.
+    processes.signal_one(recorded["node2"], signal.SIGKILL)
 
     down = pgwarden("down", "--dir", str(stack_dir), "--purge", timeout=90)
     assert down.returncode == 0, down.stdout + down.stderr
+    assert f"node2 fence (pid {fences[1]})" in down.stdout
     assert [p for p in pids if processes.alive(p)] == []
     assert not stack_dir.exists()
 

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
 from pgwarden.local.stack import Stack
-from pgwarden.postgres.probe import postmaster_pid
 from tests.support.api import call, node_index, retag, status
 from tests.support.cluster import conninfo, primary_name, running_stack, wait_for
 

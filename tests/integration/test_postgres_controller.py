@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.model.local import ControlState, DataDir
 from pgwarden.postgres import (
     PostgresController,
@@ -22,7 +23,6 @@ from pgwarden.postgres import (
     probe,
     slot_name,
 )
-from pgwarden.postgres.probe import postmaster_pid
 from pgwarden.postgres.sql import local_session
 from tests.support.pg import PgNode, PgNodes, postgres_available, wait_until
 

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 import httpx
 
 from pgwarden.dcs.keys import DEFAULT_PREFIX
+from pgwarden.fence.files import running_fence
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
 from pgwarden.local.stack import Stack
-from pgwarden.postgres.probe import postmaster_pid
 
 TABLE_PREFIX = "pgwarden_test_"
 _live_tables: set[str] = set()
@@ -192,8 +193,9 @@ def next_publish(stack: Stack, name: str, timeout: float = 5.0) -> float:
 
 
 def node_roots(stack: Stack, i: int) -> list[int]:
-    """The agent's and the postmaster's PIDs of node ``i`` (PostgreSQL runs in a session of its own)."""
-    roots = [stack.pids.get(stack.spec.node_name(i)), postmaster_pid(str(stack.spec.data_dir(i)))]
+    """The PIDs of node ``i``'s agent, fence and postmaster (each runs in a session of its own)."""
+    data_dir = str(stack.spec.data_dir(i))
+    roots = [stack.pids.get(stack.spec.node_name(i)), postmaster_pid(data_dir), running_fence(data_dir)]
     return [pid for pid in roots if pid is not None and processes.alive(pid)]
 
 
@@ -215,12 +217,14 @@ def _stop_trees(roots: Sequence[int], sig: signal.Signals) -> set[int]:
 
 @dataclass
 class Freeze:
-    """SIGSTOP of a node's agent, postmaster and every child of either; SIGCONT on ``thaw`` or exit."""
+    """SIGSTOP of a node's agent, postmaster, fence and every child of them; SIGCONT on ``thaw``
+    or exit: a whole node frozen (a VM paused, a machine stalled) and thawed."""
 
     stack: Stack
     index: int
     frozen: set[int] = field(default_factory=set)
     roots: list[int] = field(default_factory=list)
+    thaw_started_at: float | None = None
     thawed_at: float | None = None
 
     def __enter__(self) -> Freeze:
@@ -231,7 +235,10 @@ class Freeze:
     def thaw(self) -> None:
         if self.thawed_at is not None:
             return
-        for pid in self.frozen:
+        self.thaw_started_at = time.monotonic()
+        # Backends first, then the agent, the postmaster and the fence last: the worst order for
+        # the fence, so that whatever PostgreSQL acknowledges before the fence acts shows.
+        for pid in [p for p in self.frozen if p not in self.roots] + self.roots:
             processes.signal_one(pid, signal.SIGCONT)
         _stop_trees(self.roots, signal.SIGCONT)
         self.thawed_at = time.monotonic()

@@ -2,9 +2,12 @@
 
 While a fault runs, ``Writer`` inserts a unique id through HAProxy's write port every 20 ms and
 records which were acknowledged, and ``NodeWatch`` asks every node directly, every 50 ms, whether
-it accepts writes. ``Invariants.finish`` then waits for the cluster to heal and reports the
-split-brain window (any instant two nodes accepted writes), the acknowledged ids missing from the
-final primary (lost writes), the longest write gap (RTO), and whether the cluster healed.
+it accepts writes; with ``direct_writers``, ``DirectWriters`` also inserts straight into every
+node every 50 ms (what a libpq ``target_session_attrs`` client, a cron job or anything else that
+connects to a node address would get acknowledged, HAProxy or not). ``Invariants.finish`` then
+waits for the cluster to heal and reports the split-brain window (any instant two nodes accepted
+writes), the acknowledged ids missing from the final primary (lost writes), the longest write gap
+(RTO), and whether the cluster healed.
 """
 
 from __future__ import annotations
@@ -162,6 +165,72 @@ class NodeWatch(WriterWatch):
 
 
 @dataclass
+class DirectWriters:
+    """One writer per node, straight to its address (not through HAProxy), every ``interval``.
+
+    A standby's refusals keep the connection (no reconnect storm); a broken connection is opened
+    again at the next tick. An INSERT sent to a frozen server waits in its socket and, if the
+    server acknowledges it once thawed, counts then: the acknowledgement time is what a client saw.
+    """
+
+    stack: Stack
+    interval: float = 0.05
+    table: str = field(default_factory=lambda: f"direct_{secrets.token_hex(4)}")
+    acks: dict[str, list[float]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def prepare(self, router_conninfo: str) -> None:
+        with psycopg.connect(router_conninfo, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE {self.table} (node text, n bigint)")
+
+    def __enter__(self) -> DirectWriters:
+        for i in range(self.stack.spec.nodes):
+            self.acks[self.stack.spec.node_name(i)] = []
+            thread = threading.Thread(target=self._run, args=(i,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)  # one stuck on a frozen node is a daemon thread; it ends with its INSERT
+
+    def _run(self, i: int) -> None:
+        spec = self.stack.spec
+        name = spec.node_name(i)
+        conn: psycopg.Connection[Any] | None = None
+        deadline = time.monotonic() + 900  # bounded, whatever the test does
+        n = 0
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            n += 1
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    info = conninfo(self.stack, spec.node_host(i), spec.pg_port, 1)
+                    conn = psycopg.connect(info, autocommit=True)
+                conn.execute(f"INSERT INTO {self.table} VALUES (%s, %s)", (name, n))
+                self.acks[name].append(time.monotonic())
+            except psycopg.Error:
+                if conn is not None and (conn.closed or conn.broken):
+                    conn.close()
+                    conn = None
+            self._stop.wait(self.interval)
+        if conn is not None:
+            conn.close()
+
+    def acknowledged_between(self, name: str, start: float, end: float) -> list[float]:
+        return [t for t in list(self.acks.get(name, [])) if start <= t <= end]
+
+    def last_ack(self, name: str, before: float | None = None) -> float | None:
+        times = [t for t in list(self.acks.get(name, [])) if before is None or t <= before]
+        return times[-1] if times else None
+
+    def first_ack(self, name: str, after: float) -> float | None:
+        return next((t for t in list(self.acks.get(name, [])) if t >= after), None)
+
+
+@dataclass
 class Report:
     """What one fault did to the cluster, as a user would check it."""
 
@@ -232,7 +301,9 @@ class Report:
 class Invariants:
     """``with Invariants(stack, "fault name") as check:`` inject the fault, then ``check.finish()``."""
 
-    def __init__(self, stack: Stack, fault: str, heal_timeout: float = 120.0) -> None:
+    def __init__(
+        self, stack: Stack, fault: str, heal_timeout: float = 120.0, direct_writers: bool = False
+    ) -> None:
         self.stack = stack
         self.fault = fault
         self.heal_timeout = heal_timeout
@@ -240,6 +311,7 @@ class Invariants:
         self.router_conninfo = conninfo(stack, router.bind_host, router.primary, 2)
         self.writer = Writer(self.router_conninfo, table=f"inv_{secrets.token_hex(4)}", max_seconds=600)
         self.watch = NodeWatch(stack)
+        self.direct = DirectWriters(stack) if direct_writers else None
         self.primary_before: str | None = None
         self.notes: dict[str, Any] = {}
         self._running = False
@@ -247,8 +319,12 @@ class Invariants:
     def __enter__(self) -> Invariants:
         self.primary_before = routed_primary(self.stack, 60)
         self.writer.prepare()
+        if self.direct is not None:
+            self.direct.prepare(self.router_conninfo)
         self.watch.__enter__()
         self.writer.__enter__()
+        if self.direct is not None:
+            self.direct.__enter__()
         self._running = True
         if not self.writer.wait_for_acks(10, 30):
             self.__exit__(None, None, None)
@@ -259,6 +335,8 @@ class Invariants:
         if self._running:
             self._running = False
             self.writer.stop()
+            if self.direct is not None:
+                self.direct.__exit__(*exc)
             self.watch.__exit__(*exc)
 
     def acked_since(self, start: float) -> int:

@@ -327,6 +327,7 @@ def observation(
     tags: Tags | None = None,
     wall: float = WALL,
     requests: Iterable[Request] = (),
+    watchdog_ready: bool = True,
     **tag_changes: Any,
 ) -> Observation:
     the_view = view if view is not None else _healthy_view()
@@ -345,6 +346,7 @@ def observation(
         memory=memory or Memory(),
         wall=wall,
         requests=frozenset(requests),
+        watchdog_ready=watchdog_ready,
     )
 
 

@@ -17,6 +17,7 @@ from pgwarden.config import (
     parse_node_config,
 )
 from pgwarden.model import Address, DynamicConfig, SyncFallback, SyncMode, Tags
+from pgwarden.model.node import WatchdogSettings
 
 MINIMAL: dict[str, Any] = {
     "cluster": "main",
@@ -443,3 +444,38 @@ def test_env_errors_name_the_variable() -> None:
 def test_env_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGWARDEN_NAME", "from-env")
     assert parse_node_config(MINIMAL, "node.yml").name == "from-env"
+
+
+# --- watchdog ----------------------------------------------------------------------------------
+
+
+def test_watchdog_is_off_by_default_and_takes_patronis_spellings() -> None:
+    assert parse_node_config(MINIMAL, "node.yml", env={}).watchdog == WatchdogSettings(
+        "off", "/dev/watchdog", 5.0
+    )
+    # YAML reads a bare `off` as false; Patroni accepts auto, require, disable(d) too.
+    for given, mode in ((False, "off"), ("auto", "automatic"), ("Required", "required"), ("disabled", "off")):
+        assert parse_node_config(minimal(watchdog__mode=given), "node.yml", env={}).watchdog.mode == mode
+    cfg = parse_node_config(
+        minimal(watchdog={"mode": "automatic", "device": "/dev/watchdog1", "safety_margin": -1}),
+        "node.yml",
+        env={},
+    )
+    assert cfg.watchdog == WatchdogSettings("automatic", "/dev/watchdog1", -1.0)
+    env = {"PGWARDEN_WATCHDOG_MODE": "required", "PGWARDEN_WATCHDOG_DEVICE": "/dev/watchdog0"}
+    assert parse_node_config(MINIMAL, "node.yml", env=env).watchdog.mode == "required"
+
+
+@pytest.mark.parametrize(
+    ("watchdog", "words"),
+    [
+        ({"mode": "sometimes"}, "not a watchdog mode"),
+        ({"mode": True}, "expected a watchdog mode"),
+        ({"device": "watchdog"}, "absolute path"),
+        ({"safety_margin": -2}, "safety_margin"),
+        ({"interval": 3}, "interval"),
+    ],
+    ids=["unknown_mode", "true_is_no_mode", "relative_device", "margin_below_minus_one", "unknown_key"],
+)
+def test_watchdog_mistakes_are_named(watchdog: dict[str, Any], words: str) -> None:
+    assert words in str(error_of(minimal(watchdog=watchdog)))

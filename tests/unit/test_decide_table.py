@@ -594,16 +594,28 @@ ROWS: list[Any] = [
         [RenewLeader, PublishStatus, EnsureSlots],
     ),
     row(
-        "paused_leader_only_renews",
+        "paused_leader_only_renews_with_the_watchdog_disarmed",
         leader(view=view(config=PAUSED), local=primary_local()),
         Reason.LEADER_PAUSED,
-        [RenewLeader],
+        [RenewLeader(watchdog=False)],
     ),
     row(
         "paused_leader_with_crashed_postgres_does_not_restart_it",
         leader(view=view(config=PAUSED), local=stopped_local(ControlState.IN_PRODUCTION)),
         Reason.LEADER_PAUSED,
         [RenewLeader],
+    ),
+    row(
+        "leader_whose_required_watchdog_cannot_be_used_stops_and_hands_the_key_back",
+        leader(local=primary_local(), watchdog_ready=False),
+        Reason.WATCHDOG_REQUIRED_RELEASING,
+        [Demote(StopMode.FAST), ReleaseLeader],
+    ),
+    row(
+        "key_holder_not_yet_promoted_whose_required_watchdog_failed_releases_without_promoting",
+        leader(local=standby_local(upstream=None), watchdog_ready=False),
+        Reason.WATCHDOG_REQUIRED_RELEASING,
+        [ReleaseLeader],
     ),
     row(
         "leader_key_holder_running_as_standby_promotes",
@@ -914,6 +926,18 @@ ROWS: list[Any] = [
         leaderless(nofailover=True),
         Reason.NOT_RACING_NOFAILOVER,
         [],
+    ),
+    row(
+        "standby_whose_required_watchdog_cannot_be_used_does_not_race",
+        leaderless(watchdog_ready=False),
+        Reason.NOT_RACING_WATCHDOG,
+        [],
+    ),
+    row(
+        "primary_whose_key_vanished_and_required_watchdog_cannot_be_used_stops",
+        leaderless(local=primary_local(), watchdog_ready=False),
+        Reason.NOT_RACING_WATCHDOG,
+        [Demote(StopMode.FAST)],
     ),
     row(
         "stopped_member_starts_read_only_to_become_a_candidate",
@@ -1531,7 +1555,7 @@ ROWS: list[Any] = [
             local=applied(primary_local()),
         ),
         Reason.PARAMETERS_APPLYING,
-        [RenewLeader(), ApplyParameters()],
+        [RenewLeader(watchdog=False), ApplyParameters()],
     ),
     row(
         "changed_parameters_are_not_applied_while_etcd_is_unreachable",

@@ -61,3 +61,15 @@ def test_a_read_only_postgres_is_left_alone() -> None:
     g, _, pg, clock = guard(writable=False)
     clock.now = 200.0
     assert not g.check() and pg.calls == []
+
+
+def test_every_look_feeds_the_fence_the_deadline_it_enforces() -> None:
+    lease, pg, clock = LeaderLease(), Postgres(), Clock()
+    fed: list[float | None] = []
+    g = LeaseGuard(lease, pg, lambda: True, clock, feed=lambda: fed.append(lease.deadline()))  # type: ignore[arg-type]
+    lease.renewed(7, sent_at=100.0, ttl=4.0)
+    clock.now = 101.0
+    g.check()
+    clock.now = 103.0
+    g.check()
+    assert fed == [103.0, 103.0]

@@ -85,6 +85,18 @@ def test_an_agent_started_with_a_relative_config_path_is_found_and_named(
     assert stack.agent_pids(1) == [agent.pid] and stack.agent_pids(0) == []
 
 
+def test_a_fence_is_named_after_its_node_and_is_no_agent(
+    stack: Stack, started: list[subprocess.Popen[str]]
+) -> None:
+    # As an agent starts it: python -m pgwarden.fence --data-dir DIR/node2/data --config DIR/node2.yml
+    data_dir, config = stack.spec.data_dir(1), stack.spec.config_path(1)
+    fence = start(started, ["pgwarden.fence", "--data-dir", str(data_dir), "--config", str(config)], env={})
+    assert stack.parts() == [("node2 fence", fence.pid)]
+    assert stack.agent_pids(1) == [] and stack.fence_pids(1) == [fence.pid] and stack.fence_pids(0) == []
+    assert stack.down() == [f"node2 fence (pid {fence.pid})"]
+    assert not processes.alive(fence.pid)
+
+
 def test_a_process_reading_the_stacks_logs_is_not_the_stacks(
     stack: Stack, started: list[subprocess.Popen[str]]
 ) -> None:

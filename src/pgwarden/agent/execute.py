@@ -14,6 +14,7 @@ from typing import Any
 
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
+from pgwarden.agent.watchdog import Watchdog
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.store import LeaseExpired, Store
 from pgwarden.ha import actions as a
@@ -50,8 +51,10 @@ class Executor:
         member_lease: Callable[[], int],
         clock: Callable[[], float] = monotonic,
         forget_scheduled_restart: Callable[[float], object] = lambda at: None,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self._clock = clock
+        self._watchdog = watchdog
         self._forget_scheduled_restart = forget_scheduled_restart
         self._config = config
         self._store = store
@@ -112,10 +115,11 @@ class Executor:
             self._store.revoke(lease)
             return False
         self._lease.renewed(lease, sent, ttl)
+        self._keep_watchdog(obs)  # before any promotion: a required one that fails stops here
         log.info("acquired the leader key")
         return True
 
-    def _renew(self, _: a.RenewLeader, obs: Observation) -> bool:
+    def _renew(self, action: a.RenewLeader, obs: Observation) -> bool:
         config = obs.view.config
         ttl = config.ttl
         sent = self._clock()
@@ -128,7 +132,8 @@ class Executor:
             except LeaseExpired:
                 self._lease.forget()
                 return False
-            self._lease.renewed(lease, sent, ttl)
+            self._lease.renewed(lease, sent, ttl)  # which keeps the TTL the lease was granted with
+            self._watchdog_after_renewal(action, obs)
             return True
         # Adopting a key that carries our name (agent restarted, or lease lost while the key
         # survived): a fresh lease, then re-attach the key only if it is still ours.
@@ -137,6 +142,7 @@ class Executor:
             self._store.revoke(lease)
             return False
         self._lease.renewed(lease, sent, ttl)
+        self._watchdog_after_renewal(action, obs)
         log.info("took over the leader key carrying my name with a new lease")
         return True
 
@@ -145,7 +151,22 @@ class Executor:
         if self._lease.lease_id is not None:
             self._store.revoke(self._lease.lease_id)
         self._lease.forget()
+        self._disarm_watchdog()
         return True
+
+    def _watchdog_after_renewal(self, action: a.RenewLeader, obs: Observation) -> None:
+        if action.watchdog:
+            self._keep_watchdog(obs)
+        else:
+            self._disarm_watchdog()
+
+    def _keep_watchdog(self, obs: Observation) -> None:
+        if self._watchdog is not None:
+            self._watchdog.keep(obs.view.config.ttl, obs.view.config.loop_wait)
+
+    def _disarm_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.disarm()
 
     # --- bootstrap --------------------------------------------------------------------------
     def _begin_bootstrap(self, _: a.BeginBootstrap, obs: Observation) -> bool:
@@ -194,6 +215,7 @@ class Executor:
     def _demote(self, action: a.Demote, obs: Observation) -> None:
         self._pg.stop(action.mode.value)
         self._pg.configure_standby(None, None)
+        self._disarm_watchdog()  # no writes to protect any more
 
     def _stop(self, action: a.StopPostgres, obs: Observation) -> None:
         self._pg.stop(action.mode.value)

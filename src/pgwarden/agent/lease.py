@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Seconds kept in reserve before etcd could expire the lease: covers an immediate stop of
@@ -28,6 +29,13 @@ class LeaderLease:
     # Until when the keeper may renew without the loop: one ttl past the loop's last renewal, so
     # a loop that stopped deciding to keep the key (stuck, or deciding otherwise) lets it go.
     keep_until: float | None = None
+    # Called after every renewal and release, before the caller goes on (and outside the lock, so
+    # a listener may read deadline()): the fence must hold a new deadline before PostgreSQL is
+    # made writable under it (agent/fence.py).
+    listeners: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
+    # While a watchdog device is armed: its last keepalive + its timeout - a reserve. The deadline
+    # never passes it, so that PostgreSQL is stopped before the device resets the machine.
+    watchdog_limit: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def renewed(self, lease_id: int, sent_at: float, ttl: float) -> None:
@@ -35,8 +43,12 @@ class LeaderLease:
         with self._lock:
             if lease_id == self.lease_id and self.sent_at is not None:
                 sent_at = max(sent_at, self.sent_at)  # the keeper may have renewed since
+                # A lease keeps the TTL it was granted with: after a live change of ttl, counting
+                # the new one would put our deadline past etcd's expiry when ttl grew.
+                ttl = min(ttl, self.ttl)
             self.lease_id, self.sent_at, self.ttl = lease_id, sent_at, ttl
             self.keep_until = sent_at + ttl
+        self.changed()
 
     def extended(self, lease_id: int, sent_at: float) -> bool:
         """The keeper renewed ``lease_id`` with a request sent at ``sent_at``; False (and nothing
@@ -45,7 +57,8 @@ class LeaderLease:
             if lease_id != self.lease_id or self.sent_at is None or sent_at <= self.sent_at:
                 return False
             self.sent_at = sent_at
-            return True
+        self.changed()
+        return True
 
     def keeping(self) -> tuple[int, float] | None:
         """The lease the keeper should renew now and until when it may try, or None."""
@@ -58,6 +71,12 @@ class LeaderLease:
     def forget(self) -> None:
         with self._lock:
             self.lease_id, self.sent_at, self.keep_until = None, None, None
+        self.changed()
+
+    def changed(self) -> None:
+        """Tell the listeners that ``deadline()`` may have moved (whatever moved it)."""
+        for listener in self.listeners:
+            listener()
 
     def deadline(self) -> float | None:
         """The end of our right to write: the last successful renewal's send time + ttl - margin."""
@@ -67,7 +86,8 @@ class LeaderLease:
     def _deadline(self) -> float | None:
         if self.sent_at is None:
             return None
-        return self.sent_at + self.ttl - min(SAFETY_MARGIN, self.ttl / 4)
+        deadline = self.sent_at + self.ttl - min(SAFETY_MARGIN, self.ttl / 4)
+        return deadline if self.watchdog_limit is None else min(deadline, self.watchdog_limit)
 
 
 def monotonic() -> float:

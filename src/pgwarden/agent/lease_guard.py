@@ -6,7 +6,8 @@ every member) can overrun the deadline by seconds, while etcd hands the key to a
 thread needs no etcd and no SQL: every 50 ms it compares the monotonic clock with the deadline of
 the lease the loop last renewed, and if PostgreSQL may still be a primary it stops it at once and
 leaves it configured as a standby. The loop then finds it stopped and decides as usual (take the
-key back if it is still ours, or follow whoever has it).
+key back if it is still ours, or follow whoever has it). It dies with the agent: the fence, a
+process of its own that it feeds the same deadline, enforces it when the agent cannot.
 """
 
 from __future__ import annotations
@@ -30,11 +31,17 @@ class LeaseGuard:
         postgres: PostgresController,
         may_write: Callable[[], bool],
         clock: Callable[[], float] = monotonic,
+        feed: Callable[[], None] = lambda: None,
+        after_stop: Callable[[], None] = lambda: None,
     ) -> None:
         self._lease = lease
         self._postgres = postgres
         self._may_write = may_write  # does the latest snapshot show PostgreSQL read-write?
         self._clock = clock
+        # Hands the fence every deadline this guard enforces, so that one value feeds both: a
+        # change that did not come through renewed() or forget() reaches the fence within a tick.
+        self._feed = feed
+        self._after_stop = after_stop  # PostgreSQL stopped: the watchdog has nothing left to guard
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-guard", daemon=True)
         self.fired = 0
@@ -48,6 +55,7 @@ class LeaseGuard:
 
     def check(self) -> bool:
         """One look at the deadline; True when it stopped PostgreSQL."""
+        self._feed()
         deadline = self._lease.deadline()
         if deadline is None or self._clock() < deadline or not self._may_write():
             return False
@@ -59,6 +67,7 @@ class LeaseGuard:
             log.error("lease guard could not stop PostgreSQL: %s", exc)
             return False
         self._lease.forget()
+        self._after_stop()
         self.fired += 1
         return True
 

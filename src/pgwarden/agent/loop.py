@@ -7,6 +7,7 @@ import threading
 
 from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_commands, role_seen
 from pgwarden.agent.execute import Executor, Outcome
+from pgwarden.agent.fence import FenceLink
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.lease_guard import LeaseGuard
@@ -18,6 +19,7 @@ from pgwarden.agent.postmaster_watch import PostmasterWatch
 from pgwarden.agent.requests import RequestBox
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.agent.watch import ClusterWatch
+from pgwarden.agent.watchdog import Watchdog
 from pgwarden.api.operations import AgentOperations
 from pgwarden.api.server import ApiServer
 from pgwarden.dcs.cluster_store import ClusterStore
@@ -53,7 +55,7 @@ _SWITCHOVER_CYCLE = 0.05
 
 
 class Agent:
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, config_path: str | None = None) -> None:
         self.config = config
         dcs = config.bootstrap
         # Each etcd request gets half the retry budget per endpoint, so a renewal can still try a
@@ -66,11 +68,19 @@ class Agent:
         self.postgres = PostgresController(config.postgresql, config.name)
         self.jobs = JobRunner()
         self.lease = LeaderLease()
+        self.watchdog = Watchdog(config.watchdog, self.lease)
         self._wake = threading.Event()
         self.requests = RequestBox(wake=self._wake.set)
         self.peers = PeerClient(timeout=min(1.0, dcs.retry_timeout), bind_address=config.etcd.bind_address)
         self.observer = Observer(
-            config, self.cluster, self._probe, self.jobs, self.peers, self.lease, self.requests
+            config,
+            self.cluster,
+            self._probe,
+            self.jobs,
+            self.peers,
+            self.lease,
+            self.requests,
+            watchdog_ready=self.watchdog.ready,
         )
         self.executor = Executor(
             config,
@@ -81,6 +91,7 @@ class Agent:
             self.lease,
             self._member_lease_id,
             forget_scheduled_restart=self.requests.cancel_scheduled_restart,
+            watchdog=self.watchdog,
         )
         self.callbacks = CallbackRunner(
             config.callbacks, config.cluster, config.callback_timeout, config.name, config.api.url
@@ -93,7 +104,16 @@ class Agent:
         self.snapshots = SnapshotHolder(Snapshot(config, empty_view, local, member_record(config, local)))
         operations = AgentOperations(self.cluster, self.snapshots, self.requests)
         self.api = ApiServer(config.api, self.snapshots, operations)
-        self.lease_guard = LeaseGuard(self.lease, self.postgres, self._may_write)
+        # The fence outlives this process: it gets every deadline the lease guard enforces.
+        self.fence = FenceLink(config.postgresql.data_dir, config.name, self.lease.deadline, config_path)
+        self.lease.listeners.append(self.fence.publish)
+        self.lease_guard = LeaseGuard(
+            self.lease,
+            self.postgres,
+            self._may_write,
+            feed=self.fence.publish,
+            after_stop=self.watchdog.disarm,
+        )
         self.lease_keeper = LeaseKeeper(self.store, self.lease)
         self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake)
         self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
@@ -115,6 +135,7 @@ class Agent:
         self._wake.set()
 
     def run(self) -> None:
+        self.fence.ensure_running()  # before anything could make PostgreSQL writable
         self.api.start()
         self.watch.start()
         self.postmaster_watch.start()
@@ -133,6 +154,7 @@ class Agent:
         try:
             while not self._stop.is_set():
                 started = monotonic()
+                self.fence.ensure_running()  # a fence that died (OOM killer, an operator) is replaced
                 obs = self.observer.observe(memory)
                 decision = decide(obs)
                 if decision.message != last_message:
@@ -222,10 +244,15 @@ class Agent:
             if self.lease.lease_id is not None:
                 self.cluster.release_leader(self.config.name)
                 self.store.revoke(self.lease.lease_id)
+                self.lease.forget()
             if self._member_lease is not None:
                 self.store.revoke(self._member_lease)
         except Exception as exc:  # shutting down: report, never hang
             log.warning("during shutdown: %s", exc)
+        if not self.postgres.is_running():
+            # Still running, PostgreSQL keeps its fence and its watchdog (which resets the machine).
+            self.watchdog.disarm()
+            self.fence.stop()
         self.api.stop()
         self.peers.close()
         self.store.close()

@@ -32,8 +32,10 @@ class Observer:
         peers: PeerClient,
         lease: LeaderLease,
         requests: RequestBox | None = None,
+        watchdog_ready: Callable[[float, float], bool] = lambda ttl, loop_wait: True,
     ) -> None:
         self._config = config
+        self._watchdog_ready = watchdog_ready  # (ttl, loop_wait) -> may this node lead?
         self._cluster = cluster
         self._keys = ClusterKeys(config.cluster, config.etcd.prefix)
         self._probe = probe
@@ -59,6 +61,7 @@ class Observer:
             memory=memory,
             wall=time.time(),
             requests=requests,
+            watchdog_ready=self._watchdog_ready(view.config.ttl, view.config.loop_wait),
         )
 
     def _ask_peers(self, view: ClusterView, store_ok: bool) -> Mapping[str, PeerStatus]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from pgwarden.postgres.probe import postmaster_pid
+from pgwarden.fence.postmaster import postmaster_pid
 
 # A tenth of a second costs one stat of /proc per check and bounds the crash detection delay.
 CHECK_INTERVAL = 0.1

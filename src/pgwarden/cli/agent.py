@@ -38,7 +38,7 @@ def agent(config: Path = typer.Option(..., "-c", "--config", help="node config f
         raise typer.Exit(2) from None
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    runner = Agent(node)
+    runner = Agent(node, str(config.resolve()))
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         logging.getLogger("pgwarden").info("received signal %d", signum)

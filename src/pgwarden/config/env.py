@@ -34,6 +34,8 @@ ENV_VARIABLES: Mapping[str, tuple[str, ...]] = {
     "PGWARDEN_POSTGRESQL_BIN_DIR": ("postgresql", "bin_dir"),
     "PGWARDEN_POSTGRESQL_RUN_AS": ("postgresql", "run_as"),
     "PGWARDEN_POSTGRESQL_SOCKET_DIR": ("postgresql", "socket_dir"),
+    "PGWARDEN_WATCHDOG_MODE": ("watchdog", "mode"),
+    "PGWARDEN_WATCHDOG_DEVICE": ("watchdog", "device"),
     "PGWARDEN_POSTGRESQL_AUTHENTICATION_SUPERUSER_USERNAME": (
         "postgresql",
         "authentication",

@@ -178,6 +178,23 @@ def _command(value: object) -> str:
     return value.strip()
 
 
+WATCHDOG_MODES = ("off", "automatic", "required")
+# Patroni's spellings; YAML reads a bare `off` as false.
+_WATCHDOG_ALIASES = {"auto": "automatic", "require": "required", "disable": "off", "disabled": "off"}
+
+
+def _watchdog_mode(value: object) -> str:
+    fix = "write off, automatic or required"
+    if value is False:
+        return "off"
+    if not isinstance(value, str):
+        reject(f"expected a watchdog mode, got {_shown(value)}", fix)
+    mode = _WATCHDOG_ALIASES.get(value.strip().lower(), value.strip().lower())
+    if mode not in WATCHDOG_MODES:
+        reject(f"{value!r} is not a watchdog mode", fix)
+    return mode
+
+
 def scalar_text(value: Any) -> str | None:
     """A custom tag value as text (booleans as true/false), or None when it is not a scalar."""
     if isinstance(value, bool):
@@ -199,6 +216,7 @@ ByteSize = Annotated[int, PlainValidator(parse_byte_size)]
 PgSize = Annotated[str, PlainValidator(_pg_size)]
 HbaLine = Annotated[str, PlainValidator(_hba_line)]
 Command = Annotated[str, PlainValidator(_command)]
+WatchdogMode = Annotated[str, PlainValidator(_watchdog_mode)]
 Parameters = dict[
     Annotated[str, PlainValidator(_param_name)], Annotated[ParamValue, PlainValidator(_param_value)]
 ]

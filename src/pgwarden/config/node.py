@@ -25,6 +25,7 @@ from pgwarden.model.node import (
     EtcdSettings,
     NodeConfig,
     PostgresSettings,
+    WatchdogSettings,
 )
 
 
@@ -195,6 +196,7 @@ def _node(
         log_level=model.log_level,
         callbacks={event: command for event, command in model.callbacks.model_dump().items() if command},
         callback_timeout=model.callback_timeout,
+        watchdog=WatchdogSettings(model.watchdog.mode, model.watchdog.device, model.watchdog.safety_margin),
     )
     return node, []
 

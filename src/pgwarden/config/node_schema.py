@@ -19,10 +19,11 @@ from pgwarden.config.fields import (
     Name,
     NonEmpty,
     Parameters,
+    WatchdogMode,
 )
 from pgwarden.config.paths import DataDirPath
 from pgwarden.model.cluster import Tags
-from pgwarden.model.node import ApiSettings, EtcdSettings, NodeConfig
+from pgwarden.model.node import ApiSettings, EtcdSettings, NodeConfig, WatchdogSettings
 
 
 def _default(cls: type[Any], name: str) -> Any:
@@ -117,6 +118,15 @@ class CallbacksModel(_Section):
     on_role_change: Command | None = Field(default=None, examples=["/usr/local/bin/pgbouncer-follow"])
 
 
+class WatchdogModel(_Section):
+    # Patroni's section and meaning; agent/watchdog.py says how the agent uses the device.
+    mode: WatchdogMode = Field(default=_default(WatchdogSettings, "mode"), examples=["automatic"])
+    device: AbsolutePath = Field(default=_default(WatchdogSettings, "device"), examples=["/dev/watchdog"])
+    safety_margin: float = Field(
+        default=_default(WatchdogSettings, "safety_margin"), ge=-1, le=3600, examples=[5]
+    )  # -1: the timeout is ttl // 2
+
+
 class BootstrapModel(_Section):
     dcs: dict[str, Any] = Field(default_factory=dict, examples=["{ttl: 30, loop_wait: 10}"])  # dynamic.py
 
@@ -135,3 +145,6 @@ class NodeModel(_Section):
         examples=["{on_role_change: /usr/local/bin/pgbouncer-follow}"],
     )
     callback_timeout: float = Field(_default(NodeConfig, "callback_timeout"), gt=0, le=3600, examples=[30])
+    watchdog: WatchdogModel = Field(
+        default_factory=lambda: WatchdogModel(), examples=["{mode: automatic, device: /dev/watchdog}"]
+    )

@@ -38,9 +38,9 @@ class Switchover:
 
 
 class KillPrimary:
-    """An unplanned failover of a local stack: SIGKILL of the primary's agent, postmaster and every
-    child of either, then, once another member leads, the agent started again as `pgwarden up`
-    started it (it rewinds and rejoins as a standby).
+    """An unplanned failover of a local stack: SIGKILL of the primary's agent, its fence, the
+    postmaster and every child of them (the node dies whole), then, once another member leads,
+    the agent started again as `pgwarden up` started it (it rewinds and rejoins as a standby).
 
     Only processes of the stack are signalled: found by its directory, never by name, so a PID
     reused by an unrelated process is left alone (``Stack.find_processes``). The agent it starts

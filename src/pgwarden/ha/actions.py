@@ -24,7 +24,13 @@ class AcquireLeader:
 
 @dataclass(frozen=True, slots=True)
 class RenewLeader:
-    """Keep the lease alive and re-attach the key to it, only if its value is still this member."""
+    """Keep the lease alive and re-attach the key to it, only if its value is still this member.
+
+    ``watchdog``: keep the watchdog device armed and alive (when one is configured); False
+    disarms it (a paused cluster, as Patroni does).
+    """
+
+    watchdog: bool = True
 
 
 @dataclass(frozen=True, slots=True)

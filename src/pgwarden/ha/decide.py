@@ -21,7 +21,7 @@ from pgwarden.ha.rules.candidacy import no_leader
 from pgwarden.ha.rules.datadir import adoption, foreign_data_directory, guard_removal, unowned_data_directory
 from pgwarden.ha.rules.following import rogue_primary, someone_else_leads
 from pgwarden.ha.rules.jobs import job_backoff, job_in_progress
-from pgwarden.ha.rules.leadership import leader_is_me, lease_expired
+from pgwarden.ha.rules.leadership import leader_is_me, lease_expired, watchdog_required
 from pgwarden.ha.rules.membership import slot_name_taken
 from pgwarden.ha.rules.parameters import parameters_changed
 from pgwarden.ha.rules.requests import operator_request
@@ -39,6 +39,7 @@ RULES: tuple[Rule, ...] = (
     store_unreachable,
     lease_expired,
     rogue_primary,
+    watchdog_required,
     slot_name_taken,
     operator_request,
     job_in_progress,

@@ -71,6 +71,9 @@ class Observation:
     memory: Memory = field(default_factory=Memory)
     wall: float = 0.0  # epoch seconds, only for comparing with scheduled times stored in etcd
     requests: frozenset[Request] = frozenset()  # operator requests waiting for this node
+    # False only when watchdog.mode is required and the device cannot be used: this node must
+    # neither take nor keep the leader key (Patroni's semantics).
+    watchdog_ready: bool = True
 
     @property
     def holds_lease(self) -> bool:

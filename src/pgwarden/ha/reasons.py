@@ -76,6 +76,9 @@ class Reason(Enum):
     )
     SWITCHOVER_ABANDONED = "switchover abandoned: {why}"
     LEADER_PAUSED = "I am the leader; cluster paused, taking no automatic action"
+    WATCHDOG_REQUIRED_RELEASING = (
+        "I hold the leader key, but the watchdog is required and cannot be used; stepping down"
+    )
     # someone else leads
     ROGUE_PRIMARY_DEMOTING = "{leader} holds the leader key but I run read-write; demoting at once"
     CLONING = "no data directory; cloning from {source}"
@@ -114,6 +117,9 @@ class Reason(Enum):
         "no leader; I am the healthiest of {candidates} reachable candidates; acquiring"
     )
     NOT_RACING_NOFAILOVER = "no leader; tagged nofailover, not racing"
+    NOT_RACING_WATCHDOG = (
+        "no leader; the watchdog is required and cannot be used: not racing, and no primary kept"
+    )
     NOT_RACING_NOT_RUNNING = "no leader; my PostgreSQL is not a running standby, not racing"
     NOT_RACING_LAG = (
         "no leader; I am {lag} bytes behind the leader's last position {leader_lsn} "

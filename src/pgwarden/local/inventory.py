@@ -21,9 +21,10 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from pgwarden.fence.files import MODULE as FENCE_MODULE
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
 from pgwarden.local.spec import StackSpec
-from pgwarden.postgres.probe import postmaster_pid
 
 MARKER = "PGWARDEN_STACK_DIR"
 
@@ -101,8 +102,26 @@ def parts(spec: StackSpec, found: Iterable[int], recorded: Mapping[str, int]) ->
     return [(name, pid) for name, pid in named if name is not None]
 
 
+_FENCE = " fence"
+
+
+def fence_part(node: str) -> str:
+    """The part name of ``node``'s fence (it names the node's config too: no agent for that)."""
+    return node + _FENCE
+
+
+def is_fence_part(name: str) -> bool:
+    return name.endswith(_FENCE)
+
+
 def _part_name(spec: StackSpec, pid: int) -> str | None:
     d = str(spec.dir)
+    if FENCE_MODULE in processes.command_line(pid):
+        for path in named_paths(pid):  # python -m pgwarden.fence --data-dir DIR/nodeN/data ...
+            parent, _, base = path.rpartition("/")
+            if parent.rpartition("/")[0] == d and base == "data":
+                return fence_part(parent.rpartition("/")[2])
+        return None
     for path in named_paths(pid):
         parent, _, base = path.rpartition("/")
         if parent == d and base.startswith("node") and base.endswith(".yml"):

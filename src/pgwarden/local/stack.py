@@ -297,11 +297,16 @@ class Stack:
         """The live agents of node ``i`` (a drill may have started one the stack object never saw)."""
         return [pid for name, pid in self.parts() if name == self.spec.node_name(i)]
 
+    def fence_pids(self, i: int) -> list[int]:
+        """The live fence of node ``i`` (started by its agent, outliving it)."""
+        return [pid for name, pid in self.parts() if name == inventory.fence_part(self.spec.node_name(i))]
+
     # --- faults and stop ----------------------------------------------------------------------
     def kill_node(self, i: int) -> None:
-        """A node's death: SIGKILL the agent, the postmaster and every child of either."""
+        """A node's death: SIGKILL the agent, its fence, the postmaster and every child of them."""
         postmaster = self._live_postmasters().get(self.spec.node_name(i))
-        for pid in [*self.agent_pids(i), *([postmaster] if postmaster else [])]:
+        victims = [*self.agent_pids(i), *self.fence_pids(i), *([postmaster] if postmaster else [])]
+        for pid in victims:
             processes.signal_tree(pid, signal.SIGKILL)
 
     def kill_agent(self, i: int) -> None:
@@ -316,7 +321,8 @@ class Stack:
         if purge and self.spec.dir.exists() and not self.looks_like_stack():
             raise StackError(f"{self.spec.dir} holds no {STACK_FILE} or {SPEC_FILE}; not removing it")
         parts = self.parts()
-        nodes = {n for n, _ in parts if n.startswith("node")}
+        # Fences are stopped with the others, after the agents (which end their own) and PostgreSQL.
+        nodes = {n for n, _ in parts if n.startswith("node") and not inventory.is_fence_part(n)}
         stopped = [f"{n} agent (pid {p})" for n, p in parts if n in nodes]
         # Agents stop their PostgreSQL cleanly on SIGTERM, standbys first: a leader stopping
         # releases its key, and a standby still running would take it and promote.

@@ -91,6 +91,18 @@ class PostgresSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WatchdogSettings:
+    """A watchdog device that resets the machine when the leader stops keeping it alive (Patroni's
+    ``watchdog`` section): ``off``, ``automatic`` (used when it can be opened) or ``required``
+    (this node never leads without it)."""
+
+    mode: str = "off"
+    device: str = "/dev/watchdog"
+    # The device's timeout is ttl - safety_margin seconds; -1 means ttl // 2.
+    safety_margin: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     cluster: str
     name: str
@@ -104,3 +116,4 @@ class NodeConfig:
     # on_role_change) as `command <event> <role> <cluster>`, killed after callback_timeout seconds.
     callbacks: Mapping[str, str] = field(default_factory=dict)
     callback_timeout: float = 30.0
+    watchdog: WatchdogSettings = field(default_factory=WatchdogSettings)

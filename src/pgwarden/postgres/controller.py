@@ -14,6 +14,7 @@ from typing import Literal
 
 import psycopg
 
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.model.local import DataDir, LocalState
 from pgwarden.model.lsn import Lsn
 from pgwarden.model.node import PostgresSettings
@@ -24,7 +25,7 @@ from pgwarden.postgres.commands import PostgresError, chown_to_run_as, run, run_
 from pgwarden.postgres.conninfo import StandbyUpstream, make_conninfo
 from pgwarden.postgres.controldata import classify
 from pgwarden.postgres.origin import write_marker
-from pgwarden.postgres.probe import DEFAULT_PROBE_TIMEOUT, postmaster_pid, probe
+from pgwarden.postgres.probe import DEFAULT_PROBE_TIMEOUT, probe
 from pgwarden.postgres.roles import ensure_replication_role
 from pgwarden.postgres.settings import ManagedConf, ParamValue
 from pgwarden.postgres.slots import SlotInfo, slot_name

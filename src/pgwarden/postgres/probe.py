@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-from pathlib import Path
 
+from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.model.local import DataDir, LocalState
 from pgwarden.model.lsn import Lsn
 from pgwarden.model.node import PostgresSettings
@@ -56,42 +54,6 @@ SELECT current_setting('synchronous_standby_names'),
                         AND reply_time > now() - interval '5 seconds'), '{}'::json)
 FROM pg_stat_replication
 """
-
-
-def postmaster_pid(data_dir: str) -> int | None:
-    """The PID of the postmaster serving ``data_dir``, or None when none runs.
-
-    postmaster.pid may be stale (a crash, or a reused PID), so the process must exist, not be a
-    zombie, and have ``data_dir`` as its working directory (the postmaster chdirs there).
-    """
-    try:
-        first_line = (Path(data_dir) / "postmaster.pid").read_text().split("\n", 1)[0]
-        pid = int(first_line.strip())
-    except (FileNotFoundError, NotADirectoryError, ValueError, PermissionError):
-        return None
-    if pid <= 0:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # exists, owned by someone else: check /proc below
-    proc = Path(f"/proc/{pid}")
-    try:
-        stat = (proc / "stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return None
-        cwd = os.readlink(proc / "cwd")
-    except FileNotFoundError:
-        return None
-    except PermissionError:
-        # Another user's process (possible only when not root): fall back to its name.
-        with contextlib.suppress(OSError):
-            if not (proc / "comm").read_text().startswith("postgres"):
-                return None
-        return pid
-    return pid if os.path.realpath(data_dir) == cwd else None
 
 
 def _lsn(text: object) -> Lsn | None:

@@ -44,12 +44,16 @@ def no_leader(obs: Observation) -> Decision | None:
                 newest=newest,
                 mine=local.timeline,
             )
+        if not obs.watchdog_ready:
+            return act(Reason.NOT_RACING_WATCHDOG, Demote(StopMode.FAST))
         # Our own key vanished (expired while this agent was down, or deleted by hand) and no
         # one took it: this primary holds the newest WAL, so it takes the key back. If another
         # member wins instead, the rogue-primary rule demotes us on the next cycle.
         return act(Reason.NO_LEADER_PRIMARY_REACQUIRING, AcquireLeader())
     if obs.tags.nofailover:
         return act(Reason.NOT_RACING_NOFAILOVER)
+    if not obs.watchdog_ready:
+        return act(Reason.NOT_RACING_WATCHDOG)
     if not local.running and local.data_dir is DataDir.VALID:
         return act(Reason.NO_LEADER_STARTING_READ_ONLY, StartStandby(None))
     if not local.is_standby:

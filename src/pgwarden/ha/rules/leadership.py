@@ -35,6 +35,16 @@ def lease_expired(obs: Observation) -> Decision | None:
     return None
 
 
+def watchdog_required(obs: Observation) -> Decision | None:
+    """watchdog.mode is required and the device cannot be used: hand the key back (a fast stop
+    first when PostgreSQL runs writable), whatever else this leader would do."""
+    if obs.watchdog_ready or not obs.leader_is_me:
+        return None
+    if obs.local.running and not obs.local.in_recovery:
+        return act(Reason.WATCHDOG_REQUIRED_RELEASING, Demote(StopMode.FAST), ReleaseLeader())
+    return act(Reason.WATCHDOG_REQUIRED_RELEASING, ReleaseLeader())
+
+
 def leader_is_me(obs: Observation) -> Decision | None:
     """I hold the leader key: renew it; promote, restart, or release it after primary_start_timeout."""
     if not obs.leader_is_me:
@@ -44,7 +54,8 @@ def leader_is_me(obs: Observation) -> Decision | None:
     if not obs.holds_lease and local.is_primary:
         return healthy_primary(obs, Reason.LEADER_ADOPTING)
     if config.pause:
-        return act(Reason.LEADER_PAUSED, renew)
+        # As Patroni: no watchdog while paused, so that an operator may stop or restart things.
+        return act(Reason.LEADER_PAUSED, RenewLeader(watchdog=False))
     if local.is_primary:
         return healthy_primary(obs, Reason.LEADER_HEALTHY)
     if local.is_standby:

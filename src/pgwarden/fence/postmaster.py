@@ -1,0 +1,118 @@
+"""Whether the local PostgreSQL runs, and whether it may take writes, from two small files and no SQL.
+
+postmaster.pid names the postmaster and, on line 8 (PostgreSQL 10 and later; pg_ctl reads it to
+know when a server is up), its status: ``starting`` (startup, crash recovery, a standby not yet
+consistent), ``ready`` (accepting connections: a primary, or a hot standby), ``standby`` (a
+standby that accepts no connections) or ``stopping``. Whether it is a primary, pg_control says:
+the cluster state is "in production" only once recovery ended, and PostgreSQL sets it before it
+lets the first backend write (at the end of crash recovery or of a promotion). The fence reads
+both at its deadline: a few microseconds, and nothing that could hang on the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+PID_FILE = "postmaster.pid"
+STANDBY_SIGNAL = "standby.signal"
+PG_CONTROL = "global/pg_control"
+_STATUS_LINE = 7  # 0-based: LOCK_FILE_LINE_PM_STATUS is line 8
+_ACCEPTING = ("ready", "stopping")
+# ControlFileData begins, in every release since 9.x: uint64 system_identifier, uint32
+# pg_control_version, uint32 catalog_version_no, DBState state (native byte order).
+_CONTROL_HEAD = struct.Struct("=QIIi")
+_MIN_CONTROL_VERSION = 1002  # PostgreSQL 10
+DB_IN_PRODUCTION = 6  # DBState: startup 0, shut down 1, shut down in recovery 2, shutting down 3,
+# in crash recovery 4, in archive recovery 5 (a standby), in production 6
+
+
+@dataclass(frozen=True, slots=True)
+class Postmaster:
+    pid: int
+    status: str  # "starting", "standby", "ready", "stopping", or "" before the postmaster wrote it
+
+
+def postmaster(data_dir: str) -> Postmaster | None:
+    """The postmaster serving ``data_dir`` and its status, or None when none runs.
+
+    postmaster.pid may be stale (a crash, or a reused PID), so the process must exist, not be a
+    zombie, and have ``data_dir`` as its working directory (the postmaster chdirs there).
+    """
+    try:
+        lines = (Path(data_dir) / PID_FILE).read_text().split("\n")
+        pid = int(lines[0].strip())
+    except (FileNotFoundError, NotADirectoryError, ValueError, PermissionError):
+        return None
+    if pid <= 0 or not _serves(pid, data_dir):
+        return None
+    status = lines[_STATUS_LINE].strip() if len(lines) > _STATUS_LINE else ""
+    return Postmaster(pid, status)
+
+
+def postmaster_pid(data_dir: str) -> int | None:
+    """The PID of the postmaster serving ``data_dir``, or None when none runs."""
+    found = postmaster(data_dir)
+    return found.pid if found is not None else None
+
+
+def writable_postmaster(data_dir: str) -> Postmaster | None:
+    """The postmaster, when PostgreSQL may take writes: the fence stops only this one.
+
+    The rule: a live postmaster serves ``data_dir``, its status is ``ready`` or ``stopping`` (a
+    primary in a smart shutdown still commits for its open sessions), and pg_control says "in
+    production". A hot standby is "in archive recovery"; a server still starting (whatever a
+    stale pg_control says after an immediate stop) is not ``ready``. When pg_control cannot be
+    read or makes no sense, the absence of ``standby.signal`` decides instead. A primary
+    restarting after a crash reads ``starting``, then ``ready`` once it could take a write: the
+    fence, which keeps looking, acts then.
+    """
+    found = postmaster(data_dir)
+    if found is None or found.status not in _ACCEPTING:
+        return None
+    state = control_state(data_dir)
+    if state is None:
+        return None if (Path(data_dir) / STANDBY_SIGNAL).exists() else found
+    return found if state == DB_IN_PRODUCTION else None
+
+
+def control_state(data_dir: str) -> int | None:
+    """pg_control's cluster state (DBState), or None when it cannot be read or makes no sense."""
+    try:
+        with open(Path(data_dir) / PG_CONTROL, "rb") as f:
+            head = f.read(_CONTROL_HEAD.size)
+    except OSError:
+        return None
+    if len(head) < _CONTROL_HEAD.size:
+        return None
+    _, version, _, state = _CONTROL_HEAD.unpack(head)
+    if version < _MIN_CONTROL_VERSION or not 0 <= state <= DB_IN_PRODUCTION:
+        return None
+    return int(state)
+
+
+def _serves(pid: int, data_dir: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else: check /proc below
+    proc = Path(f"/proc/{pid}")
+    try:
+        stat = (proc / "stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False
+        cwd = os.readlink(proc / "cwd")
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        # Another user's process (possible only when not root): fall back to its name.
+        with contextlib.suppress(OSError):
+            if not (proc / "comm").read_text().startswith("postgres"):
+                return False
+        return True
+    return os.path.realpath(data_dir) == cwd

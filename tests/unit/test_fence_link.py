@@ -1,0 +1,90 @@
+"""The agent's side of the fence: start one, adopt the running one, feed it, stop it (real processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pgwarden.agent.fence import FenceLink
+from pgwarden.agent.lease import LeaderLease
+from pgwarden.fence.channel import boot_id, read_deadline
+from pgwarden.fence.files import running_fence
+from pgwarden.fence.proc import alive, command_line
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[str]:
+    path = tmp_path / "node1" / "data"
+    path.mkdir(parents=True)
+    try:
+        yield str(path)
+    finally:
+        pid = running_fence(str(path))
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_gone(pid: int) -> bool:
+    deadline = time.monotonic() + 5
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not alive(pid)
+
+
+def test_an_agent_starts_its_fence_and_a_restarted_agent_adopts_it(data_dir: str) -> None:
+    first = FenceLink(data_dir, "node1", lambda: None, "/etc/pgwarden/node1.yml")
+    pid = first.ensure_running()
+    assert pid is not None and running_fence(data_dir) == pid
+    args = command_line(pid)
+    assert "pgwarden.fence" in args and data_dir in args and "/etc/pgwarden/node1.yml" in args
+    assert os.getsid(pid) == pid, "a session of its own: the agent's death does not reach it"
+    second = FenceLink(data_dir, "node1", lambda: None)
+    assert second.ensure_running() == pid, "adopted, not a second fence"
+    second.stop()
+    assert wait_gone(pid)
+    assert running_fence(data_dir) is None
+
+
+def test_a_fence_that_died_is_replaced(data_dir: str) -> None:
+    link = FenceLink(data_dir, "node1", lambda: None)
+    first = link.ensure_running()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    assert wait_gone(first)
+    second = link.ensure_running()
+    assert second is not None and second != first and running_fence(data_dir) == second
+    link.stop()
+
+
+def test_a_second_fence_for_the_same_data_directory_exits(data_dir: str) -> None:
+    first = FenceLink(data_dir, "node1", lambda: None)
+    pid = first.ensure_running()
+    assert pid is not None
+    first._start()  # as if another agent raced it: the lock keeps one
+    assert running_fence(data_dir) == pid
+    first.stop()
+
+
+def test_the_lease_feeds_the_fence_on_every_renewal_and_release(tmp_path: Path) -> None:
+    lease = LeaderLease()
+    link = FenceLink(str(tmp_path / "data"), "node1", lease.deadline)
+    lease.listeners.append(link.publish)
+    path = link.files.deadline
+
+    def written() -> float | None:
+        record = read_deadline(path, boot_id(), time.monotonic())
+        assert record is not None
+        return record.deadline
+
+    link.publish()
+    assert not path.exists(), "a restarted agent knows no lease yet: the fence keeps the one it has"
+    now = time.monotonic()
+    lease.renewed(7, sent_at=now, ttl=4.0)
+    assert written() == lease.deadline() == pytest.approx(now + 3.0)
+    lease.forget()
+    assert written() is None
