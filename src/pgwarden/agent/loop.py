@@ -7,6 +7,7 @@ import threading
 
 from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_commands, role_seen
 from pgwarden.agent.execute import Executor, Outcome
+from pgwarden.agent.failsafe import FailsafeClient, PromiseBox
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.lease_guard import LeaseGuard
@@ -51,6 +52,16 @@ _PROBE_TIMEOUT = 2.0
 _SWITCHOVER_CYCLE = 0.05
 
 
+def failsafe_client(config: NodeConfig) -> FailsafeClient:
+    """Asks the members for their promises with this node's API credentials (the cluster's),
+    within half a retry_timeout (docs/timing.md: the round must fit inside the margin)."""
+    api, pg = config.api, config.postgresql
+    auth = (api.username, api.password or "") if api.username else None
+    conn_url = f"postgres://{pg.connect_address}/postgres"
+    timeout = min(1.0, config.bootstrap.retry_timeout / 2)
+    return FailsafeClient(config.name, api.url, conn_url, auth, timeout, config.etcd.bind_address)
+
+
 class Agent:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -68,8 +79,10 @@ class Agent:
         self._wake = threading.Event()
         self.requests = RequestBox(wake=self._wake.set)
         self.peers = PeerClient(timeout=min(1.0, dcs.retry_timeout), bind_address=config.etcd.bind_address)
+        self.promises = PromiseBox()
+        self.failsafe = failsafe_client(config)
         self.observer = Observer(
-            config, self.cluster, self._probe, self.jobs, self.peers, self.lease, self.requests
+            config, self.cluster, self._probe, self.jobs, self.peers, self.lease, self.requests, self.promises
         )
         self.executor = Executor(
             config,
@@ -80,6 +93,8 @@ class Agent:
             self.lease,
             self._member_lease_id,
             forget_scheduled_restart=self.requests.cancel_scheduled_restart,
+            ask_failsafe=self.failsafe.ask,
+            promises=self.promises,
         )
         self.callbacks = CallbackRunner(
             config.callbacks, config.cluster, config.callback_timeout, config.name, config.api.url
@@ -90,7 +105,7 @@ class Agent:
         empty_view = ClusterView(name=config.cluster, config=dcs)
         local = LocalState()
         self.snapshots = SnapshotHolder(Snapshot(config, empty_view, local, member_record(config, local)))
-        operations = AgentOperations(self.cluster, self.snapshots, self.requests)
+        operations = AgentOperations(self.cluster, self.snapshots, self.requests, promises=self.promises)
         self.api = ApiServer(config.api, self.snapshots, operations)
         self.lease_guard = LeaseGuard(self.lease, self.postgres, self._may_write)
         self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake)
@@ -168,6 +183,8 @@ class Agent:
                 now,
                 now - started,
                 self.lease.deadline(),
+                self.lease.failsafe_deadline(),
+                self.promises.current(),
             )
         )
         if not obs.store_ok:
@@ -224,6 +241,7 @@ class Agent:
             log.warning("during shutdown: %s", exc)
         self.api.stop()
         self.peers.close()
+        self.failsafe.close()
         self.store.close()
         # Give the callbacks this stop fired (on_stop: a VIP to drop) a bounded chance to finish.
         self.callbacks.wait(min(self.config.callback_timeout, 10.0))

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from pgwarden.agent.failsafe import PromiseBox
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.peers import PeerClient
@@ -32,6 +33,7 @@ class Observer:
         peers: PeerClient,
         lease: LeaderLease,
         requests: RequestBox | None = None,
+        promises: PromiseBox | None = None,
     ) -> None:
         self._config = config
         self._cluster = cluster
@@ -41,6 +43,7 @@ class Observer:
         self._peers = peers
         self._lease = lease
         self._requests = requests or RequestBox()
+        self._promises = promises or PromiseBox()
         self.last_view = ClusterView(name=config.cluster, config=config.bootstrap)
 
     def observe(self, memory: Memory) -> Observation:
@@ -54,11 +57,13 @@ class Observer:
             store_ok=store_ok,
             local=local,
             now=monotonic(),
-            lease_deadline=self._lease.deadline(),
+            lease_deadline=self._lease.lease_deadline(),
             peers=self._ask_peers(view, store_ok),
             memory=memory,
             wall=time.time(),
             requests=requests,
+            failsafe_deadline=self._lease.failsafe_deadline(),
+            promise=self._promises.current(),
         )
 
     def _ask_peers(self, view: ClusterView, store_ok: bool) -> Mapping[str, PeerStatus]:

@@ -33,6 +33,30 @@ class ReleaseLeader:
 
 
 @dataclass(frozen=True, slots=True)
+class RenewFailsafe:
+    """etcd is unreachable: ask every member (name, REST API URL) over ``POST /failsafe`` to promise
+    not to promote or follow anyone else for ttl; when all confirm, the write deadline moves to
+    this round's send time + ttl - margin, as a lease renewal would (safety rule 1)."""
+
+    members: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishFailsafe:
+    """Publish the failsafe topology (every member and its REST API URL); None removes it."""
+
+    topology: tuple[tuple[str, str], ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFailsafe:
+    """Record in the history the etcd outage this leader rode out in failsafe mode."""
+
+    timestamp: str  # ISO 8601, UTC: when the outage began (it also identifies the entry)
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class BeginBootstrap:
     """Race for the cluster's initialize key; the winner runs initdb."""
 
@@ -184,6 +208,9 @@ Action = (
     AcquireLeader
     | RenewLeader
     | ReleaseLeader
+    | RenewFailsafe
+    | PublishFailsafe
+    | RecordFailsafe
     | BeginBootstrap
     | RunInitdb
     | FinishBootstrap

@@ -15,6 +15,7 @@ from pgwarden.ha import sync
 from pgwarden.ha.actions import Clone, Rewind, RunInitdb
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
+from pgwarden.ha.rules import failsafe
 from pgwarden.ha.rules.bootstrap import bootstrap
 from pgwarden.ha.rules.candidacy import no_leader
 from pgwarden.ha.rules.datadir import adoption, foreign_data_directory, guard_removal, unowned_data_directory
@@ -38,6 +39,7 @@ RULES: tuple[Rule, ...] = (
     store_unreachable,
     lease_expired,
     rogue_primary,
+    failsafe.promise_held,
     slot_name_taken,
     operator_request,
     job_in_progress,
@@ -86,6 +88,7 @@ def _remember(obs: Observation) -> Memory:
         probe_failing_since=_since(previous.probe_failing_since, obs.now) if silent else None,
         sync_short_since=short,
         sync_applied=applied,
+        failsafe=failsafe.remember(obs),
     )
 
 

@@ -14,6 +14,22 @@ class Reason(Enum):
     )
     STORE_UNREACHABLE_DEMOTING = "etcd unreachable and my lease ran out; demoting to stop writes"
     STORE_UNREACHABLE_PAUSED = "etcd unreachable; cluster paused, taking no action"
+    STORE_UNREACHABLE_FAILSAFE = (
+        "etcd unreachable; failsafe mode: asking {members} to promise they promote no one; "
+        "I may write for {remaining:.1f}s more"
+    )
+    STORE_UNREACHABLE_FAILSAFE_UNAVAILABLE = (
+        "etcd unreachable; failsafe mode cannot keep the primary ({why}); "
+        "my lease is still valid for {remaining:.1f}s"
+    )
+    # failsafe mode (a member's side)
+    FAILSAFE_PROMISE_HOLDING = (
+        "I promised {leader} (failsafe mode) to promote no one and follow no one else for "
+        "{remaining:.1f}s more; waiting"
+    )
+    FAILSAFE_PROMISE_DEMOTING = (
+        "I promised {leader} (failsafe mode) to promote no one, yet I run read-write; demoting at once"
+    )
     # membership
     SLOT_NAME_TAKEN = (
         "my name {name} gives the replication slot name {slot}, which member {rival} already has; "
@@ -127,6 +143,9 @@ class Reason(Enum):
     NOT_RACING_SWITCHOVER = "no leader; {kind} to {candidate} in progress, not racing"
     SWITCHOVER_TAKING_OVER = "{kind} to me requested and no leader; acquiring the key and promoting"
     NOT_RACING_PRIMARY_ALIVE = "no leader key, but {peer} still runs as primary; waiting for it"
+    NOT_RACING_OUTSIDE_FAILSAFE_TOPOLOGY = (
+        "no leader; I am not in the failsafe topology the leader published ({members}), not racing"
+    )
     # live dynamic config and scheduled restarts
     PARAMETERS_APPLYING = "{steady}; cluster parameters changed ({names}): writing them and reloading"
     SCHEDULED_RESTART = "restarting PostgreSQL ({role}) as scheduled {late:.0f}s ago"
