@@ -343,6 +343,7 @@ def observation(
     requests: Iterable[Request] = (),
     failsafe_deadline: float | None = None,
     promise: Promise | None = None,
+    agent_started: float = float("-inf"),
     **tag_changes: Any,
 ) -> Observation:
     the_view = view if view is not None else _healthy_view()
@@ -363,6 +364,7 @@ def observation(
         requests=frozenset(requests),
         failsafe_deadline=failsafe_deadline,
         promise=promise,
+        agent_started=agent_started,
     )
 
 

@@ -50,6 +50,7 @@ IMMEDIATE = Demote(StopMode.IMMEDIATE)
 EXPIRED = NOW - 0.5
 ASKED = (("node2", api_url("node2")), ("node3", api_url("node3")))
 FAILSAFE_LEADERLESS = failsafe_view(leader=None, members=(member("node2"), member("node3")))
+LEADERLESS = view(leader=None, members=(member("node2"), member("node3")))
 BEGAN = WALL - 40  # when the etcd outage of the history rows began
 STAMP = datetime.fromtimestamp(BEGAN, UTC).isoformat(timespec="seconds")
 RODE_OUT = Memory(failsafe=FailsafeEpisode(began=BEGAN, relied=True, members=("node2", "node3")))
@@ -249,6 +250,25 @@ FAILSAFE_ROWS: list[Any] = [
         observation(view=failsafe_view(), store_ok=False, local=standby_local(), promise=promised()),
         Reason.STORE_UNREACHABLE,
         [],
+    ),
+    row(
+        "member_whose_agent_just_started_does_not_race_it_may_have_promised_before",
+        observation(view=FAILSAFE_LEADERLESS, peers=[peer("node3")], agent_started=NOW - 1.5),
+        Reason.NOT_RACING_FAILSAFE_RESTARTED,
+        [],
+        age=1.5,
+    ),
+    row(
+        "member_whose_agent_started_ttl_ago_races",
+        observation(view=FAILSAFE_LEADERLESS, peers=[peer("node3")], agent_started=NOW - 4.0),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "member_whose_agent_just_started_races_without_failsafe_mode",
+        observation(view=replace(LEADERLESS, failsafe=None), peers=[peer("node3")], agent_started=NOW - 1.5),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
     ),
     row(
         "member_outside_the_failsafe_topology_does_not_race",

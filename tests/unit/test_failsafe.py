@@ -102,6 +102,7 @@ REFUSALS = [
     ),
     ("racing", "node1", FAILSAFE_ON, STANDBY, None, True, "racing"),
 ]
+LONGER_THAN_TTL = refuse_promise("node2", "node1", 4.5, FAILSAFE_ON, STANDBY, None, False, 100.0)
 
 
 @pytest.mark.parametrize(
@@ -111,8 +112,13 @@ REFUSALS = [
 def test_a_member_refuses_to_promise_when_it_cannot_keep_the_promise(
     leader: str, view: ClusterView, local: LocalState, held: Promise | None, racing: bool, says: str
 ) -> None:
-    why = refuse_promise("node2", leader, view, local, held, racing, 100.0)
+    why = refuse_promise("node2", leader, 4.0, view, local, held, racing, 100.0)
     assert why is not None and says in why
+
+
+def test_a_member_refuses_a_promise_longer_than_ttl() -> None:
+    # A restarted agent keeps the promises it forgot by not racing for ttl: no longer.
+    assert LONGER_THAN_TTL is not None and "longer than ttl" in LONGER_THAN_TTL
 
 
 @pytest.mark.parametrize(
@@ -128,7 +134,7 @@ def test_a_member_refuses_to_promise_when_it_cannot_keep_the_promise(
 def test_a_member_promises_the_leader_it_sees_or_when_it_sees_none(
     view: ClusterView, local: LocalState, held: Promise | None
 ) -> None:
-    assert refuse_promise("node2", "node1", view, local, held, False, 100.0) is None
+    assert refuse_promise("node2", "node1", 4.0, view, local, held, False, 100.0) is None
 
 
 def test_a_promise_is_kept_whole_and_never_shortened() -> None:

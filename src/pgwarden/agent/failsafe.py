@@ -54,7 +54,7 @@ class PromiseBox:
         with self._lock:
             now = self._clock()
             held = self._active(now)
-            why = refuse_promise(me, leader, view, local, held, now < self._racing_until, now)
+            why = refuse_promise(me, leader, seconds, view, local, held, now < self._racing_until, now)
             if why is not None:
                 return 0.0, why
             until = now + seconds

@@ -45,6 +45,7 @@ class Observer:
         self._requests = requests or RequestBox()
         self._promises = promises or PromiseBox()
         self.last_view = ClusterView(name=config.cluster, config=config.bootstrap)
+        self._started = monotonic()
 
     def observe(self, memory: Memory) -> Observation:
         requests = self._requests.pending()
@@ -64,6 +65,7 @@ class Observer:
             requests=requests,
             failsafe_deadline=self._lease.failsafe_deadline(),
             promise=self._promises.current(),
+            agent_started=self._started,
         )
 
     def _ask_peers(self, view: ClusterView, store_ok: bool) -> Mapping[str, PeerStatus]:

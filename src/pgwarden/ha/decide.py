@@ -74,9 +74,11 @@ def decide(obs: Observation) -> Decision:
 
 def _remember(obs: Observation) -> Memory:
     local, previous = obs.local, obs.memory
-    # Time spent paused does not count towards primary_start_timeout: on resume the primary gets
-    # its full chance to start before the key is released.
-    unhealthy = obs.leader_is_me and not local.is_primary and not obs.view.config.pause
+    # Time spent paused, or without etcd, does not count towards primary_start_timeout: on resume
+    # the primary gets its full chance to start before the key is released. (A primary stopped at
+    # its deadline during an etcd outage would otherwise hand its key to a standby when etcd is
+    # back, instead of starting again under it.)
+    unhealthy = obs.store_ok and obs.leader_is_me and not local.is_primary and not obs.view.config.pause
     job = local.job
     failed = job is not None and job.ok is False
     silent = local.running and not local.probe_ok

@@ -93,6 +93,9 @@ class Observation:
     # follow anyone else: last confirmed round *sent* + ttl - margin, as the lease (safety rule 1).
     failsafe_deadline: float | None = None
     promise: Promise | None = None  # the promise this member gave a failsafe leader, if any
+    # Monotonic time this agent process started: a promise given before a restart is forgotten
+    # with the process, so a member keeps it by not racing for ttl after its start.
+    agent_started: float = float("-inf")
 
     @property
     def holds_lease(self) -> bool:

@@ -143,6 +143,10 @@ class Reason(Enum):
     NOT_RACING_SWITCHOVER = "no leader; {kind} to {candidate} in progress, not racing"
     SWITCHOVER_TAKING_OVER = "{kind} to me requested and no leader; acquiring the key and promoting"
     NOT_RACING_PRIMARY_ALIVE = "no leader key, but {peer} still runs as primary; waiting for it"
+    NOT_RACING_FAILSAFE_RESTARTED = (
+        "no leader; my agent started {age:.1f}s ago and may have promised a failsafe leader before "
+        "(promises last ttl {ttl:.0f}s), not racing"
+    )
     NOT_RACING_OUTSIDE_FAILSAFE_TOPOLOGY = (
         "no leader; I am not in the failsafe topology the leader published ({members}), not racing"
     )

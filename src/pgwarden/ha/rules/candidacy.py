@@ -15,7 +15,7 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation, PeerStatus
 from pgwarden.ha.reasons import Reason
-from pgwarden.ha.rules.failsafe import outside_topology
+from pgwarden.ha.rules.failsafe import may_not_race
 from pgwarden.ha.rules.standing import Standing
 from pgwarden.ha.rules.switchover import active_intent, intent_kind
 from pgwarden.model import ClusterView, DataDir, Lsn, SwitchoverIntent, SyncMode
@@ -55,7 +55,7 @@ def no_leader(obs: Observation) -> Decision | None:
         return act(Reason.NOT_RACING_NOT_RUNNING)
     if intent is not None and not chosen:
         return act(Reason.NOT_RACING_SWITCHOVER, kind=intent_kind(intent), candidate=intent.candidate)
-    return outside_topology(obs) or _race(obs, intent if chosen else None)
+    return may_not_race(obs) or _race(obs, intent if chosen else None)
 
 
 def _race(obs: Observation, intent: SwitchoverIntent | None) -> Decision:

@@ -95,32 +95,43 @@ def promise_held(obs: Observation) -> Decision | None:
     return act(Reason.FAILSAFE_PROMISE_HOLDING, leader=leader, remaining=remaining)
 
 
-def outside_topology(obs: Observation) -> Decision | None:
-    """A member absent from the published topology never races: no leader asked it to promise."""
-    stored = obs.view.failsafe
-    if stored is None or obs.name in stored:
-        return None
-    return act(Reason.NOT_RACING_OUTSIDE_FAILSAFE_TOPOLOGY, members=", ".join(sorted(stored)) or "nobody")
+def may_not_race(obs: Observation) -> Decision | None:
+    """A member absent from the published topology never races: no leader asked it to promise.
+    Nor does one whose agent started less than ttl ago: it forgot any promise it gave before."""
+    view = obs.view
+    stored = view.failsafe
+    if stored is not None and obs.name not in stored:
+        return act(Reason.NOT_RACING_OUTSIDE_FAILSAFE_TOPOLOGY, members=", ".join(sorted(stored)) or "nobody")
+    age = obs.now - obs.agent_started
+    if view.config.failsafe_mode and age < view.config.ttl:
+        return act(Reason.NOT_RACING_FAILSAFE_RESTARTED, age=age, ttl=view.config.ttl)
+    return None
 
 
 def refuse_promise(
     me: str,
     leader: str,
+    seconds: float,
     view: ClusterView,
     local: LocalState,
     held: Promise | None,
     racing: bool,
     now: float,
 ) -> str | None:
-    """Why this member may not promise ``leader`` now (None: it may), from its last view and state.
+    """Why this member may not promise ``leader`` for ``seconds`` now (None: it may), from its last
+    view and state.
 
     ``held`` is the promise it gave last (if any), ``racing`` whether it is racing for the key
     right now. A promise only restricts the member that gives it; refusing stops the asker.
+    A promise longer than ttl is refused: a restarted agent keeps the promises it forgot by not
+    racing for ttl (``may_not_race``).
     """
     if leader == me:
         return "a member does not answer its own failsafe request"
     if not view.config.failsafe_mode:
         return "failsafe_mode is off in the cluster config this member last read"
+    if seconds > view.config.ttl:
+        return f"a promise of {seconds:g}s is longer than ttl ({view.config.ttl:g}s)"
     if local.running and local.in_recovery is not True:
         return "this member runs PostgreSQL read-write"
     if view.leader is not None and view.leader.name != leader:
