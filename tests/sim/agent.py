@@ -18,6 +18,7 @@ from pgwarden.agent.jobs import Work
 from pgwarden.agent.lease import LeaderLease
 from pgwarden.agent.loop import _STATE_CHANGING
 from pgwarden.agent.member_record import member_record
+from pgwarden.agent.observe import away_member
 from pgwarden.agent.snapshot import Snapshot
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.memory import MemoryStore
@@ -25,6 +26,7 @@ from pgwarden.dcs.store import LeaseExpired, StoreError
 from pgwarden.ha.decide import decide
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation, PeerStatus
+from pgwarden.ha.rules.failsafe import absent_members
 from pgwarden.model import ClusterView, Job, JobKind, LocalState, Member, NodeConfig
 from tests.sim.fake_postgres import FakePostgres
 
@@ -175,7 +177,12 @@ class SimAgent:
     def observe(self) -> Observation:
         view, store_ok = self._read_view()
         local = self.refresh_local()
-        peers = self._peers(self.name, view.members) if store_ok and view.leader is None else {}
+        peers: Mapping[str, PeerStatus] = {}
+        if store_ok and view.leader is None:
+            peers = self._peers(self.name, view.members)
+        elif store_ok:  # as Observer._ask_peers: a failsafe leader asks about absent topology members
+            away = tuple(away_member(n, u) for n, u in absent_members(view, self.name))
+            peers = self._peers(self.name, away) if away else {}
         now = self.clock()
         return Observation(
             name=self.name,

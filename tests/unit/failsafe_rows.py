@@ -43,6 +43,7 @@ from tests.unit.builders import (
     primary_member,
     standby_local,
     unprobed_local,
+    unreachable,
     view,
 )
 
@@ -207,6 +208,33 @@ FAILSAFE_ROWS: list[Any] = [
         HEALTHY,
     ),
     row(
+        "leader_keeps_a_topology_member_cut_from_etcd_while_its_api_answers",
+        leader(
+            view=failsafe_view(members=(primary_member(), member("node2"))),
+            peers=[peer("node3")],
+            store_ok=True,
+            lease_deadline=NOW + 3.0,
+        ),
+        Reason.LEADER_HEALTHY,
+        HEALTHY,
+    ),
+    row(
+        "leader_drops_a_topology_member_without_a_key_whose_api_is_silent",
+        leader(
+            view=failsafe_view(members=(primary_member(), member("node2"))),
+            peers=[unreachable("node3")],
+            store_ok=True,
+            lease_deadline=NOW + 3.0,
+        ),
+        Reason.LEADER_HEALTHY,
+        [
+            RenewLeader,
+            PublishStatus,
+            PublishFailsafe(tuple((n, api_url(n)) for n in ("node1", "node2"))),
+            EnsureSlots,
+        ],
+    ),
+    row(
         "leader_removes_the_failsafe_topology_once_the_mode_is_off",
         leader(view=failsafe_view(config=config()), store_ok=True, lease_deadline=NOW + 3.0),
         Reason.LEADER_HEALTHY,
@@ -267,6 +295,24 @@ FAILSAFE_ROWS: list[Any] = [
     row(
         "member_whose_agent_just_started_races_without_failsafe_mode",
         observation(view=replace(LEADERLESS, failsafe=None), peers=[peer("node3")], agent_started=NOW - 1.5),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "candidate_does_not_defer_to_a_better_peer_outside_the_failsafe_topology",
+        observation(
+            view=replace(
+                FAILSAFE_LEADERLESS, failsafe={"node1": api_url("node1"), "node2": api_url("node2")}
+            ),
+            peers=[peer("node3", lsn="0/3100000")],
+        ),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+        candidates=1,
+    ),
+    row(
+        "member_outside_a_stale_topology_races_once_failsafe_mode_is_off",
+        observation(view=replace(LEADERLESS, failsafe={"node1": api_url("node1")}), peers=[peer("node3")]),
         Reason.NO_LEADER_I_AM_HEALTHIEST,
         [AcquireLeader, Promote, AppendHistory],
     ),

@@ -16,11 +16,17 @@ from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.keys import ClusterKeys
 from pgwarden.dcs.store import StoreError
 from pgwarden.ha.observation import Memory, Observation, PeerStatus
-from pgwarden.model import ClusterView, LocalState, NodeConfig
+from pgwarden.ha.rules.failsafe import absent_members
+from pgwarden.model import ClusterView, LocalState, Member, NodeConfig
 
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], LocalState]
+
+
+def away_member(name: str, api_url: str) -> Member:
+    """A topology member known only by its REST API URL (its key expired): enough to ask it."""
+    return Member(name=name, api_url=api_url, host="", port=0)
 
 
 class Observer:
@@ -69,17 +75,19 @@ class Observer:
         )
 
     def _ask_peers(self, view: ClusterView, store_ok: bool) -> Mapping[str, PeerStatus]:
-        """Peers matter when choosing a new leader, and to a leader handing over to a candidate;
+        """Peers matter when choosing a new leader, to a leader handing over to a candidate, and
+        to a failsafe leader about topology members without a key in etcd (are they alive?);
         asking them every cycle would tie each loop to the slowest peer's API for nothing."""
         if not store_ok:
             return {}
         if view.leader is None:
             return self._peers.gather(view.members, self._config.name)
+        wanted = [away_member(name, url) for name, url in absent_members(view, self._config.name)]
         intent = view.switchover
         if view.leader.name == self._config.name and intent is not None and intent.candidate:
             candidate = view.member(intent.candidate)
-            return self._peers.gather([candidate], self._config.name) if candidate else {}
-        return {}
+            wanted += [candidate] if candidate else []
+        return self._peers.gather(wanted, self._config.name) if wanted else {}
 
     def refresh_local(self) -> LocalState:
         """The local state again, after actions changed it, so what we publish is current."""

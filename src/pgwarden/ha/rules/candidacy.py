@@ -15,7 +15,7 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation, PeerStatus
 from pgwarden.ha.reasons import Reason
-from pgwarden.ha.rules.failsafe import may_not_race
+from pgwarden.ha.rules.failsafe import may_not_race, rival
 from pgwarden.ha.rules.standing import Standing
 from pgwarden.ha.rules.switchover import active_intent, intent_kind
 from pgwarden.model import ClusterView, DataDir, Lsn, SwitchoverIntent, SyncMode
@@ -101,8 +101,11 @@ def _race(obs: Observation, intent: SwitchoverIntent | None) -> Decision:
             return act(Reason.NOT_RACING_PRIMARY_ALIVE, peer=peer.name)
         if intent is not None:
             continue
-        # A peer behind the cluster's newest timeline does not race (above), so it is no rival.
+        # A peer behind the cluster's newest timeline does not race (above), nor one outside the
+        # failsafe topology, so neither is a rival.
         if not _eligible(peer, sync_set) or _newer_timeline(view, peer.timeline) is not None:
+            continue
+        if not rival(view, peer.name):
             continue
         candidates += 1
         theirs = Standing.of(peer.lsn, peer.tags.failover_priority, peer.name)

@@ -47,6 +47,20 @@ def asked(view: ClusterView, me: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(found.items()))
 
 
+def absent_members(view: ClusterView, me: str) -> tuple[tuple[str, str], ...]:
+    """Topology members without a key in etcd: the leader asks whether their API still answers."""
+    if view.leader is None or view.leader.name != me or not view.config.failsafe_mode:
+        return ()
+    present = {m.name for m in view.members} | {me}
+    return tuple(sorted((n, u) for n, u in (view.failsafe or {}).items() if n not in present))
+
+
+def rival(view: ClusterView, name: str) -> bool:
+    """Whether a candidate must defer to peer ``name``: one outside the topology cannot race."""
+    stored = view.failsafe
+    return not view.config.failsafe_mode or stored is None or name in stored
+
+
 def unavailable(obs: Observation) -> str | None:
     """Why failsafe mode cannot carry this node's writes now (None: it can)."""
     view = obs.view
@@ -96,11 +110,14 @@ def promise_held(obs: Observation) -> Decision | None:
 
 
 def may_not_race(obs: Observation) -> Decision | None:
-    """A member absent from the published topology never races: no leader asked it to promise.
-    Nor does one whose agent started less than ttl ago: it forgot any promise it gave before."""
+    """In failsafe mode, a member absent from the published topology never races (no leader asked
+    it to promise); nor does one whose agent started less than ttl ago (it forgot any promise it
+    gave before)."""
     view = obs.view
     stored = view.failsafe
-    if stored is not None and obs.name not in stored:
+    if view.config.failsafe_mode and stored is not None and obs.name not in stored:
+        # Turning failsafe_mode off lifts this: the operator's way out when every member of a
+        # stale topology is gone for good.
         return act(Reason.NOT_RACING_OUTSIDE_FAILSAFE_TOPOLOGY, members=", ".join(sorted(stored)) or "nobody")
     age = obs.now - obs.agent_started
     if view.config.failsafe_mode and age < view.config.ttl:
@@ -144,11 +161,20 @@ def refuse_promise(
 
 
 def publish_topology(obs: Observation) -> tuple[Action, ...]:
-    """The leader keeps the stored topology equal to its members (removed when the mode is off)."""
+    """The leader keeps the stored topology equal to its members (removed when the mode is off).
+
+    A member whose key expired (cut off from etcd) stays while its REST API answers the leader
+    (``absent_members``, asked by the observer): dropping it would bar it from racing, and with
+    every other member outside the topology a dead leader could never be replaced.
+    """
     view = obs.view
     if not view.config.failsafe_mode:
         return (PublishFailsafe(None),) if view.failsafe is not None else ()
     wanted = topology(view)
+    for name, url in (view.failsafe or {}).items():
+        peer = obs.peers.get(name)
+        if name not in wanted and peer is not None and peer.reachable:
+            wanted[name] = url
     if obs.name not in wanted or dict(view.failsafe or {}) == wanted:
         return ()  # my own member record is not back yet: publish with it, next cycle
     return (PublishFailsafe(tuple(sorted(wanted.items()))),)
@@ -196,4 +222,3 @@ def _recorded(view: ClusterView, episode: FailsafeEpisode) -> bool:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
-
