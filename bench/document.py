@@ -55,6 +55,12 @@ METHOD = """\
 - **Health endpoint**: `OPTIONS /primary` over HTTP/1.0, a new TCP connection per request, as
   HAProxy checks, against the primary's REST API, from ApacheBench (`ab -m OPTIONS -c 1|8`; C,
   single-threaded, so the client takes little of the 2 cores); throughput and p50/p99 per run.
+- **etcd outage**: two of the three etcd members (the raft leader and a follower) SIGKILLed for
+  30 s under the writer, then started again on their data; with `failsafe_mode` off, then on
+  (`PATCH /config`, both systems; with it on, the run starts once `GET /failsafe` lists every
+  node). Figures: the longest gap between acknowledged writes from the kill until writes flow
+  again after etcd's return, the writes acknowledged while etcd had no quorum, lost
+  acknowledged writes, and whether the same node is primary afterwards.
 - **Idle footprint**: every agent process of a healthy, idle cluster over one window: `VmRSS`
   (`/proc/PID/status`) at its end, and the growth of `utime + stime` (`/proc/PID/stat`, all
   threads) over it as % of one core. PostgreSQL's own processes are not counted.

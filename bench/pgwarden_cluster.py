@@ -9,6 +9,7 @@ from bench.cluster import ClusterUnderTest, Node
 from pgwarden.local import processes
 from pgwarden.local.stack import Stack
 from pgwarden.model.cluster import DynamicConfig
+from tests.support import faults
 from tests.support.cluster import running_stack
 
 
@@ -63,6 +64,18 @@ class PgwardenCluster(ClusterUnderTest):
         loop = self._dcs.get("loop_wait", d.loop_wait)
         retry = self._dcs.get("retry_timeout", d.retry_timeout)
         return f"ttl {ttl:g} s, loop_wait {loop:g} s, retry_timeout {retry:g} s (pgwarden defaults)"
+
+    def kill_etcd(self, i: int) -> None:
+        faults.kill_etcd(self._stack(), i)
+
+    def start_etcd(self, i: int) -> None:
+        faults.start_etcd(self._stack(), i)
+
+    def etcd_leader(self) -> int | None:
+        return faults.etcd_leader(self._stack())
+
+    def etcd_healthy(self) -> int:
+        return faults.etcd_healthy(self._stack())
 
     def log_tail(self, i: int, lines: int = 30) -> str:
         stack = self._stack()

@@ -38,6 +38,17 @@ METRICS = (
     ),
     Metric("health_p50_8", "health check p50, concurrency 8", "ms"),
     Metric("health_p99_8", "health check p99, concurrency 8", "ms"),
+    Metric("outage_gap_off", "etcd quorum lost 30 s, failsafe_mode off: longest write gap", "s"),
+    Metric("outage_acked_off", "... writes acknowledged during the outage", "writes", True, 0),
+    Metric("outage_gap_on", "etcd quorum lost 30 s, failsafe_mode on: longest write gap", "s"),
+    Metric("outage_acked_on", "... writes acknowledged during the outage", "writes", True, 0),
+    Metric(
+        "outage_lost",
+        "etcd quorum lost: lost acknowledged writes per outage (off and on)",
+        "writes",
+        digits=0,
+    ),
+    Metric("outage_same_primary", "etcd quorum lost: the same primary afterwards", "1 = yes", True, 0),
     Metric("idle_rss", "agent idle RSS (per agent)", "MB", digits=1),
     Metric("idle_cpu", "agent idle CPU (per agent, % of one core)", "%", digits=2),
 )

@@ -88,9 +88,12 @@ def _ready(stack: Stack) -> str:
     return primary
 
 
-def _gap(ack_times: list[float], start: float, end: float) -> float:
+def _gap(ack_times: list[float], start: float, end: float) -> tuple[float, float]:
+    """The longest stretch in [start, end] without an acknowledged write, and when it began
+    (seconds after ``start``)."""
     times = [start, *(t for t in ack_times if start <= t <= end), end]
-    return max(b - a for a, b in itertools.pairwise(times))
+    a, b = max(itertools.pairwise(times), key=lambda pair: pair[1] - pair[0])
+    return b - a, a - start
 
 
 def test_etcd_quorum_lost_for_30s_the_primary_keeps_writing(stack: Stack) -> None:
@@ -111,9 +114,9 @@ def test_etcd_quorum_lost_for_30s_the_primary_keeps_writing(stack: Stack) -> Non
                 assert promised.get("promised_to") == primary, (standby, promised)
             ended_at = time.monotonic()
         check.notes["outage_s"] = round(ended_at - lost_at, 1)
-        check.notes["longest_write_pause_in_outage_s"] = round(
-            _gap(list(check.writer.report.ack_times), lost_at, ended_at), 2
-        )
+        pause, at = _gap(list(check.writer.report.ack_times), lost_at, ended_at)
+        check.notes["longest_write_pause_in_outage_s"] = round(pause, 2)
+        check.notes["longest_write_pause_began_s"] = round(at, 2)
         check.notes["acknowledged_in_outage"] = check.acked_since(lost_at)
         wait_for(lambda: len(_failsafe_history(stack, primary)) > before, 30, "the outage in the history")
         wait_for(

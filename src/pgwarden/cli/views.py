@@ -306,6 +306,7 @@ def history_document(view: ClusterView) -> list[dict[str, Any]]:
             "reason": h.reason,
             "timestamp": h.timestamp,
             "new_leader": h.new_leader,
+            "event": h.event,
         }
         for h in view.history
     ]
