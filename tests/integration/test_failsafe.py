@@ -34,9 +34,22 @@ MAX_WRITE_PAUSE_S = 3.0  # the issue's bound for writes through HAProxy during t
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def cluster() -> Iterator[Stack]:
     with running_stack(dcs={"failsafe_mode": True}) as s:
         yield s
+
+
+@pytest.fixture
+def stack(cluster: Stack, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The module's cluster; the agents' logs of the test are printed when it fails."""
+    failed_before = request.session.testsfailed
+    offsets = {p.name: p.stat().st_size for p in (cluster.spec.dir / "logs").glob("node*.log")}
+    yield cluster
+    if request.session.testsfailed > failed_before:
+        for name, offset in sorted(offsets.items()):
+            lines = (cluster.spec.dir / "logs" / name).read_text(errors="replace")[offset:].splitlines()
+            print(f"----- {name} during the test (last 60 of {len(lines)} lines)")
+            print("\n".join(lines[-60:]))
 
 
 def _i(name: str) -> int:

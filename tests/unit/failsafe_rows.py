@@ -170,6 +170,18 @@ FAILSAFE_ROWS: list[Any] = [
         [AcquireLeader],
     ),
     row(
+        "failsafe_leader_renews_with_a_round_of_promises_to_fall_back_on",
+        leader(store_ok=True, lease_deadline=NOW + 3.0),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader(ASKED), PublishStatus, EnsureSlots],
+    ),
+    row(
+        "failsafe_leader_without_a_topology_renews_with_nothing_to_fall_back_on",
+        leader(view=failsafe_view(None), store_ok=True, lease_deadline=NOW + 3.0),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader(None), PublishStatus, PublishFailsafe, EnsureSlots],
+    ),
+    row(
         "failsafe_leader_with_etcd_back_records_the_outage_in_the_history",
         leader(store_ok=True, lease_deadline=NOW + 3.0, memory=RODE_OUT),
         Reason.LEADER_HEALTHY,

@@ -21,6 +21,7 @@ from pgwarden.ha.actions import (
     Demote,
     Follow,
     RenewFailsafe,
+    RenewLeader,
     StartStandby,
     StopPostgres,
 )
@@ -154,6 +155,12 @@ def test_a_restarted_agent_does_not_race_within_ttl_in_failsafe_mode(obs: Observ
 @given(st.one_of(failsafe_observations(), failsafe_observations(leading=True)))
 def test_a_failsafe_leader_asks_every_member_that_could_race(obs: Observation) -> None:
     actions = decide(obs).actions
+    view = obs.view
+    for action in actions:
+        if isinstance(action, RenewLeader) and action.failsafe is not None:  # the fallback round
+            assert obs.leader_is_me and view.config.failsafe_mode and view.failsafe is not None
+            could_race = (set(view.failsafe) | {m.name for m in view.members}) - {obs.name}
+            assert {name for name, _ in action.failsafe} == could_race
     index = _first(actions, RenewFailsafe)
     if index is None:
         return

@@ -3,13 +3,14 @@ with its own racing, and a leader's round of POST /failsafe against real API ser
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 
 import httpx
 import pytest
 
+from pgwarden.agent.execute import AskFailsafe, Executor
 from pgwarden.agent.failsafe import FailsafeClient, PromiseBox
 from pgwarden.agent.lease import LeaderLease
 from pgwarden.agent.lease_guard import LeaseGuard
@@ -20,6 +21,7 @@ from pgwarden.api.operations import AgentOperations
 from pgwarden.api.server import ApiServer
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.memory import MemoryStore
+from pgwarden.ha.actions import PublishStatus, RenewLeader
 from pgwarden.ha.observation import Promise
 from pgwarden.ha.rules.failsafe import refuse_promise
 from pgwarden.model import ClusterView, LocalState
@@ -80,6 +82,40 @@ def test_the_lease_guard_honours_the_promises_and_stops_when_they_run_out() -> N
     clock.now = 104.0
     assert guard.check() and pg.stops == ["immediate"]
     assert lease.deadline() is None
+
+
+def _executor(store: MemoryStore, lease: LeaderLease, ask: AskFailsafe) -> Executor:
+    config = fake.node_config("node1")
+    cluster = ClusterStore(store, "demo")
+    return Executor(config, store, cluster, None, None, lease, lambda: 0, clock=store_clock, ask_failsafe=ask)  # type: ignore[arg-type]
+
+
+def store_clock() -> float:
+    return 100.0
+
+
+def test_a_renewal_etcd_does_not_answer_falls_back_to_a_round_of_promises_at_once() -> None:
+    store = MemoryStore(store_clock)
+    lease = LeaderLease()
+    lease.renewed(store.grant_lease(4.0), sent_at=99.0, ttl=4.0)
+    asked: list[tuple[tuple[str, str], ...]] = []
+
+    def ask(members: Sequence[tuple[str, str]], seconds: float) -> Mapping[str, str]:
+        asked.append(tuple(members))
+        return {}
+
+    store.available = False
+    obs = b.observation("node1", view=FAILSAFE_ON, lease_deadline=lease.lease_deadline())
+    members = (("node2", b.api_url("node2")),)
+    outcome = _executor(store, lease, ask).run((RenewLeader(members), PublishStatus()), obs)
+    assert outcome.failed is not None and "every member promised instead" in outcome.failed
+    assert asked == [members]
+    assert lease.failsafe_deadline() == 103.0 and lease.deadline() == 103.0
+    # Without failsafe mode there is nothing to fall back on: the renewal just fails.
+    plain = LeaderLease()
+    plain.renewed(1, sent_at=99.0, ttl=4.0)
+    outcome = _executor(store, plain, ask).run((RenewLeader(None),), obs)
+    assert outcome.failed is not None and plain.failsafe_deadline() is None and len(asked) == 1
 
 
 # --- which promise a member may give -------------------------------------------------------------

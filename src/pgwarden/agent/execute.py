@@ -16,7 +16,7 @@ from pgwarden.agent.failsafe import PromiseBox
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.dcs.cluster_store import ClusterStore
-from pgwarden.dcs.store import LeaseExpired, Store
+from pgwarden.dcs.store import LeaseExpired, Store, StoreError
 from pgwarden.ha import actions as a
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.rules.datadir import removal_refusal
@@ -147,7 +147,7 @@ class Executor:
         log.info("acquired the leader key")
         return True
 
-    def _renew(self, _: a.RenewLeader, obs: Observation) -> bool:
+    def _renew(self, action: a.RenewLeader, obs: Observation) -> bool:
         ttl = obs.view.config.ttl
         sent = self._clock()
         lease = self._lease.lease_id
@@ -159,6 +159,13 @@ class Executor:
             except LeaseExpired:
                 self._lease.lease_lost()
                 return False
+            except StoreError as exc:
+                if action.failsafe is None:
+                    raise
+                # etcd went away within this cycle: ask for the promises now rather than after
+                # the rest of the cycle's etcd requests have timed out (docs/timing.md).
+                self._renew_failsafe(a.RenewFailsafe(action.failsafe), obs)
+                raise ActionFailed(f"{exc}; every member promised instead (failsafe mode)") from None
             self._lease.renewed(lease, sent, ttl)
             return True
         # Adopting a key that carries our name (agent restarted, or lease lost while the key

@@ -24,7 +24,13 @@ class AcquireLeader:
 
 @dataclass(frozen=True, slots=True)
 class RenewLeader:
-    """Keep the lease alive and re-attach the key to it, only if its value is still this member."""
+    """Keep the lease alive and re-attach the key to it, only if its value is still this member.
+
+    ``failsafe``: in failsafe mode, the members to ask at once (a RenewFailsafe round) when etcd
+    does not answer the renewal, so that a leader stuck in etcd's timeouts for the rest of its
+    cycle still has its promises before its deadline."""
+
+    failsafe: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,15 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from pgwarden.ha.actions import Action, Demote, PublishFailsafe, RecordFailsafe, RenewFailsafe, StopMode
+from pgwarden.ha.actions import (
+    Action,
+    Demote,
+    PublishFailsafe,
+    RecordFailsafe,
+    RenewFailsafe,
+    RenewLeader,
+    StopMode,
+)
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import FailsafeEpisode, Observation, Promise
 from pgwarden.ha.reasons import Reason
@@ -73,6 +81,11 @@ def unavailable(obs: Observation) -> str | None:
         # topology nothing would keep it from racing.
         return "no failsafe topology published yet"
     return None
+
+
+def renewal(obs: Observation) -> RenewLeader:
+    """A healthy leader's renewal: in failsafe mode, with the round to fall back on."""
+    return RenewLeader(asked(obs.view, obs.name) if unavailable(obs) is None else None)
 
 
 def keep_writing(obs: Observation) -> Decision | None:

@@ -69,7 +69,7 @@ def leader_is_me(obs: Observation) -> Decision | None:
 
 def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decision:
     """The steady duties of a leader whose primary serves: renew, publish, sync steps, slots."""
-    actions: list[Action] = [RenewLeader()]
+    actions: list[Action] = [failsafe.renewal(obs)]
     timeline, recorded = obs.local.timeline, obs.local.control_timeline
     if timeline is not None and recorded is not None and recorded < timeline:
         # Just promoted: until a checkpoint, pg_control names the old timeline, and a former
