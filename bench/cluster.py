@@ -93,6 +93,14 @@ class ClusterUnderTest(ABC):
     def etcd_pid(self, i: int) -> int | None:
         """The PID of etcd member ``i``, None when it is not running."""
 
+    @abstractmethod
+    def etcd_leader(self) -> int | None:
+        """The index of the etcd member that leads, as the members report it."""
+
+    @abstractmethod
+    def etcd_healthy(self) -> int:
+        """How many etcd members answer ``/health`` with true."""
+
     def __enter__(self) -> ClusterUnderTest:
         try:
             self.start(timeout=240)
@@ -257,6 +265,43 @@ class ClusterUnderTest(ABC):
         )
         if reply.status_code != 200:
             raise AssertionError(f"PATCH /config {patch} answered {reply.status_code}: {reply.text}")
+
+    # --- etcd and failsafe mode -------------------------------------------------------------
+    def etcd_quorum_members(self, timeout: float = 30.0) -> list[int]:
+        """A follower and the etcd leader: killing both leaves one member without a quorum."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leader = self.etcd_leader()
+            if leader is not None:
+                return [next(i for i in range(3) if i != leader), leader]
+            time.sleep(0.2)
+        raise AssertionError(f"{self.label}: no etcd leader within {timeout:.0f} s")
+
+    def wait_etcd_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.etcd_healthy() < 3:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.label}: etcd not healthy {timeout:.0f} s after its restart")
+            time.sleep(0.2)
+
+    def set_failsafe(self, on: bool, timeout: float = 60.0) -> None:
+        """``failsafe_mode`` live (both systems' dynamic config); with it on, wait until the leader
+        published the topology (``GET /failsafe`` lists every node: Patroni's shape, and ours)."""
+        self.patch_config({"failsafe_mode": on})
+        if not on:
+            time.sleep(3)  # every agent reads the config again within a loop or two
+            return
+        every = sorted(n.name for n in self.nodes)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            p = self.primary_index()
+            if p is not None:
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    doc = httpx.get(f"{self._api(p)}/failsafe", timeout=2, trust_env=False).json()
+                    if isinstance(doc, dict) and sorted(doc) == every:
+                        return
+            time.sleep(0.3)
+        raise AssertionError(f"{self.label}: no failsafe topology of {every} within {timeout:.0f} s")
 
     def set_sync_mode(self, mode: str, timeout: float = 60.0) -> str:
         """Switch the synchronous mode live; returns the primary's synchronous_standby_names."""

@@ -63,6 +63,12 @@ METHOD = """\
 - **Agent death to fence**: SIGKILL of the primary's agent alone → its postmaster gone (polled
   every 2 ms), then the agent started again and the cluster healthy before the next run. pgwarden
   only: Patroni without a watchdog device leaves PostgreSQL read-write while it is down.
+- **etcd outage**: two of the three etcd members (the raft leader and a follower) SIGKILLed for
+  30 s under the writer, then started again on their data; with `failsafe_mode` off, then on
+  (`PATCH /config`, both systems; with it on, the run starts once `GET /failsafe` lists every
+  node). Figures: the longest gap between acknowledged writes from the kill until writes flow
+  again after etcd's return, the writes acknowledged while etcd had no quorum, lost
+  acknowledged writes, and whether the same node is primary afterwards.
 - **Idle footprint**: every agent process of a healthy, idle cluster over one window: `VmRSS`
   (`/proc/PID/status`) at its end, and the growth of `utime + stime` (`/proc/PID/stat`, all
   threads) over it as % of one core; pgwarden's fence (one more small process per node) is

@@ -236,6 +236,23 @@ class PatroniCluster(ClusterUnderTest):
         t = self.timing
         return f"ttl {t['ttl']} s, loop_wait {t['loop_wait']} s, retry_timeout {t['retry_timeout']} s"
 
+    def _etcd_cluster(self) -> EtcdCluster:
+        assert self._etcd is not None, "the Patroni cluster's etcd is not running"
+        return self._etcd
+
+    def kill_etcd(self, i: int) -> None:
+        self._etcd_cluster().kill(i)
+
+    def start_etcd(self, i: int) -> None:
+        self._etcd_cluster().start(i)
+
+    def etcd_leader(self) -> int | None:
+        return self._etcd_cluster().leader_index()
+
+    def etcd_healthy(self) -> int:
+        etcd = self._etcd_cluster()
+        return sum(etcd.healthy(i) for i in range(len(etcd.hosts)))
+
     def log_tail(self, i: int, lines: int = 30) -> str:
         path = self.base / "logs" / f"{self.nodes[i].name}.log"
         try:
@@ -243,18 +260,8 @@ class PatroniCluster(ClusterUnderTest):
         except OSError as exc:
             return f"(no log: {exc})"
 
-    def _etcd_cluster(self) -> EtcdCluster:
-        assert self._etcd is not None, "the Patroni cluster's etcd is not running"
-        return self._etcd
-
     def etcd_endpoints(self) -> list[str]:
         return [str(e) for e in self._etcd_cluster().endpoints]
-
-    def kill_etcd(self, i: int) -> None:
-        self._etcd_cluster().kill(i)
-
-    def start_etcd(self, i: int) -> None:
-        self._etcd_cluster().start(i)
 
     def etcd_pid(self, i: int) -> int | None:
         return self._etcd_cluster().pid(i)

@@ -65,6 +65,18 @@ class PgwardenCluster(ClusterUnderTest):
         retry = self._dcs.get("retry_timeout", d.retry_timeout)
         return f"ttl {ttl:g} s, loop_wait {loop:g} s, retry_timeout {retry:g} s (pgwarden defaults)"
 
+    def kill_etcd(self, i: int) -> None:
+        faults.kill_etcd(self._stack(), i)
+
+    def start_etcd(self, i: int) -> None:
+        faults.start_etcd(self._stack(), i)
+
+    def etcd_leader(self) -> int | None:
+        return faults.etcd_leader(self._stack())
+
+    def etcd_healthy(self) -> int:
+        return faults.etcd_healthy(self._stack())
+
     def log_tail(self, i: int, lines: int = 30) -> str:
         stack = self._stack()
         path = stack.logs_dir / f"{stack.spec.node_name(i)}.log"
@@ -75,12 +87,6 @@ class PgwardenCluster(ClusterUnderTest):
 
     def etcd_endpoints(self) -> list[str]:
         return list(self._stack().spec.etcd_endpoints())
-
-    def kill_etcd(self, i: int) -> None:
-        faults.kill_etcd(self._stack(), i)
-
-    def start_etcd(self, i: int) -> None:
-        faults.start_etcd(self._stack(), i)
 
     def etcd_pid(self, i: int) -> int | None:
         pid = self._stack().pids.get(f"etcd{i + 1}")

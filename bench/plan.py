@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bench import elections, failover, fence, footprint, health, pgbench
+from bench import elections, failover, fence, footprint, health, outage, pgbench
 from bench.cluster import ClusterUnderTest
 from bench.report import Results
 
@@ -28,12 +28,13 @@ class Options:
     health_requests: int = 2000
     scale: int = 60  # pgbench scale of the database the rejoin runs on (60: about 1 GB)
     election_kills: int = elections.KILLS
+    outage_runs: int = 2  # per failsafe mode: each is a 30 s etcd outage plus the recovery
     phases: tuple[str, ...] = ()  # empty: all
 
 
 ALL_PHASES = (
     "footprint", "health", "crash", "fence", "switchover", "elections", "load", "node_loss", "sync",
-    "quorum",
+    "quorum", "etcd_outage",
 )  # fmt: skip
 # Timing does not change these (PostgreSQL does the work), so Patroni's defaults skip them.
 TIMING_FREE = ("sync", "quorum")
@@ -278,6 +279,26 @@ class Session:
             return {"sync_lost": float(outcome.lost), "sync_rto": outcome.recovery_s}
 
         self.repeat("synchronous node loss", ("sync_lost", "sync_rto"), self.options.runs, once)
+
+    def phase_etcd_outage(self) -> None:
+        """Two of three etcd members killed for 30 s under writes, failsafe_mode off then on."""
+        for mode, on in (("off", False), ("on", True)):
+
+            def once(_: int, on: bool = on, mode: str = mode) -> dict[str, float]:
+                got = outage.etcd_outage(self.up(), failsafe=on)
+                return {
+                    f"outage_gap_{mode}": got.longest_gap_s,
+                    f"outage_acked_{mode}": float(got.acked_in_outage),
+                    "outage_lost": float(got.lost),
+                    "outage_same_primary": 1.0 if got.same_primary else 0.0,
+                }
+
+            keys = (f"outage_gap_{mode}", f"outage_acked_{mode}", "outage_lost", "outage_same_primary")
+            self.repeat(f"etcd outage, failsafe_mode {mode}", keys, self.options.outage_runs, once)
+        try:
+            self.up().set_failsafe(False)
+        except Exception as exc:
+            self.say(f"could not switch failsafe_mode off: {exc}")
 
     def phase_quorum(self) -> None:
         self._ensure_loaded()

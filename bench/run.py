@@ -31,7 +31,9 @@ SYSTEMS: dict[str, tuple[str, Callable[[], ClusterUnderTest]]] = {
     "patroni-defaults": ("Patroni defaults", lambda: PatroniCluster(DEFAULTS, "Patroni defaults")),
 }
 FULL = Options()
-QUICK = Options(runs=2, tps_runs=1, tps_seconds=5, idle_seconds=20, health_requests=1000, scale=5)
+QUICK = Options(
+    runs=2, tps_runs=1, tps_seconds=5, idle_seconds=20, health_requests=1000, scale=5, outage_runs=1
+)
 QUICK_PHASES = ("footprint", "health", "crash", "fence", "switchover", "load", "node_loss", "sync")
 
 

@@ -408,7 +408,7 @@ def fuzzed(stack: Stack) -> Iterator[tuple[str, str]]:
     assert _roles(stack)[0] == primary
 
 
-_READS = {"cluster", "history", "get_config"}
+_READS = {"cluster", "history", "get_config", "failsafe_topology"}
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)

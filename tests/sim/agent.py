@@ -9,14 +9,16 @@ answered from the other agents' latest snapshots, as their REST API would.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from pgwarden.agent.execute import Executor, Outcome
+from pgwarden.agent.failsafe import PromiseBox
 from pgwarden.agent.jobs import Work
 from pgwarden.agent.lease import LeaderLease
 from pgwarden.agent.loop import _STATE_CHANGING
 from pgwarden.agent.member_record import member_record
+from pgwarden.agent.observe import away_member
 from pgwarden.agent.snapshot import Snapshot
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.memory import MemoryStore
@@ -24,6 +26,7 @@ from pgwarden.dcs.store import LeaseExpired, StoreError
 from pgwarden.ha.decide import decide
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation, PeerStatus
+from pgwarden.ha.rules.failsafe import absent_members
 from pgwarden.model import ClusterView, Job, JobKind, LocalState, Member, NodeConfig
 from tests.sim.fake_postgres import FakePostgres
 
@@ -101,6 +104,14 @@ class Peers(Protocol):
     def __call__(self, asker: str, members: tuple[Member, ...]) -> Mapping[str, PeerStatus]: ...
 
 
+class Failsafe(Protocol):
+    """A round of POST /failsafe from ``asker``: who did not promise, and why."""
+
+    def __call__(
+        self, asker: str, members: Sequence[tuple[str, str]], seconds: float
+    ) -> Mapping[str, str]: ...
+
+
 class SimAgent:
     """A live agent process: fresh memory, lease and job runner each time one is started."""
 
@@ -112,10 +123,14 @@ class SimAgent:
         clock: Callable[[], float],
         peers: Peers,
         job_durations: Mapping[JobKind, float],
+        failsafe: Failsafe | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
         self.clock = clock
+        self.started = clock()
+        self.promises = PromiseBox(clock)
+        ask: Failsafe = failsafe or (lambda asker, members, seconds: {n: "no failsafe" for n, _ in members})
         self.postgres = postgres
         self.link = LinkedStore(store)
         self.cluster = ClusterStore(self.link, config.cluster, config.etcd.prefix)
@@ -124,6 +139,8 @@ class SimAgent:
         self.executor = Executor(
             config, self.link, self.cluster, postgres, self.jobs, self.lease,  # type: ignore[arg-type]
             self._member_lease_id, clock=clock,
+            ask_failsafe=lambda members, seconds: ask(self.name, members, seconds),
+            promises=self.promises,
         )  # fmt: skip
         self._peers = peers
         self._member_lease: int | None = None
@@ -160,7 +177,12 @@ class SimAgent:
     def observe(self) -> Observation:
         view, store_ok = self._read_view()
         local = self.refresh_local()
-        peers = self._peers(self.name, view.members) if store_ok and view.leader is None else {}
+        peers: Mapping[str, PeerStatus] = {}
+        if store_ok and view.leader is None:
+            peers = self._peers(self.name, view.members)
+        elif store_ok:  # as Observer._ask_peers: a failsafe leader asks about absent topology members
+            away = tuple(away_member(n, u) for n, u in absent_members(view, self.name))
+            peers = self._peers(self.name, away) if away else {}
         now = self.clock()
         return Observation(
             name=self.name,
@@ -169,10 +191,13 @@ class SimAgent:
             store_ok=store_ok,
             local=local,
             now=now,
-            lease_deadline=self.lease.deadline(),
+            lease_deadline=self.lease.lease_deadline(),
             peers=peers,
             memory=self.memory,
             wall=EPOCH + now,
+            failsafe_deadline=self.lease.failsafe_deadline(),
+            promise=self.promises.current(),
+            agent_started=self.started,
         )
 
     def refresh_local(self) -> LocalState:
@@ -201,8 +226,9 @@ class SimAgent:
             pass
         now = self.clock()
         self.snapshot = Snapshot(
-            self.config, obs.view, local, member, decision, obs.store_ok, now, 0.0, self.lease.deadline()
-        )
+            self.config, obs.view, local, member, decision, obs.store_ok, now, 0.0, self.lease.deadline(),
+            self.lease.failsafe_deadline(), self.promises.current(),
+        )  # fmt: skip
 
     def _keep_member_lease(self, obs: Observation) -> None:
         if self._member_lease is None or not obs.store_ok:

@@ -10,7 +10,7 @@ store, isolate from the network, kill PostgreSQL, restart an agent with fresh me
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from pgwarden.agent.snapshot import peer_status, status_document
 from pgwarden.api.facts import facts_of
@@ -152,6 +152,8 @@ class Simulation:
     def _deliver_watch_events(self) -> None:
         """The agent's etcd watch: a change of an urgent key wakes its loop at once."""
         urgent = {self.cluster.keys.root + k for k in _URGENT}
+        if not self.store.available:
+            return  # no etcd member answers a watch either
         for agent in self.agents.values():
             if agent.paused or agent.link.cut:
                 continue
@@ -180,6 +182,23 @@ class Simulation:
                 found[m.name] = PeerStatus(name=m.name, reachable=False)
         return found
 
+    def failsafe_round(
+        self, asker: str, members: Sequence[tuple[str, str]], seconds: float
+    ) -> Mapping[str, str]:
+        """POST /failsafe from ``asker`` to each member: its API answers from its PromiseBox and
+        its latest snapshot, as AgentOperations.failsafe does; silent when it cannot answer."""
+        refused = {}
+        for name, _ in members:
+            agent = self.agents.get(name)
+            if agent is None or not self.answers(name, asker):
+                refused[name] = "no answer"
+                continue
+            snap = agent.snapshot
+            _, why = agent.promises.grant(asker, seconds, name, snap.view, snap.local)
+            if why is not None:
+                refused[name] = why
+        return refused
+
     def primary_health(self, name: str) -> bool | None:
         if not self.answers(name):
             return None
@@ -201,10 +220,10 @@ class Simulation:
     # ---- the truth, read directly ------------------------------------------------------------
 
     def view(self) -> ClusterView:
-        return self.cluster.read()
+        return self.cluster.decode(self.store.peek(self.cluster.keys.root))
 
     def key_holder(self) -> str | None:
-        kv = self.store.get_prefix(self.cluster.keys.leader).get(self.cluster.keys.leader)
+        kv = self.store.peek(self.cluster.keys.leader).get(self.cluster.keys.leader)
         return kv.value if kv is not None else None
 
     def primary(self) -> str | None:
@@ -242,6 +261,7 @@ class Simulation:
             self.clock,
             self.peer_statuses,
             self._job_durations,
+            self.failsafe_round,
         )
         self.agents[name].next_run = self.clock() + self.rng.uniform(0.0, 0.5)
         self.agents[name].watched_revision = self.store.revision
@@ -285,6 +305,7 @@ class Simulation:
     def heal(self) -> None:
         """Every fault undone: links restored, frozen agents resumed, dead agents started again."""
         self.world.rate.clear()
+        self.store.regain_quorum()
         for name in self.configs:
             if name in self.world.isolated:
                 self.isolate(name, False)

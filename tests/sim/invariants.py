@@ -45,14 +45,25 @@ class Checker:
     # ---- after one agent's cycle --------------------------------------------------------------
 
     def after_step(self, agent: SimAgent) -> None:
-        """A live agent never leaves its PostgreSQL read-write without the key and a valid lease."""
+        """A live agent never leaves its PostgreSQL read-write without the key (or, in failsafe
+        mode, every member's promise) and a valid write deadline."""
         if agent.postgres.writable:
             holder, deadline, now = self.sim.key_holder(), agent.lease.deadline(), self.sim.clock()
-            if holder != agent.name:
+            if holder != agent.name and not self._promised(agent.name):
                 self.fail(f"{agent.name} left its primary running after its cycle; the key names {holder}")
             elif deadline is None or deadline <= now:
                 self.fail(f"{agent.name} left its primary running past its lease deadline {deadline}")
         self.instant()
+
+    def _promised(self, name: str) -> bool:
+        """Failsafe mode: ``name`` writes on promises every member gave and that still hold (the
+        members keep them ttl after the round, the leader counts ttl - margin from sending it:
+        the margin is the time to stop, as between a lease's deadline and its expiry in etcd)."""
+        agent = self.sim.agents.get(name)
+        lease = agent.lease if agent is not None else None
+        if lease is None or lease.failsafe_sent_at is None:
+            return False
+        return self.sim.clock() < lease.failsafe_sent_at + lease.failsafe_ttl
 
     # ---- at any instant -----------------------------------------------------------------------
 
@@ -66,15 +77,17 @@ class Checker:
             deadline = agent.lease.deadline() if agent is not None else None
             if deadline is not None and deadline > now:
                 within_lease.append(pg.name)
-            if sim.responsive(pg.name) and holder != pg.name:
+            if sim.responsive(pg.name) and holder != pg.name and not self._promised(pg.name):
                 self.fail(f"{pg.name} runs read-write with a responsive agent, but the key names {holder}")
         if len(within_lease) > 1:
-            self.fail(f"two primaries within their own lease: {within_lease}")
+            self.fail(f"two primaries within their own write deadline (lease or promises): {within_lease}")
         self._note_overlap(writers, holder)
         if sim.world.corruptions:
             self.fail(f"corrupted: {sim.world.corruptions[-1]}")
             sim.world.corruptions.clear()
-        timelines = [e.timeline for e in sim.view().history]
+        # Promotions only: events kept beside them (sync degraded, failsafe) carry the timeline
+        # they happened on.
+        timelines = [e.timeline for e in sim.view().history if e.promotion]
         if len(timelines) != len(set(timelines)):
             self.fail(f"the history lists a timeline twice: {timelines}")
 
@@ -89,7 +102,7 @@ class Checker:
 
     def on_write(self, write: Write) -> None:
         """Writes are acknowledged only by the key holder, unless its agent could not act."""
-        if self.sim.key_holder() == write.instance:
+        if self.sim.key_holder() == write.instance or self._promised(write.instance):
             return
         self.unfenced.append(write)
         if self.sim.responsive(write.instance):

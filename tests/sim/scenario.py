@@ -20,7 +20,8 @@ KINDS = (
     "cut_store",
     "isolate",
     "restart_agent",
-    "store_outage",  # etcd lost for every member at once (the target is ignored)
+    "store_outage",  # etcd lost for every member at once (the target is ignored); leases expire
+    "quorum_lost",  # etcd itself loses its majority: no lease expires, all renewed on return
     "slow_replication",  # the target receives WAL at 4 kB/s
 )
 
@@ -64,6 +65,9 @@ def inject(sim: Simulation, kind: str, name: str, hold: float) -> None:
         case "store_outage":
             for member in sim.configs:
                 sim.cut_from_store(member)
+        case "quorum_lost":
+            sim.store.lose_quorum()
+            sim.world.log("SCENARIO", "etcd lost its quorum")
         case "slow_replication":
             sim.world.rate[name] = 4096
         case _:
@@ -81,6 +85,9 @@ def undo(sim: Simulation, kind: str, name: str) -> None:
         case "store_outage":
             for member in sim.configs:
                 sim.cut_from_store(member, member in sim.world.isolated)
+        case "quorum_lost":
+            sim.store.regain_quorum()
+            sim.world.log("SCENARIO", "etcd has a quorum again")
         case "slow_replication":
             sim.world.rate.pop(name, None)
         case _:

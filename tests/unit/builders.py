@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from pgwarden.ha.observation import Memory, Observation, PeerStatus, Request
+from pgwarden.ha.observation import Memory, Observation, PeerStatus, Promise, Request
 from pgwarden.model import (
     ClusterView,
     ControlState,
@@ -78,7 +78,7 @@ def member(
     number = int(name[-1]) if name[-1].isdigit() else 0
     return Member(
         name=name,
-        api_url=f"http://127.0.0.1:{8008 + number}",
+        api_url=api_url(name),
         host="127.0.0.1",
         port=5432 + number,
         role=role,
@@ -172,6 +172,22 @@ def uninitialized_view(bootstrapping: str | None = None, leader: str | None = No
         for n in ("node1", "node2", "node3")
     ]
     return view(leader=leader, members=members, initialize=None, bootstrapping=bootstrapping)
+
+
+def failsafe_view(
+    topology: Iterable[str] | None = ("node1", "node2", "node3"), **changes: Any
+) -> ClusterView:
+    """``view(**changes)`` with failsafe_mode on and ``topology`` published (None: not yet)."""
+    changes.setdefault("config", config(failsafe_mode=True))
+    base = view(**changes)
+    stored = None if topology is None else {name: api_url(name) for name in topology}
+    return replace(base, failsafe=stored)
+
+
+def api_url(name: str) -> str:
+    """The REST API URL ``member(name)`` publishes."""
+    number = int(name[-1]) if name[-1].isdigit() else 0
+    return f"http://127.0.0.1:{8008 + number}"
 
 
 def sync_config(**changes: Any) -> DynamicConfig:
@@ -328,6 +344,9 @@ def observation(
     wall: float = WALL,
     requests: Iterable[Request] = (),
     watchdog_ready: bool = True,
+    failsafe_deadline: float | None = None,
+    promise: Promise | None = None,
+    agent_started: float = float("-inf"),
     **tag_changes: Any,
 ) -> Observation:
     the_view = view if view is not None else _healthy_view()
@@ -347,6 +366,9 @@ def observation(
         wall=wall,
         requests=frozenset(requests),
         watchdog_ready=watchdog_ready,
+        failsafe_deadline=failsafe_deadline,
+        promise=promise,
+        agent_started=agent_started,
     )
 
 

@@ -204,6 +204,16 @@ class FakeOperations:
         self._call("reinitialize", timeout)
         return OperationResult(202, "reinitialize started")
 
+    def failsafe_topology(self) -> dict[str, str]:
+        self._call("failsafe_topology")
+        return {"node1": "http://127.0.0.1:8009", "node2": "http://127.0.0.1:8010"}
+
+    def failsafe(self, leader: str, seconds: float | None) -> OperationResult:
+        self._call("failsafe", leader, seconds)
+        if leader == "node3":
+            raise OperationError(412, "no failsafe promise to node3: this member sees node1 as the leader")
+        return OperationResult(200, "Accepted", {"promised_to": leader})
+
 
 @contextmanager
 def running_api(

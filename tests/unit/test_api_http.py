@@ -260,6 +260,12 @@ BAD_BODIES = [
     ("POST", "/restart", b'"restart"', "got a string"),
     ("POST", "/reload", b'{"force": true}', "'force'"),
     ("POST", "/reinitialize", b"null", "got null"),
+    ("POST", "/failsafe", b"{}", "'name'"),
+    ("POST", "/failsafe", b"", "empty"),
+    ("POST", "/failsafe", b'{"name": "node1", "leader": "node1"}', "'leader'"),
+    ("POST", "/failsafe", b'{"name": "node1", "promise_seconds": 601}', "'promise_seconds'"),
+    ("POST", "/failsafe", b'{"name": "node1", "promise_seconds": "4"}', "'promise_seconds'"),
+    ("POST", "/failsafe", b'{"name": "node1", "promise_seconds": true}', "'promise_seconds'"),
     ("DELETE", "/switchover", b'{"now": 1}', "'now'"),
     ("PATCH", "/config", b"", "empty"),
     ("PATCH", "/config", b"[]", "got an array"),
@@ -449,6 +455,7 @@ def test_writes_without_the_right_credentials_are_401(
     client, ops = guarded
     for method, path in (
         ("POST", "/reload"),
+        ("POST", "/failsafe"),
         ("PATCH", "/config"),
         ("PUT", "/config"),
         ("DELETE", "/switchover"),

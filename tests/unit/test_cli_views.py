@@ -115,5 +115,17 @@ def test_history_lists_each_promotion() -> None:
         "reason": "failover",
         "timestamp": "2024-01-01T00:00:00Z",
         "new_leader": "node1",
+        "event": "promotion",
     }
     assert "first timeline" in text(views.history_table(view()))
+
+
+def test_the_header_shows_failsafe_mode_and_its_topology() -> None:
+    on = replace(view(config=config(failsafe_mode=True)), failsafe={"node1": "http://x", "node2": "http://y"})
+    assert "failsafe mode: on (2 members)" in views.cluster_header(on)
+    assert "failsafe mode: on (no topology yet)" in views.cluster_header(
+        view(config=config(failsafe_mode=True))
+    )
+    assert "failsafe" not in views.cluster_header(view())
+    doc = views.cluster_document(on)
+    assert doc["failsafe_mode"] is True and doc["failsafe"] == {"node1": "http://x", "node2": "http://y"}

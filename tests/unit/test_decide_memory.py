@@ -10,6 +10,7 @@ from pgwarden.ha.actions import (
     Clone,
     Demote,
     EnsureSlots,
+    RecordFailsafe,
     ReleaseLeader,
     Rewind,
     StartPrimary,
@@ -22,12 +23,14 @@ from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.jobs import RETRY_AFTER
-from pgwarden.model import ControlState, JobKind, PgState
+from pgwarden.model import FAILSAFE, ControlState, HistoryEntry, JobKind, Lsn, PgState
 from tests.unit.builders import (
     NOW,
+    WALL,
     config,
     empty_local,
     failed,
+    failsafe_view,
     fork,
     job,
     member,
@@ -98,6 +101,51 @@ def test_a_primary_serving_again_resets_the_timeout() -> None:
     down_again = then(up, leader(local=CRASHED, now=NOW + 2))
     assert down_again.reason is Reason.PRIMARY_STARTING
     assert down_again.detail["down"] == 0.0
+
+
+def test_time_without_etcd_does_not_count_towards_primary_start_timeout() -> None:
+    """A primary stopped at its deadline while etcd lost its quorum starts again under its key once
+    etcd is back, rather than handing the key to a standby (what issue 12 measured)."""
+    outage = decide(leader(local=CRASHED, store_ok=False, lease_deadline=NOW - 1))
+    assert outage.memory.unhealthy_primary_since is None
+    back = then(outage, leader(local=CRASHED, now=NOW + 25, lease_deadline=NOW + 28))
+    assert back.reason is Reason.PRIMARY_STARTING and StartPrimary() in back.actions
+
+
+# --- failsafe: the outage a leader rode out ------------------------------------------------------
+
+
+def test_a_failsafe_outage_is_remembered_recorded_once_etcd_is_back_then_forgotten() -> None:
+    fs = failsafe_view()
+    wall = WALL
+    first = decide(leader(view=fs, local=primary_local(), store_ok=False, lease_deadline=NOW + 2, wall=wall))
+    episode = first.memory.failsafe
+    assert episode is not None and episode.began == wall and not episode.relied
+    # Past the etcd lease, on the promises alone: the episode is one to record.
+    on_promises = leader(
+        view=fs, local=primary_local(), store_ok=False, now=NOW + 5, wall=wall + 5,
+        lease_deadline=NOW + 2, failsafe_deadline=NOW + 7,
+    )  # fmt: skip
+    relied = then(first, on_promises)
+    assert relied.memory.failsafe is not None and relied.memory.failsafe.relied
+    assert relied.memory.failsafe.members == ("node2", "node3")
+    back = then(
+        relied, leader(view=fs, local=primary_local(), now=NOW + 31, wall=wall + 31, lease_deadline=NOW + 34)
+    )
+    recorded = [a for a in back.actions if isinstance(a, RecordFailsafe)]
+    assert len(recorded) == 1 and "etcd unreachable for 31s" in recorded[0].reason
+    entry = HistoryEntry(1, Lsn(0), recorded[0].reason, recorded[0].timestamp, "node1", FAILSAFE)
+    done = then(back, leader(view=replace(fs, history=(entry,)), local=primary_local(), now=NOW + 32))
+    assert done.memory.failsafe is None
+    assert not any(isinstance(a, RecordFailsafe) for a in done.actions)
+
+
+def test_an_outage_ridden_out_on_the_lease_alone_leaves_no_history() -> None:
+    fs = failsafe_view()
+    short = decide(leader(view=fs, local=primary_local(), store_ok=False, lease_deadline=NOW + 2))
+    back = then(short, leader(view=fs, local=primary_local(), now=NOW + 1))
+    assert back.memory.failsafe is None
+    assert not any(isinstance(a, RecordFailsafe) for a in back.actions)
 
 
 # --- member_last_seen ----------------------------------------------------------------------------

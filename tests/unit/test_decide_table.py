@@ -75,6 +75,7 @@ from tests.unit.builders import (
     unreachable,
     view,
 )
+from tests.unit.failsafe_rows import FAILSAFE_ROWS
 
 LEASED = NOW + 3.0  # a lease renewed a moment ago
 EXPIRED = NOW - 0.5  # a lease whose deadline just passed
@@ -1613,6 +1614,7 @@ ROWS: list[Any] = [
         Reason.STANDBY_WAITING_FOR_POSTGRES,
         [],
     ),
+    *FAILSAFE_ROWS,
 ]
 
 

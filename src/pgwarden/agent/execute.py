@@ -7,21 +7,31 @@ reports how far it got; the loop then observes again at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pgwarden.agent.failsafe import PromiseBox
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.watchdog import Watchdog
 from pgwarden.dcs.cluster_store import ClusterStore
-from pgwarden.dcs.store import LeaseExpired, Store
+from pgwarden.dcs.store import LeaseExpired, Store, StoreError
 from pgwarden.ha import actions as a
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.rules.datadir import removal_refusal
 from pgwarden.ha.rules.parameters import cluster_parameters
-from pgwarden.model import SYNC_DEGRADED, SYNC_RESTORED, HistoryEntry, JobKind, LeaderStatus, Lsn, NodeConfig
+from pgwarden.model import (
+    FAILSAFE,
+    SYNC_DEGRADED,
+    SYNC_RESTORED,
+    HistoryEntry,
+    JobKind,
+    LeaderStatus,
+    Lsn,
+    NodeConfig,
+)
 from pgwarden.postgres.conninfo import StandbyUpstream
 from pgwarden.postgres.controller import ParamChange, PostgresController
 from pgwarden.postgres.slots import slot_name
@@ -31,6 +41,15 @@ log = logging.getLogger(__name__)
 
 class ActionFailed(Exception):
     """An action could not be carried out; the message says which and why."""
+
+
+# A round of POST /failsafe: (name, REST API URL) of each member and the promise length in
+# seconds in; the members that did not promise, and why, out.
+AskFailsafe = Callable[[Sequence[tuple[str, str]], float], Mapping[str, str]]
+
+
+def _no_failsafe(members: Sequence[tuple[str, str]], seconds: float) -> Mapping[str, str]:
+    return dict.fromkeys((name for name, _ in members), "this agent cannot send failsafe requests")
 
 
 @dataclass(frozen=True)
@@ -52,9 +71,13 @@ class Executor:
         clock: Callable[[], float] = monotonic,
         forget_scheduled_restart: Callable[[float], object] = lambda at: None,
         watchdog: Watchdog | None = None,
+        ask_failsafe: AskFailsafe = _no_failsafe,
+        promises: PromiseBox | None = None,
     ) -> None:
         self._clock = clock
         self._watchdog = watchdog
+        self._ask_failsafe = ask_failsafe
+        self._promises = promises or PromiseBox(clock)
         self._forget_scheduled_restart = forget_scheduled_restart
         self._config = config
         self._store = store
@@ -67,6 +90,9 @@ class Executor:
             a.AcquireLeader: self._acquire,
             a.RenewLeader: self._renew,
             a.ReleaseLeader: self._release,
+            a.RenewFailsafe: self._renew_failsafe,
+            a.PublishFailsafe: self._publish_failsafe,
+            a.RecordFailsafe: self._record_failsafe,
             a.BeginBootstrap: self._begin_bootstrap,
             a.RunInitdb: self._initdb,
             a.FinishBootstrap: self._finish_bootstrap,
@@ -109,10 +135,16 @@ class Executor:
     # --- leader key -------------------------------------------------------------------------
     def _acquire(self, _: a.AcquireLeader, obs: Observation) -> bool:
         ttl = obs.view.config.ttl
+        # A promise the API gave since this cycle's observation binds us as much as one it saw.
+        held = self._promises.begin_race(ttl)
+        if held is not None:
+            log.info("not racing for the leader key: %s", held)
+            return False
         sent = self._clock()
         lease = self._store.grant_lease(ttl)
         if not self._cluster.acquire_leader(self._config.name, lease):
             self._store.revoke(lease)
+            self._promises.end_race()
             return False
         self._lease.renewed(lease, sent, ttl)
         self._keep_watchdog(obs)  # before any promotion: a required one that fails stops here
@@ -130,8 +162,15 @@ class Executor:
                 # the key still carries our name, this cycle's linearizable read just showed.
                 sent = self._store.renew_lease(lease, until=sent + config.retry_timeout)
             except LeaseExpired:
-                self._lease.forget()
+                self._lease.lease_lost()
                 return False
+            except StoreError as exc:
+                if action.failsafe is None:
+                    raise
+                # etcd went away within this cycle: ask for the promises now rather than after
+                # the rest of the cycle's etcd requests have timed out (docs/timing.md).
+                self._renew_failsafe(a.RenewFailsafe(action.failsafe), obs)
+                raise ActionFailed(f"{exc}; every member promised instead (failsafe mode)") from None
             self._lease.renewed(lease, sent, ttl)  # which keeps the TTL the lease was granted with
             self._watchdog_after_renewal(action, obs)
             return True
@@ -167,6 +206,38 @@ class Executor:
     def _disarm_watchdog(self) -> None:
         if self._watchdog is not None:
             self._watchdog.disarm()
+
+    # --- failsafe mode -----------------------------------------------------------------------
+    def _renew_failsafe(self, action: a.RenewFailsafe, obs: Observation) -> None:
+        ttl = obs.view.config.ttl
+        sent = self._clock()
+        refused = self._ask_failsafe(action.members, ttl)
+        if refused:
+            raise ActionFailed(
+                "failsafe: not every member promised: "
+                + "; ".join(f"{name}: {why}" for name, why in sorted(refused.items()))
+            )
+        self._lease.failsafe_confirmed(sent, ttl)
+        self._keep_watchdog(obs)  # an armed watchdog caps the deadline: keep it with the extension
+
+    def _publish_failsafe(self, action: a.PublishFailsafe, obs: Observation) -> None:
+        topology = dict(action.topology) if action.topology is not None else None
+        self._cluster.publish_failsafe(topology)
+        log.info("failsafe topology: %s", sorted(topology) if topology is not None else "removed")
+
+    def _record_failsafe(self, action: a.RecordFailsafe, obs: Observation) -> None:
+        log.warning("failsafe: %s", action.reason)
+        local = obs.local
+        self._cluster.append_history(
+            HistoryEntry(
+                timeline=local.timeline or 0,
+                switch_lsn=local.write_lsn or Lsn(0),
+                reason=action.reason,
+                timestamp=action.timestamp,
+                new_leader=self._config.name,
+                event=FAILSAFE,
+            )
+        )
 
     # --- bootstrap --------------------------------------------------------------------------
     def _begin_bootstrap(self, _: a.BeginBootstrap, obs: Observation) -> bool:

@@ -1,4 +1,4 @@
-"""Timing of the leader lease on the monotonic clock (safety rule 1).
+"""Timing of the leader's right to write on the monotonic clock (safety rule 1).
 
 etcd starts counting a lease's ttl when it *receives* a grant or keepalive, which is after we sent
 it; so counting from the moment we sent it, minus a margin for stopping PostgreSQL, ends our right
@@ -7,6 +7,11 @@ to write strictly before etcd can hand the key to anyone else.
 Two threads renew the lease: the loop (each cycle that decides to keep the key) and the lease
 keeper (agent/lease_keeper.py, between cycles). Each success moves the deadline to the send time
 of *that* request + ttl - margin, never backwards, and only for the lease it was sent for.
+
+With failsafe_mode, a round of promises from every member (``POST /failsafe``, each promising for
+ttl from when it *received* the request) extends that right by the same arithmetic, counted from
+when the round was sent. ``deadline()`` is the one deadline everything enforces: the decide loop,
+the lease guard, ``/primary`` and the fence process that outlives the agent.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from dataclasses import dataclass, field
 SAFETY_MARGIN = 1.0
 
 
+def margin(ttl: float) -> float:
+    return min(SAFETY_MARGIN, ttl / 4)
+
+
 @dataclass
 class LeaderLease:
     lease_id: int | None = None
@@ -29,9 +38,13 @@ class LeaderLease:
     # Until when the keeper may renew without the loop: one ttl past the loop's last renewal, so
     # a loop that stopped deciding to keep the key (stuck, or deciding otherwise) lets it go.
     keep_until: float | None = None
-    # Called after every renewal and release, before the caller goes on (and outside the lock, so
-    # a listener may read deadline()): the fence must hold a new deadline before PostgreSQL is
-    # made writable under it (agent/fence.py).
+    # Monotonic time the last round of failsafe promises that every member confirmed was sent,
+    # and the promise length it asked for.
+    failsafe_sent_at: float | None = None
+    failsafe_ttl: float = 0.0
+    # Called after every change of deadline() by this object, before the caller goes on (and
+    # outside the lock, so a listener may read deadline()): the fence must hold a new deadline
+    # before PostgreSQL is made writable under it (agent/fence.py).
     listeners: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
     # While a watchdog device is armed: its last keepalive + its timeout - a reserve. The deadline
     # never passes it, so that PostgreSQL is stopped before the device resets the machine.
@@ -63,14 +76,28 @@ class LeaderLease:
     def keeping(self) -> tuple[int, float] | None:
         """The lease the keeper should renew now and until when it may try, or None."""
         with self._lock:
-            deadline = self._deadline()
+            deadline = self._lease_deadline()
             if self.lease_id is None or deadline is None or self.keep_until is None:
                 return None
             return self.lease_id, min(deadline, self.keep_until)
 
-    def forget(self) -> None:
+    def failsafe_confirmed(self, sent_at: float, ttl: float) -> None:
+        """Every member promised, for ``ttl``, in a round sent at ``sent_at``."""
+        with self._lock:
+            self.failsafe_sent_at, self.failsafe_ttl = sent_at, ttl
+        self.changed()
+
+    def lease_lost(self) -> None:
+        """etcd says the lease is gone; promises given to us still hold until they run out."""
         with self._lock:
             self.lease_id, self.sent_at, self.keep_until = None, None, None
+        self.changed()
+
+    def forget(self) -> None:
+        """No right to write any more: the key released, or PostgreSQL stopped at the deadline."""
+        with self._lock:
+            self.lease_id, self.sent_at, self.keep_until = None, None, None
+            self.failsafe_sent_at = None
         self.changed()
 
     def changed(self) -> None:
@@ -78,16 +105,30 @@ class LeaderLease:
         for listener in self.listeners:
             listener()
 
-    def deadline(self) -> float | None:
-        """The end of our right to write: the last successful renewal's send time + ttl - margin."""
+    def lease_deadline(self) -> float | None:
+        """Until when the etcd lease is certainly ours."""
         with self._lock:
-            return self._deadline()
+            return self._lease_deadline()
 
-    def _deadline(self) -> float | None:
+    def failsafe_deadline(self) -> float | None:
+        """Until when every member's promise certainly holds."""
+        with self._lock:
+            if self.failsafe_sent_at is None:
+                return None
+            return self.failsafe_sent_at + self.failsafe_ttl - margin(self.failsafe_ttl)
+
+    def deadline(self) -> float | None:
+        """THE write deadline: PostgreSQL may run read-write until then, and not a moment longer."""
+        lease, failsafe = self.lease_deadline(), self.failsafe_deadline()
+        deadline = max([d for d in (lease, failsafe) if d is not None], default=None)
+        if deadline is None or self.watchdog_limit is None:
+            return deadline
+        return min(deadline, self.watchdog_limit)
+
+    def _lease_deadline(self) -> float | None:
         if self.sent_at is None:
             return None
-        deadline = self.sent_at + self.ttl - min(SAFETY_MARGIN, self.ttl / 4)
-        return deadline if self.watchdog_limit is None else min(deadline, self.watchdog_limit)
+        return self.sent_at + self.ttl - margin(self.ttl)
 
 
 def monotonic() -> float:

@@ -7,6 +7,7 @@ import threading
 
 from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_commands, role_seen
 from pgwarden.agent.execute import Executor, Outcome
+from pgwarden.agent.failsafe import FailsafeClient, PromiseBox
 from pgwarden.agent.fence import FenceLink
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
@@ -54,6 +55,16 @@ _PROBE_TIMEOUT = 2.0
 _SWITCHOVER_CYCLE = 0.05
 
 
+def failsafe_client(config: NodeConfig) -> FailsafeClient:
+    """Asks the members for their promises with this node's API credentials (the cluster's),
+    within half a retry_timeout (docs/timing.md: the round must fit inside the margin)."""
+    api, pg = config.api, config.postgresql
+    auth = (api.username, api.password or "") if api.username else None
+    conn_url = f"postgres://{pg.connect_address}/postgres"
+    timeout = min(1.0, config.bootstrap.retry_timeout / 2)
+    return FailsafeClient(config.name, api.url, conn_url, auth, timeout, config.etcd.bind_address)
+
+
 class Agent:
     def __init__(self, config: NodeConfig, config_path: str | None = None) -> None:
         self.config = config
@@ -72,6 +83,8 @@ class Agent:
         self._wake = threading.Event()
         self.requests = RequestBox(wake=self._wake.set)
         self.peers = PeerClient(timeout=min(1.0, dcs.retry_timeout), bind_address=config.etcd.bind_address)
+        self.promises = PromiseBox()
+        self.failsafe = failsafe_client(config)
         self.observer = Observer(
             config,
             self.cluster,
@@ -80,6 +93,7 @@ class Agent:
             self.peers,
             self.lease,
             self.requests,
+            self.promises,
             watchdog_ready=self.watchdog.ready,
         )
         self.executor = Executor(
@@ -92,6 +106,8 @@ class Agent:
             self._member_lease_id,
             forget_scheduled_restart=self.requests.cancel_scheduled_restart,
             watchdog=self.watchdog,
+            ask_failsafe=self.failsafe.ask,
+            promises=self.promises,
         )
         self.callbacks = CallbackRunner(
             config.callbacks, config.cluster, config.callback_timeout, config.name, config.api.url
@@ -102,7 +118,7 @@ class Agent:
         empty_view = ClusterView(name=config.cluster, config=dcs)
         local = LocalState()
         self.snapshots = SnapshotHolder(Snapshot(config, empty_view, local, member_record(config, local)))
-        operations = AgentOperations(self.cluster, self.snapshots, self.requests)
+        operations = AgentOperations(self.cluster, self.snapshots, self.requests, promises=self.promises)
         self.api = ApiServer(config.api, self.snapshots, operations)
         # The fence outlives this process: it gets every deadline the lease guard enforces.
         self.fence = FenceLink(config.postgresql.data_dir, config.name, self.lease.deadline, config_path)
@@ -193,6 +209,8 @@ class Agent:
                 now,
                 now - started,
                 self.lease.deadline(),
+                self.lease.failsafe_deadline(),
+                self.promises.current(),
             )
         )
         if not obs.store_ok:
@@ -255,6 +273,7 @@ class Agent:
             self.fence.stop()
         self.api.stop()
         self.peers.close()
+        self.failsafe.close()
         self.store.close()
         # Give the callbacks this stop fired (on_stop: a VIP to drop) a bounded chance to finish.
         self.callbacks.wait(min(self.config.callback_timeout, 10.0))

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from pgwarden.agent.failsafe import PromiseBox
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.peers import PeerClient
@@ -15,11 +16,17 @@ from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.keys import ClusterKeys
 from pgwarden.dcs.store import StoreError
 from pgwarden.ha.observation import Memory, Observation, PeerStatus
-from pgwarden.model import ClusterView, LocalState, NodeConfig
+from pgwarden.ha.rules.failsafe import absent_members
+from pgwarden.model import ClusterView, LocalState, Member, NodeConfig
 
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], LocalState]
+
+
+def away_member(name: str, api_url: str) -> Member:
+    """A topology member known only by its REST API URL (its key expired): enough to ask it."""
+    return Member(name=name, api_url=api_url, host="", port=0)
 
 
 class Observer:
@@ -32,6 +39,7 @@ class Observer:
         peers: PeerClient,
         lease: LeaderLease,
         requests: RequestBox | None = None,
+        promises: PromiseBox | None = None,
         watchdog_ready: Callable[[float, float], bool] = lambda ttl, loop_wait: True,
     ) -> None:
         self._config = config
@@ -43,7 +51,9 @@ class Observer:
         self._peers = peers
         self._lease = lease
         self._requests = requests or RequestBox()
+        self._promises = promises or PromiseBox()
         self.last_view = ClusterView(name=config.cluster, config=config.bootstrap)
+        self._started = monotonic()
 
     def observe(self, memory: Memory) -> Observation:
         requests = self._requests.pending()
@@ -56,26 +66,31 @@ class Observer:
             store_ok=store_ok,
             local=local,
             now=monotonic(),
-            lease_deadline=self._lease.deadline(),
+            lease_deadline=self._lease.lease_deadline(),
             peers=self._ask_peers(view, store_ok),
             memory=memory,
             wall=time.time(),
             requests=requests,
             watchdog_ready=self._watchdog_ready(view.config.ttl, view.config.loop_wait),
+            failsafe_deadline=self._lease.failsafe_deadline(),
+            promise=self._promises.current(),
+            agent_started=self._started,
         )
 
     def _ask_peers(self, view: ClusterView, store_ok: bool) -> Mapping[str, PeerStatus]:
-        """Peers matter when choosing a new leader, and to a leader handing over to a candidate;
+        """Peers matter when choosing a new leader, to a leader handing over to a candidate, and
+        to a failsafe leader about topology members without a key in etcd (are they alive?);
         asking them every cycle would tie each loop to the slowest peer's API for nothing."""
         if not store_ok:
             return {}
         if view.leader is None:
             return self._peers.gather(view.members, self._config.name)
+        wanted = [away_member(name, url) for name, url in absent_members(view, self._config.name)]
         intent = view.switchover
         if view.leader.name == self._config.name and intent is not None and intent.candidate:
             candidate = view.member(intent.candidate)
-            return self._peers.gather([candidate], self._config.name) if candidate else {}
-        return {}
+            wanted += [candidate] if candidate else []
+        return self._peers.gather(wanted, self._config.name) if wanted else {}
 
     def refresh_local(self) -> LocalState:
         """The local state again, after actions changed it, so what we publish is current."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pgwarden.ha.decision import Decision
-from pgwarden.ha.observation import PeerStatus
+from pgwarden.ha.observation import PeerStatus, Promise
 from pgwarden.model import ClusterView, LocalState, Lsn, Member, NodeConfig, Role, SyncMode, Tags
 
 
@@ -23,7 +24,11 @@ class Snapshot:
     store_ok: bool = False
     loop_at: float = 0.0  # monotonic time the last cycle finished
     loop_seconds: float = 0.0  # how long the last cycle took (observe + decide + act)
-    lease_deadline: float | None = None  # monotonic: until when this node may act as leader
+    # Monotonic: until when this node may act as leader (its lease, or its members' promises):
+    # LeaderLease.deadline(), the one write deadline.
+    lease_deadline: float | None = None
+    failsafe_deadline: float | None = None  # monotonic: until when the members' promises hold
+    promise: Promise | None = None  # the promise this member gave a failsafe leader
 
     @property
     def holds_leader_key(self) -> bool:
@@ -33,6 +38,15 @@ class Snapshot:
         """Holds the key *and* its lease is certainly still ours: what ``/primary`` must mean, even
         when this snapshot is old (a frozen agent, a loop stuck in etcd requests)."""
         return self.holds_leader_key and self.lease_deadline is not None and now < self.lease_deadline
+
+    def failsafe_active(self, now: float) -> bool:
+        """Patroni's ``failsafe_mode_is_active``: this leader writes on its members' promises,
+        or this member holds a promise to a leader that does."""
+        if not self.view.config.failsafe_mode:
+            return False
+        confirmed = self.failsafe_deadline is not None and now < self.failsafe_deadline
+        promised = self.promise is not None and now < self.promise.until
+        return confirmed or promised
 
 
 class SnapshotHolder:
@@ -49,8 +63,11 @@ class SnapshotHolder:
             self._snapshot = snapshot
 
 
-def status_document(snap: Snapshot) -> dict[str, Any]:
-    """``GET /patroni``: this node as Patroni reports it, plus the decision's reason."""
+def status_document(snap: Snapshot, now: float | None = None) -> dict[str, Any]:
+    """``GET /patroni``: this node as Patroni reports it, plus the decision's reason.
+
+    ``now``: the monotonic clock the snapshot's deadlines are on (simulations pass theirs)."""
+    now = time.monotonic() if now is None else now
     local, member = snap.local, snap.member
     role = member.role.value
     if snap.holds_leader_key and local.is_standby:
@@ -71,6 +88,9 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
         "leader": snap.view.leader.name if snap.view.leader else None,
         "dcs_last_seen_ok": snap.store_ok,
     }
+    if snap.view.config.failsafe_mode:
+        doc["failsafe_mode_is_active"] = snap.failsafe_active(now)
+        doc["failsafe"] = failsafe_document(snap, now)
     if local.pending_params:
         doc["pending_restart_reason"] = pending_reason_document(local.pending_params)
     if local.started_at is not None:
@@ -97,6 +117,20 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
         }
         doc["replication_state"] = "streaming" if local.streaming_from else "in archive recovery"
         doc["upstream"] = local.configured_upstream
+    return doc
+
+
+def failsafe_document(snap: Snapshot, now: float) -> dict[str, Any]:
+    """Where failsafe mode stands on this node: the topology's size, the leader's confirmed
+    seconds, or the promise this member gave (pgwarden's addition to Patroni's flag)."""
+    doc: dict[str, Any] = {"topology": sorted(snap.view.failsafe or {})}
+    deadline = snap.failsafe_deadline
+    if deadline is not None and now < deadline:
+        doc["confirmed_for_s"] = round(deadline - now, 3)
+    promise = snap.promise
+    if promise is not None and now < promise.until:
+        doc["promised_to"] = promise.leader
+        doc["promise_for_s"] = round(promise.until - now, 3)
     return doc
 
 

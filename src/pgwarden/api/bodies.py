@@ -38,6 +38,15 @@ class FailoverRequest:
     timeout: float
 
 
+@dataclass(frozen=True, slots=True)
+class FailsafeRequest:
+    leader: str  # who asks: the leader writing without etcd
+    seconds: float | None  # how long to promise; None: the cluster's ttl
+
+
+MAX_PROMISE = 600.0  # seconds; a promise is asked for ttl, and ttl is rarely above a minute
+
+
 def _reject(message: str) -> NoReturn:
     raise BodyError(message)
 
@@ -142,6 +151,25 @@ def timeout_request(raw: bytes) -> float:
     body = json_object(raw, empty_ok=True)
     _only(body, ("timeout",))
     return _timeout(body)
+
+
+def failsafe_request(raw: bytes) -> FailsafeRequest:
+    """``POST /failsafe``: Patroni's body (``name``, ``api_url``, ``conn_url``, ``slots``) plus our
+    ``promise_seconds``; only ``name`` is required, and only it and the seconds are used."""
+    body = json_object(raw, empty_ok=False)
+    _only(body, ("name", "api_url", "conn_url", "slots", "promise_seconds"))
+    leader = _name(body, "name")
+    if leader is None:
+        _reject("a failsafe request needs field 'name': the leader asking for the promise")
+    value = body.get("promise_seconds")
+    if value is None:
+        return FailsafeRequest(leader, None)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _reject(f"field 'promise_seconds' must be a number of seconds, got {_shown(value)}")
+    seconds = float(value)
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_PROMISE):
+        _reject(f"field 'promise_seconds' must be more than 0 and at most {MAX_PROMISE:g}, got {value}")
+    return FailsafeRequest(leader, seconds)
 
 
 def empty_request(raw: bytes) -> None:

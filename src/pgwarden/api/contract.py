@@ -98,3 +98,14 @@ class Operations(Protocol):
     def reinitialize(self, timeout: float) -> OperationResult:
         """``POST /reinitialize``: wipe and re-clone this standby (202, runs in the background)."""
         ...
+
+    def failsafe_topology(self) -> dict[str, str]:
+        """``GET /failsafe``: the failsafe topology this node last read, ``{member: REST API URL}``
+        (Patroni's shape); 503 when failsafe_mode is off."""
+        ...
+
+    def failsafe(self, leader: str, seconds: float | None) -> OperationResult:
+        """``POST /failsafe``: a leader writing without etcd asks this member to promise, for
+        ``seconds`` (None: ttl), that it promotes no one and follows no one else. 200 when
+        promised; 412 with the reason when this member may not promise."""
+        ...

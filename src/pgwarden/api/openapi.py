@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from pgwarden import __version__
-from pgwarden.api.bodies import MAX_TIMEOUT
+from pgwarden.api.bodies import MAX_PROMISE, MAX_TIMEOUT
 from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT
 from pgwarden.api.facts import HEALTH_ENDPOINTS, STATUS_ENDPOINTS
 from pgwarden.config.dynamic import DynamicModel
@@ -128,8 +128,51 @@ def _schemas() -> dict[str, Any]:
                 "reason_code": {"type": ["string", "null"]},
                 "leader": {"type": ["string", "null"]},
                 "dcs_last_seen_ok": {"type": "boolean"},
+                "failsafe_mode_is_active": {
+                    "type": "boolean",
+                    "description": "failsafe_mode on only: this leader writes on its members' promises, "
+                    "or this member holds a promise to such a leader",
+                },
+                "failsafe": {
+                    "type": "object",
+                    "description": "failsafe_mode on only: where it stands on this node",
+                    "properties": {
+                        "topology": {"type": "array", "items": {"type": "string"}},
+                        "confirmed_for_s": {
+                            "type": "number",
+                            "description": "leader: seconds its members' last promises still cover",
+                        },
+                        "promised_to": {"type": "string", "description": "member: the leader it promised"},
+                        "promise_for_s": {
+                            "type": "number",
+                            "description": "member: seconds the promise still lasts",
+                        },
+                    },
+                },
             },
             "additionalProperties": True,
+        },
+        "FailsafeTopology": {
+            "type": "object",
+            "description": "member name -> REST API URL: who a leader must ask before writing without etcd",
+            "additionalProperties": {"type": "string"},
+        },
+        "FailsafeRequest": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {**_NAME, "description": "the leader asking for the promise"},
+                "api_url": {"type": "string"},
+                "conn_url": {"type": "string"},
+                "slots": {"type": "object", "description": "accepted for Patroni's sake, ignored"},
+                "promise_seconds": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": MAX_PROMISE,
+                    "description": "how long to promise; omitted: the cluster's ttl",
+                },
+            },
+            "additionalProperties": False,
         },
         "Member": {
             "type": "object",
@@ -427,6 +470,29 @@ def _paths() -> dict[str, Any]:
             "EmptyRequest",
             {"200": "reloaded", "412": "refused by this node's agent", "503": failed},
         )
+    }
+    paths["/failsafe"] = {
+        "get": {
+            "operationId": "failsafe_topology",
+            "tags": ["status"],
+            "summary": "the failsafe topology this node last read (from its last view, not etcd)",
+            "responses": {
+                "200": _json(_ref("FailsafeTopology"), "member name -> REST API URL"),
+                "503": _error("failsafe_mode is off"),
+            },
+        },
+        "post": _write(
+            "failsafe",
+            "a leader writing without etcd asks this member to promise to promote no one and "
+            "follow no one else for promise_seconds",
+            "FailsafeRequest",
+            {
+                "200": "promised",
+                "412": "this member may not promise: failsafe_mode off, it runs read-write, it sees "
+                "another leader, it promised another leader, or it is racing for the key",
+                "503": failed,
+            },
+        ),
     }
     paths["/reinitialize"] = {
         "post": _write(

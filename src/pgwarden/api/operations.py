@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pgwarden.agent.failsafe import PromiseBox
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.requests import RequestBox, Ticket
 from pgwarden.agent.snapshot import SnapshotHolder, pending_reason_document, tags_document
@@ -40,11 +41,13 @@ class AgentOperations:
         snapshots: SnapshotHolder,
         requests: RequestBox,
         clock: Callable[[], float] = time.time,
+        promises: PromiseBox | None = None,
     ) -> None:
         self._cluster = cluster
         self._snapshots = snapshots
         self._requests = requests
         self._clock = clock
+        self._promises = promises or PromiseBox()
 
     # --- reading ----------------------------------------------------------------------------------
     def _view(self) -> ClusterView:
@@ -263,6 +266,26 @@ class AgentOperations:
     def reinitialize(self, timeout: float) -> OperationResult:
         ticket = self._ask(Request.REINITIALIZE, timeout)
         return OperationResult(202, f"reinitialization started: {ticket.message}")
+
+    # --- failsafe mode ------------------------------------------------------------------------------
+    # Both answer from the snapshot, not etcd: they matter most while etcd cannot be read.
+    def failsafe_topology(self) -> dict[str, str]:
+        view = self._snapshots.get().view
+        if not view.config.failsafe_mode:
+            raise OperationError(503, "failsafe_mode is off (edit-config --set failsafe_mode=true)")
+        return dict(view.failsafe or {})
+
+    def failsafe(self, leader: str, seconds: float | None) -> OperationResult:
+        snap = self._snapshots.get()
+        length = seconds if seconds is not None else snap.view.config.ttl
+        promised, refusal = self._promises.grant(leader, length, snap.config.name, snap.view, snap.local)
+        if refusal is not None:
+            raise OperationError(412, f"no failsafe promise to {leader}: {refusal}")
+        return OperationResult(
+            200,
+            "Accepted",
+            {"promised_to": leader, "promise_seconds": round(promised, 3), "member": snap.config.name},
+        )
 
     def _ask(self, request: Request, timeout: float) -> Ticket:
         ticket = self._requests.submit(request)

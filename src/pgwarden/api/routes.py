@@ -124,6 +124,10 @@ class RestApi:
                 "restart": {"POST": self._restart, "DELETE": self._cancel_restart},
                 "reload": {"POST": self._reload},
                 "reinitialize": {"POST": lambda c: _result(ops.reinitialize(bodies.timeout_request(c.body)))},
+                "failsafe": {
+                    "GET": lambda c: json_response(200, ops.failsafe_topology()),
+                    "POST": self._failsafe,
+                },
             }
         )
         return table
@@ -220,6 +224,10 @@ class RestApi:
     def _cancel_restart(self, call: _Call) -> Response:
         bodies.empty_request(call.body)
         return _result(self._ops.cancel_scheduled_restart())
+
+    def _failsafe(self, call: _Call) -> Response:
+        r = bodies.failsafe_request(call.body)
+        return _result(self._ops.failsafe(r.leader, r.seconds))
 
     def _reload(self, call: _Call) -> Response:
         bodies.empty_request(call.body)

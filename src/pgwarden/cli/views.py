@@ -121,6 +121,8 @@ def cluster_document(view: ClusterView) -> dict[str, Any]:
             else None
         ),
         "switchover": switchover_document(view.switchover),
+        "failsafe_mode": view.config.failsafe_mode,
+        "failsafe": dict(view.failsafe) if view.failsafe is not None else None,
         "members": [member_document(view, m) for m in view.members],
     }
 
@@ -143,6 +145,9 @@ def cluster_header(view: ClusterView) -> str:
     if view.config.pause:
         parts.append("PAUSED (no automatic failover)")
     parts.extend(_sync_header(view))
+    if view.config.failsafe_mode:
+        members = f"{len(view.failsafe)} members" if view.failsafe is not None else "no topology yet"
+        parts.append(f"failsafe mode: on ({members})")
     if view.switchover is not None:
         parts.append(f"pending {switchover_text(view.switchover)}")
     return " | ".join(parts)
@@ -301,6 +306,7 @@ def history_document(view: ClusterView) -> list[dict[str, Any]]:
             "reason": h.reason,
             "timestamp": h.timestamp,
             "new_leader": h.new_leader,
+            "event": h.event,
         }
         for h in view.history
     ]

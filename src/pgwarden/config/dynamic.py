@@ -41,6 +41,7 @@ class DynamicModel(BaseModel):
     )
     parameters: Parameters = Field(default_factory=dict, examples=["{max_connections: 200}"])
     pause: bool = Field(_D.pause, examples=["false"])
+    failsafe_mode: bool = Field(_D.failsafe_mode, examples=["true"])
 
 
 def parse_dynamic_config(data: Mapping[str, Any], source: str) -> DynamicConfig:

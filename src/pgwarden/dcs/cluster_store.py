@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from pgwarden.dcs import codec
@@ -89,6 +89,7 @@ class ClusterStore:
             switchover=_decoded(values.get(k.switchover), codec.decode_switchover),
             revision=snapshot.revision,
             config_revision=stored_config.mod_revision if (stored_config := values.get(k.config)) else 0,
+            failsafe=_decoded(values.get(k.failsafe), codec.decode_failsafe),
         )
 
     def read_config(self) -> tuple[DynamicConfig | None, int]:
@@ -145,6 +146,14 @@ class ClusterStore:
     def publish_sync(self, sync: SyncState, expected_revision: int | None = None) -> bool:
         """Write the sync set; with ``expected_revision``, only if nobody changed it since."""
         return self._write(self.keys.sync, codec.encode_sync(sync), expected_revision)
+
+    def publish_failsafe(self, topology: Mapping[str, str] | None) -> None:
+        """Write the failsafe topology (who must promise before the leader writes without etcd);
+        None deletes it. Only the leader writes it, right after renewing its key."""
+        if topology is None:
+            self.store.delete(self.keys.failsafe)
+        else:
+            self.store.put(self.keys.failsafe, codec.encode_failsafe(topology))
 
     def append_history(self, entry: HistoryEntry) -> None:
         """Add ``entry`` unless already there; read-modify-write, retried on concurrent edits."""

@@ -345,6 +345,28 @@ def decode_switchover(text: str, key: str) -> SwitchoverIntent | None:
     return _decode(text, key, _switchover)
 
 
+# -- failsafe topology --------------------------------------------------------------------
+
+
+def encode_failsafe(topology: Mapping[str, str]) -> str:
+    """Patroni's ``/failsafe`` shape: ``{member name: REST API URL}``."""
+    return _dumps(dict(topology))
+
+
+def _failsafe(data: object) -> dict[str, str]:
+    obj = _object(data, "failsafe topology")
+    for name, url in obj.items():
+        if not name or "/" in name:
+            raise ValueError(f"member name {name!r} in the failsafe topology is not a member name")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"the failsafe topology's URL of {name} must be an http(s) URL, got {url!r}")
+    return dict(obj)
+
+
+def decode_failsafe(text: str, key: str) -> dict[str, str] | None:
+    return _decode(text, key, _failsafe)
+
+
 # -- dynamic config ------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@
 | ``history``         | list of `HistoryEntry` (JSON)           | none                         |
 | ``switchover``      | `SwitchoverIntent` (JSON)               | none                         |
 | ``switchover_outcome`` | why the leader abandoned the last switchover (JSON) | none             |
+| ``failsafe``        | failsafe topology: member name -> REST API URL (JSON) | none           |
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class ClusterKeys:
     @property
     def switchover_outcome(self) -> str:
         return self.root + "switchover_outcome"
+
+    @property
+    def failsafe(self) -> str:
+        return self.root + "failsafe"
 
     def member_name(self, key: str) -> str | None:
         """The member a ``members/<name>`` key belongs to, or None for any other key."""

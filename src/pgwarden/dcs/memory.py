@@ -7,8 +7,11 @@ keys in one revision; a put with an unknown lease fails; a put without a lease d
 key from its old lease. Expiry runs lazily at the start of every call, so nothing happens
 "in the background" and a simulation stays deterministic.
 
-Set ``available = False`` to simulate losing etcd: every call then raises `StoreError` (leases
-keep expiring all the same, as they would on the real cluster).
+Set ``available = False`` to simulate losing etcd from where the clients stand (a partition):
+every call then raises `StoreError` while leases keep expiring, as the majority would expire
+them. ``lose_quorum`` simulates etcd itself losing its majority: calls fail and no lease expires
+(no raft leader is left to expire one); ``regain_quorum`` is the new raft leader, which gives
+every lease its full ttl again from that moment, as etcd's lessor does on promotion.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class MemoryStore:
         self._next_lease = 0x694D0000  # arbitrary, recognisable, never 0
         self._events: deque[WatchEvent] = deque(maxlen=_HISTORY_LIMIT)
         self.available = True
+        self._quorum_lost = False
 
     @property
     def revision(self) -> int:
@@ -56,7 +60,28 @@ class MemoryStore:
         if not self.available:
             raise StoreError("etcd unreachable: the in-memory store is switched off")
 
+    def lose_quorum(self) -> None:
+        """etcd without a majority: every call fails, and no lease expires meanwhile."""
+        with self._lock:
+            self._expire_leases()
+            self._quorum_lost, self.available = True, False
+
+    def regain_quorum(self) -> None:
+        """A new raft leader: calls succeed again and every lease lives its full ttl from now."""
+        with self._lock:
+            if self._quorum_lost:
+                now = self._clock()
+                for lease in self._leases.values():
+                    lease.expires_at = max(lease.expires_at, now + lease.ttl)
+            self._quorum_lost, self.available = False, True
+
+    @property
+    def quorum_lost(self) -> bool:
+        return self._quorum_lost
+
     def _expire_leases(self) -> None:
+        if self._quorum_lost:
+            return
         now = self._clock()
         expired = sorted(i for i, lease in self._leases.items() if now > lease.expires_at)
         for lease_id in expired:
@@ -179,6 +204,13 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+    def peek(self, prefix: str) -> Snapshot:
+        """The keys under ``prefix`` even while unavailable: the truth, for simulations' checks."""
+        with self._lock:
+            self._expire_leases()
+            items = tuple(kv for k, kv in sorted(self._keys.items()) if k.startswith(prefix))
+            return Snapshot(self._revision, items)
 
     def lease_ttl(self, lease: int) -> float | None:
         """Seconds left on ``lease`` by the clock, or None when it is gone (for tests)."""

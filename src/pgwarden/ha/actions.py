@@ -28,14 +28,42 @@ class RenewLeader:
 
     ``watchdog``: keep the watchdog device armed and alive (when one is configured); False
     disarms it (a paused cluster, as Patroni does).
-    """
+
+    ``failsafe``: in failsafe mode, the members to ask at once (a RenewFailsafe round) when etcd
+    does not answer the renewal, so that a leader stuck in etcd's timeouts for the rest of its
+    cycle still has its promises before its deadline."""
 
     watchdog: bool = True
+    failsafe: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ReleaseLeader:
     """Delete the leader key if it is still ours, and revoke the lease."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenewFailsafe:
+    """etcd is unreachable: ask every member (name, REST API URL) over ``POST /failsafe`` to promise
+    not to promote or follow anyone else for ttl; when all confirm, the write deadline moves to
+    this round's send time + ttl - margin, as a lease renewal would (safety rule 1)."""
+
+    members: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishFailsafe:
+    """Publish the failsafe topology (every member and its REST API URL); None removes it."""
+
+    topology: tuple[tuple[str, str], ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFailsafe:
+    """Record in the history the etcd outage this leader rode out in failsafe mode."""
+
+    timestamp: str  # ISO 8601, UTC: when the outage began (it also identifies the entry)
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +221,9 @@ Action = (
     AcquireLeader
     | RenewLeader
     | ReleaseLeader
+    | RenewFailsafe
+    | PublishFailsafe
+    | RecordFailsafe
     | BeginBootstrap
     | RunInitdb
     | FinishBootstrap

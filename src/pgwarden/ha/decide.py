@@ -15,7 +15,7 @@ from pgwarden.ha import sync
 from pgwarden.ha.actions import Clone, Rewind, RunInitdb
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
-from pgwarden.ha.rules import cold_start
+from pgwarden.ha.rules import cold_start, failsafe
 from pgwarden.ha.rules.bootstrap import bootstrap
 from pgwarden.ha.rules.candidacy import no_leader
 from pgwarden.ha.rules.datadir import adoption, foreign_data_directory, guard_removal, unowned_data_directory
@@ -40,6 +40,7 @@ RULES: tuple[Rule, ...] = (
     lease_expired,
     rogue_primary,
     watchdog_required,
+    failsafe.promise_held,
     slot_name_taken,
     operator_request,
     job_in_progress,
@@ -74,9 +75,11 @@ def decide(obs: Observation) -> Decision:
 
 def _remember(obs: Observation) -> Memory:
     local, previous = obs.local, obs.memory
-    # Time spent paused does not count towards primary_start_timeout: on resume the primary gets
-    # its full chance to start before the key is released.
-    unhealthy = obs.leader_is_me and not local.is_primary and not obs.view.config.pause
+    # Time spent paused, or without etcd, does not count towards primary_start_timeout: on resume
+    # the primary gets its full chance to start before the key is released. (A primary stopped at
+    # its deadline during an etcd outage would otherwise hand its key to a standby when etcd is
+    # back, instead of starting again under it.)
+    unhealthy = obs.store_ok and obs.leader_is_me and not local.is_primary and not obs.view.config.pause
     job = local.job
     failed = job is not None and job.ok is False
     silent = local.running and not local.probe_ok
@@ -91,6 +94,7 @@ def _remember(obs: Observation) -> Memory:
         sync_applied=applied,
         saw_leader=saw_leader,
         cold_start_since=cold_since,
+        failsafe=failsafe.remember(obs),
     )
 
 

@@ -25,6 +25,26 @@ class PeerStatus:
     replay_paused: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Promise:
+    """What this member promised a leader that writes without etcd (``POST /failsafe``): to promote
+    no one and follow no one else until ``until`` (monotonic seconds, this member's clock)."""
+
+    leader: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class FailsafeEpisode:
+    """An etcd outage this leader went through with failsafe_mode on, kept until history records it."""
+
+    began: float  # epoch seconds of the first cycle that could not read etcd
+    relied: bool = False  # PostgreSQL wrote past the etcd lease on the members' promises
+    stopped: bool = False  # PostgreSQL did not run as primary at some cycle of the outage
+    ended: float | None = None  # epoch seconds of the first cycle that read etcd again
+    members: tuple[str, ...] = ()  # who was asked to promise, last time
+
+
 class Request(StrEnum):
     """An operator's request for this node, made through its REST API, answered by a decision."""
 
@@ -54,6 +74,8 @@ class Memory:
     # cold start (every agent stopped), and since when it has been waiting for it to fill up.
     saw_leader: bool = False
     cold_start_since: float | None = None
+    # The etcd outage this leader rode out in failsafe mode, until its history entry is written.
+    failsafe: FailsafeEpisode | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +96,40 @@ class Observation:
     # False only when watchdog.mode is required and the device cannot be used: this node must
     # neither take nor keep the leader key (Patroni's semantics).
     watchdog_ready: bool = True
+    # Until when every member asked over POST /failsafe promised this leader not to promote or
+    # follow anyone else: last confirmed round *sent* + ttl - margin, as the lease (safety rule 1).
+    failsafe_deadline: float | None = None
+    promise: Promise | None = None  # the promise this member gave a failsafe leader, if any
+    # Monotonic time this agent process started: a promise given before a restart is forgotten
+    # with the process, so a member keeps it by not racing for ttl after its start.
+    agent_started: float = float("-inf")
 
     @property
     def holds_lease(self) -> bool:
+        """The etcd lease of the leader key is certainly still ours."""
         return self.lease_deadline is not None and self.now < self.lease_deadline
+
+    @property
+    def holds_failsafe(self) -> bool:
+        """Every member asked last promised us, and those promises certainly still hold."""
+        return self.failsafe_deadline is not None and self.now < self.failsafe_deadline
+
+    @property
+    def may_write(self) -> bool:
+        """Safety rule 1 with failsafe_mode: PostgreSQL may run read-write while either holds."""
+        return self.holds_lease or self.holds_failsafe
+
+    @property
+    def write_deadline(self) -> float | None:
+        """The later of the two deadlines: what the lease guard (and the fence) enforce."""
+        known = [d for d in (self.lease_deadline, self.failsafe_deadline) if d is not None]
+        return max(known, default=None)
+
+    @property
+    def promised_to(self) -> str | None:
+        """The leader this member promised, while the promise holds."""
+        promise = self.promise
+        return promise.leader if promise is not None and self.now < promise.until else None
 
     @property
     def leader_is_me(self) -> bool:

@@ -14,6 +14,22 @@ class Reason(Enum):
     )
     STORE_UNREACHABLE_DEMOTING = "etcd unreachable and my lease ran out; demoting to stop writes"
     STORE_UNREACHABLE_PAUSED = "etcd unreachable; cluster paused, taking no action"
+    STORE_UNREACHABLE_FAILSAFE = (
+        "etcd unreachable; failsafe mode: asking {members} to promise they promote no one; "
+        "I may write for {remaining:.1f}s more"
+    )
+    STORE_UNREACHABLE_FAILSAFE_UNAVAILABLE = (
+        "etcd unreachable; failsafe mode cannot keep the primary ({why}); "
+        "my lease is still valid for {remaining:.1f}s"
+    )
+    # failsafe mode (a member's side)
+    FAILSAFE_PROMISE_HOLDING = (
+        "I promised {leader} (failsafe mode) to promote no one and follow no one else for "
+        "{remaining:.1f}s more; waiting"
+    )
+    FAILSAFE_PROMISE_DEMOTING = (
+        "I promised {leader} (failsafe mode) to promote no one, yet I run read-write; demoting at once"
+    )
     # membership
     SLOT_NAME_TAKEN = (
         "my name {name} gives the replication slot name {slot}, which member {rival} already has; "
@@ -140,6 +156,13 @@ class Reason(Enum):
     COLD_START_GAVE_UP = (
         "no leader since I started; {missing} did not answer within cold_start_timeout "
         "({waited:.0f}s); I am the healthiest of {candidates} reachable candidates; acquiring"
+    )
+    NOT_RACING_FAILSAFE_RESTARTED = (
+        "no leader; my agent started {age:.1f}s ago and may have promised a failsafe leader before "
+        "(promises last ttl {ttl:.0f}s), not racing"
+    )
+    NOT_RACING_OUTSIDE_FAILSAFE_TOPOLOGY = (
+        "no leader; I am not in the failsafe topology the leader published ({members}), not racing"
     )
     # live dynamic config and scheduled restarts
     PARAMETERS_APPLYING = "{steady}; cluster parameters changed ({names}): writing them and reloading"

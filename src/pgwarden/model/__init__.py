@@ -1,6 +1,7 @@
 """Frozen values shared by every layer; standard library only."""
 
 from pgwarden.model.cluster import (
+    FAILSAFE,
     PROMOTION,
     SYNC_DEGRADED,
     SYNC_RESTORED,
@@ -31,6 +32,7 @@ from pgwarden.model.node import (
 )
 
 __all__ = [
+    "FAILSAFE",
     "PROMOTION",
     "SYNC_DEGRADED",
     "SYNC_RESTORED",

@@ -135,12 +135,14 @@ class SyncState:
 PROMOTION = "promotion"
 SYNC_DEGRADED = "sync degraded"
 SYNC_RESTORED = "sync restored"
+FAILSAFE = "failsafe"  # the leader kept writing through an etcd outage on its members' promises
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One promotion (``timeline`` began at ``switch_lsn``, where the previous one ended), or
-    another event worth keeping beside them: synchronous replication degraded or restored."""
+    another event worth keeping beside them: synchronous replication degraded or restored, an
+    etcd outage ridden out in failsafe mode."""
 
     timeline: int
     switch_lsn: Lsn
@@ -195,6 +197,9 @@ class DynamicConfig:
     remove_data_directory_on_diverged_timelines: bool = False
     parameters: Mapping[str, str | int | float | bool] = field(default_factory=dict)
     pause: bool = False
+    # While etcd cannot be read, the leader keeps writing only while every member of the last
+    # published topology promises over the REST API not to promote or follow anyone else.
+    failsafe_mode: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +219,9 @@ class ClusterView:
     bootstrapping: str | None = None  # member racing to initdb, while ``initialize`` is pending
     # mod_revision of the config key (0: absent), for compare-and-set edits of what was read here
     config_revision: int = 0
+    # The failsafe topology the leader last published (member name -> REST API URL), or None:
+    # with failsafe_mode on, only its members may race for the key.
+    failsafe: Mapping[str, str] | None = None
 
     def member(self, name: str) -> Member | None:
         return next((m for m in self.members if m.name == name), None)

@@ -16,6 +16,7 @@ from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation, PeerStatus
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules import cold_start
+from pgwarden.ha.rules.failsafe import may_not_race, rival
 from pgwarden.ha.rules.standing import Standing
 from pgwarden.ha.rules.switchover import active_intent, intent_kind
 from pgwarden.model import ClusterView, DataDir, Lsn, SwitchoverIntent, SyncMode
@@ -60,6 +61,9 @@ def no_leader(obs: Observation) -> Decision | None:
         return act(Reason.NOT_RACING_NOT_RUNNING)
     if intent is not None and not chosen:
         return act(Reason.NOT_RACING_SWITCHOVER, kind=intent_kind(intent), candidate=intent.candidate)
+    refused = may_not_race(obs)
+    if refused is not None:
+        return refused
     if chosen:
         return _race(obs, intent)
     waiting = cold_start.wait(obs)
@@ -112,8 +116,11 @@ def _race(obs: Observation, intent: SwitchoverIntent | None) -> Decision:
             return act(Reason.NOT_RACING_PRIMARY_ALIVE, peer=peer.name)
         if intent is not None:
             continue
-        # A peer behind the cluster's newest timeline does not race (above), so it is no rival.
+        # A peer behind the cluster's newest timeline does not race (above), nor one outside the
+        # failsafe topology, so neither is a rival.
         if not _eligible(peer, sync_set) or _newer_timeline(view, peer.timeline) is not None:
+            continue
+        if not rival(view, peer.name):
             continue
         candidates += 1
         theirs = Standing.of(peer.lsn, peer.tags.failover_priority, peer.name)

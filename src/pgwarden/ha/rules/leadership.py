@@ -19,6 +19,7 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules import failsafe
 from pgwarden.ha.rules.slots import members_seen, slot_members
 
 
@@ -26,9 +27,10 @@ def lease_expired(obs: Observation) -> Decision | None:
     """Safety rule 1: past the lease deadline, stop writes before etcd can hand the key away.
 
     The next cycle re-attaches the key to a new lease if it still carries our name, so a loop
-    that was merely slow costs a restart, never a second writer.
+    that was merely slow costs a restart, never a second writer. Promises given to a failsafe
+    leader hold off every rival as the lease does, so they count as long as they last.
     """
-    if not obs.leader_is_me or obs.lease_deadline is None or obs.holds_lease:
+    if not obs.leader_is_me or obs.lease_deadline is None or obs.may_write:
         return None
     if obs.local.running and not obs.local.in_recovery and not obs.view.config.pause:
         return act(Reason.LEADER_LEASE_EXPIRED_DEMOTING, Demote(StopMode.IMMEDIATE))
@@ -78,7 +80,7 @@ def leader_is_me(obs: Observation) -> Decision | None:
 
 def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decision:
     """The steady duties of a leader whose primary serves: renew, publish, sync steps, slots."""
-    actions: list[Action] = [RenewLeader()]
+    actions: list[Action] = [failsafe.renewal(obs)]
     seen = members_seen(obs)
     timeline, recorded = obs.local.timeline, obs.local.control_timeline
     if timeline is not None and recorded is not None and recorded < timeline:
@@ -86,6 +88,7 @@ def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decis
         # primary's pg_rewind (which reads it from here) would find nothing to rewind.
         actions.append(Checkpoint())
     actions.append(PublishStatus(frozenset(seen) | {obs.name}))
+    actions.extend(failsafe.publish_topology(obs))
     actions.extend(sync.step(obs, obs.memory))
     if (
         timeline is not None
@@ -96,4 +99,5 @@ def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decis
         # without the fork point, a standby holding WAL past it could never be told to rewind.
         actions.append(AppendHistory("promoted: history entry recorded late"))
     actions.append(EnsureSlots(slot_members(obs, seen)))
+    actions.extend(failsafe.record(obs))
     return act(reason, *actions, **detail)

@@ -1,4 +1,8 @@
-"""What to do when etcd cannot be read: only a leader has something to protect (safety rule 1)."""
+"""What to do when etcd cannot be read: only a leader has something to protect (safety rule 1).
+
+With failsafe_mode on, the leader's write deadline can also move on its members' promises
+(rules/failsafe.py); without them it stops when its lease runs out, as ever.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from pgwarden.ha.actions import Demote, StopMode
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules.failsafe import keep_writing
 
 
 def store_unreachable(obs: Observation) -> Decision | None:
@@ -18,6 +23,7 @@ def store_unreachable(obs: Observation) -> Decision | None:
     # the lease we last renewed is certainly still ours.
     if obs.view.config.pause:
         return act(Reason.STORE_UNREACHABLE_PAUSED)
-    if obs.holds_lease and obs.lease_deadline is not None:
-        return act(Reason.STORE_UNREACHABLE_LEASE_VALID, remaining=obs.lease_deadline - obs.now)
-    return act(Reason.STORE_UNREACHABLE_DEMOTING, Demote(StopMode.IMMEDIATE))
+    deadline = obs.write_deadline
+    if not obs.may_write or deadline is None:
+        return act(Reason.STORE_UNREACHABLE_DEMOTING, Demote(StopMode.IMMEDIATE))
+    return keep_writing(obs) or act(Reason.STORE_UNREACHABLE_LEASE_VALID, remaining=deadline - obs.now)
