@@ -30,6 +30,7 @@ from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
 from pgwarden.model import ClusterView, LocalState, NodeConfig, Role
 from pgwarden.postgres.controller import PostgresController
+from pgwarden.postgres.parameter_check import check_parameters
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,12 @@ class Agent:
         empty_view = ClusterView(name=config.cluster, config=dcs)
         local = LocalState()
         self.snapshots = SnapshotHolder(Snapshot(config, empty_view, local, member_record(config, local)))
-        operations = AgentOperations(self.cluster, self.snapshots, self.requests)
+        operations = AgentOperations(
+            self.cluster,
+            self.snapshots,
+            self.requests,
+            check_parameters=lambda parameters: check_parameters(config.postgresql, parameters),
+        )
         self.api = ApiServer(config.api, self.snapshots, operations)
         self.lease_guard = LeaseGuard(self.lease, self.postgres, self._may_write)
         self.lease_keeper = LeaseKeeper(self.store, self.lease)
