@@ -165,9 +165,14 @@ def test_an_accepted_change_says_postgresql_checked_it(stack: Stack) -> None:
 
 def test_a_config_that_moved_since_it_was_read_is_412(stack: Stack) -> None:
     primary, standbys = roles(stack)
-    got = call(stack, standbys[0], "GET", "/config", auth=False)
+
+    # GET answers from the agent's last cycle: its ETag catches up with etcd within a cycle.
+    def fresh() -> httpx.Response | None:
+        got = call(stack, standbys[0], "GET", "/config", auth=False)
+        return got if got.headers["etag"] == f'"{config_key(stack)[1]}"' else None
+
+    got = wait_for(fresh, 10, "GET /config's ETag at etcd's revision")
     etag = got.headers["etag"]
-    assert etag == f'"{config_key(stack)[1]}"'
     assert (
         call(stack, primary, "PATCH", "/config", body={"parameters": {"work_mem": "10MB"}}).status_code == 200
     )
