@@ -92,7 +92,7 @@ def test_edit_config_writes_to_etcd_and_refuses_a_bad_value(stack: Stack) -> Non
 def test_pause_and_resume_through_the_api(stack: Stack) -> None:
     paused = run(stack, "pause")
     assert paused.exit_code == 0, paused.output
-    assert "through node" in paused.stdout  # the API carried it, not the etcd fallback
+    assert "through node" in paused.stdout  # the API carried it (the CLI never writes etcd)
     assert stored_config(stack)["pause"] is True
     resumed = run(stack, "resume")
     assert resumed.exit_code == 0, resumed.output

@@ -16,7 +16,7 @@ from typing import Any
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.member_record import member_record
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
-from pgwarden.api.contract import OperationError, OperationResult
+from pgwarden.api.contract import ConfigAnswer, IfMatch, OperationError, OperationResult
 from pgwarden.api.server import ApiServer
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.reasons import Reason
@@ -155,18 +155,19 @@ class FakeOperations:
         self._call("history")
         return [{"timeline": 1, "lsn": "0/3000000", "reason": "failover", "new_leader": "node2"}]
 
-    def get_config(self) -> dict[str, Any]:
+    def get_config(self) -> ConfigAnswer:
         self._call("get_config")
-        return dict(self.config)
+        return ConfigAnswer(dict(self.config), revision=7)
 
-    def patch_config(self, patch: Mapping[str, Any]) -> dict[str, Any]:
-        self._call("patch_config", dict(patch))
+    def patch_config(self, patch: Mapping[str, Any], if_match: IfMatch | None = None) -> ConfigAnswer:
+        # The precondition is recorded only when sent, so most tests compare the body alone.
+        self._call("patch_config", dict(patch), *([if_match] if if_match is not None else []))
         merged = {**self.config, **patch}
-        return {k: v for k, v in merged.items() if v is not None}
+        return ConfigAnswer({k: v for k, v in merged.items() if v is not None})
 
-    def put_config(self, document: Mapping[str, Any]) -> dict[str, Any]:
-        self._call("put_config", dict(document))
-        return dict(document)
+    def put_config(self, document: Mapping[str, Any], if_match: IfMatch | None = None) -> ConfigAnswer:
+        self._call("put_config", dict(document), *([if_match] if if_match is not None else []))
+        return ConfigAnswer(dict(document), parameter_check="accepted by PostgreSQL on node1: work_mem")
 
     def switchover(
         self, leader: str | None, candidate: str | None, scheduled_at: datetime | None, timeout: float

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from pgwarden.agent.snapshot import Snapshot
-from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT, OperationError, OperationResult
+from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT, IfMatch, OperationError, OperationResult
 from pgwarden.api.server import MAX_BODY
 from tests.unit import test_api_fakes as fake
 
@@ -155,6 +155,20 @@ def test_reads_reach_operations(api: tuple[httpx.Client, fake.FakeOperations]) -
     head = client.head("/cluster")
     assert (head.status_code, head.content) == (200, b"")
     assert [name for name, _ in ops.calls] == ["cluster", "history", "get_config", "cluster"]
+
+
+def test_config_carries_etag_if_match_and_the_parameter_check_over_the_wire(
+    api: tuple[httpx.Client, fake.FakeOperations],
+) -> None:
+    client, ops = api
+    assert client.get("/config").headers["etag"] == '"7"'
+    put = client.put("/config", json={"ttl": 40}, headers={"If-Match": '"7", W/"8"'})
+    assert put.status_code == 200
+    assert put.headers["pgwarden-parameter-check"] == "accepted by PostgreSQL on node1: work_mem"
+    assert ops.calls[-1] == ("put_config", ({"ttl": 40}, IfMatch(frozenset({7}))))
+    bad = client.patch("/config", json={"ttl": 40}, headers={"If-Match": "seven"})
+    assert bad.status_code == 400 and "If-Match" in bad.json()["error"]
+    assert ops.calls[-1][0] == "put_config"  # the malformed precondition reached no operation
 
 
 def test_options_on_an_operation_path_lists_its_methods(

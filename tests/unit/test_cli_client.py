@@ -16,6 +16,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
+from pgwarden.agent.requests import RequestBox
+from pgwarden.api.operations import AgentOperations
+from pgwarden.api.routes import Request, RestApi
 from pgwarden.cli.main import app
 from pgwarden.client import (
     ApiRefused,
@@ -25,6 +28,7 @@ from pgwarden.client import (
     ClusterNotFound,
     ClusterTarget,
     ConfigChanged,
+    ConfigRead,
     EtcdUnreachable,
     NoLeader,
     UnknownMember,
@@ -36,14 +40,17 @@ from pgwarden.dcs.memory import MemoryStore
 from pgwarden.model.cluster import DynamicConfig, Member
 from pgwarden.model.node import Address, Credentials
 from tests.support.store_contract import VirtualClock
+from tests.unit import test_api_fakes as fake
 from tests.unit.builders import default_members, fork, member
+from tests.unit.test_api_config import LiveSnapshots, postgres_verdict
 
 Answer = tuple[int, dict[str, Any]]
 
 
 @dataclass
 class FakeCluster:
-    """Three members in a MemoryStore, their APIs answered by ``answers`` (or refused if ``down``)."""
+    """Three members in a MemoryStore, their APIs answered by ``answers`` (or refused if ``down``);
+    ``/config`` by the real REST API and operations over the same store, unless ``answers`` says."""
 
     store: MemoryStore = field(default_factory=lambda: MemoryStore(VirtualClock()))
     answers: dict[tuple[str, str, str], Answer] = field(default_factory=dict)
@@ -61,6 +68,9 @@ class FakeCluster:
         self.cluster.acquire_leader("node1", lease)
         self.cluster.write_config(DynamicConfig(ttl=30, loop_wait=10, retry_timeout=10), 0)
         self.cluster.append_history(fork(2, "0/3000060", "node1"))
+        snapshots = LiveSnapshots(fake.primary(), self.cluster)
+        operations = AgentOperations(self.cluster, snapshots, RequestBox(), check_parameters=postgres_verdict)
+        self.config_api = RestApi(fake.api_settings(), snapshots, operations)
 
     def target(self) -> ClusterTarget:
         return ClusterTarget("demo", (Address("127.0.0.1", 1),), api_auth=self.auth)
@@ -83,7 +93,20 @@ class FakeCluster:
             and request.headers.get("content-type") != "application/json"
         ):
             return httpx.Response(415, json={"error": "the real API refuses writes that are not JSON"})
-        status, doc = self.answers.get((name, request.method, request.url.path), (200, {"message": "done"}))
+        canned = self.answers.get((name, request.method, request.url.path))
+        if canned is None and request.url.path == "/config":
+            headers = request.headers
+            call = Request(
+                request.method,
+                "/config",
+                request.content,
+                None,
+                headers.get("content-type"),
+                headers.get("if-match"),
+            )
+            answer = self.config_api.answer(call)
+            return httpx.Response(answer.status, content=answer.body, headers=list(answer.headers))
+        status, doc = canned or (200, {"message": "done"})
         return httpx.Response(status, json=doc)
 
     def run(self, *args: str, input: str | None = None) -> Result:
@@ -225,12 +248,13 @@ def test_no_leader_is_an_error_for_leader_operations() -> None:
 
 def test_a_config_write_loses_against_a_concurrent_edit(cluster: FakeCluster) -> None:
     with cluster.client() as client:
-        cfg, revision = client.config()
-        assert cfg is not None
+        read = client.read_config()
+        assert read.config is not None and read.member.name == "node1"
         cluster.cluster.write_config(DynamicConfig(ttl=40, loop_wait=10, retry_timeout=10), None)
-        with pytest.raises(ConfigChanged, match="changed meanwhile"):
-            client.write_config(DynamicConfig(ttl=50, loop_wait=10, retry_timeout=10), revision)
+        with pytest.raises(ConfigChanged, match="someone changed it since you read it"):
+            client.write_config(DynamicConfig(ttl=50, loop_wait=10, retry_timeout=10), read)
     assert cluster.cluster.read_config()[0] == DynamicConfig(ttl=40, loop_wait=10, retry_timeout=10)
+    assert [r[1:3] for r in cluster.requests] == [("GET", "/config"), ("PUT", "/config")]
 
 
 def test_pause_goes_through_the_leader_api(cluster: FakeCluster) -> None:
@@ -240,10 +264,17 @@ def test_pause_goes_through_the_leader_api(cluster: FakeCluster) -> None:
     assert cluster.requests == [("node1", "PATCH", "/config", {"pause": True}, None)]
 
 
-def test_pause_falls_back_to_etcd_when_no_api_answers(cluster: FakeCluster) -> None:
+def test_pause_never_writes_etcd_directly(cluster: FakeCluster) -> None:
+    """Issue 13: changes go through the authenticated API only; with no agent answering there is no
+    automatic failover to pause, and the command says which APIs it tried."""
     cluster.down.update({"node1", "node2", "node3"})
+    before = cluster.cluster.read_config()
+    with cluster.client() as client, pytest.raises(ApiUnreachable, match="no member's REST API answered"):
+        client.set_pause(True)
+    assert cluster.cluster.read_config() == before
+    cluster.down.clear()
     with cluster.client() as client:
-        assert "written to etcd directly" in client.set_pause(True)
+        assert "through node1's REST API" in client.set_pause(True)
         assert "already paused" in client.set_pause(True)
     stored = cluster.cluster.read_config()[0]
     assert stored is not None and stored.pause and stored.ttl == 30
@@ -313,21 +344,72 @@ def test_edit_config_with_a_malformed_set_is_a_usage_error(cluster: FakeCluster)
 def test_edit_config_losing_a_race_tells_to_retry(cluster: FakeCluster) -> None:
     def edit_meanwhile(target: ClusterTarget) -> ClusterClient:
         client = cluster.client(target)
-        read = client.config
+        read = client.read_config
 
-        def config_then_concurrent_edit() -> tuple[DynamicConfig | None, int]:
+        def config_then_concurrent_edit() -> ConfigRead:
             found = read()
             cluster.cluster.write_config(DynamicConfig(ttl=40, loop_wait=10, retry_timeout=10), None)
             return found
 
-        client.config = config_then_concurrent_edit  # type: ignore[method-assign]
+        client.read_config = config_then_concurrent_edit  # type: ignore[method-assign]
         return client
 
     result = invoke(
         ["edit-config", "--set", "ttl=50", "--force", "--dir", str(cluster.stack_dir)], edit_meanwhile
     )
     assert result.exit_code == 1
-    assert "changed meanwhile" in result.stderr and "retry" in result.stderr
+    assert "someone changed it since you read it" in result.stderr and "retry" in result.stderr
+    assert cluster.cluster.read_config()[0].ttl == 40  # type: ignore[union-attr]
+
+
+def test_edit_config_goes_through_the_api_with_if_match_and_prints_the_check(cluster: FakeCluster) -> None:
+    revision = cluster.cluster.read_config()[1]
+    result = cluster.run("edit-config", "--set", "parameters.shared_buffers=256MB", "--force")
+    assert result.exit_code == 0, result.output
+    assert "parameter check: accepted by PostgreSQL on node1: shared_buffers" in result.stdout
+    assert "through node1's REST API" in result.stdout
+    assert [r[1:3] for r in cluster.requests] == [("GET", "/config"), ("PUT", "/config")]
+    put_body = cluster.requests[-1][3]
+    assert put_body is not None and put_body["parameters"] == {"shared_buffers": "256MB"}
+    assert cluster.cluster.read_config()[1] > revision
+
+
+@pytest.mark.parametrize(
+    ("assignment", "key", "words"),
+    [
+        ("parameters.work_mem=lots", "parameters.work_mem", 'invalid value for parameter "work_mem"'),
+        ("parameters.max_connections=-5", "parameters.max_connections", "outside the valid range"),
+        ("parameters.no_such_setting=1", "parameters.no_such_setting", "unrecognized configuration"),
+    ],
+)
+def test_edit_config_with_a_value_postgresql_refuses_writes_nothing(
+    cluster: FakeCluster, assignment: str, key: str, words: str
+) -> None:
+    before = cluster.cluster.read_config()
+    result = cluster.run("edit-config", "--set", assignment, "--force")
+    assert result.exit_code == 1
+    assert "refused by node1, nothing written" in result.stderr
+    assert key in result.stderr and words in result.stderr
+    assert cluster.cluster.read_config() == before
+
+
+@pytest.mark.parametrize(
+    ("assignment", "key"),
+    [
+        ("parameters.include=/etc/passwd", "parameters.include"),
+        ("parameters.port=5433", "parameters.port"),
+        ("parameters.primary_conninfo=host=x", "parameters.primary_conninfo"),
+        ("loop_wait=1e-6", "loop_wait"),
+        ("ttl=1e12", "ttl"),
+    ],
+)
+def test_edit_config_refuses_what_would_break_postgresql_before_asking(
+    cluster: FakeCluster, assignment: str, key: str
+) -> None:
+    result = cluster.run("edit-config", "--set", assignment, "--force")
+    assert result.exit_code == 1
+    assert f"edit-config: {key}: " in result.stderr and "nothing written" in result.stderr
+    assert [r[1:3] for r in cluster.requests] == [("GET", "/config")]
 
 
 def test_switchover_posts_to_the_leader_and_prints_its_message(cluster: FakeCluster) -> None:

@@ -224,9 +224,12 @@ def test_impossible_timing_is_rejected_with_the_arithmetic() -> None:
 
 
 def test_ttl_below_etcd_minimum_lease_is_rejected() -> None:
-    message = str(error_of(minimal(bootstrap={"dcs": {"ttl": 1, "loop_wait": 0.1, "retry_timeout": 0.1}})))
-    assert "bootstrap.dcs.ttl: ttl 1 is below etcd's minimum lease of 2 seconds" in message
-    assert "set ttl to 2 or more" in message
+    message = str(error_of(minimal(bootstrap={"dcs": {"ttl": 1, "loop_wait": 0.1, "retry_timeout": 0.5}})))
+    assert (
+        "bootstrap.dcs.ttl: 1 s is below the lowest accepted value, 2 s: etcd refuses shorter leases"
+        in message
+    )
+    assert "set ttl within 2 s to 600 s" in message
 
 
 @pytest.mark.parametrize(
@@ -234,7 +237,7 @@ def test_ttl_below_etcd_minimum_lease_is_rejected() -> None:
 )
 def test_times_must_be_positive(key: str) -> None:
     message = str(error_of(minimal(bootstrap={"dcs": {key: 0}})))
-    assert f"bootstrap.dcs.{key}: should be greater than 0" in message
+    assert f"bootstrap.dcs.{key}: 0 s is below the lowest accepted value" in message
 
 
 def test_missing_file(tmp_path: pathlib.Path) -> None:
@@ -479,3 +482,62 @@ def test_watchdog_is_off_by_default_and_takes_patronis_spellings() -> None:
 )
 def test_watchdog_mistakes_are_named(watchdog: dict[str, Any], words: str) -> None:
     assert words in str(error_of(minimal(watchdog=watchdog)))
+
+
+# --- strings that would break the rendered files are refused at load (issue 11, item 7) ---------
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        (
+            {"postgresql__pg_hba": ["host all all 127.0.0.0/8 scram-sha-256\r"]},
+            "postgresql.pg_hba[0]",
+            ["carriage return", "one pg_hba.conf line"],
+        ),
+        (
+            {"postgresql__pg_hba": ["host all all 127.0.0.0/8 trust", "host all\nall 127.0.0.1/32 md5"]},
+            "postgresql.pg_hba[1]",
+            ["line break"],
+        ),
+        ({"postgresql__pg_hba": ["host all all\x00 trust"]}, "postgresql.pg_hba[0]", ["NUL"]),
+        ({"postgresql__parameters": {"work_mem": "4MB\r"}}, "postgresql.parameters.work_mem", ["one line"]),
+        (
+            {"postgresql__parameters": {"include_dir": "/etc/postgresql/conf.d"}},
+            "postgresql.parameters.include_dir",
+            ["includes another file"],
+        ),
+        (
+            {"postgresql__parameters": {"port": 5433}},
+            "postgresql.parameters.port",
+            ["is set by pgwarden", "set postgresql.listen"],
+        ),
+        (
+            {"bootstrap": {"dcs": {"parameters": {"primary_conninfo": "host=elsewhere"}}}},
+            "bootstrap.dcs.parameters.primary_conninfo",
+            ["is set by pgwarden"],
+        ),
+        ({"bootstrap": {"dcs": {"loop_wait": 1e-6}}}, "bootstrap.dcs.loop_wait", ["below the lowest"]),
+    ],
+)
+def test_strings_that_would_break_rendered_files_are_refused_at_load(
+    changes: dict[str, Any], field: str, words: list[str]
+) -> None:
+    message = str(error_of(minimal(**changes)))
+    assert f"node.yml: {field}: " in message, message
+    for word in words:
+        assert word in message, message
+
+
+def test_every_bound_and_owned_parameter_is_documented() -> None:
+    """docs/configuration.md states each timing bound with its numbers, and every owned setting."""
+    from pgwarden.config.bounds import BOUNDS
+    from pgwarden.model.parameters import OWNED
+
+    text = (pathlib.Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    rows = text.splitlines()
+    for bound in BOUNDS:
+        row = f"| `{bound.key}` | {bound.range_text()} | {bound.why_low} | {bound.why_high} |"
+        assert row in rows, row
+    for name, reason in OWNED.items():
+        assert f"| `{name}` | {reason.why} | {reason.instead} |" in rows, name

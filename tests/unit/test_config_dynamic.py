@@ -17,7 +17,9 @@ from pgwarden.config import (
     parse_byte_size,
     parse_dynamic_config,
 )
+from pgwarden.config.bounds import BOUNDS
 from pgwarden.model import DynamicConfig, SyncFallback, SyncMode
+from pgwarden.model.parameters import INCLUDE_DIRECTIVES, OWNED
 
 SOURCE = "PATCH /config"
 
@@ -123,7 +125,7 @@ def test_unknown_key_gets_a_suggestion() -> None:
     ("data", "field", "words"),
     [
         ({"synchronous_node_count": 0}, "synchronous_node_count", "greater than or equal to 1"),
-        ({"synchronous_fallback_after": -1}, "synchronous_fallback_after", "greater than or equal to 0"),
+        ({"synchronous_fallback_after": -1}, "synchronous_fallback_after", "below the lowest accepted value"),
         ({"ttl": float("inf")}, "ttl", "finite number"),
         ({"pause": "yes"}, "pause", "true or false"),
         ({"parameters": {"work_mem": "1\nfsync = off"}}, "parameters.work_mem", "one line"),
@@ -157,35 +159,46 @@ def test_to_dict_is_json_ready_and_complete() -> None:
     assert json.loads(json.dumps(out)) == out
 
 
-_seconds = st.floats(min_value=0.001, max_value=1e6, allow_nan=False, allow_infinity=False)
+def _seconds(key: str) -> st.SearchStrategy[float]:
+    bound = next(b for b in BOUNDS if b.key == key)
+    return st.floats(min_value=bound.low, max_value=bound.high, allow_nan=False, allow_infinity=False)
+
+
 _param_values = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**63), max_value=2**63),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(alphabet=st.characters(blacklist_characters="\n\r\0", blacklist_categories=("Cs",))),
 )
-_param_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}(\.[a-z_][a-z0-9_]{0,10})?", fullmatch=True)
+_param_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}(\.[a-z_][a-z0-9_]{0,10})?", fullmatch=True).filter(
+    lambda name: name.lower() not in {*OWNED, *INCLUDE_DIRECTIVES, "wal_level"}
+)
 
 
 @st.composite
 def dynamic_configs(draw: st.DrawFn) -> DynamicConfig:
-    loop_wait, retry = draw(_seconds), draw(_seconds)
-    ttl = max(2.0, loop_wait + 2 * retry + draw(st.floats(min_value=0, max_value=1e6)))
+    loop_wait = draw(st.floats(min_value=0.1, max_value=100))
+    retry = draw(st.floats(min_value=0.5, max_value=100))
+    ttl = draw(st.floats(min_value=max(2.0, loop_wait + 2 * retry), max_value=600))
     return DynamicConfig(
         ttl=ttl,
         loop_wait=loop_wait,
         retry_timeout=retry,
-        maximum_lag_on_failover=draw(st.integers(min_value=0, max_value=2**62)),
-        primary_start_timeout=draw(_seconds),
-        member_slots_ttl=draw(_seconds),
+        maximum_lag_on_failover=draw(st.integers(min_value=0, max_value=1024**4)),
+        primary_start_timeout=draw(_seconds("primary_start_timeout")),
+        member_slots_ttl=draw(_seconds("member_slots_ttl")),
         max_slot_wal_keep_size=draw(st.sampled_from(["-1", "4GB", "512MB", "100", "1 TB"])),
         synchronous_mode=draw(st.sampled_from(SyncMode)),
         synchronous_node_count=draw(st.integers(min_value=1, max_value=10)),
         synchronous_fallback=draw(st.sampled_from(SyncFallback)),
-        synchronous_fallback_after=draw(st.floats(min_value=0, max_value=1e6)),
+        synchronous_fallback_after=draw(_seconds("synchronous_fallback_after")),
         use_pg_rewind=draw(st.booleans()),
         remove_data_directory_on_diverged_timelines=draw(st.booleans()),
-        parameters=draw(st.dictionaries(_param_names, _param_values, max_size=5)),
+        parameters=draw(
+            st.dictionaries(_param_names, _param_values, max_size=5).filter(
+                lambda params: len({name.lower() for name in params}) == len(params)
+            )
+        ),
         pause=draw(st.booleans()),
     )
 

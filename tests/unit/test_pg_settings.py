@@ -12,6 +12,7 @@ import pytest
 from pgwarden.model.local import ControlState
 from pgwarden.model.lsn import Lsn
 from pgwarden.model.node import Address, Credentials, PostgresSettings
+from pgwarden.model.parameters import OWNED
 from pgwarden.postgres.conninfo import StandbyUpstream, make_conninfo, parse_conninfo
 from pgwarden.postgres.controldata import parse_controldata
 from pgwarden.postgres.roles import scram_verifier
@@ -138,14 +139,25 @@ def test_node_parameters_override_cluster_parameters_which_override_defaults() -
 
 def test_managed_parameters_cannot_be_overridden() -> None:
     settings = replace(SETTINGS, parameters={"port": 6000, "hot_standby": False, "wal_level": "minimal"})
-    managed = ManagedConf(cluster_parameters={"primary_conninfo": "host=evil"})
+    managed = ManagedConf(cluster_parameters={"primary_conninfo": "host=evil", "Include": "/etc/passwd"})
     text = render_conf(settings, "node1", managed)
     lines = conf_lines(text)
     assert lines["port"] == "5432"
     assert lines["hot_standby"] == "on"
     assert lines["wal_level"] == "'replica'"
     assert lines["primary_conninfo"] == "''"
+    assert "Include" not in lines and "include" not in lines
     assert "# ignored port: pgwarden manages it" in text
+    assert "# ignored include: a directive that would include another file" in text
+
+
+def test_every_owned_parameter_is_left_out() -> None:
+    """One list: what the validator refuses as owned is exactly what the renderer never takes."""
+    managed = ManagedConf(cluster_parameters={name: "x" for name in OWNED})
+    text = render_conf(SETTINGS, "node1", managed)
+    for name in OWNED:
+        assert f"# ignored {name}: pgwarden manages it" in text
+        assert conf_lines(text).get(name) != "'x'"
 
 
 def test_logical_wal_level_is_allowed() -> None:
@@ -153,10 +165,28 @@ def test_logical_wal_level_is_allowed() -> None:
     assert conf_lines(render_conf(settings, "node1", ManagedConf()))["wal_level"] == "'logical'"
 
 
-@pytest.mark.parametrize("bad", [{"work_mem": "4MB\nport = 1"}, {"bad name": 1}, {"x": float("nan")}])
-def test_unrenderable_parameters_are_refused(bad: dict[str, str | float]) -> None:
-    with pytest.raises(ValueError):
-        render_conf(replace(SETTINGS, parameters=bad), "node1", ManagedConf())
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ({"work_mem": "4MB\nport = 1"}, "# ignored work_mem: a value postgresql.conf cannot hold"),
+        ({"bad name": 1}, "# ignored 'bad name': not a parameter name"),
+        ({"x": float("nan")}, "# ignored x: a value postgresql.conf cannot hold"),
+    ],
+)
+def test_unrenderable_parameters_are_left_out_with_a_comment(bad: dict[str, str | float], why: str) -> None:
+    """Values written to etcd behind the validation's back never reach the file (nor break it)."""
+    text = render_conf(SETTINGS, "node1", ManagedConf(cluster_parameters=bad))
+    assert why in text
+    assert set(conf_lines(text)).isdisjoint(bad)
+
+
+def test_parameters_postgresql_refused_are_left_out_with_its_message() -> None:
+    managed = ManagedConf(cluster_parameters={"work_mem": "lots", "max_connections": 20})
+    refused = {"work_mem": 'invalid value for parameter "work_mem": "lots"'}
+    text = render_conf(SETTINGS, "node1", managed, refused)
+    lines = conf_lines(text)
+    assert "work_mem" not in lines and lines["max_connections"] == "20"
+    assert '# refused work_mem = \'lots\': invalid value for parameter "work_mem": "lots"' in text
 
 
 def test_quote_doubles_quotes_and_escapes_backslashes() -> None:

@@ -33,6 +33,7 @@ from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
 from pgwarden.model import ClusterView, LocalState, NodeConfig, Role
 from pgwarden.postgres.controller import PostgresController
+from pgwarden.postgres.parameter_check import check_parameters
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,13 @@ class Agent:
         empty_view = ClusterView(name=config.cluster, config=dcs)
         local = LocalState()
         self.snapshots = SnapshotHolder(Snapshot(config, empty_view, local, member_record(config, local)))
-        operations = AgentOperations(self.cluster, self.snapshots, self.requests, promises=self.promises)
+        operations = AgentOperations(
+            self.cluster,
+            self.snapshots,
+            self.requests,
+            promises=self.promises,
+            check_parameters=lambda parameters: check_parameters(config.postgresql, parameters),
+        )
         self.api = ApiServer(config.api, self.snapshots, operations)
         # The fence outlives this process: it gets every deadline the lease guard enforces.
         self.fence = FenceLink(config.postgresql.data_dir, config.name, self.lease.deadline, config_path)

@@ -47,4 +47,5 @@ def member_record(config: NodeConfig, local: LocalState, scheduled_restart: floa
         version=__version__,
         pending_restart_reason=dict(local.pending_params),
         scheduled_restart=scheduled_restart,
+        config_errors=local.config_errors,
     )

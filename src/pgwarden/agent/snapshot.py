@@ -12,6 +12,7 @@ from typing import Any
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import PeerStatus, Promise
 from pgwarden.model import ClusterView, LocalState, Lsn, Member, NodeConfig, Role, SyncMode, Tags
+from pgwarden.model.parameters import ParameterError
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ def status_document(snap: Snapshot, now: float | None = None) -> dict[str, Any]:
         doc["failsafe"] = failsafe_document(snap, now)
     if local.pending_params:
         doc["pending_restart_reason"] = pending_reason_document(local.pending_params)
+    doc["config_errors"] = config_errors_document(local.config_errors)
     if local.started_at is not None:
         doc["postmaster_start_time"] = iso_time(local.started_at)
     if member.scheduled_restart is not None:
@@ -137,6 +139,11 @@ def failsafe_document(snap: Snapshot, now: float) -> dict[str, Any]:
 def pending_reason_document(pending: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
     """Patroni's ``pending_restart_reason``: each setting's running (old) and configured (new) value."""
     return {name: {"old_value": old, "new_value": new} for name, (old, new) in sorted(pending.items())}
+
+
+def config_errors_document(errors: tuple[ParameterError, ...]) -> list[dict[str, str]]:
+    """Settings PostgreSQL refuses on this node: ``[{"name", "value", "error"}]``, [] when none."""
+    return [{"name": e.name, "value": e.value, "error": e.error} for e in errors]
 
 
 def iso_time(epoch: float) -> str:

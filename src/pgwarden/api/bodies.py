@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT
+from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT, IfMatch
 
 MAX_TIMEOUT = 600.0  # seconds; a request thread may wait this long for an operation to finish
 
@@ -180,6 +180,26 @@ def empty_request(raw: bytes) -> None:
 def config_document(raw: bytes) -> dict[str, Any]:
     """``PATCH``/``PUT /config``: a JSON object; its settings are the operations' to validate."""
     return json_object(raw, empty_ok=False)
+
+
+def if_match(header: str | None) -> IfMatch | None:
+    """The ``If-Match`` header of a config write: ``*`` or ETags as ``GET /config`` sends them
+    (``"42"``, comma-separated). Weak tags (``W/"42"``) never match, as RFC 9110 says."""
+    if header is None:
+        return None
+    text = header.strip()
+    if text == "*":
+        return IfMatch(any=True)
+    revisions: set[int] = set()
+    for tag in (part.strip() for part in text.split(",")):
+        if tag.startswith("W/"):
+            continue
+        digits = tag[1:-1] if len(tag) > 2 and tag[0] == tag[-1] == '"' else ""
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+            example = '"*" or ETags from GET /config such as "42"'
+            _reject(f"the If-Match header must be {example}, got {_shown(header)}")
+        revisions.add(int(digits))
+    return IfMatch(frozenset(revisions))
 
 
 def _json_type(value: object) -> str:

@@ -37,6 +37,36 @@ class OperationResult:
         return {"message": self.message, **self.detail}
 
 
+@dataclass(frozen=True, slots=True)
+class IfMatch:
+    """A write's ``If-Match`` precondition: the config's revisions (ETags) it may replace."""
+
+    revisions: frozenset[int] = frozenset()
+    any: bool = False  # "*": whatever is stored, as long as something is
+
+    def allows(self, revision: int) -> bool:
+        return (self.any and revision > 0) or revision in self.revisions
+
+
+# The header a config write answers with: what this node's PostgreSQL said of the changed parameters.
+PARAMETER_CHECK_HEADER = "Pgwarden-Parameter-Check"
+
+
+def etag(revision: int) -> str:
+    """The ETag of the config at etcd ``revision`` (its key's mod_revision): ``"42"``."""
+    return f'"{revision}"'
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigAnswer:
+    """``/config``'s answer: the document, the revision it was read at (the ETag; None after a
+    write), and what the node's PostgreSQL said of the changed parameters (None: none changed)."""
+
+    document: dict[str, Any]
+    revision: int | None = None
+    parameter_check: str | None = None
+
+
 # How long a switchover/failover call waits for the new primary before answering with the state it
 # reached; callers may pass their own ``timeout`` in the body.
 DEFAULT_OPERATION_TIMEOUT = 30.0
@@ -53,16 +83,17 @@ class Operations(Protocol):
         """``GET /history``: ``[{"timeline", "lsn", "reason", "timestamp", "new_leader"}, ...]``."""
         ...
 
-    def get_config(self) -> dict[str, Any]:
-        """``GET /config``: the dynamic config as stored in etcd."""
+    def get_config(self) -> ConfigAnswer:
+        """``GET /config``: the dynamic config as stored in etcd, and its revision."""
         ...
 
-    def patch_config(self, patch: Mapping[str, Any]) -> dict[str, Any]:
-        """``PATCH /config``: merge (``None`` removes a key), validate, compare-and-set; the new config."""
+    def patch_config(self, patch: Mapping[str, Any], if_match: IfMatch | None = None) -> ConfigAnswer:
+        """``PATCH /config``: merge (``None`` removes a key), validate, check the changed parameters
+        against PostgreSQL, compare-and-set; the new config. 412 when ``if_match`` fails."""
         ...
 
-    def put_config(self, document: Mapping[str, Any]) -> dict[str, Any]:
-        """``PUT /config``: replace the whole dynamic config; the new config."""
+    def put_config(self, document: Mapping[str, Any], if_match: IfMatch | None = None) -> ConfigAnswer:
+        """``PUT /config``: replace the whole dynamic config, checked like PATCH; the new config."""
         ...
 
     def switchover(

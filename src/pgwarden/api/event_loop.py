@@ -247,7 +247,9 @@ class EventLoop:
             data = api.health.wire(head.method, head.target, head.keep_alive, time.monotonic())
             self._write(conn, data, then(head.keep_alive))
             return
-        request = Request(head.method, head.target, ready.body, head.authorization, head.content_type)
+        request = Request(
+            head.method, head.target, ready.body, head.authorization, head.content_type, head.if_match
+        )
         work = api.work_of(request)
         if work is None:
             self._write(conn, render(api.answer(request), head.keep_alive), then(head.keep_alive))

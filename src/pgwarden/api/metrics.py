@@ -36,6 +36,8 @@ METRICS: dict[str, str] = {
     "pgwarden_decision": "1, labelled with the reason code of the last decision.",
     "pgwarden_pending_restart": "1 when PostgreSQL needs a restart to apply changed settings.",
     "pgwarden_pending_restart_parameter": "1 per setting waiting for a restart, labelled with its name.",
+    "pgwarden_config_errors": "How many settings PostgreSQL refuses on this member (config_errors).",
+    "pgwarden_config_error": "1 per setting PostgreSQL refuses on this member, labelled with its name.",
     "pgwarden_postmaster_start_time_seconds": "Epoch seconds when the running postmaster started.",
     "pgwarden_scheduled_restart_timestamp_seconds": "Epoch seconds of the restart scheduled on this member.",
     "pgwarden_pause": "1 when the cluster is paused (no automatic failover).",
@@ -120,6 +122,13 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
     for name in sorted(local.pending_params):
         pending.add_metric([name], 1.0)
     yield pending
+    errors = _gauge("pgwarden_config_errors")
+    errors.add_metric([], float(len(local.config_errors)))
+    yield errors
+    refused = _gauge("pgwarden_config_error", ("parameter",))
+    for name in sorted({e.name for e in local.config_errors}):
+        refused.add_metric([name], 1.0)
+    yield refused
     started = _gauge("pgwarden_postmaster_start_time_seconds")
     if local.running and local.started_at is not None:
         started.add_metric([], local.started_at)

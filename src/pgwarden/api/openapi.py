@@ -12,7 +12,7 @@ from typing import Any
 
 from pgwarden import __version__
 from pgwarden.api.bodies import MAX_PROMISE, MAX_TIMEOUT
-from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT
+from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT, PARAMETER_CHECK_HEADER
 from pgwarden.api.facts import HEALTH_ENDPOINTS, STATUS_ENDPOINTS
 from pgwarden.config.dynamic import DynamicModel
 from pgwarden.model import PgState, Role
@@ -69,6 +69,15 @@ _PENDING_REASON = {
         "properties": {"old_value": {"type": "string"}, "new_value": {"type": "string"}},
     },
 }
+_CONFIG_ERRORS = {
+    "type": "array",
+    "description": "settings PostgreSQL refuses on this member: left out of pgwarden.conf, or "
+    "reported by pg_file_settings (docs/rest-api.md#config-errors)",
+    "items": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "value": {"type": "string"}, "error": {"type": "string"}},
+    },
+}
 _SCHEDULED_RESTART = {
     "type": "object",
     "description": "a restart scheduled on this member",
@@ -119,6 +128,7 @@ def _schemas() -> dict[str, Any]:
                 "upstream": {"type": ["string", "null"]},
                 "pending_restart": {"type": "boolean"},
                 "pending_restart_reason": _PENDING_REASON,
+                "config_errors": _CONFIG_ERRORS,
                 "postmaster_start_time": {"type": "string", "format": "date-time"},
                 "scheduled_restart": _SCHEDULED_RESTART,
                 "tags": tags,
@@ -189,6 +199,7 @@ def _schemas() -> dict[str, Any]:
                 "lag": {"type": ["integer", "null"], "description": "bytes behind the leader"},
                 "pending_restart": {"type": "boolean"},
                 "pending_restart_reason": _PENDING_REASON,
+                "config_errors": _CONFIG_ERRORS,
                 "scheduled_restart": _SCHEDULED_RESTART,
                 "tags": tags,
             },
@@ -361,10 +372,46 @@ def _write(operation_id: str, summary: str, body: str | None, codes: dict[str, s
     return operation
 
 
+_ETAG = {
+    "description": 'the etcd revision of the config key, quoted: "42"; send it back in If-Match',
+    "schema": {"type": "string"},
+}
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": 'write only if the config is still at this ETag (from GET /config), or "*"; '
+    "412 when it moved",
+    "schema": {"type": "string"},
+}
+
+
 def _config_write(operation_id: str, summary: str, schema: dict[str, Any]) -> dict[str, Any]:
-    operation = _write(operation_id, summary, None, {"409": "etcd changed meanwhile; retry"})
+    operation = _write(
+        operation_id,
+        summary,
+        None,
+        {
+            "409": "etcd changed meanwhile (retry), or PATCH on a stored config that is invalid (use PUT)",
+            "412": "If-Match names another revision: the config changed since it was read",
+        },
+    )
+    operation["parameters"] = [_IF_MATCH]
     operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
-    operation["responses"]["200"] = _json(_ref("DynamicConfig"), "the config now stored")
+    stored = _json(_ref("DynamicConfig"), "the config now stored")
+    stored["headers"] = {
+        PARAMETER_CHECK_HEADER: {
+            "description": "what this node's PostgreSQL said of the changed parameters: "
+            '"accepted by PostgreSQL on <member>: <names>" or "skipped on <member>: <why>"; '
+            "absent when no parameter changed",
+            "schema": {"type": "string"},
+        }
+    }
+    operation["responses"]["200"] = stored
+    operation["responses"]["400"] = _error(
+        "the config is refused: the sentence names each key and its fix; refused holds PostgreSQL's "
+        "message per key when PostgreSQL refused a value"
+    )
     operation["responses"]["503"] = _error("etcd could not be written")
     return operation
 
@@ -379,14 +426,16 @@ def _paths() -> dict[str, Any]:
     paths["/history"] = _read(
         "history", "timeline history", {"type": "array", "items": _ref("HistoryEntry")}, "503"
     )
+    config_read = _read(
+        "get_config",
+        "the dynamic config in force, as the agent last read it from etcd",
+        _ref("DynamicConfig"),
+        "503",
+        f"the agent has not read a dynamic config yet, or {_BUSY}",
+    )
+    config_read["get"]["responses"]["200"]["headers"] = {"ETag": _ETAG}
     paths["/config"] = {
-        **_read(
-            "get_config",
-            "the dynamic config in force, as the agent last read it from etcd",
-            _ref("DynamicConfig"),
-            "503",
-            f"the agent has not read a dynamic config yet, or {_BUSY}",
-        ),
+        **config_read,
         "patch": _config_write(
             "patch_config",
             "merge settings into the dynamic config (RFC 7386: null removes a key)",

@@ -20,14 +20,20 @@ from typing import Any
 from pgwarden.agent.failsafe import PromiseBox
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.requests import RequestBox, Ticket
-from pgwarden.agent.snapshot import SnapshotHolder, pending_reason_document, tags_document
-from pgwarden.api.contract import OperationError, OperationResult
+from pgwarden.agent.snapshot import (
+    SnapshotHolder,
+    config_errors_document,
+    pending_reason_document,
+    tags_document,
+)
+from pgwarden.api.config_check import ParameterChecker, check_changed_parameters
+from pgwarden.api.contract import ConfigAnswer, IfMatch, OperationError, OperationResult, etag
 from pgwarden.config import ConfigError, dynamic_config_to_dict, merge_patch, parse_dynamic_config
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.store import StoreError
 from pgwarden.ha.observation import Request
 from pgwarden.ha.rules.switchover import Refused, choose_candidate
-from pgwarden.model import ClusterView, Member, PgState, Role, SwitchoverIntent
+from pgwarden.model import ClusterView, DynamicConfig, Member, PgState, Role, SwitchoverIntent
 
 _POLL = 0.1  # how often a waiting operation looks at the store again
 _RELOAD_TIMEOUT = 10.0
@@ -42,12 +48,16 @@ class AgentOperations:
         requests: RequestBox,
         clock: Callable[[], float] = time.time,
         promises: PromiseBox | None = None,
+        check_parameters: ParameterChecker | None = None,
     ) -> None:
+        """``check_parameters`` asks this node's PostgreSQL about changed parameters before a config
+        write (api/config_check.py); None skips that check (and says so)."""
         self._cluster = cluster
         self._snapshots = snapshots
         self._requests = requests
         self._clock = clock
         self._promises = promises or PromiseBox()
+        self._check_parameters = check_parameters
 
     # --- reading ----------------------------------------------------------------------------------
     def _view(self) -> ClusterView:
@@ -89,40 +99,66 @@ class AgentOperations:
         ]
 
     # --- dynamic config -------------------------------------------------------------------------
-    def get_config(self) -> dict[str, Any]:
+    def get_config(self) -> ConfigAnswer:
+        """From the snapshot, with the revision it was read at as the ETag: a write with If-Match on
+        it goes through only if nobody wrote since that read."""
         view = self._observed()
         if view.config_revision == 0:
             raise OperationError(503, "this agent has not read a dynamic config from etcd yet")
-        return dynamic_config_to_dict(view.config)
+        return ConfigAnswer(dynamic_config_to_dict(view.config), view.config_revision)
 
-    def patch_config(self, patch: Mapping[str, Any]) -> dict[str, Any]:
+    def patch_config(self, patch: Mapping[str, Any], if_match: IfMatch | None = None) -> ConfigAnswer:
         current, revision = self._stored_config()
-        return self._write_config(merge_patch(dynamic_config_to_dict(current), patch), revision)
+        _precondition(if_match, revision)
+        if current is None:  # nothing valid to merge into
+            raise _invalid_config(revision)
+        document = merge_patch(dynamic_config_to_dict(current), patch)
+        return self._write_config(document, current, revision, if_match)
 
-    def put_config(self, document: Mapping[str, Any]) -> dict[str, Any]:
-        return self._write_config(document, self._stored_config()[1])
+    def put_config(self, document: Mapping[str, Any], if_match: IfMatch | None = None) -> ConfigAnswer:
+        current, revision = self._stored_config()
+        _precondition(if_match, revision)
+        return self._write_config(document, current, revision, if_match)
 
-    def _stored_config(self) -> tuple[Any, int]:
+    def _stored_config(self) -> tuple[DynamicConfig | None, int]:
+        """The stored config as etcd holds it now (None: invalid) and its revision; 503 before the
+        cluster has one."""
         try:
             cfg, revision = self._cluster.read_config()
         except StoreError as exc:
             raise OperationError(503, f"etcd cannot be read: {exc}") from None
-        if cfg is None:
+        if revision == 0:
             raise OperationError(503, "the cluster has no dynamic config yet (not bootstrapped)")
         return cfg, revision
 
-    def _write_config(self, document: Mapping[str, Any], revision: int) -> dict[str, Any]:
+    def _write_config(
+        self,
+        document: Mapping[str, Any],
+        current: DynamicConfig | None,
+        revision: int,
+        if_match: IfMatch | None,
+    ) -> ConfigAnswer:
+        """Validate, ask PostgreSQL about the parameters that change, then compare-and-set: a
+        refused change leaves etcd untouched."""
+        source = "request body"
         try:
-            cfg = parse_dynamic_config(document, "request body")
+            cfg = parse_dynamic_config(document, source)
         except ConfigError as exc:
             raise OperationError(400, str(exc)) from None
+        verdict = check_changed_parameters(
+            cfg, current, self._check_parameters, self._snapshots.get().config.name, source
+        )
+        if verdict.refusal is not None:
+            raise OperationError(400, str(verdict.refusal), {"refused": verdict.refused})
         try:
             written = self._cluster.write_config(cfg, expected_revision=revision)
         except StoreError as exc:
             raise OperationError(503, f"etcd cannot be written: {exc}") from None
+        if not written and if_match is not None:
+            raise _changed_since()
         if not written:
             raise OperationError(409, "the config changed meanwhile; read it again and retry")
-        return dynamic_config_to_dict(cfg)
+        return ConfigAnswer(dynamic_config_to_dict(cfg), parameter_check=verdict.note)
 
     # --- switchover and failover ----------------------------------------------------------------
     def switchover(
@@ -303,6 +339,31 @@ class AgentOperations:
         return ticket
 
 
+def _precondition(if_match: IfMatch | None, revision: int) -> None:
+    if if_match is not None and not if_match.allows(revision):
+        raise _changed_since(revision)
+
+
+def _changed_since(revision: int | None = None) -> OperationError:
+    """412: the config moved since the caller read it (``revision``: where it is now, if known)."""
+    now = f" (it is {etag(revision)} now)" if revision is not None else ""
+    return OperationError(
+        412,
+        f"the config is no longer the one If-Match names{now}: someone changed it since you read it; "
+        "nothing written, read it again (GET /config) and retry",
+        {"revision": revision} if revision is not None else None,
+    )
+
+
+def _invalid_config(revision: int) -> OperationError:
+    return OperationError(
+        409,
+        f"the dynamic config in etcd (revision {revision}) is invalid (the agents' logs say why); "
+        "replace it whole with PUT /config and If-Match: " + etag(revision) + " (pgwarden edit-config does)",
+        {"revision": revision},
+    )
+
+
 def _serves_as_primary(view: ClusterView, member: Member | None) -> bool:
     return (
         member is not None
@@ -354,6 +415,8 @@ def _member_document(member: Member, view: ClusterView) -> dict[str, Any]:
     }
     if member.pending_restart_reason:
         doc["pending_restart_reason"] = pending_reason_document(member.pending_restart_reason)
+    if member.config_errors:
+        doc["config_errors"] = config_errors_document(member.config_errors)
     if member.scheduled_restart is not None:
         doc["scheduled_restart"] = {"schedule": _iso(member.scheduled_restart)}
     return doc

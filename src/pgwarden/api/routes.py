@@ -20,7 +20,14 @@ from pgwarden.agent.lease import monotonic
 from pgwarden.agent.snapshot import SnapshotHolder
 from pgwarden.api import bodies
 from pgwarden.api.auth import CHALLENGE, BasicAuth
-from pgwarden.api.contract import OperationError, OperationResult, Operations
+from pgwarden.api.contract import (
+    PARAMETER_CHECK_HEADER,
+    ConfigAnswer,
+    OperationError,
+    OperationResult,
+    Operations,
+    etag,
+)
 from pgwarden.api.facts import HEALTH_ENDPOINTS, STATUS_ENDPOINTS, split_target
 from pgwarden.api.health_answers import HealthAnswers
 from pgwarden.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -52,6 +59,7 @@ class Request:
     body: bytes = b""
     authorization: str | None = None  # the Authorization header, if any
     content_type: str | None = None  # the Content-Type header, if any
+    if_match: str | None = None  # the If-Match header, if any (config writes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,7 @@ class _Call:
     endpoint: str
     query: Mapping[str, str]
     body: bytes
+    if_match: str | None = None
 
 
 _Handler = Callable[[_Call], Response]
@@ -113,9 +122,13 @@ class RestApi:
                 "cluster": {"GET": lambda c: json_response(200, ops.cluster())},
                 "history": {"GET": lambda c: json_response(200, ops.history())},
                 "config": {
-                    "GET": lambda c: json_response(200, ops.get_config()),
-                    "PATCH": lambda c: json_response(200, ops.patch_config(bodies.config_document(c.body))),
-                    "PUT": lambda c: json_response(200, ops.put_config(bodies.config_document(c.body))),
+                    "GET": lambda c: _config(ops.get_config()),
+                    "PATCH": lambda c: _config(
+                        ops.patch_config(bodies.config_document(c.body), bodies.if_match(c.if_match))
+                    ),
+                    "PUT": lambda c: _config(
+                        ops.put_config(bodies.config_document(c.body), bodies.if_match(c.if_match))
+                    ),
                 },
                 "metrics": {"GET": lambda c: Response(200, self._metrics.render(), METRICS_CONTENT_TYPE)},
                 "openapi.json": {"GET": lambda c: Response(200, self._openapi)},
@@ -179,7 +192,7 @@ class RestApi:
         endpoint, query = split_target(request.target)
         if method in WRITE_METHODS and not self._auth.allows(request.authorization):
             return _UNAUTHORIZED
-        call = _Call(request.target, endpoint, query, request.body)
+        call = _Call(request.target, endpoint, query, request.body, request.if_match)
         routes = self._routes.get(endpoint)
         if routes is None:
             if method in READ_METHODS:  # Patroni: an unknown GET path is a failed health check
@@ -251,6 +264,20 @@ def _outcome(handler: _Handler, call: _Call) -> Response:
             log.error("operation error with non-error status %d: %s", exc.status, exc.message)
             return json_response(503, exc.document())
         return json_response(exc.status, exc.document())
+
+
+def _config(answer: ConfigAnswer) -> Response:
+    headers: list[tuple[str, str]] = []
+    if answer.revision is not None:
+        headers.append(("ETag", etag(answer.revision)))
+    if answer.parameter_check is not None:
+        headers.append((PARAMETER_CHECK_HEADER, header_text(answer.parameter_check)))
+    return json_response(200, answer.document, tuple(headers))
+
+
+def header_text(text: str) -> str:
+    """``text`` as one header value: printable ASCII on one line (the HTTP layer writes latin-1)."""
+    return " ".join(text.encode("ascii", "replace").decode().split())[:1000]
 
 
 def _result(result: OperationResult) -> Response:

@@ -52,6 +52,7 @@ class RequestHead:
     content_length: int = 0
     content_type: str | None = None
     authorization: str | None = None
+    if_match: str | None = None  # config writes' compare-and-set on GET /config's ETag
     expect_continue: bool = False
 
 
@@ -241,6 +242,7 @@ def parse_head(raw: bytes) -> RequestHead:
         content_length=_content_length(headers.get("content-length")),
         content_type=headers.get("content-type"),
         authorization=headers.get("authorization"),
+        if_match=headers.get("if-match"),
         expect_continue=headers.get("expect", "").lower() == "100-continue" and version == b"HTTP/1.1",
     )
 

@@ -1,4 +1,9 @@
-"""``pgwarden show-config`` and ``edit-config``: the cluster's dynamic config in etcd, shown and edited."""
+"""``pgwarden show-config`` and ``edit-config``: the cluster's dynamic config in etcd, shown and edited.
+
+show-config reads etcd; edit-config reads and writes through an agent's REST API, so its
+authentication and its checks (PostgreSQL's own verdict on changed parameters) apply to every
+edit, and the write is compare-and-set on the revision read (If-Match).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,10 @@ from typing import Annotated
 
 import typer
 
+from pgwarden.api.contract import PARAMETER_CHECK_HEADER
 from pgwarden.cli.connect import ConfigOption, DirOption, ForceOption, cluster_client, confirm, fail, warn
 from pgwarden.client import (
+    ApiRefused,
     ConfigEdit,
     config_document,
     config_yaml,
@@ -70,7 +77,8 @@ def edit_config(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--set") from None
     with cluster_client(ctx, config, dir) as client:
-        stored, revision = client.config()
+        read = client.read_config()
+        stored, revision = read.config, read.revision
         if stored is None:
             warn(_missing(revision) + "; editing the defaults")
         current = stored or DynamicConfig()
@@ -91,8 +99,19 @@ def edit_config(
         _print_diff(edit)
         if not force:
             confirm("Apply these changes?")
-        client.write_config(edit.after, edit.revision)
-        typer.echo(f"config of cluster {client.target.cluster!r} updated; agents apply it on their next loop")
+        try:
+            answer = client.write_config(edit.after, read)
+        except ApiRefused as exc:
+            if exc.status != 400:
+                raise
+            fail(f"refused by {exc.member}, nothing written: {exc.error}")
+        checked = answer.headers.get(PARAMETER_CHECK_HEADER.lower())
+        if checked:
+            typer.echo(f"parameter check: {checked}")
+        typer.echo(
+            f"config of cluster {client.target.cluster!r} updated through {answer.member}'s REST API; "
+            "agents apply it on their next loop"
+        )
 
 
 def edit_in_editor(text: str) -> str | None:

@@ -89,6 +89,7 @@ def member_document(view: ClusterView, member: Member) -> dict[str, Any]:
         },
         "scheduled_restart": _iso(member.scheduled_restart) if member.scheduled_restart is not None else None,
         "leader": view.leader is not None and view.leader.name == member.name,
+        "config_errors": [{"name": e.name, "value": e.value, "error": e.error} for e in member.config_errors],
     }
 
 
@@ -150,6 +151,9 @@ def cluster_header(view: ClusterView) -> str:
         parts.append(f"failsafe mode: on ({members})")
     if view.switchover is not None:
         parts.append(f"pending {switchover_text(view.switchover)}")
+    refusing = [m.name for m in view.members if m.config_errors]
+    if refusing:
+        parts.append(f"CONFIG ERRORS on {', '.join(refusing)} (!)")
     return " | ".join(parts)
 
 
@@ -188,7 +192,7 @@ def members_table(view: ClusterView) -> RenderableType:
             member.name,
             f"{member.host}:{member.port}",
             doc["role"],
-            doc["state"],
+            doc["state"] + (" !" if member.config_errors else ""),
             "" if member.timeline is None else str(member.timeline),
             _lag_cell(view, member, doc["lag"]),
             ", ".join(f"{k}={_tag_text(v)}" for k, v in doc["tags"].items()),
@@ -198,7 +202,13 @@ def members_table(view: ClusterView) -> RenderableType:
     if not view.members:
         note = Text(f"no members in etcd for cluster {view.name!r} (wrong cluster name or prefix?)")
         return Group(header, table, note)
-    return Group(header, table)
+    notes = [Text(line) for line in config_error_lines(view)]
+    return Group(header, table, *notes)
+
+
+def config_error_lines(view: ClusterView) -> list[str]:
+    """``! node1: work_mem = lots: <PostgreSQL's message>``, one line per setting a member refuses."""
+    return [f"! {m.name}: {e.name} = {e.value}: {e.error}" for m in view.members for e in m.config_errors]
 
 
 def _pending_cell(member: Member) -> str:

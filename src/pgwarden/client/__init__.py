@@ -1,6 +1,6 @@
 """Client side of a pgwarden cluster: find it, read it from etcd, and call its agents' REST APIs."""
 
-from pgwarden.client.cluster_client import ApiAnswer, ClusterClient
+from pgwarden.client.cluster_client import ApiAnswer, ClusterClient, ConfigRead
 from pgwarden.client.config_edit import (
     Assignment,
     ConfigEdit,
@@ -45,6 +45,7 @@ __all__ = [
     "ClusterTarget",
     "ConfigChanged",
     "ConfigEdit",
+    "ConfigRead",
     "EtcdUnreachable",
     "KnownNode",
     "NoLeader",

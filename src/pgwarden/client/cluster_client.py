@@ -1,23 +1,23 @@
 """Reads one cluster's state from etcd and calls its agents' REST APIs, turning failures into ClientErrors.
 
 Reads go straight to etcd (one range read, as the agents do), so ``list`` works even when no
-agent answers. Operations go to an agent's REST API, which checks them against the cluster and
-carries them out; the client decides nothing itself. The config is the one thing written to
-etcd directly, always compare-and-set on the revision read, so two editors cannot silently
-overwrite each other.
+agent answers. Every change goes to an agent's REST API, which checks it against the cluster (and
+a config change against PostgreSQL) and carries it out, behind the API's authentication; the
+client decides nothing itself and writes nothing to etcd. A config edit is compare-and-set on
+the revision read (``If-Match``), so two editors cannot silently overwrite each other.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from pgwarden.api.contract import etag
 from pgwarden.client.errors import (
     ApiRefused,
     ApiUnreachable,
@@ -28,6 +28,8 @@ from pgwarden.client.errors import (
     UnknownMember,
 )
 from pgwarden.client.target import ClusterTarget
+from pgwarden.config.dynamic import dynamic_config_to_dict, parse_dynamic_config
+from pgwarden.config.errors import ConfigError
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.etcd import EtcdStore
 from pgwarden.dcs.store import Store, StoreError
@@ -37,8 +39,6 @@ from pgwarden.model.cluster import ClusterView, DynamicConfig, Member
 ETCD_TIMEOUT = 2.0
 # How long to wait for an agent to accept a connection; answering may take longer (see `call`).
 CONNECT_TIMEOUT = 3.0
-# A pause/resume written straight to etcd retries its compare-and-set this many times.
-_PAUSE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,7 @@ class ApiAnswer:
     member: str
     status: int
     document: Mapping[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
 
     @property
     def message(self) -> str:
@@ -109,21 +110,46 @@ class ClusterClient:
         except StoreError as exc:
             raise self._etcd_error(exc) from None
 
-    def write_config(self, cfg: DynamicConfig, expected_revision: int) -> None:
-        """Write ``cfg`` only if the config is still at ``expected_revision``; else `ConfigChanged`."""
+    def read_config(self) -> ConfigRead:
+        """The dynamic config and its revision, through the first agent (the leader first) that answers."""
+        view = self.view()
+        members = self.members_leader_first(view)
         try:
-            if self.cluster_store.write_config(cfg, expected_revision):
-                return
-            # A write whose answer was lost may have landed, and a retry on another endpoint
-            # then loses against itself: what is stored now tells.
-            stored, revision = self.cluster_store.read_config()
-        except StoreError as exc:
-            raise self._etcd_error(exc) from None
-        if stored != cfg:
-            raise ConfigChanged(
-                f"the config in etcd changed meanwhile (revision {expected_revision} is now {revision}); "
-                "nothing written, read it again and retry"
+            answer = self.call_first(members, "GET", "/config")
+        except ApiRefused as exc:
+            revision = exc.document.get("revision")
+            if exc.status == 503 and isinstance(revision, int) and revision > 0:
+                # Stored but invalid: edit the defaults and replace it (PUT, If-Match on it).
+                return ConfigRead(None, revision, self.member(exc.member, view))
+            raise
+        tag = answer.headers.get("etag", "")
+        if not (tag.startswith('"') and tag.endswith('"') and tag[1:-1].isdigit()):
+            raise ClientError(
+                f"{answer.member} answered GET /config without an ETag (is it older than this command?)"
             )
+        try:
+            cfg: DynamicConfig | None = parse_dynamic_config(
+                answer.document, f"GET /config of {answer.member}"
+            )
+        except ConfigError:
+            cfg = None  # stored by an older version under other rules: invalid here
+        return ConfigRead(cfg, int(tag[1:-1]), self.member(answer.member, view))
+
+    def write_config(self, cfg: DynamicConfig, read: ConfigRead) -> ApiAnswer:
+        """Replace the config through the agent that was read, only if it is still at
+        ``read.revision`` (If-Match); `ConfigChanged` when it moved, `ApiRefused` when refused."""
+        try:
+            return self.call(
+                read.member,
+                "PUT",
+                "/config",
+                dynamic_config_to_dict(cfg),
+                headers={"If-Match": etag(read.revision)},
+            )
+        except ApiRefused as exc:
+            if exc.status == 412:
+                raise ConfigChanged(f"{exc.error}") from None
+            raise
 
     def _etcd_error(self, exc: StoreError) -> ClientError:
         hosts = ", ".join(str(h) for h in self.target.etcd_hosts)
@@ -161,6 +187,7 @@ class ClusterClient:
         path: str,
         body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ApiAnswer:
         """One request to ``member``'s API; `ApiUnreachable` or `ApiRefused` (4xx/5xx) on failure.
 
@@ -177,6 +204,7 @@ class ClusterClient:
                 method,
                 url,
                 json=document,
+                headers=dict(headers or {}),
                 timeout=httpx.Timeout(wait, connect=min(CONNECT_TIMEOUT, wait)),
             )
         except httpx.TimeoutException:
@@ -192,7 +220,9 @@ class ClusterClient:
         document = _json_object(response)
         if response.status_code >= 400:
             raise ApiRefused(member.name, method, path, response.status_code, document)
-        return ApiAnswer(member.name, response.status_code, document)
+        return ApiAnswer(
+            member.name, response.status_code, document, {k.lower(): v for k, v in response.headers.items()}
+        )
 
     def call_first(
         self,
@@ -221,30 +251,27 @@ class ClusterClient:
     # -- cluster-wide switches ------------------------------------------------------------------
 
     def set_pause(self, paused: bool) -> str:
-        """Pause or resume automatic failover through any agent, or in etcd if no agent answers."""
+        """Pause or resume automatic failover through the first agent (the leader first) that answers.
+
+        Never written to etcd directly: the API's authentication guards it like every change
+        (with no agent running, there is no automatic failover to pause anyway).
+        """
         view = self.view()
         word = "paused" if paused else "resumed"
         if view.config.pause == paused:
             return f"cluster {view.name!r} is already {'paused' if paused else 'running automatic failover'}"
-        try:
-            answer = self.call_first(self.members_leader_first(view), "PATCH", "/config", {"pause": paused})
-        except ApiUnreachable as exc:
-            self._write_pause(paused)
-            return f"cluster {view.name!r} {word} (written to etcd directly: {exc})"
+        answer = self.call_first(self.members_leader_first(view), "PATCH", "/config", {"pause": paused})
         return f"cluster {view.name!r} {word} (through {answer.member}'s REST API)"
 
-    def _write_pause(self, paused: bool) -> None:
-        for _ in range(_PAUSE_ATTEMPTS):
-            stored, revision = self.config()
-            current = stored or DynamicConfig()
-            if current.pause == paused:
-                return
-            try:
-                self.write_config(dataclasses.replace(current, pause=paused), revision)
-                return
-            except ConfigChanged:
-                continue  # someone edited another key meanwhile: apply the switch to theirs
-        raise ConfigChanged(f"the config in etcd changed {_PAUSE_ATTEMPTS} times while writing; retry")
+
+@dataclass(frozen=True, slots=True)
+class ConfigRead:
+    """The config an agent answered with (None: the stored one is invalid), its etcd revision (the
+    ETag a replacement must match) and that agent, which the replacement goes to."""
+
+    config: DynamicConfig | None
+    revision: int
+    member: Member
 
 
 def _verify(target: ClusterTarget) -> ssl.SSLContext | bool:

@@ -10,31 +10,40 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pgwarden.config.bounds import BOUNDS, bound_findings
 from pgwarden.config.explain import Finding, Loc, Origin, findings_from_validation, unknown_key
-from pgwarden.config.fields import ByteSize, Parameters, PgSize
+from pgwarden.config.fields import ByteSize, PgSize
+from pgwarden.config.parameters import Parameters
 from pgwarden.model.cluster import DynamicConfig, SyncFallback, SyncMode
 
 _D = DynamicConfig()  # the defaults live in the dataclass; the schema reads them from here
-_ETCD_MIN_TTL = 2.0  # etcd refuses leases shorter than this many seconds
 # Patroni nests these under `postgresql:`; we accept that shape and flatten it.
 _NESTED = ("use_pg_rewind", "parameters", "remove_data_directory_on_diverged_timelines")
+
+
+def _bounded(key: str, example: object) -> Any:
+    """A field whose range config/bounds.py checks (with its reasons); the schema shows the range."""
+    bound = next(b for b in BOUNDS if b.key == key)
+    extra: dict[str, Any] = {"minimum": bound.low, "maximum": bound.high}
+    return Field(getattr(_D, key), examples=[example], json_schema_extra=extra)
 
 
 class DynamicModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    ttl: float = Field(_D.ttl, gt=0, examples=[30])
-    loop_wait: float = Field(_D.loop_wait, gt=0, examples=[10])
-    retry_timeout: float = Field(_D.retry_timeout, gt=0, examples=[10])
-    maximum_lag_on_failover: ByteSize = Field(_D.maximum_lag_on_failover, examples=["16MB"])
-    primary_start_timeout: float = Field(_D.primary_start_timeout, gt=0, examples=[300])
-    member_slots_ttl: float = Field(_D.member_slots_ttl, gt=0, examples=[1800])
+    # Timing and size bounds are checked after the types, with their reasons: config/bounds.py.
+    ttl: float = _bounded("ttl", 30)
+    loop_wait: float = _bounded("loop_wait", 10)
+    retry_timeout: float = _bounded("retry_timeout", 10)
+    maximum_lag_on_failover: ByteSize = _bounded("maximum_lag_on_failover", "16MB")
+    primary_start_timeout: float = _bounded("primary_start_timeout", 300)
+    member_slots_ttl: float = _bounded("member_slots_ttl", 1800)
     max_slot_wal_keep_size: PgSize = Field(_D.max_slot_wal_keep_size, examples=["4GB"])
     synchronous_mode: SyncMode = Field(_D.synchronous_mode, strict=False, examples=["on"])
     synchronous_node_count: int = Field(_D.synchronous_node_count, ge=1, examples=[1])
     synchronous_fallback: SyncFallback = Field(_D.synchronous_fallback, strict=False, examples=["block"])
-    synchronous_fallback_after: float = Field(_D.synchronous_fallback_after, ge=0, examples=[5])
-    cold_start_timeout: float = Field(_D.cold_start_timeout, ge=0, examples=[60])
+    synchronous_fallback_after: float = _bounded("synchronous_fallback_after", 5)
+    cold_start_timeout: float = _bounded("cold_start_timeout", 60)
     use_pg_rewind: bool = Field(_D.use_pg_rewind, examples=["true"])
     remove_data_directory_on_diverged_timelines: bool = Field(
         _D.remove_data_directory_on_diverged_timelines, examples=["false"]
@@ -143,15 +152,10 @@ def _flatten_patroni_shape(data: Mapping[Any, Any], prefix: Loc) -> tuple[dict[A
 
 def _timing_findings(model: DynamicModel, prefix: Loc) -> list[Finding]:
     # Patroni silently rewrites impossible timings; we refuse them so what runs is what was written.
+    bounded = bound_findings(model.model_dump(), prefix)
+    if bounded:
+        return bounded
     ttl, loop_wait, retry = model.ttl, model.loop_wait, model.retry_timeout
-    if ttl < _ETCD_MIN_TTL:
-        return [
-            Finding(
-                (*prefix, "ttl"),
-                f"ttl {ttl:g} is below etcd's minimum lease of {_ETCD_MIN_TTL:g} seconds",
-                f"set ttl to {_ETCD_MIN_TTL:g} or more",
-            )
-        ]
     needed = loop_wait + 2 * retry
     if needed > ttl:
         return [

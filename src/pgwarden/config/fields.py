@@ -1,9 +1,8 @@
-"""Field types shared by the config schemas: addresses, names, sizes, paths and PostgreSQL parameters."""
+"""Field types shared by the config schemas: addresses, names, sizes, paths, commands and hba lines."""
 
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 import shlex
 from typing import Annotated, Any, NoReturn
@@ -13,12 +12,9 @@ from pydantic_core import PydanticCustomError
 
 from pgwarden.model.node import Address
 
-ParamValue = str | int | float | bool
-
 # Member and cluster names become etcd keys and (sanitised) replication slot names.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _HOSTNAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
-_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 # PostgreSQL memory units are case-sensitive and it passes the string on unchanged.
 _PG_SIZE = re.compile(r"-1|\d+\s*(B|kB|MB|GB|TB)?")
 _BYTE_SIZE = re.compile(r"(\d+)\s*([kmgt]?b)?", re.IGNORECASE)
@@ -32,7 +28,8 @@ def reject(problem: str, fix: str) -> NoReturn:
     raise PydanticCustomError("pgwarden", "{problem}", {"problem": problem, "fix": fix})
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
+    """``value`` as it appears in an error message: its repr, cut at 60 characters."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -41,22 +38,22 @@ def parse_address(value: object) -> Address:
     """Parse ``host:port`` (IPv6 as ``[::1]:5432``) into an Address; the host keeps no brackets."""
     fix = "write it as host:port, e.g. 127.0.0.1:5432 (IPv6: [::1]:5432)"
     if not isinstance(value, str):
-        reject(f"expected a host:port string, got {_shown(value)}", fix)
+        reject(f"expected a host:port string, got {shown(value)}", fix)
     host, sep, port_text = value.strip().rpartition(":")
     if not sep or not host:
-        reject(f"{_shown(value)} is not host:port (the port is missing)", fix)
+        reject(f"{shown(value)} is not host:port (the port is missing)", fix)
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            reject(f"{_shown(value)}: [{host}] is not an IPv6 address", fix)
+            reject(f"{shown(value)}: [{host}] is not an IPv6 address", fix)
     elif ":" in host:
-        reject(f"{_shown(value)}: an IPv6 address needs brackets", fix)
+        reject(f"{shown(value)}: an IPv6 address needs brackets", fix)
     elif host != "*" and not _HOSTNAME.fullmatch(host):
-        reject(f"{_shown(value)}: {host!r} is not a host name or IP address", fix)
+        reject(f"{shown(value)}: {host!r} is not a host name or IP address", fix)
     if not port_text.isdecimal() or not 1 <= int(port_text) <= 65535:
-        reject(f"{_shown(value)}: port {port_text!r} is not a number from 1 to 65535", fix)
+        reject(f"{shown(value)}: port {port_text!r} is not a number from 1 to 65535", fix)
     return Address(host, int(port_text))
 
 
@@ -70,7 +67,7 @@ def _split_hosts(value: object) -> object:
 def _name(value: object) -> str:
     fix = "use letters, digits, '_', '.' and '-', starting with a letter or digit, e.g. node1"
     if not isinstance(value, str):
-        reject(f"expected a name, got {_shown(value)}", fix)
+        reject(f"expected a name, got {shown(value)}", fix)
     if not _NAME.fullmatch(value):
         reject(f"{value!r} is not a valid name (it becomes an etcd key and a slot name)", fix)
     return value
@@ -78,7 +75,7 @@ def _name(value: object) -> str:
 
 def _non_empty(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        reject(f"expected a non-empty string, got {_shown(value)}", "write a value, quoted if unsure")
+        reject(f"expected a non-empty string, got {shown(value)}", "write a value, quoted if unsure")
     return value
 
 
@@ -87,13 +84,13 @@ def _absolute_path(value: object) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         # Relative paths would depend on the agent's working directory; with
         # remove_data_directory_on_diverged_timelines that could delete the wrong directory.
-        reject(f"expected an absolute path, got {_shown(value)}", fix)
+        reject(f"expected an absolute path, got {shown(value)}", fix)
     return value.rstrip("/") or "/"
 
 
 def _ip_address(value: object) -> str:
     if not isinstance(value, str):
-        reject(f"expected an IP address, got {_shown(value)}", "write an IP address, e.g. 127.0.0.11")
+        reject(f"expected an IP address, got {shown(value)}", "write an IP address, e.g. 127.0.0.11")
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
@@ -103,14 +100,14 @@ def _ip_address(value: object) -> str:
 def _etcd_prefix(value: object) -> str:
     fix = "write a key prefix starting with '/', e.g. /pgwarden"
     if not isinstance(value, str) or not value.startswith("/") or not value.strip("/"):
-        reject(f"expected a key prefix like /pgwarden, got {_shown(value)}", fix)
+        reject(f"expected a key prefix like /pgwarden, got {shown(value)}", fix)
     return value.rstrip("/")
 
 
 def _log_level(value: object) -> str:
     fix = f"use one of {', '.join(LOG_LEVELS)}"
     if not isinstance(value, str) or value.upper() not in LOG_LEVELS:
-        reject(f"unknown log level {_shown(value)}", fix)
+        reject(f"unknown log level {shown(value)}", fix)
     return value.upper()
 
 
@@ -125,7 +122,7 @@ def parse_byte_size(value: object) -> int:
         return value
     if isinstance(value, str) and (match := _BYTE_SIZE.fullmatch(value.strip())):
         return int(match.group(1)) * _UNITS[(match.group(2) or "b").lower()]
-    reject(f"expected a size in bytes, got {_shown(value)}", fix)
+    reject(f"expected a size in bytes, got {shown(value)}", fix)
 
 
 def _pg_size(value: object) -> str:
@@ -134,47 +131,29 @@ def _pg_size(value: object) -> str:
         return str(value)  # PostgreSQL reads a bare number as megabytes here
     if isinstance(value, str) and _PG_SIZE.fullmatch(value.strip()):
         return value.strip()
-    reject(f"expected a PostgreSQL size, got {_shown(value)}", fix)
-
-
-def _param_name(value: object) -> str:
-    if not isinstance(value, str) or not _PARAM_NAME.fullmatch(value):
-        reject(
-            f"{_shown(value)} is not a PostgreSQL parameter name",
-            "use the name as in postgresql.conf, e.g. shared_buffers or pg_stat_statements.max",
-        )
-    return value
-
-
-def _param_value(value: object) -> ParamValue:
-    fix = "write a string, number or boolean, e.g. 128MB, 200 or on"
-    if isinstance(value, float) and not math.isfinite(value):
-        reject(f"{value!r} is not a usable value", fix)
-    if isinstance(value, str) and any(c in value for c in "\n\r\0"):
-        # postgresql.conf has no way to continue a value over several lines.
-        reject("the value contains a line break or NUL byte", "write it on one line")
-    if isinstance(value, str | int | float | bool):
-        return value
-    reject(f"expected a string, number or boolean, got {_shown(value)}", fix)
+    reject(f"expected a PostgreSQL size, got {shown(value)}", fix)
 
 
 def _hba_line(value: object) -> str:
     fix = 'write one pg_hba.conf line per item, e.g. "host all all 127.0.0.0/8 scram-sha-256"'
-    if not isinstance(value, str) or not value.strip() or "\n" in value:
-        reject(f"expected one pg_hba.conf line, got {_shown(value)}", fix)
+    if not isinstance(value, str) or not value.strip():
+        reject(f"expected one pg_hba.conf line, got {shown(value)}", fix)
+    if any(c in value for c in "\n\r\0"):
+        # Each would split or end the line inside pg_hba.conf: the agent could never render it.
+        reject(f"{shown(value)} contains a line break, carriage return or NUL byte", fix)
     return value.strip()
 
 
 def _command(value: object) -> str:
     fix = "write the command as in a shell, e.g. /usr/local/bin/pgbouncer-follow --quiet"
     if not isinstance(value, str) or not value.strip():
-        reject(f"expected a command (a non-empty string), got {_shown(value)}", fix)
+        reject(f"expected a command (a non-empty string), got {shown(value)}", fix)
     try:
         words = shlex.split(value)
     except ValueError as exc:
-        reject(f"{_shown(value)} cannot be split into words: {exc}", fix)
+        reject(f"{shown(value)} cannot be split into words: {exc}", fix)
     if not words:
-        reject(f"{_shown(value)} names no program", fix)
+        reject(f"{shown(value)} names no program", fix)
     return value.strip()
 
 
@@ -188,7 +167,7 @@ def _watchdog_mode(value: object) -> str:
     if value is False:
         return "off"
     if not isinstance(value, str):
-        reject(f"expected a watchdog mode, got {_shown(value)}", fix)
+        reject(f"expected a watchdog mode, got {shown(value)}", fix)
     mode = _WATCHDOG_ALIASES.get(value.strip().lower(), value.strip().lower())
     if mode not in WATCHDOG_MODES:
         reject(f"{value!r} is not a watchdog mode", fix)
@@ -217,6 +196,3 @@ PgSize = Annotated[str, PlainValidator(_pg_size)]
 HbaLine = Annotated[str, PlainValidator(_hba_line)]
 Command = Annotated[str, PlainValidator(_command)]
 WatchdogMode = Annotated[str, PlainValidator(_watchdog_mode)]
-Parameters = dict[
-    Annotated[str, PlainValidator(_param_name)], Annotated[ParamValue, PlainValidator(_param_value)]
-]

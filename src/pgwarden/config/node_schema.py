@@ -18,9 +18,9 @@ from pgwarden.config.fields import (
     LogLevel,
     Name,
     NonEmpty,
-    Parameters,
     WatchdogMode,
 )
+from pgwarden.config.parameters import Parameters
 from pgwarden.config.paths import DataDirPath
 from pgwarden.model.cluster import Tags
 from pgwarden.model.node import ApiSettings, EtcdSettings, NodeConfig, WatchdogSettings

@@ -17,8 +17,7 @@ from typing import Annotated
 from pydantic import PlainValidator
 
 from pgwarden.config.explain import Finding, Loc
-from pgwarden.config.fields import _shown as shown
-from pgwarden.config.fields import reject
+from pgwarden.config.fields import reject, shown
 
 _DATA_DIR: Loc = ("postgresql", "data_dir")
 _FIX = "point postgresql.data_dir at the PostgreSQL data directory itself, e.g. /var/lib/postgresql/15/main"

@@ -28,6 +28,7 @@ from pgwarden.model.cluster import (
     Tags,
 )
 from pgwarden.model.lsn import Lsn
+from pgwarden.model.parameters import ParameterError
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,9 @@ def encode_member(member: Member) -> str:
                 name: {"old": old, "new": new} for name, (old, new) in member.pending_restart_reason.items()
             },
             "scheduled_restart": member.scheduled_restart,
+            "config_errors": [
+                {"name": e.name, "value": e.value, "error": e.error} for e in member.config_errors
+            ],
         }
     )
 
@@ -192,6 +196,20 @@ def _pending_reason(data: Obj) -> dict[str, tuple[str, str]]:
         change = _object(change, f"pending_restart_reason.{name}")
         found[name] = (_str(change, "old"), _str(change, "new"))
     return found
+
+
+_MAX_CONFIG_ERRORS = 20
+
+
+def _config_errors(data: Obj) -> tuple[ParameterError, ...]:
+    rows = data.get("config_errors", [])
+    if not isinstance(rows, list):
+        raise ValueError("config_errors must be a list")
+    errors = []
+    for row in rows[:_MAX_CONFIG_ERRORS]:
+        row = _object(row, "config_errors[]")
+        errors.append(ParameterError(_str(row, "name"), _str(row, "value", ""), _str(row, "error")))
+    return tuple(errors)
 
 
 def _member(data: object) -> Member:
@@ -210,6 +228,7 @@ def _member(data: object) -> Member:
         version=_str(obj, "version", ""),
         pending_restart_reason=_pending_reason(obj),
         scheduled_restart=_opt_float(obj, "scheduled_restart"),
+        config_errors=_config_errors(obj),
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pgwarden.model.lsn import Lsn
+from pgwarden.model.parameters import ParameterError
 
 MAX_SLOT_NAME = 63  # PostgreSQL's NAMEDATALEN - 1
 _NOT_IN_SLOT_NAMES = re.compile(r"[^a-z0-9_]")
@@ -98,6 +99,7 @@ class Member:
     # newcomers sharing a slot name, the one registered first may join. Bookkeeping of the store,
     # never published, and no part of what the member says about itself (not compared).
     registered: int = field(default=0, compare=False)
+    config_errors: tuple[ParameterError, ...] = ()  # settings its PostgreSQL refuses
 
 
 @dataclass(frozen=True, slots=True)

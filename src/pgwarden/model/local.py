@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pgwarden.model.lsn import Lsn
+from pgwarden.model.parameters import ParameterError
 
 
 class DataDir(StrEnum):
@@ -94,6 +95,8 @@ class LocalState:
     pending_params: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     started_at: float | None = None  # epoch seconds when the running postmaster started
     replay_paused: bool = False  # a standby's WAL replay paused (pg_wal_replay_pause())
+    # Settings PostgreSQL refuses here (gathered after each render or reload, not every probe).
+    config_errors: tuple[ParameterError, ...] = ()
 
     @property
     def is_primary(self) -> bool:

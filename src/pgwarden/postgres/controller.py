@@ -18,6 +18,7 @@ from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.model.local import DataDir, LocalState
 from pgwarden.model.lsn import Lsn
 from pgwarden.model.node import PostgresSettings
+from pgwarden.model.parameters import ParamValue
 from pgwarden.postgres import settings as conf
 from pgwarden.postgres import slots as slot_sql
 from pgwarden.postgres import sql
@@ -26,8 +27,9 @@ from pgwarden.postgres.conninfo import StandbyUpstream, make_conninfo
 from pgwarden.postgres.controldata import classify
 from pgwarden.postgres.origin import write_marker
 from pgwarden.postgres.probe import DEFAULT_PROBE_TIMEOUT, probe
+from pgwarden.postgres.refusals import ConfigRefusals
 from pgwarden.postgres.roles import ensure_replication_role
-from pgwarden.postgres.settings import ManagedConf, ParamValue
+from pgwarden.postgres.settings import ManagedConf
 from pgwarden.postgres.slots import SlotInfo, slot_name
 
 __all__ = ["ParamChange", "PostgresController", "StandbyUpstream", "StopMode", "slot_name"]
@@ -61,6 +63,7 @@ class PostgresController:
         self._managed = conf.read_managed(settings)
         # (postmaster pid, highest timeline a standby was seen receiving): see ``probe``.
         self._standby_timeline: tuple[int, int] | None = None
+        self._refusals = ConfigRefusals(settings)
 
     # ---- observation -------------------------------------------------------------------
 
@@ -82,7 +85,10 @@ class PostgresController:
         only ever streams a timeline whose history contains its start point, so what it received
         once it follows for good.
         """
-        state = probe(self.settings, timeout)
+        # Asked at the first probe too, so a promotion's rewrite of the files never waits for it.
+        parameters = self._rendered_parameters()
+        self._refusals.refused(parameters)
+        state = self._refusals.report(probe(self.settings, timeout), parameters, timeout)
         if not state.is_standby or state.timeline is None:
             return state
         pid = postmaster_pid(self.settings.data_dir)
@@ -195,6 +201,7 @@ class PostgresController:
     def reload(self, timeout: float = SQL_TIMEOUT) -> None:
         """Make a running server re-read its configuration; a stopped one reads it at start."""
         if self.is_running():
+            self._refusals.files_changed()
             run(self.settings, "pg_ctl", ["reload", "-D", str(self.data_dir)], timeout=timeout)
 
     def promote(self, timeout: float = 60.0, checkpoint: bool = True) -> None:
@@ -397,7 +404,16 @@ class PostgresController:
     # ---- internals ---------------------------------------------------------------------
 
     def _write_config(self) -> bool:
-        return conf.write_all(self.settings, self.name, self._managed)
+        """Render the files, leaving out any parameter this node's PostgreSQL refuses: written into
+        pgwarden.conf it would make the next start fail ("configuration file contains errors")."""
+        refused = self._refusals.refused(self._rendered_parameters())
+        changed = conf.write_all(self.settings, self.name, self._managed, refused)
+        if changed:
+            self._refusals.files_changed()
+        return changed
+
+    def _rendered_parameters(self) -> dict[str, ParamValue]:
+        return conf.effective_parameters(self.settings, self._managed.cluster_parameters)
 
     def _touch(self, path: Path) -> None:
         path.touch(mode=0o600, exist_ok=True)

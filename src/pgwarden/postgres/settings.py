@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgwarden.model.node import PostgresSettings
+from pgwarden.model.parameters import GUC_NAME, INCLUDE_DIRECTIVES, OWNED, WAL_LEVELS, ParamValue
 from pgwarden.postgres.commands import run_as_user
 from pgwarden.postgres.conninfo import StandbyUpstream, make_conninfo
-
-ParamValue = str | int | float | bool
 
 CONF_FILE = "pgwarden.conf"
 HBA_FILE = "pg_hba.conf"
@@ -28,27 +27,10 @@ _HEADER = (
     "# Managed by pgwarden and rewritten on every change: do not edit.\n"
     "# Set parameters in the cluster config (edit-config) or the node config instead.\n"
 )
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.$]*")
 _HBA_PLAIN = re.compile(r"[A-Za-z0-9_.-]+")
 _HBA_KEYWORDS = {"all", "sameuser", "samerole", "samegroup", "replication"}
 _INCLUDE = re.compile(r"^\s*include\s*=?\s*'pgwarden\.conf'\s*(#.*)?$")
 
-# Set here and nowhere else: parameters that carry pgwarden's own decisions or layout.
-MANAGED = frozenset(
-    {
-        "listen_addresses",
-        "port",
-        "unix_socket_directories",
-        "hba_file",
-        "config_file",
-        "data_directory",
-        "hot_standby",
-        "recovery_target_timeline",
-        "primary_conninfo",
-        "primary_slot_name",
-        "synchronous_standby_names",
-    }
-)
 # Replication needs these; users may raise or change them (wal_level only to 'logical').
 DEFAULTS: Mapping[str, ParamValue] = {
     "wal_level": "replica",
@@ -101,32 +83,52 @@ def render_value(value: ParamValue) -> str:
     return quote(value)
 
 
-def _check_name(name: str) -> str:
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"not a configuration parameter name: {name!r}")
-    return name.lower()
+def render_line(name: str, value: ParamValue) -> str:
+    """One ``name = value`` line of postgresql.conf; ValueError when the value cannot be one."""
+    return f"{name} = {render_value(value)}"
+
+
+def unusable(name: str, value: ParamValue) -> str | None:
+    """Why ``name = value`` is never rendered, or None. The config validation refuses all of these;
+    this keeps a value written to etcd behind its back from reaching the file."""
+    key = name.lower()
+    if not GUC_NAME.fullmatch(name):
+        return "not a parameter name"
+    if key in INCLUDE_DIRECTIVES:
+        return "a directive that would include another file"
+    if key in OWNED:
+        return "pgwarden manages it"
+    if key == "wal_level" and str(value).lower() not in WAL_LEVELS:
+        return f"{value!r} would break replication"  # 'minimal' cannot stream WAL
+    try:
+        render_value(value)
+    except ValueError:
+        return "a value postgresql.conf cannot hold"
+    return None
+
+
+def merge_parameters(
+    settings: PostgresSettings, cluster_parameters: Mapping[str, ParamValue]
+) -> tuple[dict[str, ParamValue], dict[str, str]]:
+    """Defaults, then the cluster's parameters, then the node's (later ones win), by lower-case
+    name; and the names left out, each with the reason (the caller renders pgwarden's own)."""
+    merged: dict[str, ParamValue] = {}
+    ignored: dict[str, str] = {}
+    for source in (DEFAULTS, cluster_parameters, settings.parameters):
+        for name, value in source.items():
+            why = unusable(name, value)
+            if why is not None:
+                ignored[name.lower() if GUC_NAME.fullmatch(name) else repr(name)[:40]] = why
+                continue
+            merged[name.lower()] = value
+    return merged, ignored
 
 
 def effective_parameters(
     settings: PostgresSettings, cluster_parameters: Mapping[str, ParamValue]
 ) -> dict[str, ParamValue]:
-    """Defaults, then the cluster's parameters, then the node's: later ones win; managed names
-    are left out (the caller renders them)."""
-    merged: dict[str, ParamValue] = {}
-    for source in (DEFAULTS, cluster_parameters, settings.parameters):
-        for name, value in source.items():
-            key = _check_name(name)
-            if key in MANAGED:
-                continue
-            if key == "wal_level" and str(value).lower() not in ("replica", "logical"):
-                continue  # 'minimal' would break replication
-            merged[key] = value
-    return merged
-
-
-def ignored_parameters(settings: PostgresSettings, cluster_parameters: Mapping[str, ParamValue]) -> list[str]:
-    names = [*cluster_parameters, *settings.parameters]
-    return sorted({n.lower() for n in names if n.lower() in MANAGED})
+    """The parameters rendered into pgwarden.conf besides pgwarden's own (see merge_parameters)."""
+    return merge_parameters(settings, cluster_parameters)[0]
 
 
 def primary_conninfo(settings: PostgresSettings, member: str, upstream: StandbyUpstream) -> str:
@@ -145,8 +147,14 @@ def primary_conninfo(settings: PostgresSettings, member: str, upstream: StandbyU
     )
 
 
-def render_conf(settings: PostgresSettings, member: str, managed: ManagedConf) -> str:
-    """The full text of pgwarden.conf."""
+def render_conf(
+    settings: PostgresSettings,
+    member: str,
+    managed: ManagedConf,
+    refused: Mapping[str, str] | None = None,
+) -> str:
+    """The full text of pgwarden.conf; ``refused`` (name -> PostgreSQL's message) are parameters the
+    node's PostgreSQL rejected in a trial (parameter_check.py), left out so that it still starts."""
     data_dir = os.path.abspath(settings.data_dir)
     state = {
         "upstream": None
@@ -173,14 +181,23 @@ def render_conf(settings: PostgresSettings, member: str, managed: ManagedConf) -
         "synchronous_standby_names": managed.synchronous_standby_names,
     }
     lines = [_HEADER + STATE_MARKER + json.dumps(state, sort_keys=True)]
-    lines += [f"{k} = {render_value(v)}" for k, v in own.items()]
+    lines += [render_line(k, v) for k, v in own.items()]
     lines.append("\n# replication defaults, then cluster parameters, then node parameters")
     # cluster_name names the processes in ps; the user may choose another.
-    merged = {"cluster_name": member, **effective_parameters(settings, managed.cluster_parameters)}
-    lines += [f"{k} = {render_value(v)}" for k, v in merged.items()]
-    for name in ignored_parameters(settings, managed.cluster_parameters):
-        lines.append(f"# ignored {name}: pgwarden manages it")
+    merged, ignored = merge_parameters(settings, managed.cluster_parameters)
+    merged = {"cluster_name": member, **merged}
+    refused = refused or {}
+    lines += [render_line(k, v) for k, v in merged.items() if k not in refused]
+    for name, why in sorted(ignored.items()):
+        lines.append(f"# ignored {name}: {why}")
+    for name, message in sorted(refused.items()):
+        if name in merged:
+            lines.append(f"# refused {render_line(name, merged[name])}: {_one_line(message)}")
     return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def parse_managed(text: str) -> ManagedConf:
@@ -275,10 +292,16 @@ def ensure_include(settings: PostgresSettings) -> bool:
     return write_atomically(settings, path, text + INCLUDE_LINE + "\n")
 
 
-def write_all(settings: PostgresSettings, member: str, managed: ManagedConf) -> bool:
+def write_all(
+    settings: PostgresSettings,
+    member: str,
+    managed: ManagedConf,
+    refused: Mapping[str, str] | None = None,
+) -> bool:
     """Write pgwarden.conf, pg_hba.conf and the include line; returns whether anything changed."""
     data_dir = Path(settings.data_dir)
-    changed = write_atomically(settings, data_dir / CONF_FILE, render_conf(settings, member, managed))
+    text = render_conf(settings, member, managed, refused)
+    changed = write_atomically(settings, data_dir / CONF_FILE, text)
     changed |= write_atomically(settings, data_dir / HBA_FILE, render_hba(settings))
     changed |= ensure_include(settings)
     return changed
