@@ -15,11 +15,13 @@ from pgwarden.agent.member_record import member_record
 from pgwarden.agent.observe import Observer
 from pgwarden.agent.peers import PeerClient
 from pgwarden.agent.postmaster_watch import PostmasterWatch
+from pgwarden.agent.reloads import Reloads
 from pgwarden.agent.requests import RequestBox
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.agent.watch import ClusterWatch
 from pgwarden.api.operations import AgentOperations
 from pgwarden.api.server import ApiServer
+from pgwarden.api.tls import ReloadableClientContext, calls_peers_over_tls, peer_context, peer_files
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.etcd import EtcdStore
 from pgwarden.dcs.keys import ClusterKeys
@@ -68,7 +70,11 @@ class Agent:
         self.lease = LeaderLease()
         self._wake = threading.Event()
         self.requests = RequestBox(wake=self._wake.set)
-        self.peers = PeerClient(timeout=min(1.0, dcs.retry_timeout), bind_address=config.etcd.bind_address)
+        # Peers are called over TLS with this agent's client certificate when api.tls asks for it.
+        self._peer_tls = self._peer_tls_context()
+        self.peers = PeerClient(
+            timeout=min(1.0, dcs.retry_timeout), bind_address=config.etcd.bind_address, tls=self._peer_tls
+        )
         self.observer = Observer(
             config, self.cluster, self._probe, self.jobs, self.peers, self.lease, self.requests
         )
@@ -93,10 +99,20 @@ class Agent:
         self.snapshots = SnapshotHolder(Snapshot(config, empty_view, local, member_record(config, local)))
         operations = AgentOperations(self.cluster, self.snapshots, self.requests)
         self.api = ApiServer(config.api, self.snapshots, operations)
+        if self._peer_tls is not None:
+            self.api.certificates.add(
+                "the certificate presented to peers", peer_files(config.api), self._peer_tls.reload
+            )
+        self.reloads = Reloads()  # what SIGHUP reloads (cli/agent.py installs the handler)
+        self.reloads.add("the REST API's certificates", self.api.request_reload)
         self.lease_guard = LeaseGuard(self.lease, self.postgres, self._may_write)
         self.lease_keeper = LeaseKeeper(self.store, self.lease)
         self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake)
         self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
+
+    def _peer_tls_context(self) -> ReloadableClientContext | None:
+        api = self.config.api
+        return ReloadableClientContext(lambda: peer_context(api)) if calls_peers_over_tls(api) else None
 
     def _may_write(self) -> bool:
         local = self.snapshots.get().local

@@ -44,6 +44,12 @@ def agent(config: Path = typer.Option(..., "-c", "--config", help="node config f
         logging.getLogger("pgwarden").info("received signal %d", signum)
         runner.stop()
 
+    def request_reload(_signum: int, _frame: FrameType | None) -> None:
+        runner.reloads.request()
+
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    # Without a handler SIGHUP would end the agent (the default action): `systemctl reload` and
+    # certificate rotation scripts send it to reload (agent/reloads.py says what).
+    signal.signal(signal.SIGHUP, request_reload)
     runner.run()
