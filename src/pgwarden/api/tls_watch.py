@@ -36,6 +36,19 @@ def stamp(path: str) -> Stamp:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+_BAD_PEM = ("NO_START_LINE", "BAD_END_LINE", "NO_CERTIFICATE_OR_CRL_FOUND")
+
+
+def explain(exc: Exception) -> str:
+    """What went wrong loading a certificate, in words (OpenSSL's own are cryptic)."""
+    if isinstance(exc, ssl.SSLError):
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            return "the private key does not match the certificate"
+        if "PEM lib" in str(exc) or exc.reason in _BAD_PEM:
+            return f"a file is not a complete PEM certificate or key (still being written?): {exc}"
+    return str(exc)
+
+
 @dataclass(eq=False)
 class Reloadable:
     """One TLS context kept in step with its files."""
@@ -107,8 +120,8 @@ class CertificateWatch:
         why = "on SIGHUP" if forced else "its files changed"
         try:
             item.reload()
-        except (OSError, ValueError, ssl.SSLError) as exc:  # ssl.SSLError is an OSError; named for clarity
-            problem = f"{exc}"
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            problem = explain(exc)
             if forced or item.failed != (stamps, problem):
                 log.error(
                     "cannot reload %s (%s) from %s: %s; the one in use stays",
