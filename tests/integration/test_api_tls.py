@@ -130,13 +130,13 @@ def test_no_certificate_or_another_cas_gets_no_answer_at_all(stack: Stack, tmp_p
 def test_an_address_outside_the_allowlist_cannot_call_operations(stack: Stack) -> None:
     url = stack.spec.api_url(0)
     with _client(stack, _source(stack, OUTSIDE)) as outside:
-        reply = outside.delete(url + "/switchover", json={}, auth=_auth(stack))
+        reply = outside.request("DELETE", url + "/switchover", json={}, auth=_auth(stack))
         assert reply.status_code == 403, reply.text
         assert f"{_source(stack, OUTSIDE)} may not call operations" in reply.json()["error"]
         assert outside.get(url + "/patroni").status_code == 200  # reads stay open
         assert outside.get(url + "/cluster").status_code == 200
     with _client(stack, _source(stack, INSIDE)) as inside:
-        reply = inside.delete(url + "/switchover", json={}, auth=_auth(stack))
+        reply = inside.request("DELETE", url + "/switchover", json={}, auth=_auth(stack))
         assert reply.status_code == 404, reply.text  # let in: there is just no switchover to cancel
 
 
