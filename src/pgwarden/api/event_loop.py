@@ -205,7 +205,7 @@ class EventLoop:
         if sock.context.verify_mode is not ssl.CERT_NONE:
             # A certificate presented was verified by the handshake (CERT_OPTIONAL fails it
             # otherwise), so any certificate here is a verified one (access.py needs to know).
-            conn.client_cert = bool(sock.getpeercert())
+            conn.client_cert = bool(sock.getpeercert(binary_form=True))  # DER: no decoding
         self._watch(conn, selectors.EVENT_READ)
         self._read(conn)  # the client's request may have come with the handshake's last flight
 
