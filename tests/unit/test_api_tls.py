@@ -23,7 +23,7 @@ import pytest
 from cryptography import x509
 
 from pgwarden.api.server import ApiServer
-from pgwarden.api.tls import ReloadableClientContext, client_context
+from pgwarden.api.tls import ReloadableClientContext, client_context, tls_problems
 from pgwarden.local.pki import Issued, Pki
 from pgwarden.model.node import VerifyClient
 from tests.unit import builders as b
@@ -273,3 +273,19 @@ def test_a_reloadable_client_context_presents_the_rotated_certificate(own_pki: P
         with pytest.raises(ssl.SSLError):
             broken.reload()
         assert broken.current is not None  # the working context stays
+
+
+def test_unusable_tls_files_are_named_before_the_agent_starts(own_pki: Pki, tmp_path: Path) -> None:
+    files = own_pki.paths("server")
+    settings = fake.api_settings(
+        certfile=str(files.cert), keyfile=str(files.key), cafile=str(own_pki.ca_cert),
+        verify_client=VerifyClient.REQUIRED,
+    )  # fmt: skip
+    assert tls_problems(settings) == []
+    own_pki.issue_client("other")
+    mismatched = dataclasses.replace(settings, keyfile=str(own_pki.paths("other").key))
+    problems = tls_problems(mismatched)
+    assert len(problems) == 2  # serving, and presenting the same pair to peers
+    assert all("the private key does not match the certificate" in p for p in problems)
+    missing = dataclasses.replace(settings, cafile=str(tmp_path / "nope.crt"))
+    assert any(str(tmp_path / "nope.crt") in p for p in tls_problems(missing))

@@ -103,6 +103,38 @@ def peer_files(settings: ApiSettings) -> tuple[str, ...]:
     return tuple(f for f in (settings.cafile, certfile, keyfile) if f)
 
 
+_BAD_PEM = ("NO_START_LINE", "BAD_END_LINE", "NO_CERTIFICATE_OR_CRL_FOUND")
+
+
+def explain(exc: Exception) -> str:
+    """What went wrong loading a certificate, in words (OpenSSL's own are cryptic)."""
+    if isinstance(exc, ssl.SSLError):
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            return "the private key does not match the certificate"
+        if "PEM lib" in str(exc) or exc.reason in _BAD_PEM:
+            return f"a file is not a complete PEM certificate or key (still being written?): {exc}"
+    return str(exc)
+
+
+def tls_problems(settings: ApiSettings) -> list[str]:
+    """Why the agent could not start its HTTPS (server, or calls to its peers), in words naming the
+    files; checked before the agent starts, so a bad file is a clear refusal, not a traceback."""
+    found = []
+    if settings.certfile:
+        try:
+            server_context(settings)
+        except (OSError, ValueError) as exc:
+            files = ", ".join(server_files(settings))
+            found.append(f"api.tls: cannot serve HTTPS with {files}: {explain(exc)}")
+    if calls_peers_over_tls(settings):
+        try:
+            peer_context(settings)
+        except (OSError, ValueError) as exc:
+            files = ", ".join(peer_files(settings))
+            found.append(f"api.tls: cannot call the peers' APIs with {files}: {explain(exc)}")
+    return found
+
+
 class ReloadableClientContext(ssl.SSLContext):
     """A client context that hands every new connection to the context ``build`` made last.
 

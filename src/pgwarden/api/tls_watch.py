@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from pgwarden.api.tls import explain
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +35,6 @@ def stamp(path: str) -> Stamp:
     except OSError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-_BAD_PEM = ("NO_START_LINE", "BAD_END_LINE", "NO_CERTIFICATE_OR_CRL_FOUND")
-
-
-def explain(exc: Exception) -> str:
-    """What went wrong loading a certificate, in words (OpenSSL's own are cryptic)."""
-    if isinstance(exc, ssl.SSLError):
-        if exc.reason == "KEY_VALUES_MISMATCH":
-            return "the private key does not match the certificate"
-        if "PEM lib" in str(exc) or exc.reason in _BAD_PEM:
-            return f"a file is not a complete PEM certificate or key (still being written?): {exc}"
-    return str(exc)
 
 
 @dataclass(eq=False)
