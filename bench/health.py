@@ -30,13 +30,19 @@ class HealthRun:
 
 
 def measure(
-    host: str, port: int, requests: int, concurrency: int, path: str = "/primary", method: str = "OPTIONS"
+    host: str,
+    port: int,
+    requests: int,
+    concurrency: int,
+    path: str = "/primary",
+    method: str = "OPTIONS",
+    scheme: str = "http",
 ) -> HealthRun:
     with tempfile.TemporaryDirectory(prefix="pgw-ab-") as tmp:
         percentiles = Path(tmp) / "percentiles.csv"
         result = subprocess.run(
             [AB, "-q", "-l", "-s", "5", "-m", method, "-n", str(requests), "-c", str(concurrency),
-             "-e", str(percentiles), f"http://{host}:{port}{path}"],
+             "-e", str(percentiles), f"{scheme}://{host}:{port}{path}"],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         rps = _RPS.search(result.stdout)

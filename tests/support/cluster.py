@@ -54,27 +54,34 @@ def _network_range() -> tuple[int, int]:
 
 @contextmanager
 def running_stack(
-    nodes: int = 3, dcs: dict[str, Any] | None = None, timeout: float = 120.0
+    nodes: int = 3,
+    dcs: dict[str, Any] | None = None,
+    timeout: float = 120.0,
+    network: str | None = None,
+    **spec: Any,
 ) -> Iterator[Stack]:
+    """``network``: a ``cluster_network()`` drawn beforehand (default: drawn here); ``spec``: more
+    StackSpec fields, e.g. ``api_tls=True``."""
     base = Path(tempfile.mkdtemp(prefix="pgw-", dir="/tmp"))
     os.chmod(base, 0o755)
-    network = cluster_network()
+    network = network or cluster_network()
     users = NODE_USERS[:nodes]
     for user in users:
         ensure_os_user(user)
-    spec = StackSpec(
+    stack_spec = StackSpec(
         dir=base / "stack",
         network=network,
         run_as=users,
         router=RouterPorts(bind_host=f"{network}.1"),
         dcs=dcs or {},
+        **spec,
     )
-    stack = Stack(spec)
+    stack = Stack(stack_spec)
     try:
         stack.up(timeout=timeout)
         yield stack
     except BaseException:
-        _dump_logs(spec.dir / "logs")
+        _dump_logs(stack_spec.dir / "logs")
         raise
     finally:
         stack.down(purge=False)

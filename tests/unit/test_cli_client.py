@@ -515,5 +515,5 @@ def test_every_cluster_command_is_registered() -> None:
 
 def test_an_unusable_tls_certificate_is_a_client_error() -> None:
     target = ClusterTarget("demo", (Address("127.0.0.1", 1),), tls_ca="/nonexistent/api.crt")
-    with pytest.raises(ClientError, match=r"cannot verify the agents' HTTPS with /nonexistent/api\.crt"):
+    with pytest.raises(ClientError, match=r"cannot set up HTTPS to the agents with /nonexistent/api\.crt"):
         ClusterClient(target, store=MemoryStore(VirtualClock()))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -91,12 +92,16 @@ class FailsafeClient:
         auth: tuple[str, str] | None,
         timeout: float,
         bind_address: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``tls``: verifies the members and presents this agent's client certificate, as the peer
+        client does (a POST /failsafe is an operation: api.tls.verify_client applies to it)."""
         self._body: dict[str, Any] = {"name": me, "api_url": api_url, "conn_url": conn_url}
         self._timeout = timeout
-        transport = httpx.HTTPTransport(local_address=bind_address, verify=False) if bind_address else None
+        verify: ssl.SSLContext | bool = tls if tls is not None else False
+        transport = httpx.HTTPTransport(local_address=bind_address, verify=verify) if bind_address else None
         self._http = httpx.Client(
-            timeout=timeout, transport=transport, verify=False, auth=auth, trust_env=False
+            timeout=timeout, transport=transport, verify=verify, auth=auth, trust_env=False
         )
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="failsafe")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 
 from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_commands, role_seen
@@ -17,12 +18,14 @@ from pgwarden.agent.member_record import member_record
 from pgwarden.agent.observe import Observer
 from pgwarden.agent.peers import PeerClient
 from pgwarden.agent.postmaster_watch import PostmasterWatch
+from pgwarden.agent.reloads import Reloads
 from pgwarden.agent.requests import RequestBox
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.agent.watch import ClusterWatch
 from pgwarden.agent.watchdog import Watchdog
 from pgwarden.api.operations import AgentOperations
 from pgwarden.api.server import ApiServer
+from pgwarden.api.tls import ReloadableClientContext, calls_peers_over_tls, peer_context, peer_files
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.etcd import EtcdStore
 from pgwarden.dcs.keys import ClusterKeys
@@ -56,14 +59,14 @@ _PROBE_TIMEOUT = 2.0
 _SWITCHOVER_CYCLE = 0.05
 
 
-def failsafe_client(config: NodeConfig) -> FailsafeClient:
+def failsafe_client(config: NodeConfig, tls: ssl.SSLContext | None = None) -> FailsafeClient:
     """Asks the members for their promises with this node's API credentials (the cluster's),
     within half a retry_timeout (docs/timing.md: the round must fit inside the margin)."""
     api, pg = config.api, config.postgresql
     auth = (api.username, api.password or "") if api.username else None
     conn_url = f"postgres://{pg.connect_address}/postgres"
     timeout = min(1.0, config.bootstrap.retry_timeout / 2)
-    return FailsafeClient(config.name, api.url, conn_url, auth, timeout, config.etcd.bind_address)
+    return FailsafeClient(config.name, api.url, conn_url, auth, timeout, config.etcd.bind_address, tls)
 
 
 class Agent:
@@ -83,9 +86,13 @@ class Agent:
         self.watchdog = Watchdog(config.watchdog, self.lease)
         self._wake = threading.Event()
         self.requests = RequestBox(wake=self._wake.set)
-        self.peers = PeerClient(timeout=min(1.0, dcs.retry_timeout), bind_address=config.etcd.bind_address)
+        # Peers are called over TLS with this agent's client certificate when api.tls asks for it.
+        self._peer_tls = self._peer_tls_context()
+        self.peers = PeerClient(
+            timeout=min(1.0, dcs.retry_timeout), bind_address=config.etcd.bind_address, tls=self._peer_tls
+        )
         self.promises = PromiseBox()
-        self.failsafe = failsafe_client(config)
+        self.failsafe = failsafe_client(config, self._peer_tls)
         self.observer = Observer(
             config,
             self.cluster,
@@ -137,9 +144,19 @@ class Agent:
             feed=self.fence.publish,
             after_stop=self.watchdog.disarm,
         )
+        if self._peer_tls is not None:
+            self.api.certificates.add(
+                "the certificate presented to peers", peer_files(config.api), self._peer_tls.reload
+            )
+        self.reloads = Reloads()  # what SIGHUP reloads (cli/agent.py installs the handler)
+        self.reloads.add("the REST API's certificates", self.api.request_reload)
         self.lease_keeper = LeaseKeeper(self.store, self.lease)
         self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake)
         self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
+
+    def _peer_tls_context(self) -> ReloadableClientContext | None:
+        api = self.config.api
+        return ReloadableClientContext(lambda: peer_context(api)) if calls_peers_over_tls(api) else None
 
     def _may_write(self) -> bool:
         local = self.snapshots.get().local

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,10 +17,13 @@ log = logging.getLogger(__name__)
 
 
 class PeerClient:
-    def __init__(self, timeout: float, bind_address: str | None) -> None:
+    def __init__(self, timeout: float, bind_address: str | None, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: verifies the peers and presents this agent's client certificate
+        (``api.tls.peer_context``); None calls https peers without verifying them."""
         self._timeout = timeout
-        transport = httpx.HTTPTransport(local_address=bind_address, verify=False) if bind_address else None
-        self._http = httpx.Client(timeout=timeout, transport=transport, verify=False)
+        verify: ssl.SSLContext | bool = tls if tls is not None else False
+        transport = httpx.HTTPTransport(local_address=bind_address, verify=verify) if bind_address else None
+        self._http = httpx.Client(timeout=timeout, transport=transport, verify=verify)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="peer")
 
     def gather(self, members: Sequence[Member], me: str) -> Mapping[str, PeerStatus]:

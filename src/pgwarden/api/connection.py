@@ -52,7 +52,8 @@ class After(enum.Enum):
 
 class Connection:
     __slots__ = (
-        "after", "deadline", "generation", "http", "interest", "out", "peer", "phase", "since", "sock"
+        "after", "client_cert", "deadline", "generation", "http", "interest", "out", "peer", "phase",
+        "since", "sock",
     )  # fmt: skip
 
     def __init__(self, sock: socket.socket, peer: str, now: float, limits: Limits, tls: bool) -> None:
@@ -66,6 +67,7 @@ class Connection:
         self.after = After.NEXT
         self.generation = 0  # which request a worker's answer belongs to
         self.interest = 0
+        self.client_cert = False  # a client certificate verified during the TLS handshake
 
 
 def then(keep_alive: bool) -> After:

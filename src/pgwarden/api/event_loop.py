@@ -74,6 +74,11 @@ class EventLoop:
         self._accept_paused_until = 0.0
         self._last_sweep = 0.0
 
+    def use_tls(self, context: ssl.SSLContext) -> None:
+        """Serve every connection accepted from now on with ``context`` (a reloaded certificate);
+        connections already open keep theirs. One assignment: safe from another thread."""
+        self._tls = context
+
     @property
     def thread_count(self) -> int:
         """Worker threads started so far (the loop's own thread not counted)."""
@@ -197,6 +202,10 @@ class EventLoop:
             self._close(conn)
             return
         conn.phase = Phase.READING
+        if sock.context.verify_mode is not ssl.CERT_NONE:
+            # A certificate presented was verified by the handshake (CERT_OPTIONAL fails it
+            # otherwise), so any certificate here is a verified one (access.py needs to know).
+            conn.client_cert = bool(sock.getpeercert(binary_form=True))  # DER: no decoding
         self._watch(conn, selectors.EVENT_READ)
         self._read(conn)  # the client's request may have come with the handshake's last flight
 
@@ -248,8 +257,9 @@ class EventLoop:
             self._write(conn, data, then(head.keep_alive))
             return
         request = Request(
-            head.method, head.target, ready.body, head.authorization, head.content_type, head.if_match
-        )
+            head.method, head.target, ready.body, head.authorization, head.content_type,
+            if_match=head.if_match, peer=conn.peer, client_cert=conn.client_cert,
+        )  # fmt: skip
         work = api.work_of(request)
         if work is None:
             self._write(conn, render(api.answer(request), head.keep_alive), then(head.keep_alive))

@@ -360,6 +360,10 @@ def _write(operation_id: str, summary: str, body: str | None, codes: dict[str, s
             **{code: _json(_ref("Result"), text) for code, text in codes.items() if code.startswith("2")},
             "400": _error("the body is malformed; the sentence names the field"),
             "401": _error("api.auth is configured and the credentials are missing or wrong"),
+            "403": _error(
+                "the caller's address is outside api.allowlist, or api.tls.verify_client is optional "
+                "and the caller presented no client certificate"
+            ),
             "415": _error("the call has no Content-Type: application/json (required on every write)"),
             **{code: _error(text) for code, text in codes.items() if not code.startswith("2")},
         },

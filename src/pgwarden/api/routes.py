@@ -19,6 +19,7 @@ from typing import Any
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.snapshot import SnapshotHolder
 from pgwarden.api import bodies
+from pgwarden.api.access import Access
 from pgwarden.api.auth import CHALLENGE, BasicAuth
 from pgwarden.api.contract import (
     PARAMETER_CHECK_HEADER,
@@ -60,6 +61,8 @@ class Request:
     authorization: str | None = None  # the Authorization header, if any
     content_type: str | None = None  # the Content-Type header, if any
     if_match: str | None = None  # the If-Match header, if any (config writes)
+    peer: str = ""  # the caller's IP address, for api.allowlist
+    client_cert: bool = False  # the caller presented a client certificate that verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,7 @@ class RestApi:
 
     def __init__(self, settings: ApiSettings, snapshots: SnapshotHolder, operations: Operations) -> None:
         self._auth = BasicAuth(settings)
+        self._access = Access(settings, snapshots)
         self._snapshots = snapshots
         self._ops = operations
         self._metrics = Metrics(snapshots)
@@ -161,7 +165,7 @@ class RestApi:
 
     def work_of(self, request: Request) -> Work | None:
         """The pool that must answer ``request``; None when it is cheap enough to answer at once
-        (snapshot reads, OPTIONS, and every refusal: 401, 404, 405, 415)."""
+        (snapshot reads, OPTIONS, and every refusal: 401, 403, 404, 405, 415)."""
         endpoint = split_target(request.target)[0]
         handlers = self._routes.get(endpoint)
         if handlers is None or request.method == "OPTIONS":
@@ -173,7 +177,11 @@ class RestApi:
         return Work.OPERATION
 
     def _refusal(self, request: Request) -> Response | None:
-        """401 without the right credentials, then 415 without a JSON body type, for a write."""
+        """For a write: 403 outside the allowlist or without a client certificate (access.py),
+        401 without the right credentials, then 415 without a JSON body type."""
+        denied = self._access.refusal(request.peer, request.client_cert)
+        if denied is not None:
+            return error_response(403, denied)
         if not self._auth.allows(request.authorization):
             return _UNAUTHORIZED
         if not is_json(request.content_type):
@@ -190,8 +198,10 @@ class RestApi:
     def _dispatch(self, request: Request) -> Response:
         method = request.method
         endpoint, query = split_target(request.target)
-        if method in WRITE_METHODS and not self._auth.allows(request.authorization):
-            return _UNAUTHORIZED
+        if method in WRITE_METHODS:
+            refusal = self._refusal(request)
+            if refusal is not None and refusal.status in (401, 403):
+                return refusal
         call = _Call(request.target, endpoint, query, request.body, request.if_match)
         routes = self._routes.get(endpoint)
         if routes is None:

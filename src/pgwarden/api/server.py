@@ -17,7 +17,8 @@ from pgwarden.api.connection import Limits
 from pgwarden.api.contract import Operations
 from pgwarden.api.event_loop import EventLoop
 from pgwarden.api.routes import RestApi
-from pgwarden.api.tls import tls_context
+from pgwarden.api.tls import server_context, server_files, tls_context
+from pgwarden.api.tls_watch import CertificateWatch
 from pgwarden.api.wire import MAX_BODY
 from pgwarden.model import ApiSettings
 
@@ -57,8 +58,13 @@ class ApiServer:
     def __init__(self, settings: ApiSettings, snapshots: SnapshotHolder, operations: Operations) -> None:
         self.api = RestApi(settings, snapshots, operations)
         self._settings = settings
+        # Reloads the certificate when its files change or on SIGHUP (``request_reload``); the
+        # agent adds the certificate it presents to its peers.
+        self.certificates = CertificateWatch()
+        if settings.certfile:
+            self.certificates.add("the REST API's certificate", server_files(settings), self._reload_tls)
         # Load the certificate before binding, so a bad file leaves no socket behind.
-        tls = tls_context(settings.certfile, settings.keyfile) if settings.certfile else None
+        tls = server_context(settings) if settings.certfile else None
         host = settings.listen.host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server(
@@ -66,6 +72,9 @@ class ApiServer:
         )
         self._loop = EventLoop(self._listener, self.api, tls, limits_of(settings))
         self._thread = threading.Thread(target=self._loop.run, name="api", daemon=True)
+
+    def _reload_tls(self) -> None:
+        self._loop.use_tls(server_context(self._settings))
 
     @property
     def port(self) -> int:
@@ -81,8 +90,14 @@ class ApiServer:
         if warning:
             log.warning("%s", warning)
         self._thread.start()
+        self.certificates.start()
+
+    def request_reload(self) -> None:
+        """Reload the certificates now (SIGHUP); returns at once, safe in a signal handler."""
+        self.certificates.request()
 
     def stop(self) -> None:
+        self.certificates.stop()
         if self._thread.is_alive():
             self._loop.stop()
             self._thread.join(_STOP_WAIT)

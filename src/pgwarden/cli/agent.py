@@ -10,6 +10,7 @@ from types import FrameType
 
 import typer
 
+from pgwarden.api.tls import tls_problems
 from pgwarden.config.errors import ConfigError
 from pgwarden.config.node import load_node_config
 from pgwarden.local.siblings import data_dirs_beside
@@ -37,6 +38,11 @@ def agent(config: Path = typer.Option(..., "-c", "--config", help="node config f
         typer.echo(f"pgwarden: {exc}", err=True)
         raise typer.Exit(2) from None
 
+    problems = tls_problems(node.api)
+    for problem in problems:
+        typer.echo(f"pgwarden: {problem}", err=True)
+    if problems:
+        raise typer.Exit(2)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     runner = Agent(node, str(config.resolve()))
 
@@ -44,6 +50,12 @@ def agent(config: Path = typer.Option(..., "-c", "--config", help="node config f
         logging.getLogger("pgwarden").info("received signal %d", signum)
         runner.stop()
 
+    def request_reload(_signum: int, _frame: FrameType | None) -> None:
+        runner.reloads.request()
+
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    # Without a handler SIGHUP would end the agent (the default action): `systemctl reload` and
+    # certificate rotation scripts send it to reload (agent/reloads.py says what).
+    signal.signal(signal.SIGHUP, request_reload)
     runner.run()

@@ -12,11 +12,13 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console, RenderableType
 
-from pgwarden.client import ClientError, ClusterClient, ClusterNotFound, ClusterTarget, find_target
+from pgwarden.client import ClientError, ClientTls, ClusterClient, ClusterNotFound, ClusterTarget, find_target
 
 # Exit codes (docs/cli.md): 0 done, 1 refused or failed, 2 usage (typer's own for bad options).
 REFUSED = 1
 USAGE = 2
+# Where the root command keeps --cacert/--cert/--key/--insecure for the command that follows.
+CLIENT_TLS = "pgwarden.client_tls"
 
 ConfigOption = Annotated[
     Path | None,
@@ -65,6 +67,9 @@ def cluster_client(
     command a client over an in-memory store and HTTP transport instead of the real ones.
     """
     target = target_or_exit(config, stack_dir)
+    tls = ctx.meta.get(CLIENT_TLS)
+    if isinstance(tls, ClientTls):
+        target = tls.applied_to(target)
     factory = ctx.obj if callable(ctx.obj) else ClusterClient
     try:
         with factory(target) as client:

@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from pgwarden import __version__
 from pgwarden.cli import dynamic_config, operations, router, status
 from pgwarden.cli.agent import agent
+from pgwarden.cli.connect import CLIENT_TLS
 from pgwarden.cli.drill import drill
 from pgwarden.cli.stack import down, up
+from pgwarden.client.target import ClientTls
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="PostgreSQL HA cluster manager")
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    ctx: typer.Context,
+    cacert: Annotated[
+        Path | None,
+        typer.Option("--cacert", help="CA certificate (PEM) verifying the agents' HTTPS", show_default=False),
+    ] = None,
+    cert: Annotated[
+        Path | None,
+        typer.Option("--cert", help="client certificate (PEM) to present to the agents", show_default=False),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="the client certificate's private key (PEM)", show_default=False),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", "-k", help="do not verify the agents' certificates (debugging only)"),
+    ] = False,
+) -> None:
     """PostgreSQL high-availability cluster manager."""
+    ctx.meta[CLIENT_TLS] = ClientTls(
+        str(cacert) if cacert else None, str(cert) if cert else None, str(key) if key else None, insecure
+    )
 
 
 @app.command()

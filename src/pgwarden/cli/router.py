@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from pgwarden.cli.connect import ConfigOption, DirOption, cluster_client, fail, warn
-from pgwarden.client import EtcdUnreachable, KnownNode
+from pgwarden.client import ClusterTarget, EtcdUnreachable, KnownNode
 from pgwarden.model.cluster import Member
-from pgwarden.router.haproxy import Backend, RouterPorts, render
+from pgwarden.router.haproxy import Backend, CheckTls, RouterPorts, render
 
 
 def backends(members: Iterable[Member], nodes: Iterable[KnownNode]) -> list[Backend]:
@@ -42,6 +42,24 @@ def haproxy_config(
     check_interval: Annotated[
         int, typer.Option("--check-interval", min=50, help="milliseconds between health checks")
     ] = 500,
+    ca_file: Annotated[
+        str | None,
+        typer.Option(
+            "--ca-file",
+            help="CA certificate verifying the agents' HTTPS, as a path on the HAProxy host "
+            "(default: the node config's api.tls.cafile, or the stack's CA)",
+            show_default=False,
+        ),
+    ] = None,
+    crt: Annotated[
+        str | None,
+        typer.Option(
+            "--crt",
+            help="certificate + key (one PEM file) HAProxy presents to the agents, as a path on the "
+            "HAProxy host; needed when they require client certificates",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
     dir: DirOption = None,
 ) -> None:
@@ -64,6 +82,7 @@ def haproxy_config(
         fail(str(exc))
     if not found:
         fail(f"cluster {target.cluster!r} has no members in etcd: nothing to route to")
+    tls = check_tls(target, ca_file, crt) if any(b.api_tls for b in found) else None
     base = target.router or RouterPorts()  # a local stack's own ports, else HAProxy's usual ones
     ports = RouterPorts(
         bind_host=bind or base.bind_host,
@@ -71,4 +90,23 @@ def haproxy_config(
         replicas=replicas_port or base.replicas,
         stats=stats_port or base.stats,
     )
-    typer.echo(render(found, ports, check_interval), nl=False)
+    typer.echo(render(found, ports, check_interval, tls=tls), nl=False)
+
+
+def check_tls(target: ClusterTarget, ca_file: str | None, crt: str | None) -> CheckTls:
+    """How HAProxy checks agents that serve TLS; fails (exit 1) when it could only check them
+    unverified, or without the certificate they require, unless --insecure says so."""
+    ca = ca_file or (None if target.tls_insecure else target.tls_ca)
+    crt = crt or target.router_crt
+    if ca is None and not target.tls_insecure:
+        fail(
+            "the agents serve HTTPS and no CA is known to verify them with: pass --ca-file PATH "
+            "(the CA that signed their certificates, where HAProxy's host has it), or --insecure "
+            "(before the command) for checks that verify nothing"
+        )
+    if crt is None and target.client_cert_required:
+        fail(
+            "the agents require a client certificate (api.tls.verify_client: required), even for "
+            "health checks: pass --crt PATH (HAProxy's certificate and key in one PEM file)"
+        )
+    return CheckTls(ca, crt)

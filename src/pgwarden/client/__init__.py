@@ -26,6 +26,7 @@ from pgwarden.client.errors import (
 from pgwarden.client.rolling_restart import RollingRestart, Step, StepKind, plan_rolling_restart
 from pgwarden.client.target import (
     DEFAULT_STACK_DIR,
+    ClientTls,
     ClusterTarget,
     KnownNode,
     find_target,
@@ -40,6 +41,7 @@ __all__ = [
     "ApiUnreachable",
     "Assignment",
     "ClientError",
+    "ClientTls",
     "ClusterClient",
     "ClusterNotFound",
     "ClusterTarget",

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from pgwarden.api.contract import etag
+from pgwarden.api.tls import client_context
 from pgwarden.client.errors import (
     ApiRefused,
     ApiUnreachable,
@@ -275,12 +276,14 @@ class ConfigRead:
 
 
 def _verify(target: ClusterTarget) -> ssl.SSLContext | bool:
-    if target.tls_ca is None:
+    """How the agents' HTTPS is verified, and the client certificate presented (api.tls)."""
+    if target.tls_ca is None and target.tls_cert is None and not target.tls_insecure:
         return True
     try:
-        return ssl.create_default_context(cafile=target.tls_ca)
+        return client_context(target.tls_ca, target.tls_cert, target.tls_key, insecure=target.tls_insecure)
     except (OSError, ssl.SSLError) as exc:
-        raise ClientError(f"cannot verify the agents' HTTPS with {target.tls_ca}: {exc}") from None
+        files = ", ".join(f for f in (target.tls_ca, target.tls_cert, target.tls_key) if f)
+        raise ClientError(f"cannot set up HTTPS to the agents with {files}: {exc}") from None
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

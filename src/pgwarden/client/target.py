@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pgwarden.api.tls import peer_identity
 from pgwarden.client.errors import ClusterNotFound
 from pgwarden.config.errors import ConfigError
 from pgwarden.config.fields import parse_address
 from pgwarden.config.node import load_node_config
 from pgwarden.dcs.keys import DEFAULT_PREFIX
-from pgwarden.model.node import Address, Credentials
+from pgwarden.model.node import Address, Credentials, VerifyClient
 from pgwarden.router.haproxy import RouterPorts
 
 # The directory `pgwarden up` writes to when given no --dir (relative to the working directory).
@@ -41,6 +43,11 @@ class ClusterTarget:
     bind_address: str | None = None  # source address for etcd and API connections (node configs)
     api_auth: Credentials | None = None  # HTTP basic auth for the agents' write operations
     tls_ca: str | None = None  # certificate file to verify the agents' HTTPS with; None: system CAs
+    tls_cert: str | None = None  # client certificate presented to the agents (PEM; may hold the key)
+    tls_key: str | None = None
+    tls_insecure: bool = False  # do not verify the agents' certificates (debugging only)
+    client_cert_required: bool = False  # the agents refuse any client without a certificate
+    router_crt: str | None = None  # the certificate and key HAProxy presents (a local stack's)
     nodes: tuple[KnownNode, ...] = ()  # from stack.json
     router: RouterPorts | None = None  # the local stack's HAProxy ports, from stack.json
 
@@ -62,6 +69,9 @@ def target_from_node_config(path: Path) -> ClusterTarget:
         raise ClusterNotFound(str(exc)) from None
     api = node.api
     auth = Credentials(api.username, api.password) if api.username and api.password else None
+    # The node's own client identity, when its API asks callers for one (the agent uses the same
+    # to call its peers); a server certificate alone may lack the client-authentication purpose.
+    cert, key = peer_identity(api) if api.verify_client is not VerifyClient.NONE else (None, None)
     return ClusterTarget(
         cluster=node.cluster,
         etcd_hosts=node.etcd.hosts,
@@ -69,9 +79,12 @@ def target_from_node_config(path: Path) -> ClusterTarget:
         source=str(path),
         bind_address=node.etcd.bind_address,
         api_auth=auth,
-        # The node's own certificate verifies its peers when they share it or its CA chain,
-        # which is how small clusters are usually set up; otherwise the system CAs apply.
-        tls_ca=api.certfile,
+        # api.tls.cafile verifies the agents; without one, the node's own certificate does when the
+        # members share it (or its chain is in that file); otherwise the system CAs apply.
+        tls_ca=api.cafile or api.certfile,
+        tls_cert=cert,
+        tls_key=key,
+        client_cert_required=api.verify_client is VerifyClient.REQUIRED,
     )
 
 
@@ -101,14 +114,48 @@ def _parse_stack(doc: Mapping[str, Any], source: str) -> ClusterTarget:
     nodes = tuple(
         KnownNode(str(n["name"]), str(n["host"]), int(n["port"]), str(n["api_url"])) for n in doc["nodes"]
     )
+    tls = doc.get("tls")
+    tls = tls if isinstance(tls, Mapping) else {}
     return ClusterTarget(
         cluster=str(doc["cluster"]),
         etcd_hosts=tuple(parse_address(e) for e in doc["etcd"]),
         source=source,
         api_auth=auth,
+        tls_ca=_optional_text(tls, "cafile"),
+        tls_cert=_optional_text(tls, "certfile"),
+        tls_key=_optional_text(tls, "keyfile"),
+        client_cert_required=tls.get("verify_client") == VerifyClient.REQUIRED.value,
+        router_crt=_optional_text(tls, "haproxy_crt"),
         nodes=nodes,
         router=_router(doc.get("haproxy")),
     )
+
+
+def _optional_text(doc: Mapping[str, Any], key: str) -> str | None:
+    value = doc.get(key)
+    return str(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTls:
+    """The CLI's own TLS options (``--cacert``, ``--cert``, ``--key``, ``--insecure``); each one
+    given replaces what the node config or stack.json says."""
+
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    insecure: bool = False
+
+    def applied_to(self, target: ClusterTarget) -> ClusterTarget:
+        changes: dict[str, Any] = {}
+        if self.cafile:
+            changes["tls_ca"] = self.cafile
+        if self.certfile:
+            changes["tls_cert"] = self.certfile
+            changes["tls_key"] = self.keyfile  # a --cert alone holds its key
+        if self.insecure:
+            changes["tls_insecure"] = True
+        return dataclasses.replace(target, **changes) if changes else target
 
 
 def _router(doc: object) -> RouterPorts | None:

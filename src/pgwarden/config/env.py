@@ -4,7 +4,8 @@ Only the variables listed in ``ENV_VARIABLES`` are read; each replaces one value
 (creating the sections it needs). Any other variable starting with ``PGWARDEN_`` is ignored
 without error, so that tools may keep their own ``PGWARDEN_...`` settings in the same environment.
 Values are taken as written (an empty value sets an empty string, which validation then judges);
-``PGWARDEN_ETCD_HOSTS`` is a comma-separated list such as ``127.0.0.21:2379,127.0.0.22:2379``.
+``PGWARDEN_ETCD_HOSTS`` is a comma-separated list such as ``127.0.0.21:2379,127.0.0.22:2379``, and
+so is ``PGWARDEN_API_ALLOWLIST`` (``10.0.0.0/28,10.0.2.0/24``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ ENV_VARIABLES: Mapping[str, tuple[str, ...]] = {
     "PGWARDEN_API_AUTH_PASSWORD": ("api", "auth", "password"),
     "PGWARDEN_API_TLS_CERTFILE": ("api", "tls", "certfile"),
     "PGWARDEN_API_TLS_KEYFILE": ("api", "tls", "keyfile"),
+    "PGWARDEN_API_TLS_CAFILE": ("api", "tls", "cafile"),
+    "PGWARDEN_API_TLS_VERIFY_CLIENT": ("api", "tls", "verify_client"),
+    "PGWARDEN_API_ALLOWLIST": ("api", "allowlist"),
     "PGWARDEN_POSTGRESQL_LISTEN": ("postgresql", "listen"),
     "PGWARDEN_POSTGRESQL_CONNECT_ADDRESS": ("postgresql", "connect_address"),
     "PGWARDEN_POSTGRESQL_DATA_DIR": ("postgresql", "data_dir"),

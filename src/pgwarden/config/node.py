@@ -15,7 +15,7 @@ from pgwarden.config.env import apply_env
 from pgwarden.config.errors import ConfigError, ConfigIssue
 from pgwarden.config.explain import Finding, Loc, Origin, findings_from_validation
 from pgwarden.config.fields import WILDCARD_HOSTS, scalar_text
-from pgwarden.config.node_schema import NodeModel, TagsModel
+from pgwarden.config.node_schema import ApiTlsModel, NodeModel, TagsModel
 from pgwarden.config.paths import data_dir_findings
 from pgwarden.model.cluster import DynamicConfig, Tags
 from pgwarden.model.node import (
@@ -25,6 +25,7 @@ from pgwarden.model.node import (
     EtcdSettings,
     NodeConfig,
     PostgresSettings,
+    VerifyClient,
     WatchdogSettings,
 )
 
@@ -137,7 +138,8 @@ def _node(
             )
         )
     tls = model.api.tls
-    keys = {"api.tls.certfile": tls.certfile, "api.tls.keyfile": tls.keyfile} if tls else {}
+    keys = {f"api.tls.{k}": v for k, v in (tls.model_dump() if tls else {}).items() if k.endswith("file")}
+    findings += _tls_findings(tls)
     findings += data_dir_findings(
         pg.data_dir,
         bin_dir=pg.bin_dir,
@@ -154,6 +156,12 @@ def _node(
         password=auth.password if auth else None,
         certfile=tls.certfile if tls else None,
         keyfile=tls.keyfile if tls else None,
+        cafile=tls.cafile if tls else None,
+        verify_client=tls.verify_client if tls else VerifyClient.NONE,
+        client_certfile=tls.client_certfile if tls else None,
+        client_keyfile=tls.client_keyfile if tls else None,
+        allowlist=tuple(model.api.allowlist),
+        allowlist_include_members=model.api.allowlist_include_members,
         allow_unauthenticated_writes=model.api.allow_unauthenticated_writes,
         max_connections=model.api.max_connections,
         request_timeout=model.api.request_timeout,
@@ -199,6 +207,33 @@ def _node(
         watchdog=WatchdogSettings(model.watchdog.mode, model.watchdog.device, model.watchdog.safety_margin),
     )
     return node, []
+
+
+def _tls_findings(tls: ApiTlsModel | None) -> list[Finding]:
+    """Client-certificate settings that cannot work together."""
+    if tls is None:
+        return []
+    found = []
+    if tls.verify_client is not VerifyClient.NONE and tls.cafile is None:
+        found.append(
+            Finding(
+                ("api", "tls", "cafile"),
+                f"verify_client is {tls.verify_client.value}, but there is no CA to verify client "
+                "certificates against",
+                "set api.tls.cafile to the CA certificate (PEM) that signed the clients' certificates, "
+                "or set verify_client: none",
+            )
+        )
+    if tls.client_keyfile is not None and tls.client_certfile is None:
+        found.append(
+            Finding(
+                ("api", "tls", "client_keyfile"),
+                "client_keyfile is set without client_certfile",
+                "set api.tls.client_certfile too, or remove client_keyfile (the agent then presents "
+                "certfile/keyfile to its peers)",
+            )
+        )
+    return found
 
 
 def _connect_address(

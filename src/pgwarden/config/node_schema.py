@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pgwarden.config.api_fields import NetworkList, VerifyClientField
 from pgwarden.config.fields import (
     AbsolutePath,
     AddressField,
@@ -67,6 +68,12 @@ class ApiAuthModel(_Section):
 class ApiTlsModel(_Section):
     certfile: AbsolutePath = Field(examples=["/etc/pgwarden/api.crt"])
     keyfile: AbsolutePath | None = Field(None, examples=["/etc/pgwarden/api.key"])
+    cafile: AbsolutePath | None = Field(None, examples=["/etc/pgwarden/ca.crt"])
+    verify_client: VerifyClientField = Field(
+        _default(ApiSettings, "verify_client"), examples=["none", "optional", "required"]
+    )
+    client_certfile: AbsolutePath | None = Field(None, examples=["/etc/pgwarden/client.crt"])
+    client_keyfile: AbsolutePath | None = Field(None, examples=["/etc/pgwarden/client.key"])
 
 
 class ApiModel(_Section):
@@ -76,6 +83,10 @@ class ApiModel(_Section):
     tls: ApiTlsModel | None = Field(None, examples=["{certfile: /etc/pgwarden/api.crt, keyfile: ...}"])
     allow_unauthenticated_writes: bool = Field(
         _default(ApiSettings, "allow_unauthenticated_writes"), examples=["false"]
+    )
+    allowlist: NetworkList = Field(default_factory=list, examples=["[10.0.0.0/28, 10.0.2.0/24]"])
+    allowlist_include_members: bool = Field(
+        _default(ApiSettings, "allowlist_include_members"), examples=["true"]
     )
     max_connections: int = Field(_default(ApiSettings, "max_connections"), ge=16, le=65536, examples=[256])
     request_timeout: float = Field(_default(ApiSettings, "request_timeout"), gt=0, le=300, examples=[5])

@@ -45,6 +45,12 @@ class StackSpec:
     # REST API basic auth for write operations, as in production; None leaves the API open.
     api_username: str = "pgwarden"
     api_password: str | None = field(default_factory=lambda: secrets.token_urlsafe(12))
+    # The REST API over HTTPS, certificates from the stack's own CA (local/pki.py, in DIR/tls):
+    # each agent's serves its API and is its client certificate towards its peers; the CLI and
+    # HAProxy get their own. verify_client as in api.tls; an allowlist adds the members' addresses.
+    api_tls: bool = False
+    api_verify_client: str = "required"
+    api_allowlist: tuple[str, ...] = ()
 
     def node_name(self, i: int) -> str:
         return f"node{i + 1}"
@@ -65,7 +71,17 @@ class StackSpec:
         return self.dir / f"{self.node_name(i)}.yml"
 
     def api_url(self, i: int) -> str:
-        return f"http://{self.node_host(i)}:{self.api_port}"
+        return f"{'https' if self.api_tls else 'http'}://{self.node_host(i)}:{self.api_port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The stack's CA and certificates (``Pki(tls_dir)``): ``ca.crt``, ``nodeN``, ``cli``,
+        ``haproxy`` (``.crt``/``.key``; ``haproxy.pem`` holds both for HAProxy)."""
+        return self.dir / "tls"
+
+    def tls_files(self, name: str) -> tuple[str, str]:
+        """The certificate and key files of ``name`` in ``tls_dir``."""
+        return str(self.tls_dir / f"{name}.crt"), str(self.tls_dir / f"{name}.key")
 
     def etcd_endpoints(self) -> list[str]:
         return [f"{self.etcd_host(i)}:{self.etcd_port}" for i in range(3)]
@@ -102,6 +118,17 @@ class StackSpec:
         }
         if self.api_password is not None:
             api["auth"] = {"username": self.api_username, "password": self.api_password}
+        if self.api_tls:
+            certfile, keyfile = self.tls_files(self.node_name(i))
+            api["tls"] = {
+                "certfile": certfile,
+                "keyfile": keyfile,
+                "cafile": str(self.tls_dir / "ca.crt"),
+                "verify_client": self.api_verify_client,
+            }
+        if self.api_allowlist:
+            api["allowlist"] = list(self.api_allowlist)
+            api["allowlist_include_members"] = True
         return {
             "cluster": self.cluster,
             "name": self.node_name(i),
@@ -138,6 +165,15 @@ class StackSpec:
         }
         if self.api_password is not None:
             doc["api_auth"] = {"username": self.api_username, "password": self.api_password}
+        if self.api_tls:
+            certfile, keyfile = self.tls_files("cli")
+            doc["tls"] = {
+                "cafile": str(self.tls_dir / "ca.crt"),
+                "certfile": certfile,
+                "keyfile": keyfile,
+                "haproxy_crt": str(self.tls_dir / "haproxy.pem"),
+                "verify_client": self.api_verify_client,
+            }
         return doc
 
     def connection_strings(self) -> dict[str, str]:
@@ -158,6 +194,7 @@ class StackSpec:
         saved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "dir"}
         saved["router"] = dataclasses.asdict(self.router)
         saved["run_as"] = list(self.run_as)
+        saved["api_allowlist"] = list(self.api_allowlist)
         write_private(self.dir / SPEC_FILE, _json(saved))
         write_private(self.dir / STACK_FILE, _json(self.document()))
 
@@ -175,6 +212,7 @@ class StackSpec:
                 values = {k: v for k, v in saved.items() if k in known}
                 values["router"] = RouterPorts(**values.get("router", {}))
                 values["run_as"] = tuple(values.get("run_as", ()))
+                values["api_allowlist"] = tuple(values.get("api_allowlist", ()))
                 return cls(dir=dir, **values)
             except (TypeError, AttributeError) as exc:
                 raise SpecError(f"{dir / SPEC_FILE} is not a stack spec: {exc}") from None

@@ -9,6 +9,7 @@ import os
 import pwd
 import shutil
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -18,10 +19,12 @@ from typing import Any
 import httpx
 import yaml
 
+from pgwarden.api.tls import client_context
 from pgwarden.local import inventory, preflight, processes
+from pgwarden.local.pki import Pki
 from pgwarden.local.spec import SPEC_FILE, STACK_FILE, StackSpec, write_private
 from pgwarden.local.state import Part, StackState, servers_up, verdict
-from pgwarden.router.haproxy import Backend, render
+from pgwarden.router.haproxy import Backend, CheckTls, render
 
 ETCD = preflight.ETCD
 HAPROXY = preflight.HAPROXY
@@ -104,6 +107,9 @@ class Stack:
         for i in range(3):
             self._start_etcd(i)
         self._wait_etcd(etcd_timeout)
+        if spec.api_tls:
+            progress(f"issuing certificates in {spec.tls_dir}")
+            self.issue_certificates()
         progress(f"starting {spec.nodes} agents")
         for i in range(spec.nodes):
             self.write_node_config(i)
@@ -119,6 +125,24 @@ class Stack:
         self.pids[name] = pid
         write_private(self.pids_path, json.dumps({**self._read_pids(), name: pid}, indent=2) + "\n")
         return pid
+
+    def issue_certificates(self) -> Pki:
+        """The stack's CA and certificates (kept when still good): each agent's (server and
+        client), the CLI's and HAProxy's."""
+        spec = self.spec
+        pki = Pki(spec.tls_dir, ca_name=f"pgwarden local CA ({spec.cluster})")
+        for i in range(spec.nodes):
+            pki.issue_server(spec.node_name(i), [spec.node_host(i)], client_auth=True)
+        pki.issue_client("cli")
+        pki.issue_client("haproxy").bundle()
+        return pki
+
+    def api_verify(self) -> ssl.SSLContext | bool:
+        """How this process calls the stack's APIs: with the CLI's certificate when they serve TLS."""
+        if not self.spec.api_tls:
+            return True
+        certfile, keyfile = self.spec.tls_files("cli")
+        return client_context(str(self.spec.tls_dir / "ca.crt"), certfile, keyfile)
 
     def _start_etcd(self, i: int) -> None:
         spec = self.spec
@@ -186,8 +210,12 @@ class Stack:
             Backend(spec.node_name(i), spec.node_host(i), spec.pg_port, spec.node_host(i), spec.api_port)
             for i in range(spec.nodes)
         ]
+        tls = None
+        if spec.api_tls:
+            backends = [dataclasses.replace(b, api_tls=True) for b in backends]
+            tls = CheckTls(str(spec.tls_dir / "ca.crt"), str(spec.tls_dir / "haproxy.pem"))
         cfg = spec.dir / "haproxy.cfg"
-        cfg.write_text(render(backends, spec.router))
+        cfg.write_text(render(backends, spec.router, tls=tls))
         self._spawn("haproxy", [HAPROXY, "-db", "-f", str(cfg)])
 
     # --- state ----------------------------------------------------------------------------------
@@ -197,9 +225,11 @@ class Stack:
 
     def statuses(self) -> dict[str, dict[str, Any] | None]:
         found: dict[str, dict[str, Any] | None] = {}
+        verify = self.api_verify()
         for i in range(self.spec.nodes):
+            url = f"{self.spec.api_url(i)}/patroni"
             try:
-                found[self.spec.node_name(i)] = httpx.get(f"{self.spec.api_url(i)}/patroni", timeout=1).json()
+                found[self.spec.node_name(i)] = httpx.get(url, timeout=1, verify=verify).json()
             except (httpx.HTTPError, ValueError):
                 found[self.spec.node_name(i)] = None
         return found

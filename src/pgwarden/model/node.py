@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,18 @@ class EtcdSettings:
     bind_address: str | None = None
 
 
+class VerifyClient(enum.Enum):
+    """``api.tls.verify_client`` (Patroni's values): which calls need a client certificate that
+    verifies against ``api.tls.cafile``."""
+
+    NONE = "none"  # none is asked for
+    OPTIONAL = "optional"  # asked for; one presented must verify; operations need one
+    REQUIRED = "required"  # no certificate, no connection: every call, health checks included
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
     listen: Address
@@ -41,6 +54,15 @@ class ApiSettings:
     password: str | None = None
     certfile: str | None = None
     keyfile: str | None = None
+    # Client certificates: the CA they must chain to, and who must present one (VerifyClient).
+    cafile: str | None = None
+    verify_client: VerifyClient = VerifyClient.NONE
+    # What this agent presents when it calls its peers' APIs; None: certfile/keyfile.
+    client_certfile: str | None = None
+    client_keyfile: str | None = None
+    # Networks allowed to call operations (writes); empty with include_members off: everyone.
+    allowlist: tuple[Network, ...] = ()
+    allowlist_include_members: bool = False
     # Serve writes without api.auth on a non-loopback address: refused unless set (issue 11).
     allow_unauthenticated_writes: bool = False
     # Limits of the API server (docs/rest-api.md, "Limits").
@@ -52,6 +74,11 @@ class ApiSettings:
     def url(self) -> str:
         scheme = "https" if self.certfile else "http"
         return f"{scheme}://{self.connect_address}"
+
+    @property
+    def restricts_callers(self) -> bool:
+        """Whether operations are refused to addresses outside an allowlist."""
+        return bool(self.allowlist) or self.allowlist_include_members
 
     @property
     def loopback_only(self) -> bool:

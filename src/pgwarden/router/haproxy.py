@@ -30,6 +30,24 @@ class Backend:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckTls:
+    """How HAProxy checks agents that serve TLS (paths as HAProxy's host sees them).
+
+    ``ca_file``: verify each agent's certificate against this CA (``verify required``); None checks
+    without verifying (``verify none``: for debugging only, anyone on the path could answer).
+    ``crt``: the certificate and key (one PEM file) HAProxy presents, which an agent with
+    ``api.tls.verify_client: required`` needs before it answers even a health check.
+    """
+
+    ca_file: str | None = None
+    crt: str | None = None
+
+    def server_options(self) -> str:
+        verify = f" verify required ca-file {self.ca_file}" if self.ca_file else " verify none"
+        return f" check-ssl{verify}{f' crt {self.crt}' if self.crt else ''}"
+
+
+@dataclass(frozen=True, slots=True)
 class RouterPorts:
     """Where HAProxy listens: ``bind_host`` is ``*`` (every address) on a dedicated router host."""
 
@@ -44,6 +62,7 @@ def render(
     ports: RouterPorts,
     check_interval_ms: int = 500,
     maxconn: int = 100,
+    tls: CheckTls | None = None,
 ) -> str:
     """A complete ``haproxy.cfg`` routing PostgreSQL clients by the agents' health endpoints.
 
@@ -53,8 +72,9 @@ def render(
       HAProxy's status page.
     - Used by ``pgwarden up`` for the local stack and by ``pgwarden haproxy-config`` for a
       production cluster (backends from the members, ``Backend.from_member``; ports bound on
-      ``*``); an agent serving TLS is checked over TLS without verifying its certificate, since
-      only the status code matters and the check carries no secret.
+      ``*``); an agent serving TLS is checked over TLS as ``tls`` says: its certificate verified
+      against the CA, HAProxy's own certificate presented (``CheckTls``). A check only reads a
+      status code, but an unverified one lets whoever sits on the path decide where writes go.
     - ``maxconn`` is per server: keep it below PostgreSQL's ``max_connections`` minus the
       superuser and replication reserve.
 
@@ -73,10 +93,12 @@ def render(
         " fall 2 rise 1 on-marked-down shutdown-sessions\n"
     )
 
+    check_tls = (tls or CheckTls()).server_options()
+
     def servers() -> str:
         return "".join(
             f"    server {b.name} {b.host}:{b.port} maxconn {maxconn}"
-            f" check addr {b.api_host} port {b.api_port}{' check-ssl verify none' if b.api_tls else ''}\n"
+            f" check addr {b.api_host} port {b.api_port}{check_tls if b.api_tls else ''}\n"
             for b in backends
         )
 
