@@ -169,6 +169,9 @@ def _drop(conv: Conversion, target: Path) -> None:
     source = conv.optional.get(target) or next((s for s, t in conv.targets.items() if t == target), target)
     conv.remove(target)
     known = explanation(source) if target[: len(DCS)] == DCS else None
+    if target == ("etcd", "protocol"):
+        # Talking plain HTTP to an etcd that serves TLS reaches nothing: the result cannot work.
+        known = (Severity.ERROR, "etcd over TLS is not supported by this version of pgwarden")
     severity, why = known or (
         Severity.WARNING,
         f"{dotted(target)} is not supported by this version of pgwarden",

@@ -37,6 +37,8 @@ _DCS_KEYS = (
     "host", "hosts", "port", "protocol", "cacert", "cert", "key", "key_password", "username",
     "password", "url", "proxy", "srv", "srv_suffix", "use_proxies", "verify", "token",
 )  # fmt: skip
+# PATRONI_<STORE>_<KEY>; Patroni's PATRONI_<user>_PASSWORD (roles made at bootstrap) is not one.
+_STORES = ("etcd", "etcd3", "consul", "zookeeper", "exhibitor", "kubernetes", "raft")
 _LISTS = {("restapi", "allowlist")}
 _BOOLS = {
     ("restapi", "allowlist_include_members"),
@@ -73,7 +75,7 @@ def target_of(variable: str) -> tuple[str, ...] | None:
         if rest.startswith(section + "_") and rest[len(section) + 1 :] in keys:
             return (section, rest[len(section) + 1 :])
     section, _, key = rest.partition("_")
-    if section and key in _DCS_KEYS:
+    if section in _STORES and key in _DCS_KEYS:
         return (section, key)  # etcd, etcd3, or another store convert.py then refuses
     return None
 
