@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import re
@@ -12,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgwarden.model.node import PostgresSettings
+from pgwarden.postgres import foreign_conf
 from pgwarden.postgres.commands import run_as_user
 from pgwarden.postgres.conninfo import StandbyUpstream, make_conninfo
 
 ParamValue = str | int | float | bool
+log = logging.getLogger(__name__)
 
 CONF_FILE = "pgwarden.conf"
 HBA_FILE = "pg_hba.conf"
@@ -262,7 +265,10 @@ def write_atomically(settings: PostgresSettings, path: str | Path, text: str) ->
 
 
 def ensure_include(settings: PostgresSettings) -> bool:
-    """Append ``include 'pgwarden.conf'`` to postgresql.conf once; returns whether it changed."""
+    """Append ``include 'pgwarden.conf'`` to postgresql.conf once; returns whether it changed.
+
+    A postgresql.conf Patroni wrote is first replaced by the original it includes (foreign_conf).
+    """
     path = Path(settings.data_dir) / "postgresql.conf"
     try:
         text = path.read_text()
@@ -270,6 +276,14 @@ def ensure_include(settings: PostgresSettings) -> bool:
         text = ""
     if any(_INCLUDE.match(line) for line in text.splitlines()):
         return False
+    original = foreign_conf.original_text(Path(settings.data_dir), text)
+    if original is not None:
+        text = original[0]
+        log.warning(
+            "postgresql.conf was written by Patroni: replaced by the original it included (%s, "
+            "left in place for the way back), plus pgwarden's include",
+            original[1],
+        )
     if text and not text.endswith("\n"):
         text += "\n"
     return write_atomically(settings, path, text + INCLUDE_LINE + "\n")
