@@ -221,11 +221,17 @@ def _migrate_and_operate(
     _wait(lambda: all((_status(cluster, i) or {}).get("pause") for i in range(count)), 60, "pause")
     started = time.monotonic()
     for i in [primary, *standbys]:
+        begin = time.monotonic()
         cluster.stop_agent(i)
+        stopped = time.monotonic()
         assert postmaster_pid(str(cluster.nodes[i].data_dir)) == pids[i], "Patroni stopped PostgreSQL"
         _start_pgwarden(cluster, i, configs[i], agents)
         want = "primary" if i == primary else "replica"
         _wait(lambda i=i, want=want: _role(cluster, i) == want, 60, f"pgwarden on node {i + 1} as {want}")
+        print(
+            f"{cluster.nodes[i].name} ({want}): Patroni stopped in {stopped - begin:.1f} s, pgwarden "
+            f"answered as {want} {time.monotonic() - stopped:.1f} s later"
+        )
         writer.wait_for_more(10, 30)
     names = {cluster.nodes[i].name for i in standbys}
     _wait(lambda: _streaming(cluster, primary) == names, 60, "every standby streaming to pgwarden's primary")
