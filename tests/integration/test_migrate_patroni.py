@@ -198,11 +198,11 @@ def _primary(cluster: PatroniCluster, among: Any) -> int | None:
     return next((i + 1 for i in among if _role(cluster, i) == "primary"), None)
 
 
-def _migrate_and_operate(
+def _migrate(
     cluster: PatroniCluster, agents: dict[int, int], writer: Writer, primary: int
-) -> tuple[int, list[int]]:
-    """The migration, its checks, a switchover and a node loss; returns the last primary and the
-    writes acknowledged before the node loss."""
+) -> tuple[dict[int, Path], dict[int, int | None]]:
+    """docs/migrating-from-patroni.md's steps 1 to 4, and what a user checks after them; returns
+    each node's pgwarden config and each postmaster's PID."""
     count = len(cluster.nodes)
     standbys = [i for i in range(count) if i != primary]
     _wait(lambda: len(_streaming(cluster, primary)) == len(standbys), 60, "Patroni's standbys streaming")
@@ -254,7 +254,19 @@ def _migrate_and_operate(
         f"acknowledged writes {gap * 1000:.0f} ms; {writer.failures} failed writes"
     )
 
-    # 4. pgwarden runs the migrated cluster: a switchover...
+    return configs, pids
+
+
+def _migrate_and_operate(
+    cluster: PatroniCluster, agents: dict[int, int], writer: Writer, primary: int
+) -> tuple[int, list[int]]:
+    """The migration, a switchover and a node loss; returns the last primary and the writes
+    acknowledged before the node loss."""
+    configs, _ = _migrate(cluster, agents, writer, primary)
+    count = len(cluster.nodes)
+    standbys = [i for i in range(count) if i != primary]
+
+    # pgwarden runs the migrated cluster: a switchover...
     candidate = standbys[0]
     done = subprocess.run(
         [str(PGWARDEN), "switchover", "-c", str(configs[primary]), "--candidate",
@@ -277,3 +289,51 @@ def _migrate_and_operate(
     new = _wait(lambda: _primary(cluster, survivors), FASTEST["ttl"] * 4, "a survivor promoted") - 1
     writer.wait_for_more(25, 60)
     return new, acked_before_loss
+
+
+def test_the_way_back_to_patroni_restarts_nothing_either() -> None:
+    """docs/migrating-from-patroni.md's way back: pgwarden paused, its agents killed (PostgreSQL
+    keeps running), Patroni started again and resumed; its own files and keys take over again."""
+    cluster = PatroniCluster(dict(FASTEST), "Patroni", network=cluster_network())
+    with cluster, _pgwarden_agents(cluster.base) as agents:
+        count = len(cluster.nodes)
+        primary = _wait(lambda: _primary(cluster, range(count)), 60, "Patroni's primary") - 1
+        with Writer(cluster) as writer:
+            configs, pids = _migrate(cluster, agents, writer, primary)
+            paused = subprocess.run(
+                [str(PGWARDEN), "pause", "-c", str(configs[primary])],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert paused.returncode == 0, paused.stdout + paused.stderr
+            _wait(
+                lambda: all((_status(cluster, i) or {}).get("pause") for i in range(count)),
+                30,
+                "pgwarden paused",
+            )
+            back = time.monotonic()
+            for i in [primary, *[j for j in range(count) if j != primary]]:
+                processes.stop(agents.pop(i), timeout=1, sig=signal.SIGKILL)
+                cluster.start_agent(i)
+            _wait(lambda: _role(cluster, primary) == "primary", 90, "Patroni's primary again")
+            api = cluster.nodes[primary]
+            answer = httpx.patch(
+                f"http://{api.host}:{api.api_port}/config",
+                json={"pause": None},
+                auth=cluster.api_auth(),
+                timeout=10,
+            )
+            assert answer.status_code == 200, answer.text
+            names = {cluster.nodes[i].name for i in range(count) if i != primary}
+            _wait(lambda: _streaming(cluster, primary) == names, 90, "Patroni's standbys streaming again")
+            returned = time.monotonic()
+            writer.wait_for_more(25, 60)
+            print(
+                f"way back took {returned - back:.1f} s; longest gap between acknowledged writes "
+                f"{writer.longest_gap(back, returned) * 1000:.0f} ms"
+            )
+        assert {i: postmaster_pid(str(cluster.nodes[i].data_dir)) for i in range(count)} == pids
+        for node in cluster.nodes:
+            assert written_by_patroni((node.data_dir / "postgresql.conf").read_text())
+        rows = {int(n) for (n,) in _sql(cluster, primary, "SELECT id FROM migration_writes")}
+        missing = sorted({n for n, _ in writer.acked} - rows)
+        assert not missing, f"{len(missing)} acknowledged writes lost: {missing[:10]}"
