@@ -192,3 +192,20 @@ def test_cli_writes_0600_reports_on_stderr_and_json(tmp_path: Path) -> None:
     assert lines == sorted(lines)
     refused = runner.invoke(app, ["migrate", "from-patroni", str(FIXTURES / "open-api.yml")], env={})
     assert refused.exit_code == 1 and "api.auth" in refused.output
+
+
+def test_the_bench_patroni_config_converts_and_loads(tmp_path: Path) -> None:
+    """The config bench/patroni_cluster.py runs Patroni with (the one the migration test moves)."""
+    from bench.cluster import Node
+    from bench.patroni_cluster import FASTEST, PatroniCluster
+    from pgwarden.model.node import Address
+
+    cluster = PatroniCluster(dict(FASTEST), "Patroni")
+    cluster.nodes = [Node("node1", "127.0.0.11", 5432, 8008, tmp_path / "node1" / "data")]
+    cluster._etcd = type("Etcd", (), {"endpoints": [Address("127.0.0.21", 2379)]})()  # type: ignore[assignment]
+    result = convert(cluster.node_config(0), {}, {})
+    assert result.valid, (result.issues, [n.render("bench") for n in result.notes])
+    node = parse_node_config(result.config, "converted", env={})
+    assert node.api.username == "bench" and node.postgresql.socket_dir == str(tmp_path / "node1" / "run")
+    assert node.bootstrap.parameters == {"shared_buffers": "32MB", "max_connections": 50}
+    assert node.bootstrap.ttl == FASTEST["ttl"]

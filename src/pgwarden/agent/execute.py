@@ -213,7 +213,9 @@ class Executor:
     def _apply_parameters(self, _: a.ApplyParameters, obs: Observation) -> None:
         change = self._apply_cluster_parameters(obs)
         if change.changed:
-            waiting = f"; waiting for a restart: {', '.join(sorted(change.restart_required))}"
+            # Read only at start; pending only where the running value differs (an adopted server
+            # already runs with them): pending_restart in the status says which really wait.
+            waiting = f"; read only at a restart: {', '.join(sorted(change.restart_required))}"
             log.info(
                 "cluster parameters applied: %s%s",
                 ", ".join(sorted(change.changed)),
