@@ -168,7 +168,7 @@ def _convert(cluster: PatroniCluster, i: int, leader: int) -> Path:
     return out
 
 
-def _start_pgwarden(cluster: PatroniCluster, i: int, config: Path, agents: dict[int, int]) -> None:
+def _start_pgwarden(cluster: PatroniCluster, i: int, config: Path, agents: dict[int, int]) -> Path:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
@@ -177,6 +177,7 @@ def _start_pgwarden(cluster: PatroniCluster, i: int, config: Path, agents: dict[
     }
     log = cluster.base / "logs" / f"pgwarden-{cluster.nodes[i].name}.log"
     agents[i] = processes.spawn([str(PGWARDEN), "agent", "-c", str(config)], log, env=env)
+    return log
 
 
 def test_live_migration_from_patroni_loses_no_write_and_restarts_nothing() -> None:
@@ -221,11 +222,17 @@ def _migrate(
     _wait(lambda: all((_status(cluster, i) or {}).get("pause") for i in range(count)), 60, "pause")
     started = time.monotonic()
     for i in [primary, *standbys]:
+        # pgwarden first: started, it waits for Patroni's API port, and takes it over once free.
+        log = _start_pgwarden(cluster, i, configs[i], agents)
+        _wait(
+            lambda log=log: "in use; waiting" in log.read_text(errors="replace"),
+            60,
+            "pgwarden waiting for the port",
+        )
         begin = time.monotonic()
         cluster.stop_agent(i)
         stopped = time.monotonic()
         assert postmaster_pid(str(cluster.nodes[i].data_dir)) == pids[i], "Patroni stopped PostgreSQL"
-        _start_pgwarden(cluster, i, configs[i], agents)
         want = "primary" if i == primary else "replica"
         _wait(lambda i=i, want=want: _role(cluster, i) == want, 60, f"pgwarden on node {i + 1} as {want}")
         print(
