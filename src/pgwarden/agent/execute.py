@@ -292,7 +292,7 @@ class Executor:
             self._pg.create_slot(name)
         for name, slot in sorted(existing.items()):
             # An active slot streams to someone right now: leave it, whoever it belongs to.
-            if name not in wanted and not slot.active:
+            if name not in wanted and not slot.active and not action.keep_others:
                 log.info("dropping slot %s of a member gone longer than member_slots_ttl", name)
                 self._pg.drop_slot(name)
 

@@ -90,6 +90,7 @@ def _remember(obs: Observation) -> Memory:
         sync_applied=applied,
         saw_leader=saw_leader,
         cold_start_since=cold_since,
+        first_decision_at=_since(previous.first_decision_at, obs.now),
     )
 
 

@@ -54,6 +54,9 @@ class Memory:
     # cold start (every agent stopped), and since when it has been waiting for it to fill up.
     saw_leader: bool = False
     cold_start_since: float | None = None
+    # When this agent made its first decision: a slot whose member it never saw may belong to one
+    # that was there before it started (slots.keeps_unseen_slots).
+    first_decision_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,9 @@ EXPLAINED: Mapping[str, tuple[Severity, str]] = {
     "standby_cluster": (Severity.ERROR, "pgwarden does not run standby clusters"),
     "slots": (
         Severity.WARNING,
-        "pgwarden has no permanent slots: its leader drops an inactive physical slot that belongs "
-        "to no member (logical slots are left alone); create such a slot's consumer as a member, or "
-        "keep it active",
+        "pgwarden has no permanent slots: member_slots_ttl after its agent started, its leader drops "
+        "an inactive physical slot that belongs to no member (logical slots are left alone); keep "
+        "such a slot's consumer connected, or recreate the slot",
     ),
     "ignore_slots": (
         Severity.INFO,
