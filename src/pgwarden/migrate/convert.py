@@ -16,7 +16,7 @@ from pgwarden.config.node import parse_node_config
 from pgwarden.migrate.conversion import Conversion, Path, dotted
 from pgwarden.migrate.notes import Note, Severity
 from pgwarden.migrate.patroni_dcs import DCS, explanation, map_dcs
-from pgwarden.migrate.patroni_env import CONFIGURATION, apply_patroni_env
+from pgwarden.migrate.patroni_env import CONFIGURATION, EnvRead, apply_patroni_env
 from pgwarden.migrate.patroni_node import map_postgresql, map_restapi, map_store, map_tags, map_top
 
 _HANDLED = {
@@ -116,7 +116,7 @@ def _bootstrap(conv: Conversion, bootstrap: object, dcs: Mapping[str, Any] | Non
             conv.dropped(path, known, severity=Severity.INFO if key == "initdb" else Severity.WARNING)
 
 
-def _env_notes(conv: Conversion, reads: list[Any], ignored: list[str]) -> None:
+def _env_notes(conv: Conversion, reads: list[EnvRead], ignored: list[str]) -> None:
     by_path = {path: name for name, path in ENV_VARIABLES.items()}
     for read in reads:
         if read.variable == CONFIGURATION:

@@ -359,7 +359,9 @@ def map_tags(conv: Conversion, tags: object) -> None:
                 )
             else:
                 conv.put(here, value, here)
-        elif key in ("nostream",):
-            conv.dropped(here, "every pgwarden standby streams", fix="remove the tag")
+        elif key == "nostream":
+            # Only a true value asked for something pgwarden does not do.
+            severity = WARN if value else INFO
+            conv.dropped(here, "every pgwarden standby streams", severity=severity)
         else:
             conv.put(here, value, here)
