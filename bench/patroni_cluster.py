@@ -76,8 +76,9 @@ def pick_network(tries: int = 40) -> str:
 class PatroniCluster(ClusterUnderTest):
     system = "Patroni"
 
-    def __init__(self, timing: dict[str, int], label: str) -> None:
+    def __init__(self, timing: dict[str, int], label: str, network: str | None = None) -> None:
         self.label = label
+        self._network = network  # 127.0.N; None: a free one is picked (tests pass their own range)
         self.timing = dict(timing)
         self.superuser_password = secrets.token_urlsafe(12)
         self._replication_password = secrets.token_urlsafe(12)
@@ -94,7 +95,7 @@ class PatroniCluster(ClusterUnderTest):
         self.base = Path(tempfile.mkdtemp(prefix="pgb-", dir="/tmp"))
         os.chmod(self.base, 0o755)
         (self.base / "logs").mkdir()
-        net = pick_network()
+        net = self._network or pick_network()
         self.router = RouterPorts(bind_host=f"{net}.1")
         self.nodes = []
         for i, user in enumerate(USERS):
@@ -194,6 +195,20 @@ class PatroniCluster(ClusterUnderTest):
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
+
+    def stop_agent(self, i: int, timeout: float = 30.0) -> None:
+        """SIGTERM to node ``i``'s Patroni alone, and wait for it to exit. Paused, Patroni leaves
+        its PostgreSQL running (the first step of moving a node to pgwarden)."""
+        proc = self._procs[i]
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        self._procs[i] = None
 
     def agent_pid(self, i: int) -> int | None:
         proc = self._procs[i]

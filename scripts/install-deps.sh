@@ -31,3 +31,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e '.[test]'
   touch "$stamp"
 fi
+
+# Patroni in .venv-patroni: the migration tests run a real Patroni cluster and move it to pgwarden.
+bash scripts/install-patroni.sh

@@ -36,6 +36,8 @@ from pgwarden.model import (
 SYSTEM_ID = "7300000000000000001"
 OTHER_SYSTEM_ID = "7399999999999999999"
 NOW = 100.0
+# The agent started long before: past every member_slots_ttl (a just-started agent keeps unseen slots).
+STARTED = NOW - 100_000.0
 WALL = 1_800_000_000.0  # epoch seconds of the observation, for switchover schedules and deadlines
 
 LsnLike = str | int | Lsn
@@ -362,7 +364,7 @@ def observation(
         now=now,
         lease_deadline=lease_deadline,
         peers={p.name: p for p in peers},
-        memory=memory or Memory(),
+        memory=memory or Memory(first_decision_at=STARTED),
         wall=wall,
         requests=frozenset(requests),
         watchdog_ready=watchdog_ready,
@@ -378,8 +380,10 @@ def memory(
     job_failed_at: float | None = None,
     saw_leader: bool = False,
     cold_start_since: float | None = None,
+    first_decision_at: float | None = None,
 ) -> Memory:
     return Memory(
+        first_decision_at=STARTED if first_decision_at is None else first_decision_at,
         unhealthy_primary_since=unhealthy_primary_since,
         member_last_seen=dict(member_last_seen or {}),
         job_failed_at=job_failed_at,

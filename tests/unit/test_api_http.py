@@ -566,3 +566,34 @@ def test_cached_health_answers_still_follow_the_lease_deadline_and_the_loop_age(
         time.sleep(max(0.0, stale.loop_at + 8.1 - time.monotonic()))
         assert client.get("/liveness").status_code == 503
         assert client.options("/liveness").status_code == 503
+
+
+def _listening(host: str = "127.0.0.1") -> socket.socket:
+    return socket.create_server((host, 0))
+
+
+def test_an_address_in_use_is_waited_for_until_its_owner_exits() -> None:
+    """A migration starts pgwarden, then stops Patroni: the API takes the port over at once."""
+    holder = _listening()
+    port = holder.getsockname()[1]
+    settings = fake.api_settings(listen=fake.Address("127.0.0.1", port))
+    threading.Timer(0.5, holder.close).start()
+    began = time.monotonic()
+    server = fake.ApiServer(settings, *_holder_and_ops(), bind_wait=10)
+    try:
+        waited = time.monotonic() - began
+        assert 0.4 <= waited < 5, waited
+        server.start()
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_an_address_still_in_use_after_the_wait_fails() -> None:
+    holder = _listening()
+    try:
+        settings = fake.api_settings(listen=fake.Address("127.0.0.1", holder.getsockname()[1]))
+        with pytest.raises(OSError):
+            fake.ApiServer(settings, *_holder_and_ops(), bind_wait=0.3)
+    finally:
+        holder.close()

@@ -20,7 +20,7 @@ from pgwarden.ha.actions import (
 )
 from pgwarden.ha.decide import decide
 from pgwarden.ha.decision import Decision
-from pgwarden.ha.observation import Observation
+from pgwarden.ha.observation import Memory, Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.jobs import RETRY_AFTER
 from pgwarden.model import FAILSAFE, ControlState, HistoryEntry, JobKind, Lsn, PgState
@@ -304,3 +304,22 @@ def test_time_spent_paused_does_not_count_towards_primary_start_timeout() -> Non
     resumed = then(during, leader(local=CRASHED, now=NOW + 61))
     assert resumed.reason is Reason.PRIMARY_STARTING, resumed.message
     assert StartPrimary() in resumed.actions
+
+
+def test_a_leader_agent_just_started_keeps_slots_of_members_it_has_not_seen() -> None:
+    """A restarted leader agent (or one adopting a cluster moved from Patroni, its standbys not
+    moved yet) cannot tell how long an absent member has been gone: its slot stays until the agent
+    has run member_slots_ttl, as a member seen absent keeps it that long."""
+    just_started = memory(first_decision_at=NOW - 60)
+    decision = decide(leader(local=primary_local(), memory=just_started))
+    assert EnsureSlots(frozenset({"node2", "node3"}), keep_others=True) in decision.actions
+    later = memory(first_decision_at=NOW - TTL - 1)
+    decision = decide(leader(local=primary_local(), memory=later))
+    assert EnsureSlots(frozenset({"node2", "node3"}), keep_others=False) in decision.actions
+
+
+def test_the_first_decision_is_remembered() -> None:
+    first = decide(leader(local=primary_local(), memory=Memory()))
+    assert first.memory.first_decision_at == NOW
+    again = decide(leader(local=primary_local(), memory=first.memory, now=NOW + 5))
+    assert again.memory.first_decision_at == NOW

@@ -468,6 +468,18 @@ ROWS: list[Any] = [
         [AcquireLeader, FinishBootstrap(SYSTEM_ID)],
     ),
     row(
+        "running_standby_unknown_to_etcd_waits_for_its_primary_instead_of_bootstrapping",
+        observation(view=uninitialized_view(), local=standby_local(upstream=None)),
+        Reason.BOOTSTRAP_STANDBY_WAITING,
+        [],
+    ),
+    row(
+        "stopped_standby_unknown_to_etcd_never_bootstraps_even_if_another_races",
+        observation(view=uninitialized_view(bootstrapping="node3"), local=stopped_local()),
+        Reason.BOOTSTRAP_STANDBY_WAITING,
+        [],
+    ),
+    row(
         "bootstrap_leader_with_stopped_primary_starts_it",
         observation(
             view=uninitialized_view(bootstrapping="node2", leader="node2"),

@@ -306,7 +306,9 @@ class Executor:
     def _apply_parameters(self, _: a.ApplyParameters, obs: Observation) -> None:
         change = self._apply_cluster_parameters(obs)
         if change.changed:
-            waiting = f"; waiting for a restart: {', '.join(sorted(change.restart_required))}"
+            # Read only at start; pending only where the running value differs (an adopted server
+            # already runs with them): pending_restart in the status says which really wait.
+            waiting = f"; read only at a restart: {', '.join(sorted(change.restart_required))}"
             log.info(
                 "cluster parameters applied: %s%s",
                 ", ".join(sorted(change.changed)),
@@ -383,7 +385,7 @@ class Executor:
             self._pg.create_slot(name)
         for name, slot in sorted(existing.items()):
             # An active slot streams to someone right now: leave it, whoever it belongs to.
-            if name not in wanted and not slot.active:
+            if name not in wanted and not slot.active and not action.keep_others:
                 log.info("dropping slot %s of a member gone longer than member_slots_ttl", name)
                 self._pg.drop_slot(name)
 

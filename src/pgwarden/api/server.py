@@ -8,9 +8,11 @@ cannot multiply threads. The HTTP protocol itself is in ``wire.py``, routing in 
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
+import time
 
 from pgwarden.agent.snapshot import SnapshotHolder
 from pgwarden.api.connection import Limits
@@ -31,6 +33,11 @@ log = logging.getLogger(__name__)
 # after a second); the loop accepts quickly, so this only absorbs bursts.
 LISTEN_BACKLOG = 512
 _STOP_WAIT = 5.0  # seconds stop() waits for the loop thread
+# How long a busy api.listen is waited for before the agent gives up. The address is busy while the
+# previous owner exits: Patroni's API during a migration (docs/migrating-from-patroni.md: start
+# pgwarden, then stop Patroni, and the API changes hands within a poll), an agent restarting.
+BIND_WAIT = 30.0
+_BIND_POLL = 0.05
 
 
 def exposure_warning(settings: ApiSettings) -> str | None:
@@ -55,7 +62,13 @@ def limits_of(settings: ApiSettings) -> Limits:
 class ApiServer:
     """Listens on ``settings.listen`` once constructed; answers once started."""
 
-    def __init__(self, settings: ApiSettings, snapshots: SnapshotHolder, operations: Operations) -> None:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        snapshots: SnapshotHolder,
+        operations: Operations,
+        bind_wait: float = BIND_WAIT,
+    ) -> None:
         self.api = RestApi(settings, snapshots, operations)
         self._settings = settings
         # Reloads the certificate when its files change or on SIGHUP (``request_reload``); the
@@ -67,9 +80,7 @@ class ApiServer:
         tls = server_context(settings) if settings.certfile else None
         host = settings.listen.host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server(
-            (host, settings.listen.port), family=family, backlog=LISTEN_BACKLOG
-        )
+        self._listener = _bind((host, settings.listen.port), family, bind_wait)
         self._loop = EventLoop(self._listener, self.api, tls, limits_of(settings))
         self._thread = threading.Thread(target=self._loop.run, name="api", daemon=True)
 
@@ -102,3 +113,25 @@ class ApiServer:
             self._loop.stop()
             self._thread.join(_STOP_WAIT)
         self._listener.close()
+
+
+def _bind(address: tuple[str, int], family: socket.AddressFamily, wait: float) -> socket.socket:
+    """The listening socket; an address in use is tried again every 50 ms for ``wait`` seconds
+    (said once in the log), any other failure raises at once."""
+    deadline = time.monotonic() + wait
+    said = False
+    while True:
+        try:
+            return socket.create_server(address, family=family, backlog=LISTEN_BACKLOG)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                raise
+            if not said:
+                log.warning(
+                    "the API's address %s:%d is in use; waiting up to %.0f s for its owner to exit "
+                    "(a Patroni being stopped, an agent still exiting)",
+                    *address,
+                    wait,
+                )
+                said = True
+            time.sleep(_BIND_POLL)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pgwarden import __version__
-from pgwarden.cli import dynamic_config, operations, router, status
+from pgwarden.cli import dynamic_config, migrate, operations, router, status
 from pgwarden.cli.agent import agent
 from pgwarden.cli.connect import CLIENT_TLS
 from pgwarden.cli.drill import drill
@@ -68,6 +68,7 @@ app.command("show-config")(dynamic_config.show_config)
 app.command("edit-config")(dynamic_config.edit_config)
 app.command("haproxy-config")(router.haproxy_config)
 app.command()(drill)
+app.add_typer(migrate.app, name="migrate")
 
 
 def main() -> None:

@@ -185,9 +185,11 @@ class PublishStatus:
 
 @dataclass(frozen=True, slots=True)
 class EnsureSlots:
-    """Reconcile physical slots on the primary: one per named member, drop the others (rule 7)."""
+    """Reconcile physical slots on the primary: one per named member, drop the others (rule 7),
+    unless ``keep_others``: then a slot of no named member is left as it is."""
 
     members: frozenset[str]
+    keep_others: bool = False
 
 
 @dataclass(frozen=True, slots=True)

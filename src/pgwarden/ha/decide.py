@@ -95,6 +95,7 @@ def _remember(obs: Observation) -> Memory:
         saw_leader=saw_leader,
         cold_start_since=cold_since,
         failsafe=failsafe.remember(obs),
+        first_decision_at=_since(previous.first_decision_at, obs.now),
     )
 
 

@@ -76,6 +76,9 @@ class Memory:
     cold_start_since: float | None = None
     # The etcd outage this leader rode out in failsafe mode, until its history entry is written.
     failsafe: FailsafeEpisode | None = None
+    # When this agent made its first decision: a slot whose member it never saw may belong to one
+    # that was there before it started (slots.keeps_unseen_slots).
+    first_decision_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

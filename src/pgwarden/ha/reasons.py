@@ -53,6 +53,10 @@ class Reason(Enum):
     BOOTSTRAP_ADOPTING_PRIMARY = (
         "etcd knows no cluster but my PostgreSQL runs as primary; taking the key and publishing its system id"
     )
+    BOOTSTRAP_STANDBY_WAITING = (
+        "etcd knows no cluster and my data directory is a standby's; waiting for its primary to "
+        "publish the cluster (a standby never creates one)"
+    )
     BOOTSTRAP_WAITING_FOR_START = "bootstrap: waiting for the new primary to accept connections"
     NOT_BOOTSTRAPPING_NOFAILOVER = "cluster not initialized; tagged nofailover, so not bootstrapping"
     NOT_BOOTSTRAPPING_DATA_INCOMPLETE = (

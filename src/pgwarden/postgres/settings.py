@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import re
@@ -13,8 +14,11 @@ from pathlib import Path
 
 from pgwarden.model.node import PostgresSettings
 from pgwarden.model.parameters import GUC_NAME, INCLUDE_DIRECTIVES, OWNED, WAL_LEVELS, ParamValue
+from pgwarden.postgres import foreign_conf
 from pgwarden.postgres.commands import run_as_user
 from pgwarden.postgres.conninfo import StandbyUpstream, make_conninfo
+
+log = logging.getLogger(__name__)
 
 CONF_FILE = "pgwarden.conf"
 HBA_FILE = "pg_hba.conf"
@@ -279,7 +283,10 @@ def write_atomically(settings: PostgresSettings, path: str | Path, text: str) ->
 
 
 def ensure_include(settings: PostgresSettings) -> bool:
-    """Append ``include 'pgwarden.conf'`` to postgresql.conf once; returns whether it changed."""
+    """Append ``include 'pgwarden.conf'`` to postgresql.conf once; returns whether it changed.
+
+    A postgresql.conf Patroni wrote is first replaced by the original it includes (foreign_conf).
+    """
     path = Path(settings.data_dir) / "postgresql.conf"
     try:
         text = path.read_text()
@@ -287,6 +294,14 @@ def ensure_include(settings: PostgresSettings) -> bool:
         text = ""
     if any(_INCLUDE.match(line) for line in text.splitlines()):
         return False
+    original = foreign_conf.original_text(Path(settings.data_dir), text)
+    if original is not None:
+        text = original[0]
+        log.warning(
+            "postgresql.conf was written by Patroni: replaced by the original it included (%s, "
+            "left in place for the way back), plus pgwarden's include",
+            original[1],
+        )
     if text and not text.endswith("\n"):
         text += "\n"
     return write_atomically(settings, path, text + INCLUDE_LINE + "\n")

@@ -14,7 +14,20 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
-from pgwarden.model import DataDir, JobKind
+from pgwarden.model import ControlState, DataDir, JobKind, LocalState
+
+_STANDBY_STATES = (ControlState.IN_ARCHIVE_RECOVERY, ControlState.SHUT_DOWN_IN_RECOVERY)
+
+
+def _standby_data(local: LocalState) -> bool:
+    """A data directory that runs, or last ran, as a standby."""
+    if local.data_dir is not DataDir.VALID:
+        return False
+    return (
+        local.in_recovery is True
+        if local.running and local.probe_ok
+        else local.control_state in _STANDBY_STATES
+    )
 
 
 def bootstrap(obs: Observation) -> Decision | None:
@@ -30,6 +43,11 @@ def bootstrap(obs: Observation) -> Decision | None:
             return act(Reason.BOOTSTRAP_ADOPTING_PRIMARY, AcquireLeader(), FinishBootstrap(local.system_id))
         if obs.leader_is_me:
             return act(Reason.BOOTSTRAP_FINISHING, RenewLeader(), FinishBootstrap(local.system_id))
+    if _standby_data(local):
+        # A standby's data (a node moved from Patroni before its primary, or etcd wiped) is a copy
+        # of a primary that may be running, further ahead, elsewhere: starting it read-write as a
+        # new cluster could fork the data. It waits until that primary publishes the cluster.
+        return act(Reason.BOOTSTRAP_STANDBY_WAITING)
     if view.bootstrapping is not None and view.bootstrapping != obs.name:
         return act(Reason.BOOTSTRAP_BY_OTHER, member=view.bootstrapping)
     if view.bootstrapping is None:

@@ -20,7 +20,7 @@ from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules import failsafe
-from pgwarden.ha.rules.slots import members_seen, slot_members
+from pgwarden.ha.rules.slots import keeps_unseen_slots, members_seen, slot_members
 
 
 def lease_expired(obs: Observation) -> Decision | None:
@@ -98,6 +98,6 @@ def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decis
         # The append after our promotion failed (the executor stops at the first failed action):
         # without the fork point, a standby holding WAL past it could never be told to rewind.
         actions.append(AppendHistory("promoted: history entry recorded late"))
-    actions.append(EnsureSlots(slot_members(obs, seen)))
+    actions.append(EnsureSlots(slot_members(obs, seen), keep_others=keeps_unseen_slots(obs)))
     actions.extend(failsafe.record(obs))
     return act(reason, *actions, **detail)

@@ -1,0 +1,1 @@
+"""Moving a running cluster to pgwarden: Patroni's configuration converted into a node config."""
