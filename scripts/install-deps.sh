@@ -5,15 +5,19 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for pkg in postgresql-15 postgresql-client-15 etcd-server etcd-client haproxy nftables iproute2 python3-venv; do
+# prometheus: its promtool checks and unit-tests deploy/prometheus/ (make test); pgbouncer: the
+# PgBouncer routing test and bench run one on loopback. Neither service is started (policy-rc.d).
+for pkg in postgresql-15 postgresql-client-15 etcd-server etcd-client haproxy nftables iproute2 python3-venv \
+    prometheus pgbouncer; do
   have "$pkg" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # policy-rc.d keeps Debian from starting the default PostgreSQL cluster, etcd and HAProxy:
-  # pgwarden and its tests start their own instances on their own addresses.
+  # policy-rc.d keeps Debian from starting the default PostgreSQL cluster, etcd, HAProxy,
+  # Prometheus and PgBouncer: pgwarden and its tests start their own instances on their own
+  # addresses.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
   rm -f /usr/sbin/policy-rc.d

@@ -246,17 +246,24 @@ class CallbackRunner:
         self._lock = threading.Lock()
         self._running: dict[str, _Run] = {}
 
+    def use(self, commands: Mapping[str, str], timeout: float) -> None:
+        """A reloaded node config: the next event runs the new command (running ones go on)."""
+        with self._lock:
+            self._commands = {event: command for event, command in commands.items() if event in EVENTS}
+            self._timeout = timeout
+
     def fire(self, events: Iterable[CallbackEvent]) -> None:
         for event in events:
             self.run(event)
 
     def run(self, event: CallbackEvent) -> None:
-        command = self._commands.get(event.event)
+        with self._lock:
+            command, timeout = self._commands.get(event.event), self._timeout
         if not command:
             return
         argv = [*shlex.split(command), event.event, event.role.value, self._cluster]
         env = callback_environment(event, self._cluster, self._member, self._api_url, self._inherited)
-        run = _Run(argv, env, self._timeout)
+        run = _Run(argv, env, timeout)
         with self._lock:
             previous = self._running.get(event.event)
             self._running[event.event] = run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+from collections.abc import Callable
 
 from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_commands, role_seen
 from pgwarden.agent.execute import Executor, Outcome
@@ -14,7 +15,10 @@ from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.lease_guard import LeaseGuard
 from pgwarden.agent.lease_keeper import LeaseKeeper
+from pgwarden.agent.logs import apply as apply_logging
 from pgwarden.agent.member_record import member_record
+from pgwarden.agent.node_reload import NodeConfigReload, ReloadPlan
+from pgwarden.agent.notify import ServiceNotifier
 from pgwarden.agent.observe import Observer
 from pgwarden.agent.peers import PeerClient
 from pgwarden.agent.postmaster_watch import PostmasterWatch
@@ -70,7 +74,13 @@ def failsafe_client(config: NodeConfig, tls: ssl.SSLContext | None = None) -> Fa
 
 
 class Agent:
-    def __init__(self, config: NodeConfig, config_path: str | None = None) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        config_path: str | None = None,
+        load_config: Callable[[], NodeConfig] | None = None,
+    ) -> None:
+        """``load_config`` reads the node config file again (SIGHUP); None: no reload."""
         self.config = config
         dcs = config.bootstrap
         # Each etcd request gets half the retry budget per endpoint, so a renewal can still try a
@@ -150,6 +160,10 @@ class Agent:
             )
         self.reloads = Reloads()  # what SIGHUP reloads (cli/agent.py installs the handler)
         self.reloads.add("the REST API's certificates", self.api.request_reload)
+        self.node_reload = NodeConfigReload(load_config, self._wake.set) if load_config else None
+        if self.node_reload is not None:
+            self.reloads.add("the node config", self.node_reload.request)
+        self.notifier = ServiceNotifier.from_environment()  # systemd Type=notify (deploy/)
         self.lease_keeper = LeaseKeeper(self.store, self.lease)
         self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake)
         self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
@@ -194,11 +208,13 @@ class Agent:
         try:
             while not self._stop.is_set():
                 started = monotonic()
+                self._reload_config()
                 self.fence.ensure_running()  # a fence that died (OOM killer, an operator) is replaced
                 obs = self.observer.observe(memory)
                 decision = decide(obs)
                 if decision.message != last_message:
-                    log.info("%s", decision.message)
+                    # The decision line: its reason code is a field of its own in JSON logs.
+                    log.info("%s", decision.message, extra={"reason_code": decision.reason.name})
                     last_message = decision.message
                 outcome = self.executor.run(decision.actions, obs)
                 self._callbacks(obs, outcome)
@@ -206,9 +222,26 @@ class Agent:
                     self.requests.answer(decision.answers, outcome.failed, decision.message)
                 memory = decision.memory
                 self._publish(obs, decision, started)
+                self.notifier.cycle_done(decision.message)  # READY=1 after the first cycle
                 self._sleep(started, obs, decision, outcome.failed is None)
         finally:
             self._shutdown()
+
+    def _reload_config(self) -> None:
+        """Apply a node config SIGHUP asked for (agent/node_reload.py says what changes live)."""
+        reload = self.node_reload.take(self.config) if self.node_reload is not None else None
+        if reload is None:
+            return
+        self.notifier.reloading()
+        self.use_config(reload)
+        log.info("%s", reload.summary())
+        self.notifier.reloaded()
+
+    def use_config(self, reload: ReloadPlan) -> None:
+        config = self.config = reload.config
+        apply_logging(config.log_level, config.log_format, config.cluster, config.name)
+        self.observer.use_config(config)
+        self.callbacks.use(config.callbacks, config.callback_timeout)
 
     def _callbacks(self, obs: Observation, outcome: Outcome) -> None:
         before = role_seen(obs.local) or self._role
@@ -274,6 +307,7 @@ class Agent:
     def _shutdown(self) -> None:
         """A requested stop: PostgreSQL down cleanly, the key released, so failover is immediate."""
         log.info("agent stopping")
+        self.notifier.stopping()
         self.watch.stop()
         self.postmaster_watch.stop()
         self.lease_guard.stop()

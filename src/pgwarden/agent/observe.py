@@ -55,6 +55,10 @@ class Observer:
         self.last_view = ClusterView(name=config.cluster, config=config.bootstrap)
         self._started = monotonic()
 
+    def use_config(self, config: NodeConfig) -> None:
+        """A reloaded node config (agent/node_reload.py): its tags count from the next cycle."""
+        self._config = config
+
     def observe(self, memory: Memory) -> Observation:
         requests = self._requests.pending()
         view, store_ok = self._read_view()

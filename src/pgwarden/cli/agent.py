@@ -10,10 +10,12 @@ from types import FrameType
 
 import typer
 
+from pgwarden.agent.logs import apply as apply_logging
 from pgwarden.api.tls import tls_problems
 from pgwarden.config.errors import ConfigError
 from pgwarden.config.node import load_node_config
 from pgwarden.local.siblings import data_dirs_beside
+from pgwarden.model import NodeConfig
 
 
 def agent(config: Path = typer.Option(..., "-c", "--config", help="node config file (YAML)")) -> None:
@@ -23,11 +25,7 @@ def agent(config: Path = typer.Option(..., "-c", "--config", help="node config f
     except ConfigError as exc:
         typer.echo(f"pgwarden: {exc}", err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(
-        level=node.log_level,
-        stream=sys.stderr,
-        format=f"%(asctime)s {node.name} %(levelname)s %(name)s: %(message)s",
-    )
+    apply_logging(node.log_level, node.log_format, node.cluster, node.name, sys.stderr)
     from pgwarden.agent.loop import Agent  # imported late: config errors answer without heavy imports
     from pgwarden.postgres.permissions import DataDirRefused, check_at_start
 
@@ -44,7 +42,11 @@ def agent(config: Path = typer.Option(..., "-c", "--config", help="node config f
     if problems:
         raise typer.Exit(2)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    runner = Agent(node, str(config.resolve()))
+
+    def load() -> NodeConfig:  # again on SIGHUP (agent/node_reload.py)
+        return load_node_config(config, other_data_dirs=data_dirs_beside(config))
+
+    runner = Agent(node, str(config.resolve()), load_config=load)
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         logging.getLogger("pgwarden").info("received signal %d", signum)

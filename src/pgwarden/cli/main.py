@@ -10,6 +10,7 @@ import typer
 from pgwarden import __version__
 from pgwarden.cli import dynamic_config, migrate, operations, router, status
 from pgwarden.cli.agent import agent
+from pgwarden.cli.completion import completion
 from pgwarden.cli.connect import CLIENT_TLS
 from pgwarden.cli.drill import drill
 from pgwarden.cli.stack import down, up
@@ -69,6 +70,7 @@ app.command("edit-config")(dynamic_config.edit_config)
 app.command("haproxy-config")(router.haproxy_config)
 app.command()(drill)
 app.add_typer(migrate.app, name="migrate")
+app.command()(completion)
 
 
 def main() -> None:

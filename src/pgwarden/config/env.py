@@ -20,6 +20,7 @@ ENV_VARIABLES: Mapping[str, tuple[str, ...]] = {
     "PGWARDEN_CLUSTER": ("cluster",),
     "PGWARDEN_NAME": ("name",),
     "PGWARDEN_LOG_LEVEL": ("log_level",),
+    "PGWARDEN_LOG_FORMAT": ("log_format",),
     "PGWARDEN_ETCD_HOSTS": ("etcd", "hosts"),
     "PGWARDEN_ETCD_PREFIX": ("etcd", "prefix"),
     "PGWARDEN_ETCD_BIND_ADDRESS": ("etcd", "bind_address"),

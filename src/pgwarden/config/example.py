@@ -11,6 +11,7 @@ cluster: main                 # (env PGWARDEN_CLUSTER) the same on every node of
 name: node1                   # (env PGWARDEN_NAME) unique per node: letters, digits, _ . -
                               # and unique as a slot name: lowercase, with - and . read as _
 log_level: INFO               # DEBUG, INFO, WARNING, ERROR or CRITICAL
+log_format: text              # text, or json: one JSON object per line (reason_code, member, ...)
 
 etcd:
   # (env PGWARDEN_ETCD_HOSTS, comma-separated) every etcd member, as host:port

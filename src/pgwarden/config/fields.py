@@ -21,6 +21,7 @@ _BYTE_SIZE = re.compile(r"(\d+)\s*([kmgt]?b)?", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "*"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 
 def reject(problem: str, fix: str) -> NoReturn:
@@ -111,6 +112,13 @@ def _log_level(value: object) -> str:
     return value.upper()
 
 
+def _log_format(value: object) -> str:
+    fix = f"use one of {', '.join(LOG_FORMATS)}"
+    if not isinstance(value, str) or value.lower() not in LOG_FORMATS:
+        reject(f"unknown log format {shown(value)}", fix)
+    return value.lower()
+
+
 def parse_byte_size(value: object) -> int:
     """Bytes from an int or a size string such as ``16MB`` or ``1 GB`` (1024-based, any case)."""
     fix = "write a number of bytes or a size such as 16MB or 1GB"
@@ -191,6 +199,7 @@ AbsolutePath = Annotated[str, PlainValidator(_absolute_path)]
 IpAddress = Annotated[str, PlainValidator(_ip_address)]
 EtcdPrefix = Annotated[str, PlainValidator(_etcd_prefix)]
 LogLevel = Annotated[str, PlainValidator(_log_level)]
+LogFormat = Annotated[str, PlainValidator(_log_format)]
 ByteSize = Annotated[int, PlainValidator(parse_byte_size)]
 PgSize = Annotated[str, PlainValidator(_pg_size)]
 HbaLine = Annotated[str, PlainValidator(_hba_line)]

@@ -202,6 +202,7 @@ def _node(
         tags=tags,
         bootstrap=bootstrap,
         log_level=model.log_level,
+        log_format=model.log_format,
         callbacks={event: command for event, command in model.callbacks.model_dump().items() if command},
         callback_timeout=model.callback_timeout,
         watchdog=WatchdogSettings(model.watchdog.mode, model.watchdog.device, model.watchdog.safety_margin),

@@ -16,6 +16,7 @@ from pgwarden.config.fields import (
     HbaLine,
     HostList,
     IpAddress,
+    LogFormat,
     LogLevel,
     Name,
     NonEmpty,
@@ -146,6 +147,7 @@ class NodeModel(_Section):
     cluster: Name = Field(examples=["main"])
     name: Name = Field(examples=["node1"])
     log_level: LogLevel = Field(_default(NodeConfig, "log_level"), examples=["INFO"])
+    log_format: LogFormat = Field(_default(NodeConfig, "log_format"), examples=["json"])
     etcd: EtcdModel = Field(examples=["{hosts: [127.0.0.21:2379]}"])
     api: ApiModel = Field(examples=["{listen: 127.0.0.11:8008}"])
     postgresql: PostgresModel = Field(examples=["{listen: 127.0.0.11:5432, data_dir: ...}"])

@@ -52,6 +52,10 @@ def map_top(conv: Conversion, tree: Mapping[str, Any]) -> None:
         for key in log:
             if key == "level":
                 conv.put(("log_level",), str(log[key]).upper(), ("log", "level"))
+            elif key == "type" and str(log[key]).lower() in ("plain", "json"):
+                # Patroni's log.type: plain or json; pgwarden's log_format: text or json.
+                kind = "json" if str(log[key]).lower() == "json" else "text"
+                conv.put(("log_format",), kind, ("log", "type"))
             else:
                 conv.dropped(("log", str(key)), "the agent logs to stderr (the journal under systemd)")
     for key in _IGNORED_BY_PATRONI:

@@ -139,6 +139,8 @@ class NodeConfig:
     tags: Tags = field(default_factory=Tags)
     bootstrap: DynamicConfig = field(default_factory=DynamicConfig)
     log_level: str = "INFO"
+    # "text" (one readable line per record) or "json" (one JSON object per line, for log shippers).
+    log_format: str = "text"
     # Commands run on PostgreSQL life-cycle events (on_start, on_stop, on_restart, on_reload,
     # on_role_change) as `command <event> <role> <cluster>`, killed after callback_timeout seconds.
     callbacks: Mapping[str, str] = field(default_factory=dict)
