@@ -173,7 +173,9 @@ def test_notifier_reads_and_removes_its_environment(notify_socket: socket.socket
     notifier = ServiceNotifier.from_environment(env)
     assert env == {"X": "1"}  # PostgreSQL and the fence must not inherit them
     assert notifier.enabled and notifier.watchdog_seconds == 4.0
-    other = ServiceNotifier.from_environment({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1", "WATCHDOG_PID": "1"})
+    other = ServiceNotifier.from_environment(
+        {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1", "WATCHDOG_PID": "1"}
+    )
     assert other.watchdog_seconds is None  # the watchdog is another process's
     assert not ServiceNotifier.from_environment({}).enabled
 
