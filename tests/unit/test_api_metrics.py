@@ -48,6 +48,18 @@ def test_every_metric_is_exposed_and_the_primary_reads_right() -> None:
     assert got["pgwarden_pending_restart"][()] == 0.0
     assert got["pgwarden_pause"][()] == 0.0
     assert got["pgwarden_dcs_ok"][()] == 1.0
+    config = fake.primary().view.config
+    assert got["pgwarden_ttl_seconds"][()] == config.ttl
+    assert got["pgwarden_loop_wait_seconds"][()] == config.loop_wait
+    assert got["pgwarden_maximum_lag_on_failover_bytes"][()] == config.maximum_lag_on_failover
+    assert got["pgwarden_max_slot_wal_keep_size_bytes"][()] == 4 * 1024**3  # the default 4GB
+
+
+def test_no_slot_wal_limit_has_no_sample() -> None:
+    snap = fake.primary()
+    unlimited = replace(snap.view.config, max_slot_wal_keep_size="-1")
+    got = _scrape(replace(snap, view=replace(snap.view, config=unlimited)))
+    assert got["pgwarden_max_slot_wal_keep_size_bytes"] == {}
 
 
 def test_a_lagging_standby_reports_its_lag_and_no_slots() -> None:

@@ -17,7 +17,7 @@ from pgwarden import __version__
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder, status_document
 from pgwarden.api.facts import facts_of
-from pgwarden.model import Role, SyncMode
+from pgwarden.model import DynamicConfig, Role, SyncMode
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
@@ -50,6 +50,16 @@ METRICS: dict[str, str] = {
     "pgwarden_failsafe_mode": "1 when failsafe_mode is on in the cluster config.",
     "pgwarden_failsafe_active": (
         "1 while this leader writes on its members' failsafe promises, or this member holds one."
+    ),
+    # The cluster config in force, so that alert rules compare with the cluster's own limits
+    # (deploy/prometheus/) rather than with numbers copied into them.
+    "pgwarden_ttl_seconds": "ttl of the cluster config in force: the leader key's lease.",
+    "pgwarden_loop_wait_seconds": "loop_wait of the cluster config in force.",
+    "pgwarden_maximum_lag_on_failover_bytes": (
+        "maximum_lag_on_failover of the cluster config in force: a standby further behind cannot take over."
+    ),
+    "pgwarden_max_slot_wal_keep_size_bytes": (
+        "max_slot_wal_keep_size of the cluster config in force (absent when -1: no limit)."
     ),
 }
 
@@ -148,6 +158,23 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
     yield _flag("pgwarden_dcs_ok", snap.store_ok)
     yield _flag("pgwarden_failsafe_mode", view.config.failsafe_mode)
     yield _flag("pgwarden_failsafe_active", snap.failsafe_active(monotonic()))
+    yield from config_metrics(view.config)
+
+
+def config_metrics(config: DynamicConfig) -> Iterator[Metric]:
+    """The limits of the cluster config in force that alerts compare with."""
+    for name, value in (
+        ("pgwarden_ttl_seconds", config.ttl),
+        ("pgwarden_loop_wait_seconds", config.loop_wait),
+        ("pgwarden_maximum_lag_on_failover_bytes", config.maximum_lag_on_failover),
+    ):
+        family = _gauge(name)
+        family.add_metric([], float(value))
+        yield family
+    keep = _gauge("pgwarden_max_slot_wal_keep_size_bytes")
+    if config.max_slot_wal_keep_bytes is not None:
+        keep.add_metric([], float(config.max_slot_wal_keep_bytes))
+    yield keep
 
 
 class SnapshotCollector(Collector):

@@ -203,6 +203,12 @@ class DynamicConfig:
     # published topology promises over the REST API not to promote or follow anyone else.
     failsafe_mode: bool = False
 
+    @property
+    def max_slot_wal_keep_bytes(self) -> int | None:
+        """``max_slot_wal_keep_size`` in bytes, as PostgreSQL reads it (a bare number is
+        megabytes; units are 1024-based); None for -1, no limit."""
+        return pg_size_bytes(self.max_slot_wal_keep_size)
+
 
 @dataclass(frozen=True, slots=True)
 class ClusterView:
@@ -257,3 +263,17 @@ class ClusterView:
         rivals = [m for m in self.members if m.name != name and slot_name(m.name) == slot]
         best = min(rivals, key=rank, default=None)
         return best if best is not None and rank(best) < mine else None
+
+
+_PG_UNITS = {"B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
+def pg_size_bytes(text: str, default_unit: str = "MB") -> int | None:
+    """A PostgreSQL size setting (``4GB``, ``512``, ``-1``) in bytes; None for -1 or a text that
+    is not one (the config parser has refused those before they get here)."""
+    value = text.strip()
+    digits = value.rstrip("BkMGT").strip()
+    unit = value[len(digits) :].strip() or default_unit
+    if not digits.isdigit() or unit not in _PG_UNITS:
+        return None
+    return int(digits) * _PG_UNITS[unit]
