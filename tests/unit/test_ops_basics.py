@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pgwarden.agent import logs
+from pgwarden import logs
 from pgwarden.agent.node_reload import LIVE, NodeConfigReload, plan
 from pgwarden.agent.notify import ServiceNotifier
 from pgwarden.config import ConfigError, load_node_config, parse_node_config

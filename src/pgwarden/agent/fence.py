@@ -35,8 +35,10 @@ class FenceLink:
         name: str,
         deadline: Callable[[], float | None],
         config_path: str | None = None,
+        log_format: str = "text",
     ) -> None:
         self.data_dir = data_dir
+        self._log_format = log_format
         self._deadline = deadline  # the value the lease guard enforces: LeaderLease.deadline
         self.files = FenceFiles.beside(data_dir)
         self._name = name
@@ -100,7 +102,7 @@ class FenceLink:
         self._reap()
 
     def _start(self) -> int | None:
-        cmd = fence_command(sys.executable, self.data_dir, self._name, self._config_path)
+        cmd = fence_command(sys.executable, self.data_dir, self._name, self._config_path, self._log_format)
         try:
             self.files.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             # A session of its own: neither a signal to the agent's group nor the agent's death

@@ -15,7 +15,6 @@ from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.lease_guard import LeaseGuard
 from pgwarden.agent.lease_keeper import LeaseKeeper
-from pgwarden.agent.logs import apply as apply_logging
 from pgwarden.agent.member_record import member_record
 from pgwarden.agent.node_reload import NodeConfigReload, ReloadPlan
 from pgwarden.agent.notify import ServiceNotifier
@@ -38,6 +37,7 @@ from pgwarden.ha import actions as a
 from pgwarden.ha.decide import decide
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
+from pgwarden.logs import apply as apply_logging
 from pgwarden.model import ClusterView, LocalState, NodeConfig, Role
 from pgwarden.postgres.controller import PostgresController
 from pgwarden.postgres.parameter_check import check_parameters
@@ -145,7 +145,9 @@ class Agent:
         )
         self.api = ApiServer(config.api, self.snapshots, operations)
         # The fence outlives this process: it gets every deadline the lease guard enforces.
-        self.fence = FenceLink(config.postgresql.data_dir, config.name, self.lease.deadline, config_path)
+        self.fence = FenceLink(
+            config.postgresql.data_dir, config.name, self.lease.deadline, config_path, config.log_format
+        )
         self.lease.listeners.append(self.fence.publish)
         self.lease_guard = LeaseGuard(
             self.lease,

@@ -10,11 +10,11 @@ from types import FrameType
 
 import typer
 
-from pgwarden.agent.logs import apply as apply_logging
 from pgwarden.api.tls import tls_problems
 from pgwarden.config.errors import ConfigError
 from pgwarden.config.node import load_node_config
 from pgwarden.local.siblings import data_dirs_beside
+from pgwarden.logs import apply as apply_logging
 from pgwarden.model import NodeConfig
 
 

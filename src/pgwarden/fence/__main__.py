@@ -19,6 +19,7 @@ from types import FrameType
 from pgwarden.fence.channel import boot_id
 from pgwarden.fence.files import FenceFiles
 from pgwarden.fence.watch import POLL, Fence
+from pgwarden.logs import apply as apply_logging
 
 log = logging.getLogger("pgwarden.fence")
 
@@ -36,12 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", required=True, help="the data directory this fence guards")
     parser.add_argument("--name", required=True, help="the node's name, for the log")
     parser.add_argument("--config", help="the node's config file (only so that tools find the fence)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="as the agent's")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format=f"%(asctime)s {args.name} %(levelname)s %(name)s: %(message)s",
-    )
+    apply_logging(logging.INFO, args.log_format, None, args.name, sys.stderr)
     files = FenceFiles.beside(args.data_dir)
     files.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o600)

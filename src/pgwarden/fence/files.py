@@ -41,10 +41,15 @@ class FenceFiles:
         return self.directory / "lock"
 
 
-def fence_command(python: str, data_dir: str, name: str, config: str | None) -> list[str]:
+def fence_command(
+    python: str, data_dir: str, name: str, config: str | None, log_format: str = "text"
+) -> list[str]:
     """The fence's command line. It names the data directory and the node's config file, so
-    whoever looks for a stack's processes by their arguments (``pgwarden down``) finds it too."""
+    whoever looks for a stack's processes by their arguments (``pgwarden down``) finds it too;
+    its lines land in the agent's log, in the agent's ``log_format``."""
     cmd = [python, "-m", MODULE, "--data-dir", os.path.normpath(data_dir), "--name", name]
+    if log_format != "text":
+        cmd += ["--log-format", log_format]
     return [*cmd, "--config", config] if config else cmd
 
 

@@ -1,4 +1,5 @@
-"""The agent's log output: readable text lines or one JSON object per line (``log_format``).
+"""The log output of pgwarden's long-running processes, the agent and its fence: readable text
+lines or one JSON object per line (the node config's ``log_format``).
 
 Both formats name the member on every line. A record may carry facts as ``extra`` (the decision
 line carries ``reason_code``); JSON puts each of them in a field of its own, so a log shipper
@@ -6,7 +7,7 @@ can filter on them without parsing sentences. ``apply`` is called once at start 
 SIGHUP (agent/node_reload.py): the level and the format change live, on the same handler.
 
 Only the standard library is imported here: the agent's entry point sets logging up before its
-heavy imports, and must stay cheap to start (issue 16).
+heavy imports and must stay cheap to start (issue 16), and the fence imports nothing else.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ _HANDLER_NAME = "pgwarden"
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"time", "level", "logger", "cluster", "member", "message", ...extras, "exception"?}``."""
+    """``{"time", "level", "logger", "cluster", "member", "message", ...extras, "exception"?}``
+    (``cluster`` only where the process knows it: the fence does not)."""
 
-    def __init__(self, cluster: str, member: str) -> None:
+    def __init__(self, cluster: str | None, member: str) -> None:
         super().__init__()
         self.cluster = cluster
         self.member = member
@@ -39,6 +41,8 @@ class JsonFormatter(logging.Formatter):
             "member": self.member,
             "message": record.getMessage(),
         }
+        if self.cluster is None:
+            del doc["cluster"]
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_") and key not in doc:
                 doc[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
@@ -54,12 +58,12 @@ def text_formatter(member: str) -> logging.Formatter:
     return logging.Formatter(f"%(asctime)s {member} %(levelname)s %(name)s: %(message)s")
 
 
-def formatter(log_format: str, cluster: str, member: str) -> logging.Formatter:
+def formatter(log_format: str, cluster: str | None, member: str) -> logging.Formatter:
     return JsonFormatter(cluster, member) if log_format == "json" else text_formatter(member)
 
 
 def apply(
-    level: str, log_format: str, cluster: str, member: str, stream: TextIO | None = None
+    level: str | int, log_format: str, cluster: str | None, member: str, stream: TextIO | None = None
 ) -> logging.Handler:
     """Set the root logger's level and this agent's handler (on stderr: the journal under
     systemd) to ``log_format``; called again, it changes both in place. Returns the handler."""
