@@ -166,7 +166,9 @@ def test_sd_notify_ready_arrives_after_the_first_cycle(stack: Stack, tmp_path: P
 
 def test_alerts_and_dashboard_on_the_real_metrics_of_a_node_loss(stack: Stack, tmp_path: Path) -> None:
     spec = stack.spec
-    targets = {f"{spec.node_host(i)}:{spec.api_port}": f"{spec.api_url(i)}/metrics" for i in range(spec.nodes)}
+    targets = {
+        f"{spec.node_host(i)}:{spec.api_port}": f"{spec.api_url(i)}/metrics" for i in range(spec.nodes)
+    }
     used_by_rules = set().union(*(metric_names(e) for e in rule_expressions().values()))
     leader = wait_for(lambda: primary_name(stack), 60, "a primary")
     victim = int(leader.removeprefix("node")) - 1
@@ -197,7 +199,8 @@ def test_alerts_and_dashboard_on_the_real_metrics_of_a_node_loss(stack: Stack, t
         end += 1
     assert end - start >= 25, f"no leader for only {end - start + 1} s: ttl {TTL} should give longer"
     assert end + 5 < recorder.rounds and max(no_leader) == end, "one window, then a leader again"
-    down = next(k for k in range(kill_round, recorder.rounds) if recorder.value("up", k, instance=dead) == [0.0])
+    rounds = range(kill_round, recorder.rounds)
+    down = next(k for k in rounds if recorder.value("up", k, instance=dead) == [0.0])
 
     cluster = spec.cluster
     cases: list[dict[str, Any]] = [
@@ -232,9 +235,10 @@ def test_alerts_and_dashboard_on_the_real_metrics_of_a_node_loss(stack: Stack, t
         ],
     }
     ran = run_rule_tests(doc, tmp_path)
+    series = len(doc["tests"][0]["input_series"])
     print(
         f"no leader from {start} s to {end} s (killed at {kill_round} s), {dead} down from {down} s; "
-        f"{recorder.rounds} rounds, {len(doc['tests'][0]['input_series'])} series; promtool: {ran.stdout.strip()}"
+        f"{recorder.rounds} rounds, {series} series; promtool: {ran.stdout.strip()}"
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     if os.environ.get("PGWARDEN_RECORD_FIXTURE"):
