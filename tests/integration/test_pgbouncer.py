@@ -6,7 +6,6 @@ writer through PgBouncer beside one through HAProxy (`make bench`'s pgbouncer ph
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
