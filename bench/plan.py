@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench import elections, failover, fence, footprint, health, outage, pgbench
+from bench import pgbouncer as pooling
 from bench.cluster import ClusterUnderTest
 from bench.report import Results
 
@@ -34,7 +35,7 @@ class Options:
 
 ALL_PHASES = (
     "footprint", "health", "crash", "fence", "switchover", "elections", "load", "node_loss", "sync",
-    "quorum", "etcd_outage",
+    "quorum", "etcd_outage", "pgbouncer",
 )  # fmt: skip
 # Timing does not change these (PostgreSQL does the work), so Patroni's defaults skip them.
 TIMING_FREE = ("sync", "quorum")
@@ -299,6 +300,43 @@ class Session:
             self.up().set_failsafe(False)
         except Exception as exc:
             self.say(f"could not switch failsafe_mode off: {exc}")
+
+    def phase_pgbouncer(self) -> None:
+        """A real PgBouncer repointed by deploy/pgbouncer/pgbouncer-follow, beside HAProxy: a
+        writer through each across the same switchovers and node losses (bench.pgbouncer)."""
+        cluster = self.up()
+        stack = getattr(cluster, "stack", None)
+        if cluster.system != "pgwarden" or stack is None:
+            for key in pooling.KEYS:
+                self.results.skip(key, self.label, "the callback asks pgwarden's agent (PGWARDEN_API_URL)")
+            return
+        try:
+            pool = pooling.pooler(stack).__enter__()
+        except Exception as exc:
+            self.failed(pooling.KEYS, exc)
+            return
+        try:
+
+            def switch(_: int) -> dict[str, float]:
+                outcome = pooling.switchover(stack, pool, cluster.switchover)
+                self.say(outcome.line())
+                return pooling.figures(outcome, "switchover")
+
+            def lose(_: int) -> dict[str, float]:
+                outcome = pooling.node_loss(stack, pool)
+                self.say(outcome.line())
+                for i in range(len(cluster.nodes)):
+                    if cluster.agent_pid(i) is None:
+                        cluster.start_agent(i)  # the old primary rejoins before the next run
+                cluster.wait_healthy(240)
+                return pooling.figures(outcome, "node_loss")
+
+            keys = [k for k in pooling.KEYS if "node_loss" not in k]
+            self.repeat("PgBouncer switchover", keys, self.options.runs, switch)
+            keys = [k for k in pooling.KEYS if "switchover" not in k]
+            self.repeat("PgBouncer node loss", keys, self.options.runs, lose)
+        finally:
+            pool.__exit__(None, None, None)
 
     def phase_quorum(self) -> None:
         self._ensure_loaded()
