@@ -46,8 +46,43 @@ def test_the_systemd_unit_runs_the_agent_as_postgres_and_lets_it_stop_postgresql
         "TimeoutStopSec=",
         "LimitNOFILE=",
         "ExecStart=/opt/pgwarden/bin/pgwarden agent -c /etc/pgwarden/node.yml",
+        "Type=notify",  # the agent sends READY=1 after its first cycle (agent/notify.py)
+        "NotifyAccess=main",
+        "ExecReload=/bin/kill -HUP $MAINPID",  # SIGHUP reloads node.yml (agent/node_reload.py)
     ):
         assert any(row.startswith(line) for row in unit.splitlines()), line
+
+
+def test_pgbouncer_follow_acts_only_for_a_primary(tmp_path: Path) -> None:
+    """The callback's syntax, its example settings, and what it does without a cluster: a replica
+    event or a stop changes nothing, a missing argument is refused (the real routing test:
+    tests/integration/test_pgbouncer.py)."""
+    script = DEPLOY / "pgbouncer" / "pgbouncer-follow"
+    settings = DEPLOY / "pgbouncer" / "pgbouncer-follow.conf"
+    assert subprocess.run(["sh", "-n", str(script)], check=False).returncode == 0
+    sourced = subprocess.run(
+        ["sh", "-c", f'set -eu; . "{settings}"; echo "$DATABASES_FILE $PRIMARY_PORT"'],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert sourced.stdout.split() == ["/etc/pgbouncer/pgwarden-databases.ini", "5432"]
+    local = tmp_path / "follow.conf"
+    local.write_text(settings.read_text().replace("/etc/pgbouncer", str(tmp_path)))
+    env = {"PATH": "/usr/bin:/bin", "PGWARDEN_API_URL": "http://127.0.0.1:9"}
+    for event, role in (("on_role_change", "replica"), ("on_stop", "primary"), ("on_reload", "primary")):
+        done = subprocess.run(
+            [str(script), str(local), event, role, "main"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", ""), (event, role, done)
+    assert list(tmp_path.iterdir()) == [local]  # no [databases] file written
+    usage = subprocess.run([str(script), str(local)], capture_output=True, text=True, check=False)
+    assert usage.returncode == 2 and "usage" in usage.stderr
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
