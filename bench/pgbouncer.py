@@ -9,9 +9,6 @@ long after the fault PgBouncer's admin console named the new primary.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from pgwarden.local.stack import Stack
 from tests.support.cluster import primary_name
 from tests.support.pgbouncer import Comparison, Pooler, compare
@@ -28,7 +25,7 @@ KEYS = (
 
 
 def pooler(stack: Stack) -> Pooler:
-    return Pooler(stack, Path(tempfile.mkdtemp(prefix="pgw-pgbouncer-", dir="/tmp")))
+    return Pooler(stack)
 
 
 def _index(name: str) -> int:

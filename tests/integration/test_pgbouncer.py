@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Pooler]]:
-    with running_stack() as stack, Pooler(stack, tmp_path_factory.mktemp("pgbouncer")) as pooler:
+def cluster() -> Iterator[tuple[Stack, Pooler]]:
+    with running_stack() as stack, Pooler(stack) as pooler:
         yield stack, pooler
 
 

@@ -15,8 +15,10 @@ import contextlib
 import os
 import pwd
 import secrets
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,9 +40,13 @@ RUN_AS = "postgres"  # PgBouncer refuses to run as root
 
 
 class Pooler:
-    def __init__(self, stack: Stack, directory: Path, port: int = 6432) -> None:
+    """``directory``: a new one under /tmp by default (the postgres user must reach it), removed
+    on exit."""
+
+    def __init__(self, stack: Stack, directory: Path | None = None, port: int = 6432) -> None:
         self.stack = stack
-        self.dir = directory
+        self._own_dir = directory is None
+        self.dir = directory or Path(tempfile.mkdtemp(prefix="pgw-pgbouncer-", dir="/tmp"))
         self.host = stack.spec.router.bind_host
         self.port = port
         self.admin_password = secrets.token_urlsafe(12)
@@ -67,12 +73,14 @@ class Pooler:
             self.install_callbacks()
             self.start()
         except BaseException:
-            self.stop()
+            self.__exit__(None, None, None)
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def write_files(self) -> None:
         spec = self.stack.spec
@@ -149,13 +157,14 @@ class Pooler:
         return log.read_text(errors="replace").splitlines()
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [PGBOUNCER, "-u", RUN_AS, str(self.dir / "pgbouncer.ini")],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with open(self.dir / "pgbouncer.out", "ab") as out:  # what it says before its log is open
+            self.process = subprocess.Popen(
+                [PGBOUNCER, "-u", RUN_AS, str(self.dir / "pgbouncer.ini")],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_for(self._answers, 30, "PgBouncer answering")
 
     def _answers(self) -> bool:
@@ -199,10 +208,11 @@ class Pooler:
         return None
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join((self.dir / "pgbouncer.log").read_text().splitlines()[-lines:])
-        except OSError:
-            return "(no PgBouncer log)"
+        text = ""
+        for name in ("pgbouncer.out", "pgbouncer.log"):
+            with contextlib.suppress(OSError):
+                text += "\n".join((self.dir / name).read_text().splitlines()[-lines:]) + "\n"
+        return text or "(no PgBouncer output)"
 
 
 def wait_routed_to(pooler: Pooler, host: str, timeout: float) -> float:
