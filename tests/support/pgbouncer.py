@@ -104,9 +104,9 @@ class Pooler:
             "pool_mode = session\n"
             "max_client_conn = 200\n"
             "default_pool_size = 20\n"
-            # A failed server login is retried after 1 s, not 15: a database repointed while
+            # A failed server login is retried after 0.25 s, not 15: a database repointed while
             # PgBouncer waits to retry the dead old primary would wait that long.
-            "server_login_retry = 1\n"
+            "server_login_retry = 0.25\n"
             "server_connect_timeout = 2\n"
             f"pidfile = {self.dir / 'pgbouncer.pid'}\n"
             f"logfile = {self.dir / 'pgbouncer.log'}\n"
