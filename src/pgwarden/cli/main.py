@@ -1,4 +1,4 @@
-"""Entry point of the ``pgwarden`` command: one sub-command group per module."""
+"""The ``pgwarden`` command's typer app, one sub-command group per module; ``pgwarden.cli.main`` starts it."""
 
 from __future__ import annotations
 
@@ -69,7 +69,3 @@ app.command("edit-config")(dynamic_config.edit_config)
 app.command("haproxy-config")(router.haproxy_config)
 app.command()(drill)
 app.add_typer(migrate.app, name="migrate")
-
-
-def main() -> None:
-    app()
