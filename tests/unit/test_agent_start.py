@@ -52,7 +52,8 @@ def test_every_entry_refuses_a_missing_config_with_the_reason_and_exit_code_2(
 
 
 def test_the_console_script_without_agent_is_the_typer_app() -> None:
-    result = _python("-c", "import sys; sys.argv = ['pgwarden', 'version']; from pgwarden.cli import main; main()")
+    code = "import sys; sys.argv = ['pgwarden', 'version']; from pgwarden.cli import main; main()"
+    result = _python("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("pgwarden ")
 
