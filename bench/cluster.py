@@ -101,6 +101,10 @@ class ClusterUnderTest(ABC):
     def etcd_healthy(self) -> int:
         """How many etcd members answer ``/health`` with true."""
 
+    def cycle_seconds(self, i: int) -> float | None:
+        """How long node ``i``'s agent took for its last cycle, when it says (pgwarden's /metrics)."""
+        return None
+
     def __enter__(self) -> ClusterUnderTest:
         try:
             self.start(timeout=240)

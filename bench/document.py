@@ -69,10 +69,16 @@ METHOD = """\
   node). Figures: the longest gap between acknowledged writes from the kill until writes flow
   again after etcd's return, the writes acknowledged while etcd had no quorum, lost
   acknowledged writes, and whether the same node is primary afterwards.
-- **Idle footprint**: every agent process of a healthy, idle cluster over one window: `VmRSS`
-  (`/proc/PID/status`) at its end, and the growth of `utime + stime` (`/proc/PID/stat`, all
-  threads) over it as % of one core; pgwarden's fence (one more small process per node) is
-  measured the same way in its own rows. PostgreSQL's own processes are not counted.
+- **Idle footprint**: every agent process of a healthy, idle cluster over one window (twice, on
+  the same cluster): `VmRSS` (`/proc/PID/status`) at its end, and the growth of `utime + stime`
+  (`/proc/PID/stat`, all threads) over it as % of one core; pgwarden's fence (one more small
+  process per node) is measured the same way in its own rows. PostgreSQL's own processes are not
+  counted.
+- **Agent start-up**: a standby's agent is SIGKILLed (its PostgreSQL keeps running) and started
+  again; from just before the spawn until its REST API answers `GET /patroni` with the role and
+  state it had before (pgwarden: and a first decision): imports, config, the first cycle.
+- **Agent cycle**: `pgwarden_loop_duration_seconds` (observe + decide + act) from each agent's
+  `/metrics`, read 5 times a second apart after the idle window (pgwarden only).
 - Each cell: **median** (min-max, n = samples). The ratio column is pgwarden's median over the
   other column's; below 1 is better for times and memory, above 1 for throughput."""
 

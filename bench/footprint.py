@@ -1,16 +1,26 @@
-"""Agent footprint on an idle cluster: resident memory and CPU of each agent process over a window.
+"""Agent footprint on an idle cluster: resident memory and CPU of each agent process over a window,
+the agent's start-up time, and (where the agent reports it) how long one cycle takes.
 
 RSS is ``VmRSS`` from ``/proc/<pid>/status`` at the end of the window; CPU is the growth of
 ``utime + stime`` (all threads) from ``/proc/<pid>/stat`` over the window, as % of one core.
 PostgreSQL's own processes are not counted: they are the same for both systems. pgwarden's fence,
 a second small process per node, is measured on its own.
+
+Start-up is timed on a standby: its agent is SIGKILLed (PostgreSQL keeps running) and started
+again; the clock runs from just before the process is spawned until its REST API answers
+``GET /patroni`` with the role and state it had before (a running replica): the first cycle has
+then observed PostgreSQL and etcd, and (pgwarden) its first decision is published. A crashed
+agent must get this far within the leader lease to keep its key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
+
+import httpx
 
 from bench.cluster import ClusterUnderTest
 from pgwarden.fence.files import running_fence
@@ -62,3 +72,46 @@ def idle(cluster: ClusterUnderTest, seconds: float, extra: list[int] | None = No
         )
         for p in live
     ]
+
+
+def startup(cluster: ClusterUnderTest, i: int, timeout: float = 60.0) -> float:
+    """Seconds from spawning node ``i``'s agent (killed first) to its first cycle being done."""
+    before = cluster.status(i)
+    assert before is not None, f"{cluster.nodes[i].name}: no status before the restart"
+    pid = cluster.agent_pid(i)
+    assert pid is not None, f"{cluster.nodes[i].name}: no agent runs"
+    cluster.kill([pid])
+    while cluster.agent_pid(i) is not None:  # reaped, and the API port is free again
+        time.sleep(0.01)
+    host, port = cluster.rest_address(i)
+    with httpx.Client(timeout=0.5, trust_env=False) as client:
+        started = time.monotonic()
+        cluster.start_agent(i)
+        while time.monotonic() - started < timeout:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                doc = client.get(f"http://{host}:{port}/patroni").json()
+                if _settled(doc, before):
+                    return time.monotonic() - started
+            time.sleep(0.01)
+    raise AssertionError(f"{cluster.nodes[i].name}: agent not back after {timeout:.0f} s")
+
+
+def _settled(doc: object, before: dict[str, object]) -> bool:
+    if not isinstance(doc, dict):
+        return False
+    same = doc.get("role") == before.get("role") and doc.get("state") == before.get("state")
+    # pgwarden says "starting" until its first decision; Patroni has no such field.
+    return same and doc.get("reason_code", "") is not None
+
+
+def cycle_ms(cluster: ClusterUnderTest, samples: int = 5, spacing: float = 1.1) -> list[float]:
+    """Every agent's last cycle duration, read ``samples`` times (empty where not reported)."""
+    found: list[float] = []
+    for n in range(samples):
+        for i in range(len(cluster.nodes)):
+            seconds = cluster.cycle_seconds(i)
+            if seconds is not None:
+                found.append(seconds * 1000)
+        if n + 1 < samples:
+            time.sleep(spacing)
+    return found

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench.cluster import ClusterUnderTest, Node
 from pgwarden.local import processes
-from pgwarden.local.stack import Stack
+from pgwarden.local.stack import AGENT_COMMAND, Stack
 from pgwarden.model.cluster import DynamicConfig
 from tests.support import faults
 from tests.support.cluster import running_stack
@@ -16,15 +21,23 @@ from tests.support.cluster import running_stack
 class PgwardenCluster(ClusterUnderTest):
     system = "pgwarden"
 
-    def __init__(self, dcs: dict[str, Any] | None = None, label: str = "pgwarden") -> None:
+    def __init__(
+        self,
+        dcs: dict[str, Any] | None = None,
+        label: str = "pgwarden",
+        agent_command: Sequence[str] = AGENT_COMMAND,
+    ) -> None:
         self.label = label
         self._dcs = dict(dcs or {})
+        self._agent_command = tuple(agent_command)
         self._exit = contextlib.ExitStack()
         self.stack: Stack | None = None
         self.nodes = []
 
     def start(self, timeout: float) -> None:
-        stack = self._exit.enter_context(running_stack(dcs=self._dcs, timeout=timeout))
+        stack = self._exit.enter_context(
+            running_stack(dcs=self._dcs, timeout=timeout, agent_command=self._agent_command)
+        )
         self.stack = stack
         spec = stack.spec
         self.router = spec.router
@@ -50,6 +63,17 @@ class PgwardenCluster(ClusterUnderTest):
 
     def start_agent(self, i: int) -> None:
         self._stack().start_agent(i)
+
+    def cycle_seconds(self, i: int) -> float | None:
+        host, port = self.rest_address(i)
+        try:
+            text = httpx.get(f"http://{host}:{port}/metrics", timeout=2, trust_env=False).text
+        except httpx.HTTPError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("pgwarden_loop_duration_seconds "):
+                return float(line.split()[1])
+        return None
 
     def api_auth(self) -> tuple[str, str] | None:
         creds = self._stack().describe().get("api_auth")
@@ -91,3 +115,10 @@ class PgwardenCluster(ClusterUnderTest):
     def etcd_pid(self, i: int) -> int | None:
         pid = self._stack().pids.get(f"etcd{i + 1}")
         return pid if pid is not None and processes.alive(pid) else None
+
+
+def baseline(source: Path) -> PgwardenCluster:
+    """pgwarden as built from another source tree (``git archive main src``, say): its agents run
+    from there (``python -m pgwarden agent``, which every build has), the rest from this one."""
+    command = ("env", f"PYTHONPATH={source.resolve()}", sys.executable, "-m", "pgwarden", "agent")
+    return PgwardenCluster(label="pgwarden baseline", agent_command=command)

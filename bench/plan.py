@@ -26,6 +26,7 @@ class Options:
     tps_runs: int = 3
     tps_seconds: int = 15
     idle_seconds: float = 60.0
+    footprint_runs: int = 2  # idle windows, each giving one figure per agent
     health_requests: int = 2000
     scale: int = 60  # pgbench scale of the database the rejoin runs on (60: about 1 GB)
     election_kills: int = elections.KILLS
@@ -162,9 +163,25 @@ class Session:
             shown = ", ".join(f"{f.rss_mb:.1f} MB {f.cpu_percent:.2f} % CPU" for f in agents)
             fence_shown = ", ".join(f"{f.rss_mb:.1f} MB {f.cpu_percent:.2f} % CPU" for f in fenced)
             self.say(f"agents: {shown}" + (f"; fences: {fence_shown}" if fenced else ""))
+            cycles = footprint.cycle_ms(cluster)
+            for ms in cycles:
+                self.results.add("cycle_ms", self.label, ms)
+            if cycles:
+                self.say("cycles (ms): " + ", ".join(f"{ms:.1f}" for ms in cycles))
             return {}
 
-        self.repeat("idle footprint", ("idle_rss", "idle_cpu", "fence_rss", "fence_cpu"), 1, once)
+        keys = ("idle_rss", "idle_cpu", "fence_rss", "fence_cpu")
+        self.repeat("idle footprint", keys, self.options.footprint_runs, once)
+
+        def restart(n: int) -> dict[str, float]:
+            cluster = self.up()
+            cluster.wait_healthy(120)
+            primary = cluster.primary_index()
+            assert primary is not None, "no primary"
+            standbys = [i for i in range(len(cluster.nodes)) if i != primary]
+            return {"agent_start": footprint.startup(cluster, standbys[n % len(standbys)])}
+
+        self.repeat("agent start-up", ("agent_start",), self.options.runs, restart)
 
     def phase_health(self) -> None:
         keys = [f"health_{k}_{c}" for c in (1, 8) for k in ("rps", "p50", "p99")]

@@ -71,6 +71,8 @@ METRICS = (
     Metric("idle_cpu", "agent idle CPU (per agent, % of one core)", "%", digits=2),
     Metric("fence_rss", "fence idle RSS (per node, beside the agent)", "MB", digits=1),
     Metric("fence_cpu", "fence idle CPU (per node, % of one core)", "%", digits=2),
+    Metric("agent_start", "agent start-up: process start -> first cycle done, API answering", "s"),
+    Metric("cycle_ms", "agent cycle at idle (observe + decide + act)", "ms", digits=1),
 )
 BY_KEY = {m.key: m for m in METRICS}
 

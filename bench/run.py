@@ -20,7 +20,7 @@ from pathlib import Path
 from bench import document, machine
 from bench.cluster import ClusterUnderTest
 from bench.patroni_cluster import DEFAULTS, FASTEST, PATRONI, PatroniCluster
-from bench.pgwarden_cluster import PgwardenCluster
+from bench.pgwarden_cluster import PgwardenCluster, baseline
 from bench.plan import ALL_PHASES, PHASE_METRICS, TIMING_FREE, Options, Session
 from bench.report import Results, Target
 
@@ -32,7 +32,14 @@ SYSTEMS: dict[str, tuple[str, Callable[[], ClusterUnderTest]]] = {
 }
 FULL = Options()
 QUICK = Options(
-    runs=2, tps_runs=1, tps_seconds=5, idle_seconds=20, health_requests=1000, scale=5, outage_runs=1
+    runs=2,
+    tps_runs=1,
+    tps_seconds=5,
+    idle_seconds=20,
+    footprint_runs=1,
+    health_requests=1000,
+    scale=5,
+    outage_runs=1,
 )
 QUICK_PHASES = ("footprint", "health", "crash", "fence", "switchover", "load", "node_loss", "sync")
 
@@ -41,6 +48,8 @@ def targets(labels: list[str]) -> list[Target]:
     """The issue's targets, against each Patroni column measured (node loss: the fastest only)."""
     found = []
     for other in labels[1:]:
+        if not other.startswith("Patroni"):
+            continue  # a baseline build of pgwarden: compared in the table, no targets
         if other == "Patroni fastest":
             found.append(Target("node_loss_rto", other, 0.25, f"node-loss RTO ≤ 1/4 of {other}"))
         found.append(Target("switchover_gap", other, 1 / 3, f"switchover gap ≤ 1/3 of {other}"))
@@ -70,16 +79,27 @@ def parse() -> argparse.Namespace:
         "--doc", default=str(REPO / "docs" / "benchmarks.md"), help="report to write; '' for none"
     )
     parser.add_argument("--json", default="", help="also write the raw samples here")
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also run pgwarden's agents from this source tree (e.g. `git archive main src`), "
+        "as system 'pgwarden-baseline': before/after figures in one run",
+    )
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse()
+    if args.baseline:
+        source = Path(args.baseline)
+        SYSTEMS["pgwarden-baseline"] = ("pgwarden baseline", lambda: baseline(source))
     options = QUICK if args.quick else FULL
     if args.runs:
         options = Options(**{**options.__dict__, "runs": args.runs})
     default_systems = "pgwarden,patroni-fastest" if args.quick else ",".join(SYSTEMS)
     systems = [s.strip() for s in (args.systems or default_systems).split(",") if s.strip()]
+    if args.baseline and "pgwarden-baseline" not in systems:
+        systems.insert(1 if systems[:1] == ["pgwarden"] else 0, "pgwarden-baseline")
     wanted = tuple(args.phases.split(",")) if args.phases else (QUICK_PHASES if args.quick else ALL_PHASES)
     unknown = [s for s in systems if s not in SYSTEMS] + [p for p in wanted if p not in ALL_PHASES]
     if unknown:

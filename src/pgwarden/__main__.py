@@ -1,5 +1,5 @@
 """``python -m pgwarden``: the same as the ``pgwarden`` command."""
 
-from pgwarden.cli.main import main
+from pgwarden.cli import main
 
 main()

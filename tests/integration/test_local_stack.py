@@ -64,6 +64,11 @@ def referencing(dir: Path) -> dict[int, str]:
     return found
 
 
+# How an agent's command line begins (after the interpreter): the stack's `python -m
+# pgwarden.agent -c`, or `python -m pgwarden agent -c`, which hands over to the same entry.
+AGENT_ARGV = (["-m", "pgwarden.agent", "-c"], ["-m", "pgwarden", "agent", "-c"])
+
+
 def agents_running(dir: Path) -> set[int]:
     """Live `pgwarden agent -c <a config in dir>` processes, the path absolute or relative."""
     found = set()
@@ -71,10 +76,11 @@ def agents_running(dir: Path) -> set[int]:
         if not entry.isdigit() or not processes.alive(int(entry)):
             continue
         argv = processes.command_line(int(entry))
-        if argv[1:5] != ["-m", "pgwarden", "agent", "-c"] or len(argv) < 6:
+        head = next((h for h in AGENT_ARGV if argv[1 : 1 + len(h)] == h and len(argv) > 1 + len(h)), None)
+        if head is None:
             continue
         with contextlib.suppress(OSError):
-            if (Path(os.readlink(f"/proc/{entry}/cwd")) / argv[5]).parent == dir:
+            if (Path(os.readlink(f"/proc/{entry}/cwd")) / argv[1 + len(head)]).parent == dir:
                 found.add(int(entry))
     return found
 

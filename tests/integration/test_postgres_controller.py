@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from pgwarden.fence.postmaster import postmaster_pid
-from pgwarden.model.local import ControlState, DataDir
+from pgwarden.model.local import ControlState, DataDir, LocalState
 from pgwarden.postgres import (
+    DataDirState,
     PostgresController,
     PostgresError,
     StandbyUpstream,
@@ -285,3 +286,101 @@ def test_data_dir_classification(two_nodes: PgNodes) -> None:
     assert state.kind is DataDir.INCOMPLETE and "pg_controldata" in state.reason  # bad CRC
     shutil.rmtree(data)
     assert classify(settings).kind is DataDir.MISSING  # absent
+
+
+def _process_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _probe_backends(pg: PostgresController) -> list[int]:
+    """The backends of the controller's kept session (execute_sql's own one-shot one left out)."""
+    found = rows(
+        pg,
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgwarden' AND pid <> pg_backend_pid()",
+    )
+    return [int(str(pid)) for (pid,) in found]
+
+
+def test_the_probe_reads_pg_control_as_pg_controldata_does(two_nodes: PgNodes) -> None:
+    n1, n2 = two_nodes
+    pg1 = PostgresController(n1.settings, n1.name)
+    pg2 = PostgresController(n2.settings, n2.name)
+    pg1.initdb()
+    pg1.start()
+    pg1.create_replication_user()
+    pg2.clone(upstream(n1), None, lambda line: None)
+    pg2.configure_standby(upstream(n1), None)
+    pg2.start()
+    wait_until(lambda: pg2.probe().streaming_from is not None)
+    pg1.checkpoint()
+    for pg, state in ((pg1, ControlState.IN_PRODUCTION), (pg2, ControlState.IN_ARCHIVE_RECOVERY)):
+        # A restartpoint on the standby may move pg_control between two reads: read until stable.
+        wait_until(lambda pg=pg: _control_fields(pg.probe()) == _control_fields(classify(pg.settings)))
+        seen = pg.probe()
+        assert seen.probe_ok and seen.control_state is state and seen.data_dir is DataDir.VALID
+
+
+def _control_fields(found: LocalState | DataDirState) -> tuple[object, ...]:
+    if isinstance(found, DataDirState):
+        c = found.control
+        assert c is not None
+        return c.system_id, c.timeline, c.checkpoint_lsn, c.state
+    return found.system_id, found.control_timeline, found.control_lsn, found.control_state
+
+
+def test_the_probe_keeps_one_session_across_cycles_a_restart_and_a_terminated_backend(
+    primary: tuple[PgNode, PostgresController],
+) -> None:
+    _, pg = primary
+    assert pg.probe().is_primary
+    kept = _probe_backends(pg)
+    assert len(kept) == 1
+    for _ in range(5):
+        assert pg.probe().is_primary
+        pg.list_slots()  # the slots' queries share it
+    assert _probe_backends(pg) == kept
+    pg.restart()  # the kept connection is gone with the old postmaster: not one probe fails
+    assert pg.probe().is_primary
+    renewed = _probe_backends(pg)
+    assert len(renewed) == 1 and renewed != kept
+    rows(pg, f"SELECT pg_terminate_backend({renewed[0]})")
+    assert pg.probe().is_primary  # reconnects at once
+    assert _probe_backends(pg) not in ([], renewed)
+
+
+def test_a_kept_session_sees_its_postmaster_frozen(primary: tuple[PgNode, PostgresController]) -> None:
+    node, pg = primary
+    assert pg.probe().is_primary  # the session exists; its backend keeps answering when frozen
+    pid = postmaster_pid(str(node.data_dir))
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: _process_state(pid) == "T")  # the signal is taken when next scheduled
+        started = time.monotonic()
+        state = pg.probe(timeout=1.0)
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert state.running and not state.probe_ok
+    assert state.data_dir is DataDir.VALID and state.control_state is ControlState.IN_PRODUCTION
+    assert elapsed < 4.0
+    assert pg.probe().is_primary
+
+
+def test_a_kept_session_whose_backend_freezes_is_cut_and_replaced(
+    primary: tuple[PgNode, PostgresController],
+) -> None:
+    _, pg = primary
+    assert pg.probe().is_primary
+    (backend,) = _probe_backends(pg)
+    os.kill(backend, signal.SIGSTOP)  # statement_timeout cannot fire in a stopped process
+    try:
+        started = time.monotonic()
+        state = pg.probe(timeout=1.0)
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(backend, signal.SIGCONT)
+    assert state.running and not state.probe_ok
+    assert elapsed < 4.0
+    assert pg.probe().is_primary  # a new connection
+    assert backend not in _probe_backends(pg)

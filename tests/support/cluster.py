@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 
 from pgwarden.local.spec import StackSpec
-from pgwarden.local.stack import Stack
+from pgwarden.local.stack import AGENT_COMMAND, Stack
 from pgwarden.router.haproxy import RouterPorts
 from tests.support.pg import ensure_os_user
 
@@ -58,6 +58,7 @@ def running_stack(
     dcs: dict[str, Any] | None = None,
     timeout: float = 120.0,
     network: str | None = None,
+    agent_command: Sequence[str] = AGENT_COMMAND,
     **spec: Any,
 ) -> Iterator[Stack]:
     """``network``: a ``cluster_network()`` drawn beforehand (default: drawn here); ``spec``: more
@@ -76,7 +77,7 @@ def running_stack(
         dcs=dcs or {},
         **spec,
     )
-    stack = Stack(stack_spec)
+    stack = Stack(stack_spec, agent_command)
     try:
         stack.up(timeout=timeout)
         yield stack

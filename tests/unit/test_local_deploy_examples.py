@@ -45,7 +45,7 @@ def test_the_systemd_unit_runs_the_agent_as_postgres_and_lets_it_stop_postgresql
         "Restart=on-failure",
         "TimeoutStopSec=",
         "LimitNOFILE=",
-        "ExecStart=/opt/pgwarden/bin/pgwarden agent -c /etc/pgwarden/node.yml",
+        "ExecStart=/opt/pgwarden/bin/pgwarden-agent -c /etc/pgwarden/node.yml",
         "Type=notify",  # the agent sends READY=1 after its first cycle (agent/notify.py)
         "NotifyAccess=main",
         "ExecReload=/bin/kill -HUP $MAINPID",  # SIGHUP reloads node.yml (agent/node_reload.py)

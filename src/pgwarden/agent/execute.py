@@ -376,7 +376,8 @@ class Executor:
         if local.write_lsn is None or local.timeline is None:
             return
         status = LeaderStatus(self._config.name, local.timeline, local.write_lsn, members=action.members)
-        self._cluster.publish_status(status)
+        if obs.view.status != status:  # an idle primary's position does not move: nothing to write
+            self._cluster.publish_status(status)
 
     def _ensure_slots(self, action: a.EnsureSlots, obs: Observation) -> None:
         wanted = {slot_name(name) for name in action.members}

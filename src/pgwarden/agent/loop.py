@@ -132,6 +132,7 @@ class Agent:
         )
         self._role: Role | None = None  # the role PostgreSQL last ran in, for the callbacks
         self._member_lease: int | None = None
+        self._published_lease: int | None = None  # the lease the member record was last written on
         self._stop = threading.Event()
         empty_view = ClusterView(name=config.cluster, config=dcs)
         local = LocalState()
@@ -276,7 +277,13 @@ class Agent:
             return  # this cycle could not read etcd: writing to it would only wait out its timeouts
         try:
             self._keep_member_lease(obs)
-            self.cluster.publish_member(member, self._member_lease_id())
+            lease = self._member_lease_id()
+            # Written only when etcd's copy (read this cycle) differs, or the lease is new: an idle
+            # member writes nothing, and no agent's watch wakes for it (the keepalive above keeps
+            # the key alive).
+            if obs.view.member(self.config.name) != member or lease != self._published_lease:
+                self.cluster.publish_member(member, lease)
+                self._published_lease = lease
         except StoreError as exc:
             log.warning("cannot publish my member record: %s", exc)
 

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.snapshot import SnapshotHolder
@@ -31,9 +31,6 @@ from pgwarden.api.contract import (
 )
 from pgwarden.api.facts import HEALTH_ENDPOINTS, STATUS_ENDPOINTS, split_target
 from pgwarden.api.health_answers import HealthAnswers
-from pgwarden.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from pgwarden.api.metrics import Metrics
-from pgwarden.api.openapi import DOCUMENT as OPENAPI_DOCUMENT
 from pgwarden.model import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -99,6 +96,10 @@ class _Call:
 _Handler = Callable[[_Call], Response]
 
 
+if TYPE_CHECKING:
+    from pgwarden.api.metrics import Metrics
+
+
 class RestApi:
     """Every endpoint of one agent's REST API (docs/rest-api.md, docs/openapi.json)."""
 
@@ -107,9 +108,11 @@ class RestApi:
         self._access = Access(settings, snapshots)
         self._snapshots = snapshots
         self._ops = operations
-        self._metrics = Metrics(snapshots)
+        # /metrics (prometheus_client) and /openapi.json (pydantic's JSON schema) are made at their
+        # first request: the agent does not carry or build them unless someone asks (2 MB).
+        self._metrics: Metrics | None = None
         self.health = HealthAnswers(snapshots, frozenset(STATUS_ENDPOINTS))
-        self._openapi = json.dumps(OPENAPI_DOCUMENT).encode()
+        self._openapi: bytes | None = None
         self._routes = self._route_table()
 
     @property
@@ -134,8 +137,8 @@ class RestApi:
                         ops.put_config(bodies.config_document(c.body), bodies.if_match(c.if_match))
                     ),
                 },
-                "metrics": {"GET": lambda c: Response(200, self._metrics.render(), METRICS_CONTENT_TYPE)},
-                "openapi.json": {"GET": lambda c: Response(200, self._openapi)},
+                "metrics": {"GET": self._metrics_answer},
+                "openapi.json": {"GET": self._openapi_answer},
                 "switchover": {"POST": self._switchover, "DELETE": self._cancel_switchover},
                 "failover": {"POST": self._failover},
                 "restart": {"POST": self._restart, "DELETE": self._cancel_restart},
@@ -221,6 +224,20 @@ class RestApi:
             if refusal is not None:
                 return refusal
         return _outcome(handler, call)
+
+    def _metrics_answer(self, _: _Call) -> Response:
+        from pgwarden.api.metrics import CONTENT_TYPE, Metrics
+
+        if self._metrics is None:  # two first scrapes at once make two: either serves
+            self._metrics = Metrics(self._snapshots)
+        return Response(200, self._metrics.render(), CONTENT_TYPE)
+
+    def _openapi_answer(self, _: _Call) -> Response:
+        if self._openapi is None:
+            from pgwarden.api.openapi import DOCUMENT
+
+            self._openapi = json.dumps(DOCUMENT).encode()
+        return Response(200, self._openapi)
 
     def _health(self, call: _Call) -> Response:
         status, body = self.health.answer(call.target, monotonic())

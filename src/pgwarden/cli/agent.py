@@ -1,63 +1,20 @@
-"""``pgwarden agent -c node.yml``: run the agent in the foreground (systemd runs exactly this)."""
+"""``pgwarden agent -c node.yml`` as listed in ``pgwarden --help``.
+
+The ``pgwarden`` command dispatches ``agent`` to pgwarden.agent.start before this module (or
+typer) is imported (cli/__init__.py); this command is what typer shows, and runs the same code.
+"""
 
 from __future__ import annotations
 
-import logging
-import signal
-import sys
 from pathlib import Path
-from types import FrameType
 
 import typer
 
-from pgwarden.api.tls import tls_problems
-from pgwarden.config.errors import ConfigError
-from pgwarden.config.node import load_node_config
-from pgwarden.local.siblings import data_dirs_beside
-from pgwarden.logs import apply as apply_logging
-from pgwarden.model import NodeConfig
-
 
 def agent(config: Path = typer.Option(..., "-c", "--config", help="node config file (YAML)")) -> None:
-    """Run the pgwarden agent for one node in the foreground."""
-    try:
-        node = load_node_config(config, other_data_dirs=data_dirs_beside(config))
-    except ConfigError as exc:
-        typer.echo(f"pgwarden: {exc}", err=True)
-        raise typer.Exit(2) from None
-    apply_logging(node.log_level, node.log_format, node.cluster, node.name, sys.stderr)
-    from pgwarden.agent.loop import Agent  # imported late: config errors answer without heavy imports
-    from pgwarden.postgres.permissions import DataDirRefused, check_at_start
+    """Run the pgwarden agent for one node in the foreground (systemd runs exactly this)."""
+    from pgwarden.agent.start import run
 
-    try:
-        for fixed in check_at_start(node.postgresql):
-            logging.getLogger("pgwarden").warning("%s", fixed)
-    except DataDirRefused as exc:
-        typer.echo(f"pgwarden: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-    problems = tls_problems(node.api)
-    for problem in problems:
-        typer.echo(f"pgwarden: {problem}", err=True)
-    if problems:
-        raise typer.Exit(2)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-    def load() -> NodeConfig:  # again on SIGHUP (agent/node_reload.py)
-        return load_node_config(config, other_data_dirs=data_dirs_beside(config))
-
-    runner = Agent(node, str(config.resolve()), load_config=load)
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger("pgwarden").info("received signal %d", signum)
-        runner.stop()
-
-    def request_reload(_signum: int, _frame: FrameType | None) -> None:
-        runner.reloads.request()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    # Without a handler SIGHUP would end the agent (the default action): `systemctl reload` and
-    # certificate rotation scripts send it to reload (agent/reloads.py says what).
-    signal.signal(signal.SIGHUP, request_reload)
-    runner.run()
+    code = run(config)
+    if code:
+        raise typer.Exit(code)

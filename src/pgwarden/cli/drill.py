@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,12 +21,11 @@ from pgwarden.cli.connect import (
     show,
 )
 from pgwarden.client import DEFAULT_STACK_DIR
-from pgwarden.drill.cluster import DrillCluster
-from pgwarden.drill.drill import Drill, DrillSettings
-from pgwarden.drill.faults import Fault, KillPrimary, Switchover
-from pgwarden.drill.report import DrillReport, RoundResult
-from pgwarden.local.spec import StackSpec
-from pgwarden.local.stack import Stack
+
+if TYPE_CHECKING:  # the drill's modules (psycopg among them) load only when a drill runs
+    from pgwarden.drill.faults import Fault
+    from pgwarden.drill.report import DrillReport, RoundResult
+    from pgwarden.local.stack import Stack
 
 
 def drill(
@@ -68,6 +67,10 @@ def drill(
         )
     writes_to = dsn or _stack_dsn(stack_dir)
     with cluster_client(ctx, config, dir) as client:
+        from pgwarden.drill.cluster import DrillCluster
+        from pgwarden.drill.drill import Drill, DrillSettings
+        from pgwarden.drill.faults import KillPrimary, Switchover
+
         cluster = DrillCluster(client, client.target.nodes)
         fault: Fault = KillPrimary(_local_stack(stack_dir)) if unplanned else Switchover(cluster)
         settings = DrillSettings(dsn=writes_to, rounds=rounds, heal_timeout=heal_timeout)
@@ -106,6 +109,9 @@ def _stack_dsn(stack_dir: Path) -> str:
 
 
 def _local_stack(stack_dir: Path) -> Stack:
+    from pgwarden.local.spec import StackSpec
+    from pgwarden.local.stack import Stack
+
     spec = StackSpec.load(stack_dir)
     if spec is None:
         fail(f"--unplanned needs a local stack; none at {stack_dir}", USAGE)

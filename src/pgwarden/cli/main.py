@@ -1,4 +1,4 @@
-"""Entry point of the ``pgwarden`` command: one sub-command group per module."""
+"""The ``pgwarden`` command's typer app, one sub-command group per module; ``pgwarden.cli.main`` starts it."""
 
 from __future__ import annotations
 
@@ -71,7 +71,3 @@ app.command("haproxy-config")(router.haproxy_config)
 app.command()(drill)
 app.add_typer(migrate.app, name="migrate")
 app.command()(completion)
-
-
-def main() -> None:
-    app()

@@ -6,7 +6,7 @@ import contextlib
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console, Group, RenderableType
@@ -16,9 +16,11 @@ from rich.table import Table
 from rich.text import Text
 
 from pgwarden.local.spec import SPEC_FILE, STACK_FILE, SpecError, StackSpec
-from pgwarden.local.stack import Stack, StackError
 from pgwarden.local.state import StackState
 from pgwarden.router.haproxy import RouterPorts
+
+if TYPE_CHECKING:  # loaded by up and down only: the other commands need none of it (psycopg)
+    from pgwarden.local.stack import Stack
 
 DEFAULT_DIR = Path(".pgwarden/local")
 DEFAULT_NODES = 3
@@ -48,6 +50,8 @@ def up(
     members, and exits 0 when it is healthy, 1 when it is not. A stack stopped with `down`
     (without --purge) starts again with its data and passwords.
     """
+    from pgwarden.local.stack import Stack, StackError
+
     dir = dir.resolve()
     progress_console = Console(stderr=True)
     spec = _spec_for_up(dir, nodes, network, run_as)
@@ -93,6 +97,8 @@ def down(
     except SpecError as exc:
         progress_console.print(f"[yellow]{escape(str(exc))}[/yellow]; stopping what runs from the directory")
         spec = StackSpec(dir=dir)
+    from pgwarden.local.stack import Stack, StackError
+
     try:
         stopped = Stack(spec).down(purge=purge)
     except StackError as exc:

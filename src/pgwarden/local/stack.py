@@ -12,7 +12,7 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ ETCD = preflight.ETCD
 HAPROXY = preflight.HAPROXY
 PIDS_FILE = "pids.json"
 LEADER_ROLES = ("primary", "standby_leader")
+# The lean agent entry (pgwarden/agent/start.py): none of the CLI's imports in the agents.
+AGENT_COMMAND = (sys.executable, "-m", "pgwarden.agent")
 
 
 class StackError(Exception):
@@ -40,10 +42,11 @@ Watch = Callable[[StackState], None]
 
 
 class Stack:
-    def __init__(self, spec: StackSpec) -> None:
+    def __init__(self, spec: StackSpec, agent_command: Sequence[str] = AGENT_COMMAND) -> None:
         # Absolute from here on: every path the stack hands its processes (node configs, data
         # directories) must name it the same way whatever directory a later command runs from.
         self.spec = spec if spec.dir.is_absolute() else dataclasses.replace(spec, dir=spec.dir.resolve())
+        self.agent_command = tuple(agent_command)  # the benchmarks run other builds' agents
         self.pids: dict[str, int] = {}  # what this object started; pids.json has every start
 
     @property
@@ -201,7 +204,7 @@ class Stack:
 
     def start_agent(self, i: int) -> int:
         spec = self.spec
-        cmd = [sys.executable, "-m", "pgwarden", "agent", "-c", str(spec.config_path(i))]
+        cmd = [*self.agent_command, "-c", str(spec.config_path(i))]
         return self._spawn(spec.node_name(i), cmd)
 
     def _start_haproxy(self) -> None:

@@ -29,6 +29,7 @@ from pgwarden.postgres.origin import write_marker
 from pgwarden.postgres.probe import DEFAULT_PROBE_TIMEOUT, probe
 from pgwarden.postgres.refusals import ConfigRefusals
 from pgwarden.postgres.roles import ensure_replication_role
+from pgwarden.postgres.session import LocalSession
 from pgwarden.postgres.settings import ManagedConf
 from pgwarden.postgres.slots import SlotInfo, slot_name
 
@@ -64,6 +65,8 @@ class PostgresController:
         # (postmaster pid, highest timeline a standby was seen receiving): see ``probe``.
         self._standby_timeline: tuple[int, int] | None = None
         self._refusals = ConfigRefusals(settings)
+        # The probe's and the slots' queries, every cycle: one kept connection, not one each.
+        self._session = LocalSession(settings)
 
     # ---- observation -------------------------------------------------------------------
 
@@ -88,7 +91,7 @@ class PostgresController:
         # Asked at the first probe too, so a promotion's rewrite of the files never waits for it.
         parameters = self._rendered_parameters()
         self._refusals.refused(parameters)
-        state = self._refusals.report(probe(self.settings, timeout), parameters, timeout)
+        state = self._refusals.report(probe(self.settings, timeout, self._session), parameters, timeout)
         if not state.is_standby or state.timeline is None:
             return state
         pid = postmaster_pid(self.settings.data_dir)
@@ -187,6 +190,8 @@ class PostgresController:
             raise ValueError(f"unknown stop mode: {mode!r}")
         if not self.is_running():
             return
+        if mode == "smart":
+            self._session.close()  # a smart shutdown waits for every session to end, ours too
         args = ["stop", "-D", str(self.data_dir), "-m", mode, "-w", "-t", str(int(timeout))]
         try:
             run(self.settings, "pg_ctl", args, timeout=timeout + _PG_CTL_GRACE)
@@ -379,16 +384,13 @@ class PostgresController:
             ensure_replication_role(conn, creds.username, creds.password)
 
     def create_slot(self, name: str, timeout: float = SQL_TIMEOUT) -> bool:
-        with sql.local_session(self.settings, timeout) as conn:
-            return slot_sql.create_slot(conn, name)
+        return self._session.run(lambda conn: slot_sql.create_slot(conn, name), timeout)
 
     def drop_slot(self, name: str, timeout: float = SQL_TIMEOUT) -> bool:
-        with sql.local_session(self.settings, timeout) as conn:
-            return slot_sql.drop_slot(conn, name)
+        return self._session.run(lambda conn: slot_sql.drop_slot(conn, name), timeout)
 
     def list_slots(self, timeout: float = SQL_TIMEOUT) -> dict[str, SlotInfo]:
-        with sql.local_session(self.settings, timeout) as conn:
-            return slot_sql.list_slots(conn)
+        return self._session.run(slot_sql.list_slots, timeout)
 
     def execute_sql(
         self,
@@ -400,6 +402,10 @@ class PostgresController:
         with sql.local_session(self.settings, timeout) as conn:
             cursor = conn.execute(query, params)
             return cursor.fetchall() if cursor.description else []
+
+    def close(self) -> None:
+        """Close the kept session (the next probe opens it again)."""
+        self._session.close()
 
     # ---- internals ---------------------------------------------------------------------
 
