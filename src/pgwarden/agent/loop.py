@@ -75,11 +75,9 @@ class Agent:
         dcs = config.bootstrap
         # Each etcd request gets half the retry budget per endpoint, so a renewal can still try a
         # second member within retry_timeout when the first hangs.
-        self.store = EtcdStore(
-            list(config.etcd.hosts), timeout=dcs.retry_timeout / 2, bind_address=config.etcd.bind_address
-        )
+        self.store = EtcdStore.connect(config.etcd, timeout=dcs.retry_timeout / 2)
         self.keys = ClusterKeys(config.cluster, config.etcd.prefix)
-        self.cluster = ClusterStore(self.store, config.cluster, config.etcd.prefix)
+        self.cluster = ClusterStore(self.store, config.cluster, config.etcd.prefix, config.member_networks)
         self.postgres = PostgresController(config.postgresql, config.name)
         self.jobs = JobRunner()
         self.lease = LeaderLease()

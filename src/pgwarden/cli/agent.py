@@ -13,6 +13,7 @@ import typer
 from pgwarden.api.tls import tls_problems
 from pgwarden.config.errors import ConfigError
 from pgwarden.config.node import load_node_config
+from pgwarden.dcs.etcd_tls import tls_problems as etcd_tls_problems
 from pgwarden.local.siblings import data_dirs_beside
 
 
@@ -38,7 +39,7 @@ def agent(config: Path = typer.Option(..., "-c", "--config", help="node config f
         typer.echo(f"pgwarden: {exc}", err=True)
         raise typer.Exit(2) from None
 
-    problems = tls_problems(node.api)
+    problems = tls_problems(node.api) + etcd_tls_problems(node.etcd)
     for problem in problems:
         typer.echo(f"pgwarden: {problem}", err=True)
     if problems:

@@ -127,6 +127,8 @@ def _describe(exc: httpx.TransportError, budget: float, settings: EtcdSettings, 
     text = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError) and "refused" in text.lower():
         return "refused"
+    if not settings.tls and isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError):
+        return f"{text} ({etcd_tls.PLAIN_TO_TLS_HINT})"
     return text
 
 
@@ -237,13 +239,16 @@ class EtcdStore:
     def _refused(self, index: int, code: int | None, message: str) -> _EtcdAnswer:
         return _EtcdAnswer(self._endpoints[index], code, message, self._auth.username if self._auth else None)
 
-    def _exchange(self, index: int, path: str, body: Json, budget: float) -> Json:
+    def _exchange(self, index: int, path: str, body: Json, budget: float, eager: bool = True) -> Json:
         """One call to one member, with a token when etcd wants one: asked for first when there is
-        none, and again (then the call repeated) when the member refuses the one sent. Raises
+        none (unless not ``eager``: then only once etcd refuses the call without one), and again
+        (then the call repeated) when the member refuses the one sent. Raises
         httpx.TransportError, ValueError (no JSON answer) or _EtcdAnswer (credentials refused)."""
         deadline = time.monotonic() + budget
         auth = self._auth
-        token = self._token(index, deadline) if auth is not None else None
+        token = None
+        if auth is not None:
+            token = self._token(index, deadline) if eager else auth.token() or None
         answer = self._post(index, path, body, token, deadline)
         error = _error_of(answer)
         if auth is not None and error is not None and etcd_auth.is_token_refusal(*error):
@@ -277,11 +282,13 @@ class EtcdStore:
         return self._parse(response, self._settings)
 
     def _post_once(self, index: int, path: str, body: Json, budget: float) -> _Reply:
-        """One request to one endpoint, never raising: what it answered, or why it did not."""
+        """One request to one endpoint, never raising: what it answered, or why it did not. It
+        asks for a token only when etcd refuses the call without one: etcd 3.4 does not check
+        tokens on keepalives, so a renewal never waits for an authentication it does not need."""
         endpoint = self._endpoints[index]
         sent = time.monotonic()  # before the request leaves: the lease deadline counts from here
         try:
-            answer = self._exchange(index, path, body, budget)
+            answer = self._exchange(index, path, body, budget, eager=False)
         except httpx.TransportError as exc:
             return _Reply(index, sent, failure=_describe(exc, budget, self._settings, endpoint.host))
         except ValueError as exc:

@@ -23,6 +23,8 @@ from pgwarden.model.node import EtcdSettings
 # What etcd answers when a client certificate carries a CommonName, on the JSON gateway.
 GATEWAY_CN = "CommonName of client sending a request against gateway"
 PLAIN_TO_TLS = "Client sent an HTTP request to an HTTPS server"
+# An etcd that requires client certificates drops a plain HTTP request without an answer.
+PLAIN_TO_TLS_HINT = "an etcd serving TLS does this to plain HTTP: set etcd.protocol: https?"
 
 
 class EtcdTlsError(Exception):
