@@ -54,6 +54,7 @@ class Observer:
         self._promises = promises or PromiseBox()
         self.last_view = ClusterView(name=config.cluster, config=config.bootstrap)
         self._started = monotonic()
+        self._untrusted: Mapping[str, str] = {}  # as last reported
 
     def observe(self, memory: Memory) -> Observation:
         requests = self._requests.pending()
@@ -108,5 +109,16 @@ class Observer:
         if not any(kv.key == self._keys.config for kv in snapshot.items):
             # Before bootstrap writes it, the cluster's config is this node's bootstrap.dcs.
             view = dataclasses.replace(view, config=self._config.bootstrap)
+        self._report_untrusted(view.untrusted)
         self.last_view = view
         return view, True
+
+    def _report_untrusted(self, untrusted: Mapping[str, str]) -> None:
+        """Say once when a member's record is not trusted (again when the reason changes), and
+        when it is trusted again; the API's status and `pgwarden list` show the current ones."""
+        for name, why in sorted(untrusted.items()):
+            if self._untrusted.get(name) != why:
+                log.warning("%s: it is left out of the cluster and no credential is sent to it", why)
+        for name in sorted(self._untrusted.keys() - untrusted.keys()):
+            log.info("member %s's record in etcd is trusted again", name)
+        self._untrusted = untrusted
