@@ -48,7 +48,7 @@ from typing import Any, Literal
 import httpx
 
 from pgwarden.dcs import etcd_auth, etcd_tls
-from pgwarden.dcs.etcd_auth import EtcdAuth
+from pgwarden.dcs.etcd_auth import EtcdAuth, TokenSource
 from pgwarden.dcs.store import KeyValue, LeaseExpired, Snapshot, StoreError, WatchEvent
 from pgwarden.model.node import Address, EtcdSettings
 
@@ -64,6 +64,9 @@ RENEW_RETRY = 0.25
 # How long an idle connection to a member is kept: longer than the loop's and the keeper's
 # intervals, so that calls (and a hedged renewal to another member) rarely pay a TLS handshake.
 KEEPALIVE = 60.0
+# How long one member may take to issue a token: etcd checks the password with bcrypt and
+# replicates the token through raft, which on a loaded machine takes a second or more.
+AUTH_TIMEOUT = 5.0
 
 Json = dict[str, Any]
 
@@ -171,6 +174,7 @@ class EtcdStore:
         self._preferred = 0
         username, password = self._settings.username, self._settings.password
         self._auth = EtcdAuth(username, password) if username and password is not None else None
+        self._tokens = TokenSource(self._authenticate)
         tls = etcd_tls.client_context(self._settings)
         self._client = self._new_client(bind_address, tls)
         self._watch_client = self._new_client(bind_address, tls)
@@ -248,30 +252,56 @@ class EtcdStore:
         auth = self._auth
         token = None
         if auth is not None:
-            token = self._token(index, deadline) if eager else auth.token() or None
+            token = self._token(deadline) if eager else auth.token() or None
         answer = self._post(index, path, body, token, deadline)
         error = _error_of(answer)
         if auth is not None and error is not None and etcd_auth.is_token_refusal(*error):
             auth.forget(token)
-            answer = self._post(index, path, body, self._token(index, deadline), deadline)
+            answer = self._post(index, path, body, self._token(deadline), deadline)
         return answer
 
-    def _token(self, index: int, deadline: float) -> str | None:
-        """The token to send to member ``index``: the current one, or a new one asked of it."""
+    def _token(self, deadline: float) -> str | None:
+        """The token to send: the current one, or the one being asked for (`TokenSource`),
+        waited for until ``deadline``. Raises ValueError when it is not there in time (or no
+        member gave one: the next call asks again), _EtcdAnswer when etcd refused the credentials."""
         assert self._auth is not None
         token = self._auth.token()
         if token is not None:
             return token or None
-        answer = self._post(index, etcd_auth.AUTHENTICATE, self._auth.request, None, deadline)
-        error = _error_of(answer)
-        if error is None:
-            return self._auth.accept(answer)
-        code, message = error
-        if etcd_auth.is_not_enabled(message):
-            return self._auth.not_enabled() or None
-        if _is_transient(code, message):
-            raise ValueError(f"could not authenticate: answered {message!r}")
-        raise self._refused(index, code, message)
+        try:
+            return self._tokens.wait(deadline) or None
+        except _EtcdAnswer:
+            raise
+        except StoreError as exc:
+            raise ValueError(f"no auth token: {str(exc).removeprefix('etcd unreachable: ')}") from None
+
+    def _authenticate(self) -> str:
+        """Ask the members in turn, the preferred first, for a token ("" when etcd has auth off)."""
+        assert self._auth is not None
+        failures: list[tuple[Address, str]] = []
+        for step in range(len(self._endpoints)):
+            index = (self._preferred + step) % len(self._endpoints)
+            endpoint = self._endpoints[index]
+            try:
+                answer = self._post(
+                    index, etcd_auth.AUTHENTICATE, self._auth.request, None, time.monotonic() + AUTH_TIMEOUT
+                )
+            except httpx.TransportError as exc:
+                failures.append((endpoint, _describe(exc, AUTH_TIMEOUT, self._settings, endpoint.host)))
+                continue
+            except ValueError as exc:
+                failures.append((endpoint, str(exc)))
+                continue
+            error = _error_of(answer)
+            if error is None:
+                return self._auth.accept(answer)
+            code, message = error
+            if etcd_auth.is_not_enabled(message):
+                return self._auth.not_enabled()
+            if not _is_transient(code, message):
+                raise self._refused(index, code, message)
+            failures.append((endpoint, f"answered {message!r}"))
+        raise self._unreachable(failures)
 
     def _post(self, index: int, path: str, body: Json, token: str | None, deadline: float) -> Json:
         budget = max(0.01, deadline - time.monotonic())
@@ -459,14 +489,14 @@ class EtcdStore:
         """`_watch_once` with a token when etcd wants one, asked for again once if refused."""
         if self._auth is None:
             return self._watch_once(index, request, None, connect, wait)
-        token = self._token(index, time.monotonic() + connect)
+        token = self._token(time.monotonic() + connect)
         try:
             return self._watch_once(index, request, token, connect, wait)
         except _EtcdAnswer as exc:
             if not etcd_auth.is_token_refusal(exc.code, exc.message):
                 raise
             self._auth.forget(token)
-        return self._watch_once(index, request, self._token(index, time.monotonic() + connect), connect, wait)
+        return self._watch_once(index, request, self._token(time.monotonic() + connect), connect, wait)
 
     def _watch_once(
         self, index: int, request: Json, token: str | None, connect: float, wait: float
@@ -502,6 +532,7 @@ class EtcdStore:
 
     def close(self) -> None:
         self._renewers.shutdown(wait=False, cancel_futures=True)
+        self._tokens.close()
         self._client.close()
         self._watch_client.close()
 

@@ -6,11 +6,13 @@ member's memory: they are handed to every member through raft when issued, each 
 one after ``--auth-token-ttl`` seconds without use *there*, and a restarted member forgets them
 all. So a token kept alive by the member the agent talks to has long expired on the others, and
 the first call that moves to another member (its member died) is answered "invalid auth token".
-The store then asks for a new token at that member and repeats the call at once, within the
-same time budget (`EtcdStore._exchange`): one more round trip and etcd's bcrypt check, on one
-request; the others go on meanwhile. Nothing waits on a lock while a token is asked for (two
-threads may both ask; both tokens are good), so a token refresh never holds up a lease renewal
-sent to another member. etcd 3.4 does not check tokens on lease keepalives at all.
+The store then forgets the token and repeats the call with a new one, within the same time
+budget (`EtcdStore._exchange`). Tokens are asked for by `TokenSource`, on a thread of its own
+and one request at a time, each member given AUTH_TIMEOUT: etcd checks the password with bcrypt
+and replicates the token through raft, which on a loaded machine takes longer than one call's
+budget; a call that gives up waiting leaves the request running for the next one. Lease
+renewals never wait for a token they do not need: etcd 3.4 does not check tokens on keepalives,
+so a renewal is sent with the token at hand (or none) and asks for one only if refused.
 
 When etcd answers that authentication is not enabled, calls go without a token (said once);
 should it be enabled later, the first refusal ("user name is empty") asks for one.
@@ -20,6 +22,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,37 @@ class EtcdAuth:
         with self._lock:
             if self._token == stale:
                 self._token = None
+
+
+class TokenSource:
+    """Asks for tokens on a thread of its own, one request at a time: a call waits for the token
+    within its own budget, and a call that gives up leaves the request running, so a password
+    check slower than any one call's budget (bcrypt on a loaded machine) still ends with a token.
+    ``authenticate`` asks etcd and returns the token, or raises (the next `wait` asks again)."""
+
+    def __init__(self, authenticate: Callable[[], str]) -> None:
+        self._authenticate = authenticate
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="etcd-auth")
+        self._lock = threading.Lock()
+        self._running: Future[str] | None = None
+
+    def wait(self, deadline: float) -> str:
+        """The token being asked for (a new request when none runs), by the monotonic ``deadline``;
+        ValueError when it is not there by then, else what ``authenticate`` raised."""
+        with self._lock:
+            if self._running is None or self._running.done():
+                try:
+                    self._running = self._pool.submit(self._authenticate)
+                except RuntimeError as exc:  # the pool is shut down: the store was closed
+                    raise ValueError(f"etcd client closed: {exc}") from None
+            running = self._running
+        try:
+            return running.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            raise ValueError("still waiting for an auth token (etcd is slow to check the password)") from None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def is_token_refusal(code: int | None, message: str) -> bool:
