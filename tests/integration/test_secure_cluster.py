@@ -170,8 +170,10 @@ def test_agents_with_the_wrong_credentials_are_refused_and_retry_without_a_trace
             )
             out.close()
             started.append((number, proc, log))
-        time.sleep(12)  # several loop cycles of retrying
         for number, proc, log in started:
+            # Starting up takes seconds on a loaded machine; then it must keep trying, cycle after cycle.
+            tries = lambda path=log: path.read_text().count("cannot read the cluster from etcd") >= 3  # noqa: E731
+            wait_for(tries, 120, f"bogus{number} retrying")
             assert proc.poll() is None, f"bogus{number} exited: {log.read_text()[-2000:]}"
     finally:
         for _, proc, _ in started:

@@ -262,8 +262,9 @@ class EtcdStore:
 
     def _token(self, deadline: float) -> str | None:
         """The token to send: the current one, or the one being asked for (`TokenSource`),
-        waited for until ``deadline``. Raises ValueError when it is not there in time (or no
-        member gave one: the next call asks again), _EtcdAnswer when etcd refused the credentials."""
+        waited for until ``deadline``. Raises ValueError when it is not there in time (the next
+        member waits on), StoreError when no member gave one (the whole call fails with why; the
+        next call asks again), _EtcdAnswer when etcd refused the credentials."""
         assert self._auth is not None
         token = self._auth.token()
         if token is not None:
@@ -273,7 +274,8 @@ class EtcdStore:
         except _EtcdAnswer:
             raise
         except StoreError as exc:
-            raise ValueError(f"no auth token: {str(exc).removeprefix('etcd unreachable: ')}") from None
+            why = str(exc).removeprefix("etcd unreachable: ")
+            raise StoreError(f"etcd unreachable: no auth token: {why}") from None
 
     def _authenticate(self) -> str:
         """Ask the members in turn, the preferred first, for a token ("" when etcd has auth off)."""
@@ -325,6 +327,8 @@ class EtcdStore:
             return _Reply(index, sent, failure=str(exc))
         except _EtcdAnswer as exc:
             return _Reply(index, sent, error=(exc.code, exc.message))
+        except StoreError as exc:  # no auth token to be had
+            return _Reply(index, sent, failure=str(exc).removeprefix("etcd unreachable: "))
         error = _error_of(answer)
         if error is not None and _is_transient(*error):
             return _Reply(index, sent, failure=f"answered {error[1]!r}")
