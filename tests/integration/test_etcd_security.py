@@ -24,6 +24,7 @@ import pytest
 pytest.register_assert_rewrite("tests.support.store_contract")
 
 from pgwarden.dcs.etcd import EtcdStore  # noqa: E402
+from pgwarden.dcs.etcd_tls import EtcdTlsError  # noqa: E402
 from pgwarden.dcs.store import StoreError  # noqa: E402
 from pgwarden.local.etcd_security import EtcdUser  # noqa: E402
 from pgwarden.local.pki import Pki  # noqa: E402
@@ -259,3 +260,28 @@ def test_a_tls_handshake_happens_once_per_connection_not_per_call(secure_etcd: E
         for _ in range(20):
             store.get_prefix("/contract/")
         assert {id(c) for c in pool.connections} == before
+
+
+def test_a_rotated_client_certificate_is_taken_for_new_connections_and_a_bad_one_is_refused(
+    secure_etcd: EtcdCluster, tmp_path: Path
+) -> None:
+    pki = secure_etcd.pki
+    mine = pki.issue_client("rotating", common_name="")
+    settings = secure_etcd.settings(AGENT.name, AGENT.password, cert=str(mine.cert), key=str(mine.key))
+    with EtcdStore.connect(settings, TIMEOUT) as store:
+        store.get_prefix("/contract/")
+        assert store._tls is not None
+        before = store._tls.current
+        pki.rotate("rotating")  # a new key and certificate in place, as a rotation script does
+        store.reload_tls()
+        assert store._tls.current is not before
+        store._client.close()  # no connection left to reuse: the next call shakes hands anew
+        store._client = store._new_client(None, store._tls)
+        store.get_prefix("/contract/")
+        rotated = store._tls.current
+        # Half a rotation: another certificate beside the key in place; the pair in use stays.
+        mine.cert.write_bytes(Pki(tmp_path / "stranger").issue_client("x", common_name="").cert.read_bytes())
+        with pytest.raises(EtcdTlsError, match="does not match"):
+            store.reload_tls()
+        assert store._tls.current is rotated
+        store.get_prefix("/contract/")

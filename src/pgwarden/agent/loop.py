@@ -28,6 +28,7 @@ from pgwarden.api.server import ApiServer
 from pgwarden.api.tls import ReloadableClientContext, calls_peers_over_tls, peer_context, peer_files
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.etcd import EtcdStore
+from pgwarden.dcs.etcd_tls import tls_files as etcd_tls_files
 from pgwarden.dcs.keys import ClusterKeys
 from pgwarden.dcs.store import LeaseExpired, StoreError
 from pgwarden.ha import actions as a
@@ -146,6 +147,9 @@ class Agent:
             self.api.certificates.add(
                 "the certificate presented to peers", peer_files(config.api), self._peer_tls.reload
             )
+        if config.etcd.tls:
+            files = etcd_tls_files(config.etcd)
+            self.api.certificates.add("the etcd client certificate", files, self.store.reload_tls)
         self.reloads = Reloads()  # what SIGHUP reloads (cli/agent.py installs the handler)
         self.reloads.add("the REST API's certificates", self.api.request_reload)
         self.lease_keeper = LeaseKeeper(self.store, self.lease)

@@ -175,12 +175,20 @@ class EtcdStore:
         username, password = self._settings.username, self._settings.password
         self._auth = EtcdAuth(username, password) if username and password is not None else None
         self._tokens = TokenSource(self._authenticate)
-        tls = etcd_tls.client_context(self._settings)
-        self._client = self._new_client(bind_address, tls)
-        self._watch_client = self._new_client(bind_address, tls)
+        # Each new connection is wrapped by the context built last: `reload_tls` swaps in a
+        # rotated client certificate (or CA) without rebuilding the clients or their pools.
+        self._tls = etcd_tls.reloadable_context(self._settings)
+        self._client = self._new_client(bind_address, self._tls)
+        self._watch_client = self._new_client(bind_address, self._tls)
         # Two renewals may overlap (the loop's and the keeper's), each with one request per member,
         # and a renewal that returned leaves its slower requests running out their timeouts.
         self._renewers = ThreadPoolExecutor(4 * len(self._endpoints), thread_name_prefix="etcd-renew")
+
+    def reload_tls(self) -> None:
+        """Build the TLS context again from the files (rotated certificate, key or CA) for new
+        connections; raises EtcdTlsError, keeping the one in use, when they cannot be used."""
+        if self._tls is not None:
+            self._tls.reload()
 
     @classmethod
     def connect(cls, settings: EtcdSettings, timeout: float) -> EtcdStore:

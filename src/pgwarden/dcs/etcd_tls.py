@@ -18,6 +18,7 @@ import ssl
 
 import httpx
 
+from pgwarden.api.tls import ReloadableClientContext
 from pgwarden.model.node import EtcdSettings
 
 # What etcd answers when a client certificate carries a CommonName, on the JSON gateway.
@@ -43,6 +44,24 @@ def client_context(settings: EtcdSettings) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         raise EtcdTlsError(_file_problem(settings, exc)) from None
     return context
+
+
+def reloadable_context(settings: EtcdSettings) -> ReloadableClientContext | None:
+    """`client_context` kept reloadable (``.reload()``) for new connections; None over http."""
+    if not settings.tls:
+        return None
+    return ReloadableClientContext(lambda: _context(settings))
+
+
+def _context(settings: EtcdSettings) -> ssl.SSLContext:
+    context = client_context(settings)
+    assert context is not None  # settings.tls
+    return context
+
+
+def tls_files(settings: EtcdSettings) -> tuple[str, ...]:
+    """The files the context is built from (what a reload watches)."""
+    return tuple(f for f in (settings.cacert, settings.cert, settings.key) if f)
 
 
 def tls_problems(settings: EtcdSettings) -> list[str]:
