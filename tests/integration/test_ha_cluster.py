@@ -15,6 +15,7 @@ import pytest
 from pgwarden.fence.files import running_fence
 from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
+from pgwarden.local.stack import Stack
 from tests.support.cluster import (
     WriterWatch,
     conninfo,
@@ -41,7 +42,15 @@ def _streaming_from(stack, name: str, upstream: str) -> bool:
 
 
 def test_node_loss_elects_one_new_primary_and_the_old_one_rejoins_by_rewind() -> None:
-    with running_stack() as stack, WriterWatch(stack) as watch:
+    with running_stack() as stack:
+        node_loss_and_rejoin(stack)
+
+
+def node_loss_and_rejoin(stack: Stack) -> None:
+    """The primary's node dies: one new primary, writes through HAProxy again, the third node
+    follows it, and the old primary comes back by rewind; never two writers (test_secure_cluster
+    runs this on a secured stack)."""
+    with WriterWatch(stack) as watch:
         old = primary_name(stack)
         assert old is not None
         assert write_through_router(stack, 1)

@@ -115,11 +115,29 @@ def test_up_twice_then_down_purge_leaves_no_process_and_no_directory(stack_dir: 
     path = stack_dir / "stack.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     doc = json.loads(path.read_text())
-    assert list(doc) == ["cluster", "nodes", "etcd", "haproxy", "superuser", "api_auth"]
+    assert list(doc) == [
+        "cluster", "nodes", "etcd", "member_networks", "haproxy", "superuser", "api_auth",
+        "etcd_client", "tls",
+    ]  # fmt: skip
     assert [n["host"] for n in doc["nodes"]] == [f"{network}.11", f"{network}.12"]
     assert doc["haproxy"]["primary"] == f"{network}.1:5000"
     assert doc["api_auth"]["username"] == "pgwarden" and len(doc["api_auth"]["password"]) >= 12
     assert doc["superuser"]["password"] in first.stdout
+    # Secure by default: etcd and the APIs over TLS, client certificates required, etcd auth on.
+    assert doc["etcd"] == [f"https://{network}.{21 + i}:2379" for i in range(3)]
+    assert doc["etcd_client"]["username"] == "pgwarden" and Path(doc["etcd_client"]["cacert"]).exists()
+    assert all(n["api_url"].startswith("https://") for n in doc["nodes"])
+    for key in (stack_dir / "tls").glob("*.key"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+    assert "etcd auth" in first.stdout and "client certificates required" in first.stdout
+    listed = pgwarden("list", "--dir", str(stack_dir), "--format", "json")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    members = {m["name"]: m["role"] for m in json.loads(listed.stdout)["members"]}
+    primary = next(name for name, role in members.items() if role == "primary")
+    standby = next(name for name in members if name != primary)
+    switched = pgwarden("switchover", "--candidate", standby, "--force", "--dir", str(stack_dir))
+    assert switched.returncode == 0, switched.stdout + switched.stderr
+    assert f"{standby} is the primary" in switched.stdout
 
     second = pgwarden("up", *options)
     assert second.returncode == 0, second.stdout + second.stderr

@@ -36,12 +36,13 @@ def _auth(stack: Stack) -> tuple[str, str] | None:
 
 
 def _api(stack: Stack, name: str) -> str:
-    i = int(name.removeprefix("node")) - 1
-    return f"http://{stack.spec.node_host(i)}:{stack.spec.api_port}"
+    return stack.spec.api_url(int(name.removeprefix("node")) - 1)
 
 
 def _post(stack: Stack, name: str, path: str, body: dict[str, Any], timeout: float = 60) -> httpx.Response:
-    return httpx.post(f"{_api(stack, name)}{path}", json=body, auth=_auth(stack), timeout=timeout)
+    return httpx.post(
+        f"{_api(stack, name)}{path}", json=body, auth=_auth(stack), timeout=timeout, verify=stack.api_verify()
+    )
 
 
 def _router(stack: Stack, port: int) -> str:
@@ -129,7 +130,12 @@ def test_switchover_without_credentials_is_401(stack: Stack) -> None:
         pytest.skip("the local stack runs without API auth")
     primary = primary_name(stack)
     assert primary is not None
-    reply = httpx.post(f"{_api(stack, primary)}/switchover", json={"candidate": "node1"}, timeout=10)
+    reply = httpx.post(
+        f"{_api(stack, primary)}/switchover",
+        json={"candidate": "node1"},
+        timeout=10,
+        verify=stack.api_verify(),
+    )
     assert reply.status_code == 401
     assert primary_name(stack) == primary
 
@@ -143,7 +149,14 @@ def test_scheduled_switchover_waits_for_its_time_and_can_be_cancelled(stack: Sta
     reply = _post(stack, old, "/switchover", {"candidate": candidate, "scheduled_at": later.isoformat()})
     assert reply.status_code == 202, reply.text
     assert _post(stack, old, "/switchover", {"candidate": candidate}).status_code == 409
-    cancel = httpx.request("DELETE", f"{_api(stack, old)}/switchover", json={}, auth=_auth(stack), timeout=10)
+    cancel = httpx.request(
+        "DELETE",
+        f"{_api(stack, old)}/switchover",
+        json={},
+        auth=_auth(stack),
+        timeout=10,
+        verify=stack.api_verify(),
+    )
     assert cancel.status_code == 200, cancel.text
     soon = datetime.now(UTC) + timedelta(seconds=3)
     reply = _post(stack, old, "/switchover", {"candidate": candidate, "scheduled_at": soon.isoformat()})

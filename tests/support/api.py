@@ -79,6 +79,7 @@ def call(
         headers=headers,
         auth=credentials(stack) if auth else None,
         timeout=timeout,
+        verify=stack.api_verify(),
     )
 
 

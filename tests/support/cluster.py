@@ -59,10 +59,15 @@ def running_stack(
     timeout: float = 120.0,
     network: str | None = None,
     agent_command: Sequence[str] = AGENT_COMMAND,
+    secure: bool = False,
     **spec: Any,
 ) -> Iterator[Stack]:
-    """``network``: a ``cluster_network()`` drawn beforehand (default: drawn here); ``spec``: more
-    StackSpec fields, e.g. ``api_tls=True``."""
+    """``network``: a ``cluster_network()`` drawn beforehand (default: drawn here); ``secure``: as
+    ``pgwarden up`` starts it (etcd over TLS with client certificates and etcd auth, the APIs
+    over mTLS); plain HTTP by default, for speed; ``spec``: more StackSpec fields, e.g.
+    ``api_tls=True``."""
+    if secure:
+        spec = {"api_tls": True, "etcd_tls": True, **spec}
     base = Path(tempfile.mkdtemp(prefix="pgw-", dir="/tmp"))
     os.chmod(base, 0o755)
     network = network or cluster_network()

@@ -2,7 +2,9 @@
 
 Members listen on 127.0.1.21-23 (ports chosen free by the kernel), with fast elections
 (heartbeat 100 ms, election timeout 1 s), data in a temporary directory. Members can be
-killed (SIGKILL) and restarted with their data to inject faults. Leaving the ``with`` block
+killed (SIGKILL) and restarted with their data to inject faults. ``secure=True`` starts them as
+the local stack does (local/etcd_security.py): TLS with client certificates on both ports, and
+etcd auth with root and the users given, each limited to its prefix. Leaving the ``with`` block
 stops every process and removes the directory, whatever happened inside; each member also
 gets SIGKILL from the kernel if the test process itself dies (PR_SET_PDEATHSIG).
 """
@@ -10,9 +12,11 @@ gets SIGKILL from the kernel if the test process itself dies (PR_SET_PDEATHSIG).
 from __future__ import annotations
 
 import ctypes
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -23,7 +27,10 @@ from types import TracebackType
 
 import httpx
 
-from pgwarden.model.node import Address
+from pgwarden.api.tls import client_context
+from pgwarden.local import etcd_security
+from pgwarden.local.pki import Issued, Pki
+from pgwarden.model.node import Address, EtcdSettings
 
 HOSTS = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
 ETCD = "/usr/bin/etcd"
@@ -50,10 +57,17 @@ class EtcdCluster:
         hosts: Sequence[str] = HOSTS,
         startup_timeout: float = 20.0,
         base_dir: Path | None = None,
+        secure: bool = False,
+        users: Sequence[etcd_security.EtcdUser] = (),
+        auth_token_ttl: int | None = None,
     ) -> None:
         self.hosts = tuple(hosts)
         self.startup_timeout = startup_timeout
         self._base_dir = base_dir
+        self.secure = secure
+        self.users = tuple(users)
+        self.auth_token_ttl = auth_token_ttl
+        self.root_password = secrets.token_urlsafe(12)
         self.dir = Path(".")
         self.endpoints: list[Address] = []
         self._peers: list[Address] = []
@@ -67,9 +81,17 @@ class EtcdCluster:
         try:
             self.endpoints = [Address(h, free_port(h)) for h in self.hosts]
             self._peers = [Address(h, free_port(h)) for h in self.hosts]
+            if self.secure:
+                for i, host in enumerate(self.hosts):
+                    etcd_security.member_certificate(self.pki, f"e{i}", host)
+                etcd_security.client_certificate(self.pki, "client")
             for i in range(len(self.hosts)):
                 self.start(i)
             self.wait_healthy(self.startup_timeout)
+            if self.secure:
+                urls = [f"https://{e}" for e in self.endpoints]
+                admin = self.pki.paths("client")
+                etcd_security.enable_auth(urls, self.pki, admin, self.root_password, self.users)
         except BaseException:
             self._cleanup()
             raise
@@ -86,23 +108,66 @@ class EtcdCluster:
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.secure else "http"
+
+    @property
+    def pki(self) -> Pki:
+        return Pki(self.dir / "tls", ca_name="pgwarden test etcd CA")
+
+    def url(self, i: int) -> str:
+        return f"{self.scheme}://{self.endpoints[i]}"
+
+    def client(self) -> Issued:
+        """A client certificate signed by the members' CA, without a CommonName."""
+        return self.pki.paths("client")
+
+    def settings(
+        self, username: str | None = None, password: str | None = None, **changes: str | None
+    ) -> EtcdSettings:
+        """Client settings for this cluster: over TLS with ``client`` when secure, as ``username``."""
+        base: dict[str, str | None] = {}
+        if self.secure:
+            client = self.client()
+            base = {"cacert": str(self.pki.ca_cert), "cert": str(client.cert), "key": str(client.key)}
+        return EtcdSettings(
+            tuple(self.endpoints),
+            protocol=self.scheme,
+            username=username,
+            password=password,
+            **{**base, **changes},
+        )
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        if not self.secure:
+            return True
+        client = self.client()
+        return client_context(str(self.pki.ca_cert), str(client.cert), str(client.key))
+
     def _command(self, i: int) -> list[str]:
-        initial = ",".join(f"e{j}=http://{peer}" for j, peer in enumerate(self._peers))
+        scheme = self.scheme
+        initial = ",".join(f"e{j}={scheme}://{peer}" for j, peer in enumerate(self._peers))
         client, peer = self.endpoints[i], self._peers[i]
-        return [
+        command = [
             ETCD,
             f"--name=e{i}",
             f"--data-dir={self.dir / f'e{i}'}",
-            f"--listen-client-urls=http://{client}",
-            f"--advertise-client-urls=http://{client}",
-            f"--listen-peer-urls=http://{peer}",
-            f"--initial-advertise-peer-urls=http://{peer}",
+            f"--listen-client-urls={scheme}://{client}",
+            f"--advertise-client-urls={scheme}://{client}",
+            f"--listen-peer-urls={scheme}://{peer}",
+            f"--initial-advertise-peer-urls={scheme}://{peer}",
             f"--initial-cluster={initial}",
             "--initial-cluster-state=new",  # ignored when the data dir already exists (restart)
             f"--initial-cluster-token={self._token}",
             "--heartbeat-interval=100",
             "--election-timeout=1000",
         ]
+        if self.secure:
+            command += etcd_security.member_flags(self.pki, self.pki.paths(f"e{i}"))
+        if self.auth_token_ttl is not None:
+            command.append(f"--auth-token-ttl={self.auth_token_ttl}")
+        return command
 
     def start(self, i: int) -> None:
         """Start member ``i`` (again, with its data, if it was killed). Does not wait."""
@@ -150,7 +215,7 @@ class EtcdCluster:
         if not self.running(i):
             return False
         try:
-            answer = httpx.get(f"http://{self.endpoints[i]}/health", timeout=1.0, trust_env=False)
+            answer = httpx.get(f"{self.url(i)}/health", timeout=1.0, trust_env=False, verify=self._verify())
             return bool(answer.json().get("health") == "true")
         except (httpx.HTTPError, ValueError):
             return False
@@ -174,8 +239,8 @@ class EtcdCluster:
             if not self.running(i):
                 continue
             try:
-                url = f"http://{self.endpoints[i]}/v3/maintenance/status"
-                status = httpx.post(url, json={}, timeout=1.0, trust_env=False).json()
+                url = f"{self.url(i)}/v3/maintenance/status"
+                status = httpx.post(url, json={}, timeout=1.0, trust_env=False, verify=self._verify()).json()
             except (httpx.HTTPError, ValueError):
                 continue
             if status.get("leader") and status["leader"] == status["header"]["member_id"]:

@@ -13,7 +13,6 @@ whatever happens inside; tables left by a crashed run are named ``pgwarden_test_
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import os
 import pwd
@@ -26,10 +25,11 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from pgwarden.dcs.etcd import EtcdStore
 from pgwarden.dcs.keys import DEFAULT_PREFIX
 from pgwarden.fence.files import running_fence
 from pgwarden.fence.postmaster import postmaster_pid
-from pgwarden.local import processes
+from pgwarden.local import etcd_members, processes
 from pgwarden.local.stack import Stack
 
 TABLE_PREFIX = "pgwarden_test_"
@@ -174,14 +174,13 @@ def _remove_forgotten_tables() -> None:
 def next_publish(stack: Stack, name: str, timeout: float = 5.0) -> float:
     """When the agent of ``name`` next rewrote its member key (monotonic): the end of one of its
     loop cycles, so the next cycle begins about ``loop_wait`` minus the cycle's length later."""
-    endpoint = stack.spec.etcd_endpoints()[0]
-    key = base64.b64encode(f"{DEFAULT_PREFIX}/{stack.spec.cluster}/members/{name}".encode()).decode()
+    key = f"{DEFAULT_PREFIX}/{stack.spec.cluster}/members/{name}"
     last = None
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=1) as client:
+    with EtcdStore.connect(stack.etcd_settings(), 1.0) as store:
         while time.monotonic() < deadline:
-            kvs = client.post(f"http://{endpoint}/v3/kv/range", json={"key": key}).json().get("kvs") or [{}]
-            revision = kvs[0].get("mod_revision")
+            found = store.get_prefix(key).get(key)
+            revision = found.mod_revision if found is not None else None
             if last is not None and revision != last:
                 return time.monotonic()
             last = revision
@@ -254,9 +253,10 @@ def etcd_leader(stack: Stack) -> int | None:
     """The index of the etcd member that leads now, as the members themselves report it."""
     ids: dict[str, int] = {}
     leader: str | None = None
-    for i, endpoint in enumerate(stack.spec.etcd_endpoints()):
+    verify = stack.etcd_verify()
+    for i, url in enumerate(stack.spec.etcd_urls()):
         with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-            status = httpx.post(f"http://{endpoint}/v3/maintenance/status", json={}, timeout=1).json()
+            status = httpx.post(f"{url}/v3/maintenance/status", json={}, timeout=1, verify=verify).json()
             ids[str(status["header"]["member_id"])] = i
             leader = str(status["leader"])
     return ids.get(leader) if leader else None
@@ -264,11 +264,7 @@ def etcd_leader(stack: Stack) -> int | None:
 
 def etcd_healthy(stack: Stack) -> int:
     """How many members answer ``/health`` with true (a member without quorum answers false)."""
-    count = 0
-    for endpoint in stack.spec.etcd_endpoints():
-        with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError):
-            count += httpx.get(f"http://{endpoint}/health", timeout=1).json().get("health") == "true"
-    return count
+    return etcd_members.healthy(stack.spec, stack.etcd_verify())
 
 
 def kill_etcd(stack: Stack, i: int) -> None:

@@ -44,7 +44,7 @@ def test_api_auth_can_be_left_out(tmp_path: Path) -> None:
 def test_stack_document_has_the_interface_layout_plus_api_auth(tmp_path: Path) -> None:
     s = spec(tmp_path, nodes=2)
     doc = s.document()
-    assert list(doc) == ["cluster", "nodes", "etcd", "haproxy", "superuser", "api_auth"]
+    assert list(doc) == ["cluster", "nodes", "etcd", "member_networks", "haproxy", "superuser", "api_auth"]
     assert doc["nodes"][1] == {
         "name": "node2",
         "host": "127.0.0.12",
@@ -53,7 +53,8 @@ def test_stack_document_has_the_interface_layout_plus_api_auth(tmp_path: Path) -
         "data_dir": str(s.dir / "node2" / "data"),
         "config": str(s.dir / "node2.yml"),
     }
-    assert doc["etcd"] == ["127.0.0.21:2379", "127.0.0.22:2379", "127.0.0.23:2379"]
+    assert doc["etcd"] == ["http://127.0.0.21:2379", "http://127.0.0.22:2379", "http://127.0.0.23:2379"]
+    assert doc["member_networks"] == ["127.0.0.0/24"]
     assert doc["haproxy"] == {
         "primary": "127.0.0.1:5000",
         "replicas": "127.0.0.1:5001",

@@ -110,33 +110,39 @@ def test_production_settings_map_or_are_reported_line_by_line() -> None:
 
 
 @pytest.mark.parametrize(
-    ("patroni_key", "target"),
+    ("patroni_key", "target", "value"),
     [
-        ("restapi.cafile", ("api", "tls", "cafile")),
-        ("restapi.verify_client", ("api", "tls", "verify_client")),
-        ("restapi.allowlist", ("api", "allowlist")),
-        ("etcd3.cacert", ("etcd", "cacert")),
-        ("etcd3.username", ("etcd", "username")),
+        ("restapi.cafile", ("api", "tls", "cafile"), "/etc/patroni/tls/ca.crt"),
+        ("restapi.verify_client", ("api", "tls", "verify_client"), "optional"),
+        ("restapi.allowlist", ("api", "allowlist"), ["127.0.0.0/24"]),
+        ("etcd3.protocol", ("etcd", "protocol"), "https"),
+        ("etcd3.cacert", ("etcd", "cacert"), "/etc/patroni/tls/ca.crt"),
+        ("etcd3.cert", ("etcd", "cert"), "/etc/patroni/tls/etcd-client.crt"),
+        ("etcd3.key", ("etcd", "key"), "/etc/patroni/tls/etcd-client.key"),
+        ("etcd3.username", ("etcd", "username"), "patroni"),
+        ("etcd3.password", ("etcd", "password"), "etcd-secret"),
     ],
 )
-def test_tls_and_auth_keys_map_to_their_pgwarden_names_or_say_not_supported(
-    patroni_key: str, target: tuple[str, ...]
+def test_tls_and_auth_keys_map_to_their_pgwarden_names(
+    patroni_key: str, target: tuple[str, ...], value: object
 ) -> None:
     result = _convert("production-tls.yml")
     section: Any = result.config
     for key in target:
         section = section.get(key) if isinstance(section, dict) else None
-    if section is None:  # this version's loader does not know the key yet
-        note = _note(result, patroni_key)
-        assert "not supported by this version" in note.message
+    assert section == value, patroni_key
+    assert not any(n.source == patroni_key for n in result.notes), "carried over without a note"
 
 
-def test_etcd_over_tls_that_this_version_cannot_speak_is_an_error() -> None:
+def test_etcd_over_tls_with_etcd_auth_converts_into_a_node_that_loads() -> None:
     result = _convert("production-tls.yml")
-    if result.config["etcd"].get("protocol") == "https":
-        return  # supported: nothing to report
-    assert not result.valid
-    assert _note(result, "etcd3.protocol").severity is Severity.ERROR
+    assert result.valid, result.issues
+    etcd = parse_node_config(result.config, "converted", env={}).etcd
+    assert (etcd.protocol, etcd.cert, etcd.username) == (
+        "https",
+        "/etc/patroni/tls/etcd-client.crt",
+        "patroni",
+    )
 
 
 def test_environment_variables_are_read_with_the_pgwarden_name() -> None:

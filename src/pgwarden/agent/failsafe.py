@@ -108,9 +108,10 @@ class FailsafeClient:
     def ask(self, members: Sequence[tuple[str, str]], seconds: float) -> Mapping[str, str]:
         """Ask every (name, REST API URL) to promise for ``seconds``; returns who did not, and why."""
         body = {**self._body, "promise_seconds": seconds}
-        futures = {self._pool.submit(self._ask, url, body): name for name, url in members}
+        # A blank URL: the one in etcd is outside member_networks (model/trust.py), never called.
+        refused = {name: "its REST API URL in etcd is not trusted" for name, url in members if not url}
+        futures = {self._pool.submit(self._ask, url, body): name for name, url in members if url}
         done, _ = wait(futures, timeout=self._timeout)
-        refused: dict[str, str] = {}
         for future, name in futures.items():
             if future not in done:
                 refused[name] = f"no answer within {self._timeout:g}s"

@@ -31,6 +31,7 @@ from pgwarden.api.server import ApiServer
 from pgwarden.api.tls import ReloadableClientContext, calls_peers_over_tls, peer_context, peer_files
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.etcd import EtcdStore
+from pgwarden.dcs.etcd_tls import tls_files as etcd_tls_files
 from pgwarden.dcs.keys import ClusterKeys
 from pgwarden.dcs.store import LeaseExpired, StoreError
 from pgwarden.ha import actions as a
@@ -85,11 +86,9 @@ class Agent:
         dcs = config.bootstrap
         # Each etcd request gets half the retry budget per endpoint, so a renewal can still try a
         # second member within retry_timeout when the first hangs.
-        self.store = EtcdStore(
-            list(config.etcd.hosts), timeout=dcs.retry_timeout / 2, bind_address=config.etcd.bind_address
-        )
+        self.store = EtcdStore.connect(config.etcd, timeout=dcs.retry_timeout / 2)
         self.keys = ClusterKeys(config.cluster, config.etcd.prefix)
-        self.cluster = ClusterStore(self.store, config.cluster, config.etcd.prefix)
+        self.cluster = ClusterStore(self.store, config.cluster, config.etcd.prefix, config.member_networks)
         self.postgres = PostgresController(config.postgresql, config.name)
         self.jobs = JobRunner()
         self.lease = LeaderLease()
@@ -161,6 +160,9 @@ class Agent:
             self.api.certificates.add(
                 "the certificate presented to peers", peer_files(config.api), self._peer_tls.reload
             )
+        if config.etcd.tls:
+            files = etcd_tls_files(config.etcd)
+            self.api.certificates.add("the etcd client certificate", files, self.store.reload_tls)
         self.reloads = Reloads()  # what SIGHUP reloads (cli/agent.py installs the handler)
         self.reloads.add("the REST API's certificates", self.api.request_reload)
         self.node_reload = NodeConfigReload(load_config, self._wake.set) if load_config else None

@@ -22,6 +22,7 @@ from pgwarden.model import ClusterView, LocalState, Member, NodeConfig
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], LocalState]
+REPORT_EVERY = 600.0  # seconds between two log lines about the same untrusted member record
 
 
 def away_member(name: str, api_url: str) -> Member:
@@ -54,6 +55,8 @@ class Observer:
         self._promises = promises or PromiseBox()
         self.last_view = ClusterView(name=config.cluster, config=config.bootstrap)
         self._started = monotonic()
+        self._untrusted: Mapping[str, str] = {}  # in the last view read
+        self._reported: dict[tuple[str, str], float] = {}  # (member, why) -> when last logged
 
     def use_config(self, config: NodeConfig) -> None:
         """A reloaded node config (agent/node_reload.py): its tags count from the next cycle."""
@@ -112,5 +115,27 @@ class Observer:
         if not any(kv.key == self._keys.config for kv in snapshot.items):
             # Before bootstrap writes it, the cluster's config is this node's bootstrap.dcs.
             view = dataclasses.replace(view, config=self._config.bootstrap)
+        self._report_untrusted(view.untrusted)
         self.last_view = view
         return view, True
+
+    def _report_untrusted(self, untrusted: Mapping[str, str]) -> None:
+        """Say when a member's record is not trusted, and when it is trusted again, each at most
+        once per REPORT_EVERY: whoever rewrites a record races its member, which writes it back
+        every cycle, and the log must not repeat that race. The API's status, /metrics and
+        `pgwarden list` show the current state."""
+        now = monotonic()
+        for name, why in sorted(untrusted.items()):
+            if name not in self._untrusted and self._due((name, why), now):
+                log.warning("%s: it is left out of the cluster and no credential is sent to it", why)
+        for name in sorted(self._untrusted.keys() - untrusted.keys()):
+            if self._due((name, ""), now):
+                log.info("member %s's record in etcd is trusted again", name)
+        self._untrusted = untrusted
+
+    def _due(self, event: tuple[str, str], now: float) -> bool:
+        last = self._reported.get(event)
+        if last is not None and now - last < REPORT_EVERY:
+            return False
+        self._reported[event] = now
+        return True

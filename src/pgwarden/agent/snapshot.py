@@ -95,6 +95,7 @@ def status_document(snap: Snapshot, now: float | None = None) -> dict[str, Any]:
     if local.pending_params:
         doc["pending_restart_reason"] = pending_reason_document(local.pending_params)
     doc["config_errors"] = config_errors_document(local.config_errors)
+    doc["untrusted_members"] = untrusted_document(snap.view)
     if local.started_at is not None:
         doc["postmaster_start_time"] = iso_time(local.started_at)
     if member.scheduled_restart is not None:
@@ -120,6 +121,11 @@ def status_document(snap: Snapshot, now: float | None = None) -> dict[str, Any]:
         doc["replication_state"] = "streaming" if local.streaming_from else "in archive recovery"
         doc["upstream"] = local.configured_upstream
     return doc
+
+
+def untrusted_document(view: ClusterView) -> list[dict[str, str]]:
+    """Members whose record in etcd names an address outside member_networks: ignored, and why."""
+    return [{"name": name, "reason": why} for name, why in sorted(view.untrusted.items())]
 
 
 def failsafe_document(snap: Snapshot, now: float) -> dict[str, Any]:

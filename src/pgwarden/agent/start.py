@@ -59,6 +59,7 @@ def run(config: Path) -> int:
     # Imported after the config is read: a config error answers without the agent's imports.
     from pgwarden.agent.loop import Agent
     from pgwarden.api.tls import tls_problems
+    from pgwarden.dcs.etcd_tls import tls_problems as etcd_tls_problems
     from pgwarden.postgres.permissions import DataDirRefused, check_at_start
 
     try:
@@ -68,7 +69,7 @@ def run(config: Path) -> int:
         print(f"pgwarden: {exc}", file=sys.stderr)
         return REFUSED
 
-    problems = tls_problems(node.api)
+    problems = tls_problems(node.api) + etcd_tls_problems(node.etcd)
     for problem in problems:
         print(f"pgwarden: {problem}", file=sys.stderr)
     if problems:

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 from pgwarden.agent.snapshot import SnapshotHolder
 from pgwarden.model import ClusterView
-from pgwarden.model.node import ApiSettings, Network, VerifyClient
+from pgwarden.model.node import ApiSettings, VerifyClient
+from pgwarden.model.trust import Network
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

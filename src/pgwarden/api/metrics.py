@@ -47,6 +47,9 @@ METRICS: dict[str, str] = {
         "How many members of the synchronous set hold every acknowledged commit (0: no claim)."
     ),
     "pgwarden_dcs_ok": "1 when the last cycle reached etcd.",
+    "pgwarden_untrusted_member": (
+        "1 per member whose record in etcd names an address outside member_networks (left out)."
+    ),
     "pgwarden_failsafe_mode": "1 when failsafe_mode is on in the cluster config.",
     "pgwarden_failsafe_active": (
         "1 while this leader writes on its members' failsafe promises, or this member holds one."
@@ -156,6 +159,10 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
     quorum.add_metric([], float(claim.quorum) if claim is not None and sync_on else 0.0)
     yield quorum
     yield _flag("pgwarden_dcs_ok", snap.store_ok)
+    untrusted = _gauge("pgwarden_untrusted_member", ("member",))
+    for name in sorted(view.untrusted):
+        untrusted.add_metric([name], 1.0)
+    yield untrusted
     yield _flag("pgwarden_failsafe_mode", view.config.failsafe_mode)
     yield _flag("pgwarden_failsafe_active", snap.failsafe_active(monotonic()))
     yield from config_metrics(view.config)

@@ -78,6 +78,12 @@ _CONFIG_ERRORS = {
         "properties": {"name": {"type": "string"}, "value": {"type": "string"}, "error": {"type": "string"}},
     },
 }
+_UNTRUSTED = {
+    "type": "array",
+    "description": "members whose record in etcd names an address outside this node's "
+    "member_networks: left out of the cluster, never sent a credential (docs/configuration.md)",
+    "items": {"type": "object", "properties": {"name": {"type": "string"}, "reason": {"type": "string"}}},
+}
 _SCHEDULED_RESTART = {
     "type": "object",
     "description": "a restart scheduled on this member",
@@ -129,6 +135,7 @@ def _schemas() -> dict[str, Any]:
                 "pending_restart": {"type": "boolean"},
                 "pending_restart_reason": _PENDING_REASON,
                 "config_errors": _CONFIG_ERRORS,
+                "untrusted_members": _UNTRUSTED,
                 "postmaster_start_time": {"type": "string", "format": "date-time"},
                 "scheduled_restart": _SCHEDULED_RESTART,
                 "tags": tags,
@@ -213,6 +220,7 @@ def _schemas() -> dict[str, Any]:
                 "leader": {"type": ["string", "null"]},
                 "pause": {"type": "boolean"},
                 "members": {"type": "array", "items": _ref("Member")},
+                "untrusted_members": _UNTRUSTED,
                 "synchronous": {"type": "array", "items": {"type": "string"}, "description": "the sync set"},
                 "switchover": {
                     "type": "object",

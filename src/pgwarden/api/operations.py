@@ -25,6 +25,7 @@ from pgwarden.agent.snapshot import (
     config_errors_document,
     pending_reason_document,
     tags_document,
+    untrusted_document,
 )
 from pgwarden.api.config_check import ParameterChecker, check_changed_parameters
 from pgwarden.api.contract import ConfigAnswer, IfMatch, OperationError, OperationResult, etag
@@ -78,6 +79,7 @@ class AgentOperations:
             "leader": view.leader.name if view.leader else None,
             "pause": view.config.pause,
             "members": [_member_document(m, view) for m in view.members],
+            "untrusted_members": untrusted_document(view),
         }
         if view.switchover is not None:
             doc["switchover"] = _intent_document(view.switchover)

@@ -43,8 +43,19 @@ def up(
     run_as: str | None = typer.Option(
         None, "--run-as", hidden=True, help="comma-separated OS user per node for PostgreSQL"
     ),
+    insecure: bool = typer.Option(
+        False,
+        "--insecure",
+        help="plain HTTP everywhere, for debugging: no TLS, no client certificates, no etcd "
+        "authentication (a new stack only)",
+    ),
 ) -> None:
     """Start etcd x3, NODES nodes and HAProxy on loopback; wait until healthy.
+
+    Secure by default: etcd serves TLS with client certificates on its client and peer ports
+    and etcd authentication is on (the agents' user may use only this cluster's keys); the
+    agents' REST APIs serve TLS and require client certificates (mTLS), HAProxy checks them over
+    TLS. Certificates, from a CA of the stack's own, are in DIR/tls; stack.json says where.
 
     On a directory whose stack is already running it prints that stack's connection strings and
     members, and exits 0 when it is healthy, 1 when it is not. A stack stopped with `down`
@@ -54,7 +65,7 @@ def up(
 
     dir = dir.resolve()
     progress_console = Console(stderr=True)
-    spec = _spec_for_up(dir, nodes, network, run_as)
+    spec = _spec_for_up(dir, nodes, network, run_as, insecure)
     stack = Stack(spec)
     if stack.running():
         state = stack.observe()
@@ -116,7 +127,9 @@ def down(
 
 
 # --- up, step by step ---------------------------------------------------------------------------
-def _spec_for_up(dir: Path, nodes: int | None, network: str | None, run_as: str | None) -> StackSpec:
+def _spec_for_up(
+    dir: Path, nodes: int | None, network: str | None, run_as: str | None, insecure: bool = False
+) -> StackSpec:
     """The saved spec of ``dir`` when it has one (same passwords and users as its data), else a
     new one; explicit options that contradict a saved spec are refused rather than ignored."""
     users = tuple(u.strip() or None for u in run_as.split(",")) if run_as else ()
@@ -137,6 +150,8 @@ def _spec_for_up(dir: Path, nodes: int | None, network: str | None, run_as: str 
             network=base,
             router=RouterPorts(bind_host=f"{base}.1"),
             run_as=users,
+            api_tls=not insecure,
+            etcd_tls=not insecure,
         )
     conflicts = [
         f"{what} {given} (it has {had})"
@@ -144,6 +159,7 @@ def _spec_for_up(dir: Path, nodes: int | None, network: str | None, run_as: str 
             ("--nodes", nodes, saved.nodes),
             ("--network", network, saved.network),
             ("--run-as", ",".join(u or "" for u in users) or None, ",".join(u or "" for u in saved.run_as)),
+            ("--insecure", "(plain HTTP)" if insecure else None, "TLS" if saved.etcd_tls else "(plain HTTP)"),
         )
         if given is not None and given != had
     ]
@@ -238,9 +254,18 @@ def _print_summary(stack: Stack, state: StackState) -> None:
         ("libpq multi-host", urls["multi-host"]),
         ("HAProxy stats", doc["haproxy"]["stats"]),
     ]
+    lines.append(("etcd", ", ".join(doc["etcd"])))
+    if spec.etcd_tls:
+        lines.append(("etcd auth", f"user {spec.etcd_username}, client certificates required"))
     if "api_auth" in doc:
         auth = doc["api_auth"]
         lines.append(("REST API auth", f"{auth['username']}:{auth['password']} (for write operations)"))
+    if spec.api_tls:
+        lines.append(("REST API TLS", f"https, verify_client: {spec.api_verify_client}"))
+    if spec.api_tls or spec.etcd_tls:
+        lines.append(("certificates", f"{spec.tls_dir} (CA: ca.crt; the CLI's: cli.*, etcd-cli.*)"))
+    else:
+        lines.append(("security", "none: started with --insecure (plain HTTP, no etcd authentication)"))
     for label, value in lines:  # plain lines: never wrapped, so they can be copied whole
         typer.echo(f"  {label:<18}{value}")
     # A console per call binds to the current stdout; wide enough never to fold a member row.

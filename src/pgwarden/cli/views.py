@@ -125,6 +125,7 @@ def cluster_document(view: ClusterView) -> dict[str, Any]:
         "failsafe_mode": view.config.failsafe_mode,
         "failsafe": dict(view.failsafe) if view.failsafe is not None else None,
         "members": [member_document(view, m) for m in view.members],
+        "untrusted_members": [{"name": n, "reason": why} for n, why in sorted(view.untrusted.items())],
     }
 
 
@@ -203,7 +204,13 @@ def members_table(view: ClusterView) -> RenderableType:
         note = Text(f"no members in etcd for cluster {view.name!r} (wrong cluster name or prefix?)")
         return Group(header, table, note)
     notes = [Text(line) for line in config_error_lines(view)]
+    notes += [Text(line) for line in untrusted_lines(view)]
     return Group(header, table, *notes)
+
+
+def untrusted_lines(view: ClusterView) -> list[str]:
+    """Why each member whose record names an address outside member_networks is not listed."""
+    return [f"! {why}: not listed, nothing sent to it" for _, why in sorted(view.untrusted.items())]
 
 
 def config_error_lines(view: ClusterView) -> list[str]:

@@ -33,6 +33,7 @@ from pgwarden.config.dynamic import dynamic_config_to_dict, parse_dynamic_config
 from pgwarden.config.errors import ConfigError
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.etcd import EtcdStore
+from pgwarden.dcs.etcd_tls import EtcdTlsError
 from pgwarden.dcs.store import Store, StoreError
 from pgwarden.model.cluster import ClusterView, DynamicConfig, Member
 
@@ -74,8 +75,8 @@ class ClusterClient:
         self.timeout = timeout
         if transport is None:
             transport = httpx.HTTPTransport(verify=_verify(target), local_address=target.bind_address)
-        self._store = store or EtcdStore(target.etcd_hosts, ETCD_TIMEOUT, target.bind_address)
-        self.cluster_store = ClusterStore(self._store, target.cluster, target.prefix)
+        self._store = store or _etcd_store(target)
+        self.cluster_store = ClusterStore(self._store, target.cluster, target.prefix, target.member_networks)
         auth = target.api_auth
         self._http = httpx.Client(
             transport=transport,
@@ -273,6 +274,13 @@ class ConfigRead:
     config: DynamicConfig | None
     revision: int
     member: Member
+
+
+def _etcd_store(target: ClusterTarget) -> EtcdStore:
+    try:
+        return EtcdStore(target.etcd_hosts, ETCD_TIMEOUT, target.bind_address, settings=target.etcd_client)
+    except EtcdTlsError as exc:
+        raise ClientError(f"{exc} (from {target.source})") from None
 
 
 def _verify(target: ClusterTarget) -> ssl.SSLContext | bool:

@@ -12,10 +12,13 @@ from typing import Any
 from pgwarden.api.tls import peer_identity
 from pgwarden.client.errors import ClusterNotFound
 from pgwarden.config.errors import ConfigError
+from pgwarden.config.etcd_fields import EtcdHost, parse_etcd_host
 from pgwarden.config.fields import parse_address
+from pgwarden.config.member_networks import member_networks, parse_entry
 from pgwarden.config.node import load_node_config
 from pgwarden.dcs.keys import DEFAULT_PREFIX
-from pgwarden.model.node import Address, Credentials, VerifyClient
+from pgwarden.model.node import Address, Credentials, EtcdSettings, VerifyClient
+from pgwarden.model.trust import MemberNetworks
 from pgwarden.router.haproxy import RouterPorts
 
 # The directory `pgwarden up` writes to when given no --dir (relative to the working directory).
@@ -50,6 +53,10 @@ class ClusterTarget:
     router_crt: str | None = None  # the certificate and key HAProxy presents (a local stack's)
     nodes: tuple[KnownNode, ...] = ()  # from stack.json
     router: RouterPorts | None = None  # the local stack's HAProxy ports, from stack.json
+    # etcd's protocol, TLS files and credentials (its hosts are etcd_hosts); None: plain HTTP.
+    etcd_client: EtcdSettings | None = None
+    # Members whose records name addresses outside these are not called (model/trust.py).
+    member_networks: MemberNetworks | None = None
 
 
 def find_target(config: Path | None, stack_dir: Path | None = None) -> ClusterTarget:
@@ -85,6 +92,8 @@ def target_from_node_config(path: Path) -> ClusterTarget:
         tls_cert=cert,
         tls_key=key,
         client_cert_required=api.verify_client is VerifyClient.REQUIRED,
+        etcd_client=node.etcd,
+        member_networks=node.member_networks,
     )
 
 
@@ -116,9 +125,10 @@ def _parse_stack(doc: Mapping[str, Any], source: str) -> ClusterTarget:
     )
     tls = doc.get("tls")
     tls = tls if isinstance(tls, Mapping) else {}
+    etcd_hosts = [parse_etcd_host(e) for e in doc["etcd"]]  # the node config's rules
     return ClusterTarget(
         cluster=str(doc["cluster"]),
-        etcd_hosts=tuple(parse_address(e) for e in doc["etcd"]),
+        etcd_hosts=tuple(h.address for h in etcd_hosts),
         source=source,
         api_auth=auth,
         tls_ca=_optional_text(tls, "cafile"),
@@ -128,7 +138,33 @@ def _parse_stack(doc: Mapping[str, Any], source: str) -> ClusterTarget:
         router_crt=_optional_text(tls, "haproxy_crt"),
         nodes=nodes,
         router=_router(doc.get("haproxy")),
+        etcd_client=_etcd_client(etcd_hosts, doc.get("etcd_client")),
+        member_networks=_member_networks(doc.get("member_networks"), nodes),
     )
+
+
+def _etcd_client(hosts: list[EtcdHost], doc: object) -> EtcdSettings:
+    client = doc if isinstance(doc, Mapping) else {}
+    https = any(h.scheme == "https" for h in hosts)
+    return EtcdSettings(
+        tuple(h.address for h in hosts),
+        protocol="https" if https else "http",
+        cacert=_optional_text(client, "cacert"),
+        cert=_optional_text(client, "cert"),
+        key=_optional_text(client, "key"),
+        username=_optional_text(client, "username"),
+        password=_optional_text(client, "password"),
+    )
+
+
+def _member_networks(doc: object, nodes: tuple[KnownNode, ...]) -> MemberNetworks | None:
+    """The stack's member_networks; derived from its nodes' addresses when it lists none."""
+    entries = [parse_entry(e) for e in doc] if isinstance(doc, list) else None
+    own = [(f"the address of {n.name}", Address(n.host, n.port)) for n in nodes]
+    networks, problems = member_networks(entries, own)
+    if problems:
+        raise ValueError(f"member_networks: {problems[0].problem}")
+    return networks
 
 
 def _optional_text(doc: Mapping[str, Any], key: str) -> str | None:

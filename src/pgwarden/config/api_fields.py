@@ -8,7 +8,8 @@ from typing import Annotated
 from pydantic import BeforeValidator, PlainValidator
 
 from pgwarden.config.fields import reject
-from pgwarden.model.node import Network, VerifyClient
+from pgwarden.model.node import VerifyClient
+from pgwarden.model.trust import Network
 
 _FIX = "write an IP network such as 10.0.0.0/24 or a single address such as 10.0.0.31"
 

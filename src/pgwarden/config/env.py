@@ -5,7 +5,7 @@ Only the variables listed in ``ENV_VARIABLES`` are read; each replaces one value
 without error, so that tools may keep their own ``PGWARDEN_...`` settings in the same environment.
 Values are taken as written (an empty value sets an empty string, which validation then judges);
 ``PGWARDEN_ETCD_HOSTS`` is a comma-separated list such as ``127.0.0.21:2379,127.0.0.22:2379``, and
-so is ``PGWARDEN_API_ALLOWLIST`` (``10.0.0.0/28,10.0.2.0/24``).
+so are ``PGWARDEN_API_ALLOWLIST`` (``10.0.0.0/28,10.0.2.0/24``) and ``PGWARDEN_MEMBER_NETWORKS``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,13 @@ ENV_VARIABLES: Mapping[str, tuple[str, ...]] = {
     "PGWARDEN_ETCD_HOSTS": ("etcd", "hosts"),
     "PGWARDEN_ETCD_PREFIX": ("etcd", "prefix"),
     "PGWARDEN_ETCD_BIND_ADDRESS": ("etcd", "bind_address"),
+    "PGWARDEN_ETCD_PROTOCOL": ("etcd", "protocol"),
+    "PGWARDEN_ETCD_CACERT": ("etcd", "cacert"),
+    "PGWARDEN_ETCD_CERT": ("etcd", "cert"),
+    "PGWARDEN_ETCD_KEY": ("etcd", "key"),
+    "PGWARDEN_ETCD_USERNAME": ("etcd", "username"),
+    "PGWARDEN_ETCD_PASSWORD": ("etcd", "password"),
+    "PGWARDEN_MEMBER_NETWORKS": ("member_networks",),
     "PGWARDEN_API_LISTEN": ("api", "listen"),
     "PGWARDEN_API_CONNECT_ADDRESS": ("api", "connect_address"),
     "PGWARDEN_API_AUTH_USERNAME": ("api", "auth", "username"),

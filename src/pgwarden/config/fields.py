@@ -7,7 +7,7 @@ import re
 import shlex
 from typing import Annotated, Any, NoReturn
 
-from pydantic import BeforeValidator, PlainValidator
+from pydantic import PlainValidator
 from pydantic_core import PydanticCustomError
 
 from pgwarden.model.node import Address
@@ -56,13 +56,6 @@ def parse_address(value: object) -> Address:
     if not port_text.isdecimal() or not 1 <= int(port_text) <= 65535:
         reject(f"{shown(value)}: port {port_text!r} is not a number from 1 to 65535", fix)
     return Address(host, int(port_text))
-
-
-def _split_hosts(value: object) -> object:
-    # etcd hosts may come as one comma-separated string (YAML or PGWARDEN_ETCD_HOSTS).
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
 
 
 def _name(value: object) -> str:
@@ -192,7 +185,6 @@ def scalar_text(value: Any) -> str | None:
 
 
 AddressField = Annotated[Address, PlainValidator(parse_address)]
-HostList = Annotated[list[AddressField], BeforeValidator(_split_hosts)]
 Name = Annotated[str, PlainValidator(_name)]
 NonEmpty = Annotated[str, PlainValidator(_non_empty)]
 AbsolutePath = Annotated[str, PlainValidator(_absolute_path)]

@@ -13,8 +13,10 @@ from pgwarden.config.document import parse_yaml, read_text
 from pgwarden.config.dynamic import validate_dynamic
 from pgwarden.config.env import apply_env
 from pgwarden.config.errors import ConfigError, ConfigIssue
+from pgwarden.config.etcd_settings import etcd_settings
 from pgwarden.config.explain import Finding, Loc, Origin, findings_from_validation
 from pgwarden.config.fields import WILDCARD_HOSTS, scalar_text
+from pgwarden.config.member_networks import member_networks
 from pgwarden.config.node_schema import ApiTlsModel, NodeModel, TagsModel
 from pgwarden.config.paths import data_dir_findings
 from pgwarden.model.cluster import DynamicConfig, Tags
@@ -22,7 +24,6 @@ from pgwarden.model.node import (
     Address,
     ApiSettings,
     Credentials,
-    EtcdSettings,
     NodeConfig,
     PostgresSettings,
     VerifyClient,
@@ -139,7 +140,14 @@ def _node(
         )
     tls = model.api.tls
     keys = {f"api.tls.{k}": v for k, v in (tls.model_dump() if tls else {}).items() if k.endswith("file")}
+    keys |= {f"etcd.{k}": v for k in ("cacert", "cert", "key") if (v := getattr(model.etcd, k))}
     findings += _tls_findings(tls)
+    etcd = etcd_settings(model.etcd, findings)
+    networks, network_findings = member_networks(
+        model.member_networks,
+        [("api.connect_address", api_connect), ("postgresql.connect_address", pg_connect)],
+    )
+    findings += network_findings
     findings += data_dir_findings(
         pg.data_dir,
         bin_dir=pg.bin_dir,
@@ -192,7 +200,6 @@ def _node(
         parameters=dict(pg.parameters),
         pg_hba=tuple(pg.pg_hba),
     )
-    etcd = EtcdSettings(tuple(model.etcd.hosts), model.etcd.prefix, model.etcd.bind_address)
     node = NodeConfig(
         cluster=model.cluster,
         name=model.name,
@@ -206,6 +213,7 @@ def _node(
         callbacks={event: command for event, command in model.callbacks.model_dump().items() if command},
         callback_timeout=model.callback_timeout,
         watchdog=WatchdogSettings(model.watchdog.mode, model.watchdog.device, model.watchdog.safety_margin),
+        member_networks=networks,
     )
     return node, []
 

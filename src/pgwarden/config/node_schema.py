@@ -8,13 +8,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from pgwarden.config.api_fields import NetworkList, VerifyClientField
+from pgwarden.config.etcd_fields import EtcdHostList, EtcdProtocol
 from pgwarden.config.fields import (
     AbsolutePath,
     AddressField,
     Command,
     EtcdPrefix,
     HbaLine,
-    HostList,
     IpAddress,
     LogFormat,
     LogLevel,
@@ -22,6 +22,7 @@ from pgwarden.config.fields import (
     NonEmpty,
     WatchdogMode,
 )
+from pgwarden.config.member_networks import EntryList
 from pgwarden.config.parameters import Parameters
 from pgwarden.config.paths import DataDirPath
 from pgwarden.model.cluster import Tags
@@ -56,9 +57,18 @@ class AuthenticationModel(_Section):
 
 
 class EtcdModel(_Section):
-    hosts: HostList = Field(min_length=1, examples=["[127.0.0.21:2379, 127.0.0.22:2379, 127.0.0.23:2379]"])
+    hosts: EtcdHostList = Field(
+        min_length=1, examples=["[127.0.0.21:2379, 127.0.0.22:2379, 127.0.0.23:2379]"]
+    )
     prefix: EtcdPrefix = Field(_default(EtcdSettings, "prefix"), examples=["/pgwarden"])
     bind_address: IpAddress | None = Field(None, examples=["127.0.0.11"])
+    # None: the hosts' scheme, else https when a certificate file is set, else http (node.py).
+    protocol: EtcdProtocol | None = Field(None, examples=["https"])
+    cacert: AbsolutePath | None = Field(None, examples=["/etc/pgwarden/etcd-ca.crt"])
+    cert: AbsolutePath | None = Field(None, examples=["/etc/pgwarden/etcd-client.crt"])
+    key: AbsolutePath | None = Field(None, examples=["/etc/pgwarden/etcd-client.key"])
+    username: NonEmpty | None = Field(None, examples=["pgwarden"])
+    password: str | None = Field(None, examples=["a-secret"])
 
 
 class ApiAuthModel(_Section):
@@ -161,3 +171,5 @@ class NodeModel(_Section):
     watchdog: WatchdogModel = Field(
         default_factory=lambda: WatchdogModel(), examples=["{mode: automatic, device: /dev/watchdog}"]
     )
+    # Empty: derived from this node's own addresses (config/member_networks.py).
+    member_networks: EntryList = Field(default_factory=list, examples=["[10.0.0.0/24]"])

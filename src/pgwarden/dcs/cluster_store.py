@@ -28,6 +28,7 @@ from pgwarden.model.cluster import (
     SwitchoverIntent,
     SyncState,
 )
+from pgwarden.model.trust import MemberNetworks, trusted_view
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,18 @@ _HISTORY_ATTEMPTS = 5
 class ClusterStore:
     """The typed face of one cluster's keys (see `pgwarden.dcs.keys` for the layout)."""
 
-    def __init__(self, store: Store, cluster: str, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self,
+        store: Store,
+        cluster: str,
+        prefix: str = DEFAULT_PREFIX,
+        member_networks: MemberNetworks | None = None,
+    ) -> None:
+        """``member_networks``: members whose records name an address outside them are left out of
+        every view read (model/trust.py); None trusts every record."""
         self.store = store
         self.keys = ClusterKeys(cluster, prefix)
+        self.member_networks = member_networks
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -51,9 +61,13 @@ class ClusterStore:
         return self.read_with_leases()[0]
 
     def read_with_leases(self) -> tuple[ClusterView, Snapshot]:
-        """The view plus the raw keys (leases, mod_revisions) it was decoded from."""
+        """The view plus the raw keys (leases, mod_revisions) it was decoded from; members whose
+        addresses are not trusted are left out of it (``untrusted`` names them)."""
         snapshot = self.store.get_prefix(self.keys.root)
-        return self.decode(snapshot), snapshot
+        view = self.decode(snapshot)
+        if self.member_networks is not None:
+            view = trusted_view(view, self.member_networks)
+        return view, snapshot
 
     def decode(self, snapshot: Snapshot) -> ClusterView:
         """Decode a snapshot of this cluster's prefix; malformed values are skipped with a warning."""

@@ -19,6 +19,12 @@ forwards to the dead leader) or answer "no leader" while another is about to ser
 them one by one would spend the lease (safety rule 1). Writes stay sequential: a transaction sent
 twice could answer "compare failed" to its own first copy.
 
+Over TLS (``etcd.protocol: https``) each member's certificate is checked against ``etcd.cacert``
+and the address dialled, and ``etcd.cert`` is presented (dcs/etcd_tls.py); with
+``etcd.username`` every call carries an auth token, asked for again when a member refuses it,
+within the call's own budget (dcs/etcd_auth.py). Connections are kept open between calls (a TLS
+handshake per new connection only), also to the members not asked lately, for KEEPALIVE seconds.
+
 Thread safety: one `EtcdStore` may be shared by threads. Ordinary calls go through one
 ``httpx.Client`` (its connection pool is thread-safe); `watch` uses a second client of its own,
 so a long poll never holds a connection the agent's loop needs; parallel renewals run on a small
@@ -32,6 +38,7 @@ import base64
 import json
 import math
 import queue
+import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,8 +47,10 @@ from typing import Any, Literal
 
 import httpx
 
+from pgwarden.dcs import etcd_auth, etcd_tls
+from pgwarden.dcs.etcd_auth import EtcdAuth, TokenSource
 from pgwarden.dcs.store import KeyValue, LeaseExpired, Snapshot, StoreError, WatchEvent
-from pgwarden.model.node import Address
+from pgwarden.model.node import Address, EtcdSettings
 
 # gRPC codes the gateway passes through, which mean "this member cannot serve now, another
 # may": DeadlineExceeded ("request timed out") and Unavailable ("no leader", "leader changed").
@@ -52,6 +61,12 @@ _NOT_FOUND = 5
 # lease, again every RENEW_RETRY to those whose request ended: a later send, a later deadline.
 RENEW_HEDGE = 0.1
 RENEW_RETRY = 0.25
+# How long an idle connection to a member is kept: longer than the loop's and the keeper's
+# intervals, so that calls (and a hedged renewal to another member) rarely pay a TLS handshake.
+KEEPALIVE = 60.0
+# How long one member may take to issue a token: etcd checks the password with bcrypt and
+# replicates the token through raft, which on a loaded machine takes a second or more.
+AUTH_TIMEOUT = 5.0
 
 Json = dict[str, Any]
 
@@ -79,8 +94,10 @@ def prefix_end(prefix: str) -> bytes:
 class _EtcdAnswer(StoreError):
     """etcd answered with an error that another member would answer the same way."""
 
-    def __init__(self, endpoint: Address, code: int | None, message: str) -> None:
-        super().__init__(f"etcd {endpoint} refused the request: {message}")
+    def __init__(
+        self, endpoint: Address, code: int | None, message: str, username: str | None = None
+    ) -> None:
+        super().__init__(f"etcd {endpoint} refused the request: {etcd_auth.explain(message, username)}")
         self.code = code
         self.message = message
 
@@ -104,12 +121,17 @@ def _is_transient(code: int | None, message: str) -> bool:
     )
 
 
-def _describe(exc: httpx.TransportError, budget: float) -> str:
+def _describe(exc: httpx.TransportError, budget: float, settings: EtcdSettings, host: str) -> str:
+    tls = etcd_tls.describe_tls(exc, settings, host) if settings.tls else None
+    if tls is not None:
+        return tls
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out after {budget:.1f}s"
     text = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError) and "refused" in text.lower():
         return "refused"
+    if not settings.tls and isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError):
+        return f"{text} ({etcd_tls.PLAIN_TO_TLS_HINT})"
     return text
 
 
@@ -130,23 +152,53 @@ def _revision(answer: Json) -> int:
 class EtcdStore:
     """A `Store` talking to etcd's v3 JSON gateway on ``endpoints``; see the module docstring."""
 
-    def __init__(self, endpoints: Sequence[Address], timeout: float, bind_address: str | None = None) -> None:
+    def __init__(
+        self,
+        endpoints: Sequence[Address],
+        timeout: float,
+        bind_address: str | None = None,
+        *,
+        settings: EtcdSettings | None = None,
+    ) -> None:
+        """``settings``: the protocol, TLS files and credentials (its hosts and bind address are
+        not read: ``endpoints`` and ``bind_address`` say those); `connect` takes them all from it.
+        Raises EtcdTlsError when the TLS files cannot be used."""
         if not endpoints:
             raise ValueError("EtcdStore needs at least one endpoint")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
         self._endpoints = tuple(endpoints)
+        self._settings = settings or EtcdSettings(self._endpoints)
+        self._urls = tuple(self._settings.url(e) for e in self._endpoints)
         self._timeout = timeout
         self._preferred = 0
-        self._client = self._new_client(bind_address)
-        self._watch_client = self._new_client(bind_address)
+        username, password = self._settings.username, self._settings.password
+        self._auth = EtcdAuth(username, password) if username and password is not None else None
+        self._tokens = TokenSource(self._authenticate)
+        # Each new connection is wrapped by the context built last: `reload_tls` swaps in a
+        # rotated client certificate (or CA) without rebuilding the clients or their pools.
+        self._tls = etcd_tls.reloadable_context(self._settings)
+        self._client = self._new_client(bind_address, self._tls)
+        self._watch_client = self._new_client(bind_address, self._tls)
         # Two renewals may overlap (the loop's and the keeper's), each with one request per member,
         # and a renewal that returned leaves its slower requests running out their timeouts.
         self._renewers = ThreadPoolExecutor(4 * len(self._endpoints), thread_name_prefix="etcd-renew")
 
+    def reload_tls(self) -> None:
+        """Build the TLS context again from the files (rotated certificate, key or CA) for new
+        connections; raises EtcdTlsError, keeping the one in use, when they cannot be used."""
+        if self._tls is not None:
+            self._tls.reload()
+
+    @classmethod
+    def connect(cls, settings: EtcdSettings, timeout: float) -> EtcdStore:
+        """A store on every member ``settings`` lists, with its TLS and credentials."""
+        return cls(settings.hosts, timeout, settings.bind_address, settings=settings)
+
     @staticmethod
-    def _new_client(bind_address: str | None) -> httpx.Client:
-        transport = httpx.HTTPTransport(local_address=bind_address)
+    def _new_client(bind_address: str | None, tls: ssl.SSLContext | None) -> httpx.Client:
+        limits = httpx.Limits(keepalive_expiry=KEEPALIVE)
+        transport = httpx.HTTPTransport(local_address=bind_address, verify=tls or True, limits=limits)
         # Grpc-Metadata-Hasleader makes a member without a leader answer "no leader" at once
         # instead of waiting (and, for watches, which are not linearizable, instead of serving
         # a stream that will never see an event); that answer moves us on to the next member.
@@ -177,15 +229,12 @@ class EtcdStore:
         failures: list[tuple[Address, str]] = []
         for index, endpoint, budget in self._attempts():
             try:
-                response = self._client.post(
-                    f"http://{endpoint}{path}", json=body, timeout=httpx.Timeout(budget)
-                )
-                answer = self._parse(response)
+                answer = self._exchange(index, path, body, budget)
             except httpx.TransportError as exc:
-                failures.append((endpoint, _describe(exc, budget)))
+                failures.append((endpoint, _describe(exc, budget, self._settings, endpoint.host)))
                 continue
-            except ValueError:
-                failures.append((endpoint, f"answered HTTP {response.status_code}, not JSON"))
+            except ValueError as exc:
+                failures.append((endpoint, str(exc)))
                 continue
             error = _error_of(answer)
             if error is not None:
@@ -194,22 +243,100 @@ class EtcdStore:
                     failures.append((endpoint, f"answered {message!r}"))
                     continue
                 self._preferred = index
-                raise _EtcdAnswer(endpoint, code, message)
+                raise self._refused(index, code, message)
             self._preferred = index
             return answer
         raise self._unreachable(failures)
 
+    def _refused(self, index: int, code: int | None, message: str) -> _EtcdAnswer:
+        return _EtcdAnswer(self._endpoints[index], code, message, self._auth.username if self._auth else None)
+
+    def _exchange(self, index: int, path: str, body: Json, budget: float, eager: bool = True) -> Json:
+        """One call to one member, with a token when etcd wants one: asked for first when there is
+        none (unless not ``eager``: then only once etcd refuses the call without one), and again
+        (then the call repeated) when the member refuses the one sent. Raises
+        httpx.TransportError, ValueError (no JSON answer) or _EtcdAnswer (credentials refused)."""
+        deadline = time.monotonic() + budget
+        auth = self._auth
+        token = None
+        if auth is not None:
+            token = self._token(deadline) if eager else auth.token() or None
+        answer = self._post(index, path, body, token, deadline)
+        error = _error_of(answer)
+        if auth is not None and error is not None and etcd_auth.is_token_refusal(*error):
+            auth.forget(token)
+            answer = self._post(index, path, body, self._token(deadline), deadline)
+        return answer
+
+    def _token(self, deadline: float) -> str | None:
+        """The token to send: the current one, or the one being asked for (`TokenSource`),
+        waited for until ``deadline``. Raises ValueError when it is not there in time (the next
+        member waits on), StoreError when no member gave one (the whole call fails with why; the
+        next call asks again), _EtcdAnswer when etcd refused the credentials."""
+        assert self._auth is not None
+        token = self._auth.token()
+        if token is not None:
+            return token or None
+        try:
+            return self._tokens.wait(deadline) or None
+        except _EtcdAnswer:
+            raise
+        except StoreError as exc:
+            why = str(exc).removeprefix("etcd unreachable: ")
+            raise StoreError(f"etcd unreachable: no auth token: {why}") from None
+
+    def _authenticate(self) -> str:
+        """Ask the members in turn, the preferred first, for a token ("" when etcd has auth off)."""
+        assert self._auth is not None
+        failures: list[tuple[Address, str]] = []
+        for step in range(len(self._endpoints)):
+            index = (self._preferred + step) % len(self._endpoints)
+            endpoint = self._endpoints[index]
+            try:
+                answer = self._post(
+                    index, etcd_auth.AUTHENTICATE, self._auth.request, None, time.monotonic() + AUTH_TIMEOUT
+                )
+            except httpx.TransportError as exc:
+                failures.append((endpoint, _describe(exc, AUTH_TIMEOUT, self._settings, endpoint.host)))
+                continue
+            except ValueError as exc:
+                failures.append((endpoint, str(exc)))
+                continue
+            error = _error_of(answer)
+            if error is None:
+                return self._auth.accept(answer)
+            code, message = error
+            if etcd_auth.is_not_enabled(message):
+                return self._auth.not_enabled()
+            if not _is_transient(code, message):
+                raise self._refused(index, code, message)
+            failures.append((endpoint, f"answered {message!r}"))
+        raise self._unreachable(failures)
+
+    def _post(self, index: int, path: str, body: Json, token: str | None, deadline: float) -> Json:
+        budget = max(0.01, deadline - time.monotonic())
+        headers = {"Authorization": token} if token else None
+        response = self._client.post(
+            self._urls[index] + path, json=body, headers=headers, timeout=httpx.Timeout(budget)
+        )
+        return self._parse(response, self._settings)
+
     def _post_once(self, index: int, path: str, body: Json, budget: float) -> _Reply:
-        """One request to one endpoint, never raising: what it answered, or why it did not."""
+        """One request to one endpoint, never raising: what it answered, or why it did not. It
+        asks for a token only when etcd refuses the call without one: etcd 3.4 does not check
+        tokens on keepalives, so a renewal never waits for an authentication it does not need."""
         endpoint = self._endpoints[index]
         sent = time.monotonic()  # before the request leaves: the lease deadline counts from here
         try:
-            response = self._client.post(f"http://{endpoint}{path}", json=body, timeout=httpx.Timeout(budget))
-            answer = self._parse(response)
+            answer = self._exchange(index, path, body, budget, eager=False)
         except httpx.TransportError as exc:
-            return _Reply(index, sent, failure=_describe(exc, budget))
-        except ValueError:
-            return _Reply(index, sent, failure="answered with something that is not a JSON object")
+            return _Reply(index, sent, failure=_describe(exc, budget, self._settings, endpoint.host))
+        except ValueError as exc:
+            return _Reply(index, sent, failure=str(exc))
+        except _EtcdAnswer as exc:
+            return _Reply(index, sent, error=(exc.code, exc.message))
+        except StoreError as exc:  # no auth token to be had
+            return _Reply(index, sent, failure=str(exc).removeprefix("etcd unreachable: "))
         error = _error_of(answer)
         if error is not None and _is_transient(*error):
             return _Reply(index, sent, failure=f"answered {error[1]!r}")
@@ -253,15 +380,19 @@ class EtcdStore:
         raise self._unreachable([(self._endpoints[i], why) for i, why in sorted(failures.items())])
 
     @staticmethod
-    def _parse(response: httpx.Response) -> Json:
+    def _parse(response: httpx.Response, settings: EtcdSettings) -> Json:
         # Streaming endpoints (keepalive) answer one JSON object per line, wrapped in "result".
         # An empty body is a member dying mid-answer, never "no TTL" (that would fake LeaseExpired).
         lines = response.text.strip().splitlines()
         if not lines:
-            raise ValueError("empty answer")
-        answer = json.loads(lines[0])
+            raise ValueError(f"answered HTTP {response.status_code} with nothing")
+        try:
+            answer = json.loads(lines[0])
+        except ValueError:
+            refusal = etcd_tls.describe_refusal(response.status_code, response.text, settings)
+            raise ValueError(refusal or f"answered HTTP {response.status_code}, not JSON") from None
         if not isinstance(answer, dict):
-            raise ValueError("not a JSON object")
+            raise ValueError(f"answered HTTP {response.status_code} with JSON that is not an object")
         result = answer.get("result")
         return result if isinstance(result, dict) else answer
 
@@ -298,7 +429,7 @@ class EtcdStore:
             code, message = reply.error
             if code == _NOT_FOUND:
                 raise LeaseExpired(f"lease {lease:x} expired: {message}")
-            raise _EtcdAnswer(self._endpoints[reply.index], code, message)
+            raise self._refused(reply.index, code, message)
         if int(answer.get("TTL", 0)) <= 0:
             raise LeaseExpired(f"lease {lease:x} expired: etcd no longer has it")
         return reply.sent
@@ -348,11 +479,14 @@ class EtcdStore:
             if wait <= 0:
                 return []
             try:
-                events = self._watch_once(endpoint, request, connect=budget, wait=wait)
+                events = self._watch_with_token(index, request, connect=budget, wait=wait)
             except httpx.TimeoutException:
                 return []  # connected but nothing happened in time (or a hung member: same answer)
             except httpx.TransportError as exc:
-                failures.append((endpoint, _describe(exc, budget)))
+                failures.append((endpoint, _describe(exc, budget, self._settings, endpoint.host)))
+                continue
+            except ValueError as exc:
+                failures.append((endpoint, str(exc)))
                 continue
             except _EtcdAnswer as exc:
                 if _is_transient(exc.code, exc.message):
@@ -363,25 +497,46 @@ class EtcdStore:
             return events
         raise self._unreachable(failures)
 
-    def _watch_once(self, endpoint: Address, request: Json, connect: float, wait: float) -> list[WatchEvent]:
+    def _watch_with_token(self, index: int, request: Json, connect: float, wait: float) -> list[WatchEvent]:
+        """`_watch_once` with a token when etcd wants one, asked for again once if refused."""
+        if self._auth is None:
+            return self._watch_once(index, request, None, connect, wait)
+        token = self._token(time.monotonic() + connect)
+        try:
+            return self._watch_once(index, request, token, connect, wait)
+        except _EtcdAnswer as exc:
+            if not etcd_auth.is_token_refusal(exc.code, exc.message):
+                raise
+            self._auth.forget(token)
+        return self._watch_once(index, request, self._token(time.monotonic() + connect), connect, wait)
+
+    def _watch_once(
+        self, index: int, request: Json, token: str | None, connect: float, wait: float
+    ) -> list[WatchEvent]:
         timeout = httpx.Timeout(wait, connect=min(connect, wait))
-        url = f"http://{endpoint}/v3/watch"
+        url = f"{self._urls[index]}/v3/watch"
+        headers = {"Authorization": token} if token else None
         with self._watch_client.stream(
-            "POST", url, json={"create_request": request}, timeout=timeout
+            "POST", url, json={"create_request": request}, headers=headers, timeout=timeout
         ) as response:
+            if response.status_code >= 400:
+                response.read()
+                error = _error_of(self._parse(response, self._settings))  # ValueError if not JSON
+                if error is not None:
+                    raise self._refused(index, *error)
             for line in response.iter_lines():
                 if not line.strip():
                     continue
                 message = json.loads(line)
                 error = _error_of(message)
                 if error is not None:
-                    raise _EtcdAnswer(endpoint, *error)
+                    raise self._refused(index, *error)
                 result = message.get("result", {})
                 if result.get("canceled"):
                     reason = result.get("cancel_reason") or "watch canceled"
                     if "compact_revision" in result:
                         reason = f"revision {request.get('start_revision')} compacted"
-                    raise _EtcdAnswer(endpoint, None, reason)
+                    raise _EtcdAnswer(self._endpoints[index], None, reason)
                 events = result.get("events")
                 if events:
                     return [_watch_event(e) for e in events]
@@ -389,6 +544,7 @@ class EtcdStore:
 
     def close(self) -> None:
         self._renewers.shutdown(wait=False, cancel_futures=True)
+        self._tokens.close()
         self._client.close()
         self._watch_client.close()
 

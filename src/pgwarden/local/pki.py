@@ -85,8 +85,11 @@ class Pki:
 
     def issue_client(self, name: str, common_name: str | None = None) -> Issued:
         """A client certificate; ``common_name`` (default ``name``) is the identity a server reads
-        from it, e.g. the etcd user name with etcd's ``--client-cert-auth``."""
-        wanted = _Wanted(common_name or name, frozenset(), frozenset(), frozenset({_CLIENT}))
+        from it. ``""`` issues one without a CommonName (subject ``O=pgwarden``), as etcd's JSON
+        gateway requires: it refuses any client certificate that has one."""
+        wanted = _Wanted(
+            name if common_name is None else common_name, frozenset(), frozenset(), frozenset({_CLIENT})
+        )
         return self._ensure(name, wanted)
 
     def rotate(self, name: str) -> Issued:
@@ -126,7 +129,7 @@ class Pki:
         now = _now()
         builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, wanted.common_name)]))
+            .subject_name(_subject(wanted.common_name))
             .issuer_name(ca_cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -188,6 +191,12 @@ class Pki:
         _write(self.dir / "ca.key", _key_pem(key), 0o600)
         _write(self.ca_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
         return cert, key
+
+
+def _subject(common_name: str) -> x509.Name:
+    if not common_name:
+        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pgwarden")])
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 def _dotted(oid: x509.ObjectIdentifier) -> str:

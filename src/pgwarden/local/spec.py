@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from pgwarden.dcs.keys import ClusterKeys
 from pgwarden.router.haproxy import RouterPorts
 
 SPEC_FILE = "spec.json"  # the whole spec, so a later `up` or `down` on the directory reuses it
@@ -51,6 +52,14 @@ class StackSpec:
     api_tls: bool = False
     api_verify_client: str = "required"
     api_allowlist: tuple[str, ...] = ()
+    # etcd over TLS with client certificates on its client and peer ports, and etcd's own
+    # authentication: root, and a user whose role reaches only this cluster's keys
+    # (local/etcd_security.py). The agents and the CLI get client certificates of their own.
+    etcd_tls: bool = False
+    etcd_username: str = "pgwarden"
+    etcd_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    etcd_root_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    etcd_auth_token_ttl: int | None = None  # etcd's --auth-token-ttl (seconds); None: its 300
 
     def node_name(self, i: int) -> str:
         return f"node{i + 1}"
@@ -85,6 +94,33 @@ class StackSpec:
 
     def etcd_endpoints(self) -> list[str]:
         return [f"{self.etcd_host(i)}:{self.etcd_port}" for i in range(3)]
+
+    @property
+    def etcd_scheme(self) -> str:
+        return "https" if self.etcd_tls else "http"
+
+    def etcd_urls(self) -> list[str]:
+        """The members' client URLs, ``https://`` ones when etcd serves TLS."""
+        return [f"{self.etcd_scheme}://{endpoint}" for endpoint in self.etcd_endpoints()]
+
+    @property
+    def etcd_prefix(self) -> str:
+        """The keys of this cluster, the only ones its etcd user may use."""
+        return ClusterKeys(self.cluster).root
+
+    def etcd_client(self, name: str) -> dict[str, str]:
+        """The ``etcd`` settings (beyond hosts) a client called ``name`` uses: its certificate
+        in ``tls_dir`` and the cluster's etcd user; empty without etcd_tls."""
+        if not self.etcd_tls:
+            return {}
+        certfile, keyfile = self.tls_files(f"etcd-{name}")
+        return {
+            "cacert": str(self.tls_dir / "ca.crt"),
+            "cert": certfile,
+            "key": keyfile,
+            "username": self.etcd_username,
+            "password": self.etcd_password,
+        }
 
     def user_for(self, i: int) -> str | None:
         return self.run_as[i] if i < len(self.run_as) else None
@@ -132,7 +168,7 @@ class StackSpec:
         return {
             "cluster": self.cluster,
             "name": self.node_name(i),
-            "etcd": {"hosts": self.etcd_endpoints(), "bind_address": host},
+            "etcd": {"hosts": self.etcd_urls(), "bind_address": host, **self.etcd_client(self.node_name(i))},
             "api": api,
             "postgresql": pg,
             "bootstrap": {"dcs": dict(self.dcs)},
@@ -155,7 +191,8 @@ class StackSpec:
                 }
                 for i in range(self.nodes)
             ],
-            "etcd": self.etcd_endpoints(),
+            "etcd": self.etcd_urls(),
+            "member_networks": [f"{self.network}.0/24"],
             "haproxy": {
                 "primary": f"{r.bind_host}:{r.primary}",
                 "replicas": f"{r.bind_host}:{r.replicas}",
@@ -165,6 +202,8 @@ class StackSpec:
         }
         if self.api_password is not None:
             doc["api_auth"] = {"username": self.api_username, "password": self.api_password}
+        if self.etcd_tls:
+            doc["etcd_client"] = self.etcd_client("cli")
         if self.api_tls:
             certfile, keyfile = self.tls_files("cli")
             doc["tls"] = {

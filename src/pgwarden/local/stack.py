@@ -20,10 +20,12 @@ import httpx
 import yaml
 
 from pgwarden.api.tls import client_context
-from pgwarden.local import inventory, preflight, processes
+from pgwarden.config.fields import parse_address
+from pgwarden.local import etcd_members, etcd_security, inventory, preflight, processes
 from pgwarden.local.pki import Pki
 from pgwarden.local.spec import SPEC_FILE, STACK_FILE, StackSpec, write_private
 from pgwarden.local.state import Part, StackState, servers_up, verdict
+from pgwarden.model.node import EtcdSettings
 from pgwarden.router.haproxy import Backend, CheckTls, render
 
 ETCD = preflight.ETCD
@@ -106,13 +108,16 @@ class Stack:
         self.pids = {}
         with contextlib.suppress(FileNotFoundError):
             self.pids_path.unlink()  # a stack that was not stopped cleanly left its old PIDs
-        progress("starting etcd (3 members)")
+        if spec.api_tls or spec.etcd_tls:
+            progress(f"issuing certificates in {spec.tls_dir}")
+            self.issue_certificates()
+        progress(f"starting etcd (3 members{', TLS' if spec.etcd_tls else ''})")
         for i in range(3):
             self._start_etcd(i)
         self._wait_etcd(etcd_timeout)
-        if spec.api_tls:
-            progress(f"issuing certificates in {spec.tls_dir}")
-            self.issue_certificates()
+        if spec.etcd_tls:
+            progress(f"enabling etcd authentication (users root and {spec.etcd_username})")
+            self._enable_etcd_auth()
         progress(f"starting {spec.nodes} agents")
         for i in range(spec.nodes):
             self.write_node_config(i)
@@ -129,15 +134,23 @@ class Stack:
         write_private(self.pids_path, json.dumps({**self._read_pids(), name: pid}, indent=2) + "\n")
         return pid
 
+    @property
+    def pki(self) -> Pki:
+        return Pki(self.spec.tls_dir, ca_name=f"pgwarden local CA ({self.spec.cluster})")
+
     def issue_certificates(self) -> Pki:
-        """The stack's CA and certificates (kept when still good): each agent's (server and
-        client), the CLI's and HAProxy's."""
+        """The stack's CA and certificates (kept when still good): with api_tls each agent's
+        (server and client), the CLI's and HAProxy's; with etcd_tls each etcd member's, and an
+        etcd client certificate for each agent, the CLI and etcdctl (``etcd-NAME``)."""
         spec = self.spec
-        pki = Pki(spec.tls_dir, ca_name=f"pgwarden local CA ({spec.cluster})")
-        for i in range(spec.nodes):
-            pki.issue_server(spec.node_name(i), [spec.node_host(i)], client_auth=True)
-        pki.issue_client("cli")
-        pki.issue_client("haproxy").bundle()
+        pki = self.pki
+        if spec.api_tls:
+            for i in range(spec.nodes):
+                pki.issue_server(spec.node_name(i), [spec.node_host(i)], client_auth=True)
+            pki.issue_client("cli")
+            pki.issue_client("haproxy").bundle()
+        if spec.etcd_tls:
+            etcd_members.issue_certificates(spec, pki)
         return pki
 
     def api_verify(self) -> ssl.SSLContext | bool:
@@ -147,25 +160,28 @@ class Stack:
         certfile, keyfile = self.spec.tls_files("cli")
         return client_context(str(self.spec.tls_dir / "ca.crt"), certfile, keyfile)
 
-    def _start_etcd(self, i: int) -> None:
+    def etcd_verify(self) -> ssl.SSLContext | bool:
+        """How this process reaches the stack's etcd: with the CLI's etcd certificate over TLS."""
+        if not self.spec.etcd_tls:
+            return True
+        certfile, keyfile = self.spec.tls_files("etcd-cli")
+        return client_context(str(self.spec.tls_dir / "ca.crt"), certfile, keyfile)
+
+    def etcd_settings(self, name: str = "cli") -> EtcdSettings:
+        """The etcd client settings of ``name`` (an agent's node name, or ``cli``)."""
         spec = self.spec
-        host = spec.etcd_host(i)
-        cluster = ",".join(f"etcd{j + 1}=http://{spec.etcd_host(j)}:{spec.etcd_peer_port}" for j in range(3))
-        cmd = [
-            ETCD,
-            "--name", f"etcd{i + 1}",
-            "--data-dir", str(spec.dir / "etcd" / f"etcd{i + 1}"),
-            "--listen-client-urls", f"http://{host}:{spec.etcd_port}",
-            "--advertise-client-urls", f"http://{host}:{spec.etcd_port}",
-            "--listen-peer-urls", f"http://{host}:{spec.etcd_peer_port}",
-            "--initial-advertise-peer-urls", f"http://{host}:{spec.etcd_peer_port}",
-            "--initial-cluster", cluster,
-            "--initial-cluster-token", f"pgwarden-{spec.cluster}",
-            "--initial-cluster-state", "new",
-            "--heartbeat-interval", "100",
-            "--election-timeout", "1000",
-        ]  # fmt: skip
-        self._spawn(f"etcd{i + 1}", cmd)
+        hosts = tuple(parse_address(e) for e in spec.etcd_endpoints())
+        extra = spec.etcd_client(name)
+        return EtcdSettings(hosts, protocol=spec.etcd_scheme, **extra)
+
+    def _enable_etcd_auth(self) -> None:
+        try:
+            etcd_members.enable_auth(self.spec, self.pki)
+        except etcd_security.EtcdSetupError as exc:
+            raise StackError(f"{exc}; etcd logs in {self.logs_dir}") from None
+
+    def _start_etcd(self, i: int) -> None:
+        self._spawn(f"etcd{i + 1}", etcd_members.command(self.spec, i, self.pki))
 
     def _wait_etcd(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -177,11 +193,7 @@ class Stack:
         raise StackError(f"etcd not healthy within {timeout:.0f}s; logs in {self.logs_dir}")
 
     def _etcd_healthy(self) -> int:
-        count = 0
-        for endpoint in self.spec.etcd_endpoints():
-            with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError):
-                count += httpx.get(f"http://{endpoint}/health", timeout=1).json().get("health") == "true"
-        return count
+        return etcd_members.healthy(self.spec, self.etcd_verify())
 
     def _run_as(self, i: int) -> str | None:
         user = self.spec.user_for(i)

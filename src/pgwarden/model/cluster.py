@@ -230,6 +230,9 @@ class ClusterView:
     # The failsafe topology the leader last published (member name -> REST API URL), or None:
     # with failsafe_mode on, only its members may race for the key.
     failsafe: Mapping[str, str] | None = None
+    # Members whose record names an address outside this node's member_networks, left out of
+    # ``members`` (model/trust.py): member name -> why. Never stored; not what etcd holds.
+    untrusted: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def member(self, name: str) -> Member | None:
         return next((m for m in self.members if m.name == name), None)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pgwarden.model.cluster import DynamicConfig, Tags
+from pgwarden.model.trust import MemberNetworks, Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,24 @@ class EtcdSettings:
     # Source address for the agent's own etcd and peer connections, so a network cut between
     # two loopback addresses can tell nodes apart; None lets the kernel choose.
     bind_address: str | None = None
+    # "https": etcd's certificate verified against cacert (None: the system's CAs), its address
+    # checked against the certificate's names, and cert/key presented as this client's.
+    protocol: str = "http"
+    cacert: str | None = None
+    cert: str | None = None  # PEM; may hold the key too
+    key: str | None = None
+    # etcd's own authentication (v3 auth): a token is asked for with these and sent with each call.
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol == "https"
+
+    def url(self, endpoint: Address) -> str:
+        """The base URL of one member, e.g. ``https://10.0.0.21:2379``."""
+        host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+        return f"{self.protocol}://{host}:{endpoint.port}"
 
 
 class VerifyClient(enum.Enum):
@@ -41,9 +60,6 @@ class VerifyClient(enum.Enum):
     NONE = "none"  # none is asked for
     OPTIONAL = "optional"  # asked for; one presented must verify; operations need one
     REQUIRED = "required"  # no certificate, no connection: every call, health checks included
-
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +162,8 @@ class NodeConfig:
     callbacks: Mapping[str, str] = field(default_factory=dict)
     callback_timeout: float = 30.0
     watchdog: WatchdogSettings = field(default_factory=WatchdogSettings)
+    # Where the cluster's members are: a member record read from etcd naming an address outside
+    # these is not trusted (no credential is sent there), see model/trust.py. The config loader
+    # always sets it (derived from this node's own addresses when not configured); None, for
+    # values built in code, trusts every record.
+    member_networks: MemberNetworks | None = None
