@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pgwarden.agent.execute import Executor, Outcome
 from pgwarden.agent.failsafe import PromiseBox
 from pgwarden.agent.jobs import Work
+from pgwarden.agent.last_good import LastGood
 from pgwarden.agent.lease import LeaderLease
 from pgwarden.agent.loop import _STATE_CHANGING
 from pgwarden.agent.member_record import member_record
@@ -136,9 +137,10 @@ class SimAgent:
         self.cluster = ClusterStore(self.link, config.cluster, config.etcd.prefix)
         self.lease = LeaderLease()
         self.jobs = SimJobRunner(clock, job_durations)
+        self.last_good = LastGood(config.bootstrap)
         self.executor = Executor(
             config, self.link, self.cluster, postgres, self.jobs, self.lease,  # type: ignore[arg-type]
-            self._member_lease_id, clock=clock,
+            self._member_lease_id, clock=clock, known_history=self.last_good.known_history,
             ask_failsafe=lambda members, seconds: ask(self.name, members, seconds),
             promises=self.promises,
         )  # fmt: skip
@@ -211,8 +213,8 @@ class SimAgent:
             view, snapshot = self.cluster.read_with_leases()
         except StoreError:
             return self.last_view, False
-        if snapshot.get(self.cluster.keys.config) is None:
-            view = dataclasses.replace(view, config=self.config.bootstrap)
+        config = snapshot.get(self.cluster.keys.config)
+        view = self.last_good.apply(view, config is not None, config.mod_revision if config else 0)
         self.last_view = view
         return view, True
 

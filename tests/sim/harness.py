@@ -9,10 +9,12 @@ store, isolate from the network, kill PostgreSQL, restart an agent with fresh me
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 
-from pgwarden.agent.snapshot import peer_status, status_document
+from pgwarden.agent.peer_answer import read_peer_answer
+from pgwarden.agent.snapshot import status_document
 from pgwarden.api.facts import facts_of
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.memory import MemoryStore
@@ -177,7 +179,9 @@ class Simulation:
             if m.name == asker:
                 continue
             if self.answers(m.name, asker):
-                found[m.name] = peer_status(m.name, status_document(self.agents[m.name].snapshot))
+                # What the REST API would send, read as the agent reads it.
+                answer = json.dumps(status_document(self.agents[m.name].snapshot)).encode()
+                found[m.name] = read_peer_answer(m.name, answer)
             else:
                 found[m.name] = PeerStatus(name=m.name, reachable=False)
         return found

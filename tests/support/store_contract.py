@@ -99,6 +99,13 @@ def replace_at_compares_mod_revision(h: StoreHarness) -> None:
     assert second is not None and second.value == "v2"
     assert second.mod_revision > first.mod_revision
     assert second.create_revision == first.create_revision
+    # With a lease: a holder rewriting junk over the leader key puts it back on its lease.
+    lease = h.store.grant_lease(LEASE_TTL)
+    assert h.store.replace_at(h.key("k"), "v3", mod_revision=second.mod_revision, lease=lease)
+    third = h.store.get_prefix(h.key("k")).get(h.key("k"))
+    assert third is not None and third.value == "v3" and third.lease == lease
+    h.store.revoke(lease)
+    assert _value(h, "k") is None
 
 
 def delete_with_expected_value(h: StoreHarness) -> None:

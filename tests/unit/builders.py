@@ -12,6 +12,7 @@ from typing import Any
 
 from pgwarden.ha.observation import Memory, Observation, PeerStatus, Promise, Request
 from pgwarden.model import (
+    NO_CLAIM_HOLDER,
     ClusterView,
     ControlState,
     DataDir,
@@ -162,6 +163,23 @@ def view(
         bootstrapping=bootstrapping,
         switchover=switchover,
     )
+
+
+def with_junk(base: ClusterView, **why: str) -> ClusterView:
+    """``base`` with the named keys unreadable, read as ClusterStore reads them: a junk leader key
+    is still held, a junk sync claim is nobody's (each ``key=why``)."""
+    changes: dict[str, Any] = {"unreadable": {**base.unreadable, **why}}
+    if "leader" in why:
+        changes["leader"] = Leader("", revision=9, readable=False)
+    if "sync" in why:
+        changes["sync"] = NO_CLAIM_HOLDER
+    if "initialize" in why:
+        changes["initialize"] = None
+    if "switchover" in why:
+        changes["switchover"] = None
+    if "failsafe" in why:
+        changes["failsafe"] = {}
+    return replace(base, **changes)
 
 
 def _healthy_view() -> ClusterView:

@@ -45,6 +45,7 @@ from tests.unit.builders import (
     unprobed_local,
     unreachable,
     view,
+    with_junk,
 )
 
 IMMEDIATE = Demote(StopMode.IMMEDIATE)
@@ -321,6 +322,23 @@ FAILSAFE_ROWS: list[Any] = [
         Reason.NO_LEADER_I_AM_HEALTHIEST,
         [AcquireLeader, Promote, AppendHistory],
         candidates=1,
+    ),
+    row(
+        "unreadable_failsafe_topology_lets_no_member_race_in_failsafe_mode",
+        observation(view=with_junk(FAILSAFE_LEADERLESS, failsafe="not JSON"), peers=[peer("node3")]),
+        Reason.NOT_RACING_OUTSIDE_FAILSAFE_TOPOLOGY,
+        [],
+    ),
+    row(
+        "leader_republishes_an_unreadable_failsafe_topology",
+        leader(view=with_junk(failsafe_view(), failsafe="not JSON"), store_ok=True, lease_deadline=NOW + 3.0),
+        Reason.LEADER_HEALTHY,
+        [
+            RenewLeader,
+            PublishStatus,
+            PublishFailsafe(tuple((n, api_url(n)) for n in ("node1", "node2", "node3"))),
+            EnsureSlots,
+        ],
     ),
     row(
         "member_outside_a_stale_topology_races_once_failsafe_mode_is_off",

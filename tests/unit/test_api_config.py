@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from pgwarden.agent.last_good import LastGood
 from pgwarden.agent.requests import RequestBox
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.api.contract import PARAMETER_CHECK_HEADER
@@ -52,9 +53,13 @@ class LiveSnapshots(SnapshotHolder):
     def __init__(self, base: Snapshot, cluster: ClusterStore) -> None:
         super().__init__(base)
         self._cluster = cluster
+        self._kept = LastGood(base.config.bootstrap)  # as the observer: the last valid values in force
 
     def get(self) -> Snapshot:
-        return replace(super().get(), view=self._cluster.read())
+        view, snapshot = self._cluster.read_with_leases()
+        config = snapshot.get(self._cluster.keys.config)
+        view = self._kept.apply(view, config is not None, config.mod_revision if config else 0)
+        return replace(super().get(), view=view)
 
 
 @dataclass

@@ -22,7 +22,10 @@ def _scrape(snap: Snapshot) -> dict[str, dict[tuple[tuple[str, str], ...], float
     assert got.status_code == 200
     assert got.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     return {
-        family.name: {tuple(sorted(s.labels.items())): s.value for s in family.samples}
+        # A counter's family drops the _total its samples (and our docs) carry.
+        family.name + ("_total" if family.type == "counter" else ""): {
+            tuple(sorted(s.labels.items())): s.value for s in family.samples
+        }
         for family in text_string_to_metric_families(got.text)
     }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +68,11 @@ class FakeCluster:
         self.cluster.acquire_leader("node1", lease)
         self.cluster.write_config(DynamicConfig(ttl=30, loop_wait=10, retry_timeout=10), 0)
         self.cluster.append_history(fork(2, "0/3000060", "node1"))
-        snapshots = LiveSnapshots(fake.primary(), self.cluster)
-        operations = AgentOperations(self.cluster, snapshots, RequestBox(), check_parameters=postgres_verdict)
-        self.config_api = RestApi(fake.api_settings(), snapshots, operations)
+        self.snapshots = LiveSnapshots(fake.primary(), self.cluster)
+        operations = AgentOperations(
+            self.cluster, self.snapshots, RequestBox(), check_parameters=postgres_verdict
+        )
+        self.config_api = RestApi(fake.api_settings(), self.snapshots, operations)
 
     def target(self) -> ClusterTarget:
         return ClusterTarget("demo", (Address("127.0.0.1", 1),), api_auth=self.auth)
@@ -339,6 +341,30 @@ def test_edit_config_refuses_a_bad_value_naming_the_field(cluster: FakeCluster) 
 def test_edit_config_with_a_malformed_set_is_a_usage_error(cluster: FakeCluster) -> None:
     result = cluster.run("edit-config", "--set", "ttl")
     assert result.exit_code == 2
+
+
+def test_edit_config_repairs_a_junk_config_starting_from_the_config_in_force(cluster: FakeCluster) -> None:
+    in_force = DynamicConfig(
+        ttl=30, loop_wait=10, retry_timeout=10, pause=True, parameters={"work_mem": "8MB"}
+    )
+    assert cluster.cluster.write_config(in_force, None)
+    cluster.snapshots.get()  # the agent's cycle reads it: its last valid config from now on
+    cluster.store.put(cluster.cluster.keys.config, "[" * 100_000)
+    shown = cluster.run("show-config", "--format", "json")
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["pause"] is True
+    assert "unreadable" in shown.stderr and "config the agents keep in force" in shown.stderr
+    result = cluster.run("edit-config", "--set", "ttl=40", "--force")
+    assert result.exit_code == 0, result.output
+    assert "unreadable" in result.stderr and "writing replaces it" in result.stderr
+    stored, _ = cluster.cluster.read_config()
+    assert stored == replace(in_force, ttl=40)  # the junk replaced, nothing reset to defaults
+
+
+def test_pause_never_writes_a_config_of_defaults_over_a_junk_one(cluster: FakeCluster) -> None:
+    cluster.store.put(cluster.cluster.keys.config, "{")
+    result = cluster.run("pause")
+    assert result.exit_code == 1
+    assert cluster.store.get_prefix(cluster.cluster.keys.config).items[0].value == "{"
 
 
 def test_edit_config_losing_a_race_tells_to_retry(cluster: FakeCluster) -> None:

@@ -8,7 +8,7 @@ from rich.console import Console, RenderableType
 
 from pgwarden.cli import views
 from pgwarden.model.cluster import PgState, Role, SwitchoverIntent
-from tests.unit.builders import config, fork, member, primary_member, status, sync_set, view
+from tests.unit.builders import config, fork, member, primary_member, status, sync_set, view, with_junk
 
 
 def text(renderable: RenderableType) -> str:
@@ -129,3 +129,34 @@ def test_the_header_shows_failsafe_mode_and_its_topology() -> None:
     assert "failsafe" not in views.cluster_header(view())
     doc = views.cluster_document(on)
     assert doc["failsafe_mode"] is True and doc["failsafe"] == {"node1": "http://x", "node2": "http://y"}
+
+
+def test_list_names_unreadable_keys_what_the_agents_do_and_crash_looping_members() -> None:
+    members = [
+        primary_member(),
+        replace(member("node2"), loop_error="3 cycles failed in a row: KeyError: 'x'"),
+    ]
+    v = replace(
+        with_junk(view(members=members), leader="not JSON", config="ttl must be a number"),
+        unreadable={
+            "leader": "not JSON",
+            "config": "ttl must be a number",
+            "members/node3": "port: not an int",
+        },
+        config_ignored=("a_newer_setting",),
+    )
+    out = text(views.members_table(v))
+    assert "leader: UNREADABLE KEY" in out and "config UNREADABLE" in out
+    assert "etcd key config is unreadable: ttl must be a number -> the agents keep their last valid" in out
+    assert "etcd key members/node3 is unreadable: port: not an int -> that member is unknown" in out
+    assert "etcd key leader is unreadable: not JSON -> still held" in out
+    assert "config keys this version ignores: a_newer_setting" in out
+    assert "node2: INTERNAL_ERROR, its HA loop fails: 3 cycles failed in a row: KeyError: 'x'" in out
+    doc = views.cluster_document(v)
+    assert doc["leader"] is None and doc["unreadable_keys"]["config"] == "ttl must be a number"
+    assert doc["members"][1]["loop_error"].startswith("3 cycles")
+
+
+def test_history_says_how_many_entries_were_folded() -> None:
+    v = replace(view(history=[fork(2, "0/3000000")]), history_folded=12)
+    assert "12 older entries folded" in text(views.history_table(v))

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 
 import pytest
 
 from pgwarden.dcs import codec
-from pgwarden.dcs.cluster_store import ClusterStore
+from pgwarden.dcs.cluster_store import HISTORY_CAP, ClusterStore, HistoryUnreadable
 from pgwarden.dcs.keys import ClusterKeys
 from pgwarden.dcs.memory import MemoryStore
 from pgwarden.model import (
+    SYNC_DEGRADED,
     ClusterView,
     DynamicConfig,
     HistoryEntry,
@@ -153,9 +153,9 @@ def test_encodings_are_plain_json_with_lsn_strings_and_enum_values() -> None:
 def test_optional_fields_round_trip_as_none() -> None:
     sync = SyncState(leader=None)
     intent = SwitchoverIntent(leader=None, candidate="node3", failover=True)
-    assert codec.decode_sync(codec.encode_sync(sync), "k") == sync
-    assert codec.decode_switchover(codec.encode_switchover(intent), "k") == intent
-    assert codec.decode_member(codec.encode_member(BARE_MEMBER), "k") == BARE_MEMBER
+    assert codec.decode_sync(codec.encode_sync(sync)) == sync
+    assert codec.decode_switchover(codec.encode_switchover(intent)) == intent
+    assert codec.decode_member(codec.encode_member(BARE_MEMBER)) == BARE_MEMBER
 
 
 def test_read_with_leases_exposes_the_raw_keys(cluster: ClusterStore, memory: MemoryStore) -> None:
@@ -221,10 +221,10 @@ def test_finished_initialize_is_permanent(
 ) -> None:
     lease = memory.grant_lease(4)
     cluster.begin_initialize(lease)
-    cluster.finish_initialize("42")
+    cluster.finish_initialize("7300000000000000042")
     cluster.cancel_initialize()  # only an unfinished claim can be cancelled
     clock.advance(10)
-    assert cluster.read().initialize == "42"
+    assert cluster.read().initialize == "7300000000000000042"
 
 
 def test_cancel_initialize_drops_the_claim(cluster: ClusterStore, memory: MemoryStore) -> None:
@@ -300,39 +300,115 @@ def test_remove_member(cluster: ClusterStore, memory: MemoryStore) -> None:
 
 
 MALFORMED = {
-    "config": ["{not json", '{"ttl": "soon"}', "[]"],
+    "config": ["{not json", '{"ttl": "soon"}', "[]", "[" * 200_000 + "]" * 200_000],
     "status": ['{"name": "n", "timeline": 1, "lsn": "nope"}', "null"],
     "sync": ['{"leader": 3}', '{"leader": "a", "members": "b"}'],
-    "switchover": ['{"scheduled_at": "tomorrow"}', "42"],
+    "switchover": ['{"scheduled_at": "tomorrow"}', "42", '{"deadline": 1e999}'],
+    "history": ['{"not": "a list"}', '[{"timeline": "x"}]', "x" * (codec.MAX_VALUE_BYTES + 1)],
+    "initialize": ["not-a-system-id", "{}", "771492735", "99999999999999999999"],  # a truncated id, > 2**64
     "members/node9": ['{"name": "node9"}', '{"name":"node9","api_url":"u","host":"h","port":"5432"}'],
 }
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [(k, v) for k, values in MALFORMED.items() for v in values], ids=str
+    ("key", "value"), [(k, v[:60]) for k, values in MALFORMED.items() for v in values], ids=str
 )
-def test_malformed_value_is_skipped_with_a_warning(
-    cluster: ClusterStore, memory: MemoryStore, caplog: pytest.LogCaptureFixture, key: str, value: str
+def test_a_malformed_value_is_reported_and_the_rest_still_reads(
+    cluster: ClusterStore, memory: MemoryStore, key: str, value: str
 ) -> None:
+    full = next(v for v in MALFORMED[key] if v.startswith(value))
     lease = memory.grant_lease(10)
     cluster.publish_member(MEMBER, lease)
     cluster.acquire_leader("node1", lease)
-    memory.put(cluster.keys.root + key, value)
-    with caplog.at_level(logging.WARNING):
-        view = cluster.read()
-    assert view.members == (MEMBER,) and view.leader is not None  # the rest still reads
-    assert view.config == DynamicConfig()
-    assert view.status is None and view.sync is None and view.switchover is None
-    assert any(cluster.keys.root + key in r.getMessage() for r in caplog.records)
+    memory.put(cluster.keys.root + key, full)
+    view = cluster.read()
+    assert view.members == (MEMBER,) and view.leader == Leader("node1", view.leader.revision)  # type: ignore[union-attr]
+    assert list(view.unreadable) == [key] and view.unreadable[key]
+    assert view.config == DynamicConfig() and view.status is None and view.switchover is None
+    assert view.history == ()
 
 
-def test_malformed_history_entries_are_skipped_one_by_one(cluster: ClusterStore, memory: MemoryStore) -> None:
-    good = codec.encode_history(HISTORY)
-    broken = good[:-1] + ',{"timeline": "x"}, 7]'
+def test_the_safe_readings_of_unreadable_keys(cluster: ClusterStore, memory: MemoryStore) -> None:
+    """A held key stays held, an unknown sync claim lets nobody promote, a junk initialize key
+    still says "initialized" (docs/faults.md, "bad input")."""
+    for key, junk in (("leader", "{"), ("sync", "[]"), ("initialize", "x"), ("failsafe", '{"a/b": 1}')):
+        memory.put(cluster.keys.root + key, junk)
+    view = cluster.read()
+    assert view.failsafe == {}  # a topology of nobody: nobody outside it races in failsafe mode
+    assert view.leader is not None and not view.leader.readable and view.leader.name == ""
+    assert view.sync == SyncState(leader=None, members=frozenset(), quorum=1)
+    assert view.initialize is None and view.initialized
+    assert sorted(view.unreadable) == ["failsafe", "initialize", "leader", "sync"]
+
+
+@pytest.mark.parametrize("junk", ["", "a/b", "node\n1", "\ufffd", "x" * 300])
+def test_a_leader_key_that_names_no_member_is_held_but_unreadable(
+    cluster: ClusterStore, memory: MemoryStore, junk: str
+) -> None:
+    memory.put(cluster.keys.leader, junk)
+    leader = cluster.read().leader
+    assert leader is not None and not leader.readable
+
+
+def test_the_holder_rewrites_an_unreadable_leader_key_on_its_lease(
+    cluster: ClusterStore, memory: MemoryStore
+) -> None:
+    lease = memory.grant_lease(10)
+    cluster.acquire_leader("node1", lease)
+    memory.put(cluster.keys.leader, "{junk")  # etcdctl put: detached from the lease
+    junk = cluster.read().leader
+    assert junk is not None and not junk.readable
+    assert not cluster.rewrite_leader("node1", lease, junk.revision - 1)  # someone wrote since: refused
+    assert cluster.rewrite_leader("node1", lease, junk.revision)
+    kv = memory.get_prefix(cluster.keys.leader).get(cluster.keys.leader)
+    assert kv is not None and kv.value == "node1" and kv.lease == lease
+
+
+def test_a_history_with_one_malformed_entry_is_unreadable_as_a_whole(
+    cluster: ClusterStore, memory: MemoryStore
+) -> None:
+    """Skipping the bad entry would hide a fork point; the agent keeps its last valid history."""
+    broken = codec.encode_history(HISTORY)[:-1] + ',{"timeline": "x"}]'
     memory.put(cluster.keys.history, broken)
-    assert cluster.read().history == HISTORY
-    memory.put(cluster.keys.history, '{"not": "a list"}')
-    assert cluster.read().history == ()
+    view = cluster.read()
+    assert view.history == () and "entry 3: timeline" in view.unreadable["history"]
+
+
+def test_history_is_capped_promotions_last(cluster: ClusterStore, memory: MemoryStore) -> None:
+    promotions = tuple(_entry(t) for t in range(2, 2 + HISTORY_CAP))
+    event = replace(_entry(50), event=SYNC_DEGRADED)
+    memory.put(cluster.keys.history, codec.encode_history((event, *promotions[:-1])))
+    cluster.append_history(promotions[-1])
+    view = cluster.read()
+    assert view.history == promotions and view.history_folded == 1  # the event went first
+    newest = _entry(2 + HISTORY_CAP)
+    cluster.append_history(newest)
+    view = cluster.read()
+    assert view.history == (*promotions[1:], newest) and view.history_folded == 2
+    assert len(codec.encode_history(view.history, 2)) < codec.MAX_VALUE_BYTES // 4
+
+
+def test_an_append_over_a_junk_history_keeps_what_was_known_or_refuses(
+    cluster: ClusterStore, memory: MemoryStore
+) -> None:
+    memory.put(cluster.keys.history, "[{")
+    with pytest.raises(HistoryUnreadable):
+        cluster.append_history(_entry(5))
+    assert memory.get_prefix(cluster.keys.history).get(cluster.keys.history).value == "[{"  # type: ignore[union-attr]
+    cluster.append_history(_entry(5), known=HISTORY)
+    assert cluster.read().history == (*HISTORY, _entry(5))
+
+
+def test_an_older_agent_skips_the_folded_count_as_a_malformed_entry() -> None:
+    """The count is a first element without a timeline: a reader that skips malformed entries
+    one by one (versions before the cap) still reads every entry."""
+    value = codec.encode_history(HISTORY, folded=4)
+    assert value.startswith('[{"folded":4}')
+    assert codec.decode_history(value) == (HISTORY, 4)
+
+
+def _entry(timeline: int) -> HistoryEntry:
+    return HistoryEntry(timeline, Lsn(timeline << 24), "failover", "2030-01-01T00:00:00+00:00", "node1")
 
 
 def test_member_value_under_another_name_uses_the_key_name(
@@ -340,11 +416,6 @@ def test_member_value_under_another_name_uses_the_key_name(
 ) -> None:
     memory.put(cluster.keys.member("node5"), codec.encode_member(MEMBER))
     assert [m.name for m in cluster.read().members] == ["node5"]
-
-
-def test_empty_leader_value_reads_as_no_leader(cluster: ClusterStore, memory: MemoryStore) -> None:
-    memory.put(cluster.keys.leader, "")
-    assert cluster.read().leader is None
 
 
 def test_key_layout() -> None:

@@ -91,11 +91,11 @@ def _snapshot(local: LocalState) -> Snapshot:
 def test_the_member_record_carries_config_errors_through_etcd() -> None:
     record = member_record(fake.node_config("node2"), replace(standby_local(), config_errors=ERRORS))
     assert record.config_errors == ERRORS
-    assert decode_member(encode_member(record), "members/node2") == record
+    assert decode_member(encode_member(record)) == record
     # A record written before the field existed still reads, without errors.
     old = encode_member(replace(record, config_errors=())).replace(',"config_errors":[]', "")
     assert "config_errors" not in old
-    decoded = decode_member(old, "members/node2")
+    decoded = decode_member(old)
     assert decoded is not None and decoded.config_errors == ()
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from pgwarden.agent.guard import ErrorCounts
 from pgwarden.agent.lease import LeaderLease
 from pgwarden.agent.lease_guard import LeaseGuard
 
@@ -73,3 +75,52 @@ def test_every_look_feeds_the_fence_the_deadline_it_enforces() -> None:
     clock.now = 103.0
     g.check()
     assert fed == [103.0, 103.0]
+
+
+def test_when_it_cannot_tell_whether_postgres_writes_it_stops_it() -> None:
+    lease, pg, clock = LeaderLease(), Postgres(), Clock()
+    lease.renewed(7, sent_at=100.0, ttl=4.0)
+
+    def unknown() -> bool:
+        raise RuntimeError("snapshot unreadable")
+
+    g = LeaseGuard(lease, pg, unknown, clock)  # type: ignore[arg-type]
+    clock.now = 103.0
+    assert g.check() and pg.calls[0] == ("stop", "immediate")
+
+
+def test_its_thread_outlives_an_error_and_still_stops_postgres_at_the_deadline() -> None:
+    """Above every other thread the guard must not die of an exception: it is safety rule 1."""
+    errors = ErrorCounts()
+    lease, pg = LeaderLease(), Postgres()
+    failures = iter([RuntimeError("first look fails"), RuntimeError("second too")])
+
+    def clock() -> float:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return time.monotonic()
+
+    lease.renewed(7, sent_at=time.monotonic() - 10, ttl=4.0)  # deadline long passed
+    g = LeaseGuard(lease, pg, lambda: True, clock, errors=errors)  # type: ignore[arg-type]
+    g.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not pg.calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        g.stop()
+    assert pg.calls[0] == ("stop", "immediate")
+    assert errors.counts() == {"lease-guard": 2}
+
+
+def test_a_fence_that_cannot_be_fed_does_not_keep_the_guard_from_its_check() -> None:
+    lease, pg, clock = LeaderLease(), Postgres(), Clock()
+    lease.renewed(7, sent_at=100.0, ttl=4.0)
+
+    def broken_feed() -> None:
+        raise OSError("no space left on device")
+
+    g = LeaseGuard(lease, pg, lambda: True, clock, feed=broken_feed)  # type: ignore[arg-type]
+    clock.now = 103.0
+    assert g.check() and pg.calls[0] == ("stop", "immediate")

@@ -51,12 +51,12 @@ def test_the_member_record_carries_pending_settings_and_a_schedule_through_etcd(
     local = replace(primary_local(), pending_restart=True, pending_params=PENDING)
     record = member_record(fake.node_config("node1"), local, scheduled_restart=WALL + 60)
     assert record.pending_restart_reason == PENDING and record.scheduled_restart == WALL + 60
-    assert decode_member(encode_member(record), "members/node1") == record
+    assert decode_member(encode_member(record)) == record
     # A record written before these fields existed still reads, with the defaults.
     old = encode_member(replace(record, pending_restart_reason={}, scheduled_restart=None))
     old = old.replace(',"pending_restart_reason":{}', "").replace(',"scheduled_restart":null', "")
     assert "scheduled_restart" not in old
-    decoded = decode_member(old, "members/node1")
+    decoded = decode_member(old)
     assert decoded is not None and decoded.pending_restart_reason == {} and decoded.scheduled_restart is None
 
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from pgwarden.agent.guard import ErrorCounts, survive
 from pgwarden.ha import actions as a
 from pgwarden.model import LocalState, Role
 
@@ -235,7 +236,9 @@ class CallbackRunner:
         member: str = "",
         api_url: str = "",
         inherited: Mapping[str, str] | None = None,
+        errors: ErrorCounts | None = None,
     ) -> None:
+        self._errors = errors or ErrorCounts()
         self._commands = {event: command for event, command in commands.items() if event in EVENTS}
         self._cluster = cluster
         self._timeout = timeout
@@ -275,7 +278,7 @@ class CallbackRunner:
         ).start()
 
     def _execute(self, run: _Run, event: str) -> None:
-        run.execute()
+        survive(f"callback {event}", self._errors, run.execute)
         with self._lock:
             if self._running.get(event) is run:
                 del self._running[event]

@@ -16,7 +16,7 @@ from pgwarden.agent.failsafe import PromiseBox
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.watchdog import Watchdog
-from pgwarden.dcs.cluster_store import ClusterStore
+from pgwarden.dcs.cluster_store import ClusterStore, HistoryUnreadable
 from pgwarden.dcs.store import LeaseExpired, Store, StoreError
 from pgwarden.ha import actions as a
 from pgwarden.ha.observation import Observation
@@ -73,7 +73,10 @@ class Executor:
         watchdog: Watchdog | None = None,
         ask_failsafe: AskFailsafe = _no_failsafe,
         promises: PromiseBox | None = None,
+        known_history: Callable[[], tuple[HistoryEntry, ...] | None] = lambda: None,
     ) -> None:
+        self._known_history = known_history  # the last valid history read (for a junk history key)
+        self._history_refused: str | None = None
         self._clock = clock
         self._watchdog = watchdog
         self._ask_failsafe = ask_failsafe
@@ -89,6 +92,7 @@ class Executor:
         self._handlers: dict[type[Any], Callable[[Any, Observation], bool | None]] = {
             a.AcquireLeader: self._acquire,
             a.RenewLeader: self._renew,
+            a.RewriteLeader: self._rewrite_leader,
             a.ReleaseLeader: self._release,
             a.RenewFailsafe: self._renew_failsafe,
             a.PublishFailsafe: self._publish_failsafe,
@@ -183,6 +187,15 @@ class Executor:
         self._lease.renewed(lease, sent, ttl)
         self._watchdog_after_renewal(action, obs)
         log.info("took over the leader key carrying my name with a new lease")
+        return True
+
+    def _rewrite_leader(self, action: a.RewriteLeader, obs: Observation) -> bool:
+        lease = self._lease.lease_id
+        if lease is None:
+            raise ActionFailed("no leader lease to attach the rewritten leader key to")
+        if not self._cluster.rewrite_leader(self._config.name, lease, action.revision):
+            return False
+        log.warning("rewrote the unreadable leader key with my name, on my lease")
         return True
 
     def _release(self, _: a.ReleaseLeader, obs: Observation) -> bool:
@@ -345,7 +358,7 @@ class Executor:
         """Degraded windows go into the history beside the promotions, so `pgwarden history` shows them."""
         log.warning("%s: %s", event, reason)
         local = obs.local
-        self._cluster.append_history(
+        self._append(
             HistoryEntry(
                 timeline=local.timeline or 0,
                 switch_lsn=local.write_lsn or Lsn(0),
@@ -361,7 +374,7 @@ class Executor:
         timeline = self._pg.current_timeline()
         entries = self._pg.timeline_history(timeline)
         switch = entries[-1][1] if entries else Lsn(0)
-        self._cluster.append_history(
+        self._append(
             HistoryEntry(
                 timeline=timeline,
                 switch_lsn=switch,
@@ -370,6 +383,18 @@ class Executor:
                 new_leader=self._config.name,
             )
         )
+
+    def _append(self, entry: HistoryEntry) -> None:
+        """Append to the history; a junk history never read valid is left alone (said once), and
+        the entry is not lost: the leader rules ask again while its timeline has none."""
+        try:
+            self._cluster.append_history(entry, self._known_history())
+        except HistoryUnreadable as exc:
+            if str(exc) != self._history_refused:
+                log.error("%s", exc)
+            self._history_refused = str(exc)
+            return
+        self._history_refused = None
 
     def _publish_status(self, action: a.PublishStatus, obs: Observation) -> None:
         local = obs.local

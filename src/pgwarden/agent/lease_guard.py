@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from pgwarden.agent.guard import ErrorCounts, survive
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.postgres.controller import PostgresController
 
@@ -33,7 +34,9 @@ class LeaseGuard:
         clock: Callable[[], float] = monotonic,
         feed: Callable[[], None] = lambda: None,
         after_stop: Callable[[], None] = lambda: None,
+        errors: ErrorCounts | None = None,
     ) -> None:
+        self._errors = errors or ErrorCounts()
         self._lease = lease
         self._postgres = postgres
         self._may_write = may_write  # does the latest snapshot show PostgreSQL read-write?
@@ -55,9 +58,10 @@ class LeaseGuard:
 
     def check(self) -> bool:
         """One look at the deadline; True when it stopped PostgreSQL."""
-        self._feed()
+        # A fence that cannot be fed must not keep this guard from its own check.
+        survive("lease-guard fence feed", self._errors, self._feed)
         deadline = self._lease.deadline()
-        if deadline is None or self._clock() < deadline or not self._may_write():
+        if deadline is None or self._clock() < deadline or not self._writable():
             return False
         log.warning("leader lease deadline passed without a renewal: stopping PostgreSQL immediately")
         try:
@@ -71,6 +75,15 @@ class LeaseGuard:
         self.fired += 1
         return True
 
+    def _writable(self) -> bool:
+        try:
+            return self._may_write()
+        except Exception:  # cannot tell: the safe answer for a lease that ran out is "it may write"
+            log.exception("lease guard cannot tell whether PostgreSQL is read-write; assuming it is")
+            return True
+
     def _run(self) -> None:
+        # Above all the other threads this one must outlive any error: it is safety rule 1 when the
+        # loop is stuck or failing.
         while not self._stop.wait(_INTERVAL):
-            self.check()
+            survive("lease-guard", self._errors, self.check)

@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from pgwarden.agent.guard import ErrorCounts, survive
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.dcs.store import LeaseExpired, Store, StoreError
 
@@ -35,7 +36,9 @@ class LeaseKeeper:
         lease: LeaderLease,
         clock: Callable[[], float] = monotonic,
         interval: float = RENEW_EVERY,
+        errors: ErrorCounts | None = None,
     ) -> None:
+        self._errors = errors or ErrorCounts()
         self._store = store
         self._lease = lease
         self._clock = clock
@@ -76,8 +79,6 @@ class LeaseKeeper:
         return self._lease.extended(lease_id, sent)
 
     def _run(self) -> None:
+        # This thread must outlive any surprise (logged and counted): the loop's renewals go on.
         while not self._stop.wait(self._interval):
-            try:
-                self.renew_once()
-            except Exception:  # this thread must outlive any surprise: the loop's renewals go on
-                log.exception("lease keeper: unexpected error; going on")
+            survive("lease-keeper", self._errors, self.renew_once)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import ssl
 import threading
@@ -11,6 +12,7 @@ from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_co
 from pgwarden.agent.execute import Executor, Outcome
 from pgwarden.agent.failsafe import FailsafeClient, PromiseBox
 from pgwarden.agent.fence import FenceLink
+from pgwarden.agent.guard import LOOP, ErrorCounts, backoff, describe
 from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.lease_guard import LeaseGuard
@@ -38,6 +40,7 @@ from pgwarden.ha import actions as a
 from pgwarden.ha.decide import decide
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
+from pgwarden.ha.reasons import Reason
 from pgwarden.logs import apply as apply_logging
 from pgwarden.model import ClusterView, LocalState, NodeConfig, Role
 from pgwarden.postgres.controller import PostgresController
@@ -91,6 +94,8 @@ class Agent:
         self.cluster = ClusterStore(self.store, config.cluster, config.etcd.prefix, config.member_networks)
         self.postgres = PostgresController(config.postgresql, config.name)
         self.jobs = JobRunner()
+        self.errors = ErrorCounts()  # internal errors the loop and each thread survived
+        self._failing = 0  # cycles failed in a row
         self.lease = LeaderLease()
         self.watchdog = Watchdog(config.watchdog, self.lease)
         self._wake = threading.Event()
@@ -125,9 +130,15 @@ class Agent:
             watchdog=self.watchdog,
             ask_failsafe=self.failsafe.ask,
             promises=self.promises,
+            known_history=self.observer.last_good.known_history,
         )
         self.callbacks = CallbackRunner(
-            config.callbacks, config.cluster, config.callback_timeout, config.name, config.api.url
+            config.callbacks,
+            config.cluster,
+            config.callback_timeout,
+            config.name,
+            config.api.url,
+            errors=self.errors,
         )
         self._role: Role | None = None  # the role PostgreSQL last ran in, for the callbacks
         self._member_lease: int | None = None
@@ -155,6 +166,12 @@ class Agent:
             self._may_write,
             feed=self.fence.publish,
             after_stop=self.watchdog.disarm,
+            errors=self.errors,
+        )
+        self.lease_keeper = LeaseKeeper(self.store, self.lease, errors=self.errors)
+        self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake, self.errors)
+        self.watch = ClusterWatch(
+            self.store, self.keys, self._wake, lambda: self.observer.last_view.revision, self.errors
         )
         if self._peer_tls is not None:
             self.api.certificates.add(
@@ -169,9 +186,6 @@ class Agent:
         if self.node_reload is not None:
             self.reloads.add("the node config", self.node_reload.request)
         self.notifier = ServiceNotifier.from_environment()  # systemd Type=notify (deploy/)
-        self.lease_keeper = LeaseKeeper(self.store, self.lease)
-        self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake)
-        self.watch = ClusterWatch(self.store, self.keys, self._wake, lambda: self.observer.last_view.revision)
 
     def _peer_tls_context(self) -> ReloadableClientContext | None:
         api = self.config.api
@@ -209,27 +223,17 @@ class Agent:
         for problem in missing_commands(self.config.callbacks):
             log.warning("%s", problem)
         memory = Memory()
-        last_message = ""
+        self._last_message = ""
         try:
             while not self._stop.is_set():
                 started = monotonic()
-                self._reload_config()
-                self.fence.ensure_running()  # a fence that died (OOM killer, an operator) is replaced
-                obs = self.observer.observe(memory)
-                decision = decide(obs)
-                if decision.message != last_message:
-                    # The decision line: its reason code is a field of its own in JSON logs.
-                    log.info("%s", decision.message, extra={"reason_code": decision.reason.name})
-                    last_message = decision.message
-                outcome = self.executor.run(decision.actions, obs)
-                self._callbacks(obs, outcome)
-                if decision.answers:
-                    self.requests.answer(decision.answers, outcome.failed, decision.message)
-                memory = decision.memory
-                self._publish(obs, decision, started)
-                self.notifier.cycle_done(decision.message)  # READY=1 after the first cycle
-                self._sleep(started, obs, decision, outcome.failed is None)
+                try:
+                    memory = self._cycle(memory, started)
+                except Exception as exc:  # issue 11: no internal error ends the loop (see _failed)
+                    self._failed(exc)
         finally:
+            # Only a stop request gets here (a signal; or KeyboardInterrupt / SystemExit, the
+            # process exiting anyway): an internal error never does, it is retried above.
             self._shutdown()
 
     def _reload_config(self) -> None:
@@ -247,6 +251,86 @@ class Agent:
         apply_logging(config.log_level, config.log_format, config.cluster, config.name)
         self.observer.use_config(config)
         self.callbacks.use(config.callbacks, config.callback_timeout)
+
+    def _cycle(self, memory: Memory, started: float) -> Memory:
+        """One observe -> decide -> act cycle; the memory ``decide`` hands to the next one."""
+        self._reload_config()
+        self.fence.ensure_running()  # a fence that died (OOM killer, an operator) is replaced
+        obs = self.observer.observe(memory)
+        decision = decide(obs)
+        if decision.message != self._last_message:
+            # The decision line: its reason code is a field of its own in JSON logs.
+            log.info("%s", decision.message, extra={"reason_code": decision.reason.name})
+            self._last_message = decision.message
+        outcome = self.executor.run(decision.actions, obs)
+        self._callbacks(obs, outcome)
+        if decision.answers:
+            self.requests.answer(decision.answers, outcome.failed, decision.message)
+        self._publish(obs, decision, started)
+        self.notifier.cycle_done(decision.message)  # READY=1 after the first cycle
+        if self._failing:
+            log.warning("HA loop cycles complete again after %d failed in a row", self._failing)
+            self._failing = 0
+        self._sleep(started, obs, decision, outcome.failed is None)
+        return decision.memory
+
+    def _failed(self, exc: Exception) -> None:
+        """A cycle raised: log it with its traceback, show INTERNAL_ERROR, retry after a short backoff.
+
+        PostgreSQL is left as it is: a standby keeps streaming, and a primary whose cycles keep
+        failing stops renewing its lease, so the lease guard stops it at the deadline (safety
+        rule 1), exactly as when the loop is stuck. Never stopping it here is the point: one bad
+        input used to stop every node of the cluster through this path.
+        """
+        self._failing += 1
+        _, changed = self.errors.record(LOOP, exc)
+        wait = backoff(self._failing, self.observer.last_view.config.loop_wait)
+        try:
+            if changed or self._failing == 1:
+                log.error(
+                    "HA loop cycle failed (%d in a row); retrying in %.1fs", self._failing, wait, exc_info=exc
+                )
+            else:
+                log.error("HA loop cycle failed again (%d in a row): %s", self._failing, describe(exc))
+            self._publish_failure(exc, wait)
+        except Exception:  # reporting must not be what ends the loop either
+            log.exception("could not report the failed cycle")
+        self._stop.wait(wait)
+
+    def _publish_failure(self, exc: Exception, wait: float) -> None:
+        """The snapshot (and, when etcd answered lately, the member record) of a failed cycle: a
+        fresh probe, so the API, the lease guard and the peers see PostgreSQL as it is, and the
+        INTERNAL_ERROR reason, so `list` and `/patroni` show the crash loop."""
+        previous = self.snapshots.get()
+        try:
+            local = self.observer.refresh_local()
+        except Exception:
+            # Cannot tell what PostgreSQL does: "maybe read-write" keeps the lease guard armed.
+            local = dataclasses.replace(previous.local, probe_ok=False, in_recovery=None)
+        error = describe(exc)
+        decision = Decision((), Reason.INTERNAL_ERROR, {"count": self._failing, "error": error, "wait": wait})
+        member = dataclasses.replace(
+            member_record(self.config, local, self.requests.scheduled_restart()),
+            loop_error=f"{self._failing} cycles failed in a row: {error}",
+        )
+        self.snapshots.set(
+            dataclasses.replace(
+                previous,
+                local=local,
+                member=member,
+                decision=decision,
+                lease_deadline=self.lease.deadline(),
+                errors=self.errors.counts(),
+            )
+        )
+        if previous.store_ok:
+            try:
+                self._keep_member_lease(previous.store_ok)
+                lease = self._member_lease_id()
+                self.cluster.publish_member(member, lease)
+                self._published_lease = lease
+            except StoreError as exc:
+                log.warning("cannot publish my member record: %s", exc)
 
     def _callbacks(self, obs: Observation, outcome: Outcome) -> None:
         before = role_seen(obs.local) or self._role
@@ -273,12 +357,13 @@ class Agent:
                 self.lease.deadline(),
                 self.lease.failsafe_deadline(),
                 self.promises.current(),
+                self.errors.counts(),
             )
         )
         if not obs.store_ok:
             return  # this cycle could not read etcd: writing to it would only wait out its timeouts
         try:
-            self._keep_member_lease(obs)
+            self._keep_member_lease(obs.store_ok)
             lease = self._member_lease_id()
             # Written only when etcd's copy (read this cycle) differs, or the lease is new: an idle
             # member writes nothing, and no agent's watch wakes for it (the keepalive above keeps
@@ -289,8 +374,8 @@ class Agent:
         except StoreError as exc:
             log.warning("cannot publish my member record: %s", exc)
 
-    def _keep_member_lease(self, obs: Observation) -> None:
-        if self._member_lease is None or not obs.store_ok:
+    def _keep_member_lease(self, store_ok: bool) -> None:
+        if self._member_lease is None or not store_ok:
             return
         try:
             self.store.keepalive(self._member_lease)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 
 from pgwarden.agent.failsafe import PromiseBox
 from pgwarden.agent.jobs import JobRunner
+from pgwarden.agent.last_good import LastGood
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.peers import PeerClient
 from pgwarden.agent.requests import RequestBox
@@ -55,6 +56,7 @@ class Observer:
         self._promises = promises or PromiseBox()
         self.last_view = ClusterView(name=config.cluster, config=config.bootstrap)
         self._started = monotonic()
+        self.last_good = LastGood(config.bootstrap)
         self._untrusted: Mapping[str, str] = {}  # in the last view read
         self._reported: dict[tuple[str, str], float] = {}  # (member, why) -> when last logged
 
@@ -112,9 +114,9 @@ class Observer:
         except StoreError as exc:
             log.warning("cannot read the cluster from etcd: %s", exc)
             return self.last_view, False
-        if not any(kv.key == self._keys.config for kv in snapshot.items):
-            # Before bootstrap writes it, the cluster's config is this node's bootstrap.dcs.
-            view = dataclasses.replace(view, config=self._config.bootstrap)
+        config = snapshot.get(self._keys.config)
+        # Before bootstrap writes it, the cluster's config is this node's bootstrap.dcs.
+        view = self.last_good.apply(view, config is not None, config.mod_revision if config else 0)
         self._report_untrusted(view.untrusted)
         self.last_view = view
         return view, True

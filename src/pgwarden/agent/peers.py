@@ -1,43 +1,100 @@
-"""Asks the other members' REST APIs for their status, in parallel and with a short timeout."""
+"""Asks the other members' REST APIs for their status, in parallel, within one deadline per gather.
+
+Peers are asked when the cluster has no leader, so a slow or hostile peer must not delay the
+failover: the whole gather ends at its deadline (a peer that has not answered by then is
+unreachable), each body is read as it streams and dropped past `MAX_ANSWER_BYTES` or past the
+deadline (a body that never ends costs no more than that), and the answer is parsed by
+`read_peer_answer`. Why a peer is unknown is logged once per change, not every cycle.
+"""
 
 from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import httpx
 
-from pgwarden.agent.snapshot import peer_status
+from pgwarden.agent.guard import describe
+from pgwarden.agent.peer_answer import MAX_ANSWER_BYTES, BadAnswer, read_peer_answer
 from pgwarden.ha.observation import PeerStatus
 from pgwarden.model import Member
 
 log = logging.getLogger(__name__)
 
+# Compressed answers could inflate past the cap within one chunk: ask for none (ours send none).
+_HEADERS = {"Accept-Encoding": "identity"}
+
 
 class PeerClient:
     def __init__(self, timeout: float, bind_address: str | None, tls: ssl.SSLContext | None = None) -> None:
-        """``tls``: verifies the peers and presents this agent's client certificate
-        (``api.tls.peer_context``); None calls https peers without verifying them."""
+        """``timeout``: the deadline of one whole gather, in seconds. ``tls``: verifies the peers and
+        presents this agent's client certificate (``api.tls.peer_context``); None calls https peers
+        without verifying them."""
         self._timeout = timeout
         verify: ssl.SSLContext | bool = tls if tls is not None else False
         transport = httpx.HTTPTransport(local_address=bind_address, verify=verify) if bind_address else None
-        self._http = httpx.Client(timeout=timeout, transport=transport, verify=verify)
+        self._http = httpx.Client(timeout=timeout, transport=transport, verify=verify, headers=_HEADERS)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="peer")
+        self._problems: dict[str, str] = {}  # peer -> why it was unknown last time (log once per change)
 
     def gather(self, members: Sequence[Member], me: str) -> Mapping[str, PeerStatus]:
-        others = [m for m in members if m.name != me]
-        results = self._pool.map(self._ask, others)
-        return {status.name: status for status in results}
+        """Every other member's status; one that did not answer usably by the deadline is unreachable."""
+        deadline = time.monotonic() + self._timeout
+        asked: dict[str, Future[tuple[PeerStatus, str | None]]] = {
+            m.name: self._pool.submit(self._ask, m, deadline) for m in members if m.name != me
+        }
+        wait(asked.values(), timeout=max(0.0, deadline - time.monotonic()))
+        found: dict[str, PeerStatus] = {}
+        for name, future in asked.items():
+            # A late answer is dropped: its thread ends by itself (its reads time out by then).
+            status, problem = (
+                future.result()
+                if future.done() and future.exception() is None
+                else (PeerStatus(name=name, reachable=False), f"no answer within {self._timeout:g}s")
+            )
+            self._note(name, problem)
+            found[name] = status
+        return found
 
-    def _ask(self, member: Member) -> PeerStatus:
+    def _ask(self, member: Member, deadline: float) -> tuple[PeerStatus, str | None]:
+        """The peer's status, and why it is unknown when it is."""
         try:
-            reply = self._http.get(f"{member.api_url}/patroni")
-            return peer_status(member.name, reply.json())
-        except (httpx.HTTPError, ValueError) as exc:
-            log.debug("peer %s unreachable: %s", member.name, exc)
-            return PeerStatus(name=member.name, reachable=False)
+            return read_peer_answer(member.name, self._fetch(member, deadline)), None
+        except BadAnswer as exc:
+            return PeerStatus(name=member.name, reachable=False), f"unusable answer: {exc}"
+        except Exception as exc:  # transport errors, bad URLs from etcd: that peer is unknown
+            return PeerStatus(name=member.name, reachable=False), f"unreachable: {describe(exc)}"
+
+    def _fetch(self, member: Member, deadline: float) -> bytes:
+        """The body of ``GET /patroni``, read until its end, the size cap or the deadline."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the gather's deadline passed before asking")
+        body = bytearray()
+        # Any status counts: an unhealthy node answers 503 with its status document.
+        with self._http.stream("GET", f"{member.api_url}/patroni", timeout=remaining) as reply:
+            for chunk in reply.iter_raw():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise BadAnswer(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"answer still streaming after {self._timeout:g}s")
+        return bytes(body)
+
+    def _note(self, name: str, problem: str | None) -> None:
+        before = self._problems.get(name)
+        if problem is None:
+            self._problems.pop(name, None)
+        else:
+            self._problems[name] = problem
+        if problem != before:
+            if problem is None:
+                log.info("peer %s answers usably again", name)
+            else:
+                log.warning("peer %s is unknown this cycle: %s", name, problem)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -12,6 +12,7 @@ import os
 import select
 import threading
 
+from pgwarden.agent.guard import ErrorCounts, survive
 from pgwarden.fence.postmaster import postmaster_pid
 
 # A tenth of a second costs one stat of /proc per check and bounds the crash detection delay.
@@ -19,8 +20,10 @@ CHECK_INTERVAL = 0.1
 
 
 class PostmasterWatch:
-    def __init__(self, data_dir: str, wake: threading.Event) -> None:
+    def __init__(self, data_dir: str, wake: threading.Event, errors: ErrorCounts | None = None) -> None:
         self._data_dir = data_dir
+        self._errors = errors or ErrorCounts()
+        self._seen: int | None = None
         self._wake = wake
         self._stop = threading.Event()
         self._stop_read, self._stop_write = os.pipe()  # wakes a thread asleep on a pidfd
@@ -40,17 +43,22 @@ class PostmasterWatch:
             os.close(self._stop_write)  # here, not in the thread: no write can follow the close
 
     def _run(self) -> None:
-        seen: int | None = None
         try:
             while not self._stop.is_set():
-                pid = postmaster_pid(self._data_dir)
-                if seen is not None and pid != seen:
-                    self._wake.set()
-                seen = pid
-                if pid is None or not self._until_exit(pid):
+                # One step: note a new postmaster, then sleep on its pidfd until it exits. A step
+                # that raised (counted and logged by survive) or could not watch polls instead.
+                if not survive("postmaster-watch", self._errors, self._step):
                     self._stop.wait(CHECK_INTERVAL)
         finally:
             os.close(self._stop_read)
+
+    def _step(self) -> None:
+        pid = postmaster_pid(self._data_dir)
+        if self._seen is not None and pid != self._seen:
+            self._wake.set()
+        self._seen = pid
+        if pid is None or not self._until_exit(pid):
+            self._stop.wait(CHECK_INTERVAL)
 
     def _until_exit(self, pid: int) -> bool:
         """Sleep until process ``pid`` exits or a stop is asked; False when it cannot be watched."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pgwarden.agent.guard import LOOP
 from pgwarden.ha.decision import Decision
-from pgwarden.ha.observation import PeerStatus, Promise
+from pgwarden.ha.observation import Promise
 from pgwarden.model import ClusterView, LocalState, Lsn, Member, NodeConfig, Role, SyncMode, Tags
 from pgwarden.model.parameters import ParameterError
 
@@ -30,6 +31,8 @@ class Snapshot:
     lease_deadline: float | None = None
     failsafe_deadline: float | None = None  # monotonic: until when the members' promises hold
     promise: Promise | None = None  # the promise this member gave a failsafe leader
+    # Internal errors survived since start: the HA loop's cycles ("loop") and each thread's.
+    errors: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def holds_leader_key(self) -> bool:
@@ -86,12 +89,20 @@ def status_document(snap: Snapshot, now: float | None = None) -> dict[str, Any]:
         "database_system_identifier": local.system_id,
         "reason": snap.decision.message if snap.decision else "starting",
         "reason_code": snap.decision.reason.name if snap.decision else None,
-        "leader": snap.view.leader.name if snap.view.leader else None,
+        "leader": snap.view.leader.name if snap.view.leader and snap.view.leader.readable else None,
         "dcs_last_seen_ok": snap.store_ok,
+        "loop_errors": snap.errors.get(LOOP, 0),
     }
     if snap.view.config.failsafe_mode:
         doc["failsafe_mode_is_active"] = snap.failsafe_active(now)
         doc["failsafe"] = failsafe_document(snap, now)
+    threads = {name: n for name, n in sorted(snap.errors.items()) if name != LOOP}
+    if threads:
+        doc["thread_errors"] = threads
+    if snap.view.unreadable:
+        doc["unreadable_keys"] = dict(sorted(snap.view.unreadable.items()))
+    if snap.view.config_ignored:
+        doc["config_ignored_keys"] = list(snap.view.config_ignored)
     if local.pending_params:
         doc["pending_restart_reason"] = pending_reason_document(local.pending_params)
     doc["config_errors"] = config_errors_document(local.config_errors)
@@ -154,42 +165,6 @@ def config_errors_document(errors: tuple[ParameterError, ...]) -> list[dict[str,
 
 def iso_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
-
-
-def peer_status(name: str, doc: dict[str, Any]) -> PeerStatus:
-    """Read a peer's ``GET /patroni`` answer into the facts candidacy needs."""
-    xlog = doc.get("xlog") or {}
-    role_text = doc.get("role")
-    role = Role(role_text) if isinstance(role_text, str) and role_text in Role._value2member_map_ else None
-    running = doc.get("state") == "running"
-    in_recovery: bool | None = None
-    position = None
-    if "location" in xlog:
-        in_recovery, position = False, xlog["location"]
-    elif "received_location" in xlog or "replayed_location" in xlog:
-        in_recovery = True
-        known = [
-            x for x in (xlog.get("received_location"), xlog.get("replayed_location")) if isinstance(x, int)
-        ]
-        position = max(known) if known else None
-    tags = doc.get("tags") or {}
-    replayed = xlog.get("replayed_location")
-    paused = xlog.get("paused") is True
-    return PeerStatus(
-        name=name,
-        reachable=True,
-        role=role,
-        running=running,
-        in_recovery=in_recovery,
-        timeline=doc.get("timeline") if isinstance(doc.get("timeline"), int) else None,
-        lsn=Lsn(position) if isinstance(position, int) else None,
-        tags=Tags(
-            nofailover=bool(tags.get("nofailover", False)),
-            failover_priority=int(tags.get("failover_priority", 1)),
-        ),
-        replayed=Lsn(replayed) if isinstance(replayed, int) else None,
-        replay_paused=paused,
-    )
 
 
 def tags_document(tags: Tags) -> dict[str, Any]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from pgwarden import __version__
+from pgwarden.agent.guard import LOOP
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder, status_document
 from pgwarden.api.facts import facts_of
@@ -64,11 +65,18 @@ METRICS: dict[str, str] = {
     "pgwarden_max_slot_wal_keep_size_bytes": (
         "max_slot_wal_keep_size of the cluster config in force (absent when -1: no limit)."
     ),
+    "pgwarden_dcs_unreadable": "1 per etcd key of the cluster whose value cannot be read, by key.",
+    "pgwarden_loop_errors_total": "HA loop cycles that failed with an internal error (and were retried).",
+    "pgwarden_thread_errors_total": "Internal errors each background thread survived, by thread.",
 }
 
 
 def _gauge(name: str, labels: tuple[str, ...] = ()) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, METRICS[name], labels=list(labels))
+
+
+def _counter(name: str, labels: tuple[str, ...] = ()) -> CounterMetricFamily:
+    return CounterMetricFamily(name, METRICS[name], labels=list(labels))
 
 
 def _flag(name: str, value: bool) -> GaugeMetricFamily:
@@ -165,6 +173,18 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
     yield untrusted
     yield _flag("pgwarden_failsafe_mode", view.config.failsafe_mode)
     yield _flag("pgwarden_failsafe_active", snap.failsafe_active(monotonic()))
+    unreadable = _gauge("pgwarden_dcs_unreadable", ("key",))
+    for key in sorted(view.unreadable):
+        unreadable.add_metric([key], 1.0)
+    yield unreadable
+    loop_errors = _counter("pgwarden_loop_errors_total")
+    loop_errors.add_metric([], float(snap.errors.get(LOOP, 0)))
+    yield loop_errors
+    thread_errors = _counter("pgwarden_thread_errors_total", ("thread",))
+    for thread, count in sorted(snap.errors.items()):
+        if thread != LOOP:
+            thread_errors.add_metric([thread], float(count))
+    yield thread_errors
     yield from config_metrics(view.config)
 
 

@@ -166,6 +166,25 @@ def _schemas() -> dict[str, Any]:
                         },
                     },
                 },
+                "loop_errors": {
+                    "type": "integer",
+                    "description": "HA loop cycles failed with an internal error since the agent started",
+                },
+                "thread_errors": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
+                    "description": "internal errors each background thread survived (absent when none)",
+                },
+                "unreadable_keys": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "etcd keys whose value cannot be read, and why (absent when none)",
+                },
+                "config_ignored_keys": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "keys of the stored config this version does not know (absent when none)",
+                },
             },
             "additionalProperties": True,
         },

@@ -76,7 +76,7 @@ class AgentOperations:
         view = self._observed()
         doc: dict[str, Any] = {
             "cluster": view.name,
-            "leader": view.leader.name if view.leader else None,
+            "leader": view.leader.name if view.leader and view.leader.readable else None,
             "pause": view.config.pause,
             "members": [_member_document(m, view) for m in view.members],
             "untrusted_members": untrusted_document(view),
@@ -381,7 +381,7 @@ def _state_reached(view: ClusterView | None, candidate: str | None) -> dict[str,
         return {"etcd": "unreadable during the whole wait"}
     member = view.member(candidate) if candidate else None
     return {
-        "leader": view.leader.name if view.leader else None,
+        "leader": view.leader.name if view.leader and view.leader.readable else None,
         "intent_pending": view.switchover is not None,
         "candidate": (
             {"name": member.name, "role": member.role.value, "state": member.state.value} if member else None

@@ -22,6 +22,8 @@ from pgwarden.api.contract import PARAMETER_CHECK_HEADER
 from pgwarden.cli.connect import ConfigOption, DirOption, ForceOption, cluster_client, confirm, fail, warn
 from pgwarden.client import (
     ApiRefused,
+    ClientError,
+    ClusterClient,
     ConfigEdit,
     config_document,
     config_yaml,
@@ -46,10 +48,8 @@ def show_config(
 ) -> None:
     """Print the cluster's dynamic config as stored in etcd."""
     with cluster_client(ctx, config, dir) as client:
-        stored, revision = client.config()
-    if stored is None:
-        warn(_missing(revision) + "; showing the defaults")
-    cfg = stored or DynamicConfig()
+        stored, revision, problem = client.config_problem()
+        cfg = stored or _fallback(client, revision, problem)
     if format == ConfigFormat.JSON:
         typer.echo(json.dumps(config_document(cfg), indent=2))
     else:
@@ -79,6 +79,11 @@ def edit_config(
     with cluster_client(ctx, config, dir) as client:
         read = client.read_config()
         stored, revision = read.config, read.revision
+        problem = client.config_problem()[2]
+        if problem is not None:
+            # The agents answered with the config they keep in force: the edit starts from it.
+            warn(f"the dynamic config in etcd is unreadable: {problem}")
+            warn("editing the config the agents keep in force (their last valid one); writing replaces it")
         if stored is None:
             warn(_missing(revision) + "; editing the defaults")
         current = stored or DynamicConfig()
@@ -133,6 +138,25 @@ def _missing(revision: int) -> str:
     if revision == 0:
         return "no dynamic config in etcd yet"
     return "the dynamic config in etcd is invalid (the agents' logs say why)"
+
+
+def _fallback(client: ClusterClient, revision: int, problem: str | None) -> DynamicConfig:
+    """What show-config shows when etcd holds no readable config: the config the agents run with
+    (their last valid one, as their GET /config answers) when the stored one is junk, else the
+    defaults. Saying so, on stderr."""
+    if revision == 0:
+        warn(_missing(revision) + "; showing the defaults")
+        return DynamicConfig()
+    warn(f"the dynamic config in etcd is unreadable: {problem}")
+    try:
+        in_force = client.read_config().config
+    except ClientError:
+        in_force = None
+    if in_force is not None:
+        warn("showing the config the agents keep in force (their last valid one)")
+        return in_force
+    warn("no agent answered with the config in force; showing the defaults")
+    return DynamicConfig()
 
 
 def _print_diff(edit: ConfigEdit) -> None:

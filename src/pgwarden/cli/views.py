@@ -14,11 +14,32 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from pgwarden.model.cluster import ClusterView, Member, Role, SwitchoverIntent, SyncMode, Tags
+from pgwarden.model.cluster import (
+    MEMBERS,
+    ClusterView,
+    Member,
+    Role,
+    StoreKey,
+    SwitchoverIntent,
+    SyncMode,
+    Tags,
+)
 from pgwarden.model.lsn import Lsn
 
 MB = 1024 * 1024
 _DEFAULT_TAGS = Tags()
+# What the agents make of a key they cannot read (docs/faults.md, "bad input"), for `list`.
+SAFE_READING: dict[str, str] = {
+    StoreKey.CONFIG: "the agents keep their last valid config; repair it with `pgwarden edit-config`",
+    StoreKey.LEADER: "still held: its holder rewrites it; nobody else races for it",
+    StoreKey.HISTORY: "the agents keep the last valid history; a new entry is written on top of it",
+    StoreKey.SYNC: "nobody may promote on an unknown synchronous claim; the leader republishes it",
+    StoreKey.SWITCHOVER: "no switchover pending; the leader removes the key",
+    StoreKey.STATUS: "the agents keep the leader's last valid position; the leader republishes it",
+    StoreKey.INITIALIZE: "the cluster counts as initialized; the leader rewrites its system identifier",
+    StoreKey.FAILSAFE: "a topology of nobody: nobody may race in failsafe mode; the leader republishes it",
+    MEMBERS: "that member is unknown until its agent republishes its record (every loop)",
+}
 
 
 # -- members ------------------------------------------------------------------------------------
@@ -90,6 +111,7 @@ def member_document(view: ClusterView, member: Member) -> dict[str, Any]:
         "scheduled_restart": _iso(member.scheduled_restart) if member.scheduled_restart is not None else None,
         "leader": view.leader is not None and view.leader.name == member.name,
         "config_errors": [{"name": e.name, "value": e.value, "error": e.error} for e in member.config_errors],
+        "loop_error": member.loop_error,
     }
 
 
@@ -109,7 +131,7 @@ def cluster_document(view: ClusterView) -> dict[str, Any]:
     return {
         "cluster": view.name,
         "system_id": view.initialize,
-        "leader": view.leader.name if view.leader else None,
+        "leader": view.leader.name if view.leader and view.leader.readable else None,
         "pause": view.config.pause,
         "synchronous_mode": view.config.synchronous_mode.value,
         "synchronous": (
@@ -126,6 +148,8 @@ def cluster_document(view: ClusterView) -> dict[str, Any]:
         "failsafe": dict(view.failsafe) if view.failsafe is not None else None,
         "members": [member_document(view, m) for m in view.members],
         "untrusted_members": [{"name": n, "reason": why} for n, why in sorted(view.untrusted.items())],
+        "unreadable_keys": dict(sorted(view.unreadable.items())),
+        "config_ignored_keys": list(view.config_ignored),
     }
 
 
@@ -141,7 +165,12 @@ def cluster_header(view: ClusterView) -> str:
     parts = [f"Cluster: {view.name}"]
     if view.initialize:
         parts.append(f"system id {view.initialize}")
-    parts.append(f"leader: {view.leader.name}" if view.leader else "leader: none")
+    if view.leader is not None and not view.leader.readable:
+        parts.append("leader: UNREADABLE KEY")
+    else:
+        parts.append(f"leader: {view.leader.name}" if view.leader else "leader: none")
+    if StoreKey.CONFIG in view.unreadable:
+        parts.append("config UNREADABLE (agents keep the last valid one)")
     if view.bootstrapping:
         parts.append(f"bootstrapping: {view.bootstrapping}")
     if view.config.pause:
@@ -200,10 +229,10 @@ def members_table(view: ClusterView) -> RenderableType:
             _pending_cell(member),
         )
     header = Text(cluster_header(view))
+    notes = [Text(line) for line in problem_lines(view)]
     if not view.members:
-        note = Text(f"no members in etcd for cluster {view.name!r} (wrong cluster name or prefix?)")
-        return Group(header, table, note)
-    notes = [Text(line) for line in config_error_lines(view)]
+        notes.append(Text(f"no members in etcd for cluster {view.name!r} (wrong cluster name or prefix?)"))
+    notes += [Text(line) for line in config_error_lines(view)]
     notes += [Text(line) for line in untrusted_lines(view)]
     return Group(header, table, *notes)
 
@@ -216,6 +245,25 @@ def untrusted_lines(view: ClusterView) -> list[str]:
 def config_error_lines(view: ClusterView) -> list[str]:
     """``! node1: work_mem = lots: <PostgreSQL's message>``, one line per setting a member refuses."""
     return [f"! {m.name}: {e.name} = {e.value}: {e.error}" for m in view.members for e in m.config_errors]
+
+
+def problem_lines(view: ClusterView) -> list[str]:
+    """What is wrong beyond the table: unreadable keys (and what the agents do about each),
+    config keys ignored, members whose HA loop fails with internal errors."""
+    lines = [unreadable_line(key, why) for key, why in sorted(view.unreadable.items())]
+    if view.config_ignored:
+        lines.append(f"config keys this version ignores: {', '.join(view.config_ignored)}")
+    for member in view.members:
+        if member.loop_error:
+            lines.append(
+                f"{member.name}: INTERNAL_ERROR, its HA loop fails: {member.loop_error} (see its log)"
+            )
+    return lines
+
+
+def unreadable_line(key: str, why: str) -> str:
+    reading = SAFE_READING.get(MEMBERS if key.startswith(MEMBERS) else key, "")
+    return f"etcd key {key} is unreadable: {why}" + (f" -> {reading}" if reading else "")
 
 
 def _pending_cell(member: Member) -> str:
@@ -339,6 +387,12 @@ def history_table(view: ClusterView) -> RenderableType:
     for h in view.history:
         table.add_row(str(h.timeline), str(h.switch_lsn), h.reason, h.timestamp, h.new_leader)
     header = Text(f"Cluster: {view.name} | timeline history")
+    junk = view.unreadable.get(StoreKey.HISTORY)
+    notes = [Text(unreadable_line(StoreKey.HISTORY, junk))] if junk is not None else []
+    if view.history_folded:
+        notes.append(Text(f"{view.history_folded} older entries folded (the key keeps the latest)"))
+    if notes:
+        return Group(header, table, *notes)
     if not view.history:
         return Group(header, table, Text("no promotions yet: the cluster is on its first timeline"))
     return Group(header, table)

@@ -107,8 +107,12 @@ class ClusterClient:
 
     def config(self) -> tuple[DynamicConfig | None, int]:
         """The stored dynamic config (None: absent or invalid) and its revision (0: absent)."""
+        return self.config_problem()[:2]
+
+    def config_problem(self) -> tuple[DynamicConfig | None, int, str | None]:
+        """As `config`, plus why the stored config is unreadable (None when it reads or is absent)."""
         try:
-            return self.cluster_store.read_config()
+            return self.cluster_store.read_config_problem()
         except StoreError as exc:
             raise self._etcd_error(exc) from None
 

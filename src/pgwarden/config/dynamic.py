@@ -19,6 +19,18 @@ from pgwarden.model.cluster import DynamicConfig, SyncFallback, SyncMode
 _D = DynamicConfig()  # the defaults live in the dataclass; the schema reads them from here
 # Patroni nests these under `postgresql:`; we accept that shape and flatten it.
 _NESTED = ("use_pg_rewind", "parameters", "remove_data_directory_on_diverged_timelines")
+_STRICT = "synchronous_mode_strict"  # Patroni's separate flag, folded into synchronous_fallback
+_STORED = "the config key in etcd"
+# Every agent writes the whole config (every field below) to etcd, so a stored value without one
+# of them was not written by an agent: junk such as {"name": ...} would otherwise read as a valid
+# config of all defaults, and silently switch synchronous mode and pause off. Fields added in later
+# versions must NOT be listed here: configs written by older agents lack them and stay readable.
+_STORED_REQUIRED = (
+    "ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover", "primary_start_timeout",
+    "member_slots_ttl", "max_slot_wal_keep_size", "synchronous_mode", "synchronous_node_count",
+    "synchronous_fallback", "synchronous_fallback_after", "use_pg_rewind",
+    "remove_data_directory_on_diverged_timelines", "parameters", "pause",
+)  # fmt: skip
 
 
 def _bounded(key: str, example: object) -> Any:
@@ -59,6 +71,32 @@ def parse_dynamic_config(data: Mapping[str, Any], source: str) -> DynamicConfig:
     if config is None:
         raise Origin(source).error(findings)
     return config
+
+
+def parse_stored_dynamic_config(data: object) -> tuple[DynamicConfig, tuple[str, ...]]:
+    """The config kept in etcd, read leniently: keys this version does not know are left out and
+    returned (a newer agent may have written them, and they must not void the whole config);
+    anything else wrong raises ConfigError exactly as `parse_dynamic_config`, and so does a value
+    missing a field every agent writes (see _STORED_REQUIRED). The node YAML and API or CLI writes
+    stay strict: there an unknown key is a typo to report, not to skip."""
+    if not isinstance(data, Mapping):
+        findings = validate_dynamic(data, ())[1]
+        raise Origin(_STORED).error(findings)
+    known = set(DynamicModel.model_fields) | {"postgresql", _STRICT}
+    kept = {k: v for k, v in data.items() if k in known}
+    ignored = [str(k) for k in data if k not in known]
+    nested = kept.get("postgresql")
+    if isinstance(nested, Mapping):
+        kept["postgresql"] = {k: v for k, v in nested.items() if k in _NESTED}
+        ignored += [f"postgresql.{k}" for k in nested if k not in _NESTED]
+    present = set(kept) | (set(nested) if isinstance(nested, Mapping) else set())
+    missing = [name for name in _STORED_REQUIRED if name not in present]
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        problem = f"{shown} missing: every agent writes the whole config, so no agent wrote this one"
+        fix = "write the whole config with `pgwarden edit-config` or PUT /config"
+        raise Origin(_STORED).error([Finding((), problem, fix)])
+    return parse_dynamic_config(kept, _STORED), tuple(sorted(ignored))
 
 
 def dynamic_config_to_dict(cfg: DynamicConfig) -> dict[str, Any]:
@@ -127,7 +165,7 @@ def _flatten_patroni_shape(data: Mapping[Any, Any], prefix: Loc) -> tuple[dict[A
         findings.append(
             Finding((*prefix, "postgresql"), "should be a mapping", "write e.g. {use_pg_rewind: true}")
         )
-    strict = flat.pop("synchronous_mode_strict", False)  # Patroni's separate flag
+    strict = flat.pop(_STRICT, False)
     mode = flat.get("synchronous_mode")
     if isinstance(mode, bool):
         flat["synchronous_mode"] = SyncMode.ON if mode else SyncMode.OFF

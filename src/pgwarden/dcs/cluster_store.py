@@ -9,7 +9,6 @@ silently overwrite each other.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -19,6 +18,7 @@ from pgwarden.dcs import codec
 from pgwarden.dcs.keys import DEFAULT_PREFIX, ClusterKeys
 from pgwarden.dcs.store import KeyValue, Snapshot, Store, StoreError
 from pgwarden.model.cluster import (
+    NO_CLAIM_HOLDER,
     ClusterView,
     DynamicConfig,
     HistoryEntry,
@@ -36,6 +36,14 @@ T = TypeVar("T")
 
 # Concurrent history appends only happen around a failover; a handful of retries is plenty.
 _HISTORY_ATTEMPTS = 5
+# Entries the history key keeps; older ones are folded into a count. Fork decisions need only the
+# promotions of the timelines members still run on, which are among the most recent.
+HISTORY_CAP = 100
+
+
+class HistoryUnreadable(StoreError):
+    """The history key holds junk and this agent never read a valid one: appending could only
+    write a history that forgot every entry, so the append is refused."""
 
 
 class ClusterStore:
@@ -70,48 +78,101 @@ class ClusterStore:
         return view, snapshot
 
     def decode(self, snapshot: Snapshot) -> ClusterView:
-        """Decode a snapshot of this cluster's prefix; malformed values are skipped with a warning."""
+        """Decode a snapshot of this cluster's prefix; a value that cannot be read is listed in
+        ``unreadable`` and given its safe reading (docs/faults.md, "bad input"):
+
+        - leader: still held (``Leader(readable=False)``): never "no leader", or its holder would
+          think it lost the key; the holder rewrites it (rule ``leader_key_unreadable``). A key
+          without a lease counts as unreadable whatever it names: agents never write one;
+        - a member record: that member is unknown until its owner republishes (every cycle);
+        - sync: ``NO_CLAIM_HOLDER``, nobody may promote on an unknown claim (rule 4);
+        - initialize: the cluster counts as initialized (``view.initialized``), its id unknown;
+        - switchover: none pending (the leader removes the unreadable intent);
+        - config, history, status: the defaults, (), None here; the agent's observer keeps the
+          last valid value in force instead (`pgwarden.agent.last_good`).
+        """
         k = self.keys
+        unreadable: dict[str, str] = {}
+
+        def read(kv: KeyValue | None, decode: Callable[[str], T]) -> T | None:
+            if kv is None:
+                return None
+            try:
+                return decode(kv.value)
+            except codec.Unreadable as exc:
+                unreadable[k.relative(kv.key)] = str(exc)
+                return None
+
         values = {kv.key: kv for kv in snapshot.items}
-        initialize = values.get(k.initialize)
-        leader = values.get(k.leader)
-        if leader is not None and not leader.value:
-            log.warning("ignoring empty leader key %s in etcd", leader.key)
-            leader = None
         members = []
         lease_owner: dict[int, str] = {}
         for kv in snapshot.items:
             name = k.member_name(kv.key)
-            member = codec.decode_member(kv.value, kv.key) if name else None
+            member = read(kv, codec.decode_member) if name else None
             if name and member:
                 members.append(dataclasses.replace(_named(member, name), registered=kv.create_revision))
                 lease_owner[kv.lease] = name
-        pending = initialize is not None and initialize.value == ""
+        initialize_kv = values.get(k.initialize)
+        initialize = read(initialize_kv, codec.decode_initialize)
         # A bootstrap in progress holds the initialize key on the bootstrapper's member lease:
         # the member key on the same lease names it ("?" until that member has published).
-        bootstrapping = lease_owner.get(initialize.lease, "?") if pending and initialize else None
+        pending = initialize == "" and initialize_kv is not None
+        bootstrapping = lease_owner.get(initialize_kv.lease, "?") if pending and initialize_kv else None
+        config_kv = values.get(k.config)
+        stored_config = read(config_kv, codec.decode_config)
+        history = read(values.get(k.history), codec.decode_history)
+        failsafe_kv = values.get(k.failsafe)
+        failsafe = read(failsafe_kv, codec.decode_failsafe)
+        sync_kv = values.get(k.sync)
+        sync = read(sync_kv, codec.decode_sync)
         return ClusterView(
             name=k.cluster,
-            initialize=initialize.value if initialize and not pending else None,
+            initialize=initialize or None,
             bootstrapping=bootstrapping,
-            config=_decoded(values.get(k.config), codec.decode_config) or DynamicConfig(),
-            leader=Leader(leader.value, leader.mod_revision) if leader else None,
+            config=stored_config[0] if stored_config else DynamicConfig(),
+            config_ignored=stored_config[1] if stored_config else (),
+            leader=self._leader(values.get(k.leader), unreadable),
             members=tuple(sorted(members, key=lambda m: m.name)),
-            status=_decoded(values.get(k.status), codec.decode_status),
-            sync=_decoded(values.get(k.sync), codec.decode_sync),
-            history=_decoded(values.get(k.history), codec.decode_history) or (),
-            switchover=_decoded(values.get(k.switchover), codec.decode_switchover),
+            status=read(values.get(k.status), codec.decode_status),
+            sync=NO_CLAIM_HOLDER if sync is None and sync_kv is not None else sync,
+            history=history[0] if history else (),
+            history_folded=history[1] if history else 0,
+            switchover=read(values.get(k.switchover), codec.decode_switchover),
             revision=snapshot.revision,
-            config_revision=stored_config.mod_revision if (stored_config := values.get(k.config)) else 0,
-            failsafe=_decoded(values.get(k.failsafe), codec.decode_failsafe),
+            config_revision=config_kv.mod_revision if config_kv else 0,
+            # An unreadable topology is one of nobody: no member outside it may race in failsafe
+            # mode (none was asked to promise); the leader publishes its own at once.
+            failsafe={} if failsafe is None and failsafe_kv is not None else failsafe,
+            unreadable=unreadable,
         )
 
+    def _leader(self, kv: KeyValue | None, unreadable: dict[str, str]) -> Leader | None:
+        if kv is None:
+            return None
+        try:
+            if not kv.lease:
+                # Every agent writes this key on its lease (create, confirm, take over, rewrite):
+                # one without is a hand-written value, whatever name it holds (`etcdctl put`).
+                raise codec.Unreadable(f"{kv.value[:40]!r} without a lease: not written by an agent")
+            return Leader(codec.decode_leader(kv.value), kv.mod_revision)
+        except codec.Unreadable as exc:
+            unreadable[self.keys.relative(kv.key)] = str(exc)
+            return Leader("", kv.mod_revision, readable=False)
+
     def read_config(self) -> tuple[DynamicConfig | None, int]:
-        """The stored config (None if absent or malformed) and its mod_revision (0 if absent)."""
+        """The stored config (None if absent or unreadable) and its mod_revision (0 if absent)."""
+        config, revision, _ = self.read_config_problem()
+        return config, revision
+
+    def read_config_problem(self) -> tuple[DynamicConfig | None, int, str | None]:
+        """As `read_config`, plus why the stored config is unreadable (None when it reads)."""
         kv = self.store.get_prefix(self.keys.config).get(self.keys.config)
         if kv is None:
-            return None, 0
-        return codec.decode_config(kv.value, kv.key), kv.mod_revision
+            return None, 0, None
+        try:
+            return codec.decode_config(kv.value)[0], kv.mod_revision, None
+        except codec.Unreadable as exc:
+            return None, kv.mod_revision, str(exc)
 
     def config_revision(self) -> int:
         return self.read_config()[1]
@@ -145,6 +206,11 @@ class ClusterStore:
         """Rewrite the key on ``lease`` only while it still names ``name``."""
         return self.store.replace(self.keys.leader, name, name, lease)
 
+    def rewrite_leader(self, name: str, lease: int, revision: int) -> bool:
+        """Write ``name`` over an unreadable leader key, on ``lease``, only if nobody wrote the key
+        since ``revision``: its holder repairs it (safety rule 2 still holds: no other writer)."""
+        return self.store.replace_at(self.keys.leader, name, revision, lease)
+
     def release_leader(self, name: str) -> bool:
         return self.store.delete(self.keys.leader, expected_value=name)
 
@@ -169,15 +235,30 @@ class ClusterStore:
         else:
             self.store.put(self.keys.failsafe, codec.encode_failsafe(topology))
 
-    def append_history(self, entry: HistoryEntry) -> None:
-        """Add ``entry`` unless already there; read-modify-write, retried on concurrent edits."""
+    def append_history(self, entry: HistoryEntry, known: tuple[HistoryEntry, ...] | None = None) -> None:
+        """Add ``entry`` unless already there; read-modify-write, retried on concurrent edits.
+
+        When the stored history is unreadable, ``known`` (the last valid history the caller read)
+        replaces it with ``entry`` added; without one the append is refused (`HistoryUnreadable`),
+        never written over the junk with entries forgotten. At most HISTORY_CAP entries are kept:
+        events other than promotions are dropped first, then the oldest promotions.
+        """
         key = self.keys.history
         for _ in range(_HISTORY_ATTEMPTS):
             kv = self.store.get_prefix(key).get(key)
-            current = codec.decode_history(kv.value, key) if kv else ()
+            try:
+                current, folded = codec.decode_history(kv.value) if kv else ((), 0)
+            except codec.Unreadable as exc:
+                if known is None:
+                    raise HistoryUnreadable(
+                        f"{key} is unreadable ({exc}) and no valid history was read before: "
+                        "not appending, so no entry is forgotten; fix or delete the key"
+                    ) from None
+                current, folded = known, 0
             if entry in current:
                 return  # an earlier attempt landed even if it reported failure
-            value = codec.encode_history((*current, entry))
+            kept, dropped = fold_history((*current, entry), HISTORY_CAP)
+            value = codec.encode_history(kept, folded + dropped)
             if self.store.replace_at(key, value, kv.mod_revision if kv else 0):
                 return
         raise StoreError(f"{key} changed {_HISTORY_ATTEMPTS} times while appending; try again")
@@ -196,7 +277,7 @@ class ClusterStore:
     def clear_switchover(self, outcome: str | None = None, wall: float | None = None) -> None:
         """Remove the intent; ``outcome`` records why it was abandoned, for the caller waiting on it."""
         if outcome is not None:
-            note = json.dumps({"at": wall if wall is not None else time.time(), "outcome": outcome})
+            note = codec.encode_switchover_outcome(wall if wall is not None else time.time(), outcome)
             self.store.put(self.keys.switchover_outcome, note)
         self.store.delete(self.keys.switchover)
 
@@ -206,9 +287,8 @@ class ClusterStore:
         if kv is None:
             return None
         try:
-            data = json.loads(kv.value)
-            return float(data["at"]), str(data["outcome"])
-        except (ValueError, KeyError, TypeError):
+            return codec.decode_switchover_outcome(kv.value)
+        except codec.Unreadable:
             return None
 
     def _write(self, key: str, value: str, expected_revision: int | None) -> bool:
@@ -218,8 +298,16 @@ class ClusterStore:
         return self.store.replace_at(key, value, expected_revision)
 
 
-def _decoded(kv: KeyValue | None, decode: Callable[[str, str], T | None]) -> T | None:
-    return None if kv is None else decode(kv.value, kv.key)
+def fold_history(entries: tuple[HistoryEntry, ...], cap: int) -> tuple[tuple[HistoryEntry, ...], int]:
+    """At most ``cap`` entries, in order, and how many were dropped: events other than promotions
+    go first (fork decisions read only promotions), then the oldest promotions."""
+    excess = len(entries) - cap
+    if excess <= 0:
+        return entries, 0
+    events = [i for i, e in enumerate(entries) if not e.promotion]
+    promotions = [i for i, e in enumerate(entries) if e.promotion]
+    dropped = set((events + promotions)[:excess])
+    return tuple(e for i, e in enumerate(entries) if i not in dropped), excess
 
 
 def _named(member: Member, name: str) -> Member:

@@ -1,20 +1,27 @@
-"""JSON encodings of the values kept in etcd; decoders turn a malformed value into None, with a warning.
+"""JSON encodings of the values kept in etcd, and their decoders: a typed value or `Unreadable`.
 
-A bad value written by hand (``etcdctl put``), by an older version or half-way by a bug must
-never crash an agent that reads it: the reader logs what it skipped and carries on with the
-rest of the cluster view. Missing optional fields take the model's defaults, so fields added
-later stay readable by older values.
+A bad value written by hand (``etcdctl put``), by another version or half-way by a bug must never
+crash an agent that reads it: every decoder either returns a typed, bounded value or raises
+`Unreadable` naming the field and what is wrong, and nothing else (the property tests in
+tests/unit/test_codec_properties.py feed them arbitrary JSON and bytes). What an unreadable key
+then means is the caller's business (`ClusterStore.decode`: the safe reading of each key).
+Missing optional fields take the model's defaults, so fields added later stay readable by older
+values; unknown fields are ignored for the same reason.
 """
 
 from __future__ import annotations
 
 import json
-import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pgwarden.config.dynamic import dynamic_config_to_dict, parse_dynamic_config
+from pydantic import TypeAdapter, ValidationError
+
+from pgwarden.bounded_json import parse_json
+from pgwarden.config.dynamic import dynamic_config_to_dict, parse_stored_dynamic_config
 from pgwarden.config.errors import ConfigError
+from pgwarden.config.fields import Name
 from pgwarden.model.cluster import (
     PROMOTION,
     DynamicConfig,
@@ -30,12 +37,23 @@ from pgwarden.model.cluster import (
 from pgwarden.model.lsn import Lsn
 from pgwarden.model.parameters import ParameterError
 
-log = logging.getLogger(__name__)
-
 T = TypeVar("T")
 Obj = Mapping[str, Any]
 
 _DEFAULT_TAGS = Tags()
+# The largest value any key may hold: a member record is about 1 KiB, a full history (100 entries,
+# see ClusterStore) about 30 KiB. Larger values are refused before they are parsed.
+MAX_VALUE_BYTES = 256 * 1024
+_INT32 = (-(2**31), 2**31 - 1)
+_TIMELINE = (1, 2**32 - 1)  # PostgreSQL's TimeLineID is a uint32
+_PORT = (1, 65535)
+_MAX_NAME = 256
+_SYSTEM_ID_EPOCH = 946_684_800  # 2000-01-01: no PostgreSQL 15 cluster was initialised before
+_MEMBER_NAME = TypeAdapter(Name)  # the node config's rule for member names: one home
+
+
+class Unreadable(ValueError):
+    """A stored value that cannot be read; the message names the field and what is wrong."""
 
 
 def _dumps(data: object) -> str:
@@ -47,33 +65,41 @@ def _dumps(data: object) -> str:
 
 def _object(data: object, what: str) -> Obj:
     if not isinstance(data, dict):
-        raise ValueError(f"{what} must be a JSON object")
+        raise ValueError(f"{what} must be a JSON object, not {_kind(data)}")
     return data
+
+
+def _kind(data: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(data), "a number")
 
 
 def _str(data: Obj, field: str, default: str | None = None) -> str:
     value = data.get(field, default)
     if not isinstance(value, str):
-        raise ValueError(f"{field} must be a string")
+        raise ValueError(f"{field} must be a string, not {_kind(value)}")
     return value
 
 
 def _opt_str(data: Obj, field: str) -> str | None:
     value = data.get(field)
     if value is not None and not isinstance(value, str):
-        raise ValueError(f"{field} must be a string or null")
+        raise ValueError(f"{field} must be a string or null, not {_kind(value)}")
     return value
 
 
-def _int(data: Obj, field: str, default: int | None = None) -> int:
+def _int(data: Obj, field: str, default: int | None = None, bounds: tuple[int, int] = _INT32) -> int:
     value: object = data.get(field, default)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{field} must be an integer")
+        raise ValueError(f"{field} must be an integer, not {_kind(value)}")
+    low, high = bounds
+    if not low <= value <= high:
+        raise ValueError(f"{field} must be between {low} and {high}")
     return value
 
 
-def _opt_int(data: Obj, field: str) -> int | None:
-    return None if data.get(field) is None else _int(data, field)
+def _opt_int(data: Obj, field: str, bounds: tuple[int, int] = _INT32) -> int | None:
+    return None if data.get(field) is None else _int(data, field, bounds=bounds)
 
 
 def _opt_float(data: Obj, field: str) -> float | None:
@@ -81,14 +107,17 @@ def _opt_float(data: Obj, field: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{field} must be a number or null")
-    return float(value)
+        raise ValueError(f"{field} must be a number or null, not {_kind(value)}")
+    number = float(value)  # an integer too large for a float raises OverflowError, an ArithmeticError
+    if not math.isfinite(number):
+        raise ValueError(f"{field} must be a finite number")
+    return number
 
 
 def _bool(data: Obj, field: str, default: bool) -> bool:
     value = data.get(field, default)
     if not isinstance(value, bool):
-        raise ValueError(f"{field} must be true or false")
+        raise ValueError(f"{field} must be true or false, not {_kind(value)}")
     return value
 
 
@@ -116,21 +145,12 @@ def _names(data: Obj, field: str) -> frozenset[str]:
     return frozenset(value)
 
 
-def _convert(data: object, key: str, parse: Callable[[Any], T]) -> T | None:
+def _read(text: str, parse: Callable[[Any], T]) -> T:
+    """``parse`` applied to the JSON in ``text``; `Unreadable` for any problem of the value."""
     try:
-        return parse(data)
-    except (ValueError, TypeError, KeyError, ConfigError) as exc:
-        log.warning("ignoring malformed value of %s in etcd: %s (value: %.200r)", key, exc, data)
-        return None
-
-
-def _decode(text: str, key: str, parse: Callable[[Any], T]) -> T | None:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        log.warning("ignoring value of %s in etcd, not JSON: %s (value: %.200r)", key, exc, text)
-        return None
-    return _convert(data, key, parse)
+        return parse(parse_json(text, MAX_VALUE_BYTES))
+    except (ValueError, TypeError, KeyError, ArithmeticError, ConfigError) as exc:
+        raise Unreadable(str(exc) or type(exc).__name__) from None
 
 
 # -- Tags and Member -----------------------------------------------------------------------
@@ -185,6 +205,7 @@ def encode_member(member: Member) -> str:
             "config_errors": [
                 {"name": e.name, "value": e.value, "error": e.error} for e in member.config_errors
             ],
+            "loop_error": member.loop_error,
         }
     )
 
@@ -218,10 +239,10 @@ def _member(data: object) -> Member:
         name=_str(obj, "name"),
         api_url=_str(obj, "api_url"),
         host=_str(obj, "host"),
-        port=_int(obj, "port"),
+        port=_int(obj, "port", bounds=_PORT),
         role=Role(_str(obj, "role", Role.UNINITIALIZED.value)),
         state=PgState(_str(obj, "state", PgState.UNKNOWN.value)),
-        timeline=_opt_int(obj, "timeline"),
+        timeline=_opt_int(obj, "timeline", _TIMELINE),
         lsn=_opt_lsn(obj, "lsn"),
         tags=tags_from_dict(obj.get("tags", {})),
         pending_restart=_bool(obj, "pending_restart", False),
@@ -229,11 +250,12 @@ def _member(data: object) -> Member:
         pending_restart_reason=_pending_reason(obj),
         scheduled_restart=_opt_float(obj, "scheduled_restart"),
         config_errors=_config_errors(obj),
+        loop_error=_opt_str(obj, "loop_error"),
     )
 
 
-def decode_member(text: str, key: str) -> Member | None:
-    return _decode(text, key, _member)
+def decode_member(text: str) -> Member:
+    return _read(text, _member)
 
 
 # -- leader status, sync set, history, switchover ------------------------------------------
@@ -256,15 +278,15 @@ def _status(data: object) -> LeaderStatus:
     slots = {name: Lsn.parse(text) for name, text in _str_map(obj, "slots").items()}
     return LeaderStatus(
         name=_str(obj, "name"),
-        timeline=_int(obj, "timeline"),
+        timeline=_int(obj, "timeline", bounds=_TIMELINE),
         lsn=_lsn(obj, "lsn"),
         slots=slots,
         members=_names(obj, "members"),
     )
 
 
-def decode_status(text: str, key: str) -> LeaderStatus | None:
-    return _decode(text, key, _status)
+def decode_status(text: str) -> LeaderStatus:
+    return _read(text, _status)
 
 
 def encode_sync(sync: SyncState) -> str:
@@ -286,13 +308,13 @@ def _sync(data: object) -> SyncState:
     return SyncState(
         leader=_opt_str(obj, "leader"),
         members=frozenset(members),
-        quorum=_int(obj, "quorum", 0),
+        quorum=_int(obj, "quorum", 0, bounds=(0, _INT32[1])),
         degraded_since=_opt_float(obj, "degraded_since"),
     )
 
 
-def decode_sync(text: str, key: str) -> SyncState | None:
-    return _decode(text, key, _sync)
+def decode_sync(text: str) -> SyncState:
+    return _read(text, _sync)
 
 
 def _history_entry_to_dict(entry: HistoryEntry) -> dict[str, Any]:
@@ -309,7 +331,7 @@ def _history_entry_to_dict(entry: HistoryEntry) -> dict[str, Any]:
 def _history_entry(data: object) -> HistoryEntry:
     obj = _object(data, "history entry")
     return HistoryEntry(
-        timeline=_int(obj, "timeline"),
+        timeline=_int(obj, "timeline", bounds=(0, _TIMELINE[1])),  # 0: a sync event before any timeline
         switch_lsn=_lsn(obj, "switch_lsn"),
         reason=_str(obj, "reason", ""),
         timestamp=_str(obj, "timestamp", ""),
@@ -318,23 +340,34 @@ def _history_entry(data: object) -> HistoryEntry:
     )
 
 
-def encode_history(entries: tuple[HistoryEntry, ...] | list[HistoryEntry]) -> str:
-    return _dumps([_history_entry_to_dict(e) for e in entries])
+def encode_history(entries: tuple[HistoryEntry, ...] | list[HistoryEntry], folded: int = 0) -> str:
+    """The entries as a JSON list; ``folded`` older entries dropped to bound the key are counted in
+    a first element ``{"folded": k}``, which versions without folding skip as a malformed entry."""
+    head: list[dict[str, Any]] = [{"folded": folded}] if folded else []
+    return _dumps(head + [_history_entry_to_dict(e) for e in entries])
 
 
-def decode_history(text: str, key: str) -> tuple[HistoryEntry, ...]:
-    """Every well-formed entry; a malformed entry is skipped, not the whole history."""
-    items = _decode(text, key, _list)
-    if items is None:
-        return ()
-    good = [e for e in (_convert(item, key, _history_entry) for item in items) if e is not None]
-    return tuple(good)
+def decode_history(text: str) -> tuple[tuple[HistoryEntry, ...], int]:
+    """The entries and how many older ones were folded; one malformed entry makes the whole value
+    unreadable, because a history with holes could hide the fork point a rejoin needs."""
+    return _read(text, _history)
 
 
-def _list(data: object) -> list[Any]:
+def _history(data: object) -> tuple[tuple[HistoryEntry, ...], int]:
     if not isinstance(data, list):
-        raise ValueError("history must be a JSON list")
-    return data
+        raise ValueError(f"history must be a JSON list, not {_kind(data)}")
+    folded = 0
+    items = data
+    if items and isinstance(items[0], dict) and "folded" in items[0]:
+        folded = _int(items[0], "folded", bounds=(0, 2**62))
+        items = items[1:]
+    entries = []
+    for number, item in enumerate(items, 1):
+        try:
+            entries.append(_history_entry(item))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"entry {number}: {exc}") from None
+    return tuple(entries), folded
 
 
 def encode_switchover(intent: SwitchoverIntent) -> str:
@@ -360,8 +393,55 @@ def _switchover(data: object) -> SwitchoverIntent:
     )
 
 
-def decode_switchover(text: str, key: str) -> SwitchoverIntent | None:
-    return _decode(text, key, _switchover)
+def decode_switchover(text: str) -> SwitchoverIntent:
+    return _read(text, _switchover)
+
+
+def encode_switchover_outcome(at: float, outcome: str) -> str:
+    return _dumps({"at": at, "outcome": outcome})
+
+
+def decode_switchover_outcome(text: str) -> tuple[float, str]:
+    """When (epoch seconds) and why the leader abandoned the last switchover."""
+
+    def outcome(data: object) -> tuple[float, str]:
+        obj = _object(data, "switchover_outcome")
+        at = _opt_float(obj, "at")
+        if at is None:
+            raise ValueError("at must be a number")
+        return at, _str(obj, "outcome")
+
+    return _read(text, outcome)
+
+
+# -- plain-text keys: the leader's name, the system identifier -----------------------------
+
+
+def decode_leader(text: str) -> str:
+    """The member name in the leader key: a name the node config accepts, or `Unreadable`."""
+    if not text:
+        raise Unreadable("empty")
+    if len(text) > _MAX_NAME:
+        raise Unreadable(f"{len(text)} characters, longer than any member name")
+    try:
+        return _MEMBER_NAME.validate_python(text)
+    except ValidationError:
+        raise Unreadable(f"{text[:40]!r} is not a member name") from None
+
+
+def decode_initialize(text: str) -> str:
+    """The system identifier (decimal digits), or "" while a bootstrap is in progress.
+
+    initdb makes the identifier from the time of day: its upper 32 bits are the Unix time it ran.
+    A number whose time falls before 2000 or beyond 2**64 is not one (a truncated or hand-typed
+    value would make every member refuse its own data directory as another cluster's)."""
+    if not text:
+        return text
+    if not (text.isascii() and text.isdigit() and len(text) <= 20):
+        raise Unreadable(f"{text[:40]!r} is not a PostgreSQL system identifier")
+    if not _SYSTEM_ID_EPOCH <= int(text) >> 32 < 2**32:
+        raise Unreadable(f"{text!r} is no system identifier initdb makes (the time in it is wrong)")
+    return text
 
 
 # -- failsafe topology --------------------------------------------------------------------
@@ -376,14 +456,14 @@ def _failsafe(data: object) -> dict[str, str]:
     obj = _object(data, "failsafe topology")
     for name, url in obj.items():
         if not name or "/" in name:
-            raise ValueError(f"member name {name!r} in the failsafe topology is not a member name")
+            raise ValueError(f"member name {name[:40]!r} in the failsafe topology is not a member name")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"the failsafe topology's URL of {name} must be an http(s) URL, got {url!r}")
+            raise ValueError(f"the failsafe topology's URL of {name[:40]} must be an http(s) URL")
     return dict(obj)
 
 
-def decode_failsafe(text: str, key: str) -> dict[str, str] | None:
-    return _decode(text, key, _failsafe)
+def decode_failsafe(text: str) -> dict[str, str]:
+    return _read(text, _failsafe)
 
 
 # -- dynamic config ------------------------------------------------------------------------
@@ -393,6 +473,8 @@ def encode_config(cfg: DynamicConfig) -> str:
     return _dumps(dynamic_config_to_dict(cfg))
 
 
-def decode_config(text: str, key: str) -> DynamicConfig | None:
-    """The config, or None (the caller falls back to defaults) when the stored one is invalid."""
-    return _decode(text, key, lambda data: parse_dynamic_config(data, f"etcd key {key}"))
+def decode_config(text: str) -> tuple[DynamicConfig, tuple[str, ...]]:
+    """The config, and the keys it holds that this version does not know (ignored: a newer agent
+    may have written them). A value the validation refuses is unreadable: the caller keeps the
+    last valid config in force rather than falling back to defaults."""
+    return _read(text, parse_stored_dynamic_config)

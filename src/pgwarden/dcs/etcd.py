@@ -67,6 +67,10 @@ KEEPALIVE = 60.0
 # How long one member may take to issue a token: etcd checks the password with bcrypt and
 # replicates the token through raft, which on a loaded machine takes a second or more.
 AUTH_TIMEOUT = 5.0
+# The most one answer may hold. A range read of a cluster is a few KiB; values are capped by etcd
+# at 1.5 MiB each (--max-request-bytes). Junk keys piling up under the prefix must not be read
+# into memory without bound: past this the read fails as a whole, naming the cause.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 Json = dict[str, Any]
 
@@ -316,10 +320,20 @@ class EtcdStore:
     def _post(self, index: int, path: str, body: Json, token: str | None, deadline: float) -> Json:
         budget = max(0.01, deadline - time.monotonic())
         headers = {"Authorization": token} if token else None
-        response = self._client.post(
-            self._urls[index] + path, json=body, headers=headers, timeout=httpx.Timeout(budget)
-        )
-        return self._parse(response, self._settings)
+        url = self._urls[index] + path
+        with self._client.stream(
+            "POST", url, json=body, headers=headers, timeout=httpx.Timeout(budget)
+        ) as response:
+            data = bytearray()
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > MAX_ANSWER_BYTES:
+                    raise StoreError(
+                        f"etcd answered more than {MAX_ANSWER_BYTES >> 20} MiB to {url}: "
+                        "junk keys under the cluster's prefix?"
+                    )
+            text = data.decode("utf-8", errors="replace")
+            return self._parse_body(response.status_code, text, self._settings)
 
     def _post_once(self, index: int, path: str, body: Json, budget: float) -> _Reply:
         """One request to one endpoint, never raising: what it answered, or why it did not. It
@@ -381,18 +395,22 @@ class EtcdStore:
 
     @staticmethod
     def _parse(response: httpx.Response, settings: EtcdSettings) -> Json:
+        return EtcdStore._parse_body(response.status_code, response.text, settings)
+
+    @staticmethod
+    def _parse_body(status: int, text: str, settings: EtcdSettings) -> Json:
         # Streaming endpoints (keepalive) answer one JSON object per line, wrapped in "result".
         # An empty body is a member dying mid-answer, never "no TTL" (that would fake LeaseExpired).
-        lines = response.text.strip().splitlines()
+        lines = text.strip().splitlines()
         if not lines:
-            raise ValueError(f"answered HTTP {response.status_code} with nothing")
+            raise ValueError(f"answered HTTP {status} with nothing")
         try:
             answer = json.loads(lines[0])
         except ValueError:
-            refusal = etcd_tls.describe_refusal(response.status_code, response.text, settings)
-            raise ValueError(refusal or f"answered HTTP {response.status_code}, not JSON") from None
+            refusal = etcd_tls.describe_refusal(status, text, settings)
+            raise ValueError(refusal or f"answered HTTP {status}, not JSON") from None
         if not isinstance(answer, dict):
-            raise ValueError(f"answered HTTP {response.status_code} with JSON that is not an object")
+            raise ValueError(f"answered HTTP {status} with JSON that is not an object")
         result = answer.get("result")
         return result if isinstance(result, dict) else answer
 
@@ -452,11 +470,11 @@ class EtcdStore:
         compare = {"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(expected_value)}
         return self._txn(compare, {"request_put": _put(key, value, lease)})
 
-    def replace_at(self, key: str, value: str, mod_revision: int) -> bool:
+    def replace_at(self, key: str, value: str, mod_revision: int, lease: int = 0) -> bool:
         if mod_revision == 0:
-            return self.create(key, value)
+            return self.create(key, value, lease)
         compare = {"key": _b64(key), "target": "MOD", "result": "EQUAL", "mod_revision": str(mod_revision)}
-        return self._txn(compare, {"request_put": _put(key, value, 0)})
+        return self._txn(compare, {"request_put": _put(key, value, lease)})
 
     def delete(self, key: str, expected_value: str | None = None) -> bool:
         if expected_value is None:

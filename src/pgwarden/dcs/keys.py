@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pgwarden.model.cluster import MEMBERS, StoreKey, member_key
+
 DEFAULT_PREFIX = "/pgwarden"
 
 
@@ -37,48 +39,52 @@ class ClusterKeys:
 
     @property
     def initialize(self) -> str:
-        return self.root + "initialize"
+        return self.root + StoreKey.INITIALIZE
 
     @property
     def config(self) -> str:
-        return self.root + "config"
+        return self.root + StoreKey.CONFIG
 
     @property
     def leader(self) -> str:
-        return self.root + "leader"
+        return self.root + StoreKey.LEADER
 
     @property
     def members(self) -> str:
-        return self.root + "members/"
+        return self.root + MEMBERS
 
     def member(self, name: str) -> str:
         if not name or "/" in name:
             raise ValueError(f"member name must be non-empty and without '/': {name!r}")
-        return self.members + name
+        return self.root + member_key(name)
 
     @property
     def status(self) -> str:
-        return self.root + "status"
+        return self.root + StoreKey.STATUS
 
     @property
     def sync(self) -> str:
-        return self.root + "sync"
+        return self.root + StoreKey.SYNC
 
     @property
     def history(self) -> str:
-        return self.root + "history"
+        return self.root + StoreKey.HISTORY
 
     @property
     def switchover(self) -> str:
-        return self.root + "switchover"
+        return self.root + StoreKey.SWITCHOVER
 
     @property
     def switchover_outcome(self) -> str:
-        return self.root + "switchover_outcome"
+        return self.root + StoreKey.SWITCHOVER_OUTCOME
+
+    def relative(self, key: str) -> str:
+        """``key`` without this cluster's prefix (``config``, ``members/node1``): how reports name it."""
+        return key.removeprefix(self.root)
 
     @property
     def failsafe(self) -> str:
-        return self.root + "failsafe"
+        return self.root + StoreKey.FAILSAFE
 
     def member_name(self, key: str) -> str | None:
         """The member a ``members/<name>`` key belongs to, or None for any other key."""

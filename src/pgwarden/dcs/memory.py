@@ -174,13 +174,13 @@ class MemoryStore:
             self._write(key, value, lease)
             return True
 
-    def replace_at(self, key: str, value: str, mod_revision: int) -> bool:
+    def replace_at(self, key: str, value: str, mod_revision: int, lease: int = 0) -> bool:
         with self._lock:
             self._enter()
             current = self._keys.get(key)
             if (current.mod_revision if current else 0) != mod_revision:
                 return False
-            self._write(key, value, 0)
+            self._write(key, value, lease)
             return True
 
     def delete(self, key: str, expected_value: str | None = None) -> bool:

@@ -91,7 +91,7 @@ class Store(Protocol):
         """Write only if the current value of ``key`` equals ``expected_value``."""
         ...
 
-    def replace_at(self, key: str, value: str, mod_revision: int) -> bool:
+    def replace_at(self, key: str, value: str, mod_revision: int, lease: int = 0) -> bool:
         """Write only if ``key`` was last modified at ``mod_revision`` (0: only if absent)."""
         ...
 

@@ -38,6 +38,14 @@ class RenewLeader:
 
 
 @dataclass(frozen=True, slots=True)
+class RewriteLeader:
+    """Write this member's name over the unreadable leader key, on its lease, by compare-and-set on
+    the key's ``revision``: only the holder of the leader lease does it (safety rule 2)."""
+
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseLeader:
     """Delete the leader key if it is still ours, and revoke the lease."""
 
@@ -222,6 +230,7 @@ class AdoptDataDir:
 Action = (
     AcquireLeader
     | RenewLeader
+    | RewriteLeader
     | ReleaseLeader
     | RenewFailsafe
     | PublishFailsafe

@@ -21,7 +21,7 @@ from pgwarden.ha.rules.candidacy import no_leader
 from pgwarden.ha.rules.datadir import adoption, foreign_data_directory, guard_removal, unowned_data_directory
 from pgwarden.ha.rules.following import rogue_primary, someone_else_leads
 from pgwarden.ha.rules.jobs import job_backoff, job_in_progress
-from pgwarden.ha.rules.leadership import leader_is_me, lease_expired, watchdog_required
+from pgwarden.ha.rules.leadership import leader_is_me, leader_key_unreadable, lease_expired, watchdog_required
 from pgwarden.ha.rules.membership import slot_name_taken
 from pgwarden.ha.rules.parameters import parameters_changed
 from pgwarden.ha.rules.requests import operator_request
@@ -38,6 +38,7 @@ _JOBS = (RunInitdb, Clone, Rewind)
 RULES: tuple[Rule, ...] = (
     store_unreachable,
     lease_expired,
+    leader_key_unreadable,
     rogue_primary,
     watchdog_required,
     failsafe.promise_held,
@@ -85,7 +86,11 @@ def _remember(obs: Observation) -> Memory:
     silent = local.running and not local.probe_ok
     short, applied = sync.remember(obs)
     saw_leader, cold_since = cold_start.remember(obs)
+    leader = obs.view.leader
     return Memory(
+        leader_seen=previous.leader_seen
+        if leader is not None and not leader.readable
+        else (leader.name if leader is not None else None),
         unhealthy_primary_since=(previous.unhealthy_primary_since or obs.now) if unhealthy else None,
         member_last_seen=members_seen(obs),
         job_failed_at=(previous.job_failed_at or obs.now) if failed else None,

@@ -23,6 +23,8 @@ class PeerStatus:
     tags: Tags = field(default_factory=Tags)
     replayed: Lsn | None = None  # a standby's replay position: what a promotion would keep for sure
     replay_paused: bool = False
+    # Its agent's loop fails with internal errors: it cannot race or promote, so it is no rival.
+    loop_failing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,9 @@ class Memory:
     # When this agent made its first decision: a slot whose member it never saw may belong to one
     # that was there before it started (slots.keeps_unseen_slots).
     first_decision_at: float | None = None
+    # The name the leader key held when it was last readable: tells its holder an unreadable key
+    # (junk written over it) is its own to rewrite.
+    leader_seen: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

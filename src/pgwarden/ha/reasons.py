@@ -35,6 +35,22 @@ class Reason(Enum):
         "my name {name} gives the replication slot name {slot}, which member {rival} already has; "
         "not joining (no clone, no slot, no race) until one of them is renamed"
     )
+    # the leader key present but unreadable (junk written by hand): still held by someone
+    LEADER_KEY_REWRITING = (
+        "the leader key in etcd is unreadable ({why}); I hold the leader lease: rewriting it"
+    )
+    LEADER_KEY_UNREADABLE_DEMOTING = (
+        "the leader key in etcd is unreadable ({why}) and the lease is not mine; demoting: "
+        "only the key's holder may write"
+    )
+    LEADER_KEY_UNREADABLE_WAITING = (
+        "the leader key in etcd is unreadable ({why}); someone holds it; waiting for its holder to rewrite it"
+    )
+    # the agent's own loop (never returned by decide: the loop reports it when a cycle raised)
+    INTERNAL_ERROR = (
+        "internal error in the HA loop ({count} in a row): {error}; retrying in {wait:.1f}s, "
+        "PostgreSQL left as it is (the lease guard still stops a primary whose lease runs out)"
+    )
     # jobs
     JOB_IN_PROGRESS = "{job} in progress{progress}"
     JOB_BACKOFF = "{job} failed {ago:.0f}s ago ({error}); retrying in {wait:.0f}s"
@@ -172,6 +188,11 @@ class Reason(Enum):
     PARAMETERS_APPLYING = "{steady}; cluster parameters changed ({names}): writing them and reloading"
     SCHEDULED_RESTART = "restarting PostgreSQL ({role}) as scheduled {late:.0f}s ago"
     SCHEDULED_RESTART_MOOT = "the restart scheduled {late:.0f}s ago is moot: {why}; forgetting it"
+
+    @property
+    def from_the_loop(self) -> bool:
+        """Reported by the agent's loop itself, never by a rule of ``decide``."""
+        return self is Reason.INTERNAL_ERROR
 
     def render(self, detail: Mapping[str, object]) -> str:
         try:

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 from pgwarden.ha.actions import Action, PublishSync, SetSyncStandbys
 from pgwarden.ha.observation import Memory, Observation
-from pgwarden.model import Lsn, PgState, Role, SyncFallback, SyncMode, SyncState
+from pgwarden.model import NO_CLAIM_HOLDER, Lsn, PgState, Role, SyncFallback, SyncMode, SyncState
 
 ANY_STANDBY = "*"
-NOBODY = SyncState(leader=None, members=frozenset(), quorum=1)  # restrictive: nobody may promote
+NOBODY = NO_CLAIM_HOLDER  # restrictive: nobody may promote
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from pgwarden.model.cluster import (
     FAILSAFE,
+    MEMBERS,
+    NO_CLAIM_HOLDER,
     PROMOTION,
     SYNC_DEGRADED,
     SYNC_RESTORED,
@@ -13,11 +15,13 @@ from pgwarden.model.cluster import (
     Member,
     PgState,
     Role,
+    StoreKey,
     SwitchoverIntent,
     SyncFallback,
     SyncMode,
     SyncState,
     Tags,
+    member_key,
     slot_name,
 )
 from pgwarden.model.local import ControlState, DataDir, DataDirOrigin, Job, JobKind, LocalState
@@ -33,6 +37,8 @@ from pgwarden.model.node import (
 
 __all__ = [
     "FAILSAFE",
+    "MEMBERS",
+    "NO_CLAIM_HOLDER",
     "PROMOTION",
     "SYNC_DEGRADED",
     "SYNC_RESTORED",
@@ -58,10 +64,12 @@ __all__ = [
     "PgState",
     "PostgresSettings",
     "Role",
+    "StoreKey",
     "SwitchoverIntent",
     "SyncFallback",
     "SyncMode",
     "SyncState",
     "Tags",
+    "member_key",
     "slot_name",
 ]

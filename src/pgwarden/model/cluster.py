@@ -27,6 +27,31 @@ def slot_name(member: str) -> str:
     return name
 
 
+class StoreKey(StrEnum):
+    """The cluster's keys in etcd, relative to its prefix (layout and leases: ``pgwarden.dcs.keys``).
+
+    Member records live under ``members/<name>``; ``member_key`` names one.
+    """
+
+    INITIALIZE = "initialize"
+    CONFIG = "config"
+    LEADER = "leader"
+    STATUS = "status"
+    SYNC = "sync"
+    HISTORY = "history"
+    SWITCHOVER = "switchover"
+    SWITCHOVER_OUTCOME = "switchover_outcome"
+    FAILSAFE = "failsafe"
+
+
+MEMBERS = "members/"
+
+
+def member_key(name: str) -> str:
+    """The key of ``name``'s member record, relative to the cluster's prefix."""
+    return MEMBERS + name
+
+
 class Role(StrEnum):
     PRIMARY = "primary"
     REPLICA = "replica"
@@ -100,14 +125,23 @@ class Member:
     # never published, and no part of what the member says about itself (not compared).
     registered: int = field(default=0, compare=False)
     config_errors: tuple[ParameterError, ...] = ()  # settings its PostgreSQL refuses
+    # Set while this member's HA loop fails with internal errors (how many in a row, the last one),
+    # so `pgwarden list` shows a crash loop; None while its cycles complete.
+    loop_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Leader:
-    """The leader key: who may run PostgreSQL read-write (safety rule 1)."""
+    """The leader key: who may run PostgreSQL read-write (safety rule 1).
+
+    A key that is present but whose value is no member name (junk written by hand, non-UTF-8,
+    empty) is still a held key: ``readable`` is False and ``name`` is "", which names no member.
+    Reading it as "no leader" would make its holder believe it lost the key and demote.
+    """
 
     name: str
-    revision: int = 0  # etcd mod_revision of the key, for diagnostics and change detection
+    revision: int = 0  # etcd mod_revision of the key: change detection, and the compare of a rewrite
+    readable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +166,12 @@ class SyncState:
     members: frozenset[str] = frozenset()
     quorum: int = 0  # how many of ``members`` must acknowledge a commit (ANY k); 0 = async
     degraded_since: float | None = None  # epoch seconds when the primary fell back to async
+
+
+# The claim that nobody is known to hold every acknowledged commit, so nobody may promote on it
+# (rule 4): what a new leader stands by until it has claimed anew, and what an unreadable sync
+# key reads as.
+NO_CLAIM_HOLDER = SyncState(leader=None, members=frozenset(), quorum=1)
 
 
 PROMOTION = "promotion"
@@ -233,6 +273,17 @@ class ClusterView:
     # Members whose record names an address outside this node's member_networks, left out of
     # ``members`` (model/trust.py): member name -> why. Never stored; not what etcd holds.
     untrusted: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # Keys present in etcd whose value could not be read (relative key -> why): each is read as
+    # the safe reading documented in docs/faults.md ("bad input"), never as absent by accident.
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+    # Keys of the stored config this version does not know (a newer agent wrote them): ignored.
+    config_ignored: tuple[str, ...] = ()
+    history_folded: int = 0  # promotions and events older than ``history``, dropped to bound the key
+
+    @property
+    def initialized(self) -> bool:
+        """The cluster was bootstrapped: its system identifier is known, or stored but unreadable."""
+        return self.initialize is not None or StoreKey.INITIALIZE in self.unreadable
 
     def member(self, name: str) -> Member | None:
         return next((m for m in self.members if m.name == name), None)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_TEXT = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -18,13 +21,10 @@ class Lsn:
     @classmethod
     def parse(cls, text: str) -> Lsn:
         """Parse ``'16/B374D848'``; raise ValueError naming the text when it is not an LSN."""
-        hi, sep, lo = text.strip().partition("/")
-        if not sep or not hi or not lo:
-            raise ValueError(f"not an LSN (expected HI/LO in hex): {text!r}")
-        try:
-            return cls((int(hi, 16) << 32) | int(lo, 16))
-        except ValueError:
-            raise ValueError(f"not an LSN (expected HI/LO in hex): {text!r}") from None
+        match = _TEXT.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(f"not an LSN (expected HI/LO, each 1-8 hex digits): {text[:40]!r}")
+        return cls((int(match.group(1), 16) << 32) | int(match.group(2), 16))
 
     def __str__(self) -> str:
         return f"{self.value >> 32:X}/{self.value & 0xFFFFFFFF:X}"

@@ -33,7 +33,7 @@ def _standby_data(local: LocalState) -> bool:
 def bootstrap(obs: Observation) -> Decision | None:
     """No cluster yet: race for the initialize key; the winner runs initdb, takes the key, starts."""
     view, local = obs.view, obs.local
-    if view.initialize is not None:
+    if view.initialized:
         return None
     if local.is_primary and local.system_id:
         # A primary already serving while etcd knows no cluster (etcd wiped, or the bootstrapper

@@ -155,7 +155,9 @@ def _newer_timeline(view: ClusterView, timeline: int | None) -> int | None:
 
 def _eligible(peer: PeerStatus, sync_set: frozenset[str] | None) -> bool:
     in_sync = sync_set is None or peer.name in sync_set
-    return peer.running and peer.in_recovery is True and not peer.tags.nofailover and in_sync
+    # A peer whose agent crash-loops would never race: deferring to it would leave no one racing.
+    fit = not peer.tags.nofailover and not peer.loop_failing
+    return peer.running and peer.in_recovery is True and fit and in_sync
 
 
 def _why_better(peer: PeerStatus, my_lsn: Lsn | None) -> str:

@@ -48,8 +48,13 @@ def unowned_data_directory(obs: Observation) -> Decision | None:
 
 def foreign_data_directory(obs: Observation) -> Decision | None:
     """A data directory of another cluster is never used, overwritten or removed."""
+    # An unreadable initialize key leaves the cluster's identifier unknown: nothing to compare.
     cluster_id, local_id = obs.view.initialize, obs.local.system_id
     if not cluster_id or obs.local.data_dir is not DataDir.VALID or local_id in (None, cluster_id):
+        return None
+    if obs.leader_is_me and obs.holds_lease:
+        # The leader's data is the cluster's: a different identifier in etcd is a bad value
+        # (the leader rules rewrite it), never a reason to stop renewing and serving.
         return None
     return act(Reason.FOREIGN_DATA_DIRECTORY, local_id=local_id, cluster_id=cluster_id)
 

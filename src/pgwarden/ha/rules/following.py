@@ -47,12 +47,12 @@ def rogue_primary(obs: Observation) -> Decision | None:
     leader = obs.view.leader
     if leader is None or obs.leader_is_me:
         return None
-    if obs.local.is_primary or _silent_primary(obs):
+    if obs.local.is_primary or silent_primary(obs):
         return act(Reason.ROGUE_PRIMARY_DEMOTING, Demote(StopMode.IMMEDIATE), leader=leader.name)
     return None
 
 
-def _silent_primary(obs: Observation) -> bool:
+def silent_primary(obs: Observation) -> bool:
     """Running, not answering the probe for a whole ttl, and pg_control says it ran as a primary:
     it may be taking writes (out of connections, say). A standby starting from a fresh clone also
     shows "in production" for a moment, which is why one silent cycle is not enough."""

@@ -9,10 +9,12 @@ from pgwarden.ha.actions import (
     Checkpoint,
     Demote,
     EnsureSlots,
+    FinishBootstrap,
     Promote,
     PublishStatus,
     ReleaseLeader,
     RenewLeader,
+    RewriteLeader,
     StartPrimary,
     StopMode,
 )
@@ -20,7 +22,9 @@ from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules import failsafe
+from pgwarden.ha.rules.following import silent_primary
 from pgwarden.ha.rules.slots import keeps_unseen_slots, members_seen, slot_members
+from pgwarden.model import StoreKey
 
 
 def lease_expired(obs: Observation) -> Decision | None:
@@ -45,6 +49,27 @@ def watchdog_required(obs: Observation) -> Decision | None:
     if obs.local.running and not obs.local.in_recovery:
         return act(Reason.WATCHDOG_REQUIRED_RELEASING, Demote(StopMode.FAST), ReleaseLeader())
     return act(Reason.WATCHDOG_REQUIRED_RELEASING, ReleaseLeader())
+
+
+def leader_key_unreadable(obs: Observation) -> Decision | None:
+    """The leader key holds junk: its holder rewrites it; for everyone else someone else holds it.
+
+    Never "no leader": a standby's create would fail anyway, but a holder reading it so would stop
+    renewing and demote. The holder is the member with a valid leader lease whose name the key
+    held when last readable: nobody can have created or taken the key since (safety rule 2), so
+    the junk was written over its own value.
+    """
+    leader = obs.view.leader
+    if leader is None or leader.readable:
+        return None
+    why = obs.view.unreadable.get(StoreKey.LEADER, "not a member name")
+    if obs.holds_lease and obs.memory.leader_seen == obs.name:
+        return act(Reason.LEADER_KEY_REWRITING, RenewLeader(), RewriteLeader(leader.revision), why=why)
+    if obs.local.is_primary or silent_primary(obs):
+        # Not provably mine (an agent restarted since it last read the key cannot tell): as for a
+        # key naming another member, a writer without the key stops (safety rule 1).
+        return act(Reason.LEADER_KEY_UNREADABLE_DEMOTING, Demote(StopMode.IMMEDIATE), why=why)
+    return act(Reason.LEADER_KEY_UNREADABLE_WAITING, why=why)
 
 
 def leader_is_me(obs: Observation) -> Decision | None:
@@ -89,6 +114,10 @@ def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decis
         actions.append(Checkpoint())
     actions.append(PublishStatus(frozenset(seen) | {obs.name}))
     actions.extend(failsafe.publish_topology(obs))
+    system_id = obs.local.system_id
+    if system_id and (StoreKey.INITIALIZE in obs.view.unreadable or obs.view.initialize != system_id):
+        # Junk in the initialize key (or another identifier): this primary's is the cluster's.
+        actions.append(FinishBootstrap(system_id))
     actions.extend(sync.step(obs, obs.memory))
     if (
         timeline is not None

@@ -25,7 +25,17 @@ from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.leadership import healthy_primary
 from pgwarden.ha.rules.standing import Standing
-from pgwarden.model import ClusterView, ControlState, Lsn, Member, PgState, Role, SwitchoverIntent, SyncMode
+from pgwarden.model import (
+    ClusterView,
+    ControlState,
+    Lsn,
+    Member,
+    PgState,
+    Role,
+    StoreKey,
+    SwitchoverIntent,
+    SyncMode,
+)
 
 
 def active_intent(obs: Observation) -> SwitchoverIntent | None:
@@ -43,7 +53,13 @@ def intent_kind(intent: SwitchoverIntent) -> str:
 def switchover(obs: Observation) -> Decision | None:
     """I lead and an intent is due: stop cleanly, wait for the candidate, hand over the key."""
     intent = obs.view.switchover
-    if intent is None or not obs.leader_is_me or not obs.holds_lease:
+    if not obs.leader_is_me or not obs.holds_lease:
+        return None
+    junk = obs.view.unreadable.get(StoreKey.SWITCHOVER)
+    if junk is not None:
+        # An intent nobody can read is no intent, but its key would refuse the next real one.
+        return _abandon(obs, f"its value in etcd is unreadable ({junk})")
+    if intent is None:
         return None
     if not intent.active(obs.wall):
         return _abandon(obs, "its deadline passed before it completed")
