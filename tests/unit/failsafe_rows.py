@@ -29,7 +29,7 @@ from pgwarden.ha.actions import (
 )
 from pgwarden.ha.observation import FailsafeEpisode, Memory, Observation, Promise
 from pgwarden.ha.reasons import Reason
-from pgwarden.model import FAILSAFE, HistoryEntry, Lsn
+from pgwarden.model import FAILSAFE, ClusterView, HistoryEntry, Lsn
 from tests.unit.builders import (
     NOW,
     WALL,
@@ -69,6 +69,13 @@ def leader(**kw: Any) -> Observation:
     kw.setdefault("store_ok", False)
     kw.setdefault("local", primary_local())
     return observation("node1", **kw)
+
+
+def junk_topology(base: ClusterView, last_good: tuple[str, ...] | None) -> ClusterView:
+    """``base`` with junk in the failsafe key, read as the observer reads it: a topology of nobody
+    (``failsafe`` {}), and beside it the last valid one it read (``last_good`` names, or None)."""
+    kept = None if last_good is None else {name: api_url(name) for name in last_good}
+    return replace(with_junk(base, failsafe="not JSON"), failsafe_last_good=kept)
 
 
 def promised(until: float = NOW + 3.0, to: str = "node1") -> Promise:
@@ -144,6 +151,23 @@ FAILSAFE_ROWS: list[Any] = [
         [],
         why="the last view I read does not name me as the leader",
         remaining=1.0,
+    ),
+    row(
+        "failsafe_leader_with_a_junk_topology_asks_every_member_of_the_last_valid_one",
+        leader(
+            view=junk_topology(failsafe_view(), ("node1", "node2", "node3", "node4")),
+            lease_deadline=NOW + 2.0,
+        ),
+        Reason.STORE_UNREACHABLE_FAILSAFE,
+        [RenewFailsafe((*ASKED, ("node4", api_url("node4"))))],
+        members="node2, node3, node4",
+    ),
+    row(
+        "failsafe_leader_with_a_junk_topology_and_no_valid_one_read_cannot_keep_the_primary",
+        leader(view=junk_topology(failsafe_view(), None), lease_deadline=NOW + 2.0),
+        Reason.STORE_UNREACHABLE_FAILSAFE_UNAVAILABLE,
+        [],
+        why="the failsafe topology in etcd is unreadable and I read no valid one since I started",
     ),
     row(
         "failsafe_off_leader_without_etcd_does_not_ask_anyone",
@@ -324,17 +348,44 @@ FAILSAFE_ROWS: list[Any] = [
         candidates=1,
     ),
     row(
-        "unreadable_failsafe_topology_lets_no_member_race_in_failsafe_mode",
-        observation(view=with_junk(FAILSAFE_LEADERLESS, failsafe="not JSON"), peers=[peer("node3")]),
-        Reason.NOT_RACING_OUTSIDE_FAILSAFE_TOPOLOGY,
-        [],
-    ),
-    row(
-        "leader_republishes_an_unreadable_failsafe_topology",
-        leader(view=with_junk(failsafe_view(), failsafe="not JSON"), store_ok=True, lease_deadline=NOW + 3.0),
+        "leader_republishes_a_junk_topology_keeping_a_member_of_the_last_valid_one_whose_api_answers",
+        leader(
+            view=junk_topology(
+                failsafe_view(members=(primary_member(), member("node2"))), ("node1", "node2", "node3")
+            ),
+            peers=[peer("node3")],
+            store_ok=True,
+            lease_deadline=NOW + 3.0,
+        ),
         Reason.LEADER_HEALTHY,
         [
-            RenewLeader,
+            RenewLeader(failsafe=ASKED),
+            PublishStatus,
+            PublishFailsafe(tuple((n, api_url(n)) for n in ("node1", "node2", "node3"))),
+            EnsureSlots,
+        ],
+    ),
+    row(
+        "unreadable_failsafe_topology_lets_no_member_race_in_failsafe_mode",
+        observation(
+            view=junk_topology(FAILSAFE_LEADERLESS, ("node1", "node2", "node3")), peers=[peer("node3")]
+        ),
+        Reason.NOT_RACING_FAILSAFE_TOPOLOGY_UNREADABLE,
+        [],
+        why="not JSON",
+    ),
+    row(
+        "unreadable_failsafe_topology_is_no_bar_to_racing_with_failsafe_mode_off",
+        observation(view=with_junk(LEADERLESS, failsafe="not JSON"), peers=[peer("node3")]),
+        Reason.NO_LEADER_I_AM_HEALTHIEST,
+        [AcquireLeader, Promote, AppendHistory],
+    ),
+    row(
+        "leader_republishes_an_unreadable_failsafe_topology_with_no_round_to_fall_back_on_meanwhile",
+        leader(view=junk_topology(failsafe_view(), None), store_ok=True, lease_deadline=NOW + 3.0),
+        Reason.LEADER_HEALTHY,
+        [
+            RenewLeader(failsafe=None),
             PublishStatus,
             PublishFailsafe(tuple((n, api_url(n)) for n in ("node1", "node2", "node3"))),
             EnsureSlots,

@@ -307,6 +307,7 @@ MALFORMED = {
     "history": ['{"not": "a list"}', '[{"timeline": "x"}]', "x" * (codec.MAX_VALUE_BYTES + 1)],
     "initialize": ["not-a-system-id", "{}", "771492735", "99999999999999999999"],  # a truncated id, > 2**64
     "members/node9": ['{"name": "node9"}', '{"name":"node9","api_url":"u","host":"h","port":"5432"}'],
+    "failsafe": ['{"node1": 5}', '{"node1": "ftp://x"}', '{"": "http://x"}', "[]", "null"],
 }
 
 
@@ -325,7 +326,7 @@ def test_a_malformed_value_is_reported_and_the_rest_still_reads(
     assert view.members == (MEMBER,) and view.leader == Leader("node1", view.leader.revision)  # type: ignore[union-attr]
     assert list(view.unreadable) == [key] and view.unreadable[key]
     assert view.config == DynamicConfig() and view.status is None and view.switchover is None
-    assert view.history == ()
+    assert view.history == () and view.failsafe == ({} if key == "failsafe" else None)
 
 
 def test_the_safe_readings_of_unreadable_keys(cluster: ClusterStore, memory: MemoryStore) -> None:

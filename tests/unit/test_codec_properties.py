@@ -142,13 +142,24 @@ keys = st.sampled_from([*(str(k) for k in StoreKey), "members/node1", "members/x
 @given(items=st.lists(st.tuples(keys, json_values.map(json.dumps) | st.text(max_size=50)), max_size=8))
 def test_any_cluster_prefix_decodes_into_a_view(items: list[tuple[str, str]]) -> None:
     """Whatever sits under the prefix, ``decode`` answers a view; only keys it cannot read are
-    listed as unreadable, each with a reason."""
+    listed as unreadable, each with a reason; and a key whose absence would be read as a
+    permission is never read as absent (docs/faults.md, "bad input")."""
+    present = dict(items)
     snapshot = StoreSnapshot(
-        revision=9, items=tuple(KeyValue(ROOT + key, value, 5, 4, 0) for key, value in dict(items).items())
+        revision=9, items=tuple(KeyValue(ROOT + key, value, 5, 4, 0) for key, value in present.items())
     )
     view = ClusterStore(_NoStore(), "demo").decode(snapshot)
-    assert set(view.unreadable) <= {key for key, _ in items}
+    assert set(view.unreadable) <= set(present)
     assert all(view.unreadable.values())
+    if StoreKey.LEADER in present:  # no key: anyone may race
+        assert view.leader is not None
+    if StoreKey.SYNC in present:  # no claim: any healthy standby may promote
+        assert view.sync is not None
+    if StoreKey.FAILSAFE in present:  # no topology: every member may race in failsafe mode
+        assert view.failsafe is not None
+        assert StoreKey.FAILSAFE not in view.unreadable or view.failsafe == {}
+    if present.get(StoreKey.INITIALIZE):  # not initialized: a member may bootstrap a new cluster
+        assert view.initialized
 
 
 class _NoStore:

@@ -2,9 +2,10 @@
 
 The interleavings (outages, member losses, restarts, promises given between an observation and
 its actions) are the simulation's (tests/sim/test_failsafe.py); here each cycle's decision alone:
-a promise binds, only the topology races, the leader asks everyone who could race, and a writer
-past every deadline stops. Together they make "never two writers": a second writer must race
-(a compare-and-set in etcd), and every member that can race has promised not to.
+a promise binds, only the topology races (nobody while it is unreadable), the leader asks
+everyone who could race (with junk in the key: every member of the last valid topology it read
+too), and a writer past every deadline stops. Together they make "never two writers": a second
+writer must race (a compare-and-set in etcd), and every member that can race has promised not to.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from pgwarden.ha.actions import (
 )
 from pgwarden.ha.decide import decide
 from pgwarden.ha.observation import Observation, Promise
+from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.failsafe import refuse_promise
-from pgwarden.model import ControlState, Leader, LocalState
+from pgwarden.model import ClusterView, ControlState, Leader, LocalState, StoreKey
 from tests.unit.test_decide_properties import (
     FAST,
     NAMES,
@@ -52,9 +54,11 @@ def failsafe_observations(
     restarted: bool = False,
     writer_without_etcd: bool = False,
     leading: bool = False,
+    junk: bool = False,
 ) -> Observation:
     """One member's observation of a cluster in failsafe mode: a topology (maybe stale, maybe
-    absent), deadlines, a promise, etcd reachable or not, an agent started recently or not.
+    absent, maybe junk: then read as the observer reads it, nobody, with the drawn one as the
+    last valid), deadlines, a promise, etcd reachable or not, an agent started recently or not.
     The flags draw the states a property is about directly (rather than filtering for them)."""
     cluster = draw(clusters(initialized=True))
     obs = draw(st.sampled_from(cluster.observations))
@@ -66,7 +70,9 @@ def failsafe_observations(
         stored = frozenset(stored or ()) - {obs.name}
     if leading:  # mostly a failsafe leader that may ask; sometimes one that may not
         stored = draw(st.sampled_from([frozenset(stored or ()) | {obs.name}] * 3 + [stored]))
-    mode = True if promised or outside or restarted else draw(st.sampled_from([True, True, True, False]))
+    mode = (
+        True if promised or outside or restarted or junk else draw(st.sampled_from([True, True, True, False]))
+    )
     if leading:  # the leader of its last view, writing, etcd unreachable, its deadline ahead
         view = replace(view, leader=Leader(obs.name))
     view = replace(
@@ -74,13 +80,18 @@ def failsafe_observations(
         config=replace(
             view.config,
             failsafe_mode=mode,
-            pause=False if writer_without_etcd or leading else view.config.pause,
+            pause=False if writer_without_etcd or leading or junk else view.config.pause,
         ),
         failsafe=None if stored is None else dict.fromkeys(stored, URL),
     )
+    if junk or draw(st.sampled_from([False, False, False, True])):
+        view = junk_in_failsafe(view)
+    if junk:  # mostly leaderless: when members would race
+        view = replace(view, leader=draw(st.sampled_from([None, None, view.leader])))
     local = obs.local
-    if (promised or outside or restarted) and _read_write(local):
-        # A promise is given only while not writing, and nobody starts a primary without the key.
+    if (promised or outside or restarted or junk) and _read_write(local):
+        # A promise is given only while not writing, and nobody starts a primary without the key
+        # (a primary whose own key vanished takes it back: no second writer, and not a race).
         local = draw(standby_states(names))
     if writer_without_etcd or leading:
         local = replace(
@@ -108,12 +119,27 @@ def failsafe_observations(
         obs,
         view=view,
         local=local,
-        store_ok=False if writer_without_etcd or leading else obs.store_ok,
+        store_ok=False if writer_without_etcd or leading else (junk or obs.store_ok),
         lease_deadline=lease,
         failsafe_deadline=failsafe,
         promise=promise,
         agent_started=started,
     )
+
+
+def junk_in_failsafe(view: ClusterView) -> ClusterView:
+    """``view`` as the observer reads it once junk replaced its topology: a topology of nobody,
+    the one it held before kept as the last valid one."""
+    unreadable = {**view.unreadable, StoreKey.FAILSAFE: "junk"}
+    return replace(view, failsafe={}, failsafe_last_good=view.failsafe, unreadable=unreadable)
+
+
+def _could_race(view: ClusterView, me: str) -> set[str]:
+    """Whoever may race while the leader cannot reach etcd: the topology it knows, its members."""
+    junk = StoreKey.FAILSAFE in view.unreadable
+    known = view.failsafe_last_good if junk else view.failsafe
+    assert known is not None, "failsafe mode relied on without a topology"
+    return (set(known) | {m.name for m in view.members}) - {me}
 
 
 def _first(actions: Sequence[Action], kinds: type | tuple[type, ...]) -> int | None:
@@ -147,6 +173,12 @@ def test_only_members_of_the_published_topology_race(obs: Observation) -> None:
 
 
 @FAST
+@given(failsafe_observations(junk=True))
+def test_nobody_races_while_the_topology_is_unreadable_in_failsafe_mode(obs: Observation) -> None:
+    assert _first(decide(obs).actions, AcquireLeader) is None
+
+
+@FAST
 @given(failsafe_observations(restarted=True))
 def test_a_restarted_agent_does_not_race_within_ttl_in_failsafe_mode(obs: Observation) -> None:
     """It may have promised before it restarted: its promise outlives its memory of it."""
@@ -161,8 +193,7 @@ def test_a_failsafe_leader_asks_every_member_that_could_race(obs: Observation) -
     for action in actions:
         if isinstance(action, RenewLeader) and action.failsafe is not None:  # the fallback round
             assert obs.leader_is_me and view.config.failsafe_mode and view.failsafe is not None
-            could_race = (set(view.failsafe) | {m.name for m in view.members}) - {obs.name}
-            assert {name for name, _ in action.failsafe} == could_race
+            assert {name for name, _ in action.failsafe} == _could_race(view, obs.name)
     index = _first(actions, RenewFailsafe)
     if index is None:
         return
@@ -171,8 +202,7 @@ def test_a_failsafe_leader_asks_every_member_that_could_race(obs: Observation) -
     view = obs.view
     assert not obs.store_ok and obs.leader_is_me and obs.may_write
     assert view.config.failsafe_mode and view.failsafe is not None
-    could_race = (set(view.failsafe) | {m.name for m in view.members}) - {obs.name}
-    assert {name for name, _ in asked.members} == could_race
+    assert {name for name, _ in asked.members} == _could_race(view, obs.name)
     assert _first(actions, (Demote, StopPostgres)) is None
 
 
@@ -219,6 +249,7 @@ def promised_clusters(draw: st.DrawFn) -> tuple[Observation, ...]:
         assume(not _read_write(local))
         back = draw(st.booleans())
         seen = replace(stale, leader=draw(st.sampled_from([None, Leader(leader)]))) if back else stale
+        seen = junk_in_failsafe(seen) if back and draw(st.booleans()) else seen
         promise = Promise(leader, NOW + draw(st.floats(1.0, 4.0)))
         assert refuse_promise(name, leader, 3.0, stale, local, None, False, NOW) is None
         observations.append(
@@ -244,6 +275,20 @@ def test_while_the_promises_hold_nobody_but_the_failsafe_leader_may_write(
     assert len(writers) <= 1, writers
     leader = next(o for o in members if o.failsafe_deadline is not None)
     assert writers in ([], [leader.name]), writers
+
+
+def test_the_junk_strategy_reaches_members_that_would_race() -> None:
+    """Guard against a vacuous property: junk in the topology is what stops many of them."""
+    stopped: list[int] = []
+
+    @FAST
+    @given(failsafe_observations(junk=True))
+    def collect(obs: Observation) -> None:
+        if decide(obs).reason is Reason.NOT_RACING_FAILSAFE_TOPOLOGY_UNREADABLE:
+            stopped.append(1)
+
+    collect()
+    assert len(stopped) > 8
 
 
 def test_the_leading_strategy_draws_failsafe_rounds() -> None:

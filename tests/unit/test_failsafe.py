@@ -266,6 +266,19 @@ def test_get_failsafe_shows_the_topology_and_503_when_the_mode_is_off() -> None:
         off.failsafe_topology()
 
 
+def test_get_failsafe_and_status_show_the_last_valid_topology_while_etcd_holds_junk() -> None:
+    """What the leader still asks, not the racers' reading of junk (nobody); the junk itself is
+    in unreadable_keys."""
+    junk = b.with_junk(FAILSAFE_ON, failsafe="not JSON")
+    kept = replace(junk, failsafe_last_good={"node1": b.api_url("node1"), "node4": b.api_url("node4")})
+    ops, _ = _member_ops("node2", kept, STANDBY)
+    assert ops.failsafe_topology() == {"node1": b.api_url("node1"), "node4": b.api_url("node4")}
+    doc = status_document(fake.snapshot("node2", STANDBY, kept))
+    assert doc["failsafe"]["topology"] == ["node1", "node4"] and "failsafe" in doc["unreadable_keys"]
+    none_read, _ = _member_ops("node2", junk, STANDBY)
+    assert none_read.failsafe_topology() == {}
+
+
 def test_status_and_metrics_show_an_active_promise() -> None:
     snap = replace(fake.snapshot("node2", STANDBY, FAILSAFE_ON), promise=Promise("node1", 1e12))
     doc = status_document(snap)

@@ -1,4 +1,5 @@
-"""The observer keeps valid etcd values: junk in config, history, status or initialize changes nothing."""
+"""The observer keeps valid etcd values: junk in config, history, status, initialize or failsafe
+changes nothing the agent decides on."""
 
 from __future__ import annotations
 
@@ -98,6 +99,34 @@ def test_junk_initialize_keeps_the_system_identifier(cluster: ClusterStore, stor
     store.put(cluster.keys.initialize, "junk")
     view = observe(cluster, kept)
     assert view.initialize == "7300000000000000001" and view.initialized
+
+
+TOPOLOGY = {"node1": "http://127.0.0.1:8009", "node2": "http://127.0.0.1:8010"}
+
+
+def test_junk_topology_reads_as_nobody_with_the_last_valid_one_beside_it(
+    cluster: ClusterStore, store: MemoryStore
+) -> None:
+    """Racers read nobody (none may race); the leader keeps asking the last valid topology."""
+    kept = LastGood(BOOTSTRAP)
+    cluster.publish_failsafe(TOPOLOGY)
+    assert observe(cluster, kept).failsafe_last_good is None  # readable: nothing kept beside it
+    for junk in ("[" * 200_000, '{"node1": 5}', "null", '{"a/b": "http://x"}', "\udcff"):
+        store.put(cluster.keys.failsafe, junk)
+        view = observe(cluster, kept)
+        assert view.failsafe == {} and view.failsafe_last_good == TOPOLOGY, junk[:30]
+        assert view.unreadable["failsafe"].endswith("the last valid topology read: node1, node2")
+    cluster.publish_failsafe({"node1": TOPOLOGY["node1"]})  # the leader's republication
+    view = observe(cluster, kept)
+    assert view.failsafe == {"node1": TOPOLOGY["node1"]} and view.failsafe_last_good is None
+    assert "failsafe" not in view.unreadable
+
+
+def test_junk_topology_before_any_valid_one_keeps_nothing(cluster: ClusterStore, store: MemoryStore) -> None:
+    store.put(cluster.keys.failsafe, "{")
+    view = observe(cluster, LastGood(BOOTSTRAP))
+    assert view.failsafe == {} and view.failsafe_last_good is None
+    assert "a leader cannot rely on failsafe mode until it reads its own back" in view.unreadable["failsafe"]
 
 
 def test_each_unreadable_key_is_logged_once_per_change(

@@ -1,6 +1,6 @@
 """Keeps the last valid value of each etcd key whose safe reading is "as it was", and reports changes.
 
-`ClusterStore.decode` marks a key it cannot read and gives it a neutral reading. For four keys
+`ClusterStore.decode` marks a key it cannot read and gives it a neutral reading. For five keys
 the agent can do better, because it read them before:
 
 - ``config``: the last valid config stays in force (never the defaults: that silently switched
@@ -13,6 +13,9 @@ the agent can do better, because it read them before:
   candidate (the leader republishes it every cycle).
 - ``initialize``: the last valid system identifier, so the foreign-data-directory check still
   compares (the leader rewrites the key).
+- ``failsafe``: the last valid topology, beside the racers' reading of the junk (a topology of
+  nobody, which stays): a leader still asks its members to promise and keeps them when it
+  republishes (``ClusterView.failsafe_last_good``).
 
 Each change of what is unreadable (and of unknown config keys ignored) is logged once, not
 every cycle.
@@ -37,6 +40,7 @@ class _Kept:
     folded: int = 0
     status: LeaderStatus | None = None
     initialize: str | None = None
+    failsafe: Mapping[str, str] | None = None
 
 
 class LastGood:
@@ -85,9 +89,26 @@ class LastGood:
             changes["initialize"] = kept.initialize
         else:
             kept.initialize = view.initialize
+        self._keep_failsafe(view, unreadable, changes)
         view = dataclasses.replace(view, unreadable=unreadable, **changes)  # type: ignore[arg-type]
         self._report(view)
         return view
+
+    def _keep_failsafe(
+        self, view: ClusterView, unreadable: dict[str, str], changes: dict[str, object]
+    ) -> None:
+        """The racers' reading of a junk topology ({}, nobody) stays; the last valid one goes beside it."""
+        kept = self._kept
+        why = unreadable.get(StoreKey.FAILSAFE)
+        if why is None:
+            kept.failsafe = view.failsafe
+            return
+        changes["failsafe_last_good"] = kept.failsafe
+        if kept.failsafe is not None:
+            note = f"the last valid topology read: {', '.join(sorted(kept.failsafe)) or 'empty'}"
+        else:
+            note = "none read before: a leader cannot rely on failsafe mode until it reads its own back"
+        unreadable[StoreKey.FAILSAFE] = f"{why}; {note}"
 
     def _report(self, view: ClusterView) -> None:
         now = view.unreadable

@@ -12,6 +12,7 @@ from typing import Any
 from pgwarden.agent.guard import LOOP
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Promise
+from pgwarden.ha.rules.failsafe import known_topology
 from pgwarden.model import ClusterView, LocalState, Lsn, Member, NodeConfig, Role, SyncMode, Tags
 from pgwarden.model.parameters import ParameterError
 
@@ -142,7 +143,7 @@ def untrusted_document(view: ClusterView) -> list[dict[str, str]]:
 def failsafe_document(snap: Snapshot, now: float) -> dict[str, Any]:
     """Where failsafe mode stands on this node: the topology's size, the leader's confirmed
     seconds, or the promise this member gave (pgwarden's addition to Patroni's flag)."""
-    doc: dict[str, Any] = {"topology": sorted(snap.view.failsafe or {})}
+    doc: dict[str, Any] = {"topology": sorted(known_topology(snap.view) or {})}
     deadline = snap.failsafe_deadline
     if deadline is not None and now < deadline:
         doc["confirmed_for_s"] = round(deadline - now, 3)

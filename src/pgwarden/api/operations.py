@@ -33,6 +33,7 @@ from pgwarden.config import ConfigError, dynamic_config_to_dict, merge_patch, pa
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.store import StoreError
 from pgwarden.ha.observation import Request
+from pgwarden.ha.rules.failsafe import known_topology
 from pgwarden.ha.rules.switchover import Refused, choose_candidate
 from pgwarden.model import ClusterView, DynamicConfig, Member, PgState, Role, SwitchoverIntent
 
@@ -311,7 +312,8 @@ class AgentOperations:
         view = self._snapshots.get().view
         if not view.config.failsafe_mode:
             raise OperationError(503, "failsafe_mode is off (edit-config --set failsafe_mode=true)")
-        return dict(view.failsafe or {})
+        # Junk in the key: the last valid topology this node read (the leader still asks it).
+        return dict(known_topology(view) or {})
 
     def failsafe(self, leader: str, seconds: float | None) -> OperationResult:
         snap = self._snapshots.get()

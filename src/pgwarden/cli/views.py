@@ -37,7 +37,9 @@ SAFE_READING: dict[str, str] = {
     StoreKey.SWITCHOVER: "no switchover pending; the leader removes the key",
     StoreKey.STATUS: "the agents keep the leader's last valid position; the leader republishes it",
     StoreKey.INITIALIZE: "the cluster counts as initialized; the leader rewrites its system identifier",
-    StoreKey.FAILSAFE: "a topology of nobody: nobody may race in failsafe mode; the leader republishes it",
+    StoreKey.FAILSAFE: (
+        "in failsafe mode nobody may race; the leader asks the last valid topology it read and republishes it"
+    ),
     MEMBERS: "that member is unknown until its agent republishes its record (every loop)",
 }
 

@@ -88,6 +88,9 @@ class ClusterStore:
         - sync: ``NO_CLAIM_HOLDER``, nobody may promote on an unknown claim (rule 4);
         - initialize: the cluster counts as initialized (``view.initialized``), its id unknown;
         - switchover: none pending (the leader removes the unreadable intent);
+        - failsafe: {}, a topology of nobody: in failsafe mode no member races (none can tell
+          whether a leader asked it); the observer keeps the last valid one beside it for the
+          leader (``ClusterView.failsafe_last_good``), which republishes its own;
         - config, history, status: the defaults, (), None here; the agent's observer keeps the
           last valid value in force instead (`pgwarden.agent.last_good`).
         """

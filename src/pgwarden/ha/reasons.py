@@ -184,6 +184,10 @@ class Reason(Enum):
     NOT_RACING_OUTSIDE_FAILSAFE_TOPOLOGY = (
         "no leader; I am not in the failsafe topology the leader published ({members}), not racing"
     )
+    NOT_RACING_FAILSAFE_TOPOLOGY_UNREADABLE = (
+        "no leader; the failsafe topology in etcd is unreadable ({why}): I cannot tell whether I "
+        "am in it, not racing (a leader republishes it; failsafe_mode off lifts this)"
+    )
     # live dynamic config and scheduled restarts
     PARAMETERS_APPLYING = "{steady}; cluster parameters changed ({names}): writing them and reloading"
     SCHEDULED_RESTART = "restarting PostgreSQL ({role}) as scheduled {late:.0f}s ago"

@@ -273,6 +273,11 @@ class ClusterView:
     # Members whose record names an address outside this node's member_networks, left out of
     # ``members`` (model/trust.py): member name -> why. Never stored; not what etcd holds.
     untrusted: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # While the stored topology is unreadable (``failsafe`` then reads {}, a topology of nobody:
+    # no member may race), the last valid one this agent read (None: it read none). The observer
+    # keeps it (`pgwarden.agent.last_good`) so that a leader still asks its members to promise
+    # and keeps them in the topology it republishes (``ha.rules.failsafe.known_topology``).
+    failsafe_last_good: Mapping[str, str] | None = None
     # Keys present in etcd whose value could not be read (relative key -> why): each is read as
     # the safe reading documented in docs/faults.md ("bad input"), never as absent by accident.
     unreadable: Mapping[str, str] = field(default_factory=dict)

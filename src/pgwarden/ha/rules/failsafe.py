@@ -12,6 +12,12 @@ leader could not ask (it joined after the last publication) cannot race either. 
 missing, refusing or silent: no extension, and the leader stops at its deadline as without
 failsafe mode. Standbys never promote without etcd: racing is a compare-and-set in etcd.
 
+Junk in the topology key has one safe reading per side: to a member deciding whether to race it
+is a topology of nobody (``view.failsafe`` reads {}: none races, as none can tell whether it was
+asked); to the leader it is the last valid topology it read (``known_topology``), so it never
+believes fewer members must promise, and it republishes its own at once. A leader that read no
+valid topology since it started cannot rely on failsafe mode until its republication reads back.
+
 The pure half lives here: who to ask, when to ask, the promise a member may give
 (``refuse_promise``), the member's side of the promise, the topology's publication and the
 history entry. The agent sends the requests (agent/failsafe.py) and the API answers them.
@@ -19,6 +25,7 @@ history entry. The agent sends the requests (agent/failsafe.py) and the API answ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -34,7 +41,7 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import FailsafeEpisode, Observation, Promise
 from pgwarden.ha.reasons import Reason
-from pgwarden.model import FAILSAFE, ClusterView, LocalState
+from pgwarden.model import FAILSAFE, ClusterView, LocalState, StoreKey
 
 
 def topology(view: ClusterView) -> dict[str, str]:
@@ -42,14 +49,24 @@ def topology(view: ClusterView) -> dict[str, str]:
     return {m.name: m.api_url for m in view.members}
 
 
+def known_topology(view: ClusterView) -> Mapping[str, str] | None:
+    """The stored topology as a leader must reckon with it: while the key is unreadable, the last
+    valid one this agent read (None if it read none: who may race is then unknown)."""
+    if StoreKey.FAILSAFE in view.unreadable:
+        return view.failsafe_last_good
+    return view.failsafe
+
+
 def asked(view: ClusterView, me: str) -> tuple[tuple[str, str], ...]:
     """Who must promise: the published topology and every member of the view, but me.
 
     Whoever may race for the key is in the topology stored in etcd; the leader alone writes it,
     from the members of the view it read that cycle, so the union of the last view's topology and
-    its members covers every topology etcd can hold while the leader cannot reach it.
+    its members covers every topology etcd can hold while the leader cannot reach it. With junk
+    in the key, the last valid topology I read stands for it: the junk may have replaced members
+    outside my view (keys expired, APIs answering), and a restored key would name them again.
     """
-    found: dict[str, str] = dict(view.failsafe or {})
+    found: dict[str, str] = dict(known_topology(view) or {})
     found.update(topology(view))
     found.pop(me, None)
     return tuple(sorted(found.items()))
@@ -60,7 +77,7 @@ def absent_members(view: ClusterView, me: str) -> tuple[tuple[str, str], ...]:
     if view.leader is None or view.leader.name != me or not view.config.failsafe_mode:
         return ()
     present = {m.name for m in view.members} | {me}
-    return tuple(sorted((n, u) for n, u in (view.failsafe or {}).items() if n not in present))
+    return tuple(sorted((n, u) for n, u in (known_topology(view) or {}).items() if n not in present))
 
 
 def rival(view: ClusterView, name: str) -> bool:
@@ -76,6 +93,10 @@ def unavailable(obs: Observation) -> str | None:
         return "failsafe_mode is off"
     if not obs.leader_is_me:
         return "the last view I read does not name me as the leader"
+    if StoreKey.FAILSAFE in view.unreadable and view.failsafe_last_good is None:
+        # Junk in the key and no valid topology read since I started: members outside my view
+        # may be in the real one (their keys expired while their APIs answered).
+        return "the failsafe topology in etcd is unreadable and I read no valid one since I started"
     if view.failsafe is None:
         # A member that joined after my last read would not be asked, and without a stored
         # topology nothing would keep it from racing.
@@ -124,10 +145,14 @@ def promise_held(obs: Observation) -> Decision | None:
 
 def may_not_race(obs: Observation) -> Decision | None:
     """In failsafe mode, a member absent from the published topology never races (no leader asked
-    it to promise); nor does one whose agent started less than ttl ago (it forgot any promise it
-    gave before)."""
+    it to promise), nor does any while the topology is unreadable; nor does one whose agent
+    started less than ttl ago (it forgot any promise it gave before)."""
     view = obs.view
     stored = view.failsafe
+    junk = view.unreadable.get(StoreKey.FAILSAFE)
+    if view.config.failsafe_mode and junk is not None:
+        # I cannot tell whether I am in the topology, nor whether a failsafe leader asked me.
+        return act(Reason.NOT_RACING_FAILSAFE_TOPOLOGY_UNREADABLE, why=junk)
     if view.config.failsafe_mode and stored is not None and obs.name not in stored:
         # Turning failsafe_mode off lifts this: the operator's way out when every member of a
         # stale topology is gone for good.
@@ -184,7 +209,7 @@ def publish_topology(obs: Observation) -> tuple[Action, ...]:
     if not view.config.failsafe_mode:
         return (PublishFailsafe(None),) if view.failsafe is not None else ()
     wanted = topology(view)
-    for name, url in (view.failsafe or {}).items():
+    for name, url in (known_topology(view) or {}).items():
         peer = obs.peers.get(name)
         if name not in wanted and peer is not None and peer.reachable:
             wanted[name] = url
