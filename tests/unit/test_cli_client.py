@@ -360,6 +360,17 @@ def test_edit_config_repairs_a_junk_config_starting_from_the_config_in_force(clu
     assert stored == replace(in_force, ttl=40)  # the junk replaced, nothing reset to defaults
 
 
+def test_edit_config_setting_the_value_in_force_still_repairs_a_junk_config(cluster: FakeCluster) -> None:
+    in_force = DynamicConfig(ttl=30, loop_wait=10, retry_timeout=10, parameters={"work_mem": "8MB"})
+    assert cluster.cluster.write_config(in_force, None)
+    cluster.snapshots.get()
+    cluster.store.put(cluster.cluster.keys.config, "{")
+    result = cluster.run("edit-config", "--set", "parameters.work_mem=8MB", "--force")
+    assert result.exit_code == 0, result.output
+    assert "no change" not in result.stdout
+    assert cluster.cluster.read_config()[0] == in_force  # written: the write is the repair
+
+
 def test_pause_never_writes_a_config_of_defaults_over_a_junk_one(cluster: FakeCluster) -> None:
     cluster.store.put(cluster.cluster.keys.config, "{")
     result = cluster.run("pause")

@@ -98,7 +98,8 @@ def edit_config(
                 edit = plan_replacement(current, revision, text)
         except ConfigError as exc:
             fail(f"refused, nothing written: {exc}")
-        if not edit.changed and stored is not None:
+        if not edit.changed and stored is not None and problem is None:
+            # (Over a junk stored value even "no change" writes: the write is the repair.)
             typer.echo("no change: the config already says that")
             return
         _print_diff(edit)
