@@ -30,7 +30,7 @@ from bench.health import measure
 def serve(port_file: str) -> None:
     """The child: an ApiServer on a free loopback port, until killed."""
     from pgwarden.api.server import ApiServer
-    from tests.unit import test_api_fakes as fake
+    from tests.support import api_fakes as fake
 
     server = ApiServer(fake.api_settings(), fake.SnapshotHolder(fake.primary()), fake.FakeOperations())
     server.start()

@@ -37,7 +37,7 @@ def serve(port_file: str, mode: str, tls_dir: str) -> None:
     """The child: an ApiServer on a free loopback port in ``mode``, until killed."""
     from pgwarden.api.server import ApiServer
     from pgwarden.model.node import VerifyClient
-    from tests.unit import test_api_fakes as fake
+    from tests.support import api_fakes as fake
 
     settings: dict[str, object] = {}
     if mode != "plain":

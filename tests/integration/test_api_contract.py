@@ -31,6 +31,7 @@ from pgwarden.api.routes import Request, RestApi
 from pgwarden.config import ConfigError, dynamic_config_to_dict, merge_patch, parse_dynamic_config
 from pgwarden.local.stack import Stack
 from pgwarden.model import DynamicConfig
+from tests.support import api_fakes as fake
 from tests.support.api import (
     GOOD_CREDENTIALS,
     api_url,
@@ -45,7 +46,6 @@ from tests.support.api import (
     status,
 )
 from tests.support.cluster import conninfo, primary_name, running_stack, wait_for
-from tests.unit import test_api_fakes as fake
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from pgwarden.model import DataDir, Tags
 from tests.sim.fake_postgres import FakePostgres
 from tests.sim.harness import CLUSTER, SIM_CONFIG, Clock, node_config
 from tests.sim.world import FakeWorld
-from tests.unit.builders import observation
+from tests.support.builders import observation
 
 
 def _executor(pg: FakePostgres) -> Executor:

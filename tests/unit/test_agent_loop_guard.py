@@ -23,8 +23,8 @@ from pgwarden.agent.snapshot import Snapshot, status_document
 from pgwarden.ha.observation import Memory, Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.model import Address, EtcdSettings
+from tests.support import api_fakes as fake
 from tests.support.etcd import free_port
-from tests.unit import test_api_fakes as fake
 
 FAILURES = 4
 

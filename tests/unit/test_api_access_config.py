@@ -19,7 +19,7 @@ from pgwarden.config import ConfigError, parse_node_config
 from pgwarden.model import Address
 from pgwarden.model.node import VerifyClient
 from pgwarden.router.haproxy import Backend, CheckTls, RouterPorts, render
-from tests.unit import builders as b
+from tests.support import builders as b
 from tests.unit.test_config import minimal
 
 TLS = {

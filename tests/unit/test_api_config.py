@@ -25,8 +25,8 @@ from pgwarden.dcs.memory import MemoryStore
 from pgwarden.model import DynamicConfig
 from pgwarden.model.parameters import OWNED, ParamValue
 from pgwarden.postgres.parameter_check import ParameterCheck
+from tests.support import api_fakes as fake
 from tests.support.store_contract import VirtualClock
-from tests.unit import test_api_fakes as fake
 
 STORED = DynamicConfig(ttl=30, loop_wait=10, retry_timeout=10, parameters={"work_mem": "4MB"})
 

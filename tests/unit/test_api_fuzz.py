@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from pgwarden.api.contract import OperationError
 from pgwarden.api.openapi import DOCUMENT
-from tests.unit import test_api_fakes as fake
+from tests.support import api_fakes as fake
 
 METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE")
 USER, PASSWORD = "admin", "secret"

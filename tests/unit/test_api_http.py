@@ -20,7 +20,7 @@ import pytest
 from pgwarden.agent.snapshot import Snapshot
 from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT, IfMatch, OperationError, OperationResult
 from pgwarden.api.server import MAX_BODY
-from tests.unit import test_api_fakes as fake
+from tests.support import api_fakes as fake
 
 JSON = "application/json"
 AS_JSON = {"Content-Type": JSON}

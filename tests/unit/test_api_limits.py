@@ -20,7 +20,7 @@ import pytest
 from pgwarden.api.contract import OperationResult
 from pgwarden.api.server import exposure_warning
 from pgwarden.api.workers import WorkerPool
-from tests.unit import test_api_fakes as fake
+from tests.support import api_fakes as fake
 
 
 def _port(url: str) -> int:

@@ -12,7 +12,7 @@ from pgwarden.agent.member_record import member_record
 from pgwarden.agent.snapshot import Snapshot
 from pgwarden.api.metrics import METRICS
 from pgwarden.model import ClusterView, LocalState
-from tests.unit import test_api_fakes as fake
+from tests.support import api_fakes as fake
 
 
 def _scrape(snap: Snapshot) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:

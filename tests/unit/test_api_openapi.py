@@ -9,7 +9,7 @@ from pgwarden.agent.snapshot import SnapshotHolder
 from pgwarden.api import openapi
 from pgwarden.api.metrics import METRICS
 from pgwarden.api.routes import RestApi
-from tests.unit import test_api_fakes as fake
+from tests.support import api_fakes as fake
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 WRITE = {"post", "put", "patch", "delete"}

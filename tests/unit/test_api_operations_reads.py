@@ -18,9 +18,9 @@ from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.memory import MemoryStore
 from pgwarden.dcs.store import Snapshot
 from pgwarden.model import DynamicConfig
+from tests.support import api_fakes as fake
+from tests.support import builders as b
 from tests.support.store_contract import VirtualClock
-from tests.unit import builders as b
-from tests.unit import test_api_fakes as fake
 
 
 class CountingStore(MemoryStore):

@@ -26,8 +26,8 @@ from pgwarden.api.server import ApiServer
 from pgwarden.api.tls import ReloadableClientContext, client_context, tls_problems
 from pgwarden.local.pki import Issued, Pki
 from pgwarden.model.node import VerifyClient
-from tests.unit import builders as b
-from tests.unit import test_api_fakes as fake
+from tests.support import api_fakes as fake
+from tests.support import builders as b
 
 JSON = {"Content-Type": "application/json"}
 

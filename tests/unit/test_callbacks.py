@@ -27,7 +27,7 @@ from pgwarden.config.errors import ConfigError
 from pgwarden.config.node import parse_node_config
 from pgwarden.ha import actions as a
 from pgwarden.model import Role
-from tests.unit.builders import primary_local, standby_local, stopped_local
+from tests.support.builders import primary_local, standby_local, stopped_local
 
 P, R = Role.PRIMARY, Role.REPLICA
 FAST = a.StopMode.FAST

@@ -39,9 +39,9 @@ from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.memory import MemoryStore
 from pgwarden.model.cluster import DynamicConfig, Member
 from pgwarden.model.node import Address, Credentials
+from tests.support import api_fakes as fake
+from tests.support.builders import default_members, fork, member
 from tests.support.store_contract import VirtualClock
-from tests.unit import test_api_fakes as fake
-from tests.unit.builders import default_members, fork, member
 from tests.unit.test_api_config import LiveSnapshots, postgres_verdict
 
 Answer = tuple[int, dict[str, Any]]

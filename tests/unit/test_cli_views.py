@@ -8,7 +8,7 @@ from rich.console import Console, RenderableType
 
 from pgwarden.cli import views
 from pgwarden.model.cluster import PgState, Role, SwitchoverIntent
-from tests.unit.builders import config, fork, member, primary_member, status, sync_set, view, with_junk
+from tests.support.builders import config, fork, member, primary_member, status, sync_set, view, with_junk
 
 
 def text(renderable: RenderableType) -> str:

@@ -17,8 +17,8 @@ from pgwarden.dcs.codec import decode_member, encode_member
 from pgwarden.model import LocalState
 from pgwarden.model.parameters import ParameterError
 from pgwarden.postgres.parameter_check import read_refusals
-from tests.unit import test_api_fakes as fake
-from tests.unit.builders import member, standby_local, view
+from tests.support import api_fakes as fake
+from tests.support.builders import member, standby_local, view
 
 LEVELS = "debug5, debug4, debug3, debug2, debug1, info, notice, warning, error, log, fatal, panic."
 # What `postgres -C` printed for a trial file, PostgreSQL 15 (log_line_prefix empty).

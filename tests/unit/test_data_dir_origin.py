@@ -22,7 +22,7 @@ from pgwarden.model.node import Address, Credentials, PostgresSettings
 from pgwarden.postgres.controldata import classify
 from pgwarden.postgres.origin import check_marker, describe, marker_path, origin, write_marker
 from pgwarden.postgres.permissions import DataDirRefused, check_at_start
-from tests.unit.builders import (
+from tests.support.builders import (
     OTHER_SYSTEM_ID,
     SYSTEM_ID,
     incomplete_local,

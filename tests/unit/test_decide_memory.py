@@ -24,7 +24,7 @@ from pgwarden.ha.observation import Memory, Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.jobs import RETRY_AFTER
 from pgwarden.model import FAILSAFE, ControlState, HistoryEntry, JobKind, Lsn, PgState
-from tests.unit.builders import (
+from tests.support.builders import (
     NOW,
     WALL,
     config,

@@ -44,8 +44,8 @@ from pgwarden.model import (
     SyncState,
     Tags,
 )
-from tests.unit import builders
-from tests.unit.builders import OTHER_SYSTEM_ID, SYSTEM_ID
+from tests.support import builders
+from tests.support.builders import OTHER_SYSTEM_ID, SYSTEM_ID
 
 NAMES = ("node1", "node2", "node3", "node4")
 NOW = 1000.0

@@ -14,8 +14,8 @@ from pgwarden.ha import actions as a
 from pgwarden.model import DynamicConfig, Tags
 from pgwarden.model.node import WatchdogSettings
 from tests.sim.harness import CLUSTER, node_config
+from tests.support.builders import observation, view
 from tests.support.watchdog import FakeDriver
-from tests.unit.builders import observation, view
 
 
 class Clock:

@@ -25,8 +25,8 @@ from pgwarden.ha.actions import PublishStatus, RenewLeader
 from pgwarden.ha.observation import Promise
 from pgwarden.ha.rules.failsafe import refuse_promise
 from pgwarden.model import ClusterView, LocalState
-from tests.unit import builders as b
-from tests.unit import test_api_fakes as fake
+from tests.support import api_fakes as fake
+from tests.support import builders as b
 
 FAILSAFE_ON = b.failsafe_view()
 

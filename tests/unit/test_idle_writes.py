@@ -8,8 +8,8 @@ import dataclasses
 from pgwarden.agent.member_record import member_record
 from pgwarden.dcs import codec
 from pgwarden.model import LeaderStatus, Lsn, Tags
-from tests.unit.builders import primary_local, standby_local
-from tests.unit.test_api_fakes import node_config
+from tests.support.api_fakes import node_config
+from tests.support.builders import primary_local, standby_local
 
 
 def test_a_member_record_reads_back_equal_from_etcd() -> None:

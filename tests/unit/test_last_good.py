@@ -13,8 +13,8 @@ from pgwarden.dcs import codec
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.memory import MemoryStore
 from pgwarden.model import ClusterView, DynamicConfig, SyncMode
+from tests.support.builders import fork, status
 from tests.support.store_contract import VirtualClock
-from tests.unit.builders import fork, status
 
 BOOTSTRAP = DynamicConfig(ttl=20, loop_wait=2, retry_timeout=3)
 LIVE = DynamicConfig(ttl=30, loop_wait=3, retry_timeout=5, synchronous_mode=SyncMode.ON, pause=True)

@@ -13,7 +13,7 @@ from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.memory import MemoryStore
 from pgwarden.model import Member
 from pgwarden.model.trust import MemberNetworks, trusted_view
-from tests.unit.builders import failsafe_view, member, view
+from tests.support.builders import failsafe_view, member, view
 
 CLUSTER = MemberNetworks((ipaddress.ip_network("127.0.5.0/24"),), ("*.db.example.com",))
 

@@ -16,8 +16,8 @@ from pgwarden.cli import views
 from pgwarden.dcs.codec import decode_member, encode_member
 from pgwarden.ha.rules.parameters import changed_parameters, cluster_parameters
 from pgwarden.model import DynamicConfig, LocalState
-from tests.unit import test_api_fakes as fake
-from tests.unit.builders import WALL, member, primary_local, standby_local, view
+from tests.support import api_fakes as fake
+from tests.support.builders import WALL, member, primary_local, standby_local, view
 
 Value = str | int | float | bool
 PENDING = {"max_connections": ("100", "120"), "shared_buffers": ("128MB", "256MB")}

@@ -20,9 +20,9 @@ from pgwarden.client.rolling_restart import lowers_hot_standby_minimum
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.memory import MemoryStore
 from pgwarden.model import Member
+from tests.support import api_fakes as fake
+from tests.support.builders import WALL, member, primary_member, view
 from tests.support.store_contract import VirtualClock
-from tests.unit import test_api_fakes as fake
-from tests.unit.builders import WALL, member, primary_member, view
 from tests.unit.test_cli_client import FakeCluster, write_stack
 
 NOW_ISO = datetime.fromtimestamp(WALL, UTC).isoformat()

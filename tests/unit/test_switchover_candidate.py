@@ -8,7 +8,7 @@ import pytest
 
 from pgwarden.ha.rules.switchover import Refused, choose_candidate
 from pgwarden.model import PgState
-from tests.unit.builders import config, member, primary_member, status, sync_config, sync_set, view
+from tests.support.builders import config, member, primary_member, status, sync_config, sync_set, view
 
 THREE = view(
     members=(

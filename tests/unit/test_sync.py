@@ -18,7 +18,7 @@ from pgwarden.ha import sync
 from pgwarden.ha.actions import PublishSync, SetSyncStandbys
 from pgwarden.ha.observation import Memory, Observation
 from pgwarden.model import Lsn, PgState, SyncFallback, SyncMode, SyncState
-from tests.unit.builders import config, member, observation, primary_local, primary_member, view
+from tests.support.builders import config, member, observation, primary_local, primary_member, view
 
 NAMES = ("node2", "node3", "node4")
 

@@ -33,7 +33,7 @@ from pgwarden.model import (
     PostgresSettings,
     Tags,
 )
-from tests.unit import builders as b
+from tests.support import builders as b
 
 LOOPBACK = Address("127.0.0.1", 0)
 

@@ -1,0 +1,1 @@
+"""The decide table, one file per ``pgwarden.ha.rules`` module (shared scenarios in ``table.py``)."""
