@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -101,6 +102,11 @@ class ClusterUnderTest(ABC):
     def etcd_healthy(self) -> int:
         """How many etcd members answer ``/health`` with true."""
 
+    def api_verify(self) -> ssl.SSLContext | bool:
+        """How the bench calls the REST APIs: ``True`` over plain HTTP; a cluster whose APIs serve
+        TLS (pgwarden's secure stack) gives a context with its CA and a client certificate."""
+        return True
+
     def cycle_seconds(self, i: int) -> float | None:
         """How long node ``i``'s agent took for its last cycle, when it says (pgwarden's /metrics)."""
         return None
@@ -138,9 +144,8 @@ class ClusterUnderTest(ABC):
 
     # --- observation ------------------------------------------------------------------------
     def status(self, i: int) -> dict[str, Any] | None:
-        node = self.nodes[i]
         try:
-            reply = httpx.get(f"http://{node.host}:{node.api_port}/patroni", timeout=1, trust_env=False)
+            reply = httpx.get(f"{self._api(i)}/patroni", timeout=1, verify=self.api_verify(), trust_env=False)
             document = reply.json()
         except (httpx.HTTPError, ValueError):
             return None
@@ -244,6 +249,7 @@ class ClusterUnderTest(ABC):
         self.kill(self.postgres_processes(i))
 
     def _api(self, i: int) -> str:
+        """Node ``i``'s REST API base URL (``https://`` when the cluster serves it over TLS)."""
         host, port = self.rest_address(i)
         return f"http://{host}:{port}"
 
@@ -255,6 +261,7 @@ class ClusterUnderTest(ABC):
             json=body,
             auth=self.api_auth(),
             timeout=timeout,
+            verify=self.api_verify(),
             trust_env=False,
         )
 
@@ -265,6 +272,7 @@ class ClusterUnderTest(ABC):
             json=patch,
             auth=self.api_auth(),
             timeout=30,
+            verify=self.api_verify(),
             trust_env=False,
         )
         if reply.status_code != 200:
@@ -301,7 +309,9 @@ class ClusterUnderTest(ABC):
             p = self.primary_index()
             if p is not None:
                 with contextlib.suppress(httpx.HTTPError, ValueError):
-                    doc = httpx.get(f"{self._api(p)}/failsafe", timeout=2, trust_env=False).json()
+                    doc = httpx.get(
+                        f"{self._api(p)}/failsafe", timeout=2, verify=self.api_verify(), trust_env=False
+                    ).json()
                     if isinstance(doc, dict) and sorted(doc) == every:
                         return
             time.sleep(0.3)

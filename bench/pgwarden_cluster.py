@@ -1,8 +1,11 @@
-"""pgwarden as the cluster under test: the test suite's running_stack (etcd x3, agents, HAProxy)."""
+"""pgwarden as the cluster under test: the test suite's running_stack (etcd x3, agents, HAProxy),
+plain (the default, for speed) or ``secure`` as ``pgwarden up`` starts it: etcd over TLS with
+client certificates and etcd auth, the agents' APIs over mTLS, HAProxy checking over TLS."""
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,19 +29,32 @@ class PgwardenCluster(ClusterUnderTest):
         dcs: dict[str, Any] | None = None,
         label: str = "pgwarden",
         agent_command: Sequence[str] = AGENT_COMMAND,
+        secure: bool = False,
+        **spec: Any,
     ) -> None:
+        """``spec``: more StackSpec fields for the stack (``etcd_auth_token_ttl``, say)."""
         self.label = label
         self._dcs = dict(dcs or {})
         self._agent_command = tuple(agent_command)
+        self.secure = secure
+        self._spec = spec
         self._exit = contextlib.ExitStack()
         self.stack: Stack | None = None
+        self._verify: ssl.SSLContext | bool = True
         self.nodes = []
 
     def start(self, timeout: float) -> None:
         stack = self._exit.enter_context(
-            running_stack(dcs=self._dcs, timeout=timeout, agent_command=self._agent_command)
+            running_stack(
+                dcs=self._dcs,
+                timeout=timeout,
+                agent_command=self._agent_command,
+                secure=self.secure,
+                **self._spec,
+            )
         )
         self.stack = stack
+        self._verify = stack.api_verify()  # built once: every status poll would load the files
         spec = stack.spec
         self.router = spec.router
         self.superuser_password = spec.superuser_password
@@ -51,6 +67,13 @@ class PgwardenCluster(ClusterUnderTest):
     def stop(self) -> None:
         self._exit.close()
         self.stack = None
+        self._verify = True
+
+    def api_verify(self) -> ssl.SSLContext | bool:
+        return self._verify
+
+    def _api(self, i: int) -> str:
+        return self._stack().spec.api_url(i)
 
     def _stack(self) -> Stack:
         assert self.stack is not None, "the pgwarden stack is not running"
@@ -65,9 +88,8 @@ class PgwardenCluster(ClusterUnderTest):
         self._stack().start_agent(i)
 
     def cycle_seconds(self, i: int) -> float | None:
-        host, port = self.rest_address(i)
         try:
-            text = httpx.get(f"http://{host}:{port}/metrics", timeout=2, trust_env=False).text
+            text = httpx.get(f"{self._api(i)}/metrics", timeout=2, verify=self._verify, trust_env=False).text
         except httpx.HTTPError:
             return None
         for line in text.splitlines():
@@ -87,7 +109,14 @@ class PgwardenCluster(ClusterUnderTest):
         ttl = self._dcs.get("ttl", d.ttl)
         loop = self._dcs.get("loop_wait", d.loop_wait)
         retry = self._dcs.get("retry_timeout", d.retry_timeout)
-        return f"ttl {ttl:g} s, loop_wait {loop:g} s, retry_timeout {retry:g} s (pgwarden defaults)"
+        timing = f"ttl {ttl:g} s, loop_wait {loop:g} s, retry_timeout {retry:g} s (pgwarden defaults)"
+        if not self.secure:
+            return timing
+        return timing + (
+            "; secure as `pgwarden up` starts it: etcd TLS on client and peer ports with"
+            " --client-cert-auth, etcd auth (a role limited to the cluster's prefix), API mTLS,"
+            " HAProxy check-ssl"
+        )
 
     def kill_etcd(self, i: int) -> None:
         faults.kill_etcd(self._stack(), i)

@@ -12,9 +12,10 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bench import elections, failover, fence, footprint, health, outage, pgbench
+from bench import elections, failover, fence, footprint, health, outage, pgbench, secure
 from bench import pgbouncer as pooling
 from bench.cluster import ClusterUnderTest
+from bench.pgwarden_cluster import PgwardenCluster
 from bench.report import Results
 
 MAX_FAILURES = 2  # consecutive failed runs before a scenario is given up on one cluster
@@ -36,7 +37,7 @@ class Options:
 
 ALL_PHASES = (
     "footprint", "health", "crash", "fence", "switchover", "elections", "load", "node_loss", "sync",
-    "quorum", "etcd_outage", "pgbouncer",
+    "quorum", "etcd_outage", "pgbouncer", "secure",
 )  # fmt: skip
 # Timing does not change these (PostgreSQL does the work), so Patroni's defaults skip them.
 TIMING_FREE = ("sync", "quorum")
@@ -354,6 +355,53 @@ class Session:
             self.repeat("PgBouncer node loss", keys, self.options.runs, lose)
         finally:
             pool.__exit__(None, None, None)
+
+    def phase_secure(self) -> None:
+        """A plaintext and a secure cluster (etcd TLS + client certificates + auth, API mTLS),
+        fresh, one after the other: lease renewal latency and node-loss RTO on each (bench.secure).
+        The session's own cluster is stopped first (two clusters would share the 2 cores) and a
+        later phase starts a new one; last in ALL_PHASES, so that none has to load it again."""
+        if self.label != "pgwarden":
+            for key in secure.all_keys():
+                self.results.skip(key, self.label, "pgwarden's own stacks only")
+            return
+        saved_make, saved_mode = self.make, self.mode
+        self.down()
+        self.mode = "off"
+
+        def alone(_: int) -> dict[str, float]:
+            return secure.breakdown()
+
+        self.repeat("renewals on etcd alone", secure.BREAKDOWN_KEYS, 1, alone)
+        try:
+            for mode in secure.MODES:
+                self.make = secure.cluster(mode)
+                try:
+                    cluster = self.up()
+                except Exception as exc:
+                    self.failed(secure.keys(mode), exc)
+                    continue
+                if mode == "tls":
+                    self.results.notes.append(f"{secure.LABELS[mode]}: {cluster.settings()}")
+                renewal_keys = [secure.key(m, mode) for m in secure.RENEWAL_KEYS]
+                runs = max(2, self.options.runs // 2)
+
+                def latency(_: int, mode: str = mode) -> dict[str, float]:
+                    on = self.up()
+                    assert isinstance(on, PgwardenCluster)
+                    return secure.latency_figures(on, mode)
+
+                def rto(_: int, mode: str = mode) -> dict[str, float]:
+                    on = self.up()
+                    assert isinstance(on, PgwardenCluster)
+                    return secure.rto(on, mode)
+
+                self.repeat(f"etcd latency ({mode})", renewal_keys, runs, latency)
+                self.repeat(f"node loss ({mode})", [secure.key(secure.RTO_KEY, mode)], self.options.runs, rto)
+                self.down()
+        finally:
+            self.down()
+            self.make, self.mode = saved_make, saved_mode
 
     def phase_quorum(self) -> None:
         self._ensure_loaded()
