@@ -102,3 +102,15 @@ def test_etcd_members_serve_tls_and_require_client_certificates_on_both_ports(tm
     assert command[command.index("--auth-token-ttl") + 1] == "5"
     plain = etcd_members.command(StackSpec(dir=tmp_path / "plain"), 0, pki)
     assert "--client-cert-auth" not in plain and all("https" not in part for part in plain)
+
+
+def test_make_up_is_one_command_and_starts_the_secure_stack(tmp_path: Path) -> None:
+    from pgwarden.cli.stack import _spec_for_up
+
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text().splitlines()
+    start = makefile.index(next(line for line in makefile if line.startswith("up:")))
+    recipe = [line.strip() for line in makefile[start + 1 :] if line.startswith("\t")][:1]
+    following = makefile[start + 1 : start + 3]
+    assert recipe == ["$(BIN)/pgwarden up"] and not following[1].startswith("\t"), following
+    spec = _spec_for_up(tmp_path / "stack", None, None, None)  # `pgwarden up` without options
+    assert spec.etcd_tls and spec.api_tls
