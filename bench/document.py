@@ -79,15 +79,16 @@ METHOD = """\
   state it had before (pgwarden: and a first decision): imports, config, the first cycle.
 - **Agent cycle**: `pgwarden_loop_duration_seconds` (observe + decide + act) from each agent's
   `/metrics`, read 5 times a second apart after the idle window (pgwarden only).
-- **Security cost** (`secure` phase, bench/secure.py): a fresh plaintext stack and a fresh
-  secure one (as `pgwarden up` starts it: etcd TLS on both ports with client certificates and
-  etcd auth, API mTLS, HAProxy `check-ssl`), one after the other. On each: a client built as an
-  agent builds its own (node1's etcd settings and source address) renews a lease every 100 ms
-  for 20 s (p50, p99 per window), with the CPU the etcd members, agents and HAProxy used
-  meanwhile; a new client's first renewal (new connection: TLS handshake) and first read (new
-  connection and a new etcd token: bcrypt on etcd's side); node-loss RTO as above on an
-  unloaded database. Then, on etcd alone (no agents): renewals plaintext, over TLS with auth on
-  but no token, and with the token, which splits the renewal's extra time between TLS and auth.
+- **Security cost** (`secure` phase, bench/secure.py): fresh plaintext stacks and fresh secure
+  ones (as `pgwarden up` starts it: etcd TLS on both ports with client certificates and etcd
+  auth, API mTLS, HAProxy `check-ssl`), alternately: plain, secure, plain, secure. On each: a
+  client built as an agent builds its own (node1's etcd settings and source address) renews a
+  lease every 100 ms for 20 s (p50, p99 per window), with the CPU the etcd members, agents and
+  HAProxy used meanwhile; a new client's first renewal (new connection: TLS handshake) and
+  first read (new connection and a new etcd token: bcrypt on etcd's side); node-loss RTO as
+  above, on an unloaded database. Before them, on etcd alone (no agents): renewals plaintext,
+  over TLS with auth on but no token, and with the token, which splits a renewal's extra time
+  between TLS and auth.
 - Each cell: **median** (min-max, n = samples). The ratio column is pgwarden's median over the
   other column's; below 1 is better for times and memory, above 1 for throughput."""
 

@@ -111,6 +111,11 @@ class PgwardenCluster(ClusterUnderTest):
         retry = self._dcs.get("retry_timeout", d.retry_timeout)
         timing = f"ttl {ttl:g} s, loop_wait {loop:g} s, retry_timeout {retry:g} s (pgwarden defaults)"
         if not self.secure:
+            if self._spec.get("etcd_tls"):
+                return timing + (
+                    "; etcd TLS on client and peer ports with --client-cert-auth and etcd auth, the"
+                    " API over plain HTTP"
+                )
             return timing
         return timing + (
             "; secure as `pgwarden up` starts it: etcd TLS on client and peer ports with"

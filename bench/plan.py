@@ -358,9 +358,10 @@ class Session:
 
     def phase_secure(self) -> None:
         """A plaintext and a secure cluster (etcd TLS + client certificates + auth, API mTLS),
-        fresh, one after the other: lease renewal latency and node-loss RTO on each (bench.secure).
-        The session's own cluster is stopped first (two clusters would share the 2 cores) and a
-        later phase starts a new one; last in ALL_PHASES, so that none has to load it again."""
+        fresh, alternately (plain, secure, plain, secure: a change in the machine's load falls on
+        both): lease renewal latency and node-loss RTO on each (bench.secure). The session's own
+        cluster is stopped first (two clusters would share the 2 cores) and a later phase starts
+        a new one; last in ALL_PHASES, so that none has to load it again."""
         if self.label != "pgwarden":
             for key in secure.all_keys():
                 self.results.skip(key, self.label, "pgwarden's own stacks only")
@@ -373,32 +374,38 @@ class Session:
             return secure.breakdown()
 
         self.repeat("renewals on etcd alone", secure.BREAKDOWN_KEYS, 1, alone)
+        losses = -(-self.options.runs // secure.ROUNDS)  # per round: runs in all, at least
         try:
-            for mode in secure.MODES:
-                self.make = secure.cluster(mode)
-                try:
-                    cluster = self.up()
-                except Exception as exc:
-                    self.failed(secure.keys(mode), exc)
-                    continue
-                if mode == "tls":
-                    self.results.notes.append(f"{secure.LABELS[mode]}: {cluster.settings()}")
-                renewal_keys = [secure.key(m, mode) for m in secure.RENEWAL_KEYS]
-                runs = max(2, self.options.runs // 2)
+            for round_ in range(secure.ROUNDS):
+                for mode in secure.MODES:
+                    self.make = secure.cluster(mode)
+                    try:
+                        cluster = self.up()
+                    except Exception as exc:
+                        self.failed(secure.keys(mode), exc)
+                        continue
+                    if mode != "plain" and round_ == 0:
+                        self.results.notes.append(f"{secure.LABELS[mode]}: {cluster.settings()}")
 
-                def latency(_: int, mode: str = mode) -> dict[str, float]:
-                    on = self.up()
-                    assert isinstance(on, PgwardenCluster)
-                    return secure.latency_figures(on, mode)
+                    def latency(_: int, mode: str = mode) -> dict[str, float]:
+                        on = self.up()
+                        assert isinstance(on, PgwardenCluster)
+                        return secure.latency_figures(on, mode)
 
-                def rto(_: int, mode: str = mode) -> dict[str, float]:
-                    on = self.up()
-                    assert isinstance(on, PgwardenCluster)
-                    return secure.rto(on, mode)
+                    def rto(_: int, mode: str = mode) -> dict[str, float]:
+                        on = self.up()
+                        assert isinstance(on, PgwardenCluster)
+                        return secure.rto(on, mode)
 
-                self.repeat(f"etcd latency ({mode})", renewal_keys, runs, latency)
-                self.repeat(f"node loss ({mode})", [secure.key(secure.RTO_KEY, mode)], self.options.runs, rto)
-                self.down()
+                    rto_key = secure.key(secure.RTO_KEY, mode)
+                    self.repeat(
+                        f"etcd latency ({mode})",
+                        [secure.key(m, mode) for m in secure.RENEWAL_KEYS],
+                        1,
+                        latency,
+                    )
+                    self.repeat(f"node loss ({mode})", [rto_key], losses, rto)
+                    self.down()
         finally:
             self.down()
             self.make, self.mode = saved_make, saved_mode

@@ -16,6 +16,30 @@ class Metric:
     digits: int = 2
 
 
+# The security cost (bench/secure.py): each figure on the plaintext stack, the stack with etcd
+# TLS + client certificates + auth but a plain API, and the secure stack (`pgwarden up`'s).
+STACKS = (
+    ("plain", "plaintext"),
+    ("etcdtls", "etcd TLS+auth, API plain"),
+    ("tls", "etcd TLS+auth, API mTLS"),
+)
+_SECURITY_FIGURES = (
+    ("renew_p50", "lease renewal p50, warm client", "ms", 2),
+    ("renew_p99", "lease renewal p99, warm client", "ms", 2),
+    ("renew_cold", "first renewal of a new client (connect, TLS handshake)", "ms", 2),
+    ("read_cold", "first read of a new client (connect, TLS handshake, new token)", "ms", 2),
+    ("cpu_etcd", "CPU of the 3 etcd members meanwhile", "% of a core", 1),
+    ("cpu_agents", "CPU of the 3 agents meanwhile", "% of a core", 1),
+    ("cpu_haproxy", "CPU of HAProxy (its checks) meanwhile", "% of a core", 1),
+    ("secure_rto", "node loss RTO (fresh clusters, alternately)", "s", 2),
+)
+SECURITY_METRICS = tuple(
+    Metric(f"{key}_{mode}", f"{title}: {what}", unit, digits=digits)
+    for key, title, unit, digits in _SECURITY_FIGURES
+    for mode, what in STACKS
+)
+
+
 METRICS = (
     Metric("node_loss_rto", "node loss RTO (agent + PostgreSQL SIGKILLed), async", "s"),
     Metric("node_loss_lost", "lost acknowledged writes per node loss, async", "writes", digits=0),
@@ -67,27 +91,12 @@ METRICS = (
     Metric("pgb_node_loss_gap_haproxy", "... the same node loss through HAProxy", "s"),
     Metric("pgb_node_loss_lost", "node loss: lost writes via PgBouncer, async", "writes", digits=0),
     Metric("pgb_repoint", "fault -> PgBouncer names the new primary (pgbouncer-follow)", "s"),
-    Metric("renew_p50_plain", "lease renewal p50, plaintext etcd (warm client)", "ms"),
-    Metric("renew_p50_tls", "lease renewal p50, etcd TLS + client cert + auth (warm client)", "ms"),
-    Metric("renew_p99_plain", "lease renewal p99, plaintext etcd (warm client)", "ms"),
-    Metric("renew_p99_tls", "lease renewal p99, etcd TLS + client cert + auth (warm client)", "ms"),
-    Metric("renew_cold_plain", "first renewal of a new client, plaintext (TCP connect)", "ms"),
-    Metric("renew_cold_tls", "first renewal of a new client, TLS (connect + TLS handshake)", "ms"),
-    Metric("read_cold_plain", "first read of a new client, plaintext (TCP connect)", "ms"),
-    Metric("read_cold_tls", "first read of a new client, TLS + auth (handshake + new token)", "ms"),
-    Metric("cpu_etcd_plain", "CPU of the 3 etcd members meanwhile, plaintext", "% of a core", digits=1),
-    Metric("cpu_etcd_tls", "CPU of the 3 etcd members meanwhile, secure stack", "% of a core", digits=1),
-    Metric("cpu_agents_plain", "CPU of the 3 agents meanwhile, plaintext", "% of a core", digits=1),
-    Metric("cpu_agents_tls", "CPU of the 3 agents meanwhile, secure stack", "% of a core", digits=1),
-    Metric("cpu_haproxy_plain", "CPU of HAProxy (checks) meanwhile, plaintext", "% of a core", digits=1),
-    Metric("cpu_haproxy_tls", "CPU of HAProxy (checks over TLS) meanwhile, secure", "% of a core", digits=1),
+    *SECURITY_METRICS,
     Metric("renew_p50_etcd_plain", "lease renewal p50 on etcd alone (no agents), plaintext", "ms"),
     Metric(
         "renew_p50_etcd_tls", "lease renewal p50 on etcd alone, TLS + client cert, auth on, no token", "ms"
     ),
     Metric("renew_p50_etcd_token", "lease renewal p50 on etcd alone, TLS + client cert + auth token", "ms"),
-    Metric("secure_rto_plain", "node loss RTO, plaintext stack (fresh cluster, same run)", "s"),
-    Metric("secure_rto_tls", "node loss RTO, secure stack: etcd TLS+auth, API mTLS (same run)", "s"),
     Metric("idle_rss", "agent idle RSS (per agent)", "MB", digits=1),
     Metric("idle_cpu", "agent idle CPU (per agent, % of one core)", "%", digits=2),
     Metric("fence_rss", "fence idle RSS (per node, beside the agent)", "MB", digits=1),

@@ -2,8 +2,8 @@
 agents' APIs over mTLS, HAProxy checking over TLS) beside plaintext, in the same run (the
 ``secure`` phase of bench.plan; alone: ``python -m bench.run --systems pgwarden --phases secure``).
 
-Two fresh 3-node clusters, one after the other on the same machine and in the same way: plaintext
-(the bench's default) and secure as ``pgwarden up`` starts it (``running_stack(secure=True)``:
+Fresh 3-node clusters, alternately (ROUNDS times each) on the same machine and in the same way:
+plaintext (the bench's default) and secure as ``pgwarden up`` starts it (``running_stack(secure=True)``:
 etcd's default ``--auth-token-ttl``, 300 s, as in production). On each, while its agents run:
 
 - **lease renewal latency**: a client built as an agent builds its own (``EtcdStore.connect``
@@ -46,8 +46,11 @@ from pgwarden.model.node import EtcdSettings
 from tests.support.cluster import cluster_network
 from tests.support.etcd import EtcdCluster
 
-MODES = ("plain", "tls")
-LABELS = {"plain": "pgwarden plaintext", "tls": "pgwarden TLS+auth"}
+# plaintext; etcd TLS + client certificates + auth with the API plain; and secure as `pgwarden up`
+# (the API over mTLS too): the middle one tells the etcd side's cost from the API side's.
+MODES = ("plain", "etcdtls", "tls")
+ROUNDS = 2  # plain, etcdtls, secure, plain, ...: fresh clusters, alternately
+LABELS = {"plain": "pgwarden plaintext", "etcdtls": "pgwarden etcd TLS+auth", "tls": "pgwarden TLS+auth"}
 RENEW_SECONDS = 20.0
 # Faster than the keeper's 0.25 s, for more samples in the window; the connection is kept warm
 # either way (KEEPALIVE in dcs/etcd.py is 60 s), so the pace does not change a renewal's cost.
@@ -78,6 +81,8 @@ def all_keys() -> list[str]:
 
 def cluster(mode: str) -> Callable[[], PgwardenCluster]:
     """The factory of the ``mode`` cluster, unstarted."""
+    if mode == "etcdtls":
+        return lambda: PgwardenCluster(label=LABELS[mode], etcd_tls=True)
     return lambda: PgwardenCluster(label=LABELS[mode], secure=mode == "tls")
 
 

@@ -11,9 +11,9 @@ def test_every_figure_of_the_secure_phase_has_a_report_row() -> None:
     assert not missing, f"add these to bench/report.py METRICS: {missing}"
 
 
-def test_both_stacks_are_measured_alike() -> None:
-    plain, tls = secure.keys("plain"), secure.keys("tls")
-    assert [k.removesuffix("_plain") for k in plain] == [k.removesuffix("_tls") for k in tls]
+def test_every_stack_is_measured_alike() -> None:
+    measured = {tuple(k.removesuffix(f"_{mode}") for k in secure.keys(mode)) for mode in secure.MODES}
+    assert len(measured) == 1, measured
 
 
 def test_p99_of_a_hundred_samples_is_the_99th_not_the_largest() -> None:
