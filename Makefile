@@ -37,8 +37,9 @@ test: deps
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not faults" tests
 	$(BIN)/pytest -q -p no:cacheprovider -m faults tests
 
-# Side by side with Patroni 4.1.5, about 30 minutes; scripts/install-bench-deps.sh installs Patroni
-# into .venv-patroni, and ab, when missing.
+# Side by side with Patroni 4.1.5, about 45 minutes (the last 10-20: plaintext against TLS + auth,
+# pgwarden only); scripts/install-bench-deps.sh installs Patroni into .venv-patroni, and ab, when
+# missing.
 # `make bench BENCH_ARGS=--quick` for the short set (about 8 minutes).
 bench: deps
 	@bash scripts/install-bench-deps.sh

@@ -3,7 +3,8 @@
 Runs the scenarios of bench.plan against pgwarden (defaults), Patroni with its defaults and
 Patroni with its fastest accepted timing, one cluster at a time on the same machine, prints the
 table and writes docs/benchmarks.md. ``--quick`` (2 runs, fewer scenarios, pgwarden and Patroni
-fastest) takes about 8 minutes; the full set about 30.
+fastest) takes about 8 minutes; the full set about 45 (of which the `secure` phase, pgwarden
+plain against TLS + auth, 10-20).
 """
 
 from __future__ import annotations
