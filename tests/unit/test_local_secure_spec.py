@@ -102,3 +102,15 @@ def test_etcd_members_serve_tls_and_require_client_certificates_on_both_ports(tm
     assert command[command.index("--auth-token-ttl") + 1] == "5"
     plain = etcd_members.command(StackSpec(dir=tmp_path / "plain"), 0, pki)
     assert "--client-cert-auth" not in plain and all("https" not in part for part in plain)
+
+
+def test_up_says_where_the_web_view_is_and_what_a_browser_needs(tmp_path: Path) -> None:
+    from pgwarden.cli.stack import web_view_access, web_view_url
+
+    s = secure(tmp_path)
+    assert web_view_url(s) == "https://127.0.150.11:8008/ui"
+    access = web_view_access(s)
+    assert f"{s.tls_dir}/ca.crt" in access and "openssl pkcs12" in access and f"{s.tls_dir}/cli.key" in access
+    assert "client certificate" not in web_view_access(secure(tmp_path, api_verify_client="optional"))
+    plain = StackSpec(dir=tmp_path / "plain", network="127.0.150")
+    assert web_view_url(plain) == "http://127.0.150.11:8008/ui"
