@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pgwarden import __version__
+from pgwarden.ha.decision import Decision
 from pgwarden.model import ControlState, DataDir, JobKind, LocalState, Member, NodeConfig, PgState, Role
+from pgwarden.model.cluster import MAX_PROGRESS, MAX_REASON, MAX_REASON_CODE
 
 _JOB_STATES = {
     JobKind.CLONE: PgState.CREATING_REPLICA,
@@ -31,8 +33,14 @@ def state_of(local: LocalState) -> PgState:
     return PgState.STOPPED
 
 
-def member_record(config: NodeConfig, local: LocalState, scheduled_restart: float | None = None) -> Member:
+def member_record(
+    config: NodeConfig,
+    local: LocalState,
+    scheduled_restart: float | None = None,
+    decision: Decision | None = None,
+) -> Member:
     pg = config.postgresql
+    job = local.job
     return Member(
         name=config.name,
         api_url=config.api.url,
@@ -48,4 +56,7 @@ def member_record(config: NodeConfig, local: LocalState, scheduled_restart: floa
         pending_restart_reason=dict(local.pending_params),
         scheduled_restart=scheduled_restart,
         config_errors=local.config_errors,
+        reason_code=decision.reason.name[:MAX_REASON_CODE] if decision is not None else "",
+        reason=decision.message[:MAX_REASON] if decision is not None else "",
+        progress=job.progress[:MAX_PROGRESS] if job is not None and job.running else "",
     )

@@ -23,6 +23,9 @@ from pgwarden.config.dynamic import dynamic_config_to_dict, parse_stored_dynamic
 from pgwarden.config.errors import ConfigError
 from pgwarden.config.fields import Name
 from pgwarden.model.cluster import (
+    MAX_PROGRESS,
+    MAX_REASON,
+    MAX_REASON_CODE,
     PROMOTION,
     DynamicConfig,
     HistoryEntry,
@@ -206,6 +209,9 @@ def encode_member(member: Member) -> str:
                 {"name": e.name, "value": e.value, "error": e.error} for e in member.config_errors
             ],
             "loop_error": member.loop_error,
+            "reason_code": member.reason_code,
+            "reason": member.reason,
+            "progress": member.progress,
         }
     )
 
@@ -233,6 +239,13 @@ def _config_errors(data: Obj) -> tuple[ParameterError, ...]:
     return tuple(errors)
 
 
+def _shown(data: Obj, field: str, limit: int) -> str:
+    """A text that is only shown (never acted on): anything but a string reads as none, so an
+    older or foreign writer cannot make the whole member unreadable over it."""
+    value = data.get(field)
+    return value[:limit] if isinstance(value, str) else ""
+
+
 def _member(data: object) -> Member:
     obj = _object(data, "member")
     return Member(
@@ -251,6 +264,9 @@ def _member(data: object) -> Member:
         scheduled_restart=_opt_float(obj, "scheduled_restart"),
         config_errors=_config_errors(obj),
         loop_error=_opt_str(obj, "loop_error"),
+        reason_code=_shown(obj, "reason_code", MAX_REASON_CODE),
+        reason=_shown(obj, "reason", MAX_REASON),
+        progress=_shown(obj, "progress", MAX_PROGRESS),
     )
 
 
