@@ -220,7 +220,7 @@ class SimAgent:
 
     def _publish(self, obs: Observation, decision: Decision) -> None:
         local = self.refresh_local() if decision.actions else obs.local
-        member = member_record(self.config, local)
+        member = member_record(self.config, local, decision=decision)
         try:
             self._keep_member_lease(obs)
             self.cluster.publish_member(member, self._member_lease_id())

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from pgwarden.agent.guard import ErrorCounts, survive
 from pgwarden.agent.lease import LeaderLease, monotonic
+from pgwarden.agent.round_trips import RoundTrips
 from pgwarden.dcs.store import LeaseExpired, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ class LeaseKeeper:
         clock: Callable[[], float] = monotonic,
         interval: float = RENEW_EVERY,
         errors: ErrorCounts | None = None,
+        round_trips: RoundTrips | None = None,
     ) -> None:
+        """``round_trips``: where each successful renewal's round trip is noted (diagnostics)."""
         self._errors = errors or ErrorCounts()
         self._store = store
         self._lease = lease
@@ -47,6 +50,7 @@ class LeaseKeeper:
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
         self._failing_since: float | None = None  # first failed renewal of the current streak
         self.renewals = 0
+        self.round_trips = round_trips or RoundTrips()
 
     def start(self) -> None:
         self._thread.start()
@@ -76,6 +80,7 @@ class LeaseKeeper:
             log.info("leader lease renewed again after %.1fs of etcd errors", failed_for)
             self._failing_since = None
         self.renewals += 1
+        self.round_trips.add(self._clock() - sent)
         return self._lease.extended(lease_id, sent)
 
     def _run(self) -> None:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 
 from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_commands, role_seen
+from pgwarden.agent.decision_log import DecisionLog
 from pgwarden.agent.execute import Executor, Outcome
 from pgwarden.agent.failsafe import FailsafeClient, PromiseBox
 from pgwarden.agent.fence import FenceLink
@@ -26,8 +27,10 @@ from pgwarden.agent.postmaster_watch import PostmasterWatch
 from pgwarden.agent.reloads import Reloads
 from pgwarden.agent.requests import RequestBox
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
+from pgwarden.agent.wal_clock import WalClock
 from pgwarden.agent.watch import ClusterWatch
 from pgwarden.agent.watchdog import Watchdog
+from pgwarden.api.inspection import AgentInspection, Sources
 from pgwarden.api.operations import AgentOperations
 from pgwarden.api.server import ApiServer
 from pgwarden.api.tls import ReloadableClientContext, calls_peers_over_tls, peer_context, peer_files
@@ -44,6 +47,7 @@ from pgwarden.ha.reasons import Reason
 from pgwarden.logs import apply as apply_logging
 from pgwarden.model import ClusterView, LocalState, NodeConfig, Role
 from pgwarden.postgres.controller import PostgresController
+from pgwarden.postgres.diagnostics import postgres_facts
 from pgwarden.postgres.parameter_check import check_parameters
 
 log = logging.getLogger(__name__)
@@ -154,7 +158,23 @@ class Agent:
             promises=self.promises,
             check_parameters=lambda parameters: check_parameters(config.postgresql, parameters),
         )
-        self.api = ApiServer(config.api, self.snapshots, operations)
+        self.decisions = DecisionLog()
+        self.wal_clock = WalClock()
+        self.lease_keeper = LeaseKeeper(self.store, self.lease, errors=self.errors)
+        inspection = AgentInspection(
+            Sources(
+                config=config,
+                snapshots=self.snapshots,
+                decisions=self.decisions,
+                wal_clock=self.wal_clock,
+                etcd_reads=self.observer.reads,
+                etcd_renewals=self.lease_keeper.round_trips,
+                postgres=lambda: postgres_facts(config.postgresql),
+                peers=self.peers.documents,
+                watchdog=self.watchdog,
+            )
+        )
+        self.api = ApiServer(config.api, self.snapshots, operations, inspection=inspection)
         # The fence outlives this process: it gets every deadline the lease guard enforces.
         self.fence = FenceLink(
             config.postgresql.data_dir, config.name, self.lease.deadline, config_path, config.log_format
@@ -168,7 +188,6 @@ class Agent:
             after_stop=self.watchdog.disarm,
             errors=self.errors,
         )
-        self.lease_keeper = LeaseKeeper(self.store, self.lease, errors=self.errors)
         self.postmaster_watch = PostmasterWatch(config.postgresql.data_dir, self._wake, self.errors)
         self.watch = ClusterWatch(
             self.store, self.keys, self._wake, lambda: self.observer.last_view.revision, self.errors
@@ -258,6 +277,7 @@ class Agent:
         self.fence.ensure_running()  # a fence that died (OOM killer, an operator) is replaced
         obs = self.observer.observe(memory)
         decision = decide(obs)
+        self.decisions.record(decision)
         if decision.message != self._last_message:
             # The decision line: its reason code is a field of its own in JSON logs.
             log.info("%s", decision.message, extra={"reason_code": decision.reason.name})
@@ -341,7 +361,9 @@ class Agent:
         local = obs.local
         if decision.actions:
             local = self.observer.refresh_local()
-        member = member_record(self.config, local, self.requests.scheduled_restart())
+        member = member_record(self.config, local, self.requests.scheduled_restart(), decision)
+        if local.is_primary and local.write_lsn is not None:
+            self.wal_clock.note(obs.wall, local.write_lsn)
         now = monotonic()
         # The API answers from this at once; etcd may take its time (or time out) below.
         self.snapshots.set(

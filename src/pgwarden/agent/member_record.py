@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pgwarden import __version__
+from pgwarden.ha.decision import Decision
 from pgwarden.model import ControlState, DataDir, JobKind, LocalState, Member, NodeConfig, PgState, Role
 
 _JOB_STATES = {
@@ -31,8 +32,14 @@ def state_of(local: LocalState) -> PgState:
     return PgState.STOPPED
 
 
-def member_record(config: NodeConfig, local: LocalState, scheduled_restart: float | None = None) -> Member:
+def member_record(
+    config: NodeConfig,
+    local: LocalState,
+    scheduled_restart: float | None = None,
+    decision: Decision | None = None,
+) -> Member:
     pg = config.postgresql
+    job = local.job
     return Member(
         name=config.name,
         api_url=config.api.url,
@@ -48,4 +55,7 @@ def member_record(config: NodeConfig, local: LocalState, scheduled_restart: floa
         pending_restart_reason=dict(local.pending_params),
         scheduled_restart=scheduled_restart,
         config_errors=local.config_errors,
+        reason_code=decision.reason.name if decision is not None else "",
+        reason=decision.message if decision is not None else "",
+        progress=job.progress if job is not None and job.running else "",
     )

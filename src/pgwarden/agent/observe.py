@@ -13,6 +13,7 @@ from pgwarden.agent.last_good import LastGood
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.peers import PeerClient
 from pgwarden.agent.requests import RequestBox
+from pgwarden.agent.round_trips import RoundTrips
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.keys import ClusterKeys
 from pgwarden.dcs.store import StoreError
@@ -59,6 +60,7 @@ class Observer:
         self.last_good = LastGood(config.bootstrap)
         self._untrusted: Mapping[str, str] = {}  # in the last view read
         self._reported: dict[tuple[str, str], float] = {}  # (member, why) -> when last logged
+        self.reads = RoundTrips()  # how long each successful read of the cluster took (diagnostics)
 
     def use_config(self, config: NodeConfig) -> None:
         """A reloaded node config (agent/node_reload.py): its tags count from the next cycle."""
@@ -109,11 +111,13 @@ class Observer:
         return dataclasses.replace(self._probe(), job=job)
 
     def _read_view(self) -> tuple[ClusterView, bool]:
+        started = monotonic()
         try:
             view, snapshot = self._cluster.read_with_leases()
         except StoreError as exc:
             log.warning("cannot read the cluster from etcd: %s", exc)
             return self.last_view, False
+        self.reads.add(monotonic() - started)
         config = snapshot.get(self._keys.config)
         # Before bootstrap writes it, the cluster's config is this node's bootstrap.dcs.
         view = self.last_good.apply(view, config is not None, config.mod_revision if config else 0)

@@ -9,11 +9,13 @@ deadline (a body that never ends costs no more than that), and the answer is par
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
 
 import httpx
 
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 # Compressed answers could inflate past the cap within one chunk: ask for none (ours send none).
 _HEADERS = {"Accept-Encoding": "identity"}
+MAX_DOCUMENT_BYTES = 1024 * 1024  # GET /events: at most 100 decision runs of a few hundred bytes
 
 
 class PeerClient:
@@ -68,18 +71,22 @@ class PeerClient:
         except Exception as exc:  # transport errors, bad URLs from etcd: that peer is unknown
             return PeerStatus(name=member.name, reachable=False), f"unreachable: {describe(exc)}"
 
-    def _fetch(self, member: Member, deadline: float) -> bytes:
-        """The body of ``GET /patroni``, read until its end, the size cap or the deadline."""
+    def _fetch(
+        self, member: Member, deadline: float, path: str = "/patroni", limit: int = MAX_ANSWER_BYTES
+    ) -> bytes:
+        """The body of ``GET <path>`` (``/patroni``), read until its end, the size cap or the deadline."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("the gather's deadline passed before asking")
         body = bytearray()
         # Any status counts: an unhealthy node answers 503 with its status document.
-        with self._http.stream("GET", f"{member.api_url}/patroni", timeout=remaining) as reply:
+        with self._http.stream("GET", f"{member.api_url}{path}", timeout=remaining) as reply:
+            if path != "/patroni" and reply.status_code != 200:
+                raise BadAnswer(f"{member.api_url}{path} answered HTTP {reply.status_code}")
             for chunk in reply.iter_raw():
                 body += chunk
-                if len(body) > MAX_ANSWER_BYTES:
-                    raise BadAnswer(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+                if len(body) > limit:
+                    raise BadAnswer(f"answer larger than {limit} bytes")
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"answer still streaming after {self._timeout:g}s")
         return bytes(body)
@@ -95,6 +102,25 @@ class PeerClient:
                 log.info("peer %s answers usably again", name)
             else:
                 log.warning("peer %s is unknown this cycle: %s", name, problem)
+
+    def documents(self, members: Sequence[Member], me: str, path: str) -> dict[str, dict[str, Any] | str]:
+        """Each other member's JSON object at ``path`` (``/events``), or why there is none."""
+        others = [m for m in members if m.name != me]
+        deadline = time.monotonic() + self._timeout
+
+        def fetch(member: Member) -> dict[str, Any] | str:
+            # Read like /patroni: bounded in size and time; the caller parses what it uses.
+            try:
+                document = json.loads(self._fetch(member, deadline, path, MAX_DOCUMENT_BYTES))
+            except BadAnswer as exc:
+                return str(exc)
+            except Exception as exc:  # transport errors, bad JSON, bad URLs from etcd
+                return f"no answer from {member.api_url}{path}: {describe(exc)}"
+            if not isinstance(document, dict):
+                return f"{member.api_url}{path} answered no JSON object"
+            return document
+
+        return {m.name: found for m, found in zip(others, self._pool.map(fetch, others), strict=True)}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

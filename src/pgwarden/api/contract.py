@@ -140,3 +140,32 @@ class Operations(Protocol):
         ``seconds`` (None: ttl), that it promotes no one and follows no one else. 200 when
         promised; 412 with the reason when this member may not promise."""
         ...
+
+
+class Inspection(Protocol):
+    """The agent's answers about itself that the snapshot does not hold (api/inspection.py)."""
+
+    def events(self) -> dict[str, Any]:
+        """``GET /events``: ``{"member", "events": [run, ...]}``, this agent's recent decisions."""
+        ...
+
+    def cluster_events(self) -> dict[str, Any]:
+        """``GET /cluster/events``: ``{"members": {name: [run, ...]}, "unreachable": {name: why}}``."""
+        ...
+
+    def diagnostics(self) -> dict[str, Any]:
+        """``GET /diagnostics``: the facts ``pgwarden doctor`` checks on this node."""
+        ...
+
+
+class NoInspection:
+    """For an API without an agent behind it (benchmarks, tests of the HTTP layer alone)."""
+
+    def events(self) -> dict[str, Any]:
+        return {"member": None, "events": []}
+
+    def cluster_events(self) -> dict[str, Any]:
+        return {"members": {}, "unreachable": {}}
+
+    def diagnostics(self) -> dict[str, Any]:
+        raise OperationError(503, "this API serves no diagnostics (no agent behind it)")

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from pgwarden import __version__
+from pgwarden.api import openapi_views
 from pgwarden.api.bodies import MAX_PROMISE, MAX_TIMEOUT
 from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT, PARAMETER_CHECK_HEADER
 from pgwarden.api.facts import HEALTH_ENDPOINTS, STATUS_ENDPOINTS
@@ -228,6 +229,10 @@ def _schemas() -> dict[str, Any]:
                 "config_errors": _CONFIG_ERRORS,
                 "scheduled_restart": _SCHEDULED_RESTART,
                 "tags": tags,
+                "reason": {"type": ["string", "null"], "description": "the member's last decision"},
+                "reason_code": {"type": ["string", "null"]},
+                "progress": {"type": "string", "description": "a running clone's or rewind's progress"},
+                "sync_standby": {"type": "boolean", "description": "in the published synchronous set"},
             },
             "additionalProperties": True,
         },
@@ -307,6 +312,7 @@ def _schemas() -> dict[str, Any]:
             "additionalProperties": False,
         },
         "EmptyRequest": {"type": "object", "additionalProperties": False},
+        **openapi_views.schemas(),
     }
 
 
@@ -582,6 +588,7 @@ def _paths() -> dict[str, Any]:
             {"202": "started", "412": "refused, e.g. on the leader", "503": failed},
         )
     }
+    paths.update(openapi_views.paths(_read, _ref))
     return paths
 
 

@@ -416,7 +416,13 @@ def _member_document(member: Member, view: ClusterView) -> dict[str, Any]:
         "lag": lag,
         "pending_restart": member.pending_restart,
         "tags": tags_document(member.tags),
+        # pgwarden's addition: the member's last decision, and a running clone's or rewind's progress.
+        "reason": member.reason or None,
+        "reason_code": member.reason_code or None,
+        "sync_standby": view.sync is not None and member.name in view.sync.members,
     }
+    if member.progress:
+        doc["progress"] = member.progress
     if member.pending_restart_reason:
         doc["pending_restart_reason"] = pending_reason_document(member.pending_restart_reason)
     if member.config_errors:

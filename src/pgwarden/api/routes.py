@@ -24,6 +24,8 @@ from pgwarden.api.auth import CHALLENGE, BasicAuth
 from pgwarden.api.contract import (
     PARAMETER_CHECK_HEADER,
     ConfigAnswer,
+    Inspection,
+    NoInspection,
     OperationError,
     OperationResult,
     Operations,
@@ -31,6 +33,7 @@ from pgwarden.api.contract import (
 )
 from pgwarden.api.facts import HEALTH_ENDPOINTS, STATUS_ENDPOINTS, split_target
 from pgwarden.api.health_answers import HealthAnswers
+from pgwarden.api.web_view import ASSETS, SECURITY_HEADERS, WebView
 from pgwarden.model import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ class Work(enum.Enum):
     """Where a call that cannot be answered on the event loop runs (server.py keeps one bounded
     pool of threads each), so a flood of reads never delays an authorised operation."""
 
-    DOCUMENT = "documents"  # GET /cluster, /history, /config, /metrics
+    DOCUMENT = "documents"  # GET /cluster, /history, /config, /metrics, /events, /diagnostics, /ui
     OPERATION = "operations"  # authorised writes with a JSON body
 
 
@@ -103,8 +106,16 @@ if TYPE_CHECKING:
 class RestApi:
     """Every endpoint of one agent's REST API (docs/rest-api.md, docs/openapi.json)."""
 
-    def __init__(self, settings: ApiSettings, snapshots: SnapshotHolder, operations: Operations) -> None:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        snapshots: SnapshotHolder,
+        operations: Operations,
+        inspection: Inspection | None = None,
+    ) -> None:
         self._auth = BasicAuth(settings)
+        self._inspection = inspection or NoInspection()
+        self._web = WebView(snapshots, operations)
         self._access = Access(settings, snapshots)
         self._snapshots = snapshots
         self._ops = operations
@@ -139,6 +150,10 @@ class RestApi:
                 },
                 "metrics": {"GET": self._metrics_answer},
                 "openapi.json": {"GET": self._openapi_answer},
+                "events": {"GET": lambda c: json_response(200, self._inspection.events())},
+                "cluster/events": {"GET": lambda c: json_response(200, self._inspection.cluster_events())},
+                "diagnostics": {"GET": lambda c: json_response(200, self._inspection.diagnostics())},
+                "ui/state": {"GET": lambda c: Response(200, self._web.state(), JSON, SECURITY_HEADERS)},
                 "switchover": {"POST": self._switchover, "DELETE": self._cancel_switchover},
                 "failover": {"POST": self._failover},
                 "restart": {"POST": self._restart, "DELETE": self._cancel_restart},
@@ -150,6 +165,8 @@ class RestApi:
                 },
             }
         )
+        for path in ASSETS:
+            table["/".join(filter(None, ("ui", path)))] = {"GET": self._asset}
         return table
 
     def answer(self, request: Request) -> Response:
@@ -242,6 +259,10 @@ class RestApi:
     def _health(self, call: _Call) -> Response:
         status, body = self.health.answer(call.target, monotonic())
         return Response(status, body)
+
+    def _asset(self, call: _Call) -> Response:
+        body, content_type = self._web.asset(call.endpoint.removeprefix("ui").lstrip("/"))
+        return Response(200, body, content_type, SECURITY_HEADERS)
 
     def _switchover(self, call: _Call) -> Response:
         r = bodies.switchover_request(call.body)

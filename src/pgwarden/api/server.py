@@ -16,7 +16,7 @@ import time
 
 from pgwarden.agent.snapshot import SnapshotHolder
 from pgwarden.api.connection import Limits
-from pgwarden.api.contract import Operations
+from pgwarden.api.contract import Inspection, Operations
 from pgwarden.api.event_loop import EventLoop
 from pgwarden.api.routes import RestApi
 from pgwarden.api.tls import server_context, server_files, tls_context
@@ -68,8 +68,9 @@ class ApiServer:
         snapshots: SnapshotHolder,
         operations: Operations,
         bind_wait: float = BIND_WAIT,
+        inspection: Inspection | None = None,
     ) -> None:
-        self.api = RestApi(settings, snapshots, operations)
+        self.api = RestApi(settings, snapshots, operations, inspection)
         self._settings = settings
         # Reloads the certificate when its files change or on SIGHUP (``request_reload``); the
         # agent adds the certificate it presents to its peers.

@@ -206,6 +206,9 @@ def encode_member(member: Member) -> str:
                 {"name": e.name, "value": e.value, "error": e.error} for e in member.config_errors
             ],
             "loop_error": member.loop_error,
+            "reason_code": member.reason_code,
+            "reason": member.reason,
+            "progress": member.progress,
         }
     )
 
@@ -220,6 +223,9 @@ def _pending_reason(data: Obj) -> dict[str, tuple[str, str]]:
 
 
 _MAX_CONFIG_ERRORS = 20
+# A member's reason and progress are shown, never acted on: kept to a line each.
+_MAX_CODE = 100
+_MAX_SENTENCE = 500
 
 
 def _config_errors(data: Obj) -> tuple[ParameterError, ...]:
@@ -231,6 +237,13 @@ def _config_errors(data: Obj) -> tuple[ParameterError, ...]:
         row = _object(row, "config_errors[]")
         errors.append(ParameterError(_str(row, "name"), _str(row, "value", ""), _str(row, "error")))
     return tuple(errors)
+
+
+def _shown(data: Obj, field: str, limit: int) -> str:
+    """A text that is only shown (never acted on): anything but a string reads as none, so an
+    older or foreign writer cannot make the whole member unreadable over it."""
+    value = data.get(field)
+    return value[:limit] if isinstance(value, str) else ""
 
 
 def _member(data: object) -> Member:
@@ -251,6 +264,9 @@ def _member(data: object) -> Member:
         scheduled_restart=_opt_float(obj, "scheduled_restart"),
         config_errors=_config_errors(obj),
         loop_error=_opt_str(obj, "loop_error"),
+        reason_code=_shown(obj, "reason_code", _MAX_CODE),
+        reason=_shown(obj, "reason", _MAX_SENTENCE),
+        progress=_shown(obj, "progress", _MAX_CODE),
     )
 
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 
-def alive(pid: int) -> bool:
-    """True while ``pid`` runs or sleeps; False once it is gone or a zombie."""
+def state(pid: int) -> str | None:
+    """The kernel's one-letter state of ``pid`` (R, S, D, T stopped, t traced, Z zombie, ...);
+    None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            return f.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
-        return False
+        return None
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs or sleeps; False once it is gone or a zombie."""
+    return state(pid) not in (None, "Z", "X")
 
 
 def command_line(pid: int) -> list[str]:

@@ -128,6 +128,11 @@ class Member:
     # Set while this member's HA loop fails with internal errors (how many in a row, the last one),
     # so `pgwarden list` shows a crash loop; None while its cycles complete.
     loop_error: str | None = None
+    # The agent's last decision (ha/reasons.py): its code and sentence, so that whoever reads the
+    # cluster from etcd (list, the web view) sees why each member does what it does.
+    reason_code: str = ""
+    reason: str = ""
+    progress: str = ""  # a running clone's or rewind's progress, as its tool last reported it
 
 
 @dataclass(frozen=True, slots=True)
