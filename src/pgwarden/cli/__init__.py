@@ -18,5 +18,6 @@ def main() -> None:
         agent_main(argv[1:], prog="pgwarden agent")
         return
     from pgwarden.cli.main import app
+    from pgwarden.cli.status import optional_watch_value
 
-    app()
+    app(args=optional_watch_value(argv))

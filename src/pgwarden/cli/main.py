@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,9 @@ from pgwarden.cli import dynamic_config, migrate, operations, router, status
 from pgwarden.cli.agent import agent
 from pgwarden.cli.completion import completion
 from pgwarden.cli.connect import CLIENT_TLS
+from pgwarden.cli.doctor import doctor
 from pgwarden.cli.drill import drill
+from pgwarden.cli.events import events
 from pgwarden.cli.stack import down, up
 from pgwarden.client.target import ClientTls
 
@@ -58,6 +61,8 @@ app.command()(down)
 app.command("list")(status.list_members)
 app.command()(status.topology)
 app.command()(status.history)
+app.command()(events)
+app.command()(doctor)
 app.command()(operations.switchover)
 app.command()(operations.failover)
 app.command()(operations.restart)

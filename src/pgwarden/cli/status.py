@@ -1,8 +1,15 @@
-"""``pgwarden list``, ``topology`` and ``history``: the cluster as etcd holds it, read-only."""
+"""``pgwarden list`` (or ``list --watch``), ``topology`` and ``history``: the cluster as etcd holds it."""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+from typing import Annotated
+
 import typer
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.text import Text
 
 from pgwarden.cli import views
 from pgwarden.cli.connect import (
@@ -14,15 +21,50 @@ from pgwarden.cli.connect import (
     print_json,
     show,
 )
+from pgwarden.client import ClientError, ClusterClient
+
+DEFAULT_WATCH = 2.0
+MIN_WATCH = 0.2
+
+WatchOption = Annotated[
+    float | None,
+    typer.Option(
+        "--watch",
+        "-w",
+        min=MIN_WATCH,
+        metavar="[SECONDS]",
+        help=f"refresh every SECONDS (alone: {DEFAULT_WATCH:g}) with each member's last decision",
+        show_default=False,
+    ),
+]
+# Patroni's patronictl list -W: watch every 2 s.
+WatchDefaultOption = Annotated[
+    bool, typer.Option("-W", help=f"as --watch {DEFAULT_WATCH:g}", show_default=False)
+]
+CountOption = Annotated[
+    int,
+    typer.Option("--count", min=0, help="with --watch: stop after this many refreshes (0: until Ctrl-C)"),
+]
 
 
 def list_members(
     ctx: typer.Context,
     format: FormatOption = OutputFormat.TABLE,
+    watch: WatchOption = None,
+    watch_default: WatchDefaultOption = False,
+    count: CountOption = 0,
     config: ConfigOption = None,
     dir: DirOption = None,
 ) -> None:
-    """Members with role, state, timeline, lag behind the leader, tags and pending restart."""
+    """Members with role, state, timeline, lag behind the leader, tags and pending restart.
+
+    With --watch, the table refreshes every SECONDS with a column for each member's last
+    decision (clone and rewind progress included) until Ctrl-C.
+    """
+    if watch is not None or watch_default:
+        with cluster_client(ctx, config, dir) as client:
+            watch_members(client, watch or DEFAULT_WATCH, count)
+        return
     with cluster_client(ctx, config, dir) as client:
         view = client.view()
     if format == OutputFormat.JSON:
@@ -59,3 +101,72 @@ def history(
         print_json(views.history_document(view))
     else:
         show(views.history_table(view))
+
+
+def _frame(client: ClusterClient, every: float) -> RenderableType:
+    stamp = datetime.now().astimezone().strftime("%H:%M:%S %Z")
+    title = Text(f"every {every:g}s · {stamp} · Ctrl-C to stop", style="dim")
+    try:
+        view = client.view()
+    except ClientError as exc:  # etcd may come back: say so and keep watching
+        return Group(title, Text(f"cannot read the cluster: {exc}", style="bold red"))
+    return Group(title, views.members_table(view, with_reason=True))
+
+
+def watch_members(client: ClusterClient, every: float, count: int = 0) -> None:
+    """Redraw the members table every ``every`` seconds, ``count`` times (0: until Ctrl-C).
+
+    On a terminal the table is redrawn in place (rich Live); otherwise each refresh is printed
+    after the last, so the output can be logged.
+    """
+    console = Console()
+    live_view = console.is_terminal
+    if not live_view:
+        console = Console(width=200)
+    done = 0
+    try:
+        with Live(console=console, auto_refresh=False, transient=False) if live_view else _NoLive() as live:
+            while True:
+                started = time.monotonic()
+                frame = _frame(client, every)
+                if live is not None:
+                    live.update(frame, refresh=True)
+                else:
+                    console.print(frame)
+                done += 1
+                if count and done >= count:
+                    return
+                time.sleep(max(0.0, every - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        console.print(Text("stopped", style="dim"))
+
+
+class _NoLive:
+    """``with`` stand-in for Live when stdout is no terminal: each frame is printed instead."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def optional_watch_value(argv: list[str]) -> list[str]:
+    """``list --watch`` with no number after it means ``--watch 2`` (typer has no options whose
+    value may be left out): the default is put in, before the arguments are parsed."""
+    if "list" not in argv:
+        return argv
+    fixed = list(argv)
+    for i, arg in enumerate(fixed):
+        if arg in ("--watch", "-w") and not _number(fixed[i + 1] if i + 1 < len(fixed) else ""):
+            fixed.insert(i + 1, f"{DEFAULT_WATCH:g}")
+            break
+    return fixed
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -5,6 +5,7 @@ Pure: a view in, a value out, so the tables are tested on views built by hand.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -114,6 +115,9 @@ def member_document(view: ClusterView, member: Member) -> dict[str, Any]:
         "leader": view.leader is not None and view.leader.name == member.name,
         "config_errors": [{"name": e.name, "value": e.value, "error": e.error} for e in member.config_errors],
         "loop_error": member.loop_error,
+        "reason": member.reason or None,
+        "reason_code": member.reason_code or None,
+        "progress": member.progress or None,
     }
 
 
@@ -203,8 +207,9 @@ def _sync_header(view: ClusterView) -> list[str]:
     return [f"synchronous {mode.value}: {claim.quorum} of {', '.join(sorted(claim.members))}"]
 
 
-def members_table(view: ClusterView) -> RenderableType:
-    """``list``: one row per member, under a header naming the cluster, leader and pause."""
+def members_table(view: ClusterView, with_reason: bool = False) -> RenderableType:
+    """``list``: one row per member, under a header naming the cluster, leader and pause;
+    ``with_reason`` (``list --watch``) adds each member's last decision."""
     table = Table()
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("Member", "left"),
@@ -218,18 +223,21 @@ def members_table(view: ClusterView) -> RenderableType:
     )
     for column, justify in columns:
         table.add_column(column, justify=justify)
+    if with_reason:
+        table.add_column("Reason", overflow="fold", ratio=1)
     for member in view.members:
         doc = member_document(view, member)
-        table.add_row(
+        row = [
             member.name,
             f"{member.host}:{member.port}",
             doc["role"],
-            doc["state"] + (" !" if member.config_errors else ""),
+            doc["state"] + _progress_text(member.progress) + (" !" if member.config_errors else ""),
             "" if member.timeline is None else str(member.timeline),
             _lag_cell(view, member, doc["lag"]),
             ", ".join(f"{k}={_tag_text(v)}" for k, v in doc["tags"].items()),
             _pending_cell(member),
-        )
+        ]
+        table.add_row(*row, *([member.reason] if with_reason else []))
     header = Text(cluster_header(view))
     notes = [Text(line) for line in problem_lines(view)]
     if not view.members:
@@ -277,6 +285,15 @@ def _pending_cell(member: Member) -> str:
     if member.scheduled_restart is not None:
         parts.append(f"restart at {_iso(member.scheduled_restart)}")
     return "; ".join(parts)
+
+
+_PERCENT = re.compile(r"\((\d+)%\)")
+
+
+def _progress_text(progress: str) -> str:
+    """`` 42%`` of a running clone or rewind (its tool's own count), else nothing."""
+    found = _PERCENT.search(progress)
+    return f" {found.group(1)}%" if found else ""
 
 
 def _lag_cell(view: ClusterView, member: Member, lag: int | None) -> str:

@@ -32,7 +32,7 @@ from pgwarden.client.target import ClusterTarget
 from pgwarden.config.dynamic import dynamic_config_to_dict, parse_dynamic_config
 from pgwarden.config.errors import ConfigError
 from pgwarden.dcs.cluster_store import ClusterStore
-from pgwarden.dcs.etcd import EtcdStore
+from pgwarden.dcs.etcd import EtcdMember, EtcdStore
 from pgwarden.dcs.etcd_tls import EtcdTlsError
 from pgwarden.dcs.store import Store, StoreError
 from pgwarden.model.cluster import ClusterView, DynamicConfig, Member
@@ -156,6 +156,35 @@ class ClusterClient:
             if exc.status == 412:
                 raise ConfigChanged(f"{exc.error}") from None
             raise
+
+    def etcd_members(self) -> tuple[EtcdMember, ...]:
+        """etcd's own member list (which may differ from the configured endpoints)."""
+        store = self._etcd()
+        try:
+            return store.members()
+        except StoreError as exc:
+            raise self._etcd_error(exc) from None
+
+    def etcd_round_trips(self, samples: int) -> dict[str, list[float] | str]:
+        """Per endpoint, ``samples`` timed reads of the leader key as the agents make them (seconds),
+        or why that endpoint did not answer."""
+        store = self._etcd()
+        found: dict[str, list[float] | str] = {}
+        for index, endpoint in enumerate(store.endpoints):
+            times: list[float] = []
+            try:
+                for _ in range(samples):
+                    times.append(store.round_trip(index, self.cluster_store.keys.leader))
+            except StoreError as exc:
+                found[str(endpoint)] = str(exc)
+                continue
+            found[str(endpoint)] = times
+        return found
+
+    def _etcd(self) -> EtcdStore:
+        if not isinstance(self._store, EtcdStore):
+            raise ClientError("this cluster is not read from etcd (a test stand-in)")
+        return self._store
 
     def _etcd_error(self, exc: StoreError) -> ClientError:
         hosts = ", ".join(str(h) for h in self.target.etcd_hosts)

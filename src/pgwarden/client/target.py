@@ -57,6 +57,7 @@ class ClusterTarget:
     etcd_client: EtcdSettings | None = None
     # Members whose records name addresses outside these are not called (model/trust.py).
     member_networks: MemberNetworks | None = None
+    own_node: KnownNode | None = None  # the node whose config this is (-c), reachable without etcd
 
 
 def find_target(config: Path | None, stack_dir: Path | None = None) -> ClusterTarget:
@@ -94,6 +95,9 @@ def target_from_node_config(path: Path) -> ClusterTarget:
         client_cert_required=api.verify_client is VerifyClient.REQUIRED,
         etcd_client=node.etcd,
         member_networks=node.member_networks,
+        own_node=KnownNode(
+            node.name, node.postgresql.connect_address.host, node.postgresql.connect_address.port, api.url
+        ),
     )
 
 

@@ -153,6 +153,14 @@ def _revision(answer: Json) -> int:
     return int(answer.get("header", {}).get("revision", 0))
 
 
+@dataclass(frozen=True, slots=True)
+class EtcdMember:
+    """One member of the etcd cluster: its name and the URLs its clients use."""
+
+    name: str
+    client_urls: tuple[str, ...]
+
+
 class EtcdStore:
     """A `Store` talking to etcd's v3 JSON gateway on ``endpoints``; see the module docstring."""
 
@@ -413,6 +421,33 @@ class EtcdStore:
             raise ValueError(f"answered HTTP {status} with JSON that is not an object")
         result = answer.get("result")
         return result if isinstance(result, dict) else answer
+
+    # -- cluster administration (pgwarden doctor) ---------------------------------------------
+
+    @property
+    def endpoints(self) -> tuple[Address, ...]:
+        return self._endpoints
+
+    def members(self) -> tuple[EtcdMember, ...]:
+        """The etcd cluster's members as it lists them (not only the configured endpoints)."""
+        answer = self._call("/v3/cluster/member/list", {})
+        found = []
+        for raw in answer.get("members", []):
+            if isinstance(raw, Mapping):
+                urls = raw.get("clientURLs")
+                clients = tuple(str(u) for u in urls) if isinstance(urls, list) else ()
+                found.append(EtcdMember(str(raw.get("name", "")), clients))
+        return tuple(found)
+
+    def round_trip(self, index: int, key: str) -> float:
+        """Seconds one linearizable read of ``key`` took on endpoint ``index`` (what the agents'
+        reads cost there); StoreError when that endpoint did not answer."""
+        reply = self._post_once(index, "/v3/kv/range", {"key": _b64(key)}, self._timeout)
+        took = time.monotonic() - reply.sent
+        if reply.failure is not None or reply.error is not None:
+            why = reply.failure or (reply.error[1] if reply.error else "")
+            raise StoreError(f"{self._endpoints[index]} {why}")
+        return took
 
     # -- Store -------------------------------------------------------------------------------
 

@@ -21,7 +21,9 @@ TIMEOUT = 3.0
 # The settings a check reads, as PostgreSQL shows them, and the sizes in bytes.
 SETTINGS_SQL = """
 SELECT current_setting('data_checksums'), current_setting('wal_log_hints'),
-       current_setting('archive_mode'), current_setting('archive_command') <> '',
+       current_setting('archive_mode'),
+       current_setting('archive_command') NOT IN ('', '(disabled)')
+           OR current_setting('archive_library') <> '',
        current_setting('max_slot_wal_keep_size'),
        pg_size_bytes(current_setting('max_slot_wal_keep_size')),
        pg_size_bytes(current_setting('wal_keep_size')),
