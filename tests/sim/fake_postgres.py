@@ -307,7 +307,7 @@ class FakePostgres:
         self.configure_standby(source, slot)
         self.world.log(self.name, f"cloned from {source.name} at {Lsn(d.position)}")
 
-    def rewind(self, source: StandbyUpstream) -> None:
+    def rewind(self, source: StandbyUpstream, progress: Callable[[str], None] | None = None) -> None:
         if self.running:
             raise PostgresError("cannot rewind while PostgreSQL runs: stop it first")
         d = self.data

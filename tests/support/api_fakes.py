@@ -16,7 +16,7 @@ from typing import Any
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.member_record import member_record
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
-from pgwarden.api.contract import ConfigAnswer, IfMatch, OperationError, OperationResult
+from pgwarden.api.contract import ConfigAnswer, IfMatch, Inspection, OperationError, OperationResult
 from pgwarden.api.server import ApiServer
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.reasons import Reason
@@ -218,12 +218,15 @@ class FakeOperations:
 
 @contextmanager
 def running_api(
-    snap: Snapshot | None = None, operations: FakeOperations | None = None, **settings: Any
+    snap: Snapshot | None = None,
+    operations: FakeOperations | None = None,
+    inspection: Inspection | None = None,
+    **settings: Any,
 ) -> Iterator[tuple[str, SnapshotHolder, FakeOperations]]:
     """An ApiServer on a free loopback port; yields its base URL, snapshot holder and fake."""
     holder = SnapshotHolder(snap or primary())
     ops = operations or FakeOperations()
-    server = ApiServer(api_settings(**settings), holder, ops)
+    server = ApiServer(api_settings(**settings), holder, ops, inspection=inspection)
     server.start()
     scheme = "https" if settings.get("certfile") else "http"
     try:

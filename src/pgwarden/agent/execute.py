@@ -422,7 +422,7 @@ class Executor:
 
     def _rewind(self, action: a.Rewind, obs: Observation) -> None:
         source = self._upstream(action.source, obs)
-        self._jobs.start(JobKind.REWIND, lambda progress: self._pg.rewind(source))
+        self._jobs.start(JobKind.REWIND, lambda progress: self._pg.rewind(source, progress=progress))
 
     def _wipe(self, _: a.WipeDataDir, obs: Observation) -> None:
         # The last line of defence: the decision's guard once more, on a fresh look at the

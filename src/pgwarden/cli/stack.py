@@ -253,6 +253,8 @@ def _print_summary(stack: Stack, state: StackState) -> None:
         ("reads (HAProxy)", urls["reads"]),
         ("libpq multi-host", urls["multi-host"]),
         ("HAProxy stats", doc["haproxy"]["stats"]),
+        # Every agent serves it; the first node's is as good as any (read-only, like /cluster).
+        ("web view", web_view_url(spec)),
     ]
     lines.append(("etcd", ", ".join(doc["etcd"])))
     if spec.etcd_tls:
@@ -274,6 +276,11 @@ def _print_summary(stack: Stack, state: StackState) -> None:
     console.print(member_table(spec, state.members))
     console.print()
     typer.echo(f"stop with: pgwarden down{_dir_flag(spec.dir)} (add --purge to remove the data)")
+
+
+def web_view_url(spec: StackSpec) -> str:
+    """The live web view (GET /ui) on the first node's REST API."""
+    return f"{spec.api_url(0)}/ui"
 
 
 def _fail(message: str) -> NoReturn:

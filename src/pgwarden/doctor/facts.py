@@ -161,8 +161,8 @@ class Facts:
 
 def _get(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     value = doc.get(key)
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        return None  # JSON true is no number
+    if isinstance(value, bool) and kind is not bool:
+        return None  # JSON true is no number (Python's bool is an int)
     return value if isinstance(value, kind) else None
 
 
@@ -206,11 +206,11 @@ def _rows(doc: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
 def round_trips(doc: object) -> RoundTrips | None:
     if not isinstance(doc, Mapping):
         return None
-    count, p50, p99, top = (doc.get(k) for k in ("count", "p50_ms", "p99_ms", "max_ms"))
-    numbers = (p50, p99, top)
-    if not isinstance(count, int) or not all(isinstance(x, int | float) for x in numbers):
+    count = _int(doc, "count")
+    p50, p99, top = (_float(doc, k) for k in ("p50_ms", "p99_ms", "max_ms"))
+    if count is None or p50 is None or p99 is None or top is None:
         return None
-    return RoundTrips(count, float(p50), float(p99), float(top))  # type: ignore[arg-type]
+    return RoundTrips(count, p50, p99, top)
 
 
 def postgres_facts(doc: Mapping[str, Any]) -> PostgresFacts:

@@ -330,7 +330,12 @@ class PostgresController:
             self._managed = ManagedConf(cluster_parameters=self._managed.cluster_parameters)
         self.configure_standby(source, slot)
 
-    def rewind(self, source: StandbyUpstream, timeout: float = 600.0) -> None:
+    def rewind(
+        self,
+        source: StandbyUpstream,
+        timeout: float = 600.0,
+        progress: Callable[[str], None] = lambda _: None,
+    ) -> None:
         """Rewind the stopped data directory onto ``source``'s timeline with pg_rewind.
 
         Afterwards, failed or not, the node is a standby following no one (safety rule 6): the
@@ -352,11 +357,12 @@ class PostgresController:
             "connect_timeout": PEER_CONNECT_TIMEOUT,
         })  # fmt: skip
         try:
-            run(
+            run_streaming(
                 self.settings,
                 "pg_rewind",
-                ["--target-pgdata", self.settings.data_dir, "--source-server", conninfo],
+                ["--target-pgdata", self.settings.data_dir, "--source-server", conninfo, "--progress"],
                 timeout=timeout,
+                on_line=progress,
                 env=_password_env(self.settings.superuser.password),
             )
         finally:
