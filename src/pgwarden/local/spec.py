@@ -60,6 +60,8 @@ class StackSpec:
     etcd_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     etcd_root_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     etcd_auth_token_ttl: int | None = None  # etcd's --auth-token-ttl (seconds); None: its 300
+    # More node config for every node, merged over what the stack writes (tests: a watchdog).
+    node_extra: dict[str, Any] = field(default_factory=dict)
 
     def node_name(self, i: int) -> str:
         return f"node{i + 1}"
@@ -172,6 +174,7 @@ class StackSpec:
             "api": api,
             "postgresql": pg,
             "bootstrap": {"dcs": dict(self.dcs)},
+            **self.node_extra,
         }
 
     # --- the public description ---------------------------------------------------------------

@@ -7,8 +7,10 @@ const STATE_EVERY_MS = 1000;
 const EVENTS_EVERY_MS = 4000;
 const STALE_AFTER_MS = 3500;
 const EVENTS_SHOWN = 40;
+const REQUEST_TIMEOUT_MS = 4000; // a request the agent does not answer must not stall the page
 
 let lastState = null;
+const seen = new Map(); // every member this page has shown: name -> {member, at} (a lost one stays, greyed)
 let lastOkAt = 0;
 let lastError = "";
 
@@ -39,20 +41,28 @@ function bytes(n) {
 function clock(epochSeconds) {
   if (!epochSeconds) return "";
   const d = new Date(epochSeconds * 1000);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
 }
 
 function day(iso) {
   if (!iso) return "";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
 }
 
 async function getJSON(path) {
-  const response = await fetch(path, { cache: "no-store", headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(path + " answered HTTP " + response.status);
-  return response.json();
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+  try {
+    const response = await fetch(path, { cache: "no-store", headers: { Accept: "application/json" }, signal: controller.signal });
+    if (!response.ok) throw new Error(path + " answered HTTP " + response.status);
+    return await response.json();
+  } catch (err) {
+    throw err.name === "AbortError" ? new Error(path + " did not answer within " + REQUEST_TIMEOUT_MS / 1000 + " s") : err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function roleClass(member) {
@@ -92,7 +102,7 @@ function renderSummary(state) {
     const line = el("p", "lead");
     line.append(el("strong", null, leader.name), document.createTextNode(" leads"));
     if (leader.timeline !== null) line.append(document.createTextNode(" on timeline " + leader.timeline));
-    line.append(document.createTextNode(" · " + state.members.length + " members"));
+    line.append(document.createTextNode(" · " + state.members.length + " members in etcd"));
     parts.push(line);
   } else {
     parts.push(el("p", "lead bad", "No member holds the leader key: no primary takes writes."));
@@ -125,12 +135,12 @@ function memberCard(member, state) {
   card.dataset.timeline = member.timeline === null ? "" : String(member.timeline);
   const head = el("div", "member-head");
   head.append(el("h3", null, member.name), el("span", "role", roleLabel(member, state)));
-  card.append(head);
+  card.append(head, el("div", "address", member.host + ":" + member.port));
   const facts = el("div", "facts");
   facts.append(fact("state", member.state));
   facts.append(fact("timeline", member.timeline === null ? "?" : member.timeline));
-  if (member.name !== state.leader) facts.append(fact("lag", bytes(member.lag)));
-  facts.append(fact("address", member.host + ":" + member.port));
+  facts.append(fact("WAL", member.lsn || "?"));
+  facts.append(fact("lag", member.name === state.leader ? "leader" : bytes(member.lag)));
   card.append(facts);
   if (member.progress) {
     const match = /(\d+)%/.exec(member.progress);
@@ -158,18 +168,34 @@ function memberCard(member, state) {
   return card;
 }
 
+function goneCard(name, since) {
+  const card = el("article", "member gone");
+  card.dataset.member = name;
+  card.dataset.role = "gone";
+  card.dataset.state = "gone";
+  const head = el("div", "member-head");
+  head.append(el("h3", null, name), el("span", "role", "gone"));
+  card.append(head);
+  card.append(el("p", "reason", "No member key in etcd since " + clock(since / 1000) + ": its agent stopped, or cannot reach etcd."));
+  return card;
+}
+
 function renderMembers(state) {
+  const now = Date.now();
+  for (const m of state.members) seen.set(m.name, now);
   const members = [...state.members].sort((a, b) => {
     const la = a.name === state.leader ? 0 : 1;
     const lb = b.name === state.leader ? 0 : 1;
     return la - lb || a.name.localeCompare(b.name);
   });
+  const present = new Set(members.map((m) => m.name));
+  const gone = [...seen.entries()].filter(([name]) => !present.has(name)).sort();
   const container = document.getElementById("members");
-  if (!members.length) {
+  if (!members.length && !gone.length) {
     replaceChildren(container, [el("p", "note", "No member key in etcd for this cluster.")]);
     return;
   }
-  replaceChildren(container, members.map((m) => memberCard(m, state)));
+  replaceChildren(container, [...members.map((m) => memberCard(m, state)), ...gone.map(([name, at]) => goneCard(name, at))]);
 }
 
 function renderHistory(state) {
@@ -188,6 +214,7 @@ function renderState(state) {
   lastState = state;
   document.title = "pgwarden · " + state.cluster + (state.leader ? " · " + state.leader : " · no leader");
   document.body.dataset.leader = state.leader || "";
+  document.body.dataset.updated = String(Date.now()); // when this state was drawn (tests read it)
   document.getElementById("cluster").textContent = state.cluster;
   document.getElementById("served-by").textContent = state.served_by;
   renderBadges(state);
@@ -201,7 +228,7 @@ function renderEvents(doc) {
   for (const [member, events] of Object.entries(doc.members || {})) {
     for (const e of events) runs.push({ member, ...e });
   }
-  runs.sort((a, b) => b.last_timestamp - a.last_timestamp);
+  runs.sort((a, b) => b.timestamp - a.timestamp || a.member.localeCompare(b.member));
   const items = runs.slice(0, EVENTS_SHOWN).map((r) => {
     const item = el("li");
     const head = el("div", "line");
@@ -225,10 +252,10 @@ function renderFreshness() {
   const age = Date.now() - lastOkAt;
   if (lastOkAt && age < STALE_AFTER_MS) {
     box.className = "freshness live";
-    text.textContent = "live · " + new Date(lastOkAt).toLocaleTimeString();
+    text.textContent = "live · " + clock(lastOkAt / 1000);
   } else {
     box.className = "freshness stale";
-    text.textContent = lastOkAt ? "stale since " + new Date(lastOkAt).toLocaleTimeString() + (lastError ? ": " + lastError : "") : lastError || "connecting…";
+    text.textContent = lastOkAt ? "stale since " + clock(lastOkAt / 1000) + (lastError ? ": " + lastError : "") : lastError || "connecting…";
   }
 }
 
