@@ -7,6 +7,7 @@ branch, including the ones a test cluster cannot reach cheaply (a lost slot, a f
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -504,3 +505,9 @@ def test_without_etcd_the_view_checks_say_so_and_the_node_checks_still_run() -> 
 def test_the_role_of_a_standby_leader_does_not_confuse_the_data_loss_window() -> None:
     members = (replace(b.primary_member("node1"), role=Role.REPLICA), b.member("node2"))
     assert run("data_loss_window", with_members(*members))
+
+
+def test_operations_md_lists_every_check() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    missing = [name for name in CHECKS if f"| `{name}` |" not in text]
+    assert not missing, f"docs/operations.md does not list: {missing}"
