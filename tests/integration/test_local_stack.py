@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import stat
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pgwarden.fence.files import running_fence
@@ -130,6 +132,14 @@ def test_up_twice_then_down_purge_leaves_no_process_and_no_directory(stack_dir: 
     for key in (stack_dir / "tls").glob("*.key"):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
     assert "etcd auth" in first.stdout and "client certificates required" in first.stdout
+    # The web view: its https URL, and what a browser needs, which opens it.
+    web_view = f"https://{network}.11:8008/ui"
+    assert web_view in first.stdout and "cli.p12" in first.stdout
+    tls = stack_dir / "tls"
+    browser = ssl.create_default_context(cafile=tls / "ca.crt")
+    browser.load_cert_chain(tls / "cli.crt", tls / "cli.key")
+    page = httpx.get(web_view, verify=browser, timeout=10)
+    assert page.status_code == 200 and "/ui/app.js" in page.text
     listed = pgwarden("list", "--dir", str(stack_dir), "--format", "json")
     assert listed.returncode == 0, listed.stdout + listed.stderr
     members = {m["name"]: m["role"] for m in json.loads(listed.stdout)["members"]}

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
-from pgwarden.agent.decision_log import DecisionLog
+import pytest
+
+from pgwarden.agent.decision_log import DecisionLog, DecisionRun, read_run
 from pgwarden.agent.round_trips import RoundTrips
 from pgwarden.agent.wal_clock import Behind, WalClock
+from pgwarden.api.inspection import run_document
 from pgwarden.ha import actions as a
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.reasons import Reason
@@ -70,3 +74,53 @@ def test_round_trips_summarise_the_kept_ones() -> None:
         trips.add(ms / 1000)
     summary = trips.summary()
     assert summary == {"count": 100, "p50_ms": 150.5, "p99_ms": 200.0, "max_ms": 200.0}
+
+
+def test_a_run_read_back_from_its_document_is_the_same_run() -> None:
+    run = DecisionRun(
+        1700000000.25,
+        "STANDBY_HEALTHY",
+        "standby of node1; nothing to do",
+        ("StartPostgres",),
+        1700000100.5,
+        7,
+    )
+    assert read_run(run_document(run)) == run
+
+
+GOOD: dict[str, Any] = {
+    "timestamp": 10.0,
+    "reason_code": "LEADER_HEALTHY",
+    "message": "ok",
+    "actions": [],
+    "decisions": 1,
+}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        [],
+        "LEADER_HEALTHY",
+        {**GOOD, "timestamp": "yesterday"},
+        {**GOOD, "timestamp": float("nan")},
+        {**GOOD, "timestamp": True},
+        {**GOOD, "reason_code": "<script>"},
+        {**GOOD, "reason_code": "A" * 101},
+        {**GOOD, "message": 3},
+        {**GOOD, "actions": "StopPostgres"},
+        {**GOOD, "actions": ["x"] * 21},
+        {**GOOD, "actions": [{"a": 1}]},
+        {**GOOD, "decisions": 0},
+        {**GOOD, "decisions": "many"},
+    ],
+)
+def test_a_peer_answer_that_is_no_run_is_dropped(bad: object) -> None:
+    assert read_run(GOOD) is not None
+    assert read_run(bad) is None
+
+
+def test_a_long_message_from_a_peer_is_cut() -> None:
+    run = read_run({**GOOD, "message": "x" * 5000})
+    assert run is not None and len(run.message) == 1000

@@ -114,3 +114,15 @@ def test_make_up_is_one_command_and_starts_the_secure_stack(tmp_path: Path) -> N
     assert recipe == ["$(BIN)/pgwarden up"] and not following[1].startswith("\t"), following
     spec = _spec_for_up(tmp_path / "stack", None, None, None)  # `pgwarden up` without options
     assert spec.etcd_tls and spec.api_tls
+
+
+def test_up_says_where_the_web_view_is_and_what_a_browser_needs(tmp_path: Path) -> None:
+    from pgwarden.cli.stack import web_view_access, web_view_url
+
+    s = secure(tmp_path)
+    assert web_view_url(s) == "https://127.0.150.11:8008/ui"
+    access = web_view_access(s)
+    assert f"{s.tls_dir}/ca.crt" in access and "openssl pkcs12" in access and f"{s.tls_dir}/cli.key" in access
+    assert "client certificate" not in web_view_access(secure(tmp_path, api_verify_client="optional"))
+    plain = StackSpec(dir=tmp_path / "plain", network="127.0.150")
+    assert web_view_url(plain) == "http://127.0.150.11:8008/ui"

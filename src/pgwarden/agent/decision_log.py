@@ -12,6 +12,8 @@ timeline history in etcd is what survives a restart).
 from __future__ import annotations
 
 import collections
+import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +22,11 @@ from dataclasses import dataclass, replace
 from pgwarden.ha.decision import Decision
 
 MAX_RUNS = 100
+# Bounds of a run read back from another agent's GET /events (read_run).
+_MAX_CODE = 100
+_MAX_MESSAGE = 1000
+_MAX_ACTIONS = 20
+_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +66,30 @@ class DecisionLog:
         """Oldest first."""
         with self._lock:
             return tuple(self._runs)
+
+
+def read_run(data: object) -> DecisionRun | None:
+    """A run from a ``GET /events`` answer (another agent's, over the network), typed and bounded;
+    None when it is not one (a field missing, of the wrong type, out of its bounds). Readers
+    (``/cluster/events``, ``pgwarden events``) drop such entries rather than pass them on."""
+    if not isinstance(data, dict):
+        return None
+    since, last = data.get("timestamp"), data.get("last_timestamp", data.get("timestamp"))
+    code, message = data.get("reason_code"), data.get("message")
+    actions, count = data.get("actions", []), data.get("decisions", 1)
+    if not (_epoch(since) and _epoch(last)) or not isinstance(count, int) or isinstance(count, bool):
+        return None
+    if not isinstance(code, str) or len(code) > _MAX_CODE or not _CODE.fullmatch(code):
+        return None
+    if not isinstance(message, str) or not isinstance(actions, list) or len(actions) > _MAX_ACTIONS:
+        return None
+    if not all(isinstance(a, str) and len(a) <= _MAX_CODE for a in actions) or count < 1:
+        return None
+    assert isinstance(since, int | float) and isinstance(last, int | float)  # _epoch said so
+    return DecisionRun(float(since), code, message[:_MAX_MESSAGE], tuple(actions), float(last), count)
+
+
+def _epoch(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and value >= 0

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pgwarden.agent.decision_log import DecisionLog, DecisionRun
+from pgwarden.agent.decision_log import MAX_RUNS, DecisionLog, DecisionRun, read_run
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.round_trips import RoundTrips
 from pgwarden.agent.snapshot import SnapshotHolder, iso_time
@@ -94,7 +94,9 @@ class AgentInspection:
         for name, answer in sorted(answers.items()):
             events = answer.get("events") if isinstance(answer, dict) else None
             if isinstance(events, list):
-                found[name] = [e for e in events if isinstance(e, dict)]
+                # A peer's answer is parsed like any input: only well-formed runs are passed on.
+                runs = (read_run(e) for e in events[-MAX_RUNS:])
+                found[name] = [run_document(r) for r in runs if r is not None]
             else:
                 unreachable[name] = answer if isinstance(answer, str) else "no events in the answer"
         return {"members": found, "unreachable": unreachable}

@@ -16,6 +16,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from pgwarden.agent.decision_log import MAX_RUNS, read_run
+from pgwarden.api.inspection import run_document
 from pgwarden.cli.connect import (
     REFUSED,
     ConfigOption,
@@ -42,7 +44,8 @@ def _ask(client: ClusterClient, member: Member) -> list[dict[str, Any]] | str:
     events = answer.document.get("events")
     if not isinstance(events, list):
         return f"{member.name} answered GET /events without events (is its agent older than this command?)"
-    return [e for e in events if isinstance(e, dict)]
+    runs = (read_run(e) for e in events[-MAX_RUNS:])
+    return [run_document(r) for r in runs if r is not None]
 
 
 def _history_rows(view: ClusterView) -> list[dict[str, Any]]:

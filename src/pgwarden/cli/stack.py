@@ -264,6 +264,7 @@ def _print_summary(stack: Stack, state: StackState) -> None:
         lines.append(("REST API auth", f"{auth['username']}:{auth['password']} (for write operations)"))
     if spec.api_tls:
         lines.append(("REST API TLS", f"https, verify_client: {spec.api_verify_client}"))
+        lines.append(("web view access", web_view_access(spec)))
     if spec.api_tls or spec.etcd_tls:
         lines.append(("certificates", f"{spec.tls_dir} (CA: ca.crt; the CLI's: cli.*, etcd-cli.*)"))
     else:
@@ -281,6 +282,18 @@ def _print_summary(stack: Stack, state: StackState) -> None:
 def web_view_url(spec: StackSpec) -> str:
     """The live web view (GET /ui) on the first node's REST API."""
     return f"{spec.api_url(0)}/ui"
+
+
+def web_view_access(spec: StackSpec) -> str:
+    """What a browser needs to open the web view of a stack whose API serves HTTPS."""
+    tls = _shown(spec.tls_dir)
+    trust = f"trust {tls}/ca.crt"
+    if spec.api_verify_client != "required":
+        return f"a browser must {trust}"
+    return (
+        f"a browser must {trust} and present a client certificate: openssl pkcs12 -export "
+        f"-in {tls}/cli.crt -inkey {tls}/cli.key -out cli.p12, then import cli.p12"
+    )
 
 
 def _fail(message: str) -> NoReturn:
