@@ -5,6 +5,7 @@ from __future__ import annotations
 from pgwarden import __version__
 from pgwarden.ha.decision import Decision
 from pgwarden.model import ControlState, DataDir, JobKind, LocalState, Member, NodeConfig, PgState, Role
+from pgwarden.model.cluster import MAX_PROGRESS, MAX_REASON, MAX_REASON_CODE
 
 _JOB_STATES = {
     JobKind.CLONE: PgState.CREATING_REPLICA,
@@ -55,7 +56,7 @@ def member_record(
         pending_restart_reason=dict(local.pending_params),
         scheduled_restart=scheduled_restart,
         config_errors=local.config_errors,
-        reason_code=decision.reason.name if decision is not None else "",
-        reason=decision.message if decision is not None else "",
-        progress=job.progress if job is not None and job.running else "",
+        reason_code=decision.reason.name[:MAX_REASON_CODE] if decision is not None else "",
+        reason=decision.message[:MAX_REASON] if decision is not None else "",
+        progress=job.progress[:MAX_PROGRESS] if job is not None and job.running else "",
     )

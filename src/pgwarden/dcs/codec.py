@@ -23,6 +23,9 @@ from pgwarden.config.dynamic import dynamic_config_to_dict, parse_stored_dynamic
 from pgwarden.config.errors import ConfigError
 from pgwarden.config.fields import Name
 from pgwarden.model.cluster import (
+    MAX_PROGRESS,
+    MAX_REASON,
+    MAX_REASON_CODE,
     PROMOTION,
     DynamicConfig,
     HistoryEntry,
@@ -223,9 +226,6 @@ def _pending_reason(data: Obj) -> dict[str, tuple[str, str]]:
 
 
 _MAX_CONFIG_ERRORS = 20
-# A member's reason and progress are shown, never acted on: kept to a line each.
-_MAX_CODE = 100
-_MAX_SENTENCE = 500
 
 
 def _config_errors(data: Obj) -> tuple[ParameterError, ...]:
@@ -264,9 +264,9 @@ def _member(data: object) -> Member:
         scheduled_restart=_opt_float(obj, "scheduled_restart"),
         config_errors=_config_errors(obj),
         loop_error=_opt_str(obj, "loop_error"),
-        reason_code=_shown(obj, "reason_code", _MAX_CODE),
-        reason=_shown(obj, "reason", _MAX_SENTENCE),
-        progress=_shown(obj, "progress", _MAX_CODE),
+        reason_code=_shown(obj, "reason_code", MAX_REASON_CODE),
+        reason=_shown(obj, "reason", MAX_REASON),
+        progress=_shown(obj, "progress", MAX_PROGRESS),
     )
 
 

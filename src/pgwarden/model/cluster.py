@@ -102,6 +102,12 @@ class Tags:
     custom: Mapping[str, str] = field(default_factory=dict)
 
 
+# The longest reason code, reason and progress a member record carries (shown, never acted on).
+MAX_REASON_CODE = 100
+MAX_REASON = 500
+MAX_PROGRESS = 100
+
+
 @dataclass(frozen=True, slots=True)
 class Member:
     """What one agent publishes about itself under ``members/<name>``, on its own lease."""
@@ -130,6 +136,8 @@ class Member:
     loop_error: str | None = None
     # The agent's last decision (ha/reasons.py): its code and sentence, so that whoever reads the
     # cluster from etcd (list, the web view) sees why each member does what it does.
+    # Each kept to its length below by whoever writes the record (agent/member_record.py), so a
+    # record read back from etcd equals the one written and an idle member rewrites nothing.
     reason_code: str = ""
     reason: str = ""
     progress: str = ""  # a running clone's or rewind's progress, as its tool last reported it
