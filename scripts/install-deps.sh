@@ -7,11 +7,10 @@ need_apt=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 # prometheus: its promtool checks and unit-tests deploy/prometheus/ (make test); pgbouncer: the
 # PgBouncer routing test and bench run one on loopback (neither service is started: policy-rc.d);
-# curl: deploy/pgbouncer/pgbouncer-follow asks its agent whether it leads. chromium and
-# chromium-driver: the web view's browser test; libfaketime: doctor's clock test (one agent
-# started with its clock ahead). None of them starts a service.
+# curl: deploy/pgbouncer/pgbouncer-follow asks its agent whether it leads; chromium and
+# chromium-driver: the web view's browser test (neither starts a service).
 for pkg in postgresql-15 postgresql-client-15 etcd-server etcd-client haproxy nftables iproute2 python3-venv \
-    prometheus pgbouncer curl chromium chromium-driver libfaketime; do
+    prometheus pgbouncer curl chromium chromium-driver; do
   have "$pkg" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

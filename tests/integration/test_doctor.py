@@ -5,7 +5,8 @@ so failsafe rides out this machine's load): a fresh cluster's report; paused; a 
 PostgreSQL refuses; the leader's fence stopped; a standby stopped while WAL piles up in its
 slot; that standby brought back without data checksums under wal_log_hints off (and the others
 left with a restart pending); every standby tagged nofailover; etcd's quorum lost (failsafe
-active); a standby's clock 20 s ahead (libfaketime).
+active); a standby's agent with its wall clock 20 s ahead (its
+time.time shifted before the agent loads: libfaketime breaks Python's sleeps, see below).
 
 Cluster B (etcd on the database hosts, no API auth, WAL archived, an automatic watchdog that
 cannot be opened): its report; both standbys' WAL receivers stopped while the primary writes (no
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -45,7 +45,19 @@ from tests.support.faults import etcd_leader, etcd_members_down
 
 pytestmark = pytest.mark.integration
 
-FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+# An agent whose wall clock reads 20 s ahead: time.time (and time_ns) shifted before pgwarden
+# loads; its monotonic clock (leases, deadlines) stays true, as with a host clock set wrong.
+# libfaketime would shift the whole process, but under it Python 3.11's time.sleep fails with
+# EINVAL (clock_nanosleep on the monotonic clock), so the agent and its fence cannot run.
+AHEAD_S = 20
+CLOCK_AHEAD = (
+    "import runpy, sys, time\n"
+    f"real, real_ns = time.time, time.time_ns\n"
+    f"time.time = lambda: real() + {AHEAD_S}\n"
+    f"time.time_ns = lambda: real_ns() + {AHEAD_S} * 10**9\n"
+    "sys.argv = ['pgwarden', *sys.argv[1:]]\n"
+    "runpy.run_module('pgwarden', run_name='__main__')\n"
+)
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
 
@@ -126,15 +138,15 @@ def stop_agent(stack: Stack, name: str) -> None:
     wait_for(lambda: not stack.agent_pids(i) and postmaster_pid(data_dir) is None, 60, f"{name} stopped")
 
 
-def start_agent(stack: Stack, name: str, env: dict[str, str] | None = None) -> None:
-    """Start the agent again, with more environment variables when given (libfaketime)."""
+def start_agent(stack: Stack, name: str, clock_ahead: bool = False) -> None:
+    """Start the agent again; with ``clock_ahead``, its wall clock reads AHEAD_S seconds ahead."""
     i = index(name)
-    if env is None:
+    if not clock_ahead:
         stack.start_agent(i)
         return
-    cmd = [sys.executable, "-m", "pgwarden", "agent", "-c", str(stack.spec.config_path(i))]
-    full = {**inventory.marked_environment(stack.spec.dir), **env}
-    stack.pids[name] = processes.spawn(cmd, stack.logs_dir / f"{name}.log", env=full)
+    cmd = [sys.executable, "-c", CLOCK_AHEAD, "agent", "-c", str(stack.spec.config_path(i))]
+    env = inventory.marked_environment(stack.spec.dir)
+    stack.pids[name] = processes.spawn(cmd, stack.logs_dir / f"{name}.log", env=env)
 
 
 def streaming(stack: Stack, name: str) -> bool:
@@ -306,13 +318,10 @@ def test_etcd_quorum_lost_failsafe_active(cluster_a: Stack) -> None:
 
 
 def test_a_standbys_clock_twenty_seconds_ahead(cluster_a: Stack) -> None:
-    if not os.path.exists(FAKETIME):
-        pytest.fail(f"{FAKETIME} is missing: install Debian's libfaketime (make deps does)")
     _, standbys = roles(cluster_a)
     ahead = standbys[0]
     stop_agent(cluster_a, ahead)
-    # Only the wall clock moves: the monotonic one (leases, the fence) stays true.
-    start_agent(cluster_a, ahead, {"LD_PRELOAD": FAKETIME, "FAKETIME": "+20s", "DONT_FAKE_MONOTONIC": "1"})
+    start_agent(cluster_a, ahead, clock_ahead=True)
     wait_for(lambda: streaming(cluster_a, ahead), 120, f"{ahead} back with its clock ahead")
     code, doc = doctor(cluster_a)
     finding = expect(doc, "clocks", "critical", f"{ahead}'s clock is at least", "NTP")
@@ -328,7 +337,8 @@ def test_a_standbys_clock_twenty_seconds_ahead(cluster_a: Stack) -> None:
 @pytest.fixture(scope="module")
 def cluster_b() -> Iterator[Stack]:
     dcs = {"parameters": {"archive_mode": "on", "archive_command": "/bin/true"}}
-    watchdog = {"watchdog": {"mode": "automatic", "device": "/nonexistent/watchdog"}}
+    # safety_margin 1: a 3 s timeout (ttl 4) that the agent would use, so what fails is the device.
+    watchdog = {"watchdog": {"mode": "automatic", "device": "/nonexistent/watchdog", "safety_margin": 1}}
     # etcd_offset = node_offset: each etcd member listens on a database node's address.
     with running_stack(dcs=dcs, etcd_offset=11, api_password=None, node_extra=watchdog) as stack:
         yield stack
