@@ -40,7 +40,7 @@ from pgwarden.local.preflight import HAPROXY
 from pgwarden.local.stack import Stack
 from pgwarden.postgres.probe import postmaster_pid
 from tests.support.api import call
-from tests.support.cluster import conninfo, primary_name, running_stack, wait_for
+from tests.support.cluster import cluster_network, conninfo, primary_name, running_stack, wait_for
 from tests.support.faults import etcd_leader, etcd_members_down
 
 pytestmark = pytest.mark.integration
@@ -104,6 +104,19 @@ def expect(doc: dict[str, Any], check: str, severity: str, *words: str) -> dict[
 
 def names(stack: Stack) -> list[str]:
     return [stack.spec.node_name(i) for i in range(stack.spec.nodes)]
+
+
+_NETWORKS: set[str] = set()
+
+
+def own_network() -> str:
+    """A test network neither cluster of this module uses yet (both live until the module ends)."""
+    for _ in range(100):
+        network = cluster_network()
+        if network not in _NETWORKS:
+            _NETWORKS.add(network)
+            return network
+    raise AssertionError("PGWARDEN_TEST_NETWORKS leaves no second network for cluster B")
 
 
 def index(name: str) -> int:
@@ -173,7 +186,7 @@ def cluster_a() -> Iterator[Stack]:
         "loop_wait": 1,
         "retry_timeout": 1.5,
     }
-    with running_stack(dcs=dcs) as stack:
+    with running_stack(dcs=dcs, network=own_network()) as stack:
         yield stack
 
 
@@ -340,7 +353,9 @@ def cluster_b() -> Iterator[Stack]:
     # safety_margin 1: a 3 s timeout (ttl 4) that the agent would use, so what fails is the device.
     watchdog = {"watchdog": {"mode": "automatic", "device": "/nonexistent/watchdog", "safety_margin": 1}}
     # etcd_offset = node_offset: each etcd member listens on a database node's address.
-    with running_stack(dcs=dcs, etcd_offset=11, api_password=None, node_extra=watchdog) as stack:
+    with running_stack(
+        dcs=dcs, network=own_network(), etcd_offset=11, api_password=None, node_extra=watchdog
+    ) as stack:
         yield stack
 
 
