@@ -33,7 +33,7 @@ import httpx
 
 
 def _snapshot() -> object:
-    from tests.unit import test_api_fakes as fake
+    from tests.support import api_fakes as fake
 
     snap = fake.primary()
     members = tuple(
@@ -56,7 +56,7 @@ def serve(port_file: str) -> None:
     """The child: an ApiServer on a free loopback port, until killed."""
     from pgwarden.agent.snapshot import SnapshotHolder
     from pgwarden.api.server import ApiServer
-    from tests.unit import test_api_fakes as fake
+    from tests.support import api_fakes as fake
 
     holder = SnapshotHolder(_snapshot())  # type: ignore[arg-type]
     server = ApiServer(fake.api_settings(), holder, _operations(holder))  # type: ignore[arg-type]

@@ -23,8 +23,8 @@ from pgwarden.dcs.memory import MemoryStore
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.reasons import Reason
 from pgwarden.model import Lsn
-from tests.unit import builders as b
-from tests.unit import test_api_fakes as fake
+from tests.support import api_fakes as fake
+from tests.support import builders as b
 
 
 def inspection(holder: SnapshotHolder, peers: dict[str, Any] | None = None) -> AgentInspection:

@@ -9,7 +9,7 @@ from rich.console import Console
 from pgwarden.cli.status import optional_watch_value
 from pgwarden.cli.views import cluster_document, members_table
 from pgwarden.model import PgState
-from tests.unit import builders as b
+from tests.support import builders as b
 
 
 def rendered(view: object, **options: bool) -> str:

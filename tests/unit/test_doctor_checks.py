@@ -28,7 +28,7 @@ from pgwarden.doctor.facts import (
 from pgwarden.doctor.findings import Finding, Severity
 from pgwarden.model import Lsn, Role, SyncMode
 from pgwarden.model.parameters import ParameterError
-from tests.unit import builders as b
+from tests.support import builders as b
 
 MB = 1024 * 1024
 NAMES = ("node1", "node2", "node3")
