@@ -94,6 +94,10 @@ def test_failed_cycles_are_retried_reported_and_never_stop_postgres(agent: Agent
     assert during.member.loop_error is not None and "4 cycles failed in a row" in during.member.loop_error
     doc = status_document(during)
     assert doc["reason_code"] == "INTERNAL_ERROR" and doc["loop_errors"] == FAILURES
+    # The member record (list --watch, the web view) and GET /events say so too.
+    assert during.member.reason_code == "INTERNAL_ERROR" and "KeyError: 'xlog'" in during.member.reason
+    runs = agent.decisions.runs()
+    assert any(r.reason_code == "INTERNAL_ERROR" and r.decisions == FAILURES for r in runs), runs
     # Then a cycle completed: the reason is a decision again and the member record is clean.
     after = observer.seen[FAILURES + 1]
     assert after.decision is not None and after.decision.reason is not Reason.INTERNAL_ERROR

@@ -329,8 +329,9 @@ class Agent:
             local = dataclasses.replace(previous.local, probe_ok=False, in_recovery=None)
         error = describe(exc)
         decision = Decision((), Reason.INTERNAL_ERROR, {"count": self._failing, "error": error, "wait": wait})
+        self.decisions.record(decision)  # GET /events and the member record show the crash loop too
         member = dataclasses.replace(
-            member_record(self.config, local, self.requests.scheduled_restart()),
+            member_record(self.config, local, self.requests.scheduled_restart(), decision),
             loop_error=f"{self._failing} cycles failed in a row: {error}",
         )
         self.snapshots.set(
