@@ -140,6 +140,14 @@ def test_up_twice_then_down_purge_leaves_no_process_and_no_directory(stack_dir: 
     browser.load_cert_chain(tls / "cli.crt", tls / "cli.key")
     page = httpx.get(web_view, verify=browser, timeout=10)
     assert page.status_code == 200 and "/ui/app.js" in page.text
+    # doctor on the secure stack: it reaches etcd (TLS, auth) and every agent (mTLS), and finds
+    # the APIs protected; exit 1 at most (a fresh stack does not archive WAL: a warning).
+    checked = pgwarden("doctor", "--dir", str(stack_dir), "--format", "json")
+    assert checked.returncode in (0, 1), checked.stdout + checked.stderr
+    findings = {f["check"]: f for f in json.loads(checked.stdout)["findings"]}
+    assert findings["api_protection"]["severity"] == "ok", findings["api_protection"]
+    for name in ("etcd_reachable", "agents_reachable", "etcd_latency", "leader"):
+        assert findings[name]["severity"] in ("ok", "info"), findings[name]
     listed = pgwarden("list", "--dir", str(stack_dir), "--format", "json")
     assert listed.returncode == 0, listed.stdout + listed.stderr
     members = {m["name"]: m["role"] for m in json.loads(listed.stdout)["members"]}

@@ -268,6 +268,13 @@ ROWS: list[tuple[str, str, Facts, Severity, str]] = [
         "40% of a request's budget",
     ),
     (
+        "a_slow_read_of_the_cluster_alone_is_a_warning",
+        "etcd_latency",
+        facts(nodes=leader_node(etcd_reads=RoundTrips(39, 16.0, 1143.0, 1143.0))),
+        Severity.WARNING,
+        "an agent's read of the cluster took 1.14 s (p99)",
+    ),
+    (
         "the_shortest_ttl_rides_out_only_quick_elections",
         "etcd_election",
         facts(view=b.view(config=b.config(ttl=2.0, loop_wait=0.5, retry_timeout=0.5))),
