@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.console import RenderableType
 
 from pgwarden.cli import views
 from pgwarden.cli.connect import (
@@ -14,6 +19,7 @@ from pgwarden.cli.connect import (
     print_json,
     show,
 )
+from pgwarden.model import ClusterView
 
 
 def list_members(
@@ -23,12 +29,7 @@ def list_members(
     dir: DirOption = None,
 ) -> None:
     """Members with role, state, timeline, lag behind the leader, tags and pending restart."""
-    with cluster_client(ctx, config, dir) as client:
-        view = client.view()
-    if format == OutputFormat.JSON:
-        print_json(views.cluster_document(view))
-    else:
-        show(views.members_table(view))
+    _read_and_show(ctx, format, config, dir, views.cluster_document, views.members_table)
 
 
 def topology(
@@ -38,12 +39,7 @@ def topology(
     dir: DirOption = None,
 ) -> None:
     """The replication tree: the leader, then its standbys (a replicatefrom=X standby under X)."""
-    with cluster_client(ctx, config, dir) as client:
-        view = client.view()
-    if format == OutputFormat.JSON:
-        print_json(views.topology_document(view))
-    else:
-        show(views.topology_tree(view))
+    _read_and_show(ctx, format, config, dir, views.topology_document, views.topology_tree)
 
 
 def history(
@@ -53,9 +49,21 @@ def history(
     dir: DirOption = None,
 ) -> None:
     """Timeline history: each promotion's timeline, switch LSN, reason, time and new leader."""
+    _read_and_show(ctx, format, config, dir, views.history_document, views.history_table)
+
+
+def _read_and_show(
+    ctx: typer.Context,
+    format: OutputFormat,
+    config: Path | None,
+    dir: Path | None,
+    document: Callable[[ClusterView], Any],
+    table: Callable[[ClusterView], RenderableType],
+) -> None:
+    """The body of all three commands: read the view once, print it as JSON or as the table."""
     with cluster_client(ctx, config, dir) as client:
         view = client.view()
     if format == OutputFormat.JSON:
-        print_json(views.history_document(view))
+        print_json(document(view))
     else:
-        show(views.history_table(view))
+        show(table(view))
