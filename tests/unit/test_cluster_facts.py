@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hypothesis import given, settings
+
 from pgwarden.api.operations import _member_document
 from pgwarden.cli import views
-from pgwarden.model import Lsn, PgState, Role
+from pgwarden.model import ClusterView, Lsn, PgState, Role
 from pgwarden.model.deadline import holds
 from tests.support.builders import member, primary_member, status, view
+from tests.unit.test_decide_properties import FAST
+from tests.unit.test_decide_properties import views as cluster_views
 
 
 def test_lag_is_the_leader_position_minus_the_member_lsn() -> None:
@@ -85,3 +89,18 @@ def test_a_deadline_holds_only_while_known_and_not_reached() -> None:
     assert holds(10.0, 9.9)
     assert not holds(10.0, 10.0)  # at the deadline the lease may already be another member's
     assert not holds(None, 0.0)
+
+
+@settings(FAST, max_examples=100)
+@given(cluster_views())
+def test_over_any_view_lag_is_never_negative_and_the_api_and_the_cli_agree(v: ClusterView) -> None:
+    for m in v.members:
+        for failover in (False, True):
+            lag = v.lag(m.name, m.lsn, m.timeline, failover)
+            assert lag is None or lag >= 0
+            if v.leader is not None and m.name == v.leader.name:
+                assert lag == 0
+        cli = views.member_document(v, m)["lag"]
+        assert _member_document(m, v)["lag"] == (cli if m.role is Role.REPLICA else None)
+    position = v.leader_position
+    assert position is None or v.leader is not None
