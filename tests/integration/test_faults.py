@@ -33,7 +33,7 @@ from pgwarden.fence.files import FenceFiles, running_fence
 from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
 from pgwarden.local.stack import Stack
-from tests.support.cluster import conninfo, primary_name, running_stack, wait_for
+from tests.support.cluster import claim_without, conninfo, primary_name, running_stack, sync_claim, wait_for
 from tests.support.faults import (
     Freeze,
     NetworkCut,
@@ -159,33 +159,10 @@ def _assert_safe_handover(check: Invariants, old: str, new: str, since: float) -
 # --- synchronous mode ------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _synchronous_stack(fallback: str) -> Iterator[Stack]:
-    """A cluster of its own with synchronous_mode on (the module's shared one is asynchronous),
-    once its primary claims a synchronous standby in etcd."""
-    dcs: dict[str, Any] = {"synchronous_mode": "on", "synchronous_fallback": fallback}
-    if fallback == "degrade":
-        dcs["synchronous_fallback_after"] = SYNC_FALLBACK_AFTER
-    with running_stack(dcs=dcs) as stack:
-        wait_for(lambda: _claim_without(stack, primary_name(stack)), 90, "a synchronous standby claimed")
-        yield stack
-
-
-def _cluster_doc(stack: Stack) -> dict[str, Any]:
-    for i in range(stack.spec.nodes):
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            return dict(httpx.get(f"{stack.spec.api_url(i)}/cluster", timeout=2).json())
-    return {}
-
-
-def _claimed(stack: Stack) -> list[str]:
-    """The synchronous set the leader published in etcd (empty: degraded, or nobody yet)."""
-    return list(_cluster_doc(stack).get("synchronous") or [])
-
-
-def _claim_without(stack: Stack, primary: str | None) -> bool:
-    claimed = _claimed(stack)
-    return primary is not None and bool(claimed) and primary not in claimed
+def _synchronous_stack(fallback: str) -> contextlib.AbstractContextManager[Stack]:
+    """A cluster of its own with synchronous_mode on (the module's shared one is asynchronous)."""
+    degrade = {"synchronous_fallback_after": SYNC_FALLBACK_AFTER} if fallback == "degrade" else {}
+    return running_stack(synchronous=fallback, dcs=degrade)
 
 
 def _first_ack_after(check: Invariants, since: float) -> float:
@@ -315,7 +292,7 @@ def test_primary_cut_from_the_standbys_in_synchronous_mode(fallback: str) -> Non
         standbys = _others(stack, primary)
         postmaster = _postmaster(stack, primary)
         timeline = _status(stack, primary)["timeline"]
-        claimed = _claimed(stack)
+        claimed = sync_claim(stack)
         with NetworkCut().drop(node(stack, _i(primary)), nodes(stack, [_i(s) for s in standbys])):
             cut_at = time.monotonic()
             if fallback == "block":
@@ -331,7 +308,7 @@ def test_primary_cut_from_the_standbys_in_synchronous_mode(fallback: str) -> Non
         assert check.writer.wait_for_acks(20, 60), "no write acknowledged after the cut healed"
         check.notes["writes_after_heal_s"] = round(_first_ack_after(check, healed_at) - healed_at, 2)
         if fallback == "degrade":
-            wait_for(lambda: _claim_without(stack, primary), 60, "a synchronous standby claimed again")
+            wait_for(lambda: claim_without(stack, primary), 60, "a synchronous standby claimed again")
             check.notes["synchronous_again_after_heal_s"] = round(time.monotonic() - healed_at, 1)
         report = check.finish()
         # Still inside the cluster's block: these ask the running cluster.
@@ -355,7 +332,7 @@ def _writes_wait_for_the_whole_cut(
     during = check.acked_since(cut_at + 0.5)
     check.notes["acknowledged_during_cut"] = during
     assert during == 0, f"{during} writes acknowledged with no synchronous standby reachable"
-    assert _claimed(stack) == claimed, "the claim changed although block never falls back"
+    assert sync_claim(stack) == claimed, "the claim changed although block never falls back"
 
 
 def _writes_resume_degraded(stack: Stack, check: Invariants, primary: str, cut_at: float) -> None:
@@ -365,7 +342,7 @@ def _writes_resume_degraded(stack: Stack, check: Invariants, primary: str, cut_a
     check.notes["writes_resumed_in_cut_after_s"] = round(resumed_after, 2)
     assert resumed_after >= SYNC_FALLBACK_AFTER - 0.2, f"degraded {resumed_after:.2f}s into the cut"
     assert _router_insert(stack, check, -1).acknowledged_within(2.0), "a write waited although degraded"
-    assert _claimed(stack) == [], "writes resumed but etcd still claims a synchronous standby"
+    assert sync_claim(stack) == [], "writes resumed but etcd still claims a synchronous standby"
     claim = _status(stack, primary).get("synchronous") or {}
     assert claim.get("degraded_since"), claim
 
@@ -771,7 +748,7 @@ def test_frozen_primary_acknowledges_no_write_after_resuming_in_synchronous_mode
     with _synchronous_stack("block") as stack, Invariants(stack, fault, direct_writers=True) as check:
         old = check.primary_before
         assert old is not None
-        claimed = _claimed(stack)
+        claimed = sync_claim(stack)
         table = check.writer.table
         direct = conninfo(stack, stack.spec.node_host(_i(old)), stack.spec.pg_port, 2)
         # Connected before the freeze, so its INSERT waits in the frozen server's socket.

@@ -10,12 +10,8 @@ node runs a callback script that records its arguments, so a switchover shows th
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,9 +25,7 @@ from typer.testing import CliRunner
 from pgwarden.cli.main import app
 from pgwarden.local.spec import StackSpec
 from pgwarden.local.stack import Stack
-from pgwarden.router.haproxy import RouterPorts
-from tests.support.cluster import NODE_USERS, _dump_logs, cluster_network, conninfo, primary_name, wait_for
-from tests.support.pg import ensure_os_user
+from tests.support.cluster import conninfo, primary_name, running_stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,52 +38,32 @@ echo "$2 $3 $4" >> "$1"
 @dataclass(frozen=True)
 class CallbackSpec(StackSpec):
     """The local stack, with a recording callback on every node and max_connections left to the
-    cluster (the stack's node configs set it per node, which would win over the dynamic config)."""
+    cluster (the stack's node configs set it per node, which would win over the dynamic config).
+    The script and the records live in the stack's base directory (``write_callback``)."""
 
-    callback_dir: str = ""
+    @property
+    def callback_dir(self) -> Path:
+        return self.dir.parent
 
     def node_config(self, i: int, run_as: str | None) -> dict[str, Any]:
         doc = super().node_config(i, run_as)
         doc["postgresql"]["parameters"].pop("max_connections", None)
-        record = f"{self.callback_dir}/record.sh {self.callback_dir}/{self.node_name(i)}.events"
+        base = self.callback_dir
+        record = f"{base}/record.sh {base}/{self.node_name(i)}.events"
         doc["callbacks"] = {e: record for e in ("on_start", "on_stop", "on_restart", "on_role_change")}
         doc["callback_timeout"] = 10
         return doc
 
 
-@contextmanager
-def callback_stack() -> Iterator[Stack]:
-    base = Path(tempfile.mkdtemp(prefix="pgw-", dir="/tmp"))
-    os.chmod(base, 0o755)
+def write_callback(base: Path) -> None:
     script = base / "record.sh"
     script.write_text(CALLBACK)
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    network = cluster_network()
-    users = NODE_USERS[:3]
-    for user in users:
-        ensure_os_user(user)
-    spec = CallbackSpec(
-        dir=base / "stack",
-        network=network,
-        run_as=users,
-        router=RouterPorts(bind_host=f"{network}.1"),
-        callback_dir=str(base),
-    )
-    stack = Stack(spec)
-    try:
-        stack.up(timeout=120)
-        yield stack
-    except BaseException:
-        _dump_logs(spec.dir / "logs")
-        raise
-    finally:
-        stack.down(purge=False)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with callback_stack() as s:
+    with running_stack(spec_type=CallbackSpec, before_up=write_callback) as s:
         yield s
 
 
@@ -153,7 +127,7 @@ def _listed(stack: Stack) -> dict[str, dict[str, Any]]:
 def _events(stack: Stack, name: str) -> list[str]:
     spec = stack.spec
     assert isinstance(spec, CallbackSpec)
-    path = Path(spec.callback_dir) / f"{name}.events"
+    path = spec.callback_dir / f"{name}.events"
     return path.read_text().splitlines() if path.exists() else []
 
 
@@ -281,11 +255,13 @@ def test_a_scheduled_restart_is_shown_then_carried_out_by_the_agent(stack: Stack
     standby = next(n for n in _names(stack) if n != primary_name(stack))
     before = _started(stack, standby)
     assert before is not None
-    when = (datetime.now(UTC) + timedelta(seconds=4)).isoformat(timespec="seconds")
+    # Far enough ahead that the two CLI calls below see the schedule before it falls due, even on a
+    # loaded machine (4 s was not: the restart could come first, and the schedule never showed).
+    when = (datetime.now(UTC) + timedelta(seconds=15)).isoformat(timespec="seconds")
     output = _cli(stack, "restart", standby, "--scheduled", when, "--force")
     assert f"restart scheduled for {datetime.fromisoformat(when).isoformat()}" in output, output
     wait_for(lambda: _listed(stack)[standby]["scheduled_restart"], 10, "the schedule in the member record")
     assert _started(stack, standby) == before, "restarted before its time"
-    wait_for(lambda: _started(stack, standby) not in (None, before), 30, f"{standby} restarted in time")
+    wait_for(lambda: _started(stack, standby) not in (None, before), 60, f"{standby} restarted in time")
     wait_for(lambda: _listed(stack)[standby]["scheduled_restart"] is None, 10, "the schedule forgotten")
     _healthy(stack)

@@ -24,6 +24,7 @@ from pgwarden.postgres import (
     probe,
     slot_name,
 )
+from pgwarden.postgres.controller import SQL_TIMEOUT
 from pgwarden.postgres.sql import local_session
 from tests.support.pg import PgNode, PgNodes, postgres_available, wait_until
 
@@ -58,8 +59,21 @@ def owner(path: Path) -> str:
     return pwd.getpwuid(path.stat().st_uid).pw_name
 
 
+def execute_sql(pg: PostgresController, query: str, timeout: float = SQL_TIMEOUT) -> list[tuple[object, ...]]:
+    """One statement as the superuser over a session of its own (the controller keeps one for its
+    probes); the rows when it returns any."""
+    with local_session(pg.settings, timeout) as conn:
+        cursor = conn.execute(query)
+        return cursor.fetchall() if cursor.description else []
+
+
 def rows(pg: PostgresController, query: str) -> list[tuple[object, ...]]:
-    return pg.execute_sql(query)
+    return execute_sql(pg, query)
+
+
+def restart(pg: PostgresController) -> None:
+    pg.stop("fast")
+    pg.start()
 
 
 def test_bootstrap_clone_failover_and_rewind(two_nodes: PgNodes) -> None:
@@ -90,8 +104,8 @@ def test_bootstrap_clone_failover_and_rewind(two_nodes: PgNodes) -> None:
     assert any("kB" in line for line in progress)
     assert owner(n2.data_dir) == n2.user and owner(n2.data_dir / "PG_VERSION") == n2.user
     pg2.start()
-    pg1.execute_sql("CREATE TABLE t (id int PRIMARY KEY, v text)")
-    pg1.execute_sql("INSERT INTO t VALUES (1, 'one')")
+    execute_sql(pg1, "CREATE TABLE t (id int PRIMARY KEY, v text)")
+    execute_sql(pg1, "INSERT INTO t VALUES (1, 'one')")
     wait_until(lambda: rows(pg2, "SELECT v FROM t WHERE id = 1") == [("one",)])
     wait_until(lambda: pg2.probe().streaming_from == f"{n1.host}:{n1.port}")
     standby = pg2.probe()
@@ -113,10 +127,10 @@ def test_bootstrap_clone_failover_and_rewind(two_nodes: PgNodes) -> None:
     assert pg2.current_timeline() == 2
     history = pg2.timeline_history(2)
     assert [tli for tli, _, _ in history] == [1]
-    pg2.execute_sql("INSERT INTO t VALUES (2, 'after failover')")
+    execute_sql(pg2, "INSERT INTO t VALUES (2, 'after failover')")
 
     # The old primary diverged (a write nobody received) and crashed.
-    pg1.execute_sql("INSERT INTO t VALUES (3, 'lost')")
+    execute_sql(pg1, "INSERT INTO t VALUES (3, 'lost')")
     pg1.stop("immediate")
     pg1.stop("immediate")  # already stopped: fine
     assert not pg1.probe().running
@@ -130,7 +144,7 @@ def test_bootstrap_clone_failover_and_rewind(two_nodes: PgNodes) -> None:
     assert "127.0.2.11" in (n1.data_dir / "pgwarden.conf").read_text()  # ours, not the source's
     pg1.configure_standby(upstream(n2), slot_name(n1.name))
     pg1.start()
-    pg2.execute_sql("INSERT INTO t VALUES (4, 'four')")
+    execute_sql(pg2, "INSERT INTO t VALUES (4, 'four')")
     wait_until(lambda: rows(pg1, "SELECT id FROM t ORDER BY id") == [(1,), (2,), (4,)])
     rejoined = pg1.probe()
     assert rejoined.is_standby and rejoined.timeline == 2
@@ -204,7 +218,7 @@ def test_a_slow_statement_hits_statement_timeout(primary: tuple[PgNode, Postgres
     _, pg = primary
     started = time.monotonic()
     with pytest.raises(PostgresError):
-        pg.execute_sql("SELECT pg_sleep(10)", timeout=1.0)
+        execute_sql(pg, "SELECT pg_sleep(10)", timeout=1.0)
     assert time.monotonic() - started < 3.0
 
 
@@ -249,7 +263,7 @@ def test_parameters_reload_or_require_restart(primary: tuple[PgNode, PostgresCon
     wait_until(lambda: pg.probe().pending_restart)
     pg.set_synchronous_standby_names('ANY 1 ("node9")')
     wait_until(lambda: rows(pg, "SHOW synchronous_standby_names") == [('ANY 1 ("node9")',)])
-    pg.restart()
+    restart(pg)
     state = pg.probe()
     assert state.is_primary and not state.pending_restart
     assert rows(pg, "SHOW max_wal_senders") == [("12",)]
@@ -339,7 +353,7 @@ def test_the_probe_keeps_one_session_across_cycles_a_restart_and_a_terminated_ba
         assert pg.probe().is_primary
         pg.list_slots()  # the slots' queries share it
     assert _probe_backends(pg) == kept
-    pg.restart()  # the kept connection is gone with the old postmaster: not one probe fails
+    restart(pg)  # the kept connection is gone with the old postmaster: not one probe fails
     assert pg.probe().is_primary
     renewed = _probe_backends(pg)
     assert len(renewed) == 1 and renewed != kept

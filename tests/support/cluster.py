@@ -7,18 +7,20 @@ traffic with nftables (meta skuid). Everything is stopped and removed on exit, e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from pgwarden.local.spec import StackSpec
@@ -60,21 +62,30 @@ def running_stack(
     network: str | None = None,
     agent_command: Sequence[str] = AGENT_COMMAND,
     secure: bool = False,
+    synchronous: str | None = None,
+    spec_type: type[StackSpec] = StackSpec,
+    before_up: Callable[[Path], None] | None = None,
     **spec: Any,
 ) -> Iterator[Stack]:
     """``network``: a ``cluster_network()`` drawn beforehand (default: drawn here); ``secure``: as
     ``pgwarden up`` starts it (etcd over TLS with client certificates and etcd auth, the APIs
-    over mTLS); plain HTTP by default, for speed; ``spec``: more StackSpec fields, e.g.
-    ``api_tls=True``."""
+    over mTLS); plain HTTP by default, for speed; ``synchronous``: synchronous_mode on with this
+    synchronous_fallback (``"block"`` or ``"degrade"``; ``dcs`` may add to it), yielded once the
+    primary has claimed a synchronous standby in etcd; ``spec_type``: a StackSpec subclass (e.g.
+    one that adds to every node's config), built from its fields; ``before_up``: called with the
+    stack's base directory (``spec.dir.parent``) before it starts, for files the node configs
+    name; ``spec``: more StackSpec fields, e.g. ``api_tls=True``."""
     if secure:
         spec = {"api_tls": True, "etcd_tls": True, **spec}
+    if synchronous is not None:
+        dcs = {"synchronous_mode": "on", "synchronous_fallback": synchronous, **(dcs or {})}
     base = Path(tempfile.mkdtemp(prefix="pgw-", dir="/tmp"))
     os.chmod(base, 0o755)
     network = network or cluster_network()
     users = NODE_USERS[:nodes]
     for user in users:
         ensure_os_user(user)
-    stack_spec = StackSpec(
+    stack_spec = spec_type(
         dir=base / "stack",
         network=network,
         run_as=users,
@@ -84,7 +95,11 @@ def running_stack(
     )
     stack = Stack(stack_spec, agent_command)
     try:
+        if before_up is not None:
+            before_up(base)
         stack.up(timeout=timeout)
+        if synchronous is not None:
+            wait_for(lambda: claim_without(stack, primary_name(stack)), 90, "a synchronous standby claimed")
         yield stack
     except BaseException:
         _dump_logs(stack_spec.dir / "logs")
@@ -92,6 +107,25 @@ def running_stack(
     finally:
         stack.down(purge=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def cluster_document(stack: Stack) -> dict[str, Any]:
+    """GET /cluster from the first node that answers ({} when none does)."""
+    for i in range(stack.spec.nodes):
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            return dict(httpx.get(f"{stack.spec.api_url(i)}/cluster", timeout=2).json())
+    return {}
+
+
+def sync_claim(stack: Stack) -> list[str]:
+    """The synchronous set the leader published in etcd (empty: degraded, or nobody yet)."""
+    return list(cluster_document(stack).get("synchronous") or [])
+
+
+def claim_without(stack: Stack, primary: str | None) -> bool:
+    """A synchronous standby is claimed, and it is not ``primary``."""
+    names = sync_claim(stack)
+    return primary is not None and bool(names) and primary not in names
 
 
 def _dump_logs(logs: Path) -> None:

@@ -8,33 +8,13 @@ from rich.console import Console, RenderableType
 
 from pgwarden.cli import views
 from pgwarden.model.cluster import PgState, Role, SwitchoverIntent
-from tests.support.builders import config, fork, member, primary_member, status, sync_set, view, with_junk
+from tests.support.builders import config, fork, member, primary_member, sync_set, view, with_junk
 
 
 def text(renderable: RenderableType) -> str:
     console = Console(width=200, record=True, color_system=None)
     console.print(renderable)
     return console.export_text()
-
-
-def test_lag_is_the_leader_position_minus_the_member_lsn() -> None:
-    v = view(
-        members=[primary_member(lsn="0/5000000"), member("node2", lsn="0/3000000"), member("node3", lsn=None)]
-    )
-    assert views.lag_bytes(v, v.members[0]) == 0
-    assert views.lag_bytes(v, v.members[1]) == 0x2000000
-    assert views.lag_bytes(v, v.members[2]) is None
-
-
-def test_the_published_leader_status_counts_when_it_is_further() -> None:
-    v = view(status=status(lsn="0/6000000"))
-    assert views.leader_position(v) is not None
-    assert views.lag_bytes(v, v.member("node2")) == 0x3000000  # type: ignore[arg-type]
-
-
-def test_without_a_leader_no_lag_is_known() -> None:
-    v = view(leader=None)
-    assert views.lag_bytes(v, v.members[1]) is None
 
 
 def test_the_members_table_shows_every_column_and_the_header() -> None:

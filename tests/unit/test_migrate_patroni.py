@@ -213,3 +213,21 @@ def test_the_bench_patroni_config_converts_and_loads(tmp_path: Path) -> None:
     assert node.api.username == "bench" and node.postgresql.socket_dir == str(tmp_path / "node1" / "run")
     assert node.bootstrap.parameters == {"shared_buffers": "32MB", "max_connections": 50}
     assert node.bootstrap.ttl == FASTEST["ttl"]
+
+
+def test_cli_refuses_a_patroni_config_or_dcs_file_that_is_not_a_mapping(tmp_path: Path) -> None:
+    runner = CliRunner()
+    listed = tmp_path / "list.yml"
+    listed.write_text("- ttl: 30\n")
+    broken = tmp_path / "broken.yml"
+    broken.write_text("ttl: [30\n")
+    source = str(FIXTURES / "postgres0.yml")
+    cases = {
+        (str(listed),): f"{listed}: not a Patroni config",
+        (str(broken),): str(broken),
+        (source, "--dcs", str(listed)): f"{listed}: the dynamic config is not a mapping",
+        (source, "--dcs", str(broken)): str(broken),
+    }
+    for args, said in cases.items():
+        done = runner.invoke(app, ["migrate", "from-patroni", *args, "-o", str(tmp_path / "out.yml")], env={})
+        assert done.exit_code == 2 and said in done.output, (args, done.output)

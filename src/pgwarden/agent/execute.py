@@ -144,13 +144,9 @@ class Executor:
         if held is not None:
             log.info("not racing for the leader key: %s", held)
             return False
-        sent = self._clock()
-        lease = self._store.grant_lease(ttl)
-        if not self._cluster.acquire_leader(self._config.name, lease):
-            self._store.revoke(lease)
+        if not self._key_on_new_lease(ttl, self._cluster.acquire_leader):
             self._promises.end_race()
             return False
-        self._lease.renewed(lease, sent, ttl)
         self._keep_watchdog(obs)  # before any promotion: a required one that fails stops here
         log.info("acquired the leader key")
         return True
@@ -180,13 +176,22 @@ class Executor:
             return True
         # Adopting a key that carries our name (agent restarted, or lease lost while the key
         # survived): a fresh lease, then re-attach the key only if it is still ours.
+        if not self._key_on_new_lease(ttl, self._cluster.confirm_leader):
+            return False
+        self._watchdog_after_renewal(action, obs)
+        log.info("took over the leader key carrying my name with a new lease")
+        return True
+
+    def _key_on_new_lease(self, ttl: float, write: Callable[[str, int], bool]) -> bool:
+        """Grant a fresh lease and attach the leader key to it with ``write`` (a compare-and-set
+        with my name): won, the lease is the one to keep, counted from before the grant was sent
+        (safety rule 1); lost, it is revoked at once, leaving nothing behind."""
+        sent = self._clock()
         lease = self._store.grant_lease(ttl)
-        if not self._cluster.confirm_leader(self._config.name, lease):
+        if not write(self._config.name, lease):
             self._store.revoke(lease)
             return False
         self._lease.renewed(lease, sent, ttl)
-        self._watchdog_after_renewal(action, obs)
-        log.info("took over the leader key carrying my name with a new lease")
         return True
 
     def _rewrite_leader(self, action: a.RewriteLeader, obs: Observation) -> bool:

@@ -26,6 +26,7 @@ from pgwarden.agent.lease import monotonic
 from pgwarden.ha.observation import Promise
 from pgwarden.ha.rules.failsafe import refuse_promise
 from pgwarden.model import ClusterView, LocalState
+from pgwarden.model.deadline import holds
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class PromiseBox:
 
     def _active(self, now: float) -> Promise | None:
         promise = self._promise
-        return promise if promise is not None and now < promise.until else None
+        return promise if promise is not None and holds(promise.until, now) else None
 
     def grant(
         self, leader: str, seconds: float, me: str, view: ClusterView, local: LocalState

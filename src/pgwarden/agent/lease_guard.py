@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from pgwarden.agent.guard import ErrorCounts, survive
 from pgwarden.agent.lease import LeaderLease, monotonic
+from pgwarden.model.deadline import holds
 from pgwarden.postgres.controller import PostgresController
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class LeaseGuard:
         # A fence that cannot be fed must not keep this guard from its own check.
         survive("lease-guard fence feed", self._errors, self._feed)
         deadline = self._lease.deadline()
-        if deadline is None or self._clock() < deadline or not self._writable():
+        if deadline is None or holds(deadline, self._clock()) or not self._writable():
             return False
         log.warning("leader lease deadline passed without a renewal: stopping PostgreSQL immediately")
         try:

@@ -14,6 +14,7 @@ from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Promise
 from pgwarden.ha.rules.failsafe import known_topology
 from pgwarden.model import ClusterView, LocalState, Lsn, Member, NodeConfig, Role, SyncMode, Tags
+from pgwarden.model.deadline import holds
 from pgwarden.model.parameters import ParameterError
 
 
@@ -42,16 +43,15 @@ class Snapshot:
     def leads_at(self, now: float) -> bool:
         """Holds the key *and* its lease is certainly still ours: what ``/primary`` must mean, even
         when this snapshot is old (a frozen agent, a loop stuck in etcd requests)."""
-        return self.holds_leader_key and self.lease_deadline is not None and now < self.lease_deadline
+        return self.holds_leader_key and holds(self.lease_deadline, now)
 
     def failsafe_active(self, now: float) -> bool:
         """Patroni's ``failsafe_mode_is_active``: this leader writes on its members' promises,
         or this member holds a promise to a leader that does."""
         if not self.view.config.failsafe_mode:
             return False
-        confirmed = self.failsafe_deadline is not None and now < self.failsafe_deadline
-        promised = self.promise is not None and now < self.promise.until
-        return confirmed or promised
+        promised = self.promise is not None and holds(self.promise.until, now)
+        return holds(self.failsafe_deadline, now) or promised
 
 
 class SnapshotHolder:
@@ -145,10 +145,10 @@ def failsafe_document(snap: Snapshot, now: float) -> dict[str, Any]:
     seconds, or the promise this member gave (pgwarden's addition to Patroni's flag)."""
     doc: dict[str, Any] = {"topology": sorted(known_topology(snap.view) or {})}
     deadline = snap.failsafe_deadline
-    if deadline is not None and now < deadline:
+    if deadline is not None and holds(deadline, now):
         doc["confirmed_for_s"] = round(deadline - now, 3)
     promise = snap.promise
-    if promise is not None and now < promise.until:
+    if promise is not None and holds(promise.until, now):
         doc["promised_to"] = promise.leader
         doc["promise_for_s"] = round(promise.until - now, 3)
     return doc

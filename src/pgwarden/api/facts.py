@@ -88,13 +88,7 @@ def facts_at(snap: Snapshot, leads: bool, age: float) -> HealthFacts:
     """The health facts of ``snap`` when its lease is (``leads``) or is not still good and its
     loop last finished ``age`` seconds ago."""
     view, local = snap.view, snap.local
-    leader_position = None
-    if view.status is not None and view.leader is not None and view.status.name == view.leader.name:
-        leader_position = view.status.lsn
-    elif view.leader_member is not None:
-        leader_position = view.leader_member.lsn
-    mine = local.replayed_lsn or local.received_lsn
-    lag = max(0, leader_position - mine) if leader_position is not None and mine is not None else None
+    lag = view.lag(snap.config.name, local.replayed_lsn or local.received_lsn, local.timeline)
     sync = view.sync
     return HealthFacts(
         holds_leader_key=leads,

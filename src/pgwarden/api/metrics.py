@@ -6,7 +6,7 @@ a process in tests, and the values are read from the snapshot at scrape time, ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -80,8 +80,22 @@ def _counter(name: str, labels: tuple[str, ...] = ()) -> CounterMetricFamily:
 
 
 def _flag(name: str, value: bool) -> GaugeMetricFamily:
+    return _value(name, 1.0 if value else 0.0)
+
+
+def _value(name: str, value: float | None) -> GaugeMetricFamily:
+    """A gauge of one sample, or of none while ``value`` is unknown."""
     family = _gauge(name)
-    family.add_metric([], 1.0 if value else 0.0)
+    if value is not None:
+        family.add_metric([], float(value))
+    return family
+
+
+def _each(name: str, label: str, values: Iterable[str]) -> GaugeMetricFamily:
+    """A gauge of 1 per value (a pending parameter, an unreadable key...), in sorted order."""
+    family = _gauge(name, (label,))
+    for value in sorted(values):
+        family.add_metric([value], 1.0)
     return family
 
 
@@ -101,21 +115,9 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
     yield _flag("pgwarden_leader", snap.holds_leader_key)
     yield _flag("pgwarden_postgres_running", local.running)
 
-    timeline = _gauge("pgwarden_timeline")
-    if member.timeline is not None:
-        timeline.add_metric([], float(member.timeline))
-    yield timeline
-
-    position = _gauge("pgwarden_wal_position_bytes")
-    if local.lsn is not None:
-        position.add_metric([], float(local.lsn.value))
-    yield position
-
-    lag = _gauge("pgwarden_replication_lag_bytes")
-    facts = facts_of(snap)
-    if local.is_standby and facts.lag is not None:
-        lag.add_metric([], float(facts.lag))
-    yield lag
+    yield _value("pgwarden_timeline", member.timeline)
+    yield _value("pgwarden_wal_position_bytes", local.lsn.value if local.lsn is not None else None)
+    yield _value("pgwarden_replication_lag_bytes", facts_of(snap).lag if local.is_standby else None)
 
     retained = _gauge("pgwarden_slot_retained_wal_bytes", ("slot",))
     status = view.status
@@ -124,14 +126,8 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
             retained.add_metric([slot], float(max(0, status.lsn - confirmed)))
     yield retained
 
-    duration = _gauge("pgwarden_loop_duration_seconds")
-    duration.add_metric([], snap.loop_seconds)
-    yield duration
-
-    age = _gauge("pgwarden_loop_age_seconds")
-    if snap.loop_at:
-        age.add_metric([], max(0.0, monotonic() - snap.loop_at))
-    yield age
+    yield _value("pgwarden_loop_duration_seconds", snap.loop_seconds)
+    yield _value("pgwarden_loop_age_seconds", max(0.0, monotonic() - snap.loop_at) if snap.loop_at else None)
 
     decision = _gauge("pgwarden_decision", ("reason",))
     if snap.decision is not None:
@@ -139,44 +135,22 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
     yield decision
 
     yield _flag("pgwarden_pending_restart", local.pending_restart)
-    pending = _gauge("pgwarden_pending_restart_parameter", ("parameter",))
-    for name in sorted(local.pending_params):
-        pending.add_metric([name], 1.0)
-    yield pending
-    errors = _gauge("pgwarden_config_errors")
-    errors.add_metric([], float(len(local.config_errors)))
-    yield errors
-    refused = _gauge("pgwarden_config_error", ("parameter",))
-    for name in sorted({e.name for e in local.config_errors}):
-        refused.add_metric([name], 1.0)
-    yield refused
-    started = _gauge("pgwarden_postmaster_start_time_seconds")
-    if local.running and local.started_at is not None:
-        started.add_metric([], local.started_at)
-    yield started
-    scheduled = _gauge("pgwarden_scheduled_restart_timestamp_seconds")
-    if member.scheduled_restart is not None:
-        scheduled.add_metric([], member.scheduled_restart)
-    yield scheduled
+    yield _each("pgwarden_pending_restart_parameter", "parameter", local.pending_params)
+    yield _value("pgwarden_config_errors", len(local.config_errors))
+    yield _each("pgwarden_config_error", "parameter", {e.name for e in local.config_errors})
+    yield _value("pgwarden_postmaster_start_time_seconds", local.started_at if local.running else None)
+    yield _value("pgwarden_scheduled_restart_timestamp_seconds", member.scheduled_restart)
     yield _flag("pgwarden_pause", view.config.pause)
     claim = view.sync
     yield _flag("pgwarden_synchronous_standby", claim is not None and snap.config.name in claim.members)
     sync_on = view.config.synchronous_mode is not SyncMode.OFF
     yield _flag("pgwarden_sync_degraded", sync_on and claim is not None and claim.degraded_since is not None)
-    quorum = _gauge("pgwarden_sync_quorum")
-    quorum.add_metric([], float(claim.quorum) if claim is not None and sync_on else 0.0)
-    yield quorum
+    yield _value("pgwarden_sync_quorum", claim.quorum if claim is not None and sync_on else 0.0)
     yield _flag("pgwarden_dcs_ok", snap.store_ok)
-    untrusted = _gauge("pgwarden_untrusted_member", ("member",))
-    for name in sorted(view.untrusted):
-        untrusted.add_metric([name], 1.0)
-    yield untrusted
+    yield _each("pgwarden_untrusted_member", "member", view.untrusted)
     yield _flag("pgwarden_failsafe_mode", view.config.failsafe_mode)
     yield _flag("pgwarden_failsafe_active", snap.failsafe_active(monotonic()))
-    unreadable = _gauge("pgwarden_dcs_unreadable", ("key",))
-    for key in sorted(view.unreadable):
-        unreadable.add_metric([key], 1.0)
-    yield unreadable
+    yield _each("pgwarden_dcs_unreadable", "key", view.unreadable)
     loop_errors = _counter("pgwarden_loop_errors_total")
     loop_errors.add_metric([], float(snap.errors.get(LOOP, 0)))
     yield loop_errors
@@ -195,13 +169,8 @@ def config_metrics(config: DynamicConfig) -> Iterator[Metric]:
         ("pgwarden_loop_wait_seconds", config.loop_wait),
         ("pgwarden_maximum_lag_on_failover_bytes", config.maximum_lag_on_failover),
     ):
-        family = _gauge(name)
-        family.add_metric([], float(value))
-        yield family
-    keep = _gauge("pgwarden_max_slot_wal_keep_size_bytes")
-    if config.max_slot_wal_keep_bytes is not None:
-        keep.add_metric([], float(config.max_slot_wal_keep_bytes))
-    yield keep
+        yield _value(name, value)
+    yield _value("pgwarden_max_slot_wal_keep_size_bytes", config.max_slot_wal_keep_bytes)
 
 
 class SnapshotCollector(Collector):

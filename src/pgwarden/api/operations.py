@@ -392,15 +392,7 @@ def _state_reached(view: ClusterView | None, candidate: str | None) -> dict[str,
 
 
 def _member_document(member: Member, view: ClusterView) -> dict[str, Any]:
-    leader = view.leader_member
-    position = (
-        view.status.lsn if view.status and view.leader and view.status.name == view.leader.name else None
-    )
-    if position is None and leader is not None:
-        position = leader.lsn
-    lag = None
-    if member.role is Role.REPLICA and position is not None and member.lsn is not None:
-        lag = max(0, position - member.lsn)
+    lag = view.lag(member.name, member.lsn, member.timeline) if member.role is Role.REPLICA else None
     role = member.role.value
     if view.leader is not None and member.name == view.leader.name and member.role is Role.REPLICA:
         role = Role.STANDBY_LEADER.value

@@ -14,6 +14,7 @@ import typer
 from pgwarden.cli.connect import REFUSED, USAGE, fail
 from pgwarden.config.document import parse_yaml, read_text
 from pgwarden.config.errors import ConfigError
+from pgwarden.config.explain import Loc
 from pgwarden.migrate.convert import Result, convert
 from pgwarden.migrate.notes import Note
 
@@ -58,12 +59,7 @@ def from_patroni(
     nothing could be converted.
     """
     origin = str(patroni_config)
-    try:
-        tree, lines = parse_yaml(read_text(patroni_config), origin)
-    except ConfigError as exc:
-        fail(str(exc), USAGE)
-    if not isinstance(tree, dict):
-        fail(f"{origin}: not a Patroni config (expected a mapping at the top level)", USAGE)
+    tree, lines = _mapping_file(origin, "not a Patroni config (expected a mapping at the top level)")
     live = _read_dcs(dcs) if dcs else None
     absolute = str(workdir.resolve()) if workdir else None
     result = convert(tree, lines, os.environ, absolute, live)
@@ -90,14 +86,22 @@ def _read_dcs(source: str) -> dict[str, Any]:
             data = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             fail(f"cannot read the dynamic config from {url}: {exc}", USAGE)
-    else:
-        try:
-            data, _ = parse_yaml(read_text(source), source)
-        except ConfigError as exc:
-            fail(str(exc), USAGE)
+        if not isinstance(data, dict):
+            fail(f"{source}: the dynamic config is not a mapping", USAGE)
+        return data
+    return _mapping_file(source, "the dynamic config is not a mapping")[0]
+
+
+def _mapping_file(path: str, not_a_mapping: str) -> tuple[dict[str, Any], dict[Loc, int]]:
+    """A YAML file whose top level is a mapping, with the line of each key; anything else ends
+    the command (exit 2) naming the file and what is wrong."""
+    try:
+        data, lines = parse_yaml(read_text(path), path)
+    except ConfigError as exc:
+        fail(str(exc), USAGE)
     if not isinstance(data, dict):
-        fail(f"{source}: the dynamic config is not a mapping", USAGE)
-    return data
+        fail(f"{path}: {not_a_mapping}", USAGE)
+    return data, lines
 
 
 def _write(path: Path, text: str, force: bool) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console, Group, RenderableType
@@ -22,6 +24,7 @@ from pgwarden.cli.connect import (
     show,
 )
 from pgwarden.client import ClientError, ClusterClient
+from pgwarden.model import ClusterView
 
 DEFAULT_WATCH = 2.0
 MIN_WATCH = 0.2
@@ -65,12 +68,7 @@ def list_members(
         with cluster_client(ctx, config, dir) as client:
             watch_members(client, watch or DEFAULT_WATCH, count)
         return
-    with cluster_client(ctx, config, dir) as client:
-        view = client.view()
-    if format == OutputFormat.JSON:
-        print_json(views.cluster_document(view))
-    else:
-        show(views.members_table(view))
+    _read_and_show(ctx, format, config, dir, views.cluster_document, views.members_table)
 
 
 def topology(
@@ -80,12 +78,7 @@ def topology(
     dir: DirOption = None,
 ) -> None:
     """The replication tree: the leader, then its standbys (a replicatefrom=X standby under X)."""
-    with cluster_client(ctx, config, dir) as client:
-        view = client.view()
-    if format == OutputFormat.JSON:
-        print_json(views.topology_document(view))
-    else:
-        show(views.topology_tree(view))
+    _read_and_show(ctx, format, config, dir, views.topology_document, views.topology_tree)
 
 
 def history(
@@ -95,12 +88,24 @@ def history(
     dir: DirOption = None,
 ) -> None:
     """Timeline history: each promotion's timeline, switch LSN, reason, time and new leader."""
+    _read_and_show(ctx, format, config, dir, views.history_document, views.history_table)
+
+
+def _read_and_show(
+    ctx: typer.Context,
+    format: OutputFormat,
+    config: Path | None,
+    dir: Path | None,
+    document: Callable[[ClusterView], Any],
+    table: Callable[[ClusterView], RenderableType],
+) -> None:
+    """The body of all three commands: read the view once, print it as JSON or as the table."""
     with cluster_client(ctx, config, dir) as client:
         view = client.view()
     if format == OutputFormat.JSON:
-        print_json(views.history_document(view))
+        print_json(document(view))
     else:
-        show(views.history_table(view))
+        show(table(view))
 
 
 def _frame(client: ClusterClient, every: float) -> RenderableType:

@@ -25,7 +25,6 @@ from pgwarden.model.cluster import (
     SyncMode,
     Tags,
 )
-from pgwarden.model.lsn import Lsn
 
 MB = 1024 * 1024
 _DEFAULT_TAGS = Tags()
@@ -46,29 +45,6 @@ SAFE_READING: dict[str, str] = {
 
 
 # -- members ------------------------------------------------------------------------------------
-
-
-def leader_position(view: ClusterView) -> Lsn | None:
-    """The furthest WAL position the leader published (its member key or its status key)."""
-    if view.leader is None:
-        return None
-    positions = []
-    leader = view.leader_member
-    if leader is not None and leader.lsn is not None:
-        positions.append(leader.lsn)
-    if view.status is not None and view.status.name == view.leader.name:
-        positions.append(view.status.lsn)
-    return max(positions, default=None)
-
-
-def lag_bytes(view: ClusterView, member: Member) -> int | None:
-    """How far ``member`` is behind the leader, in bytes; None when either position is unknown."""
-    if view.leader is not None and member.name == view.leader.name:
-        return 0
-    top = leader_position(view)
-    if top is None or member.lsn is None:
-        return None
-    return max(0, top - member.lsn)  # a published leader position may trail a standby's newer one
 
 
 def tag_items(tags: Tags) -> dict[str, str | int | bool]:
@@ -92,7 +68,7 @@ def role_label(view: ClusterView, member: Member) -> str:
 
 
 def member_document(view: ClusterView, member: Member) -> dict[str, Any]:
-    lag = lag_bytes(view, member)
+    lag = view.lag(member.name, member.lsn, member.timeline)
     return {
         "name": member.name,
         "host": member.host,

@@ -177,16 +177,10 @@ class ClusterStore:
         except codec.Unreadable as exc:
             return None, kv.mod_revision, str(exc)
 
-    def config_revision(self) -> int:
-        return self.read_config()[1]
-
     # -- members and bootstrap -----------------------------------------------------------------
 
     def publish_member(self, member: Member, lease: int) -> None:
         self.store.put(self.keys.member(member.name), codec.encode_member(member), lease)
-
-    def remove_member(self, name: str) -> None:
-        self.store.delete(self.keys.member(name))
 
     def begin_initialize(self, lease: int) -> bool:
         """Claim the right to bootstrap; the claim dies with ``lease`` if the bootstrap crashes."""
@@ -217,18 +211,14 @@ class ClusterStore:
     def release_leader(self, name: str) -> bool:
         return self.store.delete(self.keys.leader, expected_value=name)
 
-    def take_over_leader(self, old: str, new: str, lease: int) -> bool:
-        """Hand the key from ``old`` to ``new`` in one step (planned switchover, safety rule 5)."""
-        return self.store.replace(self.keys.leader, new, old, lease)
-
     # -- leader-published state ----------------------------------------------------------------
 
     def publish_status(self, status: LeaderStatus) -> None:
         self.store.put(self.keys.status, codec.encode_status(status))
 
-    def publish_sync(self, sync: SyncState, expected_revision: int | None = None) -> bool:
-        """Write the sync set; with ``expected_revision``, only if nobody changed it since."""
-        return self._write(self.keys.sync, codec.encode_sync(sync), expected_revision)
+    def publish_sync(self, sync: SyncState) -> None:
+        """Write the sync set (only the leader writes it, right after renewing its key)."""
+        self.store.put(self.keys.sync, codec.encode_sync(sync))
 
     def publish_failsafe(self, topology: Mapping[str, str] | None) -> None:
         """Write the failsafe topology (who must promise before the leader writes without etcd);

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pgwarden.model import ClusterView, LocalState, Lsn, Role, Tags
+from pgwarden.model.deadline import holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +116,12 @@ class Observation:
     @property
     def holds_lease(self) -> bool:
         """The etcd lease of the leader key is certainly still ours."""
-        return self.lease_deadline is not None and self.now < self.lease_deadline
+        return holds(self.lease_deadline, self.now)
 
     @property
     def holds_failsafe(self) -> bool:
         """Every member asked last promised us, and those promises certainly still hold."""
-        return self.failsafe_deadline is not None and self.now < self.failsafe_deadline
+        return holds(self.failsafe_deadline, self.now)
 
     @property
     def may_write(self) -> bool:
@@ -137,7 +138,7 @@ class Observation:
     def promised_to(self) -> str | None:
         """The leader this member promised, while the promise holds."""
         promise = self.promise
-        return promise.leader if promise is not None and self.now < promise.until else None
+        return promise.leader if promise is not None and holds(promise.until, self.now) else None
 
     @property
     def leader_is_me(self) -> bool:

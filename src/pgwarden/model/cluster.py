@@ -320,6 +320,67 @@ class ClusterView:
     def leader_member(self) -> Member | None:
         return self.member(self.leader.name) if self.leader else None
 
+    # --- where the leader is, and how far a member is behind it: the one home of both facts ---
+
+    @property
+    def leader_position(self) -> Lsn | None:
+        """The furthest WAL position the leader (the holder of the leader key) is known to have
+        reached; None without a leader or a published position.
+
+        The leader publishes its position twice: in the status key while it acts and in its member
+        key after, from a fresher probe. Its WAL certainly reached both, so the furthest is the
+        closest known bound (taking the status first would understate every standby's lag by up to
+        one cycle's writes). The status counts only when it names the leader and is not from an
+        older timeline than the leader's member key: one left from an earlier term of the same
+        name says nothing of this one.
+        """
+        if self.leader is None:
+            return None
+        leader = self.leader_member
+        positions = [leader.lsn] if leader is not None and leader.lsn is not None else []
+        status = self.status
+        if status is not None and status.name == self.leader.name:
+            older = leader is not None and leader.timeline is not None and status.timeline < leader.timeline
+            if not older:
+                positions.append(status.lsn)
+        return max(positions, default=None)
+
+    def lag(self, name: str, lsn: Lsn | None, timeline: int | None, failover: bool = False) -> int | None:
+        """How many bytes member ``name``, at ``lsn`` on ``timeline``, is behind the leader's
+        position; 0 for the leader itself and for a member at or past it (a published position
+        trails the leader's WAL by a moment). None when unknown: either position unknown, or the
+        reference is from an older timeline than the member's (a leader that died before
+        publishing its new timeline's position: a bound from the old one would stall a failover
+        for ever, so there is none).
+
+        ``failover``: without a leader, reckon from the last leader's status (what a failover
+        candidate must not lag behind, safety rule 3), unless ``name`` wrote it itself.
+        """
+        if self.leader is not None and name == self.leader.name:
+            return 0
+        reference = self._position_reference(name, failover)
+        if reference is None or lsn is None:
+            return None
+        ref_timeline, position = reference
+        if ref_timeline is not None and timeline is not None and ref_timeline < timeline:
+            return None
+        return max(0, position - lsn)
+
+    def _position_reference(self, name: str, failover: bool) -> tuple[int | None, Lsn] | None:
+        """The (timeline, position) the lag of member ``name`` is measured from, or None."""
+        if self.leader is not None:
+            position = self.leader_position
+            if position is None:
+                return None
+            leader = self.leader_member
+            timeline = leader.timeline if leader is not None else None
+            if timeline is None and self.status is not None and self.status.name == self.leader.name:
+                timeline = self.status.timeline
+            return timeline, position
+        if failover and self.status is not None and self.status.name != name:
+            return self.status.timeline, self.status.lsn
+        return None
+
     def slot_rival(self, name: str) -> Member | None:
         """Another member that keeps the slot name ``name`` would take, ranked first by: holding
         the leader key, having joined (it has data: primary or replica), registering first (a

@@ -7,7 +7,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -198,10 +198,6 @@ class PostgresController:
         except PostgresError:
             if self.is_running():
                 raise
-
-    def restart(self, timeout: float = 60.0, mode: StopMode = "fast") -> None:
-        self.stop(mode, timeout)
-        self.start(timeout)
 
     def reload(self, timeout: float = SQL_TIMEOUT) -> None:
         """Make a running server re-read its configuration; a stopped one reads it at start."""
@@ -397,17 +393,6 @@ class PostgresController:
 
     def list_slots(self, timeout: float = SQL_TIMEOUT) -> dict[str, SlotInfo]:
         return self._session.run(slot_sql.list_slots, timeout)
-
-    def execute_sql(
-        self,
-        query: str,
-        params: Sequence[object] | Mapping[str, object] | None = None,
-        timeout: float = SQL_TIMEOUT,
-    ) -> list[tuple[object, ...]]:
-        """Run one statement as the superuser; rows when it returns any (tests, tools)."""
-        with sql.local_session(self.settings, timeout) as conn:
-            cursor = conn.execute(query, params)
-            return cursor.fetchall() if cursor.description else []
 
     def close(self) -> None:
         """Close the kept session (the next probe opens it again)."""

@@ -19,7 +19,7 @@ from pgwarden.ha.rules import cold_start
 from pgwarden.ha.rules.failsafe import may_not_race, rival
 from pgwarden.ha.rules.standing import Standing
 from pgwarden.ha.rules.switchover import active_intent, intent_kind
-from pgwarden.model import ClusterView, DataDir, Lsn, SwitchoverIntent, SyncMode
+from pgwarden.model import ZERO, ClusterView, DataDir, Lsn, SwitchoverIntent, SyncMode
 
 
 def no_leader(obs: Observation) -> Decision | None:
@@ -79,20 +79,18 @@ def _race(obs: Observation, intent: SwitchoverIntent | None) -> Decision:
     config = view.config
     my_lsn = local.lsn
     status = view.status
-    # The published position counts only if it speaks of another member and of our timeline or a
-    # newer one: a position from an older timeline (a leader that died before publishing its own)
-    # or our own old one would stall failover for ever; then candidates just compare each other.
-    # A standby that has not even reached the leader's timeline is at least that far behind.
-    newer_or_same = local.timeline is None or (status is not None and status.timeline >= local.timeline)
-    if status is not None and status.name != obs.name and newer_or_same:
-        lag = status.lsn - my_lsn if my_lsn else status.lsn.value
-        if lag > config.maximum_lag_on_failover:
-            return act(
-                Reason.NOT_RACING_LAG,
-                lag=lag,
-                leader_lsn=str(status.lsn),
-                limit=config.maximum_lag_on_failover,
-            )
+    # The last leader's published position bounds our lag unless it is our own or from an older
+    # timeline than ours (ClusterView.lag says why); then candidates just compare each other. A
+    # standby that has not even reached the leader's timeline is at least that far behind, and
+    # one that knows no position of its own is behind by all of it.
+    lag = view.lag(obs.name, my_lsn or ZERO, local.timeline, failover=True)
+    if lag is not None and status is not None and lag > config.maximum_lag_on_failover:
+        return act(
+            Reason.NOT_RACING_LAG,
+            lag=lag,
+            leader_lsn=str(status.lsn),
+            limit=config.maximum_lag_on_failover,
+        )
     newest = _newer_timeline(view, local.timeline)
     if newest is not None:
         # The cluster went on to a newer timeline without us: our WAL may have forked from it (a

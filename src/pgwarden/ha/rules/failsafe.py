@@ -42,6 +42,7 @@ from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import FailsafeEpisode, Observation, Promise
 from pgwarden.ha.reasons import Reason
 from pgwarden.model import FAILSAFE, ClusterView, LocalState, StoreKey
+from pgwarden.model.deadline import holds
 
 
 def topology(view: ClusterView) -> dict[str, str]:
@@ -191,7 +192,7 @@ def refuse_promise(
         return "this member runs PostgreSQL read-write"
     if view.leader is not None and view.leader.name != leader:
         return f"this member sees {view.leader.name} as the leader"
-    if held is not None and now < held.until and held.leader != leader:
+    if held is not None and holds(held.until, now) and held.leader != leader:
         return f"this member promised {held.leader} for {held.until - now:.1f}s more"
     if racing:
         return "this member is racing for the leader key"

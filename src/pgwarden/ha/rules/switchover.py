@@ -28,7 +28,6 @@ from pgwarden.ha.rules.standing import Standing
 from pgwarden.model import (
     ClusterView,
     ControlState,
-    Lsn,
     Member,
     PgState,
     Role,
@@ -141,7 +140,6 @@ def choose_candidate(view: ClusterView, candidate: str | None, failover: bool = 
         raise Refused("the cluster has no leader to switch over from; use a failover")
     if candidate is None and view.config.pause:
         raise Refused("the cluster is paused: name the candidate explicitly")
-    position = _leader_position(view)
     timeline = leader.timeline if leader is not None else None
     limit = view.config.maximum_lag_on_failover
     sync = view.sync.members if view.config.synchronous_mode is not SyncMode.OFF and view.sync else None
@@ -152,7 +150,7 @@ def choose_candidate(view: ClusterView, candidate: str | None, failover: bool = 
         unfit = unfit_candidate(member, timeline)
         if unfit or member is None:
             return unfit
-        lag = position - member.lsn if position is not None and member.lsn is not None else None
+        lag = view.lag(member.name, member.lsn, member.timeline, failover=True)
         if lag is not None and lag > limit:
             return f"candidate {member.name} lags {lag} bytes behind (maximum_lag_on_failover {limit})"
         if sync is not None and sync and member.name not in sync:
@@ -173,10 +171,3 @@ def choose_candidate(view: ClusterView, candidate: str | None, failover: bool = 
 
 class Refused(Exception):
     """A switchover or failover that cannot be safe; the message says why."""
-
-
-def _leader_position(view: ClusterView) -> Lsn | None:
-    """The leader's published position; without a leader, the last one published (failover)."""
-    if view.status is not None and (view.leader is None or view.status.name == view.leader.name):
-        return view.status.lsn
-    return view.leader_member.lsn if view.leader_member is not None else None
