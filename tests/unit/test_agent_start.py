@@ -12,6 +12,9 @@ import pytest
 # Modules of the command line (and its libraries) that the agent never runs, and those it loads at
 # the first request that needs them (GET /metrics, GET /openapi.json).
 CLI_ONLY = ("typer", "pgwarden.cli.main", "pgwarden.drill", "pgwarden.client", "pgwarden.local.stack")
+# The CLI's HTTP client and what it brings (its own command line among them): the agent talks to
+# etcd and its peers over http.client (pgwarden/outbound_http.py), 8 MB less (docs/benchmarks.md).
+CLI_HTTP = ("httpx", "httpcore", "anyio", "h11", "rich", "click", "pygments", "certifi")
 ON_REQUEST = ("prometheus_client", "pgwarden.api.metrics", "pgwarden.api.openapi")
 
 
@@ -33,7 +36,9 @@ def test_the_agent_loads_none_of_the_command_lines_modules() -> None:
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert "pgwarden.agent.loop" in loaded
-    found = [m for m in loaded if any(m == n or m.startswith(n + ".") for n in CLI_ONLY + ON_REQUEST)]
+    found = [
+        m for m in loaded if any(m == n or m.startswith(n + ".") for n in CLI_ONLY + CLI_HTTP + ON_REQUEST)
+    ]
     assert found == []
 
 

@@ -15,12 +15,11 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-import httpx
-
 from pgwarden.agent.guard import describe
 from pgwarden.agent.peer_answer import MAX_ANSWER_BYTES, BadAnswer, read_peer_answer
 from pgwarden.ha.observation import PeerStatus
 from pgwarden.model import Member
+from pgwarden.outbound_http import HttpClient, unverified
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +33,7 @@ class PeerClient:
         presents this agent's client certificate (``api.tls.peer_context``); None calls https peers
         without verifying them."""
         self._timeout = timeout
-        verify: ssl.SSLContext | bool = tls if tls is not None else False
-        transport = httpx.HTTPTransport(local_address=bind_address, verify=verify) if bind_address else None
-        self._http = httpx.Client(timeout=timeout, transport=transport, verify=verify, headers=_HEADERS)
+        self._http = HttpClient(source=bind_address, tls=tls or unverified(), headers=_HEADERS)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="peer")
         self._problems: dict[str, str] = {}  # peer -> why it was unknown last time (log once per change)
 
@@ -76,7 +73,7 @@ class PeerClient:
         body = bytearray()
         # Any status counts: an unhealthy node answers 503 with its status document.
         with self._http.stream("GET", f"{member.api_url}/patroni", timeout=remaining) as reply:
-            for chunk in reply.iter_raw():
+            for chunk in reply.chunks():
                 body += chunk
                 if len(body) > MAX_ANSWER_BYTES:
                     raise BadAnswer(f"answer larger than {MAX_ANSWER_BYTES} bytes")

@@ -74,7 +74,6 @@ def run(config: Path) -> int:
         print(f"pgwarden: {problem}", file=sys.stderr)
     if problems:
         return REFUSED
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     def load() -> NodeConfig:  # again on SIGHUP (agent/node_reload.py)
         return load_node_config(config, other_data_dirs=data_dirs_beside(config))
