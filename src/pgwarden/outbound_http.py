@@ -10,8 +10,7 @@ latency on a kept connection is no worse. What the agent needs of a client is sm
   further by ``connect``), and a body that trickles in past it ends with `Timeout`;
 - the source address bound (``source``): tests cut one node's loopback address from the rest;
 - TLS with the given context (client certificate, CA; a ``ReloadableClientContext`` hands every
-  new connection the context built last), the system's CAs without one; `unverified` is asked
-  for by name (peers called over https without api.tls settings);
+  new connection the context built last), the system's CAs without one;
 - answers streamed (`Reply.chunks`, `Reply.lines`), so a caller caps a body as it arrives;
 - connections kept for ``keepalive`` seconds and shared between threads: one connection serves
   one request at a time; a kept connection the other side closed (readable while idle) is
@@ -56,14 +55,6 @@ class Timeout(TransportError):
 
 class ReadError(TransportError):
     """The connection broke, or the other side did not speak HTTP, after it was made."""
-
-
-def unverified() -> ssl.SSLContext:
-    """A context that checks nothing of the server: for peers when api.tls gives no CA."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class Reply:

@@ -22,10 +22,11 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from pgwarden.agent.lease import monotonic
+from pgwarden.api.tls import client_context
 from pgwarden.ha.observation import Promise
 from pgwarden.ha.rules.failsafe import refuse_promise
 from pgwarden.model import ClusterView, LocalState
-from pgwarden.outbound_http import HttpClient, TransportError, unverified
+from pgwarden.outbound_http import HttpClient, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ class FailsafeClient:
         client does (a POST /failsafe is an operation: api.tls.verify_client applies to it)."""
         self._body: dict[str, Any] = {"name": me, "api_url": api_url, "conn_url": conn_url}
         self._timeout = timeout
-        self._http = HttpClient(source=bind_address, tls=tls or unverified(), basic_auth=auth)
+        verify = tls or client_context(None, insecure=True)
+        self._http = HttpClient(source=bind_address, tls=verify, basic_auth=auth)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="failsafe")
 
     def ask(self, members: Sequence[tuple[str, str]], seconds: float) -> Mapping[str, str]:

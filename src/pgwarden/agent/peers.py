@@ -17,9 +17,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from pgwarden.agent.guard import describe
 from pgwarden.agent.peer_answer import MAX_ANSWER_BYTES, BadAnswer, read_peer_answer
+from pgwarden.api.tls import client_context
 from pgwarden.ha.observation import PeerStatus
 from pgwarden.model import Member
-from pgwarden.outbound_http import HttpClient, unverified
+from pgwarden.outbound_http import HttpClient
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ class PeerClient:
         presents this agent's client certificate (``api.tls.peer_context``); None calls https peers
         without verifying them."""
         self._timeout = timeout
-        self._http = HttpClient(source=bind_address, tls=tls or unverified(), headers=_HEADERS)
+        verify = tls or client_context(None, insecure=True)
+        self._http = HttpClient(source=bind_address, tls=verify, headers=_HEADERS)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="peer")
         self._problems: dict[str, str] = {}  # peer -> why it was unknown last time (log once per change)
 
