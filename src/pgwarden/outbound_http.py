@@ -24,6 +24,7 @@ is the one OpenSSL or the socket gave, which callers turn into sentences (dcs/et
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import select
 import socket
@@ -236,7 +237,10 @@ class HttpClient:
             raise Timeout("timed out before sending")
         sock.settimeout(left)
         try:
-            conn.request(method, target, body=body, headers={**self._headers, **(headers or {})})
+            # A server may refuse before reading the request (TLS 1.3: a client certificate it
+            # wants was not sent): its answer, or alert, says why; read it rather than the EOF.
+            with contextlib.suppress(OSError):
+                conn.request(method, target, body=body, headers={**self._headers, **(headers or {})})
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             response = conn.getresponse()
         except TimeoutError as exc:

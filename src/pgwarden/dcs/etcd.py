@@ -205,7 +205,15 @@ class EtcdStore:
         # Grpc-Metadata-Hasleader makes a member without a leader answer "no leader" at once
         # instead of waiting (and, for watches, which are not linearizable, instead of serving
         # a stream that will never see an event); that answer moves us on to the next member.
-        headers = {"Grpc-Metadata-Hasleader": "true", "Content-Type": "application/json"}
+        # Accept is not optional: the gateway forwards it as "grpcgateway-accept", which is how
+        # etcd tells its gateway's calls apart; without it, etcd 3.4 takes the CommonName of the
+        # certificate the gateway dials with (the member's own) as the user of a call without a
+        # token (a "permission denied" instead of "user name is empty", or worse, its rights).
+        headers = {
+            "Grpc-Metadata-Hasleader": "true",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
         return HttpClient(source=bind_address, tls=tls, headers=headers, keepalive=KEEPALIVE)
 
     # -- transport ---------------------------------------------------------------------------
