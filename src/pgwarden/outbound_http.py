@@ -211,6 +211,10 @@ class HttpClient:
         except OSError as exc:  # refused, unreachable, TLS handshake (ssl.SSLError is an OSError)
             conn.close()
             raise ConnectError(_text(exc)) from None
+        # http.client writes the headers and the body in two sends: without this, Nagle's
+        # algorithm holds the body back until the headers are acknowledged (a delayed ACK).
+        assert conn.sock is not None
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
 
     def _keep(self, origin: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
