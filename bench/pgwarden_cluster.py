@@ -156,3 +156,11 @@ def baseline(source: Path) -> PgwardenCluster:
     from there (``python -m pgwarden agent``, which every build has), the rest from this one."""
     command = ("env", f"PYTHONPATH={source.resolve()}", sys.executable, "-m", "pgwarden", "agent")
     return PgwardenCluster(label="pgwarden baseline", agent_command=command)
+
+
+def system_libpq() -> PgwardenCluster:
+    """pgwarden whose agents run psycopg's pure-Python implementation over the system's libpq
+    (``PSYCOPG_IMPL=python``; Debian's libpq5, which every PostgreSQL server has) instead of the
+    libpq and OpenSSL that psycopg-binary carries."""
+    command = ("env", "PSYCOPG_IMPL=python", sys.executable, "-m", "pgwarden", "agent")
+    return PgwardenCluster(label="pgwarden, system libpq", agent_command=command)

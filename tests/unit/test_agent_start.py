@@ -69,3 +69,33 @@ def test_the_agent_entry_asks_for_its_config() -> None:
     result = _python("-m", "pgwarden.agent")
     assert result.returncode == 2
     assert "-c/--config" in result.stderr
+
+
+PSYCOPG_IMPL = (
+    "import os, sys\n"
+    "from pgwarden.agent.start import prefer_system_libpq\n"
+    "prefer_system_libpq()\n"
+    "import psycopg\n"
+    "print(psycopg.pq.__impl__, os.environ.get('PSYCOPG_IMPL', '-'))"
+)
+
+
+def test_the_agent_uses_the_systems_libpq_and_leaves_its_environment_as_it_was() -> None:
+    # This machine has Debian's libpq5 (PostgreSQL's own client library) installed.
+    result = _python("-c", PSYCOPG_IMPL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["python", "-"]
+
+
+def test_a_psycopg_implementation_the_user_chose_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PSYCOPG_IMPL", "binary")
+    result = _python("-c", PSYCOPG_IMPL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["binary", "binary"]
+
+
+def test_without_a_usable_system_libpq_psycopg_binary_serves() -> None:
+    unusable = "import ctypes.util\nctypes.util.find_library = lambda name: '/nonexistent/libpq.so.5'\n"
+    result = _python("-c", unusable + PSYCOPG_IMPL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["binary", "-"]
