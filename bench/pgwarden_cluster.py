@@ -158,9 +158,9 @@ def baseline(source: Path) -> PgwardenCluster:
     return PgwardenCluster(label="pgwarden baseline", agent_command=command)
 
 
-def system_libpq() -> PgwardenCluster:
-    """pgwarden whose agents run psycopg's pure-Python implementation over the system's libpq
-    (``PSYCOPG_IMPL=python``; Debian's libpq5, which every PostgreSQL server has) instead of the
-    libpq and OpenSSL that psycopg-binary carries."""
-    command = ("env", "PSYCOPG_IMPL=python", sys.executable, "-m", "pgwarden", "agent")
-    return PgwardenCluster(label="pgwarden, system libpq", agent_command=command)
+
+def psycopg_binary() -> PgwardenCluster:
+    """pgwarden whose agents run psycopg-binary (its own libpq and OpenSSL, ``PSYCOPG_IMPL=binary``)
+    instead of psycopg over the system's libpq, which the agent prefers (agent/start.py)."""
+    command = ("env", "PSYCOPG_IMPL=binary", sys.executable, "-m", "pgwarden", "agent")
+    return PgwardenCluster(label="pgwarden, psycopg-binary", agent_command=command)

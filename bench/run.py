@@ -21,7 +21,7 @@ from pathlib import Path
 from bench import document, machine
 from bench.cluster import ClusterUnderTest
 from bench.patroni_cluster import DEFAULTS, FASTEST, PATRONI, PatroniCluster
-from bench.pgwarden_cluster import PgwardenCluster, baseline, system_libpq
+from bench.pgwarden_cluster import PgwardenCluster, baseline, psycopg_binary
 from bench.plan import ALL_PHASES, PHASE_METRICS, TIMING_FREE, Options, Session
 from bench.report import Results, Target
 
@@ -30,9 +30,9 @@ SYSTEMS: dict[str, tuple[str, Callable[[], ClusterUnderTest]]] = {
     "pgwarden": ("pgwarden", PgwardenCluster),
     "patroni-fastest": ("Patroni fastest", lambda: PatroniCluster(FASTEST, "Patroni fastest")),
     "patroni-defaults": ("Patroni defaults", lambda: PatroniCluster(DEFAULTS, "Patroni defaults")),
-    # Not in the default set: the same agents with psycopg over the system's libpq (one OpenSSL
-    # in the process instead of two), to measure what that packaging choice saves.
-    "pgwarden-system-libpq": ("pgwarden, system libpq", system_libpq),
+    # Not in the default set: the same agents with psycopg-binary's own libpq and OpenSSL instead
+    # of the system's libpq (agent/start.py prefers it), to measure what that choice saves.
+    "pgwarden-psycopg-binary": ("pgwarden, psycopg-binary", psycopg_binary),
 }
 FULL = Options()
 QUICK = Options(
