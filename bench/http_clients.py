@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
+import sys
 import sysconfig
 import tempfile
 import time
@@ -168,6 +170,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--network", default="127.0.144", help="loopback /24 to use (first three octets)")
     opts = parser.parse_args()
+    # A stop (timeout's SIGTERM) must still end the etcd members: through the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     host, src = f"{opts.network}.21", f"{opts.network}.11"
     d = Path(tempfile.mkdtemp(prefix="pgw-http-"))
     pids = []
