@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 # How many idle connections to one origin are kept; more (a burst of hedged renewals) are closed.
 MAX_IDLE = 8
 CHUNK = 64 * 1024
-# The longest line `Reply.lines` returns: an etcd watch message is one line (values ≤ 1.5 MiB).
+# The longest line `Reply.lines` returns by default.
 MAX_LINE = 4 * 1024 * 1024
 
 
@@ -82,17 +82,26 @@ class Reply:
                 return
             yield chunk
 
-    def lines(self) -> Iterator[bytes]:
-        """The body line by line (without the newline), each at most MAX_LINE bytes."""
-        pending = b""
+    def lines(self, limit: int = MAX_LINE) -> Iterator[bytes]:
+        """The body line by line (without the newline), each at most ``limit`` bytes."""
+        line = bytearray()
         for chunk in self.chunks():
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            yield from complete
-            if len(pending) > MAX_LINE:
-                raise ReadError(f"a line of the answer is longer than {MAX_LINE} bytes")
-        if pending:
-            yield pending
+            start = 0  # only the new bytes are searched: a long line costs no quadratic copying
+            while (end := chunk.find(b"\n", start)) >= 0:
+                line += chunk[start:end]
+                yield self._line(line, limit)
+                line.clear()
+                start = end + 1
+            line += chunk[start:]
+            self._line(line, limit)
+        if line:
+            yield self._line(line, limit)
+
+    @staticmethod
+    def _line(line: bytearray, limit: int) -> bytes:
+        if len(line) > limit:
+            raise ReadError(f"a line of the answer is longer than {limit} bytes")
+        return bytes(line)
 
     def read(self, limit: int) -> bytes:
         """The whole body; ReadError past ``limit`` bytes."""

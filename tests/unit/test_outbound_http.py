@@ -256,3 +256,12 @@ def _tls_server_only(pki: Pki) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(files.cert, files.key)
     return context
+
+
+def test_a_line_longer_than_the_limit_is_refused(http: HttpClient) -> None:
+    with (
+        server() as url,
+        http.stream("GET", url + "/big", timeout=5) as reply,
+        pytest.raises(ReadError, match="longer than 100000 bytes"),
+    ):
+        list(reply.lines(100_000))

@@ -546,7 +546,7 @@ class EtcdStore:
                 error = _error_of(self._parse_body(response.status, text, self._settings))
                 if error is not None:
                     raise self._refused(index, *error)
-            for line in response.lines():
+            for line in response.lines(MAX_ANSWER_BYTES):  # one watch message per line
                 if not line.strip():
                     continue
                 message = json.loads(line)
