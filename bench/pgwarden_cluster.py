@@ -156,3 +156,11 @@ def baseline(source: Path) -> PgwardenCluster:
     from there (``python -m pgwarden agent``, which every build has), the rest from this one."""
     command = ("env", f"PYTHONPATH={source.resolve()}", sys.executable, "-m", "pgwarden", "agent")
     return PgwardenCluster(label="pgwarden baseline", agent_command=command)
+
+
+
+def psycopg_binary() -> PgwardenCluster:
+    """pgwarden whose agents run psycopg-binary (its own libpq and OpenSSL, ``PSYCOPG_IMPL=binary``)
+    instead of psycopg over the system's libpq, which the agent prefers (agent/start.py)."""
+    command = ("env", "PSYCOPG_IMPL=binary", sys.executable, "-m", "pgwarden", "agent")
+    return PgwardenCluster(label="pgwarden, psycopg-binary", agent_command=command)

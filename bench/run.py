@@ -21,7 +21,7 @@ from pathlib import Path
 from bench import document, machine
 from bench.cluster import ClusterUnderTest
 from bench.patroni_cluster import DEFAULTS, FASTEST, PATRONI, PatroniCluster
-from bench.pgwarden_cluster import PgwardenCluster, baseline
+from bench.pgwarden_cluster import PgwardenCluster, baseline, psycopg_binary
 from bench.plan import ALL_PHASES, PHASE_METRICS, TIMING_FREE, Options, Session
 from bench.report import Results, Target
 
@@ -30,6 +30,9 @@ SYSTEMS: dict[str, tuple[str, Callable[[], ClusterUnderTest]]] = {
     "pgwarden": ("pgwarden", PgwardenCluster),
     "patroni-fastest": ("Patroni fastest", lambda: PatroniCluster(FASTEST, "Patroni fastest")),
     "patroni-defaults": ("Patroni defaults", lambda: PatroniCluster(DEFAULTS, "Patroni defaults")),
+    # Not in the default set: the same agents with psycopg-binary's own libpq and OpenSSL instead
+    # of the system's libpq (agent/start.py prefers it), to measure what that choice saves.
+    "pgwarden-psycopg-binary": ("pgwarden, psycopg-binary", psycopg_binary),
 }
 FULL = Options()
 QUICK = Options(
@@ -97,7 +100,8 @@ def main() -> None:
     options = QUICK if args.quick else FULL
     if args.runs:
         options = Options(**{**options.__dict__, "runs": args.runs})
-    default_systems = "pgwarden,patroni-fastest" if args.quick else ",".join(SYSTEMS)
+    full = "pgwarden,patroni-fastest,patroni-defaults"
+    default_systems = "pgwarden,patroni-fastest" if args.quick else full
     systems = [s.strip() for s in (args.systems or default_systems).split(",") if s.strip()]
     if args.baseline and "pgwarden-baseline" not in systems:
         systems.insert(1 if systems[:1] == ["pgwarden"] else 0, "pgwarden-baseline")

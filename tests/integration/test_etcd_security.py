@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -255,11 +256,22 @@ def test_renewals_every_quarter_second_never_miss_while_tokens_expire_and_a_memb
 def test_a_tls_handshake_happens_once_per_connection_not_per_call(secure_etcd: EtcdCluster) -> None:
     with agent_store(secure_etcd) as store:
         store.get_prefix("/contract/")
-        pool = store._client._transport._pool  # type: ignore[attr-defined]
-        before = {id(c) for c in pool.connections}
+        assert store._tls is not None
+        # Every new connection is wrapped by the store's context: count the wrappings (handshakes).
+        handshakes: list[str] = []
+        wrap = store._tls.wrap_socket
+
+        def counted(sock: socket.socket, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+            handshakes.append(str(kwargs.get("server_hostname")))
+            return wrap(sock, *args, **kwargs)
+
+        store._tls.wrap_socket = counted  # type: ignore[method-assign]
         for _ in range(20):
             store.get_prefix("/contract/")
-        assert {id(c) for c in pool.connections} == before
+        assert handshakes == []
+        store._client.close()  # the kept connections gone: the next call shakes hands once
+        store.get_prefix("/contract/")
+        assert len(handshakes) == 1
 
 
 def test_a_rotated_client_certificate_is_taken_for_new_connections_and_a_bad_one_is_refused(

@@ -12,6 +12,9 @@ import pytest
 # Modules of the command line (and its libraries) that the agent never runs, and those it loads at
 # the first request that needs them (GET /metrics, GET /openapi.json).
 CLI_ONLY = ("typer", "pgwarden.cli.main", "pgwarden.drill", "pgwarden.client", "pgwarden.local.stack")
+# The CLI's HTTP client and what it brings (its own command line among them): the agent talks to
+# etcd and its peers over http.client (pgwarden/outbound_http.py), 8 MB less (docs/benchmarks.md).
+CLI_HTTP = ("httpx", "httpcore", "anyio", "h11", "rich", "click", "pygments", "certifi")
 ON_REQUEST = ("prometheus_client", "pgwarden.api.metrics", "pgwarden.api.openapi")
 
 
@@ -33,7 +36,9 @@ def test_the_agent_loads_none_of_the_command_lines_modules() -> None:
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert "pgwarden.agent.loop" in loaded
-    found = [m for m in loaded if any(m == n or m.startswith(n + ".") for n in CLI_ONLY + ON_REQUEST)]
+    found = [
+        m for m in loaded if any(m == n or m.startswith(n + ".") for n in CLI_ONLY + CLI_HTTP + ON_REQUEST)
+    ]
     assert found == []
 
 
@@ -64,3 +69,33 @@ def test_the_agent_entry_asks_for_its_config() -> None:
     result = _python("-m", "pgwarden.agent")
     assert result.returncode == 2
     assert "-c/--config" in result.stderr
+
+
+PSYCOPG_IMPL = (
+    "import os, sys\n"
+    "from pgwarden.agent.start import prefer_system_libpq\n"
+    "prefer_system_libpq()\n"
+    "import psycopg\n"
+    "print(psycopg.pq.__impl__, os.environ.get('PSYCOPG_IMPL', '-'))"
+)
+
+
+def test_the_agent_uses_the_systems_libpq_and_leaves_its_environment_as_it_was() -> None:
+    # This machine has Debian's libpq5 (PostgreSQL's own client library) installed.
+    result = _python("-c", PSYCOPG_IMPL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["python", "-"]
+
+
+def test_a_psycopg_implementation_the_user_chose_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PSYCOPG_IMPL", "binary")
+    result = _python("-c", PSYCOPG_IMPL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["binary", "binary"]
+
+
+def test_without_a_usable_system_libpq_psycopg_binary_serves() -> None:
+    unusable = "import ctypes.util\nctypes.util.find_library = lambda name: '/nonexistent/libpq.so.5'\n"
+    result = _python("-c", unusable + PSYCOPG_IMPL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["binary", "-"]

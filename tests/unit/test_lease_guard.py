@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
+from pgwarden.agent import lease_guard
 from pgwarden.agent.guard import ErrorCounts
 from pgwarden.agent.lease import LeaderLease
 from pgwarden.agent.lease_guard import LeaseGuard
@@ -124,3 +127,22 @@ def test_a_fence_that_cannot_be_fed_does_not_keep_the_guard_from_its_check() -> 
     g = LeaseGuard(lease, pg, lambda: True, clock, feed=broken_feed)  # type: ignore[arg-type]
     clock.now = 103.0
     assert g.check() and pg.calls[0] == ("stop", "immediate")
+
+
+def test_a_guard_without_a_lease_wakes_at_once_when_one_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle (no deadline), the guard looks rarely; a lease taken wakes it: with the idle interval
+    made a minute, a deadline that has already passed is still enforced within seconds."""
+    monkeypatch.setattr(lease_guard, "_IDLE_INTERVAL", 60.0)
+    lease, pg = LeaderLease(), Postgres()
+    g = LeaseGuard(lease, pg, lambda: True)  # type: ignore[arg-type]
+    g.start()
+    try:
+        time.sleep(0.3)  # the guard has looked once and now waits (no deadline)
+        assert pg.calls == []
+        lease.renewed(7, sent_at=time.monotonic() - 10, ttl=4.0)  # a deadline long passed
+        deadline = time.monotonic() + 10
+        while not pg.calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        g.stop()
+    assert pg.calls[:1] == [("stop", "immediate")]

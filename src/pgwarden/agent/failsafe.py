@@ -12,6 +12,7 @@ given at all is ``ha.rules.failsafe.refuse_promise``, a pure function of the mem
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import ssl
@@ -20,15 +21,18 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-import httpx
-
 from pgwarden.agent.lease import monotonic
+from pgwarden.api.tls import client_context
 from pgwarden.ha.observation import Promise
 from pgwarden.ha.rules.failsafe import refuse_promise
 from pgwarden.model import ClusterView, LocalState
 from pgwarden.model.deadline import holds
+from pgwarden.outbound_http import HttpClient, TransportError
 
 log = logging.getLogger(__name__)
+
+# A promise's answer is a small JSON document; a member answering more is not listened to further.
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 class PromiseBox:
@@ -99,11 +103,8 @@ class FailsafeClient:
         client does (a POST /failsafe is an operation: api.tls.verify_client applies to it)."""
         self._body: dict[str, Any] = {"name": me, "api_url": api_url, "conn_url": conn_url}
         self._timeout = timeout
-        verify: ssl.SSLContext | bool = tls if tls is not None else False
-        transport = httpx.HTTPTransport(local_address=bind_address, verify=verify) if bind_address else None
-        self._http = httpx.Client(
-            timeout=timeout, transport=transport, verify=verify, auth=auth, trust_env=False
-        )
+        verify = tls or client_context(None, insecure=True)
+        self._http = HttpClient(source=bind_address, tls=verify, basic_auth=auth)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="failsafe")
 
     def ask(self, members: Sequence[tuple[str, str]], seconds: float) -> Mapping[str, str]:
@@ -122,18 +123,23 @@ class FailsafeClient:
         return refused
 
     def _ask(self, url: str, body: Mapping[str, Any]) -> str | None:
+        payload = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
         try:
-            reply = self._http.post(f"{url}/failsafe", json=body)
-        except httpx.HTTPError as exc:
+            with self._http.stream(
+                "POST", f"{url}/failsafe", body=payload, headers=headers, timeout=self._timeout
+            ) as reply:
+                status, text = reply.status, reply.read(MAX_ANSWER_BYTES).decode("utf-8", "replace")
+        except (TransportError, ValueError) as exc:  # ValueError: a URL that is no http(s) URL
             return f"unreachable: {exc or type(exc).__name__}"
-        if reply.status_code == 200:
+        if status == 200:
             return None
         try:
-            doc = reply.json()
+            doc = json.loads(text)
             why = doc.get("error") if isinstance(doc, dict) else None
         except ValueError:
             why = None
-        return f"HTTP {reply.status_code}: {why or reply.text[:200]}"
+        return f"HTTP {status}: {why or text[:200]}"
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -3,11 +3,12 @@
 ``decide`` demotes a primary whose lease ran out, but only when the loop gets to call it: a cycle
 stuck in etcd requests (cut from etcd right after a renewal: each request waits its timeout on
 every member) can overrun the deadline by seconds, while etcd hands the key to a standby. This
-thread needs no etcd and no SQL: every 50 ms it compares the monotonic clock with the deadline of
-the lease the loop last renewed, and if PostgreSQL may still be a primary it stops it at once and
-leaves it configured as a standby. The loop then finds it stopped and decides as usual (take the
-key back if it is still ours, or follow whoever has it). It dies with the agent: the fence, a
-process of its own that it feeds the same deadline, enforces it when the agent cannot.
+thread needs no etcd and no SQL: every 50 ms while there is a deadline, it compares the monotonic
+clock with the deadline of the lease the loop last renewed, and if PostgreSQL may still be a
+primary it stops it at once and leaves it configured as a standby. The loop then finds it stopped
+and decides as usual (take the key back if it is still ours, or follow whoever has it). It dies
+with the agent: the fence, a process of its own that it feeds the same deadline, enforces it when
+the agent cannot.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from pgwarden.postgres.controller import PostgresController
 log = logging.getLogger(__name__)
 
 _INTERVAL = 0.05
+# Without a deadline (a standby: most of the time, on most members) there is nothing to enforce,
+# and a deadline appears only through LeaderLease's changes, which wake this thread at once (a
+# listener); so it looks only this often, for 1 wake-up a second instead of 20 (CPU: measured
+# in docs/benchmarks.md). The watchdog's limit, set without a notice, only ever shortens a
+# deadline that exists: with one, the 50 ms look stays.
+_IDLE_INTERVAL = 1.0
 
 
 class LeaseGuard:
@@ -47,6 +54,8 @@ class LeaseGuard:
         self._feed = feed
         self._after_stop = after_stop  # PostgreSQL stopped: the watchdog has nothing left to guard
         self._stop = threading.Event()
+        self._changed = threading.Event()  # the deadline may have moved, or stop() was called
+        lease.listeners.append(self._changed.set)
         self._thread = threading.Thread(target=self._run, name="lease-guard", daemon=True)
         self.fired = 0
 
@@ -55,6 +64,7 @@ class LeaseGuard:
 
     def stop(self) -> None:
         self._stop.set()
+        self._changed.set()
         self._thread.join(2)
 
     def check(self) -> bool:
@@ -86,5 +96,7 @@ class LeaseGuard:
     def _run(self) -> None:
         # Above all the other threads this one must outlive any error: it is safety rule 1 when the
         # loop is stuck or failing.
-        while not self._stop.wait(_INTERVAL):
+        while not self._stop.is_set():
+            self._changed.clear()  # before looking: a change from now on wakes the wait below
             survive("lease-guard", self._errors, self.check)
+            self._changed.wait(_INTERVAL if self._lease.deadline() is not None else _IDLE_INTERVAL)

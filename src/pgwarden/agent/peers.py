@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-import httpx
-
 from pgwarden.agent.guard import describe
 from pgwarden.agent.peer_answer import MAX_ANSWER_BYTES, BadAnswer, read_peer_answer
+from pgwarden.api.tls import client_context
 from pgwarden.ha.observation import PeerStatus
 from pgwarden.model import Member
+from pgwarden.outbound_http import HttpClient
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,8 @@ class PeerClient:
         presents this agent's client certificate (``api.tls.peer_context``); None calls https peers
         without verifying them."""
         self._timeout = timeout
-        verify: ssl.SSLContext | bool = tls if tls is not None else False
-        transport = httpx.HTTPTransport(local_address=bind_address, verify=verify) if bind_address else None
-        self._http = httpx.Client(timeout=timeout, transport=transport, verify=verify, headers=_HEADERS)
+        verify = tls or client_context(None, insecure=True)
+        self._http = HttpClient(source=bind_address, tls=verify, headers=_HEADERS)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="peer")
         self._problems: dict[str, str] = {}  # peer -> why it was unknown last time (log once per change)
 
@@ -81,9 +80,9 @@ class PeerClient:
         body = bytearray()
         # Any status counts: an unhealthy node answers 503 with its status document.
         with self._http.stream("GET", f"{member.api_url}{path}", timeout=remaining) as reply:
-            if path != "/patroni" and reply.status_code != 200:
-                raise BadAnswer(f"{member.api_url}{path} answered HTTP {reply.status_code}")
-            for chunk in reply.iter_raw():
+            if path != "/patroni" and reply.status != 200:
+                raise BadAnswer(f"{member.api_url}{path} answered HTTP {reply.status}")
+            for chunk in reply.chunks():
                 body += chunk
                 if len(body) > limit:
                     raise BadAnswer(f"answer larger than {limit} bytes")

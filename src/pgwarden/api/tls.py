@@ -138,9 +138,10 @@ def tls_problems(settings: ApiSettings) -> list[str]:
 class ReloadableClientContext(ssl.SSLContext):
     """A client context that hands every new connection to the context ``build`` made last.
 
-    HTTP clients (httpx) keep the context they are given for their whole life; wrapping through
-    this object lets ``reload`` swap the certificate without rebuilding the client, and a failed
-    build leaves the working context in place. Settings made on this object itself (ALPN, by the
+    HTTP clients (the agent's, pgwarden/outbound_http.py; the CLI's httpx) keep the context they
+    are given for their whole life; wrapping through this object lets ``reload`` swap the
+    certificate without rebuilding the client, and a failed build leaves the working context in
+    place. Settings made on this object itself (ALPN, by the
     HTTP client) are not used: the built context is what connects.
     """
 

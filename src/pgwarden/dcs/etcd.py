@@ -4,7 +4,7 @@ Why our own thin client rather than etcd3gw (or the gRPC client):
 
 - every request carries its own timeout, so a hung or partitioned member costs about
   ``timeout`` seconds and a whole call at most about ``timeout * len(endpoints)`` (each attempt
-  gets what is left of that budget; httpx applies it per phase: connect, send, read);
+  gets what is left of that budget, which bounds connecting, sending and reading together);
 - the client's *source* address can be bound (``bind_address``), so tests cut the network
   between one node's loopback address and etcd and leave the other nodes untouched;
 - the client rotates over several endpoints and sticks to the one that last answered;
@@ -26,7 +26,8 @@ within the call's own budget (dcs/etcd_auth.py). Connections are kept open betwe
 handshake per new connection only), also to the members not asked lately, for KEEPALIVE seconds.
 
 Thread safety: one `EtcdStore` may be shared by threads. Ordinary calls go through one
-``httpx.Client`` (its connection pool is thread-safe); `watch` uses a second client of its own,
+`HttpClient` (pgwarden/outbound_http.py: http.client on a thread-safe pool of kept
+connections); `watch` uses a second client of its own,
 so a long poll never holds a connection the agent's loop needs; parallel renewals run on a small
 thread pool of the store's own. The only other shared state is the index of the preferred
 endpoint, a plain int whose races are harmless.
@@ -45,12 +46,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
-
+from pgwarden import outbound_http
 from pgwarden.dcs import etcd_auth, etcd_tls
 from pgwarden.dcs.etcd_auth import EtcdAuth, TokenSource
 from pgwarden.dcs.store import KeyValue, LeaseExpired, Snapshot, StoreError, WatchEvent
 from pgwarden.model.node import Address, EtcdSettings
+from pgwarden.outbound_http import HttpClient, TransportError
 
 # gRPC codes the gateway passes through, which mean "this member cannot serve now, another
 # may": DeadlineExceeded ("request timed out") and Unavailable ("no leader", "leader changed").
@@ -125,16 +126,16 @@ def _is_transient(code: int | None, message: str) -> bool:
     )
 
 
-def _describe(exc: httpx.TransportError, budget: float, settings: EtcdSettings, host: str) -> str:
+def _describe(exc: TransportError, budget: float, settings: EtcdSettings, host: str) -> str:
     tls = etcd_tls.describe_tls(exc, settings, host) if settings.tls else None
     if tls is not None:
         return tls
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, outbound_http.Timeout):
         return f"timed out after {budget:.1f}s"
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectError) and "refused" in text.lower():
+    if isinstance(exc, outbound_http.ConnectError) and "refused" in text.lower():
         return "refused"
-    if not settings.tls and isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError):
+    if not settings.tls and isinstance(exc, outbound_http.ReadError):
         return f"{text} ({etcd_tls.PLAIN_TO_TLS_HINT})"
     return text
 
@@ -208,14 +209,20 @@ class EtcdStore:
         return cls(settings.hosts, timeout, settings.bind_address, settings=settings)
 
     @staticmethod
-    def _new_client(bind_address: str | None, tls: ssl.SSLContext | None) -> httpx.Client:
-        limits = httpx.Limits(keepalive_expiry=KEEPALIVE)
-        transport = httpx.HTTPTransport(local_address=bind_address, verify=tls or True, limits=limits)
+    def _new_client(bind_address: str | None, tls: ssl.SSLContext | None) -> HttpClient:
         # Grpc-Metadata-Hasleader makes a member without a leader answer "no leader" at once
         # instead of waiting (and, for watches, which are not linearizable, instead of serving
         # a stream that will never see an event); that answer moves us on to the next member.
-        headers = {"Grpc-Metadata-Hasleader": "true"}
-        return httpx.Client(transport=transport, headers=headers, trust_env=False)
+        # Accept is not optional: the gateway forwards it as "grpcgateway-accept", which is how
+        # etcd tells its gateway's calls apart; without it, etcd 3.4 takes the CommonName of the
+        # certificate the gateway dials with (the member's own) as the user of a call without a
+        # token (a "permission denied" instead of "user name is empty", or worse, its rights).
+        headers = {
+            "Grpc-Metadata-Hasleader": "true",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        return HttpClient(source=bind_address, tls=tls, headers=headers, keepalive=KEEPALIVE)
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -242,7 +249,7 @@ class EtcdStore:
         for index, endpoint, budget in self._attempts():
             try:
                 answer = self._exchange(index, path, body, budget)
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 failures.append((endpoint, _describe(exc, budget, self._settings, endpoint.host)))
                 continue
             except ValueError as exc:
@@ -267,7 +274,7 @@ class EtcdStore:
         """One call to one member, with a token when etcd wants one: asked for first when there is
         none (unless not ``eager``: then only once etcd refuses the call without one), and again
         (then the call repeated) when the member refuses the one sent. Raises
-        httpx.TransportError, ValueError (no JSON answer) or _EtcdAnswer (credentials refused)."""
+        TransportError, ValueError (no JSON answer) or _EtcdAnswer (credentials refused)."""
         deadline = time.monotonic() + budget
         auth = self._auth
         token = None
@@ -308,7 +315,7 @@ class EtcdStore:
                 answer = self._post(
                     index, etcd_auth.AUTHENTICATE, self._auth.request, None, time.monotonic() + AUTH_TIMEOUT
                 )
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 failures.append((endpoint, _describe(exc, AUTH_TIMEOUT, self._settings, endpoint.host)))
                 continue
             except ValueError as exc:
@@ -330,10 +337,10 @@ class EtcdStore:
         headers = {"Authorization": token} if token else None
         url = self._urls[index] + path
         with self._client.stream(
-            "POST", url, json=body, headers=headers, timeout=httpx.Timeout(budget)
+            "POST", url, body=json.dumps(body).encode(), headers=headers, timeout=budget
         ) as response:
             data = bytearray()
-            for chunk in response.iter_bytes():
+            for chunk in response.chunks():
                 data += chunk
                 if len(data) > MAX_ANSWER_BYTES:
                     raise StoreError(
@@ -341,7 +348,7 @@ class EtcdStore:
                         "junk keys under the cluster's prefix?"
                     )
             text = data.decode("utf-8", errors="replace")
-            return self._parse_body(response.status_code, text, self._settings)
+            return self._parse_body(response.status, text, self._settings)
 
     def _post_once(self, index: int, path: str, body: Json, budget: float) -> _Reply:
         """One request to one endpoint, never raising: what it answered, or why it did not. It
@@ -351,7 +358,7 @@ class EtcdStore:
         sent = time.monotonic()  # before the request leaves: the lease deadline counts from here
         try:
             answer = self._exchange(index, path, body, budget, eager=False)
-        except httpx.TransportError as exc:
+        except TransportError as exc:
             return _Reply(index, sent, failure=_describe(exc, budget, self._settings, endpoint.host))
         except ValueError as exc:
             return _Reply(index, sent, failure=str(exc))
@@ -400,10 +407,6 @@ class EtcdStore:
                     break  # the preferred member failed: ask everyone now, not after the hedge
             targets = [i for i in range(len(self._endpoints)) if i not in pending]
         raise self._unreachable([(self._endpoints[i], why) for i, why in sorted(failures.items())])
-
-    @staticmethod
-    def _parse(response: httpx.Response, settings: EtcdSettings) -> Json:
-        return EtcdStore._parse_body(response.status_code, response.text, settings)
 
     @staticmethod
     def _parse_body(status: int, text: str, settings: EtcdSettings) -> Json:
@@ -533,9 +536,9 @@ class EtcdStore:
                 return []
             try:
                 events = self._watch_with_token(index, request, connect=budget, wait=wait)
-            except httpx.TimeoutException:
+            except outbound_http.Timeout:
                 return []  # connected but nothing happened in time (or a hung member: same answer)
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 failures.append((endpoint, _describe(exc, budget, self._settings, endpoint.host)))
                 continue
             except ValueError as exc:
@@ -566,18 +569,19 @@ class EtcdStore:
     def _watch_once(
         self, index: int, request: Json, token: str | None, connect: float, wait: float
     ) -> list[WatchEvent]:
-        timeout = httpx.Timeout(wait, connect=min(connect, wait))
         url = f"{self._urls[index]}/v3/watch"
         headers = {"Authorization": token} if token else None
+        body = json.dumps({"create_request": request}).encode()
         with self._watch_client.stream(
-            "POST", url, json={"create_request": request}, headers=headers, timeout=timeout
+            "POST", url, body=body, headers=headers, timeout=wait, connect=min(connect, wait)
         ) as response:
-            if response.status_code >= 400:
-                response.read()
-                error = _error_of(self._parse(response, self._settings))  # ValueError if not JSON
+            if response.status >= 400:
+                text = response.read(MAX_ANSWER_BYTES).decode("utf-8", errors="replace")
+                # ValueError when it is not JSON: that member is skipped, like one that did not answer
+                error = _error_of(self._parse_body(response.status, text, self._settings))
                 if error is not None:
                     raise self._refused(index, *error)
-            for line in response.iter_lines():
+            for line in response.lines(MAX_ANSWER_BYTES):  # one watch message per line
                 if not line.strip():
                     continue
                 message = json.loads(line)

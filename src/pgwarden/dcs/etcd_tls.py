@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import ssl
 
-import httpx
-
 from pgwarden.api.tls import ReloadableClientContext
 from pgwarden.model.node import EtcdSettings
 
@@ -84,7 +82,7 @@ def _file_problem(settings: EtcdSettings, exc: Exception) -> str:
     return f"etcd: cannot use {files}: {why}"
 
 
-def describe_tls(exc: httpx.TransportError, settings: EtcdSettings, host: str) -> str | None:
+def describe_tls(exc: Exception, settings: EtcdSettings, host: str) -> str | None:
     """A TLS failure towards the member at ``host`` in words, or None when it is no TLS failure."""
     text = str(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text:
