@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 
 from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_commands, role_seen
@@ -343,6 +344,7 @@ class Agent:
             local = self.observer.refresh_local()
         member = member_record(self.config, local, self.requests.scheduled_restart())
         now = monotonic()
+        seen = time.time() if obs.store_ok else self.snapshots.get().store_seen_at
         # The API answers from this at once; etcd may take its time (or time out) below.
         self.snapshots.set(
             Snapshot(
@@ -358,6 +360,7 @@ class Agent:
                 self.lease.failsafe_deadline(),
                 self.promises.current(),
                 self.errors.counts(),
+                seen,
             )
         )
         if not obs.store_ok:
