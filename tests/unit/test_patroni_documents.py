@@ -39,9 +39,9 @@ def _view() -> Any:
     return b.view(
         members=members,
         config=DynamicConfig(
-            ttl=20,
-            loop_wait=1,
-            retry_timeout=3,
+            ttl=20.0,  # floats, as the config parser makes them
+            loop_wait=1.0,
+            retry_timeout=3.0,
             synchronous_mode=SyncMode.ON,
             parameters={"max_connections": 50},
         ),

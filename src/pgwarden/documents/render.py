@@ -237,7 +237,11 @@ def config_document(cfg: DynamicConfig) -> dict[str, Any]:
     """``GET /config`` the Patroni way: ``postgresql: {parameters, use_pg_rewind, use_slots, ...}``
     nested, ``synchronous_mode`` true/false (or "quorum"), ``synchronous_mode_strict`` beside
     pgwarden's ``synchronous_fallback``. PUT takes it back unchanged (config/dynamic.py)."""
-    flat = dynamic_config_to_dict(cfg)
+    # Whole seconds as integers, as Patroni writes them (pgwarden keeps fractions: loop_wait 0.5).
+    flat = {
+        k: int(v) if isinstance(v, float) and v.is_integer() else v
+        for k, v in dynamic_config_to_dict(cfg).items()
+    }
     nested = {key: flat.pop(key) for key in NESTED_KEYS if key in flat}
     nested["use_slots"] = True  # pgwarden always keeps a slot per member
     mode = cfg.synchronous_mode
