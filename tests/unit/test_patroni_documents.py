@@ -20,10 +20,10 @@ from pgwarden.agent.snapshot import Snapshot
 from pgwarden.documents.render import cluster_document, config_document, history_entries, history_objects
 from pgwarden.documents.status import status_document
 from pgwarden.model import DynamicConfig, Lsn, SyncMode
+from tests.support import api_fakes as fake
+from tests.support import builders as b
 from tests.support.documents import ENDPOINTS, ROLES, load_fixture, missing_fields
 from tests.support.schema import problems
-from tests.unit import builders as b
-from tests.unit import test_api_fakes as fake
 
 SCHEMAS = {"patroni": "Status", "cluster": "Cluster", "config": "ConfigDocument"}
 # Values a user chose (PostgreSQL parameters): their names are not a document's shape.
