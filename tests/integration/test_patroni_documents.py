@@ -26,6 +26,14 @@ from tests.support.schema import problems
 pytestmark = pytest.mark.skipif(not PATRONI.exists(), reason="Patroni is not installed: run `make deps`")
 
 SCHEMAS = {"patroni": "Status", "cluster": "Cluster", "config": "ConfigDocument"}
+# Differences on purpose (docs/rest-api.md#patroni-compatibility says each): a problem line of
+# missing_fields starting with one of these is expected. Everything else must match.
+ON_PURPOSE = {
+    # pgwarden's timing takes fractions of a second (retry_timeout 1.5 s by default): a whole
+    # number of seconds is shown as an integer, as Patroni does, a fraction as a number.
+    f"/config .{key}: Patroni has integer": "fractional seconds"
+    for key in ("ttl", "loop_wait", "retry_timeout", "primary_start_timeout")
+}
 
 
 def _shape(endpoint: str, document: Any) -> Any:
@@ -58,6 +66,7 @@ def test_pgwarden_has_every_field_patroni_has_with_its_type(
     for endpoint in ENDPOINTS:
         theirs, ours = patroni[role][endpoint], pgwarden[role][endpoint]
         found += [f"/{endpoint} {problem}" for problem in missing_fields(_shape(endpoint, theirs), ours)]
+    found = [line for line in found if not line.startswith(tuple(ON_PURPOSE))]
     assert found == [], f"{role}: pgwarden's documents differ from Patroni's:\n" + "\n".join(found)
 
 

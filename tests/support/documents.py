@@ -2,8 +2,9 @@
 
 ``collect(cluster)`` puts a 3-node cluster through the same steps on either system (healthy, one
 switchover so that /history has an entry, ``synchronous_mode`` on so that one standby is the
-synchronous one) and fetches ``/patroni``, ``/cluster``, ``/history`` and ``/config`` from the
-primary, the synchronous standby and the other standby. ``missing_fields(patroni, ours)`` lists
+synchronous one, one committed write every standby replays) and fetches ``/patroni``,
+``/cluster``, ``/history`` and ``/config`` from the primary, the synchronous standby and the other
+standby. ``missing_fields(patroni, ours)`` lists
 every field Patroni's document has that ours lacks or types differently: the differential test
 (tests/integration/test_patroni_documents.py) requires none, while pgwarden may add fields.
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from bench.cluster import ClusterUnderTest
 
@@ -79,6 +81,20 @@ def collect(cluster: ClusterUnderTest) -> dict[str, dict[str, Any]]:
     cluster.patch_config(cluster.sync_config("on"))
     cluster.wait_healthy(SETTLE, sync=True)
     roles = _wait(lambda: _roles(cluster), SETTLE, "a primary, a sync standby and a replica")
+    # One committed write, so that every standby has replayed a transaction (xlog.replayed_timestamp
+    # is null until then, on either system).
+    with psycopg.connect(cluster.router_conninfo(5), autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS documents_probe (at timestamptz)")
+        conn.execute("INSERT INTO documents_probe VALUES (now())")
+    _wait(
+        lambda: all(
+            (cluster.status(i) or {}).get("xlog", {}).get("replayed_timestamp")
+            for role, i in roles.items()
+            if role != "primary"
+        ),
+        SETTLE,
+        "every standby replaying the write",
+    )
     # Every member streaming again and listed with a position, the history entry published.
     _wait(
         lambda: (

@@ -34,8 +34,9 @@ def document_schemas() -> dict[str, Any]:
         schemas.update(schema.pop("$defs", {}))
         schemas[name] = schema
     schemas["HistoryEntry"]["description"] = (
-        "Patroni's [timeline, lsn (bytes), reason, timestamp, new_leader], and pgwarden's event "
-        "(promotion, sync degraded, ...) as a sixth element"
+        "Patroni's [timeline, lsn (bytes), reason, timestamp, new_leader]: a promotion's timeline is "
+        "the one that ended at lsn; then pgwarden's event (promotion, sync degraded, failsafe), whose "
+        "timeline is the one it happened on"
     )
     return schemas
 

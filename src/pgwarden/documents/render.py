@@ -30,7 +30,7 @@ from pgwarden.documents.shapes import (
     UntrustedDoc,
 )
 from pgwarden.model import ClusterView, DynamicConfig, Member, Role, SwitchoverIntent, SyncMode
-from pgwarden.model.cluster import SyncFallback
+from pgwarden.model.cluster import PROMOTION, SyncFallback
 from pgwarden.model.cluster import Tags as MemberTags
 from pgwarden.model.lsn import Lsn
 from pgwarden.model.parameters import ParameterError
@@ -209,14 +209,28 @@ def cluster_document(view: ClusterView) -> ClusterDoc:
 
 
 def history_entries(view: ClusterView) -> list[HistoryEntry]:
-    """``GET /history``: Patroni's arrays, with pgwarden's event as a sixth element."""
+    """``GET /history``: Patroni's arrays, with pgwarden's event as a sixth element.
+
+    Patroni's first element is the timeline that *ended* at the LSN (PostgreSQL's timeline history
+    file: parent timeline, switch point); pgwarden records the timeline a promotion began, so a
+    promotion shows one less. Other events (sync degraded, failsafe) end no timeline: they show the
+    one they happened on."""
     return [
-        (h.timeline, h.switch_lsn.value, h.reason, h.timestamp, h.new_leader, h.event) for h in view.history
+        (
+            h.timeline - 1 if h.event == PROMOTION and h.timeline > 1 else h.timeline,
+            h.switch_lsn.value,
+            h.reason,
+            h.timestamp,
+            h.new_leader,
+            h.event,
+        )
+        for h in view.history
     ]
 
 
 def history_objects(view: ClusterView) -> list[HistoryObject]:
-    """The history with named fields (``pgwarden history -f json``, the web view)."""
+    """The history with named fields (``pgwarden history -f json``, the web view); ``timeline`` is
+    the one a promotion began (``history_entries`` shows Patroni's: the one it ended)."""
     return [
         {
             "timeline": h.timeline,

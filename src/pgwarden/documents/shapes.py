@@ -127,8 +127,8 @@ class ClusterDoc(TypedDict):
 
 
 HistoryEntry = tuple[int, int, str, str, str, str]
-"""Patroni's ``[timeline, lsn (bytes), reason, timestamp, new_leader]``, and pgwarden's event
-(``promotion``, ``sync degraded``, ...) as a sixth element."""
+"""Patroni's ``[timeline ended, lsn (bytes) where it ended, reason, timestamp, new_leader]``, and
+pgwarden's event (``promotion``, ``sync degraded``, ...) as a sixth element."""
 
 
 @with_config(_DOCUMENTED)
