@@ -17,9 +17,12 @@ from typing import Any
 import pytest
 
 from pgwarden.agent.snapshot import Snapshot
+from pgwarden.config import ConfigError, merge_patch, parse_dynamic_config
+from pgwarden.config.dynamic import normalize_patch
 from pgwarden.documents.render import cluster_document, config_document, history_entries, history_objects
 from pgwarden.documents.status import status_document
 from pgwarden.model import DynamicConfig, Lsn, SyncMode
+from pgwarden.model.cluster import SyncFallback
 from tests.support import api_fakes as fake
 from tests.support import builders as b
 from tests.support.documents import ENDPOINTS, ROLES, load_fixture, missing_fields
@@ -144,3 +147,26 @@ def test_quorum_mode_shows_quorum_standbys() -> None:
     assert status_document(quorum)["quorum_standby"] is True
     members = {m["name"]: m["role"] for m in cluster_document(view)["members"]}
     assert members["node2"] == "quorum_standby"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        DynamicConfig(),
+        DynamicConfig(synchronous_mode=SyncMode.ON, synchronous_fallback=SyncFallback.BLOCK, ttl=30.0),
+        DynamicConfig(synchronous_mode=SyncMode.QUORUM, synchronous_node_count=2, retry_timeout=1.5),
+        DynamicConfig(synchronous_fallback=SyncFallback.BLOCK, parameters={"work_mem": "8MB"}, pause=True),
+    ],
+)
+def test_get_config_reads_back_as_the_same_config(config: DynamicConfig) -> None:
+    """What GET /config shows (Patroni's shape), PUT takes back unchanged: edit-config relies on it."""
+    assert parse_dynamic_config(config_document(config), "test") == config
+
+
+def test_patch_takes_patronis_nested_parameters_and_the_flat_spelling() -> None:
+    current = config_document(DynamicConfig(parameters={"work_mem": "4MB"}))
+    for patch in ({"postgresql": {"parameters": {"work_mem": "8MB"}}}, {"parameters": {"work_mem": "8MB"}}):
+        merged = merge_patch(current, normalize_patch(patch))
+        assert parse_dynamic_config(merged, "test").parameters == {"work_mem": "8MB"}
+    with pytest.raises(ConfigError, match="use_slots"):
+        parse_dynamic_config({**current, "postgresql": {"use_slots": False}}, "test")
