@@ -244,7 +244,7 @@ def test_cluster_history_and_config_documents(stack: Stack) -> None:
         assert problems("Cluster", cluster) == []  # docs/openapi.json describes what is sent
         for standby in standbys:
             m = members[standby]
-            assert m["role"] == "replica" and m["state"] == "running"
+            assert m["role"] == "replica" and m["state"] == "streaming"  # Patroni's word
             assert isinstance(m["lag"], int) and m["lag"] >= 0
             assert m["api_url"] == api_url(stack, standby) and m["port"] == stack.spec.pg_port
     history = call(stack, primary, "GET", "/history", auth=False)

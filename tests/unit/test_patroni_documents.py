@@ -19,7 +19,13 @@ import pytest
 from pgwarden.agent.snapshot import Snapshot
 from pgwarden.config import ConfigError, merge_patch, parse_dynamic_config
 from pgwarden.config.dynamic import normalize_patch
-from pgwarden.documents.render import cluster_document, config_document, history_entries, history_objects
+from pgwarden.documents.render import (
+    cluster_document,
+    config_document,
+    history_entries,
+    history_objects,
+    member_document,
+)
 from pgwarden.documents.status import status_document
 from pgwarden.model import DynamicConfig, Lsn, SyncMode
 from pgwarden.model.cluster import SyncFallback
@@ -34,10 +40,11 @@ OPAQUE = ("config.postgresql.parameters",)
 
 
 def _view() -> Any:
+    at = Lsn.parse("0/4000258")
     members = [
         b.primary_member("node1", lsn="0/4000258", timeline=2),
-        b.member("node2", lsn="0/4000258", timeline=2),
-        b.member("node3", lsn="0/4000258", timeline=2),
+        replace(b.member("node2", lsn=at, timeline=2), receive_lsn=at, replay_lsn=at, streaming=True),
+        replace(b.member("node3", lsn=at, timeline=2), receive_lsn=at, replay_lsn=at, streaming=True),
     ]
     return b.view(
         members=members,
@@ -120,6 +127,7 @@ def test_roles_read_as_patroni_writes_them() -> None:
     snaps = _snapshots()
     members = {m["name"]: m for m in cluster_document(snaps["primary"].view)["members"]}
     assert [members[n]["role"] for n in ("node1", "node2", "node3")] == ["leader", "sync_standby", "replica"]
+    assert [members[n]["state"] for n in ("node1", "node2", "node3")] == ["running", "streaming", "streaming"]
     assert "lag" not in members["node1"] or members["node1"]["lag"] is None
     assert status_document(snaps["sync_standby"])["sync_standby"] is True
     assert status_document(snaps["replica"])["sync_standby"] is False
@@ -170,3 +178,19 @@ def test_patch_takes_patronis_nested_parameters_and_the_flat_spelling() -> None:
         assert parse_dynamic_config(merged, "test").parameters == {"work_mem": "8MB"}
     with pytest.raises(ConfigError, match="use_slots"):
         parse_dynamic_config({**current, "postgresql": {"use_slots": False}}, "test")
+
+
+def test_a_standby_shows_its_two_positions_and_whether_it_streams() -> None:
+    view = _view()
+    behind = replace(
+        view.members[2],
+        lsn=Lsn.parse("0/4000258"),
+        receive_lsn=Lsn.parse("0/4000258"),
+        replay_lsn=Lsn.parse("0/4000058"),
+        streaming=False,
+    )
+    doc = member_document(replace(view, members=(*view.members[:2], behind)), behind)
+    assert (doc["receive_lag"], doc["replay_lag"], doc["state"]) == (0, 0x200, "in archive recovery")
+    older = replace(behind, receive_lsn=None, replay_lsn=None, streaming=None)  # an older agent's record
+    doc = member_document(replace(view, members=(*view.members[:2], older)), older)
+    assert (doc["receive_lsn"], doc["replay_lsn"], doc["state"]) == ("0/4000258", "0/4000258", "running")

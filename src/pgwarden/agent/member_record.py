@@ -48,4 +48,7 @@ def member_record(config: NodeConfig, local: LocalState, scheduled_restart: floa
         pending_restart_reason=dict(local.pending_params),
         scheduled_restart=scheduled_restart,
         config_errors=local.config_errors,
+        receive_lsn=local.received_lsn if local.is_standby else None,
+        replay_lsn=local.replayed_lsn if local.is_standby else None,
+        streaming=bool(local.streaming_from) if local.is_standby else None,
     )

@@ -121,6 +121,13 @@ def _bool(data: Obj, field: str, default: bool) -> bool:
     return value
 
 
+def _opt_bool(data: Obj, field: str) -> bool | None:
+    value = data.get(field)
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{field} must be true, false or null, not {_kind(value)}")
+    return value
+
+
 def _lsn(data: Obj, field: str) -> Lsn:
     return Lsn.parse(_str(data, field))
 
@@ -206,6 +213,9 @@ def encode_member(member: Member) -> str:
                 {"name": e.name, "value": e.value, "error": e.error} for e in member.config_errors
             ],
             "loop_error": member.loop_error,
+            "receive_lsn": None if member.receive_lsn is None else str(member.receive_lsn),
+            "replay_lsn": None if member.replay_lsn is None else str(member.replay_lsn),
+            "streaming": member.streaming,
         }
     )
 
@@ -251,6 +261,9 @@ def _member(data: object) -> Member:
         scheduled_restart=_opt_float(obj, "scheduled_restart"),
         config_errors=_config_errors(obj),
         loop_error=_opt_str(obj, "loop_error"),
+        receive_lsn=_opt_lsn(obj, "receive_lsn"),
+        replay_lsn=_opt_lsn(obj, "replay_lsn"),
+        streaming=_opt_bool(obj, "streaming"),
     )
 
 

@@ -29,7 +29,7 @@ from pgwarden.documents.shapes import (
     Tags,
     UntrustedDoc,
 )
-from pgwarden.model import ClusterView, DynamicConfig, Member, Role, SwitchoverIntent, SyncMode
+from pgwarden.model import ClusterView, DynamicConfig, Member, PgState, Role, SwitchoverIntent, SyncMode
 from pgwarden.model.cluster import PROMOTION, SyncFallback
 from pgwarden.model.cluster import Tags as MemberTags
 from pgwarden.model.lsn import Lsn
@@ -95,20 +95,30 @@ def leader_position(view: ClusterView) -> Lsn | None:
     return max(positions, default=None)
 
 
-def lag_bytes(view: ClusterView, member: Member) -> int | None:
-    """How far standby ``member`` is behind the leader, in bytes; None for the leader, and when
-    either position is unknown or they are on different timelines (WAL positions of two timelines
-    cannot be compared)."""
+def lag_bytes(view: ClusterView, member: Member, lsn: Lsn | None = None) -> int | None:
+    """How far standby ``member`` (at ``lsn``, by default its published position) is behind the
+    leader, in bytes; None for the leader, and when either position is unknown or they are on
+    different timelines (WAL positions of two timelines cannot be compared)."""
     if member.role is not Role.REPLICA or (view.leader is not None and member.name == view.leader.name):
         return None
+    position = member.lsn if lsn is None else lsn
     top = leader_position(view)
     leader = view.leader_member
-    if top is None or member.lsn is None:
+    if top is None or position is None:
         return None
     timelines = {leader.timeline, member.timeline} if leader is not None else set()
     if None not in timelines and len(timelines) > 1:
         return None
-    return max(0, top - member.lsn)  # a published leader position may trail a standby's newer one
+    return max(0, top - position)  # a published leader position may trail a standby's newer one
+
+
+def member_state(view: ClusterView, member: Member) -> str:
+    """Patroni's state in ``/cluster``: a running standby is ``streaming`` or ``in archive
+    recovery``; ``running`` when its agent does not say (older than the field)."""
+    standby = member.role is Role.REPLICA and (view.leader is None or member.name != view.leader.name)
+    if standby and member.state is PgState.RUNNING and member.streaming is not None:
+        return "streaming" if member.streaming else "in archive recovery"
+    return member.state.value
 
 
 def in_sync_set(view: ClusterView, name: str) -> bool:
@@ -140,7 +150,7 @@ def member_document(view: ClusterView, member: Member) -> MemberDoc:
     doc: MemberDoc = {
         "name": member.name,
         "role": member_role(view, member),
-        "state": member.state.value,
+        "state": member_state(view, member),
         "api_url": member.api_url,
         "host": member.host,
         "port": member.port,
@@ -151,9 +161,13 @@ def member_document(view: ClusterView, member: Member) -> MemberDoc:
         "pending_restart": member.pending_restart,
     }
     if member.role is Role.REPLICA:
-        # The member record carries one position (the furthest received or replayed): both show it.
-        doc["receive_lsn"] = doc["replay_lsn"] = lsn
-        doc["receive_lag"] = doc["replay_lag"] = lag
+        # Agents older than these fields publish one position (the furthest): both show it then.
+        received = member.receive_lsn or member.lsn
+        replayed = member.replay_lsn or member.lsn
+        doc["receive_lsn"] = str(received) if received is not None else None
+        doc["replay_lsn"] = str(replayed) if replayed is not None else None
+        doc["receive_lag"] = lag_bytes(view, member, received)
+        doc["replay_lag"] = lag_bytes(view, member, replayed)
     if member.pending_restart_reason:
         doc["pending_restart_reason"] = pending_reason_document(member.pending_restart_reason)
     if member.config_errors:

@@ -128,6 +128,11 @@ class Member:
     # Set while this member's HA loop fails with internal errors (how many in a row, the last one),
     # so `pgwarden list` shows a crash loop; None while its cycles complete.
     loop_error: str | None = None
+    # A standby's two positions and whether its WAL receiver streams (Patroni's /cluster shows
+    # them); None from agents older than these fields.
+    receive_lsn: Lsn | None = None
+    replay_lsn: Lsn | None = None
+    streaming: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
