@@ -158,7 +158,6 @@ def baseline(source: Path) -> PgwardenCluster:
     return PgwardenCluster(label="pgwarden baseline", agent_command=command)
 
 
-
 def psycopg_binary() -> PgwardenCluster:
     """pgwarden whose agents run psycopg-binary (its own libpq and OpenSSL, ``PSYCOPG_IMPL=binary``)
     instead of psycopg over the system's libpq, which the agent prefers (agent/start.py)."""

@@ -46,6 +46,7 @@ from tests.support.api import (
     status,
 )
 from tests.support.cluster import conninfo, primary_name, running_stack, wait_for
+from tests.support.schema import problems
 
 pytestmark = pytest.mark.integration
 
@@ -239,17 +240,22 @@ def test_cluster_history_and_config_documents(stack: Stack) -> None:
         assert cluster["leader"] == primary and cluster["pause"] is False
         members = {m["name"]: m for m in cluster["members"]}
         assert sorted(members) == sorted([primary, *standbys])
-        assert members[primary]["role"] == "primary" and members[primary]["lag"] is None
+        assert members[primary]["role"] == "leader" and members[primary]["lag"] is None  # Patroni's
+        assert problems("Cluster", cluster) == []  # docs/openapi.json describes what is sent
         for standby in standbys:
             m = members[standby]
-            assert m["role"] == "replica" and m["state"] == "running"
+            assert m["role"] == "replica" and m["state"] == "streaming"  # Patroni's word
             assert isinstance(m["lag"], int) and m["lag"] >= 0
             assert m["api_url"] == api_url(stack, standby) and m["port"] == stack.spec.pg_port
     history = call(stack, primary, "GET", "/history", auth=False)
     assert history.status_code == 200 and isinstance(history.json(), list)
+    assert all(problems("HistoryEntry", entry) == [] for entry in history.json())
     config = call(stack, standbys[0], "GET", "/config", auth=False)
     assert config.status_code == 200
     assert {"ttl", "loop_wait", "pause"} <= set(config.json())
+    assert problems("ConfigDocument", config.json()) == []
+    for name in (primary, *standbys):
+        assert problems("Status", call(stack, name, "GET", "/patroni", auth=False).json()) == []
 
 
 def test_config_writes_validate_and_compare_and_set(stack: Stack) -> None:

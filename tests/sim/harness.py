@@ -14,10 +14,10 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 
 from pgwarden.agent.peer_answer import read_peer_answer
-from pgwarden.agent.snapshot import status_document
 from pgwarden.api.facts import facts_of
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.memory import MemoryStore
+from pgwarden.documents.status import status_document
 from pgwarden.ha.health import Query, verdict
 from pgwarden.ha.observation import PeerStatus
 from pgwarden.model import (

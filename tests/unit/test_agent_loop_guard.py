@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from pgwarden.agent.loop import Agent
-from pgwarden.agent.snapshot import Snapshot, status_document
+from pgwarden.agent.snapshot import Snapshot
+from pgwarden.documents.status import status_document
 from pgwarden.ha.observation import Memory, Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.model import Address, EtcdSettings

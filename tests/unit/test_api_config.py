@@ -145,8 +145,9 @@ def test_a_refused_change_is_400_naming_the_key_and_etcd_is_untouched(
 ) -> None:
     before = config_api.stored()
     body = patch if method == "PATCH" else {**json.loads(config_api.call("GET").body), **patch}
-    if method == "PUT" and "parameters" in patch:
-        body["parameters"] = {**STORED.parameters, **patch["parameters"]}
+    if method == "PUT" and "parameters" in patch:  # GET /config nests them the Patroni way
+        del body["parameters"]
+        body["postgresql"]["parameters"] = {**STORED.parameters, **patch["parameters"]}
     answer = config_api.call(method, body)
     assert answer.status == 400, (case, answer.body)
     error = document(answer)["error"]

@@ -55,7 +55,9 @@ def test_reads_answer_from_the_snapshot_without_touching_etcd() -> None:
     assert cluster["leader"] == "node1" and cluster["pause"] is True
     assert [m["name"] for m in cluster["members"]] == ["node1", "node2", "node3"]
     assert cluster["synchronous"] == ["node2"] and cluster["switchover"]["candidate"] == "node3"
-    assert [(e["timeline"], e["new_leader"]) for e in ops.history()] == [(2, "node1")]
+    # Patroni's arrays: [timeline that ended (the promotion began 2), lsn, reason, timestamp,
+    # new_leader], and pgwarden's event.
+    assert [(e[0], e[1], e[4], e[5]) for e in ops.history()] == [(1, 0x2000000, "node1", "promotion")]
     answer = ops.get_config()
     assert answer.document["ttl"] == 9.0 and answer.revision == 12  # the ETag is the revision read
     assert store.reads == 0

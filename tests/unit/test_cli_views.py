@@ -31,7 +31,7 @@ def test_the_members_table_shows_every_column_and_the_header() -> None:
     )
     out = text(views.members_table(v))
     assert "Cluster: demo" in out and "leader: node1" in out and "PAUSED" in out
-    assert "pending switchover from node1 to node3 at 2023-11-14T22:13:20Z" in out
+    assert "pending switchover from node1 to node3 at 2023-11-14T22:13:20+00:00" in out
     for column in ("Member", "Host", "Role", "State", "TL", "Lag in MB", "Tags", "Pending restart"):
         assert column in out
     row2 = next(line for line in out.splitlines() if "node2" in line and "127.0.0.1:5434" in line)

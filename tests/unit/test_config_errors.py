@@ -9,11 +9,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from pgwarden.agent.member_record import member_record
-from pgwarden.agent.snapshot import Snapshot, SnapshotHolder, status_document
+from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.api.metrics import Metrics
-from pgwarden.api.operations import _member_document
 from pgwarden.cli import views
 from pgwarden.dcs.codec import decode_member, encode_member
+from pgwarden.documents.render import member_document as api_member_document
+from pgwarden.documents.status import status_document
 from pgwarden.model import LocalState
 from pgwarden.model.parameters import ParameterError
 from pgwarden.postgres.parameter_check import read_refusals
@@ -111,8 +112,8 @@ def test_patroni_document_lists_config_errors_and_an_empty_list_when_none() -> N
 def test_cluster_and_list_show_which_member_refuses_what() -> None:
     refusing = replace(member("node2"), config_errors=ERRORS[:1])
     v = view(members=[member("node1"), refusing, member("node3")])
-    assert _member_document(refusing, v)["config_errors"][0]["name"] == "work_mem"
-    assert "config_errors" not in _member_document(member("node3"), v)
+    assert api_member_document(v, refusing)["config_errors"][0]["name"] == "work_mem"
+    assert "config_errors" not in api_member_document(v, member("node3"))
     assert views.member_document(v, refusing)["config_errors"][0]["error"].startswith("invalid value")
     assert views.member_document(v, member("node3"))["config_errors"] == []
     console = Console(width=250, record=True)

@@ -15,12 +15,13 @@ from pgwarden.agent.failsafe import FailsafeClient, PromiseBox
 from pgwarden.agent.lease import LeaderLease
 from pgwarden.agent.lease_guard import LeaseGuard
 from pgwarden.agent.requests import RequestBox
-from pgwarden.agent.snapshot import SnapshotHolder, status_document
+from pgwarden.agent.snapshot import SnapshotHolder
 from pgwarden.api.metrics import Metrics
 from pgwarden.api.operations import AgentOperations
 from pgwarden.api.server import ApiServer
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.memory import MemoryStore
+from pgwarden.documents.status import status_document
 from pgwarden.ha.actions import PublishStatus, RenewLeader
 from pgwarden.ha.observation import Promise
 from pgwarden.ha.rules.failsafe import refuse_promise

@@ -9,11 +9,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console, RenderableType
 
 from pgwarden.agent.member_record import member_record
-from pgwarden.agent.snapshot import Snapshot, SnapshotHolder, status_document
+from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.api.metrics import Metrics
-from pgwarden.api.operations import _member_document
 from pgwarden.cli import views
 from pgwarden.dcs.codec import decode_member, encode_member
+from pgwarden.documents.render import member_document as api_member_document
+from pgwarden.documents.status import status_document
 from pgwarden.ha.rules.parameters import changed_parameters, cluster_parameters
 from pgwarden.model import DynamicConfig, LocalState
 from tests.support import api_fakes as fake
@@ -81,7 +82,7 @@ def test_patroni_document_shows_old_and_new_values_like_patroni() -> None:
 def test_cluster_and_list_documents_show_the_pending_settings() -> None:
     pending = replace(member("node2"), pending_restart=True, pending_restart_reason=PENDING)
     v = view(members=[member("node1"), pending])
-    api_doc = _member_document(pending, v)
+    api_doc = api_member_document(v, pending)
     assert api_doc["pending_restart_reason"]["max_connections"] == {"old_value": "100", "new_value": "120"}
     list_doc = views.member_document(v, pending)
     assert list_doc["pending_restart"] is True
@@ -96,7 +97,7 @@ def test_the_list_table_marks_pending_settings_and_scheduled_restarts() -> None:
     row2 = next(line for line in out.splitlines() if "127.0.0.1:5434" in line)
     assert "* max_connections 100->120, shared_buffers 128MB->256MB" in row2
     row3 = next(line for line in out.splitlines() if "127.0.0.1:5435" in line)
-    assert "restart at 2027-01-15T08:00:00Z" in row3
+    assert "restart at 2027-01-15T08:00:00+00:00" in row3
 
 
 def fake_text(renderable: RenderableType) -> str:

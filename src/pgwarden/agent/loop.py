@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 
 from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_commands, role_seen
@@ -366,6 +367,7 @@ class Agent:
         if local.is_primary and local.write_lsn is not None:
             self.wal_clock.note(obs.wall, local.write_lsn)
         now = monotonic()
+        seen = time.time() if obs.store_ok else self.snapshots.get().store_seen_at
         # The API answers from this at once; etcd may take its time (or time out) below.
         self.snapshots.set(
             Snapshot(
@@ -381,6 +383,7 @@ class Agent:
                 self.lease.failsafe_deadline(),
                 self.promises.current(),
                 self.errors.counts(),
+                seen,
             )
         )
         if not obs.store_ok:

@@ -59,4 +59,7 @@ def member_record(
         reason_code=decision.reason.name[:MAX_REASON_CODE] if decision is not None else "",
         reason=decision.message[:MAX_REASON] if decision is not None else "",
         progress=job.progress[:MAX_PROGRESS] if job is not None and job.running else "",
+        receive_lsn=local.received_lsn if local.is_standby else None,
+        replay_lsn=local.replayed_lsn if local.is_standby else None,
+        streaming=bool(local.streaming_from) if local.is_standby else None,
     )

@@ -1,21 +1,17 @@
-"""The latest observation and decision, shared with the REST API so health checks never wait on the loop."""
+"""The latest observation and decision, shared with the REST API so health checks never wait on the loop.
+
+The documents rendered from it (``GET /patroni``) are ``pgwarden.documents.status``'s."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
-from pgwarden.agent.guard import LOOP
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Promise
-from pgwarden.ha.rules.failsafe import known_topology
-from pgwarden.model import ClusterView, LocalState, Lsn, Member, NodeConfig, Role, SyncMode, Tags
+from pgwarden.model import ClusterView, LocalState, Member, NodeConfig
 from pgwarden.model.deadline import holds
-from pgwarden.model.parameters import ParameterError
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +31,9 @@ class Snapshot:
     promise: Promise | None = None  # the promise this member gave a failsafe leader
     # Internal errors survived since start: the HA loop's cycles ("loop") and each thread's.
     errors: Mapping[str, int] = field(default_factory=dict)
+    # Epoch seconds of the last cycle that read etcd (kept through cycles that could not):
+    # Patroni's dcs_last_seen.
+    store_seen_at: float | None = None
 
     @property
     def holds_leader_key(self) -> bool:
@@ -66,122 +65,3 @@ class SnapshotHolder:
     def set(self, snapshot: Snapshot) -> None:
         with self._lock:
             self._snapshot = snapshot
-
-
-def status_document(snap: Snapshot, now: float | None = None) -> dict[str, Any]:
-    """``GET /patroni``: this node as Patroni reports it, plus the decision's reason.
-
-    ``now``: the monotonic clock the snapshot's deadlines are on (simulations pass theirs)."""
-    now = time.monotonic() if now is None else now
-    local, member = snap.local, snap.member
-    role = member.role.value
-    if snap.holds_leader_key and local.is_standby:
-        role = Role.STANDBY_LEADER.value
-    doc: dict[str, Any] = {
-        "name": snap.config.name,
-        "cluster": snap.config.cluster,
-        "role": role,
-        "state": member.state.value,
-        "timeline": member.timeline,
-        "pending_restart": local.pending_restart,
-        "tags": tags_document(member.tags),
-        "pause": snap.view.config.pause,
-        "synchronous_mode": snap.view.config.synchronous_mode.value,
-        "database_system_identifier": local.system_id,
-        "reason": snap.decision.message if snap.decision else "starting",
-        "reason_code": snap.decision.reason.name if snap.decision else None,
-        "leader": snap.view.leader.name if snap.view.leader and snap.view.leader.readable else None,
-        "dcs_last_seen_ok": snap.store_ok,
-        "loop_errors": snap.errors.get(LOOP, 0),
-    }
-    if snap.view.config.failsafe_mode:
-        doc["failsafe_mode_is_active"] = snap.failsafe_active(now)
-        doc["failsafe"] = failsafe_document(snap, now)
-    threads = {name: n for name, n in sorted(snap.errors.items()) if name != LOOP}
-    if threads:
-        doc["thread_errors"] = threads
-    if snap.view.unreadable:
-        doc["unreadable_keys"] = dict(sorted(snap.view.unreadable.items()))
-    if snap.view.config_ignored:
-        doc["config_ignored_keys"] = list(snap.view.config_ignored)
-    if local.pending_params:
-        doc["pending_restart_reason"] = pending_reason_document(local.pending_params)
-    doc["config_errors"] = config_errors_document(local.config_errors)
-    doc["untrusted_members"] = untrusted_document(snap.view)
-    if local.started_at is not None:
-        doc["postmaster_start_time"] = iso_time(local.started_at)
-    if member.scheduled_restart is not None:
-        doc["scheduled_restart"] = {"schedule": iso_time(member.scheduled_restart)}
-    claim = snap.view.sync
-    if snap.view.config.synchronous_mode is not SyncMode.OFF and claim is not None:
-        doc["sync_standby"] = snap.config.name in claim.members
-        if snap.holds_leader_key:
-            doc["synchronous"] = {
-                "members": sorted(claim.members),
-                "quorum": claim.quorum,
-                "degraded_since": iso_time(claim.degraded_since) if claim.degraded_since else None,
-                "synchronous_standby_names": local.sync_standby_names,
-            }
-    if local.is_primary and local.write_lsn is not None:
-        doc["xlog"] = {"location": local.write_lsn.value}
-    elif local.is_standby:
-        doc["xlog"] = {
-            "received_location": _int(local.received_lsn),
-            "replayed_location": _int(local.replayed_lsn),
-            "paused": local.replay_paused,
-        }
-        doc["replication_state"] = "streaming" if local.streaming_from else "in archive recovery"
-        doc["upstream"] = local.configured_upstream
-    return doc
-
-
-def untrusted_document(view: ClusterView) -> list[dict[str, str]]:
-    """Members whose record in etcd names an address outside member_networks: ignored, and why."""
-    return [{"name": name, "reason": why} for name, why in sorted(view.untrusted.items())]
-
-
-def failsafe_document(snap: Snapshot, now: float) -> dict[str, Any]:
-    """Where failsafe mode stands on this node: the topology's size, the leader's confirmed
-    seconds, or the promise this member gave (pgwarden's addition to Patroni's flag)."""
-    doc: dict[str, Any] = {"topology": sorted(known_topology(snap.view) or {})}
-    deadline = snap.failsafe_deadline
-    if deadline is not None and holds(deadline, now):
-        doc["confirmed_for_s"] = round(deadline - now, 3)
-    promise = snap.promise
-    if promise is not None and holds(promise.until, now):
-        doc["promised_to"] = promise.leader
-        doc["promise_for_s"] = round(promise.until - now, 3)
-    return doc
-
-
-def pending_reason_document(pending: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
-    """Patroni's ``pending_restart_reason``: each setting's running (old) and configured (new) value."""
-    return {name: {"old_value": old, "new_value": new} for name, (old, new) in sorted(pending.items())}
-
-
-def config_errors_document(errors: tuple[ParameterError, ...]) -> list[dict[str, str]]:
-    """Settings PostgreSQL refuses on this node: ``[{"name", "value", "error"}]``, [] when none."""
-    return [{"name": e.name, "value": e.value, "error": e.error} for e in errors]
-
-
-def iso_time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
-
-
-def tags_document(tags: Tags) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "nofailover": tags.nofailover,
-        "noloadbalance": tags.noloadbalance,
-        "nosync": tags.nosync,
-        "failover_priority": tags.failover_priority,
-    }
-    if tags.clonefrom:
-        doc["clonefrom"] = True
-    if tags.replicatefrom:
-        doc["replicatefrom"] = tags.replicatefrom
-    doc.update(tags.custom)
-    return doc
-
-
-def _int(lsn: Lsn | None) -> int | None:
-    return lsn.value if lsn is not None else None

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from pgwarden.documents.shapes import ClusterDoc, HistoryEntry
+
 
 class OperationError(Exception):
     def __init__(self, status: int, message: str, detail: Mapping[str, Any] | None = None) -> None:
@@ -75,12 +77,13 @@ DEFAULT_OPERATION_TIMEOUT = 30.0
 class Operations(Protocol):
     """The agent-side half of the REST API; one instance per agent, called from request threads."""
 
-    def cluster(self) -> dict[str, Any]:
-        """``GET /cluster``: ``{"cluster", "members": [...], "leader", "pause", "switchover"?}``."""
+    def cluster(self) -> ClusterDoc:
+        """``GET /cluster``: Patroni's ``{"scope", "members": [...], ...}`` and pgwarden's fields
+        (documents/shapes.py)."""
         ...
 
-    def history(self) -> list[dict[str, Any]]:
-        """``GET /history``: ``[{"timeline", "lsn", "reason", "timestamp", "new_leader"}, ...]``."""
+    def history(self) -> list[HistoryEntry]:
+        """``GET /history``: Patroni's ``[[timeline, lsn, reason, timestamp, new_leader, event], ...]``."""
         ...
 
     def get_config(self) -> ConfigAnswer:

@@ -8,29 +8,13 @@ from urllib.parse import parse_qsl
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.snapshot import Snapshot
 from pgwarden.config import parse_byte_size
-from pgwarden.ha.health import HealthFacts, Query
+from pgwarden.documents.render import in_sync_set
+from pgwarden.ha.health import HEALTH_PATHS, HealthFacts, Query
+from pgwarden.model import SyncMode
 
-# The paths ``ha.health.verdict`` knows (Patroni's, so HAProxy configurations carry over), and
-# the two status aliases that always answer 200. Every other GET path answers 503, as Patroni does.
-HEALTH_ENDPOINTS: tuple[str, ...] = (
-    "",
-    "primary",
-    "read-write",
-    "master",
-    "leader",
-    "standby-leader",
-    "standby_leader",
-    "replica",
-    "read-only",
-    "synchronous",
-    "sync",
-    "asynchronous",
-    "async",
-    "read-only-sync",
-    "health",
-    "liveness",
-    "readiness",
-)
+# The paths ``ha.health.verdict`` knows (its one table, aliases included), and the two status
+# aliases that always answer 200. Every other GET path answers 503, as Patroni does.
+HEALTH_ENDPOINTS: tuple[str, ...] = tuple(HEALTH_PATHS)
 STATUS_ENDPOINTS: tuple[str, ...] = ("patroni", "status")
 
 
@@ -89,13 +73,14 @@ def facts_at(snap: Snapshot, leads: bool, age: float) -> HealthFacts:
     loop last finished ``age`` seconds ago."""
     view, local = snap.view, snap.local
     lag = view.lag(snap.config.name, local.replayed_lsn or local.received_lsn, local.timeline)
-    sync = view.sync
+    sync = in_sync_set(view, snap.config.name)
     return HealthFacts(
         holds_leader_key=leads,
         local=local,
         tags=snap.config.tags,
         lag=lag,
-        sync_standby=sync is not None and snap.config.name in sync.members,
+        sync_standby=sync,
+        quorum_standby=sync and view.config.synchronous_mode is SyncMode.QUORUM,
         loop_age=age,
         liveness_limit=liveness_limit(snap, leads),
     )

@@ -14,9 +14,10 @@ import json
 import math
 from collections.abc import Mapping
 
-from pgwarden.agent.snapshot import Snapshot, SnapshotHolder, status_document
+from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.api import wire
 from pgwarden.api.facts import clock_facts, facts_at, query_of, split_target
+from pgwarden.documents.status import status_document
 from pgwarden.ha.health import verdict
 
 JSON = "application/json"

@@ -20,9 +20,10 @@ from typing import Any
 from pgwarden.agent.decision_log import MAX_RUNS, DecisionLog, DecisionRun, read_run
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.round_trips import RoundTrips
-from pgwarden.agent.snapshot import SnapshotHolder, iso_time
+from pgwarden.agent.snapshot import SnapshotHolder
 from pgwarden.agent.wal_clock import WalClock
 from pgwarden.agent.watchdog import Watchdog
+from pgwarden.documents.render import iso_time
 from pgwarden.fence.files import running_fence
 from pgwarden.fence.proc import state as process_state
 from pgwarden.model import Member

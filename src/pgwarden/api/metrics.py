@@ -16,8 +16,9 @@ from prometheus_client.registry import Collector
 from pgwarden import __version__
 from pgwarden.agent.guard import LOOP
 from pgwarden.agent.lease import monotonic
-from pgwarden.agent.snapshot import Snapshot, SnapshotHolder, status_document
+from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.api.facts import facts_of
+from pgwarden.documents.status import status_document
 from pgwarden.model import DynamicConfig, Role, SyncMode
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4

@@ -15,30 +15,13 @@ from pgwarden.api import openapi_views
 from pgwarden.api.bodies import MAX_PROMISE, MAX_TIMEOUT
 from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT, PARAMETER_CHECK_HEADER
 from pgwarden.api.facts import HEALTH_ENDPOINTS, STATUS_ENDPOINTS
-from pgwarden.config.dynamic import DynamicModel
-from pgwarden.model import PgState, Role
+from pgwarden.api.openapi_documents import REF as _REF
+from pgwarden.api.openapi_documents import config_schemas, document_schemas
+from pgwarden.ha.health import HEALTH_PATHS
 
-_REF = "#/components/schemas/{model}"
-
-# What 200 means on each health endpoint; anything else answers 503 (docs/rest-api.md has the table).
+# What 200 means on each health endpoint (ha/health.py's table); anything else answers 503.
 HEALTH_MEANING: dict[str, str] = {
-    "": "this node holds the leader key and PostgreSQL runs read-write",
-    "primary": "this node holds the leader key and PostgreSQL runs read-write",
-    "read-write": "this node holds the leader key and PostgreSQL runs read-write",
-    "master": "this node holds the leader key and PostgreSQL runs read-write (Patroni's old name)",
-    "leader": "this node holds the leader key (primary, or leader of a standby cluster)",
-    "standby-leader": "this node leads a standby cluster",
-    "standby_leader": "this node leads a standby cluster",
-    "replica": "PostgreSQL runs as a streaming standby without the noloadbalance tag",
-    "read-only": "as /replica, or this node is the primary",
-    "synchronous": "this node is a synchronous standby",
-    "sync": "this node is a synchronous standby",
-    "asynchronous": "this node is an asynchronous standby",
-    "async": "this node is an asynchronous standby",
-    "read-only-sync": "this node is the primary or a synchronous standby",
-    "health": "PostgreSQL is up and answers queries",
-    "liveness": "the agent's loop ran recently (within ttl on the leader, 2 x ttl elsewhere)",
-    "readiness": "this node leads, or PostgreSQL runs as a standby within ?lag=",
+    path: e.meaning + (f" (as /{e.path})" if path != e.path else "") for path, e in HEALTH_PATHS.items()
 }
 
 
@@ -62,45 +45,12 @@ _TIMEOUT = {
     "description": "seconds to wait for the operation before answering with the state it reached",
 }
 _NAME = {"type": "string", "minLength": 1, "description": "a member name"}
-_PENDING_REASON = {
-    "type": "object",
-    "description": "each setting waiting for a restart: its running (old) and configured (new) value",
-    "additionalProperties": {
-        "type": "object",
-        "properties": {"old_value": {"type": "string"}, "new_value": {"type": "string"}},
-    },
-}
-_CONFIG_ERRORS = {
-    "type": "array",
-    "description": "settings PostgreSQL refuses on this member: left out of pgwarden.conf, or "
-    "reported by pg_file_settings (docs/rest-api.md#config-errors)",
-    "items": {
-        "type": "object",
-        "properties": {"name": {"type": "string"}, "value": {"type": "string"}, "error": {"type": "string"}},
-    },
-}
-_UNTRUSTED = {
-    "type": "array",
-    "description": "members whose record in etcd names an address outside this node's "
-    "member_networks: left out of the cluster, never sent a credential (docs/configuration.md)",
-    "items": {"type": "object", "properties": {"name": {"type": "string"}, "reason": {"type": "string"}}},
-}
-_SCHEDULED_RESTART = {
-    "type": "object",
-    "description": "a restart scheduled on this member",
-    "properties": {"schedule": {"type": "string", "format": "date-time"}},
-}
 
 
 def _schemas() -> dict[str, Any]:
-    config = DynamicModel.model_json_schema(ref_template=_REF)
-    defs = config.pop("$defs", {})
-    config.pop("additionalProperties", None)  # Patroni's nested `postgresql:` shape is accepted too
-    config["description"] = "The dynamic cluster config kept in etcd (docs/rest-api.md#config)."
-    tags = {"type": "object", "additionalProperties": True, "description": "member tags"}
     return {
-        **defs,
-        "DynamicConfig": config,
+        **document_schemas(),
+        **config_schemas(),
         "Error": {
             "type": "object",
             "required": ["error"],
@@ -111,82 +61,6 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["message"],
             "properties": {"message": {"type": "string"}},
-            "additionalProperties": True,
-        },
-        "Status": {
-            "type": "object",
-            "required": ["name", "cluster", "role", "state", "reason"],
-            "properties": {
-                "name": {"type": "string"},
-                "cluster": {"type": "string"},
-                "role": {"type": "string", "enum": [r.value for r in Role]},
-                "state": {"type": "string", "enum": [s.value for s in PgState]},
-                "timeline": {"type": ["integer", "null"]},
-                "xlog": {
-                    "type": "object",
-                    "properties": {
-                        "location": {"type": "integer", "description": "primary: WAL write position"},
-                        "received_location": {"type": ["integer", "null"]},
-                        "replayed_location": {"type": ["integer", "null"]},
-                        "paused": {"type": "boolean"},
-                    },
-                },
-                "replication_state": {"type": "string", "enum": ["streaming", "in archive recovery"]},
-                "upstream": {"type": ["string", "null"]},
-                "pending_restart": {"type": "boolean"},
-                "pending_restart_reason": _PENDING_REASON,
-                "config_errors": _CONFIG_ERRORS,
-                "untrusted_members": _UNTRUSTED,
-                "postmaster_start_time": {"type": "string", "format": "date-time"},
-                "scheduled_restart": _SCHEDULED_RESTART,
-                "tags": tags,
-                "pause": {"type": "boolean"},
-                "database_system_identifier": {"type": ["string", "null"]},
-                "reason": {"type": "string", "description": "the last decision, in one sentence"},
-                "reason_code": {"type": ["string", "null"]},
-                "leader": {"type": ["string", "null"]},
-                "dcs_last_seen_ok": {"type": "boolean"},
-                "failsafe_mode_is_active": {
-                    "type": "boolean",
-                    "description": "failsafe_mode on only: this leader writes on its members' promises, "
-                    "or this member holds a promise to such a leader",
-                },
-                "failsafe": {
-                    "type": "object",
-                    "description": "failsafe_mode on only: where it stands on this node",
-                    "properties": {
-                        "topology": {"type": "array", "items": {"type": "string"}},
-                        "confirmed_for_s": {
-                            "type": "number",
-                            "description": "leader: seconds its members' last promises still cover",
-                        },
-                        "promised_to": {"type": "string", "description": "member: the leader it promised"},
-                        "promise_for_s": {
-                            "type": "number",
-                            "description": "member: seconds the promise still lasts",
-                        },
-                    },
-                },
-                "loop_errors": {
-                    "type": "integer",
-                    "description": "HA loop cycles failed with an internal error since the agent started",
-                },
-                "thread_errors": {
-                    "type": "object",
-                    "additionalProperties": {"type": "integer"},
-                    "description": "internal errors each background thread survived (absent when none)",
-                },
-                "unreadable_keys": {
-                    "type": "object",
-                    "additionalProperties": {"type": "string"},
-                    "description": "etcd keys whose value cannot be read, and why (absent when none)",
-                },
-                "config_ignored_keys": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "description": "keys of the stored config this version does not know (absent when none)",
-                },
-            },
             "additionalProperties": True,
         },
         "FailsafeTopology": {
@@ -210,66 +84,6 @@ def _schemas() -> dict[str, Any]:
                 },
             },
             "additionalProperties": False,
-        },
-        "Member": {
-            "type": "object",
-            "required": ["name", "role", "state"],
-            "properties": {
-                "name": {"type": "string"},
-                "role": {"type": "string"},
-                "state": {"type": "string"},
-                "host": {"type": "string"},
-                "port": {"type": "integer"},
-                "api_url": {"type": "string"},
-                "timeline": {"type": ["integer", "null"]},
-                "lsn": {"type": ["string", "null"], "description": "as PostgreSQL prints it: 0/3000060"},
-                "lag": {"type": ["integer", "null"], "description": "bytes behind the leader"},
-                "pending_restart": {"type": "boolean"},
-                "pending_restart_reason": _PENDING_REASON,
-                "config_errors": _CONFIG_ERRORS,
-                "scheduled_restart": _SCHEDULED_RESTART,
-                "tags": tags,
-                "reason": {"type": ["string", "null"], "description": "the member's last decision"},
-                "reason_code": {"type": ["string", "null"]},
-                "progress": {"type": "string", "description": "a running clone's or rewind's progress"},
-                "sync_standby": {"type": "boolean", "description": "in the published synchronous set"},
-            },
-            "additionalProperties": True,
-        },
-        "Cluster": {
-            "type": "object",
-            "required": ["members"],
-            "properties": {
-                "cluster": {"type": "string"},
-                "leader": {"type": ["string", "null"]},
-                "pause": {"type": "boolean"},
-                "members": {"type": "array", "items": _ref("Member")},
-                "untrusted_members": _UNTRUSTED,
-                "synchronous": {"type": "array", "items": {"type": "string"}, "description": "the sync set"},
-                "switchover": {
-                    "type": "object",
-                    "description": "a pending switchover or failover",
-                    "properties": {
-                        "leader": {"type": ["string", "null"]},
-                        "candidate": {"type": ["string", "null"]},
-                        "scheduled_at": {"type": ["string", "null"], "format": "date-time"},
-                        "failover": {"type": "boolean"},
-                        "deadline": {"type": ["string", "null"], "format": "date-time"},
-                    },
-                },
-            },
-            "additionalProperties": True,
-        },
-        "HistoryEntry": {
-            "type": "object",
-            "properties": {
-                "timeline": {"type": "integer"},
-                "lsn": {"type": "string"},
-                "reason": {"type": "string"},
-                "timestamp": {"type": "string", "format": "date-time"},
-                "new_leader": {"type": "string"},
-            },
-            "additionalProperties": True,
         },
         "SwitchoverRequest": {
             "type": "object",
@@ -435,7 +249,7 @@ def _config_write(operation_id: str, summary: str, schema: dict[str, Any]) -> di
     )
     operation["parameters"] = [_IF_MATCH]
     operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
-    stored = _json(_ref("DynamicConfig"), "the config now stored")
+    stored = _json(_ref("ConfigDocument"), "the config now stored")
     stored["headers"] = {
         PARAMETER_CHECK_HEADER: {
             "description": "what this node's PostgreSQL said of the changed parameters: "
@@ -466,7 +280,7 @@ def _paths() -> dict[str, Any]:
     config_read = _read(
         "get_config",
         "the dynamic config in force, as the agent last read it from etcd",
-        _ref("DynamicConfig"),
+        _ref("ConfigDocument"),
         "503",
         f"the agent has not read a dynamic config yet, or {_BUSY}",
     )

@@ -14,24 +14,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pgwarden.agent.failsafe import PromiseBox
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.requests import RequestBox, Ticket
-from pgwarden.agent.snapshot import (
-    SnapshotHolder,
-    config_errors_document,
-    pending_reason_document,
-    tags_document,
-    untrusted_document,
-)
+from pgwarden.agent.snapshot import SnapshotHolder
 from pgwarden.api.config_check import ParameterChecker, check_changed_parameters
 from pgwarden.api.contract import ConfigAnswer, IfMatch, OperationError, OperationResult, etag
-from pgwarden.config import ConfigError, dynamic_config_to_dict, merge_patch, parse_dynamic_config
+from pgwarden.config import ConfigError, merge_patch, parse_dynamic_config
+from pgwarden.config.dynamic import normalize_patch
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.store import StoreError
+from pgwarden.documents.render import (
+    cluster_document,
+    config_document,
+    history_entries,
+    intent_document,
+    iso_time,
+)
+from pgwarden.documents.shapes import ClusterDoc, HistoryEntry
 from pgwarden.ha.observation import Request
 from pgwarden.ha.rules.failsafe import known_topology
 from pgwarden.ha.rules.switchover import Refused, choose_candidate
@@ -73,33 +76,11 @@ class AgentOperations:
         """The cluster as the agent's last cycle read it: what unauthenticated reads answer from."""
         return self._snapshots.get().view
 
-    def cluster(self) -> dict[str, Any]:
-        view = self._observed()
-        doc: dict[str, Any] = {
-            "cluster": view.name,
-            "leader": view.leader.name if view.leader and view.leader.readable else None,
-            "pause": view.config.pause,
-            "members": [_member_document(m, view) for m in view.members],
-            "untrusted_members": untrusted_document(view),
-        }
-        if view.switchover is not None:
-            doc["switchover"] = _intent_document(view.switchover)
-        if view.sync is not None:
-            doc["synchronous"] = sorted(view.sync.members)
-        return doc
+    def cluster(self) -> ClusterDoc:
+        return cluster_document(self._observed())
 
-    def history(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "timeline": e.timeline,
-                "lsn": str(e.switch_lsn),
-                "reason": e.reason,
-                "timestamp": e.timestamp,
-                "new_leader": e.new_leader,
-                "event": e.event,
-            }
-            for e in self._observed().history
-        ]
+    def history(self) -> list[HistoryEntry]:
+        return history_entries(self._observed())
 
     # --- dynamic config -------------------------------------------------------------------------
     def get_config(self) -> ConfigAnswer:
@@ -108,14 +89,14 @@ class AgentOperations:
         view = self._observed()
         if view.config_revision == 0:
             raise OperationError(503, "this agent has not read a dynamic config from etcd yet")
-        return ConfigAnswer(dynamic_config_to_dict(view.config), view.config_revision)
+        return ConfigAnswer(config_document(view.config), view.config_revision)
 
     def patch_config(self, patch: Mapping[str, Any], if_match: IfMatch | None = None) -> ConfigAnswer:
         current, revision = self._stored_config()
         _precondition(if_match, revision)
         if current is None:  # nothing valid to merge into
             raise _invalid_config(revision)
-        document = merge_patch(dynamic_config_to_dict(current), patch)
+        document = merge_patch(config_document(current), normalize_patch(patch))
         return self._write_config(document, current, revision, if_match)
 
     def put_config(self, document: Mapping[str, Any], if_match: IfMatch | None = None) -> ConfigAnswer:
@@ -161,7 +142,7 @@ class AgentOperations:
             raise _changed_since()
         if not written:
             raise OperationError(409, "the config changed meanwhile; read it again and retry")
-        return ConfigAnswer(dynamic_config_to_dict(cfg), parameter_check=verdict.note)
+        return ConfigAnswer(config_document(cfg), parameter_check=verdict.note)
 
     # --- switchover and failover ----------------------------------------------------------------
     def switchover(
@@ -210,7 +191,7 @@ class AgentOperations:
             self._cluster.clear_switchover()
         except StoreError as exc:
             raise OperationError(503, f"etcd cannot be written: {exc}") from None
-        return OperationResult(200, f"switchover to {intent.candidate} cancelled", _intent_document(intent))
+        return OperationResult(200, f"switchover to {intent.candidate} cancelled", intent_document(intent))
 
     @staticmethod
     def _choose(view: ClusterView, candidate: str | None, failover: bool) -> str:
@@ -282,7 +263,7 @@ class AgentOperations:
             raise OperationError(400, f"field 'schedule' is in the past: {when.isoformat()}")
         if not self._requests.schedule_restart(at):
             scheduled = self._requests.scheduled_restart()
-            shown = _iso(scheduled) if scheduled is not None else "?"
+            shown = iso_time(scheduled) if scheduled is not None else "?"
             raise OperationError(
                 409, f"a restart is already scheduled for {shown}; cancel it first (DELETE /restart)"
             )
@@ -295,7 +276,7 @@ class AgentOperations:
         if cancelled is None:
             raise OperationError(404, "no restart is scheduled on this node")
         return OperationResult(
-            200, f"scheduled restart ({_iso(cancelled)}) cancelled", {"schedule": _iso(cancelled)}
+            200, f"scheduled restart ({iso_time(cancelled)}) cancelled", {"schedule": iso_time(cancelled)}
         )
 
     def reload(self) -> OperationResult:
@@ -389,50 +370,3 @@ def _state_reached(view: ClusterView | None, candidate: str | None) -> dict[str,
             {"name": member.name, "role": member.role.value, "state": member.state.value} if member else None
         ),
     }
-
-
-def _member_document(member: Member, view: ClusterView) -> dict[str, Any]:
-    lag = view.lag(member.name, member.lsn, member.timeline) if member.role is Role.REPLICA else None
-    role = member.role.value
-    if view.leader is not None and member.name == view.leader.name and member.role is Role.REPLICA:
-        role = Role.STANDBY_LEADER.value
-    doc: dict[str, Any] = {
-        "name": member.name,
-        "role": role,
-        "state": member.state.value,
-        "host": member.host,
-        "port": member.port,
-        "api_url": member.api_url,
-        "timeline": member.timeline,
-        "lsn": str(member.lsn) if member.lsn is not None else None,
-        "lag": lag,
-        "pending_restart": member.pending_restart,
-        "tags": tags_document(member.tags),
-        # pgwarden's addition: the member's last decision, and a running clone's or rewind's progress.
-        "reason": member.reason or None,
-        "reason_code": member.reason_code or None,
-        "sync_standby": view.sync is not None and member.name in view.sync.members,
-    }
-    if member.progress:
-        doc["progress"] = member.progress
-    if member.pending_restart_reason:
-        doc["pending_restart_reason"] = pending_reason_document(member.pending_restart_reason)
-    if member.config_errors:
-        doc["config_errors"] = config_errors_document(member.config_errors)
-    if member.scheduled_restart is not None:
-        doc["scheduled_restart"] = {"schedule": _iso(member.scheduled_restart)}
-    return doc
-
-
-def _intent_document(intent: SwitchoverIntent) -> dict[str, Any]:
-    return {
-        "leader": intent.leader,
-        "candidate": intent.candidate,
-        "scheduled_at": _iso(intent.scheduled_at),
-        "failover": intent.failover,
-        "deadline": _iso(intent.deadline),
-    }
-
-
-def _iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds") if epoch is not None else None

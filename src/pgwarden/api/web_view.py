@@ -23,6 +23,7 @@ from typing import Any
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.api.contract import Operations
+from pgwarden.documents.render import history_objects
 
 HISTORY_SHOWN = 10
 ASSETS: dict[str, tuple[str, str]] = {  # path below /ui -> (package file, content type)
@@ -74,8 +75,9 @@ class WebView:
         return body
 
     def state_document(self, snap: Snapshot) -> dict[str, Any]:
-        document = self._ops.cluster()
-        document["history"] = self._ops.history()[-HISTORY_SHOWN:]
+        document: dict[str, Any] = dict(self._ops.cluster())
+        # Named fields, not /history's Patroni arrays: the page shows each entry's reason and event.
+        document["history"] = history_objects(snap.view)[-HISTORY_SHOWN:]
         document["served_by"] = snap.config.name
         document["synchronous_mode"] = snap.view.config.synchronous_mode.value
         document["failsafe_mode"] = snap.view.config.failsafe_mode

@@ -1,13 +1,13 @@
 """What ``list``, ``topology`` and ``history`` show, from a ClusterView: JSON documents and rich renderables.
 
-Pure: a view in, a value out, so the tables are tested on views built by hand.
+Pure: a view in, a value out, so the tables are tested on views built by hand. Dates, tags, lag,
+intents and history entries come from ``pgwarden.documents.render``, as in the REST API.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Group, JustifyMethod, RenderableType
@@ -15,6 +15,15 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from pgwarden.documents.render import (
+    config_errors_document,
+    history_objects,
+    intent_document,
+    iso_time,
+    pending_reason_document,
+    tags_document,
+    untrusted_document,
+)
 from pgwarden.model.cluster import (
     MEMBERS,
     ClusterView,
@@ -48,16 +57,9 @@ SAFE_READING: dict[str, str] = {
 
 
 def tag_items(tags: Tags) -> dict[str, str | int | bool]:
-    """The tags that differ from the defaults, as the node config spells them."""
-    items: dict[str, str | int | bool] = {}
-    for name in ("nofailover", "noloadbalance", "nosync", "clonefrom", "failover_priority", "sync_priority"):
-        value = getattr(tags, name)
-        if value != getattr(_DEFAULT_TAGS, name):
-            items[name] = value
-    if tags.replicatefrom is not None:
-        items["replicatefrom"] = tags.replicatefrom
-    items.update(tags.custom)
-    return items
+    """The tags that differ from the defaults (the table's cell), out of the one tags document."""
+    defaults = tags_document(_DEFAULT_TAGS)
+    return {k: v for k, v in tags_document(tags).items() if defaults.get(k) != v}
 
 
 def role_label(view: ClusterView, member: Member) -> str:
@@ -82,14 +84,12 @@ def member_document(view: ClusterView, member: Member) -> dict[str, Any]:
         "lag_mb": None if lag is None else round(lag / MB, 1),
         "tags": tag_items(member.tags),
         "pending_restart": member.pending_restart,
-        # Patroni's shape: each setting's running (old) and configured (new) value.
-        "pending_restart_reason": {
-            name: {"old_value": old, "new_value": new}
-            for name, (old, new) in sorted(member.pending_restart_reason.items())
-        },
-        "scheduled_restart": _iso(member.scheduled_restart) if member.scheduled_restart is not None else None,
+        "pending_restart_reason": pending_reason_document(member.pending_restart_reason),
+        "scheduled_restart": (
+            iso_time(member.scheduled_restart) if member.scheduled_restart is not None else None
+        ),
         "leader": view.leader is not None and view.leader.name == member.name,
-        "config_errors": [{"name": e.name, "value": e.value, "error": e.error} for e in member.config_errors],
+        "config_errors": config_errors_document(member.config_errors),
         "loop_error": member.loop_error,
         "reason": member.reason or None,
         "reason_code": member.reason_code or None,
@@ -98,14 +98,7 @@ def member_document(view: ClusterView, member: Member) -> dict[str, Any]:
 
 
 def switchover_document(intent: SwitchoverIntent | None) -> dict[str, Any] | None:
-    if intent is None:
-        return None
-    return {
-        "leader": intent.leader,
-        "candidate": intent.candidate,
-        "scheduled_at": _iso(intent.scheduled_at) if intent.scheduled_at is not None else None,
-        "failover": intent.failover,
-    }
+    return dict(intent_document(intent)) if intent is not None else None
 
 
 def cluster_document(view: ClusterView) -> dict[str, Any]:
@@ -120,7 +113,7 @@ def cluster_document(view: ClusterView) -> dict[str, Any]:
             {
                 "members": sorted(view.sync.members),
                 "quorum": view.sync.quorum,
-                "degraded_since": _iso(view.sync.degraded_since) if view.sync.degraded_since else None,
+                "degraded_since": iso_time(view.sync.degraded_since) if view.sync.degraded_since else None,
             }
             if view.sync is not None
             else None
@@ -129,7 +122,7 @@ def cluster_document(view: ClusterView) -> dict[str, Any]:
         "failsafe_mode": view.config.failsafe_mode,
         "failsafe": dict(view.failsafe) if view.failsafe is not None else None,
         "members": [member_document(view, m) for m in view.members],
-        "untrusted_members": [{"name": n, "reason": why} for n, why in sorted(view.untrusted.items())],
+        "untrusted_members": untrusted_document(view),
         "unreadable_keys": dict(sorted(view.unreadable.items())),
         "config_ignored_keys": list(view.config_ignored),
     }
@@ -139,7 +132,7 @@ def switchover_text(intent: SwitchoverIntent) -> str:
     kind = "failover" if intent.failover else "switchover"
     source = f" from {intent.leader}" if intent.leader else ""
     to = intent.candidate or "a standby the leader picks"
-    when = f" at {_iso(intent.scheduled_at)}" if intent.scheduled_at is not None else " now"
+    when = f" at {iso_time(intent.scheduled_at)}" if intent.scheduled_at is not None else " now"
     return f"{kind}{source} to {to}{when}"
 
 
@@ -177,7 +170,7 @@ def _sync_header(view: ClusterView) -> list[str]:
     if claim is None:
         return [f"synchronous {mode.value}: no claim yet"]
     if claim.degraded_since is not None:
-        return [f"synchronous {mode.value}: DEGRADED to asynchronous since {_iso(claim.degraded_since)}"]
+        return [f"synchronous {mode.value}: DEGRADED to asynchronous since {iso_time(claim.degraded_since)}"]
     if not claim.members:
         return [f"synchronous {mode.value}: no standby holds every commit yet"]
     return [f"synchronous {mode.value}: {claim.quorum} of {', '.join(sorted(claim.members))}"]
@@ -259,7 +252,7 @@ def _pending_cell(member: Member) -> str:
         changes = [f"{n} {old}->{new}" for n, (old, new) in sorted(member.pending_restart_reason.items())]
         parts.append(" ".join(["*", ", ".join(changes)]).strip())
     if member.scheduled_restart is not None:
-        parts.append(f"restart at {_iso(member.scheduled_restart)}")
+        parts.append(f"restart at {iso_time(member.scheduled_restart)}")
     return "; ".join(parts)
 
 
@@ -359,17 +352,7 @@ def topology_tree(view: ClusterView) -> RenderableType:
 
 
 def history_document(view: ClusterView) -> list[dict[str, Any]]:
-    return [
-        {
-            "timeline": h.timeline,
-            "lsn": str(h.switch_lsn),
-            "reason": h.reason,
-            "timestamp": h.timestamp,
-            "new_leader": h.new_leader,
-            "event": h.event,
-        }
-        for h in view.history
-    ]
+    return [dict(entry) for entry in history_objects(view)]
 
 
 def history_table(view: ClusterView) -> RenderableType:
@@ -391,7 +374,3 @@ def history_table(view: ClusterView) -> RenderableType:
     if not view.history:
         return Group(header, table, Text("no promotions yet: the cluster is on its first timeline"))
     return Group(header, table)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -17,8 +17,12 @@ from pgwarden.config.parameters import Parameters
 from pgwarden.model.cluster import DynamicConfig, SyncFallback, SyncMode
 
 _D = DynamicConfig()  # the defaults live in the dataclass; the schema reads them from here
-# Patroni nests these under `postgresql:`; we accept that shape and flatten it.
-_NESTED = ("use_pg_rewind", "parameters", "remove_data_directory_on_diverged_timelines")
+# Patroni nests these under `postgresql:`; we accept that shape and flatten it. GET /config shows
+# them nested (documents/render.py config_document).
+NESTED_KEYS = ("use_pg_rewind", "parameters", "remove_data_directory_on_diverged_timelines")
+_NESTED = NESTED_KEYS
+# Patroni's postgresql.use_slots: pgwarden always keeps a slot per member, so only true is accepted.
+_USE_SLOTS = "use_slots"
 _STRICT = "synchronous_mode_strict"  # Patroni's separate flag, folded into synchronous_fallback
 _STORED = "the config key in etcd"
 # Every agent writes the whole config (every field below) to etcd, so a stored value without one
@@ -82,13 +86,13 @@ def parse_stored_dynamic_config(data: object) -> tuple[DynamicConfig, tuple[str,
     if not isinstance(data, Mapping):
         findings = validate_dynamic(data, ())[1]
         raise Origin(_STORED).error(findings)
-    known = set(DynamicModel.model_fields) | {"postgresql", _STRICT}
+    known = set(DynamicModel.model_fields) | {"postgresql", _STRICT, _USE_SLOTS}
     kept = {k: v for k, v in data.items() if k in known}
     ignored = [str(k) for k in data if k not in known]
     nested = kept.get("postgresql")
     if isinstance(nested, Mapping):
-        kept["postgresql"] = {k: v for k, v in nested.items() if k in _NESTED}
-        ignored += [f"postgresql.{k}" for k in nested if k not in _NESTED]
+        kept["postgresql"] = {k: v for k, v in nested.items() if k in (*_NESTED, _USE_SLOTS)}
+        ignored += [f"postgresql.{k}" for k in nested if k not in (*_NESTED, _USE_SLOTS)]
     present = set(kept) | (set(nested) if isinstance(nested, Mapping) else set())
     missing = [name for name in _STORED_REQUIRED if name not in present]
     if missing:
@@ -150,10 +154,13 @@ def _flatten_patroni_shape(data: Mapping[Any, Any], prefix: Loc) -> tuple[dict[A
     flat = dict(data)
     findings: list[Finding] = []
     nested = flat.pop("postgresql", None)
+    findings += _use_slots(flat.pop(_USE_SLOTS, True), (*prefix, _USE_SLOTS))
     if isinstance(nested, Mapping):
         for key, value in nested.items():
             loc = (*prefix, "postgresql", str(key))
-            if key not in _NESTED:
+            if key == _USE_SLOTS:
+                findings += _use_slots(value, loc)
+            elif key not in _NESTED:
                 findings.append(unknown_key(loc, list(_NESTED)))
             elif key in flat:
                 findings.append(
@@ -186,6 +193,35 @@ def _flatten_patroni_shape(data: Mapping[Any, Any], prefix: Loc) -> tuple[dict[A
                 )
             )
     return flat, findings
+
+
+def _use_slots(value: object, loc: Loc) -> list[Finding]:
+    if value is True:
+        return []
+    return [
+        Finding(
+            loc,
+            f"pgwarden always keeps a replication slot per member; use_slots {value!r} is not supported",
+            "drop the key or write true (member_slots_ttl and max_slot_wal_keep_size bound the slots)",
+        )
+    ]
+
+
+def normalize_patch(patch: Mapping[str, Any]) -> dict[str, Any]:
+    """A PATCH body in the shape GET /config shows (Patroni's nested ``postgresql:``): the flat
+    pgwarden spellings of the nested keys move under it, so either spelling merges into the same
+    place. A key given both ways keeps both, and validation names it."""
+    out = dict(patch)
+    moved = {key: out.pop(key) for key in NESTED_KEYS if key in out and key not in _nested_of(patch)}
+    if moved:
+        nested = out.get("postgresql")
+        out["postgresql"] = {**(nested if isinstance(nested, Mapping) else {}), **moved}
+    return out
+
+
+def _nested_of(patch: Mapping[str, Any]) -> Mapping[str, Any]:
+    nested = patch.get("postgresql")
+    return nested if isinstance(nested, Mapping) else {}
 
 
 def _timing_findings(model: DynamicModel, prefix: Loc) -> list[Finding]:

@@ -124,6 +124,13 @@ def _bool(data: Obj, field: str, default: bool) -> bool:
     return value
 
 
+def _opt_bool(data: Obj, field: str) -> bool | None:
+    value = data.get(field)
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{field} must be true, false or null, not {_kind(value)}")
+    return value
+
+
 def _lsn(data: Obj, field: str) -> Lsn:
     return Lsn.parse(_str(data, field))
 
@@ -212,6 +219,9 @@ def encode_member(member: Member) -> str:
             "reason_code": member.reason_code,
             "reason": member.reason,
             "progress": member.progress,
+            "receive_lsn": None if member.receive_lsn is None else str(member.receive_lsn),
+            "replay_lsn": None if member.replay_lsn is None else str(member.replay_lsn),
+            "streaming": member.streaming,
         }
     )
 
@@ -267,6 +277,9 @@ def _member(data: object) -> Member:
         reason_code=_shown(obj, "reason_code", MAX_REASON_CODE),
         reason=_shown(obj, "reason", MAX_REASON),
         progress=_shown(obj, "progress", MAX_PROGRESS),
+        receive_lsn=_opt_lsn(obj, "receive_lsn"),
+        replay_lsn=_opt_lsn(obj, "replay_lsn"),
+        streaming=_opt_bool(obj, "streaming"),
     )
 
 

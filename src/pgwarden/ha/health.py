@@ -5,7 +5,7 @@ The endpoints and their meaning are Patroni's, so existing HAProxy configuration
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from pgwarden.model import LocalState, Tags
@@ -17,7 +17,8 @@ class HealthFacts:
     local: LocalState
     tags: Tags = field(default_factory=Tags)
     lag: int | None = None  # bytes behind the leader's last known position; None if unknown
-    sync_standby: bool = False
+    sync_standby: bool = False  # in the synchronous set in force
+    quorum_standby: bool = False  # ... and synchronous_mode is quorum
     loop_age: float = 0.0  # seconds since the agent's loop last finished
     liveness_limit: float = 10.0
 
@@ -56,30 +57,98 @@ def _is_replica(f: HealthFacts, q: Query) -> bool:
     return _within_lag(f, q) and _tags_match(f, q)
 
 
+_Check = Callable[[HealthFacts, Query], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthEndpoint:
+    """One health check: its path, the other paths that answer the same, what 200 means."""
+
+    path: str
+    meaning: str
+    check: _Check
+    aliases: tuple[str, ...] = ()
+
+
+def _primary(f: HealthFacts, q: Query) -> bool:
+    return _is_primary(f) and _tags_match(f, q)
+
+
+# The one table of health endpoints: the API's routes (api/facts.py), docs/openapi.json and
+# docs/rest-api.md's table derive from it. Paths and meanings are Patroni's, so HAProxy
+# configurations carry over; every other GET path answers 503, as Patroni's does.
+HEALTH_TABLE: tuple[HealthEndpoint, ...] = (
+    HealthEndpoint(
+        "primary",
+        "this node holds the leader key and PostgreSQL runs read-write",
+        _primary,
+        ("", "read-write", "master"),
+    ),
+    HealthEndpoint(
+        "leader",
+        "this node holds the leader key (primary, or leader of a standby cluster)",
+        lambda f, q: f.holds_leader_key and f.local.running,
+    ),
+    HealthEndpoint(
+        "standby-leader",
+        "this node leads a standby cluster",
+        lambda f, q: f.holds_leader_key and f.local.is_standby,
+        ("standby_leader",),
+    ),
+    HealthEndpoint(
+        "replica", "PostgreSQL runs as a streaming standby without the noloadbalance tag", _is_replica
+    ),
+    HealthEndpoint(
+        "read-only",
+        "as /replica, or this node is the primary",
+        lambda f, q: _is_primary(f) or _is_replica(f, q),
+    ),
+    HealthEndpoint(
+        "synchronous",
+        "this node is a synchronous standby",
+        lambda f, q: f.sync_standby and _is_replica(f, q),
+        ("sync",),
+    ),
+    HealthEndpoint(
+        "asynchronous",
+        "this node is an asynchronous standby",
+        lambda f, q: not f.sync_standby and _is_replica(f, q),
+        ("async",),
+    ),
+    HealthEndpoint(
+        "read-only-sync",
+        "this node is the primary or a synchronous standby",
+        lambda f, q: _is_primary(f) or (f.sync_standby and _is_replica(f, q)),
+    ),
+    HealthEndpoint(
+        "quorum",
+        "this node is a quorum standby (synchronous_mode: quorum, and in the synchronous set)",
+        lambda f, q: f.quorum_standby and _is_replica(f, q),
+    ),
+    HealthEndpoint(
+        "read-only-quorum",
+        "this node is the primary or a quorum standby",
+        lambda f, q: _is_primary(f) or (f.quorum_standby and _is_replica(f, q)),
+    ),
+    HealthEndpoint(
+        "health", "PostgreSQL is up and answers queries", lambda f, q: f.local.running and f.local.probe_ok
+    ),
+    HealthEndpoint(
+        "liveness",
+        "the agent's loop ran recently (within ttl on the leader, 2 x ttl elsewhere)",
+        lambda f, q: f.loop_age <= f.liveness_limit,
+    ),
+    HealthEndpoint(
+        "readiness",
+        "this node leads, or PostgreSQL runs as a standby within ?lag=",
+        lambda f, q: _is_primary(f) or (f.local.is_standby and _within_lag(f, q)),
+    ),
+)
+# Every path, aliases included -> its endpoint.
+HEALTH_PATHS: Mapping[str, HealthEndpoint] = {path: e for e in HEALTH_TABLE for path in (e.path, *e.aliases)}
+
+
 def verdict(endpoint: str, f: HealthFacts, q: Query) -> bool:
     """True for 200, False for 503. Unknown endpoints answer 503, as Patroni does."""
-    match endpoint:
-        case "primary" | "read-write" | "master" | "":
-            return _is_primary(f) and _tags_match(f, q)
-        case "leader":
-            return f.holds_leader_key and f.local.running
-        case "standby-leader" | "standby_leader":
-            return f.holds_leader_key and f.local.is_standby
-        case "replica":
-            return _is_replica(f, q)
-        case "read-only":
-            return _is_primary(f) or _is_replica(f, q)
-        case "synchronous" | "sync":
-            return f.sync_standby and _is_replica(f, q)
-        case "asynchronous" | "async":
-            return not f.sync_standby and _is_replica(f, q)
-        case "read-only-sync":
-            return _is_primary(f) or (f.sync_standby and _is_replica(f, q))
-        case "health":
-            return f.local.running and f.local.probe_ok
-        case "liveness":
-            return f.loop_age <= f.liveness_limit
-        case "readiness":
-            return _is_primary(f) or (f.local.is_standby and _within_lag(f, q))
-        case _:
-            return False
+    found = HEALTH_PATHS.get(endpoint)
+    return found is not None and found.check(f, q)

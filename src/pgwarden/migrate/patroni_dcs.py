@@ -87,6 +87,8 @@ def _nested(conv: Conversion, here: Path, section: Mapping[str, Any]) -> None:
                 conv.dropped(
                     path, "the node's own postgresql.pg_hba wins, as in Patroni", severity=Severity.INFO
                 )
+        elif key == "use_slots":  # pgwarden accepts only true, and always behaves so: nothing to carry
+            _explain(conv, path, "postgresql.use_slots")
         elif key in ("use_pg_rewind", "remove_data_directory_on_diverged_timelines"):
             conv.put((*DCS, str(key)), value, path)
         else:

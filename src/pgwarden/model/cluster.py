@@ -141,6 +141,11 @@ class Member:
     reason_code: str = ""
     reason: str = ""
     progress: str = ""  # a running clone's or rewind's progress, as its tool last reported it
+    # A standby's two positions and whether its WAL receiver streams (Patroni's /cluster shows
+    # them); None from agents older than these fields.
+    receive_lsn: Lsn | None = None
+    replay_lsn: Lsn | None = None
+    streaming: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,14 +66,17 @@ async function getJSON(path) {
 }
 
 function roleClass(member) {
-  if (member.role === "primary" || member.role === "standby_leader") return "primary";
-  if (member.state !== "running") return member.state === "crashed" ? "crashed" : "down";
-  return member.sync_standby ? "sync" : "replica";
+  // /cluster's roles are Patroni's: leader, standby_leader, sync_standby, quorum_standby, replica.
+  if (member.role === "leader" || member.role === "primary" || member.role === "standby_leader") return "primary";
+  if (member.state !== "running" && member.state !== "streaming") return member.state === "crashed" ? "crashed" : "down";
+  return member.role === "sync_standby" || member.role === "quorum_standby" ? "sync" : "replica";
 }
 
 function roleLabel(member, state) {
-  if (member.role === "replica" && member.sync_standby) return "sync standby";
+  if (member.role === "sync_standby") return "sync standby";
+  if (member.role === "quorum_standby") return "quorum standby";
   if (member.role === "replica") return state.leader ? "standby" : "standby (no leader)";
+  if (member.role === "leader") return "primary";
   return member.role.replace("_", " ");
 }
 

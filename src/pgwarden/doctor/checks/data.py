@@ -8,7 +8,7 @@ from pgwarden.doctor.facts import Facts, NodeFacts
 from pgwarden.doctor.findings import Finding, Severity, ok
 from pgwarden.doctor.text import names, seconds, size
 from pgwarden.ha.rules.switchover import Refused, choose_candidate
-from pgwarden.model import ClusterView, Lsn, Member, SyncMode
+from pgwarden.model import ClusterView, Member, SyncMode
 
 # Writes a healthy asynchronous standby lacks are a cycle or two old (each side publishes its
 # position once per loop_wait); beyond this many cycles it is falling behind.
@@ -18,18 +18,8 @@ SLOT_WARNING = 0.5  # of max_slot_wal_keep_size
 SLOT_CRITICAL = 0.9
 
 
-def _leader_position(view: ClusterView) -> Lsn | None:
-    """The furthest position the leader published (its status key or its member key)."""
-    if view.leader is None:
-        return None
-    found = [m.lsn for m in view.members if m.name == view.leader.name and m.lsn is not None]
-    if view.status is not None and view.status.name == view.leader.name:
-        found.append(view.status.lsn)
-    return max(found, default=None)
-
-
-def _standby_line(member: Member, top: Lsn | None, leader: NodeFacts | None, in_sync: bool) -> str:
-    lag = top - member.lsn if top is not None and member.lsn is not None else None
+def _standby_line(view: ClusterView, member: Member, leader: NodeFacts | None, in_sync: bool) -> str:
+    lag = view.lag(member.name, member.lsn, member.timeline)
     parts = [f"{member.name}: {size(max(0, lag)) if lag is not None else 'position unknown'} behind"]
     behind = leader.behind.get(member.name) if leader is not None else None
     if behind is not None:
@@ -54,13 +44,12 @@ def data_loss_window(facts: Facts) -> list[Finding]:
     if view is None or view.leader is None:
         return []
     config = view.config
-    top = _leader_position(view)
     leader = facts.leader_node
     claim = view.sync
     sync_on = config.synchronous_mode is not SyncMode.OFF
     holding = claim.members if sync_on and claim is not None and claim.quorum > 0 else frozenset()
     standbys = [m for m in view.members if m.name != view.leader.name]
-    evidence = tuple(_standby_line(m, top, leader, m.name in holding) for m in standbys)
+    evidence = tuple(_standby_line(view, m, leader, m.name in holding) for m in standbys)
     check = "data_loss_window"
     if sync_on and holding and (claim is None or claim.degraded_since is None):
         return [
@@ -89,7 +78,7 @@ def data_loss_window(facts: Facts) -> list[Finding]:
         ]
     member = view.member(candidate)
     assert member is not None
-    lost = top - member.lsn if top is not None and member.lsn is not None else None
+    lost = view.lag(member.name, member.lsn, member.timeline)
     behind = leader.behind.get(candidate) if leader is not None else None
     how_old = behind.seconds if behind is not None else None
     degraded = sync_on and claim is not None and claim.degraded_since is not None
