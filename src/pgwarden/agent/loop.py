@@ -381,6 +381,7 @@ class Agent:
                 self.lease.failsafe_deadline(),
                 self.promises.current(),
                 self.errors.counts(),
+                obs.wall if obs.store_ok else self.snapshots.get().dcs_last_seen,
             )
         )
         if not obs.store_ok:

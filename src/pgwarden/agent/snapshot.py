@@ -35,6 +35,7 @@ class Snapshot:
     promise: Promise | None = None  # the promise this member gave a failsafe leader
     # Internal errors survived since start: the HA loop's cycles ("loop") and each thread's.
     errors: Mapping[str, int] = field(default_factory=dict)
+    dcs_last_seen: float | None = None  # epoch seconds of the last cycle that read etcd
 
     @property
     def holds_leader_key(self) -> bool:

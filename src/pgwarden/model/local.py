@@ -95,6 +95,8 @@ class LocalState:
     pending_params: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     started_at: float | None = None  # epoch seconds when the running postmaster started
     replay_paused: bool = False  # a standby's WAL replay paused (pg_wal_replay_pause())
+    server_version: int | None = None  # server_version_num of the running server (150018)
+    replayed_at: float | None = None  # epoch seconds of the last replayed transaction's commit
     # Settings PostgreSQL refuses here (gathered after each render or reload, not every probe).
     config_errors: tuple[ParameterError, ...] = ()
 

@@ -36,7 +36,9 @@ SELECT pg_is_in_recovery(),
        extract(epoch FROM pg_postmaster_start_time())::float8,
        CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END,
        c.checkpoint_lsn::text,
-       (SELECT system_identifier FROM pg_control_system())::text
+       (SELECT system_identifier FROM pg_control_system())::text,
+       current_setting('server_version_num')::int,
+       extract(epoch FROM pg_last_xact_replay_timestamp())::float8
 FROM pg_control_checkpoint() AS c LEFT JOIN pg_stat_wal_receiver AS r ON true
 """
 
@@ -114,6 +116,8 @@ def _answered(settings: PostgresSettings, managed: ManagedConf, answer: _Answer)
         replay_paused,
         checkpoint_lsn,
         system_id,
+        server_version,
+        replayed_at,
     ) = answer.row
     if in_recovery:
         known = [t for t in (received_tli, checkpoint_tli, min_recovery_tli) if isinstance(t, int)]
@@ -149,6 +153,8 @@ def _answered(settings: PostgresSettings, managed: ManagedConf, answer: _Answer)
         },
         started_at=float(started_at) if isinstance(started_at, int | float) else None,
         replay_paused=bool(replay_paused),
+        server_version=server_version if isinstance(server_version, int) else None,
+        replayed_at=float(replayed_at) if isinstance(replayed_at, int | float) else None,
         applied_parameters=dict(managed.cluster_parameters),
     )
 
