@@ -340,3 +340,10 @@ def test_query_uses_the_configs_superuser_unless_told_otherwise(monkeypatch: pyt
     assert asked["password"] == "typed"
     monkeypatch.setenv("PGPASSWORD", "from-env")
     assert "password" not in connect_kwargs(target, node, None, None, None)  # libpq's own wins
+
+
+def test_query_c_is_the_sql_and_the_member_is_checked_first(cluster: FakeCluster) -> None:
+    result = cluster.run("query", "demo", "-c", "SELECT 1", "-m", "node9")
+    assert result.exit_code == 1, result.output
+    assert "no member named 'node9'" in result.stderr
+    assert cluster.run("query", "demo", "-m", "node2").exit_code == 2  # no SQL

@@ -37,6 +37,11 @@ RoleOption = Annotated[
     RoleChoice | None,
     typer.Option("--role", "-r", help="a member with this role (default: the leader)", show_default=False),
 ]
+# query's -c is the SQL (patronictl's --command): its node config is --config, or -c before the command.
+QueryConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="a node config file (or -c before the command)", show_default=False),
+]
 MemberOption = Annotated[str | None, typer.Option("--member", "-m", help="this member", show_default=False)]
 
 
@@ -170,7 +175,7 @@ def query(
             "--watch", "-w", min=0.2, help="run again every SECONDS until Ctrl-C", show_default=False
         ),
     ] = None,
-    config: ConfigOption = None,
+    config: QueryConfigOption = None,
     dir: DirOption = None,
 ) -> None:
     """Run SQL on a member (default: the leader) and print the result."""
