@@ -161,7 +161,7 @@ def test_restart_of_something_unknown_names_cluster_and_members(cluster: FakeClu
     result = cluster.run("restart", "demo", "node9", "--force")
     assert result.exit_code == 1
     assert (
-        "'node9' is neither the cluster ('demo') nor one of its members (node1, node2, node3)"
+        "no member named 'node9' in the cluster (members: node1, node2, node3), and the cluster is 'demo'"
         in result.stderr
     )
     assert posts(cluster, "POST", "/restart") == []

@@ -22,7 +22,7 @@ from pgwarden import __version__
 from pgwarden.api.bodies import MAX_TIMEOUT
 from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT
 from pgwarden.cli.connect import USAGE, ConfigOption, DirOption, ForceOption, cluster_client, confirm, fail
-from pgwarden.client import ClientError, ClusterClient, RollingRestart, plan_rolling_restart
+from pgwarden.client import ClientError, ClusterClient, RollingRestart, UnknownMember, plan_rolling_restart
 from pgwarden.model.cluster import ClusterView, Member, PgState
 
 # An operation's answer may take its whole timeout; allow this much more for the HTTP round trip.
@@ -65,10 +65,7 @@ def parse_names(view: ClusterView, args: list[str] | None) -> list[str]:
     known = {m.name for m in view.members}
     unknown = [name for name in given if name not in known]
     if unknown:
-        fail(
-            f"{unknown[0]!r} is neither the cluster ({view.name!r}) nor one of its members "
-            f"({', '.join(sorted(known)) or 'none'})"
-        )
+        fail(f"{UnknownMember(unknown[0], sorted(known))}, and the cluster is {view.name!r}")
     return given
 
 
