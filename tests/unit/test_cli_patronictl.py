@@ -14,7 +14,7 @@ import yaml
 from pgwarden.cli.query import connect_kwargs
 from pgwarden.client import ClusterTarget
 from pgwarden.model.node import Address, Credentials
-from tests.unit.builders import member, primary_member
+from tests.support.builders import member, primary_member
 from tests.unit.test_cli_client import FakeCluster, write_stack
 
 

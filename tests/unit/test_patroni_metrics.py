@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pgwarden.agent.snapshot import Snapshot
 from pgwarden.api.patroni_metrics import PATRONI_METRICS, version_number
 from pgwarden.model import Leader, PgState, SyncMode
-from tests.unit import test_api_fakes as fake
+from tests.support import api_fakes as fake
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "patroni"
 ROLES = ("primary", "sync_standby", "replica")
