@@ -170,9 +170,10 @@ def restart(
         view = client.view()
         if cancel:
             members = choose(view, names, role, True, "flush", any_one)
-            ok = _each(
-                client, [m for m in members if m.scheduled_restart is not None], "DELETE", "/restart", {}
-            )
+            # Named members are asked whatever their record says (it may trail their agent by a loop).
+            if not parse_names(view, names):
+                members = [m for m in members if m.scheduled_restart is not None]
+            ok = _each(client, members, "DELETE", "/restart", {})
             raise typer.Exit(0 if ok else 1)
         if pending:
             chosen = choose(view, names, role, True, "restart", any_one)
