@@ -182,18 +182,28 @@ def test_restart_pending_with_switchover_hands_over_then_restarts_the_old_primar
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        pytest.param(["restart"], "name one NODE", id="neither"),
-        pytest.param(["restart", "node2", "--pending"], "not both", id="both"),
         pytest.param(
             ["restart", "node2", "--switchover"], "--switchover goes with --pending", id="switchover"
         ),
-        pytest.param(["restart", "--pending", "--scheduled", "now"], "apply to one NODE", id="scheduled_all"),
+        pytest.param(
+            ["restart", "--pending", "--scheduled", "now"],
+            "drop --scheduled/--cancel",
+            id="scheduled_pending",
+        ),
     ],
 )
 def test_restart_refuses_a_confused_command_line(tmp_path: Path, args: list[str], words: str) -> None:
     cluster = FakeCluster(stack_dir=stack(tmp_path))
     result = cluster.run(*args)
     assert result.exit_code == 2 and words in result.output
+    assert cluster.requests == []
+
+
+def test_restart_without_a_member_or_force_asks_first(tmp_path: Path) -> None:
+    """patronictl's `restart CLUSTER`: which member (empty: all), then a confirmation; no answer: nothing."""
+    cluster = FakeCluster(stack_dir=stack(tmp_path))
+    result = cluster.run("restart")
+    assert result.exit_code == 1 and "Which member do you want to restart" in result.output
     assert cluster.requests == []
 
 

@@ -18,6 +18,7 @@ from pgwarden.agent.guard import LOOP
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.snapshot import Snapshot, SnapshotHolder
 from pgwarden.api.facts import facts_of
+from pgwarden.api.patroni_metrics import render_patroni
 from pgwarden.documents.status import status_document
 from pgwarden.model import DynamicConfig, Role, SyncMode
 
@@ -183,11 +184,13 @@ class SnapshotCollector(Collector):
 
 
 class Metrics:
-    """One server's registry; ``render`` is the body of ``GET /metrics``."""
+    """One server's registry; ``render`` is the body of ``GET /metrics``: pgwarden's series, then
+    Patroni's (api/patroni_metrics.py) from the same snapshot."""
 
     def __init__(self, snapshots: SnapshotHolder) -> None:
+        self._snapshots = snapshots
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SnapshotCollector(snapshots))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + render_patroni(self._snapshots.get())

@@ -15,7 +15,8 @@ from pgwarden.cli.connect import (
     FormatOption,
     OutputFormat,
     cluster_client,
-    print_json,
+    is_pretty,
+    print_document,
     show,
 )
 from pgwarden.doctor.checks import examine
@@ -32,7 +33,7 @@ _STYLE = {
 
 def doctor(
     ctx: typer.Context,
-    format: FormatOption = OutputFormat.TABLE,
+    format: FormatOption = OutputFormat.PRETTY,
     haproxy_config: Annotated[
         Path | None,
         typer.Option(
@@ -52,8 +53,8 @@ def doctor(
     with cluster_client(ctx, config, dir) as client:
         facts = gather(client, haproxy_config)
     report = examine(facts)
-    if format == OutputFormat.JSON:
-        print_json(report.document())
+    if not is_pretty(format):  # json, yaml (tsv: the document too, there are no rows to tab)
+        print_document(OutputFormat.JSON if format == OutputFormat.TSV else format, report.document())
     else:
         show(render(report))
     raise typer.Exit(report.exit_code)

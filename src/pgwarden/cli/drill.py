@@ -17,7 +17,8 @@ from pgwarden.cli.connect import (
     OutputFormat,
     cluster_client,
     fail,
-    print_json,
+    is_pretty,
+    print_document,
     show,
 )
 from pgwarden.client import DEFAULT_STACK_DIR
@@ -50,7 +51,7 @@ def drill(
             show_default=False,
         ),
     ] = None,
-    format: FormatOption = OutputFormat.TABLE,
+    format: FormatOption = OutputFormat.PRETTY,
     config: ConfigOption = None,
     dir: DirOption = None,
 ) -> None:
@@ -74,14 +75,14 @@ def drill(
         cluster = DrillCluster(client, client.target.nodes)
         fault: Fault = KillPrimary(_local_stack(stack_dir)) if unplanned else Switchover(cluster)
         settings = DrillSettings(dsn=writes_to, rounds=rounds, heal_timeout=heal_timeout)
-        table = format == OutputFormat.TABLE
+        table = is_pretty(format)
         report = Drill(cluster, fault, settings).run(on_round=_print_round if table else lambda _: None)
     if table:
         show(summary_table(report))
         for problem in report.problems():
             typer.echo(f"pgwarden: {problem}", err=True)
     else:
-        print_json(report.document())
+        print_document(format, report.document())
     if not report.ok:
         raise typer.Exit(1)
 

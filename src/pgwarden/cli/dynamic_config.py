@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
 from enum import StrEnum
 from pathlib import Path
@@ -19,7 +20,17 @@ from typing import Annotated
 import typer
 
 from pgwarden.api.contract import PARAMETER_CHECK_HEADER
-from pgwarden.cli.connect import ConfigOption, DirOption, ForceOption, cluster_client, confirm, fail, warn
+from pgwarden.cli.connect import (
+    USAGE,
+    ClusterArgument,
+    ConfigOption,
+    DirOption,
+    ForceOption,
+    cluster_client,
+    confirm,
+    fail,
+    warn,
+)
 from pgwarden.client import (
     ApiRefused,
     ClientError,
@@ -29,6 +40,7 @@ from pgwarden.client import (
     config_yaml,
     parse_assignment,
     plan_edit,
+    plan_patch,
     plan_replacement,
 )
 from pgwarden.config.errors import ConfigError
@@ -42,12 +54,13 @@ class ConfigFormat(StrEnum):
 
 def show_config(
     ctx: typer.Context,
+    cluster: ClusterArgument = None,
     format: Annotated[ConfigFormat, typer.Option("--format", help="yaml or json")] = ConfigFormat.YAML,
     config: ConfigOption = None,
     dir: DirOption = None,
 ) -> None:
     """Print the cluster's dynamic config as stored in etcd."""
-    with cluster_client(ctx, config, dir) as client:
+    with cluster_client(ctx, config, dir, cluster) as client:
         stored, revision, problem = client.config_problem()
         cfg = stored or _fallback(client, revision, problem)
     if format == ConfigFormat.JSON:
@@ -58,6 +71,7 @@ def show_config(
 
 def edit_config(
     ctx: typer.Context,
+    cluster: ClusterArgument = None,
     assignments: Annotated[
         list[str] | None,
         typer.Option(
@@ -67,16 +81,41 @@ def edit_config(
             help="set one key (repeatable): ttl=30, parameters.work_mem=8MB; KEY=null removes it",
         ),
     ] = None,
+    parameters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pg",
+            "-p",
+            metavar="NAME=VALUE",
+            help="set a PostgreSQL parameter (repeatable): -p work_mem=8MB = -s parameters.work_mem=8MB",
+        ),
+    ] = None,
+    apply: Annotated[
+        str | None,
+        typer.Option("--apply", metavar="FILE", help="merge this YAML file (- for stdin) into the config"),
+    ] = None,
+    replace: Annotated[
+        str | None,
+        typer.Option(
+            "--replace", metavar="FILE", help="replace the config with this YAML file (- for stdin)"
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="do not show the changes")] = False,
     force: ForceOption = False,
     config: ConfigOption = None,
     dir: DirOption = None,
 ) -> None:
-    """Change the dynamic config: --set keys, or edit the YAML in $EDITOR; shows a diff, then writes."""
+    """Change the dynamic config: --set/--pg keys, --apply/--replace a YAML file, or edit the YAML in
+    $EDITOR; shows a diff, then writes (compare-and-set)."""
     try:
         parsed = [parse_assignment(text) for text in assignments or []]
+        parsed += [parse_assignment(f"postgresql.parameters.{text}") for text in parameters or []]
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--set") from None
-    with cluster_client(ctx, config, dir) as client:
+        raise typer.BadParameter(str(exc), param_hint="--set/--pg") from None
+    if apply is not None and replace is not None:
+        fail("--apply merges, --replace replaces: give one of them", USAGE)
+    file_text = _read_file(apply if apply is not None else replace)
+    with cluster_client(ctx, config, dir, cluster) as client:
         read = client.read_config()
         stored, revision = read.config, read.revision
         problem = client.config_problem()[2]
@@ -88,7 +127,14 @@ def edit_config(
             warn(_missing(revision) + "; editing the defaults")
         current = stored or DynamicConfig()
         try:
-            if parsed:
+            if replace is not None:
+                edit = plan_replacement(current, revision, file_text or "")
+                edit = plan_edit(edit.after, revision, parsed) if parsed else edit
+                edit = ConfigEdit(current, edit.after, revision)
+            elif apply is not None:
+                edit = plan_patch(current, revision, file_text or "")
+                edit = ConfigEdit(current, plan_edit(edit.after, revision, parsed).after, revision)
+            elif parsed:
                 edit = plan_edit(current, revision, parsed)
             else:
                 text = edit_in_editor(config_yaml(current))
@@ -102,7 +148,8 @@ def edit_config(
             # (Over a junk stored value even "no change" writes: the write is the repair.)
             typer.echo("no change: the config already says that")
             return
-        _print_diff(edit)
+        if not quiet:
+            _print_diff(edit)
         if not force:
             confirm("Apply these changes?")
         try:
@@ -118,6 +165,18 @@ def edit_config(
             f"config of cluster {client.target.cluster!r} updated through {answer.member}'s REST API; "
             "agents apply it on their next loop"
         )
+
+
+def _read_file(name: str | None) -> str | None:
+    """--apply/--replace's text: a file, or standard input for ``-``."""
+    if name is None:
+        return None
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        return Path(name).read_text()
+    except OSError as exc:
+        fail(f"cannot read {name}: {exc}", USAGE)
 
 
 def edit_in_editor(text: str) -> str | None:

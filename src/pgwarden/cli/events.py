@@ -26,7 +26,8 @@ from pgwarden.cli.connect import (
     OutputFormat,
     cluster_client,
     fail,
-    print_json,
+    is_pretty,
+    print_document,
     show,
     warn,
 )
@@ -97,7 +98,7 @@ def events(
         str | None, typer.Option("--member", "-m", help="only this member's decisions", show_default=False)
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="show the last N rows")] = 50,
-    format: FormatOption = OutputFormat.TABLE,
+    format: FormatOption = OutputFormat.PRETTY,
     config: ConfigOption = None,
     dir: DirOption = None,
 ) -> None:
@@ -107,8 +108,9 @@ def events(
     rows = rows[-limit:]
     for name, why in sorted(unreachable.items()):
         warn(f"no decisions from {name}: {why}")
-    if format == OutputFormat.JSON:
-        print_json({"events": rows, "unreachable": unreachable})
+    if not is_pretty(format):  # json, yaml (tsv: as json)
+        document = {"events": rows, "unreachable": unreachable}
+        print_document(OutputFormat.JSON if format == OutputFormat.TSV else format, document)
     else:
         show(events_table(rows))
     if unreachable and not any(r["source"] == "agent" for r in rows):

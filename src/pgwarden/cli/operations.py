@@ -1,4 +1,5 @@
-"""``pgwarden switchover``, ``failover``, ``restart``, ``reload``, ``reinit``, ``pause``, ``resume``.
+"""``pgwarden switchover``, ``failover``, ``pause``, ``resume`` (``restart``, ``reload``, ``reinit``:
+cli/members.py).
 
 Each asks an agent's REST API to act and prints its answer; the agents check whether the
 operation is safe and refuse with a reason when it is not (printed, exit 1).
@@ -6,6 +7,7 @@ operation is safe and refuse with a reason when it is not (printed, exit 1).
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Annotated
 
@@ -13,8 +15,16 @@ import typer
 
 from pgwarden.api.bodies import MAX_TIMEOUT
 from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT
-from pgwarden.cli.connect import USAGE, ConfigOption, DirOption, ForceOption, cluster_client, confirm, fail
-from pgwarden.client import ClusterClient, RollingRestart, plan_rolling_restart
+from pgwarden.cli.connect import (
+    ClusterArgument,
+    ConfigOption,
+    DirOption,
+    ForceOption,
+    cluster_client,
+    confirm,
+    fail,
+)
+from pgwarden.client import ClientError, ClusterClient
 
 # An operation's answer may take its whole timeout; allow this much more for the HTTP round trip.
 _ANSWER_MARGIN = 10.0
@@ -28,7 +38,9 @@ TimeoutOption = Annotated[
         help="seconds the agent may take before answering with the state reached",
     ),
 ]
-NodeArgument = Annotated[str, typer.Argument(metavar="NODE", help="member name, as `pgwarden list` shows it")]
+WaitOption = Annotated[bool, typer.Option("--wait", help="wait until every member's agent says so")]
+# How long pause/resume --wait waits for every agent: a few of their loops.
+WAIT_SECONDS = 60.0
 
 
 def parse_scheduled(text: str | None) -> datetime | None:
@@ -47,8 +59,10 @@ def parse_scheduled(text: str | None) -> datetime | None:
 
 def switchover(
     ctx: typer.Context,
+    cluster: ClusterArgument = None,
     leader: Annotated[
-        str | None, typer.Option("--leader", help="the current leader; refused if it is no longer")
+        str | None,
+        typer.Option("--leader", "--primary", help="the current leader; refused if it is no longer"),
     ] = None,
     candidate: Annotated[
         str | None, typer.Option("--candidate", help="the standby to promote; default: the leader picks")
@@ -64,7 +78,7 @@ def switchover(
 ) -> None:
     """Planned, lossless handover of the primary role to a standby (or --cancel a scheduled one)."""
     when = parse_scheduled(scheduled)
-    with cluster_client(ctx, config, dir) as client:
+    with cluster_client(ctx, config, dir, cluster) as client:
         view = client.view()
         current = client.leader(view)
         if cancel:
@@ -92,15 +106,23 @@ def switchover(
 
 def failover(
     ctx: typer.Context,
-    candidate: Annotated[str, typer.Option("--candidate", help="the standby to promote")],
+    cluster: ClusterArgument = None,
+    candidate: Annotated[
+        str | None, typer.Option("--candidate", help="the standby to promote (asked for when left out)")
+    ] = None,
     force: ForceOption = False,
     timeout: TimeoutOption = DEFAULT_OPERATION_TIMEOUT,
     config: ConfigOption = None,
     dir: DirOption = None,
 ) -> None:
     """Manual promotion of a chosen standby, with or without a healthy leader."""
-    with cluster_client(ctx, config, dir) as client:
+    with cluster_client(ctx, config, dir, cluster) as client:
         view = client.view()
+        if candidate is None:
+            if force:
+                fail("name the standby to promote with --candidate (--force asks nothing)")
+            others = [m.name for m in view.members if view.leader is None or m.name != view.leader.name]
+            candidate = typer.prompt(f"Candidate {others}")
         chosen = client.member(candidate, view)
         if not force:
             demoted = f" ({view.leader.name} stops being the leader)" if view.leader else ""
@@ -114,100 +136,50 @@ def failover(
         typer.echo(answer.message)
 
 
-def restart(
+def pause(
     ctx: typer.Context,
-    node: Annotated[
-        str | None, typer.Argument(metavar="NODE", help="member name, as `pgwarden list` shows it")
-    ] = None,
-    pending: Annotated[
-        bool, typer.Option("--pending", help="restart every member waiting for a restart, standbys first")
-    ] = False,
-    switchover: Annotated[
-        bool,
-        typer.Option(
-            "--switchover", help="with --pending: switch over instead of restarting the primary in place"
-        ),
-    ] = False,
-    scheduled: Annotated[
-        str | None,
-        typer.Option("--scheduled", help="restart NODE later, at an ISO 8601 time", show_default=False),
-    ] = None,
-    cancel: Annotated[bool, typer.Option("--cancel", help="remove the restart scheduled on NODE")] = False,
-    force: ForceOption = False,
-    timeout: TimeoutOption = DEFAULT_OPERATION_TIMEOUT,
+    cluster: ClusterArgument = None,
+    wait: WaitOption = False,
     config: ConfigOption = None,
     dir: DirOption = None,
 ) -> None:
-    """Restart PostgreSQL on NODE (a leader keeps its key meanwhile), or on every member --pending."""
-    if pending == (node is not None):
-        fail("name one NODE to restart, or use --pending (not both)", USAGE)
-    if switchover and not pending:
-        fail("--switchover goes with --pending", USAGE)
-    if (scheduled is not None or cancel) and node is None:
-        fail("--scheduled and --cancel apply to one NODE", USAGE)
-    when = parse_scheduled(scheduled)
-    with cluster_client(ctx, config, dir) as client:
-        if node is None:
-            _restart_pending(client, switchover, force, timeout)
-            return
-        member = client.member(node)
-        if cancel:
-            typer.echo(client.call(member, "DELETE", "/restart").message)
-            return
-        at = f" at {when.isoformat()}" if when else ""
-        if not force:
-            confirm(f"Restart PostgreSQL on {node} ({member.role}){at}?")
-        body: dict[str, object] = {"timeout": timeout}
-        if when is not None:
-            body["schedule"] = when.isoformat()
-        answer = client.call(member, "POST", "/restart", body, timeout + _ANSWER_MARGIN)
-        typer.echo(answer.message)
-
-
-def _restart_pending(client: ClusterClient, switchover: bool, force: bool, timeout: float) -> None:
-    steps = plan_rolling_restart(client.view(), switchover)
-    if not steps:
-        typer.echo("no member is waiting for a restart")
-        return
-    typer.echo("rolling restart: " + "; then ".join(str(step) for step in steps))
-    if not force:
-        confirm("Go ahead?")
-    RollingRestart(client, timeout, typer.echo, _ANSWER_MARGIN).run(steps)
-    typer.echo("rolling restart done: nothing waits for a restart")
-
-
-def reload(
-    ctx: typer.Context, node: NodeArgument, config: ConfigOption = None, dir: DirOption = None
-) -> None:
-    """Make NODE's agent re-read its config and reload PostgreSQL."""
-    with cluster_client(ctx, config, dir) as client:
-        answer = client.call(client.member(node), "POST", "/reload", {})
-        typer.echo(answer.message)
-
-
-def reinit(
-    ctx: typer.Context,
-    node: NodeArgument,
-    force: ForceOption = False,
-    config: ConfigOption = None,
-    dir: DirOption = None,
-) -> None:
-    """Wipe NODE's data directory and clone it again from the leader (standbys only)."""
-    with cluster_client(ctx, config, dir) as client:
-        member = client.member(node)
-        if not force:
-            confirm(f"Remove {node}'s data and clone it again from the leader?")
-        answer = client.call(member, "POST", "/reinitialize", {})
-        typer.echo(answer.message)
-
-
-def pause(ctx: typer.Context, config: ConfigOption = None, dir: DirOption = None) -> None:
     """Stop automatic failover cluster-wide (agents keep running and reporting)."""
-    with cluster_client(ctx, config, dir) as client:
+    with cluster_client(ctx, config, dir, cluster) as client:
         typer.echo(client.set_pause(True))
+        if wait:
+            _wait_pause(client, True)
 
 
-def resume(ctx: typer.Context, config: ConfigOption = None, dir: DirOption = None) -> None:
+def resume(
+    ctx: typer.Context,
+    cluster: ClusterArgument = None,
+    wait: WaitOption = False,
+    config: ConfigOption = None,
+    dir: DirOption = None,
+) -> None:
     """Turn automatic failover back on after `pause`."""
-    with cluster_client(ctx, config, dir) as client:
+    with cluster_client(ctx, config, dir, cluster) as client:
         typer.echo(client.set_pause(False))
+        if wait:
+            _wait_pause(client, False)
+
+
+def _wait_pause(client: ClusterClient, paused: bool) -> None:
+    """Until every member's agent answers GET /patroni with ``pause`` as wanted (patronictl's
+    --wait); exit 1 naming the members that did not within WAIT_SECONDS."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    waiting: list[str] = []
+    while time.monotonic() < deadline:
+        waiting = []
+        for member in client.view().members:
+            try:
+                seen = client.call(member, "GET", "/patroni", timeout=3.0).document.get("pause")
+            except ClientError:
+                seen = None
+            if seen is not paused:
+                waiting.append(member.name)
+        if not waiting:
+            typer.echo(f"every member's agent is {'paused' if paused else 'running automatic failover'}")
+            return
+        time.sleep(0.5)
+    fail(f"after {WAIT_SECONDS:g}s, not yet seen by {', '.join(waiting)}")

@@ -13,18 +13,32 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from pgwarden.cli import views
+from pgwarden.cli import rows, views
 from pgwarden.cli.connect import (
+    ClusterArgument,
     ConfigOption,
     DirOption,
     FormatOption,
     OutputFormat,
     cluster_client,
-    print_json,
+    is_pretty,
+    print_document,
+    print_tsv,
     show,
 )
 from pgwarden.client import ClientError, ClusterClient
 from pgwarden.model import ClusterView
+
+# patronictl's CLUSTER_NAMES: list and topology take any number, each must be the cluster found.
+ClusterNames = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="[CLUSTER]...", help="the cluster (checked against -c)", show_default=False),
+]
+ExtendedOption = Annotated[
+    bool, typer.Option("--extended", "-e", help="tsv: add pending restart, scheduled restart and tags")
+]
+TimestampOption = Annotated[bool, typer.Option("--timestamp", "-t", help="print the time first")]
+Rows = Callable[[ClusterView], tuple[list[dict[str, Any]], list[str]]]
 
 DEFAULT_WATCH = 2.0
 MIN_WATCH = 0.2
@@ -52,7 +66,10 @@ CountOption = Annotated[
 
 def list_members(
     ctx: typer.Context,
-    format: FormatOption = OutputFormat.TABLE,
+    cluster: ClusterNames = None,
+    format: FormatOption = OutputFormat.PRETTY,
+    extended: ExtendedOption = False,
+    timestamp: TimestampOption = False,
     watch: WatchOption = None,
     watch_default: WatchDefaultOption = False,
     count: CountOption = 0,
@@ -65,45 +82,63 @@ def list_members(
     decision (clone and rewind progress included) until Ctrl-C.
     """
     if watch is not None or watch_default:
-        with cluster_client(ctx, config, dir) as client:
+        with cluster_client(ctx, config, dir, cluster) as client:
             watch_members(client, watch or DEFAULT_WATCH, count)
         return
-    _read_and_show(ctx, format, config, dir, views.cluster_document, views.members_table)
+    if timestamp:
+        typer.echo(datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
+    member_rows: Rows = lambda view: (rows.member_rows(view), rows.member_columns(extended))  # noqa: E731
+    _read_and_show(
+        ctx, cluster, format, config, dir, views.cluster_document, views.members_table, member_rows
+    )
 
 
 def topology(
     ctx: typer.Context,
-    format: FormatOption = OutputFormat.TABLE,
+    cluster: ClusterNames = None,
+    format: FormatOption = OutputFormat.PRETTY,
     config: ConfigOption = None,
     dir: DirOption = None,
 ) -> None:
     """The replication tree: the leader, then its standbys (a replicatefrom=X standby under X)."""
-    _read_and_show(ctx, format, config, dir, views.topology_document, views.topology_tree)
+    member_rows: Rows = lambda view: (rows.member_rows(view), rows.member_columns(False))  # noqa: E731
+    _read_and_show(
+        ctx, cluster, format, config, dir, views.topology_document, views.topology_tree, member_rows
+    )
 
 
 def history(
     ctx: typer.Context,
-    format: FormatOption = OutputFormat.TABLE,
+    cluster: ClusterArgument = None,
+    format: FormatOption = OutputFormat.PRETTY,
     config: ConfigOption = None,
     dir: DirOption = None,
 ) -> None:
     """Timeline history: each promotion's timeline, switch LSN, reason, time and new leader."""
-    _read_and_show(ctx, format, config, dir, views.history_document, views.history_table)
+    history_rows: Rows = lambda view: (rows.history_rows(view), rows.HISTORY_COLUMNS)  # noqa: E731
+    _read_and_show(
+        ctx, cluster, format, config, dir, views.history_document, views.history_table, history_rows
+    )
 
 
 def _read_and_show(
     ctx: typer.Context,
+    cluster: list[str] | str | None,
     format: OutputFormat,
     config: Path | None,
     dir: Path | None,
     document: Callable[[ClusterView], Any],
     table: Callable[[ClusterView], RenderableType],
+    tsv: Rows,
 ) -> None:
-    """The body of all three commands: read the view once, print it as JSON or as the table."""
-    with cluster_client(ctx, config, dir) as client:
+    """The body of all three commands: read the view once (of the CLUSTER given, if any), print it
+    as the table (pretty), the document (json, yaml) or rows (tsv)."""
+    with cluster_client(ctx, config, dir, cluster) as client:
         view = client.view()
-    if format == OutputFormat.JSON:
-        print_json(document(view))
+    if format == OutputFormat.TSV:
+        print_tsv(*tsv(view))
+    elif not is_pretty(format):
+        print_document(format, document(view))
     else:
         show(table(view))
 

@@ -8,9 +8,11 @@ from pgwarden.client.config_edit import (
     config_diff,
     config_document,
     config_yaml,
+    flat_postgresql,
     parse_assignment,
     parse_value,
     plan_edit,
+    plan_patch,
     plan_replacement,
 )
 from pgwarden.client.errors import (
@@ -60,9 +62,11 @@ __all__ = [
     "config_document",
     "config_yaml",
     "find_target",
+    "flat_postgresql",
     "parse_assignment",
     "parse_value",
     "plan_edit",
+    "plan_patch",
     "plan_replacement",
     "plan_rolling_restart",
     "target_from_node_config",

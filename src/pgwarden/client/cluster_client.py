@@ -193,6 +193,21 @@ class ClusterClient:
             return EtcdUnreachable(f"etcd unreachable at {hosts} (cluster {self.target.cluster!r}): {detail}")
         return ClientError(f"etcd at {hosts} refused the request: {detail}")
 
+    def remove_cluster(self) -> int:
+        """Delete every key under the cluster's prefix in etcd (``pgwarden remove``); how many.
+
+        The one change written to etcd directly, as patronictl's ``remove`` does: it is for a
+        cluster whose agents are stopped (running agents write their keys again on their next loop).
+        """
+        store = self.cluster_store.store
+        try:
+            keys = [kv.key for kv in store.get_prefix(self.cluster_store.keys.root).items]
+            for key in keys:
+                store.delete(key)
+        except StoreError as exc:
+            raise self._etcd_error(exc) from None
+        return len(keys)
+
     # -- members --------------------------------------------------------------------------------
 
     def member(self, name: str, view: ClusterView | None = None) -> Member:

@@ -105,6 +105,47 @@ def plan_edit(current: DynamicConfig, revision: int, assignments: Sequence[Assig
     return ConfigEdit(current, parse_dynamic_config(document, EDIT_SOURCE), revision)
 
 
+def plan_patch(current: DynamicConfig, revision: int, text: str) -> ConfigEdit:
+    """The config with the YAML mapping ``text`` merged in (patronictl's ``edit-config --apply``):
+    RFC 7386, null removes a key; Patroni's ``postgresql: {parameters: ...}`` nesting is accepted."""
+    patch = _yaml_mapping(text)
+    document = merge_patch(config_document(current), flat_postgresql(patch))
+    return ConfigEdit(current, parse_dynamic_config(document, EDIT_SOURCE), revision)
+
+
+def flat_postgresql(document: Mapping[str, Any]) -> dict[str, Any]:
+    """``{postgresql: {parameters: {...}, use_pg_rewind: ...}}`` -> the same keys at the top level,
+    as the stored config keeps them; other ``postgresql`` keys stay where they are (and are reported)."""
+    result = dict(document)
+    nested = result.get("postgresql")
+    if not isinstance(nested, Mapping):
+        return result
+    rest = {k: v for k, v in nested.items() if k not in _POSTGRESQL_KEYS}
+    for key in _POSTGRESQL_KEYS & set(nested):
+        value = nested[key]
+        on_top = result.get(key)
+        if isinstance(value, Mapping) and isinstance(on_top, Mapping):
+            value = {**on_top, **value}
+        result[key] = value
+    if rest:
+        result["postgresql"] = rest
+    else:
+        del result["postgresql"]
+    return result
+
+
+def _yaml_mapping(text: str) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError.one(EDIT_SOURCE, "", f"the text is not YAML ({exc})", "fix the syntax") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError.one(EDIT_SOURCE, "", "the text is not a YAML mapping", "write key: value lines")
+    return document
+
+
 def plan_replacement(current: DynamicConfig, revision: int, text: str) -> ConfigEdit:
     """The config written as YAML ``text`` (the editor's result), validated like `plan_edit`."""
     try:

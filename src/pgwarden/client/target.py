@@ -58,6 +58,8 @@ class ClusterTarget:
     # Members whose records name addresses outside these are not called (model/trust.py).
     member_networks: MemberNetworks | None = None
     own_node: KnownNode | None = None  # the node whose config this is (-c), reachable without etcd
+    # PostgreSQL's superuser as the node config or stack.json names it (``pgwarden query``).
+    superuser: Credentials | None = None
 
 
 def find_target(config: Path | None, stack_dir: Path | None = None) -> ClusterTarget:
@@ -98,6 +100,7 @@ def target_from_node_config(path: Path) -> ClusterTarget:
         own_node=KnownNode(
             node.name, node.postgresql.connect_address.host, node.postgresql.connect_address.port, api.url
         ),
+        superuser=node.postgresql.superuser,
     )
 
 
@@ -144,7 +147,15 @@ def _parse_stack(doc: Mapping[str, Any], source: str) -> ClusterTarget:
         router=_router(doc.get("haproxy")),
         etcd_client=_etcd_client(etcd_hosts, doc.get("etcd_client")),
         member_networks=_member_networks(doc.get("member_networks"), nodes),
+        superuser=_superuser(doc.get("superuser")),
     )
+
+
+def _superuser(doc: object) -> Credentials | None:
+    if not isinstance(doc, Mapping) or not doc.get("username"):
+        return None
+    password = doc.get("password")
+    return Credentials(str(doc["username"]), str(password) if password else None)
 
 
 def _etcd_client(hosts: list[EtcdHost], doc: object) -> EtcdSettings:
