@@ -25,8 +25,8 @@ def test_the_agent_loads_none_of_the_command_lines_modules() -> None:
     # Everything the running agent imports: its entry, the config loader and the loop itself.
     code = (
         "import json, sys\n"
-        "import pgwarden.agent.start, pgwarden.config.node, pgwarden.local.siblings\n"
-        "import pgwarden.postgres.permissions, pgwarden.agent.loop\n"
+        "import pgwarden.daemon.start, pgwarden.config.node, pgwarden.local.siblings\n"
+        "import pgwarden.postgres.permissions, pgwarden.daemon.agent\n"
         "print(json.dumps(sorted(sys.modules)))"
     )
     result = _python("-c", code)

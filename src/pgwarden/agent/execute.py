@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pgwarden.agent.failsafe import PromiseBox
-from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
+from pgwarden.agent.ports import Jobs, Postgres
 from pgwarden.agent.watchdog import Watchdog
 from pgwarden.dcs.cluster_store import ClusterStore, HistoryUnreadable
 from pgwarden.dcs.store import LeaseExpired, Store, StoreError
@@ -33,7 +33,7 @@ from pgwarden.model import (
     NodeConfig,
 )
 from pgwarden.postgres.conninfo import StandbyUpstream
-from pgwarden.postgres.controller import ParamChange, PostgresController
+from pgwarden.postgres.controller import ParamChange
 from pgwarden.postgres.slots import slot_name
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class ActionFailed(Exception):
 AskFailsafe = Callable[[Sequence[tuple[str, str]], float], Mapping[str, str]]
 
 
-def _no_failsafe(members: Sequence[tuple[str, str]], seconds: float) -> Mapping[str, str]:
+def no_failsafe(members: Sequence[tuple[str, str]], seconds: float) -> Mapping[str, str]:
     return dict.fromkeys((name for name, _ in members), "this agent cannot send failsafe requests")
 
 
@@ -64,14 +64,14 @@ class Executor:
         config: NodeConfig,
         store: Store,
         cluster: ClusterStore,
-        postgres: PostgresController,
-        jobs: JobRunner,
+        postgres: Postgres,
+        jobs: Jobs,
         lease: LeaderLease,
         member_lease: Callable[[], int],
         clock: Callable[[], float] = monotonic,
         forget_scheduled_restart: Callable[[float], object] = lambda at: None,
         watchdog: Watchdog | None = None,
-        ask_failsafe: AskFailsafe = _no_failsafe,
+        ask_failsafe: AskFailsafe = no_failsafe,
         promises: PromiseBox | None = None,
         known_history: Callable[[], tuple[HistoryEntry, ...] | None] = lambda: None,
     ) -> None:
