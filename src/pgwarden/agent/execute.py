@@ -24,8 +24,6 @@ from pgwarden.ha.rules.datadir import removal_refusal
 from pgwarden.ha.rules.parameters import cluster_parameters
 from pgwarden.model import (
     FAILSAFE,
-    SYNC_DEGRADED,
-    SYNC_RESTORED,
     HistoryEntry,
     JobKind,
     LeaderStatus,
@@ -349,36 +347,16 @@ class Executor:
         state = action.state
         self._cluster.publish_sync(state)
         log.info("synchronous claim: %s of %s", state.quorum, sorted(state.members))
-        before = obs.view.sync
-        was_degraded = before is not None and before.degraded_since is not None
-        if state.degraded_since is not None and not was_degraded:
-            after = obs.view.config.synchronous_fallback_after
-            self._record_sync_event(
-                SYNC_DEGRADED, f"no synchronous standby for {after:g}s: asynchronous", obs
-            )
-        elif was_degraded and state.quorum > 0:
-            self._record_sync_event(SYNC_RESTORED, f"synchronous again with {sorted(state.members)}", obs)
-
-    def _record_sync_event(self, event: str, reason: str, obs: Observation) -> None:
-        """Degraded windows go into the history beside the promotions, so `pgwarden history` shows them."""
-        log.warning("%s: %s", event, reason)
-        local = obs.local
-        self._append(
-            HistoryEntry(
-                timeline=local.timeline or 0,
-                switch_lsn=local.write_lsn or Lsn(0),
-                reason=reason,
-                timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
-                new_leader=self._config.name,
-                event=event,
-            )
-        )
 
     # --- what the leader publishes --------------------------------------------------------------
     def _append_history(self, action: a.AppendHistory, obs: Observation) -> None:
-        timeline = self._pg.current_timeline()
-        entries = self._pg.timeline_history(timeline)
-        switch = entries[-1][1] if entries else Lsn(0)
+        if action.at is not None:
+            log.warning("%s: %s", action.event, action.reason)
+            timeline, switch = action.at
+        else:  # a promotion: its timeline and switch point exist only now it is carried out
+            timeline = self._pg.current_timeline()
+            entries = self._pg.timeline_history(timeline)
+            switch = entries[-1][1] if entries else Lsn(0)
         self._append(
             HistoryEntry(
                 timeline=timeline,
@@ -386,6 +364,7 @@ class Executor:
                 reason=action.reason,
                 timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
                 new_leader=self._config.name,
+                event=action.event,
             )
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pgwarden.model import SyncState
+from pgwarden.model import PROMOTION, Lsn, SyncState
 
 
 class StopMode(StrEnum):
@@ -178,9 +178,14 @@ class PublishSync:
 
 @dataclass(frozen=True, slots=True)
 class AppendHistory:
-    """Record this promotion (new timeline and switch point) in the cluster's history."""
+    """Record this promotion (new timeline and switch point) in the cluster's history; or, with
+    ``event`` and ``at``, another event at the primary's (timeline, position) ``at``."""
 
     reason: str
+    event: str = PROMOTION
+    # None for a promotion: its timeline exists only once the promotion before it is carried out,
+    # so the executor reads it (and its switch point) from PostgreSQL then.
+    at: tuple[int, Lsn] | None = None
 
 
 @dataclass(frozen=True, slots=True)

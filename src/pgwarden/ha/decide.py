@@ -59,6 +59,7 @@ RULES: tuple[Rule, ...] = (
 
 
 def decide(obs: Observation) -> Decision:
+    obs = replace(obs, sync_plan=sync.plan(obs))  # synchronous replication, worked out once
     memory = _remember(obs)
     for rule in RULES:
         decision = rule(obs)
@@ -84,7 +85,7 @@ def _remember(obs: Observation) -> Memory:
     job = local.job
     failed = job is not None and job.ok is False
     silent = local.running and not local.probe_ok
-    short, applied = sync.remember(obs)
+    plan = sync.plan_of(obs)
     saw_leader, cold_since = cold_start.remember(obs)
     leader = obs.view.leader
     return Memory(
@@ -95,8 +96,8 @@ def _remember(obs: Observation) -> Memory:
         member_last_seen=members_seen(obs),
         job_failed_at=(previous.job_failed_at or obs.now) if failed else None,
         probe_failing_since=_since(previous.probe_failing_since, obs.now) if silent else None,
-        sync_short_since=short,
-        sync_applied=applied,
+        sync_short_since=plan.short_since,
+        sync_applied=plan.applied,
         saw_leader=saw_leader,
         cold_start_since=cold_since,
         failsafe=failsafe.remember(obs),

@@ -118,7 +118,7 @@ def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decis
     if system_id and (StoreKey.INITIALIZE in obs.view.unreadable or obs.view.initialize != system_id):
         # Junk in the initialize key (or another identifier): this primary's is the cluster's.
         actions.append(FinishBootstrap(system_id))
-    actions.extend(sync.step(obs, obs.memory))
+    actions.extend(sync.step(obs, sync.plan_of(obs)))
     if (
         timeline is not None
         and timeline > 1
