@@ -114,7 +114,7 @@ def status_document(snap: Snapshot, now: float | None = None) -> dict[str, Any]:
         doc["scheduled_restart"] = {"schedule": iso_time(member.scheduled_restart)}
     claim = snap.view.sync
     if snap.view.config.synchronous_mode is not SyncMode.OFF and claim is not None:
-        doc["sync_standby"] = snap.config.name in claim.members
+        doc["sync_standby"] = snap.view.in_sync_set(snap.config.name)
         if snap.holds_leader_key:
             doc["synchronous"] = {
                 "members": sorted(claim.members),

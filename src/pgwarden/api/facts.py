@@ -89,13 +89,12 @@ def facts_at(snap: Snapshot, leads: bool, age: float) -> HealthFacts:
     loop last finished ``age`` seconds ago."""
     view, local = snap.view, snap.local
     lag = view.lag(snap.config.name, local.replayed_lsn or local.received_lsn, local.timeline)
-    sync = view.sync
     return HealthFacts(
         holds_leader_key=leads,
         local=local,
         tags=snap.config.tags,
         lag=lag,
-        sync_standby=sync is not None and snap.config.name in sync.members,
+        sync_standby=view.in_sync_set(snap.config.name),
         loop_age=age,
         liveness_limit=liveness_limit(snap, leads),
     )

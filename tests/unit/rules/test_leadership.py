@@ -30,7 +30,10 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.model import (
+    SYNC_DEGRADED,
     ControlState,
+    Lsn,
+    SyncFallback,
     SyncState,
 )
 from tests.support.builders import (
@@ -49,6 +52,8 @@ from tests.support.builders import (
     primary_member,
     standby_local,
     stopped_local,
+    sync_config,
+    sync_set,
     unmarked,
     unprobed_local,
     unreachable,
@@ -67,6 +72,7 @@ from tests.unit.rules.table import (
     RODE_OUT,
     SAW_ME_LEAD,
     STAMP,
+    STREAMING_TO_BOTH,
     TUNED,
     Expected,
     applied,
@@ -156,6 +162,53 @@ ROWS: list[Any] = [
         ),
         Reason.LEADER_HEALTHY,
         [RenewLeader, PublishStatus, PublishSync(SyncState(leader="node1")), EnsureSlots],
+    ),
+    # --- synchronous replication: rank fills a free place only; a degraded claim goes into history --
+    row(
+        "synchronous_standby_keeps_its_place_when_a_higher_ranked_standby_returns",
+        leader(
+            view=view(config=sync_config(), sync=sync_set("node3")),
+            local=replace(STREAMING_TO_BOTH, sync_standby_names='FIRST 1 ("node3")'),
+        ),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader, PublishStatus, EnsureSlots],
+    ),
+    row(
+        "a_free_synchronous_place_goes_to_the_best_ranked_streaming_standby",
+        leader(
+            view=view(config=sync_config(), sync=sync_set("node3")),
+            local=replace(
+                primary_local(),
+                replication={"node2": Lsn.parse("0/3000000")},
+                sync_standby_names='FIRST 1 ("node3")',
+            ),
+        ),
+        Reason.LEADER_HEALTHY,
+        # The claim widens to the newcomer before PostgreSQL waits for it instead (ha/sync.py).
+        [RenewLeader, PublishStatus, PublishSync(sync_set("node2", "node3")), EnsureSlots],
+    ),
+    row(
+        "degraded_synchronous_replication_is_recorded_in_the_history_after_the_claim",
+        leader(
+            view=view(
+                config=sync_config(synchronous_fallback=SyncFallback.DEGRADE, synchronous_fallback_after=5.0),
+                sync=sync_set("node2"),
+            ),
+            local=replace(primary_local(), sync_standby_names='FIRST 1 ("node2")'),
+            memory=replace(memory(), sync_short_since=NOW - 10),
+        ),
+        Reason.LEADER_HEALTHY,
+        [
+            RenewLeader,
+            PublishStatus,
+            PublishSync(SyncState(leader="node1", degraded_since=WALL)),
+            AppendHistory(
+                "no synchronous standby for 5s: asynchronous",
+                event=SYNC_DEGRADED,
+                at=(1, Lsn.parse("0/3000000")),
+            ),
+            EnsureSlots,
+        ],
     ),
     # --- who may join: slot names ------------------------------------------------------------------
     row(
