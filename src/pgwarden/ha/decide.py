@@ -3,7 +3,8 @@
 Rules come first when they protect safety (store lost, lease expired, a rogue writer), then who
 may join at all (a member whose slot name another has), then the life cycle (jobs, bootstrap,
 data directory), then the steady states (leader, follower, no leader).
-The first rule that applies decides; ``RULES`` is that order, and the docs render it.
+The first rule that applies decides; ``RULES`` is that order, and the docs render it. No rule calls
+another (what rules share are helpers: rules/duties.py), so that order is the whole precedence.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pgwarden.ha.rules.following import rogue_primary, someone_else_leads
 from pgwarden.ha.rules.jobs import job_backoff, job_in_progress
 from pgwarden.ha.rules.leadership import leader_is_me, leader_key_unreadable, lease_expired, watchdog_required
 from pgwarden.ha.rules.membership import slot_name_taken
-from pgwarden.ha.rules.parameters import parameters_changed
 from pgwarden.ha.rules.requests import operator_request
 from pgwarden.ha.rules.restarts import scheduled_restart
 from pgwarden.ha.rules.slots import members_seen
@@ -51,7 +51,6 @@ RULES: tuple[Rule, ...] = (
     foreign_data_directory,
     switchover,
     scheduled_restart,
-    parameters_changed,
     leader_is_me,
     someone_else_leads,
     no_leader,

@@ -12,6 +12,7 @@ import pytest
 
 from pgwarden.ha.actions import (
     AdoptDataDir,
+    ApplyParameters,
     Checkpoint,
     Clone,
     Follow,
@@ -425,6 +426,20 @@ ROWS: list[Any] = [
         observation(view=failsafe_view(), promise=promised()),
         Reason.STANDBY_HEALTHY,
         [],
+    ),
+    # --- live dynamic config: applied after a steady follower's decision (rules/parameters.py) -----
+    row(
+        "changed_parameters_reach_a_streaming_standby",
+        observation(view=TUNED, local=applied(standby_local())),
+        Reason.PARAMETERS_APPLYING,
+        [ApplyParameters()],
+    ),
+    row(
+        "removed_cluster_parameter_is_applied_too",
+        observation(local=applied(standby_local(), work_mem="8MB")),
+        Reason.PARAMETERS_APPLYING,
+        [ApplyParameters()],
+        names="work_mem",
     ),
 ]
 

@@ -13,6 +13,7 @@ import pytest
 from pgwarden.ha.actions import (
     AdoptDataDir,
     AppendHistory,
+    ApplyParameters,
     Demote,
     EnsureSlots,
     FinishBootstrap,
@@ -468,6 +469,23 @@ ROWS: list[Any] = [
             PublishFailsafe(tuple((n, api_url(n)) for n in ("node1", "node2", "node3"))),
             EnsureSlots,
         ],
+    ),
+    # --- live dynamic config: applied after a steady leader's duties (rules/parameters.py) ---------
+    row(
+        "changed_parameters_reach_a_healthy_leader_after_its_usual_duties",
+        leader(view=TUNED, local=applied(primary_local())),
+        Reason.PARAMETERS_APPLYING,
+        [RenewLeader, PublishStatus, EnsureSlots, ApplyParameters()],
+        names="work_mem",
+    ),
+    row(
+        "changed_parameters_reach_a_paused_leader_which_keeps_its_key",
+        leader(
+            view=replace(TUNED, config=config(pause=True, parameters={"work_mem": "8MB"})),
+            local=applied(primary_local()),
+        ),
+        Reason.PARAMETERS_APPLYING,
+        [RenewLeader(watchdog=False), ApplyParameters()],
     ),
 ]
 

@@ -16,6 +16,7 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules.parameters import with_parameters
 from pgwarden.ha.rules.timeline import divergence, local_timeline
 from pgwarden.model import ClusterView, ControlState, DataDir, JobKind, Member, PgState, Role
 
@@ -98,7 +99,7 @@ def someone_else_leads(obs: Observation) -> Decision | None:
         return then
     upstream = upstream_for(view, obs.name, obs.tags.replicatefrom)
     if view.config.pause:
-        return act(Reason.FOLLOWER_PAUSED, leader=leader)
+        return with_parameters(obs, act(Reason.FOLLOWER_PAUSED, leader=leader))
     if not local.running:
         return act(Reason.STARTING_AS_STANDBY, StartStandby(upstream), upstream=upstream)
     if not local.probe_ok:
@@ -122,7 +123,7 @@ def someone_else_leads(obs: Observation) -> Decision | None:
         return act(
             Reason.STANDBY_RECORDING_TIMELINE, Checkpoint(), upstream=upstream, timeline=local.timeline
         )
-    return act(Reason.STANDBY_HEALTHY, upstream=upstream)
+    return with_parameters(obs, act(Reason.STANDBY_HEALTHY, upstream=upstream))
 
 
 def _clone(obs: Observation) -> Decision:

@@ -23,7 +23,7 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
-from pgwarden.ha.rules.leadership import healthy_primary
+from pgwarden.ha.rules.duties import healthy_primary
 from pgwarden.ha.rules.standing import Standing
 from pgwarden.ha.sync import outside_set
 from pgwarden.model import (
