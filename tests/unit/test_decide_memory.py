@@ -263,7 +263,7 @@ def test_diverged_standby_is_rewound_in_the_decision_that_stops_it() -> None:
     # pg_rewind leaves a copy of the source's pg_control: its timeline, "in archive recovery".
     rewound = stopped_local(ControlState.IN_ARCHIVE_RECOVERY, timeline=2, job=job(JobKind.REWIND, ok=True))
     after = then(during, observation(view=AFTER_FAILOVER, local=rewound, now=NOW + 30))
-    assert after.actions == (StartStandby("node1"),)
+    assert after.actions == (StartStandby("node1", slot="node2"),)
 
 
 def test_a_rewind_long_ago_does_not_excuse_a_new_fork() -> None:

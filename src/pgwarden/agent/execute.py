@@ -277,7 +277,7 @@ class Executor:
         self._pg.start(wait=False)
 
     def _start_standby(self, action: a.StartStandby, obs: Observation) -> None:
-        self._configure_standby(action.upstream, obs)
+        self._configure_standby(action.upstream, action.slot, obs)
         self._apply_cluster_parameters(obs)
         self._pg.start(wait=False)
 
@@ -286,13 +286,12 @@ class Executor:
         return self._pg.update_parameters(cluster_parameters(obs.view.config))
 
     def _follow(self, action: a.Follow, obs: Observation) -> None:
-        self._configure_standby(action.upstream, obs)
+        self._configure_standby(action.upstream, action.slot, obs)
         self._pg.reload()
 
-    def _configure_standby(self, upstream: str | None, obs: Observation) -> None:
+    def _configure_standby(self, upstream: str | None, slot: str | None, obs: Observation) -> None:
         source = self._upstream(upstream, obs) if upstream else None
-        slot = slot_name(self._config.name) if source is not None and self._is_leader(upstream, obs) else None
-        self._pg.configure_standby(source, slot)
+        self._pg.configure_standby(source, slot if source is not None else None)
 
     def _promote(self, _: a.Promote, obs: Observation) -> None:
         # The checkpoint that records the new timeline comes in the next cycle (the leader rules
@@ -435,7 +434,3 @@ class Executor:
         if member is None:
             raise ActionFailed(f"member {name} is not in the cluster view")
         return StandbyUpstream(name=member.name, host=member.host, port=member.port)
-
-    @staticmethod
-    def _is_leader(name: str | None, obs: Observation) -> bool:
-        return obs.view.leader is not None and obs.view.leader.name == name

@@ -103,16 +103,20 @@ class StartPrimary:
 
 @dataclass(frozen=True, slots=True)
 class StartStandby:
-    """Start PostgreSQL as a standby of ``upstream`` (None: read-only with no upstream)."""
+    """Start PostgreSQL as a standby of ``upstream`` (None: read-only with no upstream), streaming
+    through the replication slot ``slot`` (None: none; the leader keeps one per member)."""
 
     upstream: str | None
+    slot: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Follow:
-    """Point a running standby at ``upstream`` (primary_conninfo is reloadable: no restart)."""
+    """Point a running standby at ``upstream`` through ``slot`` (primary_conninfo and
+    primary_slot_name are reloadable: no restart)."""
 
     upstream: str | None
+    slot: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules import failsafe
-from pgwarden.ha.rules.following import upstream_for
+from pgwarden.ha.rules.following import slot_towards, upstream_for
 from pgwarden.ha.rules.slots import keeps_unseen_slots, members_seen, slot_members
 from pgwarden.model import StoreKey
 
@@ -84,5 +84,5 @@ def restart_plan(obs: Observation) -> Decision | str:
         return "PostgreSQL runs read-write without the leader key; it is being demoted"
     leader = obs.view.leader
     upstream = upstream_for(obs.view, obs.name, obs.tags.replicatefrom) if leader is not None else None
-    stop_start = (StopPostgres(StopMode.FAST), StartStandby(upstream))
+    stop_start = (StopPostgres(StopMode.FAST), StartStandby(upstream, slot_towards(obs, upstream)))
     return act(Reason.RESTARTING, *stop_start, role="standby")
