@@ -111,7 +111,7 @@ def lagging_standby() -> Snapshot:
 
 def sync_standby() -> Snapshot:
     local = replace(b.standby_local("0/3000000", "0/3000000"), streaming_from="127.0.0.1:5433")
-    view = b.view(status=b.status(lsn="0/3000000"), sync=b.sync_set("node2"))
+    view = b.view(status=b.status(lsn="0/3000000"), config=b.sync_config(), sync=b.sync_set("node2"))
     return snapshot("node2", local, view, reason=Reason.STANDBY_HEALTHY)
 
 
