@@ -32,7 +32,6 @@ from pgwarden.model import (
 )
 from pgwarden.postgres.conninfo import StandbyUpstream
 from pgwarden.postgres.controller import ParamChange
-from pgwarden.postgres.slots import slot_name
 
 log = logging.getLogger(__name__)
 
@@ -388,15 +387,11 @@ class Executor:
             self._cluster.publish_status(status)
 
     def _ensure_slots(self, action: a.EnsureSlots, obs: Observation) -> None:
-        wanted = {slot_name(name) for name in action.members}
-        existing = self._pg.list_slots()
-        for name in sorted(wanted - existing.keys()):
+        for name in sorted(action.create):
             self._pg.create_slot(name)
-        for name, slot in sorted(existing.items()):
-            # An active slot streams to someone right now: leave it, whoever it belongs to.
-            if name not in wanted and not slot.active and not action.keep_others:
-                log.info("dropping slot %s of a member gone longer than member_slots_ttl", name)
-                self._pg.drop_slot(name)
+        for name in sorted(action.drop):
+            log.info("dropping slot %s of a member gone longer than member_slots_ttl", name)
+            self._pg.drop_slot(name)
 
     # --- background jobs --------------------------------------------------------------------
     def _clone(self, action: a.Clone, obs: Observation) -> None:

@@ -119,7 +119,7 @@ class Cycle:
         self.observer = Observer(
             config,
             self.cluster,
-            lambda: ports.postgres.probe(PROBE_TIMEOUT),
+            self._probe,
             ports.jobs,
             ports.peers,
             self.lease,
@@ -154,6 +154,18 @@ class Cycle:
         self.last_outcome: Outcome | None = None
         self.decisions = DecisionLog()  # the recent decisions: GET /events (api/inspection.py)
         self.wal_clock = WalClock()  # the primary's WAL position over time (diagnostics)
+
+    def _probe(self) -> LocalState:
+        """The local PostgreSQL; on a primary, with its replication slots (rules/slots.py)."""
+        local = self.postgres.probe(PROBE_TIMEOUT)
+        if not local.is_primary:
+            return local
+        try:
+            slots = self.postgres.list_slots()
+        except Exception as exc:  # unknown this cycle: the rules then create what they want, drop nothing
+            log.warning("cannot list the replication slots: %s", exc)
+            return local
+        return dataclasses.replace(local, slots={name: slot.active for name, slot in slots.items()})
 
     def use_config(self, config: NodeConfig) -> None:
         """A reloaded node config (agent/node_reload.py): it counts from the next cycle."""

@@ -202,11 +202,11 @@ class PublishStatus:
 
 @dataclass(frozen=True, slots=True)
 class EnsureSlots:
-    """Reconcile physical slots on the primary: one per named member, drop the others (rule 7),
-    unless ``keep_others``: then a slot of no named member is left as it is."""
+    """Reconcile physical slots on the primary (safety rule 7): create the slots ``create`` names
+    and drop those ``drop`` names (decided by rules/slots.py from the slots observed)."""
 
-    members: frozenset[str]
-    keep_others: bool = False
+    create: frozenset[str] = frozenset()
+    drop: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

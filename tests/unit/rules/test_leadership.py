@@ -226,7 +226,12 @@ ROWS: list[Any] = [
         "unmarked_data_directory_of_the_leader_is_adopted_after_it_renews",
         leader(local=unmarked(primary_local())),
         Reason.LEADER_HEALTHY,
-        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(frozenset({"node2", "node3"})), AdoptDataDir()],
+        [
+            RenewLeader(),
+            PublishStatus(ALL_THREE),
+            EnsureSlots(create=frozenset({"node2", "node3"})),
+            AdoptDataDir(),
+        ],
     ),
     row(
         "leader_with_a_lease_rewrites_another_system_identifier_in_etcd_and_keeps_serving",
@@ -239,7 +244,7 @@ ROWS: list[Any] = [
         "healthy_leader_renews_publishes_status_and_keeps_a_slot_per_member",
         leader(local=primary_local()),
         Reason.LEADER_HEALTHY,
-        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(frozenset({"node2", "node3"}))],
+        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(create=frozenset({"node2", "node3"}))],
     ),
     row(
         "leader_publishes_a_member_gone_less_than_member_slots_ttl_in_its_membership",
@@ -249,7 +254,7 @@ ROWS: list[Any] = [
             memory=memory(member_last_seen={"node3": NOW - 60}),
         ),
         Reason.LEADER_HEALTHY,
-        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(frozenset({"node2", "node3"}))],
+        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(create=frozenset({"node2", "node3"}))],
     ),
     row(
         "restarted_agent_adopts_the_key_still_carrying_its_name",

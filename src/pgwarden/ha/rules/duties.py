@@ -13,7 +13,6 @@ from pgwarden.ha.actions import (
     Action,
     AppendHistory,
     Checkpoint,
-    EnsureSlots,
     FinishBootstrap,
     PublishStatus,
     RenewLeader,
@@ -27,7 +26,7 @@ from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules import failsafe
 from pgwarden.ha.rules.following import slot_towards, upstream_for
-from pgwarden.ha.rules.slots import keeps_unseen_slots, members_seen, slot_members
+from pgwarden.ha.rules.slots import keeps_unseen_slots, members_seen, reconcile, slot_members
 from pgwarden.model import StoreKey
 
 
@@ -55,7 +54,7 @@ def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decis
         # The append after our promotion failed (the executor stops at the first failed action):
         # without the fork point, a standby holding WAL past it could never be told to rewind.
         actions.append(AppendHistory("promoted: history entry recorded late"))
-    actions.append(EnsureSlots(slot_members(obs, seen), keep_others=keeps_unseen_slots(obs)))
+    actions.append(reconcile(obs, slot_members(obs, seen), keep_others=keeps_unseen_slots(obs)))
     actions.extend(failsafe.record(obs))
     return act(reason, *actions, **detail)
 
