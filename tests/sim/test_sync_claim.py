@@ -42,7 +42,8 @@ def test_the_synchronous_claim_does_not_churn_over_repeated_failovers() -> None:
         assert old is not None, explain(sim)
         leaders.append(old)
         sim.crash_agent(old, kill_postgres=True)
-        assert sim.run_until(lambda gone=old: sim.key_holder() not in (None, gone), FAILOVER_WITHIN), explain(sim)
+        failed_over = sim.run_until(lambda gone=old: sim.key_holder() not in (None, gone), FAILOVER_WITHIN)
+        assert failed_over, explain(sim)
         new = sim.key_holder()
         assert new in before, f"{new} promoted from outside the synchronous set {sorted(before)}"
         # The new leader's only streaming standby takes the free place...
