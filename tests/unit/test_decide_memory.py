@@ -330,3 +330,21 @@ def test_the_first_decision_is_remembered() -> None:
     assert first.memory.first_decision_at == NOW
     again = decide(leader(local=primary_local(), memory=first.memory, now=NOW + 5))
     assert again.memory.first_decision_at == NOW
+
+
+def test_a_standby_keeps_the_highest_timeline_its_postmaster_was_seen_receiving() -> None:
+    """The WAL receiver's timeline vanishes while it reconnects (its upstream restarting, a
+    switchover) and pg_control's lags: the memory (once hidden in the controller) keeps the
+    highest this postmaster received, so the standby never reads as diverged from timeline 2."""
+    members = (primary_member("node1", timeline=2), member("node2"), member("node3"))
+    leader2 = view(members=members, history=[fork(2, "0/2000000")])  # node2 received past the fork
+    on_two = replace(standby_local(timeline=2), started_at=1000.0)
+    first = decide(observation(view=leader2, local=on_two))
+    assert first.memory.standby_timeline == (1000.0, 2)
+    reconnecting = replace(standby_local(timeline=1), started_at=1000.0)
+    after = then(first, observation(view=leader2, local=reconnecting))
+    assert after.reason is Reason.STANDBY_HEALTHY, after.message
+    assert after.memory.standby_timeline == (1000.0, 2)
+    # A restarted postmaster starts afresh: what it reads is what it has.
+    restarted = then(after, observation(view=leader2, local=replace(reconnecting, started_at=2000.0)))
+    assert restarted.memory.standby_timeline == (2000.0, 1)

@@ -34,6 +34,7 @@ from pgwarden.ha.decide import decide
 from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
 from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules.timeline import remembered_timeline
 from pgwarden.model import ClusterView, LocalState, Member, NodeConfig, Role
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ class Cycle:
         try:
             return self._cycle(memory, started)
         except Exception as exc:  # issue 11: no internal error ends the loop (see _failed)
-            return Next(memory, self._failed(exc), failed=True)
+            return Next(memory, self._failed(exc, memory), failed=True)
 
     def _cycle(self, memory: Memory, started: float) -> Next:
         self.ports.before()
@@ -210,7 +211,7 @@ class Cycle:
         )
         return Next(decision.memory, next_wait(obs, decision, carried))
 
-    def _failed(self, exc: Exception) -> float:
+    def _failed(self, exc: Exception, memory: Memory) -> float:
         """A cycle raised: log it with its traceback, show INTERNAL_ERROR; the backoff to wait.
 
         PostgreSQL is left as it is: a standby keeps streaming, and a primary whose cycles keep
@@ -228,18 +229,18 @@ class Cycle:
                 )
             else:
                 log.error("HA loop cycle failed again (%d in a row): %s", self.failing, describe(exc))
-            self._publish_failure(exc, wait)
+            self._publish_failure(exc, wait, memory)
         except Exception:  # reporting must not be what ends the loop either
             log.exception("could not report the failed cycle")
         return wait
 
-    def _publish_failure(self, exc: Exception, wait: float) -> None:
+    def _publish_failure(self, exc: Exception, wait: float, memory: Memory) -> None:
         """The snapshot (and, when etcd answered lately, the member record) of a failed cycle: a
         fresh probe, so the API, the lease guard and the peers see PostgreSQL as it is, and the
         INTERNAL_ERROR reason, so `list` and `/patroni` show the crash loop."""
         previous = self.snapshots.get()
         try:
-            local = self.observer.refresh_local()
+            local, _ = remembered_timeline(self.observer.refresh_local(), memory.standby_timeline)
         except Exception:
             # Cannot tell what PostgreSQL does: "maybe read-write" keeps the lease guard armed.
             local = dataclasses.replace(previous.local, probe_ok=False, in_recovery=None)
@@ -270,9 +271,9 @@ class Cycle:
             self.ports.callbacks.fire(events)
 
     def _publish(self, obs: Observation, decision: Decision, started: float) -> None:
-        local = obs.local
-        if decision.actions:
-            local = self.observer.refresh_local()
+        local = self.observer.refresh_local() if decision.actions else obs.local
+        # As decide saw it (ha/rules/timeline.py): a standby's timeline is the highest it received.
+        local, _ = remembered_timeline(local, decision.memory.standby_timeline)
         member = member_record(self.config, local, self.requests.scheduled_restart(), decision)
         if local.is_primary and local.write_lsn is not None:
             self.wal_clock.note(obs.wall, local.write_lsn)

@@ -29,6 +29,7 @@ from pgwarden.ha.rules.restarts import scheduled_restart
 from pgwarden.ha.rules.slots import members_seen
 from pgwarden.ha.rules.store import store_unreachable
 from pgwarden.ha.rules.switchover import switchover
+from pgwarden.ha.rules.timeline import remembered_timeline
 
 Rule = Callable[[Observation], Decision | None]
 
@@ -58,8 +59,10 @@ RULES: tuple[Rule, ...] = (
 
 
 def decide(obs: Observation) -> Decision:
+    local, seen_timeline = remembered_timeline(obs.local, obs.memory.standby_timeline)
+    obs = replace(obs, local=local)
     obs = replace(obs, sync_plan=sync.plan(obs))  # synchronous replication, worked out once
-    memory = _remember(obs)
+    memory = replace(_remember(obs), standby_timeline=seen_timeline)
     for rule in RULES:
         decision = rule(obs)
         if decision is not None:

@@ -89,6 +89,8 @@ class Memory:
     # The name the leader key held when it was last readable: tells its holder an unreadable key
     # (junk written over it) is its own to rewrite.
     leader_seen: str | None = None
+    # (postmaster start time, highest timeline this standby was seen receiving): rules/timeline.py.
+    standby_timeline: tuple[float, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
