@@ -32,7 +32,7 @@ ETCD = preflight.ETCD
 HAPROXY = preflight.HAPROXY
 PIDS_FILE = "pids.json"
 LEADER_ROLES = ("primary", "standby_leader")
-# The lean agent entry (pgwarden/agent/start.py): none of the CLI's imports in the agents.
+# The lean agent entry (daemon/start.py, through python -m pgwarden.agent): no CLI imports in the agents.
 AGENT_COMMAND = (sys.executable, "-m", "pgwarden.agent")
 
 
