@@ -36,7 +36,7 @@ PYTHON = REPO / ".venv/bin/python"
 PATRONI_SITE = REPO / ".venv-patroni/lib" / f"python{sysconfig.get_python_version()}" / "site-packages"
 BODY = json.dumps({"key": "L3BnLw==", "range_end": "L3BnMA=="})  # /pg/ .. /pg0
 # What the running agent imports before any HTTP client (tests/unit/test_agent_start.py).
-AGENT = "import pgwarden.agent.start, pgwarden.config.node, pgwarden.local.siblings, pgwarden.agent.loop"
+AGENT = "import pgwarden.daemon.start, pgwarden.config.node, pgwarden.local.siblings, pgwarden.agent.loop"
 
 # One client, made as the agent would make it; run in a fresh interpreter for the memory figure.
 MAKE = {

@@ -160,6 +160,6 @@ def baseline(source: Path) -> PgwardenCluster:
 
 def psycopg_binary() -> PgwardenCluster:
     """pgwarden whose agents run psycopg-binary (its own libpq and OpenSSL, ``PSYCOPG_IMPL=binary``)
-    instead of psycopg over the system's libpq, which the agent prefers (agent/start.py)."""
+    instead of psycopg over the system's libpq, which the agent prefers (daemon/start.py)."""
     command = ("env", "PSYCOPG_IMPL=binary", sys.executable, "-m", "pgwarden", "agent")
     return PgwardenCluster(label="pgwarden, psycopg-binary", agent_command=command)

@@ -31,7 +31,7 @@ SYSTEMS: dict[str, tuple[str, Callable[[], ClusterUnderTest]]] = {
     "patroni-fastest": ("Patroni fastest", lambda: PatroniCluster(FASTEST, "Patroni fastest")),
     "patroni-defaults": ("Patroni defaults", lambda: PatroniCluster(DEFAULTS, "Patroni defaults")),
     # Not in the default set: the same agents with psycopg-binary's own libpq and OpenSSL instead
-    # of the system's libpq (agent/start.py prefers it), to measure what that choice saves.
+    # of the system's libpq (daemon/start.py prefers it), to measure what that choice saves.
     "pgwarden-psycopg-binary": ("pgwarden, psycopg-binary", psycopg_binary),
 }
 FULL = Options()

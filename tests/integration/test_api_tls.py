@@ -27,12 +27,12 @@ import pytest
 from cryptography import x509
 from typer.testing import CliRunner
 
-from pgwarden.api.tls import client_context
 from pgwarden.cli.main import app
 from pgwarden.client import ClusterClient, target_from_stack
 from pgwarden.drill.writer import Writer, missing_ids
 from pgwarden.local.pki import Pki
 from pgwarden.local.stack import Stack
+from pgwarden.tls import client_context
 from tests.support.cluster import (
     WriterWatch,
     cluster_network,

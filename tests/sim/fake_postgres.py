@@ -75,6 +75,7 @@ class FakePostgres:
         self.upstream: StandbyUpstream | None = None
         self.slot: str | None = None
         self.streaming_from: str | None = None
+        self.sync_names = ""  # synchronous_standby_names (the simulation does not make commits wait)
         self._background_at = (0.0, 0)
 
     # ---- what the simulation looks at --------------------------------------------------------
@@ -126,6 +127,7 @@ class FakePostgres:
             return replace(
                 base, running=True, probe_ok=True, in_recovery=False,
                 timeline=d.history.timeline, write_lsn=Lsn(d.position),
+                sync_standby_names=self.sync_names, replication=self._replication(),
             )  # fmt: skip
         source = self.world.instances.get(self.streaming_from or "")
         return replace(
@@ -134,6 +136,17 @@ class FakePostgres:
             received_lsn=Lsn(d.position), replayed_lsn=Lsn(d.position),
             streaming_from=f"{source.host}:{source.port}" if source else None,
         )  # fmt: skip
+
+    def _replication(self) -> dict[str, Lsn]:
+        """pg_stat_replication: each standby streaming from here, at its flush position."""
+        return {
+            pg.name: Lsn(pg.data.position)
+            for pg in self.world.instances.values()
+            if pg.streaming_from == self.name and pg.ready and pg.data is not None
+        }
+
+    def set_synchronous_standby_names(self, value: str) -> None:
+        self.sync_names = value
 
     # ---- life cycle --------------------------------------------------------------------------
 

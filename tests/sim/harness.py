@@ -33,8 +33,8 @@ from pgwarden.model import (
     PostgresSettings,
     Tags,
 )
-from tests.sim.agent import SimAgent
 from tests.sim.invariants import Checker
+from tests.sim.node import SimNode
 from tests.sim.router import Router, Writer
 from tests.sim.world import FakeWorld
 
@@ -105,7 +105,7 @@ class Simulation:
         for c in self.configs.values():
             addr = c.postgresql.connect_address
             self.world.add(c.name, addr.host, addr.port)
-        self.agents: dict[str, SimAgent] = {}
+        self.agents: dict[str, SimNode] = {}
         self.checker = Checker(self)
         self.world.on_promote.append(self.checker.on_promote)
         self.router = Router(self.configs, self.primary_health, self.clock, **(router or {}))  # type: ignore[arg-type]
@@ -157,7 +157,7 @@ class Simulation:
         if not self.store.available:
             return  # no etcd member answers a watch either
         for agent in self.agents.values():
-            if agent.paused or agent.link.cut:
+            if agent.paused or agent.link.cut or agent.failed:
                 continue
             start = agent.watched_revision + 1
             agent.watched_revision = self.store.revision
@@ -258,7 +258,7 @@ class Simulation:
 
     def start_agent(self, name: str) -> None:
         """A new agent process: fresh memory, lease and job runner; PostgreSQL as it was."""
-        self.agents[name] = SimAgent(
+        self.agents[name] = SimNode(
             self.configs[name],
             self.store,
             self.world.instances[name],

@@ -15,8 +15,8 @@ from tests.sim.fake_postgres import FakePostgres, Write
 from tests.sim.wal import History
 
 if TYPE_CHECKING:
-    from tests.sim.agent import SimAgent
     from tests.sim.harness import Simulation
+    from tests.sim.node import SimNode
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class Checker:
 
     # ---- after one agent's cycle --------------------------------------------------------------
 
-    def after_step(self, agent: SimAgent) -> None:
+    def after_step(self, agent: SimNode) -> None:
         """A live agent never leaves its PostgreSQL read-write without the key (or, in failsafe
         mode, every member's promise) and a valid write deadline."""
         if agent.postgres.writable:

@@ -27,7 +27,7 @@ def _executor(pg: FakePostgres) -> Executor:
     store = MemoryStore(clock)
     config = node_config(1, SIM_CONFIG, Tags())
     cluster = ClusterStore(store, CLUSTER)
-    return Executor(config, store, cluster, pg, JobRunner(), LeaderLease(), lambda: 0, clock=clock)  # type: ignore[arg-type]
+    return Executor(config, store, cluster, pg, JobRunner(), LeaderLease(), lambda: 0, clock=clock)
 
 
 def test_a_removal_decided_on_stale_facts_is_not_carried_out() -> None:

@@ -31,7 +31,6 @@ from pgwarden.model import (
     Lsn,
     NodeConfig,
     PostgresSettings,
-    SyncMode,
     Tags,
 )
 from tests.support import builders as b
@@ -112,11 +111,7 @@ def lagging_standby() -> Snapshot:
 
 def sync_standby() -> Snapshot:
     local = replace(b.standby_local("0/3000000", "0/3000000"), streaming_from="127.0.0.1:5433")
-    view = b.view(
-        status=b.status(lsn="0/3000000"),
-        sync=b.sync_set("node2"),
-        config=b.config(synchronous_mode=SyncMode.ON),
-    )
+    view = b.view(status=b.status(lsn="0/3000000"), config=b.sync_config(), sync=b.sync_set("node2"))
     return snapshot("node2", local, view, reason=Reason.STANDBY_HEALTHY)
 
 

@@ -27,10 +27,10 @@ from types import TracebackType
 
 import httpx
 
-from pgwarden.api.tls import client_context
 from pgwarden.local import etcd_security
 from pgwarden.local.pki import Issued, Pki
 from pgwarden.model.node import Address, EtcdSettings
+from pgwarden.tls import client_context
 
 HOSTS = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
 ETCD = "/usr/bin/etcd"

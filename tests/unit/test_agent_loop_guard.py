@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pgwarden.agent.loop import Agent
 from pgwarden.agent.snapshot import Snapshot
+from pgwarden.daemon.agent import Agent
 from pgwarden.documents.status import status_document
 from pgwarden.ha.observation import Memory, Observation
 from pgwarden.ha.reasons import Reason
@@ -34,7 +34,7 @@ class FailingObserver:
     """The agent's observer, raising in its first ``failures`` cycles, then asking the agent to stop."""
 
     def __init__(self, agent: Agent, failures: int) -> None:
-        self._real = agent.observer
+        self._real = agent.cycle.observer
         self._agent = agent
         self._failures = failures
         self.calls = 0
@@ -81,7 +81,7 @@ def test_failed_cycles_are_retried_reported_and_never_stop_postgres(agent: Agent
 
     agent.stop = stop  # type: ignore[method-assign]
     observer = FailingObserver(agent, FAILURES)
-    agent.observer = observer  # type: ignore[assignment]
+    agent.cycle.observer = observer  # type: ignore[assignment]
     runner = threading.Thread(target=agent.run, daemon=True)
     runner.start()
     runner.join(30)
@@ -109,7 +109,7 @@ def test_failed_cycles_are_retried_reported_and_never_stop_postgres(agent: Agent
 
 def test_the_backoff_between_failed_cycles_is_short_and_bounded(agent: Agent) -> None:
     observer = FailingObserver(agent, FAILURES)
-    agent.observer = observer  # type: ignore[assignment]
+    agent.cycle.observer = observer  # type: ignore[assignment]
     agent.postgres.stop = lambda *a, **k: None  # type: ignore[method-assign]
     started = time.monotonic()
     runner = threading.Thread(target=agent.run, daemon=True)
@@ -126,7 +126,7 @@ def test_the_backoff_between_failed_cycles_is_short_and_bounded(agent: Agent) ->
 
 def test_metrics_count_the_failed_cycles(agent: Agent) -> None:
     observer = FailingObserver(agent, 2)
-    agent.observer = observer  # type: ignore[assignment]
+    agent.cycle.observer = observer  # type: ignore[assignment]
     agent.postgres.stop = lambda *a, **k: None  # type: ignore[method-assign]
     scraped: list[str] = []
     real_observe = observer.observe

@@ -28,8 +28,8 @@ def test_the_agent_loads_none_of_the_command_lines_modules() -> None:
     # Everything the running agent imports: its entry, the config loader and the loop itself.
     code = (
         "import json, sys\n"
-        "import pgwarden.agent.start, pgwarden.config.node, pgwarden.local.siblings\n"
-        "import pgwarden.postgres.permissions, pgwarden.agent.loop\n"
+        "import pgwarden.daemon.start, pgwarden.config.node, pgwarden.local.siblings\n"
+        "import pgwarden.postgres.permissions, pgwarden.daemon.agent\n"
         "print(json.dumps(sorted(sys.modules)))"
     )
     result = _python("-c", code)
@@ -73,7 +73,7 @@ def test_the_agent_entry_asks_for_its_config() -> None:
 
 PSYCOPG_IMPL = (
     "import os, sys\n"
-    "from pgwarden.agent.start import prefer_system_libpq\n"
+    "from pgwarden.daemon.start import prefer_system_libpq\n"
     "prefer_system_libpq()\n"
     "import psycopg\n"
     "print(psycopg.pq.__impl__, os.environ.get('PSYCOPG_IMPL', '-'))"

@@ -12,13 +12,13 @@ import yaml
 
 from pgwarden.agent.reloads import Reloads
 from pgwarden.api.access import member_addresses, parse_peer
-from pgwarden.api.tls import calls_peers_over_tls, peer_identity
 from pgwarden.cli.router import check_tls
 from pgwarden.client import ClientTls, ClusterTarget, target_from_node_config
 from pgwarden.config import ConfigError, parse_node_config
 from pgwarden.model import Address
 from pgwarden.model.node import VerifyClient
 from pgwarden.router.haproxy import Backend, CheckTls, RouterPorts, render
+from pgwarden.tls import calls_peers_over_tls, peer_identity
 from tests.support import builders as b
 from tests.unit.test_config import minimal
 

@@ -23,9 +23,9 @@ import pytest
 from cryptography import x509
 
 from pgwarden.api.server import ApiServer
-from pgwarden.api.tls import ReloadableClientContext, client_context, tls_problems
 from pgwarden.local.pki import Issued, Pki
 from pgwarden.model.node import VerifyClient
+from pgwarden.tls import ReloadableClientContext, client_context, tls_problems
 from tests.support import api_fakes as fake
 from tests.support import builders as b
 

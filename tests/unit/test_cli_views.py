@@ -8,7 +8,16 @@ from rich.console import Console, RenderableType
 
 from pgwarden.cli import views
 from pgwarden.model.cluster import PgState, Role, SwitchoverIntent
-from tests.support.builders import config, fork, member, primary_member, sync_set, view, with_junk
+from tests.support.builders import (
+    config,
+    fork,
+    member,
+    primary_member,
+    sync_config,
+    sync_set,
+    view,
+    with_junk,
+)
 
 
 def text(renderable: RenderableType) -> str:
@@ -26,7 +35,7 @@ def test_the_members_table_shows_every_column_and_the_header() -> None:
         member("node3", state=PgState.STARTING, lsn=None, timeline=None),
     ]
     v = replace(
-        view(members=members, config=config(pause=True), sync=sync_set("node2")),
+        view(members=members, config=sync_config(pause=True), sync=sync_set("node2")),
         switchover=SwitchoverIntent(leader="node1", candidate="node3", scheduled_at=1_700_000_000.0),
     )
     out = text(views.members_table(v))

@@ -180,13 +180,18 @@ def test_leader_keeps_slots_of_members_absent_less_than_member_slots_ttl() -> No
     earlier = {"node4": NOW - 60, "node5": NOW - TTL - 1}
     decision = decide(leader(local=primary_local(), memory=memory(member_last_seen=earlier)))
     assert decision.reason is Reason.LEADER_HEALTHY
-    assert EnsureSlots(frozenset({"node2", "node3", "node4"})) in decision.actions
+    assert EnsureSlots(create=frozenset({"node2", "node3", "node4"})) in decision.actions
+    # With the slots observed: node5's slot (gone past member_slots_ttl) is dropped, node4's kept.
+    slots = {"node2": True, "node3": True, "node4": False, "node5": False}
+    observed = replace(primary_local(), slots=slots)
+    decision = decide(leader(local=observed, memory=memory(member_last_seen=earlier)))
+    assert EnsureSlots(create=frozenset(), drop=frozenset({"node5"})) in decision.actions
 
 
 def test_leader_never_keeps_a_slot_for_itself() -> None:
     decision = decide(leader(local=primary_local(), memory=memory(member_last_seen={"node1": NOW - 1})))
     slots = next(a for a in decision.actions if isinstance(a, EnsureSlots))
-    assert "node1" not in slots.members
+    assert "node1" not in slots.create
 
 
 # --- job_failed_at -------------------------------------------------------------------------------
@@ -263,7 +268,7 @@ def test_diverged_standby_is_rewound_in_the_decision_that_stops_it() -> None:
     # pg_rewind leaves a copy of the source's pg_control: its timeline, "in archive recovery".
     rewound = stopped_local(ControlState.IN_ARCHIVE_RECOVERY, timeline=2, job=job(JobKind.REWIND, ok=True))
     after = then(during, observation(view=AFTER_FAILOVER, local=rewound, now=NOW + 30))
-    assert after.actions == (StartStandby("node1"),)
+    assert after.actions == (StartStandby("node1", slot="node2"),)
 
 
 def test_a_rewind_long_ago_does_not_excuse_a_new_fork() -> None:
@@ -310,12 +315,14 @@ def test_a_leader_agent_just_started_keeps_slots_of_members_it_has_not_seen() ->
     """A restarted leader agent (or one adopting a cluster moved from Patroni, its standbys not
     moved yet) cannot tell how long an absent member has been gone: its slot stays until the agent
     has run member_slots_ttl, as a member seen absent keeps it that long."""
+    # Slots on the primary: node9's member was never seen by this agent; node8's streams now.
+    local = replace(primary_local(), slots={"node2": True, "node3": False, "node8": True, "node9": False})
     just_started = memory(first_decision_at=NOW - 60)
-    decision = decide(leader(local=primary_local(), memory=just_started))
-    assert EnsureSlots(frozenset({"node2", "node3"}), keep_others=True) in decision.actions
+    decision = decide(leader(local=local, memory=just_started))
+    assert EnsureSlots(create=frozenset(), drop=frozenset()) in decision.actions
     later = memory(first_decision_at=NOW - TTL - 1)
-    decision = decide(leader(local=primary_local(), memory=later))
-    assert EnsureSlots(frozenset({"node2", "node3"}), keep_others=False) in decision.actions
+    decision = decide(leader(local=local, memory=later))
+    assert EnsureSlots(create=frozenset(), drop=frozenset({"node9"})) in decision.actions  # node8's streams
 
 
 def test_the_first_decision_is_remembered() -> None:
@@ -323,3 +330,21 @@ def test_the_first_decision_is_remembered() -> None:
     assert first.memory.first_decision_at == NOW
     again = decide(leader(local=primary_local(), memory=first.memory, now=NOW + 5))
     assert again.memory.first_decision_at == NOW
+
+
+def test_a_standby_keeps_the_highest_timeline_its_postmaster_was_seen_receiving() -> None:
+    """The WAL receiver's timeline vanishes while it reconnects (its upstream restarting, a
+    switchover) and pg_control's lags: the memory (once hidden in the controller) keeps the
+    highest this postmaster received, so the standby never reads as diverged from timeline 2."""
+    members = (primary_member("node1", timeline=2), member("node2"), member("node3"))
+    leader2 = view(members=members, history=[fork(2, "0/2000000")])  # node2 received past the fork
+    on_two = replace(standby_local(timeline=2), started_at=1000.0)
+    first = decide(observation(view=leader2, local=on_two))
+    assert first.memory.standby_timeline == (1000.0, 2)
+    reconnecting = replace(standby_local(timeline=1), started_at=1000.0)
+    after = then(first, observation(view=leader2, local=reconnecting))
+    assert after.reason is Reason.STANDBY_HEALTHY, after.message
+    assert after.memory.standby_timeline == (1000.0, 2)
+    # A restarted postmaster starts afresh: what it reads is what it has.
+    restarted = then(after, observation(view=leader2, local=replace(reconnecting, started_at=2000.0)))
+    assert restarted.memory.standby_timeline == (2000.0, 1)

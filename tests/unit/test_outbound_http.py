@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pgwarden.api.tls import client_context
 from pgwarden.local.pki import Pki
 from pgwarden.outbound_http import ConnectError, HttpClient, ReadError, Timeout
+from pgwarden.tls import client_context
 
 SLACK = 1.0  # the machine is shared and loaded: scheduling, not the client, takes this
 

@@ -110,3 +110,13 @@ def test_failover_refuses_a_standby_far_behind_the_dead_leaders_last_position() 
     leaderless = view(leader=None, members=(member("node2"),), status=status(lsn="0/9000000"))
     with pytest.raises(Refused, match="lags"):
         choose_candidate(leaderless, "node2", failover=True)
+
+
+def test_a_degraded_claim_restricts_no_candidate() -> None:
+    """Quorum 0 is no claim (asynchronous, or degraded): as for the candidates' own race
+    (ClusterView.sync_set, one home), it keeps no standby from being chosen."""
+    degraded = view(config=sync_config(), sync=sync_set("node3", quorum=0))
+    assert choose_candidate(degraded, "node2") == "node2"
+    in_force = view(config=sync_config(), sync=sync_set("node3"))
+    with pytest.raises(Refused, match="candidate node2 is not in the synchronous set"):
+        choose_candidate(in_force, "node2")

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pgwarden.ha import sync
-from pgwarden.ha.actions import PublishSync, SetSyncStandbys
+from pgwarden.ha.actions import Action, AppendHistory, PublishSync, SetSyncStandbys
 from pgwarden.ha.observation import Memory, Observation
-from pgwarden.model import Lsn, PgState, SyncFallback, SyncMode, SyncState
+from pgwarden.model import SYNC_DEGRADED, SYNC_RESTORED, Lsn, PgState, SyncFallback, SyncMode, SyncState
 from tests.support.builders import config, member, observation, primary_local, primary_member, view
 
 NAMES = ("node2", "node3", "node4")
@@ -60,6 +60,22 @@ def leader_obs(
 ALL_CAUGHT_UP = {n: "0/3000000" for n in NAMES}
 
 
+def step(obs: Observation, memory: Memory | None = None) -> tuple[Action, ...]:
+    """The leader's step, as ``decide`` takes it: from the cycle's plan, with ``memory`` the last."""
+    obs = obs if memory is None else replace(obs, memory=memory)
+    return sync.step(obs, sync.plan(obs))
+
+
+def remember(obs: Observation) -> tuple[float | None, tuple[str, Lsn] | None]:
+    """What the plan hands to the next cycle's memory: the degrade timer, when the spec took effect."""
+    plan = sync.plan(obs)
+    return plan.short_since, plan.applied
+
+
+def current(obs: Observation) -> sync.SyncSpec | None:
+    return sync.parse_spec(obs.local.sync_standby_names)
+
+
 def claim(*members: str, quorum: int | None = None, leader: str = "node1") -> SyncState:
     return SyncState(
         leader=leader, members=frozenset(members), quorum=len(members) if quorum is None else quorum
@@ -96,19 +112,19 @@ def test_guarantee_counts_copies_among_members(spec: str, members: set[str], exp
 def test_new_leader_first_sets_the_spec_and_claims_nobody_meanwhile() -> None:
     obs = leader_obs(streaming=ALL_CAUGHT_UP, claim=claim("node1", leader="old"))
     assert sync.published(obs) == sync.NOBODY
-    assert sync.step(obs, obs.memory) == (SetSyncStandbys('FIRST 1 ("node2")'),)
+    assert step(obs) == (SetSyncStandbys('FIRST 1 ("node2")'),)
 
 
 def test_spec_in_force_is_claimed_only_once_the_standby_caught_up_with_it() -> None:
     spec = 'FIRST 1 ("node2")'
     first = leader_obs(streaming={"node2": "0/2000000"}, spec=spec, lsn="0/3000000")
-    short, applied = sync.remember(first)
+    short, applied = remember(first)
     assert applied == (spec, Lsn.parse("0/3000000"))
     memory = Memory(sync_short_since=short, sync_applied=applied)
     behind = leader_obs(streaming={"node2": "0/2FFFFFF"}, spec=spec, lsn="0/3100000", memory=memory)
-    assert sync.step(behind, memory) == ()
+    assert step(behind, memory) == ()
     caught = leader_obs(streaming={"node2": "0/3000000"}, spec=spec, lsn="0/3100000", memory=memory)
-    assert sync.step(caught, memory) == (PublishSync(claim("node2")),)
+    assert step(caught, memory) == (PublishSync(claim("node2")),)
 
 
 def test_replacing_a_departed_sync_standby_widens_the_claim_before_changing_postgres() -> None:
@@ -117,25 +133,27 @@ def test_replacing_a_departed_sync_standby_widens_the_claim_before_changing_post
     obs = leader_obs(
         streaming={"node3": "0/3000000"}, spec='FIRST 1 ("node2")', claim=claim("node2"), node2=gone
     )
-    assert sync.step(obs, obs.memory) == (PublishSync(claim("node2", "node3", quorum=1)),)
+    assert step(obs) == (PublishSync(claim("node2", "node3", quorum=1)),)
     widened = leader_obs(
         streaming={"node3": "0/3000000"},
         spec='FIRST 1 ("node2")',
         claim=claim("node2", "node3", quorum=1),
         node2=gone,
     )
-    assert sync.step(widened, widened.memory) == (SetSyncStandbys('FIRST 1 ("node3")'),)
+    assert step(widened) == (SetSyncStandbys('FIRST 1 ("node3")'),)
 
 
 def test_block_mode_keeps_waiting_for_the_standby_that_left() -> None:
     obs = leader_obs(streaming={}, spec='FIRST 1 ("node2")', claim=claim("node2"), now=1000.0)
-    assert sync.desired(obs, 0.0) == sync.SyncSpec(frozenset({"node2"}), 1, first=True)
-    assert sync.step(obs, Memory(sync_short_since=0.0)) == ()
+    assert sync.plan(replace(obs, memory=Memory(sync_short_since=0.0))).target == sync.SyncSpec(
+        frozenset({"node2"}), 1, first=True
+    )
+    assert step(obs, Memory(sync_short_since=0.0)) == ()
 
 
 def test_block_mode_with_no_standby_ever_waits_for_any() -> None:
     obs = leader_obs(streaming={}, spec="")
-    assert sync.step(obs, obs.memory) == (SetSyncStandbys("ANY 1 (*)"),)
+    assert step(obs) == (SetSyncStandbys("ANY 1 (*)"),)
 
 
 def test_degrade_waits_for_the_timer_then_publishes_before_going_asynchronous() -> None:
@@ -147,10 +165,14 @@ def test_degrade_waits_for_the_timer_then_publishes_before_going_asynchronous() 
         "node2": {"state": PgState.STOPPED},
     }
     early = leader_obs(**base, now=103.0)  # type: ignore[arg-type]
-    assert sync.step(early, Memory(sync_short_since=100.0)) == ()
+    assert step(early, Memory(sync_short_since=100.0)) == ()
     late = leader_obs(**base, now=106.0)  # type: ignore[arg-type]
-    (publish,) = sync.step(late, Memory(sync_short_since=100.0))
+    publish, recorded = step(late, Memory(sync_short_since=100.0))
     assert isinstance(publish, PublishSync) and publish.state.quorum == 0 and publish.state.degraded_since
+    # The degraded window goes into the history, once the claim says so (the rule emits it).
+    assert recorded == AppendHistory(
+        "no synchronous standby for 5s: asynchronous", event=SYNC_DEGRADED, at=(1, Lsn.parse("0/3000000"))
+    )
     degraded = leader_obs(
         streaming={},
         spec='FIRST 1 ("node2")',
@@ -159,7 +181,7 @@ def test_degrade_waits_for_the_timer_then_publishes_before_going_asynchronous() 
         now=106.0,
         node2={"state": PgState.STOPPED},
     )
-    assert sync.step(degraded, Memory(sync_short_since=100.0)) == (SetSyncStandbys(""),)
+    assert step(degraded, Memory(sync_short_since=100.0)) == (SetSyncStandbys(""),)
 
 
 def test_degraded_cluster_becomes_synchronous_again_when_a_standby_returns() -> None:
@@ -169,12 +191,12 @@ def test_degraded_cluster_becomes_synchronous_again_when_a_standby_returns() -> 
         claim=SyncState("node1", degraded_since=1.0),
         fallback=SyncFallback.DEGRADE,
     )
-    assert sync.step(obs, obs.memory) == (SetSyncStandbys('FIRST 1 ("node3")'),)
+    assert step(obs) == (SetSyncStandbys('FIRST 1 ("node3")'),)
 
 
 def test_quorum_mode_waits_for_any_k_of_every_streaming_standby() -> None:
     obs = leader_obs(mode=SyncMode.QUORUM, k=1, streaming=ALL_CAUGHT_UP, spec="")
-    assert sync.step(obs, obs.memory) == (SetSyncStandbys('ANY 1 ("node2", "node3", "node4")'),)
+    assert step(obs) == (SetSyncStandbys('ANY 1 ("node2", "node3", "node4")'),)
 
 
 def test_nosync_standbys_are_never_synchronous_and_sync_priority_ranks_the_rest() -> None:
@@ -183,23 +205,23 @@ def test_nosync_standbys_are_never_synchronous_and_sync_priority_ranks_the_rest(
         node2={"nosync": True},
         node4={"sync_priority": 5},
     )
-    assert sync.eligible(obs) == ("node4", "node3")
+    assert sync.eligible(obs, current(obs)) == ("node4", "node3")
 
 
 def test_a_claim_the_running_spec_does_not_back_is_retracted() -> None:
     obs = leader_obs(streaming=ALL_CAUGHT_UP, spec="", claim=claim("node2"))
-    assert sync.step(obs, obs.memory) == (PublishSync(SyncState("node1", frozenset(), 1)),)
+    assert step(obs) == (PublishSync(SyncState("node1", frozenset(), 1)),)
 
 
 def test_off_retracts_the_claim_before_postgres_stops_waiting() -> None:
     obs = leader_obs(
         mode=SyncMode.OFF, streaming=ALL_CAUGHT_UP, spec='FIRST 1 ("node2")', claim=claim("node2")
     )
-    assert sync.step(obs, obs.memory) == (PublishSync(SyncState("node1")),)
+    assert step(obs) == (PublishSync(SyncState("node1")),)
     cleared = leader_obs(
         mode=SyncMode.OFF, streaming=ALL_CAUGHT_UP, spec='FIRST 1 ("node2")', claim=SyncState("node1")
     )
-    assert sync.step(cleared, cleared.memory) == (SetSyncStandbys(""),)
+    assert step(cleared) == (SetSyncStandbys(""),)
 
 
 # --- properties: a model of commits and copies, against every step ----------------------------------
@@ -290,10 +312,11 @@ def test_every_step_keeps_the_published_claim_true(
             world.now += 3.0
         else:
             obs = world.observe()
-            actions = sync.step(obs, world.memory)
-            short, applied = sync.remember(obs)
+            actions = step(obs)
+            short, applied = remember(obs)
             world.memory = Memory(sync_short_since=short, sync_applied=applied)
-            assert len(actions) <= 1, "one change per cycle, so each is observed before the next"
+            changes = [a for a in actions if not isinstance(a, AppendHistory)]  # the history: a record
+            assert len(changes) <= 1, "one change per cycle, so each is observed before the next"
             for action in actions:
                 if isinstance(action, SetSyncStandbys):
                     world.spec = action.value
@@ -328,8 +351,74 @@ def test_a_standby_cut_off_from_the_primary_does_not_hold_back_degrade() -> None
         "fallback": SyncFallback.DEGRADE,
     }
     cut = leader_obs(**base, now=100.0)  # type: ignore[arg-type]
-    assert sync.short_since(cut) == 100.0, "the timer starts although node2's record says running"
-    assert sync.step(cut, Memory(sync_short_since=100.0)) == ()  # within the window: sticky, writes wait
+    assert sync.short_since(cut, current(cut)) == 100.0, (
+        "the timer starts although node2's record says running"
+    )
+    assert step(cut, Memory(sync_short_since=100.0)) == ()  # within the window: sticky, writes wait
     late = leader_obs(**base, now=106.0)  # type: ignore[arg-type]
-    (publish,) = sync.step(late, Memory(sync_short_since=100.0))
+    publish, recorded = step(late, Memory(sync_short_since=100.0))
     assert isinstance(publish, PublishSync) and publish.state.quorum == 0
+    assert isinstance(recorded, AppendHistory) and recorded.event == SYNC_DEGRADED
+
+
+def test_a_restored_claim_goes_into_the_history_after_it_is_published() -> None:
+    spec = 'FIRST 1 ("node3")'
+    memory = Memory(sync_applied=(spec, Lsn.parse("0/3000000")))
+    obs = leader_obs(
+        streaming={"node3": "0/3000000"},
+        spec=spec,
+        claim=SyncState("node1", degraded_since=1.0),
+        memory=memory,
+    )
+    assert step(obs) == (
+        PublishSync(claim("node3")),
+        AppendHistory(
+            "synchronous again with ['node3']", event=SYNC_RESTORED, at=(1, Lsn.parse("0/3000000"))
+        ),
+    )
+
+
+def test_a_healthy_synchronous_standby_keeps_its_place_when_a_higher_ranked_one_returns() -> None:
+    """node3 is the synchronous standby; node2 (first by name: a former primary rejoining) streams
+    again. Rank decides only who gets a free place: node3 keeps its own, the claim does not move."""
+    spec = 'FIRST 1 ("node3")'
+    obs = leader_obs(streaming=ALL_CAUGHT_UP, spec=spec, claim=claim("node3"))
+    assert sync.plan(obs).target == sync.SyncSpec(frozenset({"node3"}), 1, first=True)
+    assert step(obs) == ()
+
+
+def test_rank_decides_who_gets_a_free_place() -> None:
+    """node3 no longer streams (its record still says running, so it is eligible by stickiness):
+    its place is free, and the best-ranked streaming standby takes it."""
+    spec = 'FIRST 1 ("node3")'
+    obs = leader_obs(streaming={"node2": "0/3000000", "node4": "0/3000000"}, spec=spec, claim=claim("node3"))
+    assert sync.plan(obs).target == sync.SyncSpec(frozenset({"node2"}), 1, first=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    k=st.integers(1, 3),
+    in_force=st.sets(st.sampled_from(NAMES), min_size=1),
+    streaming=st.sets(st.sampled_from(NAMES)),
+    priorities=st.lists(st.integers(0, 3), min_size=3, max_size=3),
+)
+def test_streaming_synchronous_standbys_keep_their_places_whatever_their_rank(
+    k: int, in_force: set[str], streaming: set[str], priorities: list[int]
+) -> None:
+    """Whoever returns or outranks them, the standbys of the spec in force that still stream stay
+    in the target spec (up to synchronous_node_count of them): the claim never churns by rank."""
+    quoted = ", ".join(f'"{n}"' for n in sorted(in_force))
+    tags = {n: {"sync_priority": p} for n, p in zip(NAMES, priorities, strict=True)}
+    obs = leader_obs(
+        k=k,
+        streaming={n: "0/3000000" for n in streaming},
+        spec=f"FIRST {min(k, len(in_force))} ({quoted})",
+        claim=claim(*sorted(in_force), quorum=min(k, len(in_force))),
+        **tags,  # type: ignore[arg-type]
+    )
+    keep = in_force & streaming
+    target = sync.plan(obs).target
+    if len(keep) <= k:
+        assert keep <= target.names
+    else:
+        assert target.names <= keep, "places are all taken by standbys already in force"

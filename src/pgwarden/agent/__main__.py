@@ -1,5 +1,5 @@
 """``python -m pgwarden.agent -c node.yml``: the same as ``pgwarden-agent``."""
 
-from pgwarden.agent.start import main
+from pgwarden.daemon.start import main
 
 main(prog="python -m pgwarden.agent")

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pgwarden.agent.failsafe import PromiseBox
-from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.lease import LeaderLease, monotonic
+from pgwarden.agent.ports import Jobs, Postgres
 from pgwarden.agent.watchdog import Watchdog
 from pgwarden.dcs.cluster_store import ClusterStore, HistoryUnreadable
 from pgwarden.dcs.store import LeaseExpired, Store, StoreError
@@ -24,8 +24,6 @@ from pgwarden.ha.rules.datadir import removal_refusal
 from pgwarden.ha.rules.parameters import cluster_parameters
 from pgwarden.model import (
     FAILSAFE,
-    SYNC_DEGRADED,
-    SYNC_RESTORED,
     HistoryEntry,
     JobKind,
     LeaderStatus,
@@ -33,8 +31,7 @@ from pgwarden.model import (
     NodeConfig,
 )
 from pgwarden.postgres.conninfo import StandbyUpstream
-from pgwarden.postgres.controller import ParamChange, PostgresController
-from pgwarden.postgres.slots import slot_name
+from pgwarden.postgres.controller import ParamChange
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +45,7 @@ class ActionFailed(Exception):
 AskFailsafe = Callable[[Sequence[tuple[str, str]], float], Mapping[str, str]]
 
 
-def _no_failsafe(members: Sequence[tuple[str, str]], seconds: float) -> Mapping[str, str]:
+def no_failsafe(members: Sequence[tuple[str, str]], seconds: float) -> Mapping[str, str]:
     return dict.fromkeys((name for name, _ in members), "this agent cannot send failsafe requests")
 
 
@@ -64,14 +61,14 @@ class Executor:
         config: NodeConfig,
         store: Store,
         cluster: ClusterStore,
-        postgres: PostgresController,
-        jobs: JobRunner,
+        postgres: Postgres,
+        jobs: Jobs,
         lease: LeaderLease,
         member_lease: Callable[[], int],
         clock: Callable[[], float] = monotonic,
         forget_scheduled_restart: Callable[[float], object] = lambda at: None,
         watchdog: Watchdog | None = None,
-        ask_failsafe: AskFailsafe = _no_failsafe,
+        ask_failsafe: AskFailsafe = no_failsafe,
         promises: PromiseBox | None = None,
         known_history: Callable[[], tuple[HistoryEntry, ...] | None] = lambda: None,
     ) -> None:
@@ -279,7 +276,7 @@ class Executor:
         self._pg.start(wait=False)
 
     def _start_standby(self, action: a.StartStandby, obs: Observation) -> None:
-        self._configure_standby(action.upstream, obs)
+        self._configure_standby(action.upstream, action.slot, obs)
         self._apply_cluster_parameters(obs)
         self._pg.start(wait=False)
 
@@ -288,13 +285,12 @@ class Executor:
         return self._pg.update_parameters(cluster_parameters(obs.view.config))
 
     def _follow(self, action: a.Follow, obs: Observation) -> None:
-        self._configure_standby(action.upstream, obs)
+        self._configure_standby(action.upstream, action.slot, obs)
         self._pg.reload()
 
-    def _configure_standby(self, upstream: str | None, obs: Observation) -> None:
+    def _configure_standby(self, upstream: str | None, slot: str | None, obs: Observation) -> None:
         source = self._upstream(upstream, obs) if upstream else None
-        slot = slot_name(self._config.name) if source is not None and self._is_leader(upstream, obs) else None
-        self._pg.configure_standby(source, slot)
+        self._pg.configure_standby(source, slot if source is not None else None)
 
     def _promote(self, _: a.Promote, obs: Observation) -> None:
         # The checkpoint that records the new timeline comes in the next cycle (the leader rules
@@ -349,36 +345,16 @@ class Executor:
         state = action.state
         self._cluster.publish_sync(state)
         log.info("synchronous claim: %s of %s", state.quorum, sorted(state.members))
-        before = obs.view.sync
-        was_degraded = before is not None and before.degraded_since is not None
-        if state.degraded_since is not None and not was_degraded:
-            after = obs.view.config.synchronous_fallback_after
-            self._record_sync_event(
-                SYNC_DEGRADED, f"no synchronous standby for {after:g}s: asynchronous", obs
-            )
-        elif was_degraded and state.quorum > 0:
-            self._record_sync_event(SYNC_RESTORED, f"synchronous again with {sorted(state.members)}", obs)
-
-    def _record_sync_event(self, event: str, reason: str, obs: Observation) -> None:
-        """Degraded windows go into the history beside the promotions, so `pgwarden history` shows them."""
-        log.warning("%s: %s", event, reason)
-        local = obs.local
-        self._append(
-            HistoryEntry(
-                timeline=local.timeline or 0,
-                switch_lsn=local.write_lsn or Lsn(0),
-                reason=reason,
-                timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
-                new_leader=self._config.name,
-                event=event,
-            )
-        )
 
     # --- what the leader publishes --------------------------------------------------------------
     def _append_history(self, action: a.AppendHistory, obs: Observation) -> None:
-        timeline = self._pg.current_timeline()
-        entries = self._pg.timeline_history(timeline)
-        switch = entries[-1][1] if entries else Lsn(0)
+        if action.at is not None:
+            log.warning("%s: %s", action.event, action.reason)
+            timeline, switch = action.at
+        else:  # a promotion: its timeline and switch point exist only now it is carried out
+            timeline = self._pg.current_timeline()
+            entries = self._pg.timeline_history(timeline)
+            switch = entries[-1][1] if entries else Lsn(0)
         self._append(
             HistoryEntry(
                 timeline=timeline,
@@ -386,6 +362,7 @@ class Executor:
                 reason=action.reason,
                 timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
                 new_leader=self._config.name,
+                event=action.event,
             )
         )
 
@@ -410,15 +387,11 @@ class Executor:
             self._cluster.publish_status(status)
 
     def _ensure_slots(self, action: a.EnsureSlots, obs: Observation) -> None:
-        wanted = {slot_name(name) for name in action.members}
-        existing = self._pg.list_slots()
-        for name in sorted(wanted - existing.keys()):
+        for name in sorted(action.create):
             self._pg.create_slot(name)
-        for name, slot in sorted(existing.items()):
-            # An active slot streams to someone right now: leave it, whoever it belongs to.
-            if name not in wanted and not slot.active and not action.keep_others:
-                log.info("dropping slot %s of a member gone longer than member_slots_ttl", name)
-                self._pg.drop_slot(name)
+        for name in sorted(action.drop):
+            log.info("dropping slot %s of a member gone longer than member_slots_ttl", name)
+            self._pg.drop_slot(name)
 
     # --- background jobs --------------------------------------------------------------------
     def _clone(self, action: a.Clone, obs: Observation) -> None:
@@ -456,7 +429,3 @@ class Executor:
         if member is None:
             raise ActionFailed(f"member {name} is not in the cluster view")
         return StandbyUpstream(name=member.name, host=member.host, port=member.port)
-
-    @staticmethod
-    def _is_leader(name: str | None, obs: Observation) -> bool:
-        return obs.view.leader is not None and obs.view.leader.name == name

@@ -22,12 +22,12 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from pgwarden.agent.lease import monotonic
-from pgwarden.api.tls import client_context
 from pgwarden.ha.observation import Promise
 from pgwarden.ha.rules.failsafe import refuse_promise
 from pgwarden.model import ClusterView, LocalState
 from pgwarden.model.deadline import holds
 from pgwarden.outbound_http import HttpClient, TransportError
+from pgwarden.tls import client_context
 
 log = logging.getLogger(__name__)
 

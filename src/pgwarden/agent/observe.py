@@ -8,10 +8,9 @@ import time
 from collections.abc import Callable, Mapping
 
 from pgwarden.agent.failsafe import PromiseBox
-from pgwarden.agent.jobs import JobRunner
 from pgwarden.agent.last_good import LastGood
 from pgwarden.agent.lease import LeaderLease, monotonic
-from pgwarden.agent.peers import PeerClient
+from pgwarden.agent.ports import Jobs, Peers
 from pgwarden.agent.requests import RequestBox
 from pgwarden.agent.round_trips import RoundTrips
 from pgwarden.dcs.cluster_store import ClusterStore
@@ -38,13 +37,16 @@ class Observer:
         config: NodeConfig,
         cluster: ClusterStore,
         probe: Probe,
-        jobs: JobRunner,
-        peers: PeerClient,
+        jobs: Jobs,
+        peers: Peers,
         lease: LeaderLease,
         requests: RequestBox | None = None,
         promises: PromiseBox | None = None,
         watchdog_ready: Callable[[float, float], bool] = lambda ttl, loop_wait: True,
+        clock: Callable[[], float] = monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        self._clock, self._wall = clock, wall
         self._config = config
         self._watchdog_ready = watchdog_ready  # (ttl, loop_wait) -> may this node lead?
         self._cluster = cluster
@@ -56,7 +58,7 @@ class Observer:
         self._requests = requests or RequestBox()
         self._promises = promises or PromiseBox()
         self.last_view = ClusterView(name=config.cluster, config=config.bootstrap)
-        self._started = monotonic()
+        self._started = clock()
         self.last_good = LastGood(config.bootstrap)
         self._untrusted: Mapping[str, str] = {}  # in the last view read
         self._reported: dict[tuple[str, str], float] = {}  # (member, why) -> when last logged
@@ -76,11 +78,11 @@ class Observer:
             view=view,
             store_ok=store_ok,
             local=local,
-            now=monotonic(),
+            now=self._clock(),
             lease_deadline=self._lease.lease_deadline(),
             peers=self._ask_peers(view, store_ok),
             memory=memory,
-            wall=time.time(),
+            wall=self._wall(),
             requests=requests,
             watchdog_ready=self._watchdog_ready(view.config.ttl, view.config.loop_wait),
             failsafe_deadline=self._lease.failsafe_deadline(),
@@ -130,7 +132,7 @@ class Observer:
         once per REPORT_EVERY: whoever rewrites a record races its member, which writes it back
         every cycle, and the log must not repeat that race. The API's status, /metrics and
         `pgwarden list` show the current state."""
-        now = monotonic()
+        now = self._clock()
         for name, why in sorted(untrusted.items()):
             if name not in self._untrusted and self._due((name, why), now):
                 log.warning("%s: it is left out of the cluster and no credential is sent to it", why)

@@ -19,10 +19,10 @@ from typing import Any
 
 from pgwarden.agent.guard import describe
 from pgwarden.agent.peer_answer import MAX_ANSWER_BYTES, BadAnswer, read_peer_answer
-from pgwarden.api.tls import client_context
 from pgwarden.ha.observation import PeerStatus
 from pgwarden.model import Member
 from pgwarden.outbound_http import HttpClient
+from pgwarden.tls import client_context
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ from urllib.parse import parse_qsl
 from pgwarden.agent.lease import monotonic
 from pgwarden.agent.snapshot import Snapshot
 from pgwarden.config import parse_byte_size
-from pgwarden.documents.render import in_sync_set
 from pgwarden.ha.health import HEALTH_PATHS, HealthFacts, Query
 from pgwarden.model import SyncMode
 
@@ -73,7 +72,7 @@ def facts_at(snap: Snapshot, leads: bool, age: float) -> HealthFacts:
     loop last finished ``age`` seconds ago."""
     view, local = snap.view, snap.local
     lag = view.lag(snap.config.name, local.replayed_lsn or local.received_lsn, local.timeline)
-    sync = in_sync_set(view, snap.config.name)
+    sync = view.in_sync_set(snap.config.name)
     return HealthFacts(
         holds_leader_key=leads,
         local=local,

@@ -144,7 +144,7 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
     yield _value("pgwarden_scheduled_restart_timestamp_seconds", member.scheduled_restart)
     yield _flag("pgwarden_pause", view.config.pause)
     claim = view.sync
-    yield _flag("pgwarden_synchronous_standby", claim is not None and snap.config.name in claim.members)
+    yield _flag("pgwarden_synchronous_standby", view.in_sync_set(snap.config.name))
     sync_on = view.config.synchronous_mode is not SyncMode.OFF
     yield _flag("pgwarden_sync_degraded", sync_on and claim is not None and claim.degraded_since is not None)
     yield _value("pgwarden_sync_quorum", claim.quorum if claim is not None and sync_on else 0.0)

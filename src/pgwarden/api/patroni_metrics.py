@@ -113,8 +113,7 @@ def patroni_values(snap: Snapshot) -> dict[str, float]:
     role = doc["role"]
     xlog: dict[str, Any] = dict(doc.get("xlog") or {})
     replication_state = doc.get("replication_state")
-    claim = view.sync
-    in_sync_set = claim is not None and snap.config.name in claim.members
+    in_sync_set = view.in_sync_set(snap.config.name)  # the synchronous set in force
     mode = view.config.synchronous_mode
     standby = role == "replica" and local.is_standby
     values: dict[str, float] = {

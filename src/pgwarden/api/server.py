@@ -19,10 +19,10 @@ from pgwarden.api.connection import Limits
 from pgwarden.api.contract import Inspection, Operations
 from pgwarden.api.event_loop import EventLoop
 from pgwarden.api.routes import RestApi
-from pgwarden.api.tls import server_context, server_files, tls_context
 from pgwarden.api.tls_watch import CertificateWatch
 from pgwarden.api.wire import MAX_BODY
 from pgwarden.model import ApiSettings
+from pgwarden.tls import server_context, server_files, tls_context
 
 __all__ = ["MAX_BODY", "ApiServer", "exposure_warning", "limits_of", "tls_context"]
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pgwarden.api.tls import explain
+from pgwarden.tls import explain
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The ``pgwarden`` command line.
 
 ``main`` is the command's entry point. It hands ``pgwarden agent`` to the lean agent entry
-(pgwarden.agent.start) before typer, rich or the command modules are imported: the agent is a
+(pgwarden.daemon.start) before typer, rich or the command modules are imported: the agent is a
 long-running process whose memory and start-up time count, the other commands are not.
 """
 
@@ -13,7 +13,7 @@ import sys
 def main() -> None:
     argv = sys.argv[1:]
     if argv[:1] == ["agent"]:
-        from pgwarden.agent.start import main as agent_main
+        from pgwarden.daemon.start import main as agent_main
 
         agent_main(argv[1:], prog="pgwarden agent")
         return

@@ -63,7 +63,7 @@ def tag_items(tags: Tags) -> dict[str, str | int | bool]:
 
 
 def role_label(view: ClusterView, member: Member) -> str:
-    in_sync = view.sync is not None and member.name in view.sync.members
+    in_sync = view.in_sync_set(member.name)
     if member.role == Role.REPLICA and in_sync:
         return "sync replica"
     return str(member.role)

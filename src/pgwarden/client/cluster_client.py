@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 
 from pgwarden.api.contract import etag
-from pgwarden.api.tls import client_context
 from pgwarden.client.errors import (
     ApiRefused,
     ApiUnreachable,
@@ -36,6 +35,7 @@ from pgwarden.dcs.etcd import EtcdMember, EtcdStore
 from pgwarden.dcs.etcd_tls import EtcdTlsError
 from pgwarden.dcs.store import Store, StoreError
 from pgwarden.model.cluster import ClusterView, DynamicConfig, Member
+from pgwarden.tls import client_context
 
 # How long one etcd endpoint may take; a whole read tries each endpoint once.
 ETCD_TIMEOUT = 2.0

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pgwarden.api.tls import peer_identity
 from pgwarden.client.errors import ClusterNotFound
 from pgwarden.config.errors import ConfigError
 from pgwarden.config.etcd_fields import EtcdHost, parse_etcd_host
@@ -20,6 +19,7 @@ from pgwarden.dcs.keys import DEFAULT_PREFIX
 from pgwarden.model.node import Address, Credentials, EtcdSettings, VerifyClient
 from pgwarden.model.trust import MemberNetworks
 from pgwarden.router.haproxy import RouterPorts
+from pgwarden.tls import peer_identity
 
 # The directory `pgwarden up` writes to when given no --dir (relative to the working directory).
 DEFAULT_STACK_DIR = Path(".pgwarden/local")

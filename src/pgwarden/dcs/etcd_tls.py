@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import ssl
 
-from pgwarden.api.tls import ReloadableClientContext
 from pgwarden.model.node import EtcdSettings
+from pgwarden.tls import ReloadableClientContext
 
 # What etcd answers when a client certificate carries a CommonName, on the JSON gateway.
 GATEWAY_CN = "CommonName of client sending a request against gateway"

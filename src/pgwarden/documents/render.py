@@ -100,25 +100,13 @@ def member_state(view: ClusterView, member: Member) -> str:
     return member.state.value
 
 
-def in_sync_set(view: ClusterView, name: str) -> bool:
-    """``name`` is in the synchronous set in force: synchronous mode on, and a claim that makes
-    commits wait (quorum > 0) and names it."""
-    claim = view.sync
-    return (
-        view.config.synchronous_mode is not SyncMode.OFF
-        and claim is not None
-        and claim.quorum > 0
-        and name in claim.members
-    )
-
-
 def member_role(view: ClusterView, member: Member) -> MemberRole:
     """Patroni's role in ``/cluster``: leader, standby_leader, sync_standby, quorum_standby, replica."""
     if view.leader is not None and member.name == view.leader.name:
         return "standby_leader" if member.role is Role.REPLICA else "leader"
     if member.role is Role.UNINITIALIZED:
         return "uninitialized"
-    if in_sync_set(view, member.name):
+    if view.in_sync_set(member.name):
         return "quorum_standby" if view.config.synchronous_mode is SyncMode.QUORUM else "sync_standby"
     return "replica"
 

@@ -16,7 +16,6 @@ from pgwarden import __version__
 from pgwarden.agent.guard import LOOP
 from pgwarden.documents.render import (
     config_errors_document,
-    in_sync_set,
     iso_time,
     pending_reason_document,
     tags_document,
@@ -104,7 +103,7 @@ def _synchronous(snap: Snapshot, doc: StatusDoc) -> None:
     mode = view.config.synchronous_mode
     if mode is SyncMode.OFF or claim is None:
         return
-    mine = in_sync_set(view, snap.config.name)
+    mine = view.in_sync_set(snap.config.name)
     if mode is SyncMode.QUORUM:
         doc["quorum_standby"] = mine
     doc["sync_standby"] = mine
@@ -127,7 +126,7 @@ def replication_rows(snap: Snapshot) -> list[ReplicationRow]:
     rows: list[ReplicationRow] = []
     for name in sorted(snap.local.replication):
         member = view.member(name)
-        sync = in_sync_set(view, name)
+        sync = view.in_sync_set(name)
         rows.append(
             {
                 "usename": snap.config.postgresql.replication.username,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pgwarden.model import SyncState
+from pgwarden.model import PROMOTION, Lsn, SyncState
 
 
 class StopMode(StrEnum):
@@ -103,16 +103,20 @@ class StartPrimary:
 
 @dataclass(frozen=True, slots=True)
 class StartStandby:
-    """Start PostgreSQL as a standby of ``upstream`` (None: read-only with no upstream)."""
+    """Start PostgreSQL as a standby of ``upstream`` (None: read-only with no upstream), streaming
+    through the replication slot ``slot`` (None: none; the leader keeps one per member)."""
 
     upstream: str | None
+    slot: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Follow:
-    """Point a running standby at ``upstream`` (primary_conninfo is reloadable: no restart)."""
+    """Point a running standby at ``upstream`` through ``slot`` (primary_conninfo and
+    primary_slot_name are reloadable: no restart)."""
 
     upstream: str | None
+    slot: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +182,14 @@ class PublishSync:
 
 @dataclass(frozen=True, slots=True)
 class AppendHistory:
-    """Record this promotion (new timeline and switch point) in the cluster's history."""
+    """Record this promotion (new timeline and switch point) in the cluster's history; or, with
+    ``event`` and ``at``, another event at the primary's (timeline, position) ``at``."""
 
     reason: str
+    event: str = PROMOTION
+    # None for a promotion: its timeline exists only once the promotion before it is carried out,
+    # so the executor reads it (and its switch point) from PostgreSQL then.
+    at: tuple[int, Lsn] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,11 +202,11 @@ class PublishStatus:
 
 @dataclass(frozen=True, slots=True)
 class EnsureSlots:
-    """Reconcile physical slots on the primary: one per named member, drop the others (rule 7),
-    unless ``keep_others``: then a slot of no named member is left as it is."""
+    """Reconcile physical slots on the primary (safety rule 7): create the slots ``create`` names
+    and drop those ``drop`` names (decided by rules/slots.py from the slots observed)."""
 
-    members: frozenset[str]
-    keep_others: bool = False
+    create: frozenset[str] = frozenset()
+    drop: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 Rules come first when they protect safety (store lost, lease expired, a rogue writer), then who
 may join at all (a member whose slot name another has), then the life cycle (jobs, bootstrap,
 data directory), then the steady states (leader, follower, no leader).
-The first rule that applies decides; ``RULES`` is that order, and the docs render it.
+The first rule that applies decides; ``RULES`` is that order, and the docs render it. No rule calls
+another (what rules share are helpers: rules/duties.py), so that order is the whole precedence.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from pgwarden.ha.rules.following import rogue_primary, someone_else_leads
 from pgwarden.ha.rules.jobs import job_backoff, job_in_progress
 from pgwarden.ha.rules.leadership import leader_is_me, leader_key_unreadable, lease_expired, watchdog_required
 from pgwarden.ha.rules.membership import slot_name_taken
-from pgwarden.ha.rules.parameters import parameters_changed
 from pgwarden.ha.rules.requests import operator_request
 from pgwarden.ha.rules.restarts import scheduled_restart
 from pgwarden.ha.rules.slots import members_seen
 from pgwarden.ha.rules.store import store_unreachable
 from pgwarden.ha.rules.switchover import switchover
+from pgwarden.ha.rules.timeline import remembered_timeline
 
 Rule = Callable[[Observation], Decision | None]
 
@@ -51,7 +52,6 @@ RULES: tuple[Rule, ...] = (
     foreign_data_directory,
     switchover,
     scheduled_restart,
-    parameters_changed,
     leader_is_me,
     someone_else_leads,
     no_leader,
@@ -59,7 +59,10 @@ RULES: tuple[Rule, ...] = (
 
 
 def decide(obs: Observation) -> Decision:
-    memory = _remember(obs)
+    local, seen_timeline = remembered_timeline(obs.local, obs.memory.standby_timeline)
+    obs = replace(obs, local=local)
+    obs = replace(obs, sync_plan=sync.plan(obs))  # synchronous replication, worked out once
+    memory = replace(_remember(obs), standby_timeline=seen_timeline)
     for rule in RULES:
         decision = rule(obs)
         if decision is not None:
@@ -84,7 +87,7 @@ def _remember(obs: Observation) -> Memory:
     job = local.job
     failed = job is not None and job.ok is False
     silent = local.running and not local.probe_ok
-    short, applied = sync.remember(obs)
+    plan = sync.plan_of(obs)
     saw_leader, cold_since = cold_start.remember(obs)
     leader = obs.view.leader
     return Memory(
@@ -95,8 +98,8 @@ def _remember(obs: Observation) -> Memory:
         member_last_seen=members_seen(obs),
         job_failed_at=(previous.job_failed_at or obs.now) if failed else None,
         probe_failing_since=_since(previous.probe_failing_since, obs.now) if silent else None,
-        sync_short_since=short,
-        sync_applied=applied,
+        sync_short_since=plan.short_since,
+        sync_applied=plan.applied,
         saw_leader=saw_leader,
         cold_start_since=cold_since,
         failsafe=failsafe.remember(obs),

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pgwarden.model import ClusterView, LocalState, Lsn, Role, Tags
 from pgwarden.model.deadline import holds
+
+if TYPE_CHECKING:
+    from pgwarden.ha.sync import SyncPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,8 @@ class Memory:
     # The name the leader key held when it was last readable: tells its holder an unreadable key
     # (junk written over it) is its own to rewrite.
     leader_seen: str | None = None
+    # (postmaster start time, highest timeline this standby was seen receiving): rules/timeline.py.
+    standby_timeline: tuple[float, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,8 @@ class Observation:
     # Monotonic time this agent process started: a promise given before a restart is forgotten
     # with the process, so a member keeps it by not racing for ttl after its start.
     agent_started: float = float("-inf")
+    # Worked out from the facts above, once per cycle, by ``decide`` before the rules (ha/sync.py).
+    sync_plan: SyncPlan | None = None
 
     @property
     def holds_lease(self) -> bool:

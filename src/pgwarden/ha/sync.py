@@ -14,7 +14,10 @@ standbys it names have caught up with everything acknowledged before. An empty c
 means "nobody is known to hold every commit": nobody promotes. ``q = 0`` is no claim at all
 (asynchronous, or degraded after ``synchronous_fallback_after``).
 
-Everything here is pure: ``decide`` calls it for a healthy leader, one step per cycle.
+Everything here is pure: ``decide`` works out one ``SyncPlan`` per cycle, before the rules; a
+healthy leader takes one step per cycle from it. Safety rule 4 lives here whole: the leader's
+side (``step``), the candidate's (``may_promote``, ``outside_set``; the set in force is
+``ClusterView.sync_set``).
 """
 
 from __future__ import annotations
@@ -22,9 +25,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pgwarden.ha.actions import Action, PublishSync, SetSyncStandbys
-from pgwarden.ha.observation import Memory, Observation
-from pgwarden.model import NO_CLAIM_HOLDER, Lsn, PgState, Role, SyncFallback, SyncMode, SyncState
+from pgwarden.ha.actions import Action, AppendHistory, PublishSync, SetSyncStandbys
+from pgwarden.ha.observation import Observation
+from pgwarden.model import (
+    NO_CLAIM_HOLDER,
+    SYNC_DEGRADED,
+    SYNC_RESTORED,
+    ClusterView,
+    Lsn,
+    PgState,
+    Role,
+    SyncFallback,
+    SyncMode,
+    SyncState,
+)
 
 ANY_STANDBY = "*"
 NOBODY = NO_CLAIM_HOLDER  # restrictive: nobody may promote
@@ -80,12 +94,40 @@ def guarantee(spec: SyncSpec, members: frozenset[str]) -> int:
     return max(0, spec.k - len(spec.names - members))
 
 
-def eligible(obs: Observation, sticky: bool = True) -> tuple[str, ...]:
+@dataclass(frozen=True, slots=True)
+class SyncPlan:
+    """Synchronous replication as one cycle sees it, worked out once: ``decide`` computes it before
+    the rules run (``plan``), the leader's rule takes its steps from it, the memory its timers."""
+
+    current: SyncSpec | None  # synchronous_standby_names in force, parsed; None when not known
+    claim: SyncState  # the claim this leader stands by (``published``)
+    short_since: float | None  # since when too few standbys stream (``short_since``)
+    order: tuple[str, ...]  # standbys that may be synchronous, in the order they get places
+    target: SyncSpec  # the spec PostgreSQL should run with now (``desired``)
+    applied: tuple[str, Lsn] | None  # when the target was first seen in force, and where
+
+
+def plan(obs: Observation) -> SyncPlan:
+    """This cycle's synchronous replication facts and target; see ``step``."""
+    current = parse_spec(obs.local.sync_standby_names)
+    claim = published(obs)
+    short = short_since(obs, current)
+    order = _ranked(obs, current, eligible(obs, current))
+    target = desired(obs, current, claim, short, order)
+    mine = obs.local.is_primary and obs.leader_is_me
+    return SyncPlan(current, claim, short, order, target, applied(obs, current, target) if mine else None)
+
+
+def plan_of(obs: Observation) -> SyncPlan:
+    """The cycle's plan ``decide`` worked out; worked out here for a rule called on its own."""
+    return obs.sync_plan if obs.sync_plan is not None else plan(obs)
+
+
+def eligible(obs: Observation, current: SyncSpec | None, sticky: bool = True) -> tuple[str, ...]:
     """Standbys that may be synchronous, best first (sync_priority, then name): those streaming,
     and (``sticky``) those already in the spec while their member record says they run, so a
     standby that reconnects for a moment does not churn the spec (and the claim) every cycle."""
     streaming = obs.local.replication
-    current = parse_spec(obs.local.sync_standby_names)
     listed = current.names if current is not None and sticky else frozenset()
     candidates = [
         m
@@ -101,6 +143,16 @@ def eligible(obs: Observation, sticky: bool = True) -> tuple[str, ...]:
     return tuple(m.name for m in candidates)
 
 
+def _ranked(obs: Observation, current: SyncSpec | None, order: tuple[str, ...]) -> tuple[str, ...]:
+    """``order`` with the standbys the spec in force already names, and that stream, first: a
+    healthy synchronous standby keeps its place when a higher-ranked one comes back (a former
+    primary rejoining, say); rank decides only who gets a free place, as in Patroni. Otherwise
+    the claim would move, and churn, after every failover."""
+    names = current.names if current is not None else frozenset()
+    keep = tuple(n for n in order if n in names and n in obs.local.replication)
+    return keep + tuple(n for n in order if n not in keep)
+
+
 def published(obs: Observation) -> SyncState:
     """The claim this leader stands by: its own, or NOBODY (a new leader owes every claim afresh)."""
     sync = obs.view.sync
@@ -111,7 +163,7 @@ def published(obs: Observation) -> SyncState:
     return sync
 
 
-def short_since(obs: Observation) -> float | None:
+def short_since(obs: Observation, current: SyncSpec | None) -> float | None:
     """Since when fewer standbys stream than synchronous_node_count (for the degrade timer)."""
     config = obs.view.config
     if config.synchronous_mode is SyncMode.OFF or not obs.local.is_primary:
@@ -119,12 +171,14 @@ def short_since(obs: Observation) -> float | None:
     wanted = config.synchronous_node_count if config.synchronous_mode is SyncMode.ON else 1
     # Streaming only, not sticky: a standby cut off from the primary still publishes "running"
     # in etcd, and must not hold the degrade timer back.
-    if len(eligible(obs, sticky=False)) >= wanted:
+    if len(eligible(obs, current, sticky=False)) >= wanted:
         return None
     return obs.memory.sync_short_since if obs.memory.sync_short_since is not None else obs.now
 
 
-def desired(obs: Observation, short: float | None) -> SyncSpec:
+def desired(
+    obs: Observation, current: SyncSpec | None, claim: SyncState, short: float | None, order: tuple[str, ...]
+) -> SyncSpec:
     """The spec PostgreSQL should run with now."""
     config = obs.view.config
     mode, k = config.synchronous_mode, config.synchronous_node_count
@@ -132,15 +186,16 @@ def desired(obs: Observation, short: float | None) -> SyncSpec:
         return SyncSpec()
     timed_out = short is not None and obs.now - short >= config.synchronous_fallback_after
     # Past the fallback window only standbys that really stream count (see ``eligible``).
-    chosen = list(eligible(obs, sticky=not timed_out))
+    streaming = set(eligible(obs, current, sticky=False))
+    chosen = [n for n in order if not timed_out or n in streaming]
     if mode is SyncMode.ON:
         chosen = chosen[:k]
     degrade = config.synchronous_fallback is SyncFallback.DEGRADE and timed_out
     wanted = k if mode is SyncMode.ON else 1
     if len(chosen) < wanted and not degrade:
         # Writes wait for the standbys that left rather than go on without enough copies.
-        current = parse_spec(obs.local.sync_standby_names) or SyncSpec()
-        keep = sorted((published(obs).members | current.names) - set(chosen) - {ANY_STANDBY})
+        names = current.names if current is not None else frozenset()
+        keep = sorted((claim.members | names) - set(chosen) - {ANY_STANDBY})
         chosen += keep[: wanted - len(chosen)]
         if not chosen:
             return SyncSpec(frozenset({ANY_STANDBY}), k if mode is SyncMode.ON else 1)
@@ -153,9 +208,8 @@ def desired(obs: Observation, short: float | None) -> SyncSpec:
     return SyncSpec(frozenset(chosen), count, first=mode is SyncMode.ON)
 
 
-def applied(obs: Observation, spec: SyncSpec) -> tuple[str, Lsn] | None:
+def applied(obs: Observation, current: SyncSpec | None, spec: SyncSpec) -> tuple[str, Lsn] | None:
     """When the desired spec was first seen in force: the primary's position then (see ``step``)."""
-    current = parse_spec(obs.local.sync_standby_names)
     if current is None or not current.same_guarantee(spec) or obs.local.write_lsn is None:
         return None
     key = spec.render()
@@ -165,23 +219,37 @@ def applied(obs: Observation, spec: SyncSpec) -> tuple[str, Lsn] | None:
     return key, obs.local.write_lsn
 
 
-def remember(obs: Observation) -> tuple[float | None, tuple[str, Lsn] | None]:
-    """The memory ``step`` relies on next cycle: the degrade timer and when the spec took effect."""
-    short = short_since(obs)
-    if not obs.local.is_primary or not obs.leader_is_me:
-        return short, None
-    return short, applied(obs, desired(obs, short))
+def step(obs: Observation, plan: SyncPlan) -> tuple[Action, ...]:
+    """The next safe step towards the desired spec and the strongest claim it supports; a claim
+    that degrades or is restored goes into the history too, after it is published."""
+    actions = _step(obs, plan)
+    before = obs.view.sync
+    was_degraded = before is not None and before.degraded_since is not None
+    for action in actions:
+        if not isinstance(action, PublishSync):
+            continue
+        state = action.state
+        if state.degraded_since is not None and not was_degraded:
+            after = obs.view.config.synchronous_fallback_after
+            why = f"no synchronous standby for {after:g}s: asynchronous"
+            return (*actions, _event(obs, SYNC_DEGRADED, why))
+        if was_degraded and state.quorum > 0:
+            return (*actions, _event(obs, SYNC_RESTORED, f"synchronous again with {sorted(state.members)}"))
+    return actions
 
 
-def step(obs: Observation, memory: Memory) -> tuple[Action, ...]:
-    """The next safe step towards the desired spec and the strongest claim it supports."""
-    current = parse_spec(obs.local.sync_standby_names)
+def _event(obs: Observation, event: str, reason: str) -> AppendHistory:
+    """Degraded windows go into the history beside the promotions, so `pgwarden history` shows them."""
+    local = obs.local
+    return AppendHistory(reason, event=event, at=(local.timeline or 0, local.write_lsn or Lsn(0)))
+
+
+def _step(obs: Observation, plan: SyncPlan) -> tuple[Action, ...]:
+    current = plan.current
     if current is None or not obs.local.is_primary:
         return ()
     config = obs.view.config
-    claim = published(obs)
-    target = desired(obs, memory.sync_short_since)
-    order = eligible(obs)
+    claim, target = plan.claim, plan.target
     if config.synchronous_mode is SyncMode.OFF:
         if claim.quorum > 0 or claim.members:
             return (PublishSync(SyncState(leader=obs.name)),)
@@ -191,8 +259,8 @@ def step(obs: Observation, memory: Memory) -> tuple[Action, ...]:
         # The spec in force no longer backs the claim (changed by hand, or a restart): retract.
         return (PublishSync(_nobody(obs)),)
     if not current.same_guarantee(target):
-        return _towards(obs, claim, target, order)
-    return _strengthen(obs, claim, target, memory)
+        return _towards(obs, claim, target, plan.order)
+    return _strengthen(obs, claim, target, obs.memory.sync_applied)
 
 
 def _towards(
@@ -217,14 +285,15 @@ def _towards(
     return (PublishSync(SyncState(leader=obs.name, members=widened, quorum=q)),)
 
 
-def _strengthen(obs: Observation, claim: SyncState, target: SyncSpec, memory: Memory) -> tuple[Action, ...]:
+def _strengthen(
+    obs: Observation, claim: SyncState, target: SyncSpec, since: tuple[str, Lsn] | None
+) -> tuple[Action, ...]:
     """The spec is in force: claim it fully once its standbys hold what was acknowledged before."""
     if target.k == 0:
         return ()
     full = SyncState(leader=obs.name, members=target.names, quorum=target.k)
     if ANY_STANDBY in target.names or (claim.members == full.members and claim.quorum == full.quorum):
         return ()
-    since = memory.sync_applied
     if since is None or since[0] != target.render():
         return ()  # the next cycle knows where the spec took effect
     caught_up = {
@@ -240,14 +309,22 @@ def _nobody(obs: Observation) -> SyncState:
     return SyncState(leader=obs.name, members=frozenset(), quorum=1)
 
 
+def outside_set(view: ClusterView, name: str) -> str | None:
+    """Why the claim in force forbids ``name`` to promote: it is not in the synchronous set."""
+    members = view.sync_set
+    if members is None or name in members:
+        return None
+    return f"not in the synchronous set {sorted(members)}"
+
+
 def may_promote(obs: Observation) -> str | None:
     """Why the published claim forbids this member to promote, or None (rule 4, candidate side)."""
-    config, sync = obs.view.config, obs.view.sync
-    if config.synchronous_mode is SyncMode.OFF or sync is None or sync.quorum <= 0:
+    sync, members = obs.view.sync, obs.view.sync_set
+    if sync is None or members is None:
         return None
-    members = sync.members
-    if obs.name not in members:
-        return f"not in the synchronous set {sorted(members)}"
+    outside = outside_set(obs.view, obs.name)
+    if outside is not None:
+        return outside
     needed = len(members) - sync.quorum + 1
     seen = {obs.name} | {
         p.name for p in obs.peers.values() if p.reachable and p.name in members and p.running

@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import yaml
 
-from pgwarden.api.tls import client_context
 from pgwarden.config.fields import parse_address
 from pgwarden.local import etcd_members, etcd_security, inventory, preflight, processes
 from pgwarden.local.pki import Pki
@@ -27,12 +26,13 @@ from pgwarden.local.spec import SPEC_FILE, STACK_FILE, StackSpec, write_private
 from pgwarden.local.state import Part, StackState, servers_up, verdict
 from pgwarden.model.node import EtcdSettings
 from pgwarden.router.haproxy import Backend, CheckTls, render
+from pgwarden.tls import client_context
 
 ETCD = preflight.ETCD
 HAPROXY = preflight.HAPROXY
 PIDS_FILE = "pids.json"
 LEADER_ROLES = ("primary", "standby_leader")
-# The lean agent entry (pgwarden/agent/start.py): none of the CLI's imports in the agents.
+# The lean agent entry (daemon/start.py, through python -m pgwarden.agent): no CLI imports in the agents.
 AGENT_COMMAND = (sys.executable, "-m", "pgwarden.agent")
 
 

@@ -312,6 +312,21 @@ class ClusterView:
         return next((m for m in self.members if m.name == name), None)
 
     @property
+    def sync_set(self) -> frozenset[str] | None:
+        """The synchronous set in force: the members the published claim says hold every commit,
+        the only ones that may promote (safety rule 4); None when no claim is in force
+        (synchronous_mode off, no claim, or a claim of quorum 0: asynchronous, or degraded)."""
+        claim = self.sync
+        if self.config.synchronous_mode is SyncMode.OFF or claim is None or claim.quorum <= 0:
+            return None
+        return claim.members
+
+    def in_sync_set(self, name: str) -> bool:
+        """``name`` is in the synchronous set in force (``sync_set``)."""
+        members = self.sync_set
+        return members is not None and name in members
+
+    @property
     def last_leader(self) -> str | None:
         """Who led last, by the newest record: the leader's status, or a later promotion in the
         history (a new leader that died before it published its status)."""

@@ -88,6 +88,9 @@ class LocalState:
     # by application_name (the member name).
     sync_standby_names: str | None = None
     replication: Mapping[str, Lsn] = field(default_factory=dict)
+    # On a primary: its physical replication slots, name -> active (streaming to someone now);
+    # None when not observed (a standby, or the list failed this cycle).
+    slots: Mapping[str, bool] | None = None
     # The cluster parameters this node last wrote into its configuration (pgwarden.conf records
     # them); None when not observed. Compared with the dynamic config to apply live edits.
     applied_parameters: Mapping[str, str | int | float | bool] | None = None

@@ -62,8 +62,6 @@ class PostgresController:
         self.name = name  # the member name: application_name towards the upstream
         self._lock = threading.RLock()
         self._managed = conf.read_managed(settings)
-        # (postmaster pid, highest timeline a standby was seen receiving): see ``probe``.
-        self._standby_timeline: tuple[int, int] | None = None
         self._refusals = ConfigRefusals(settings)
         # The probe's and the slots' queries, every cycle: one kept connection, not one each.
         self._session = LocalSession(settings)
@@ -80,26 +78,12 @@ class PostgresController:
         return self.data_dir.with_name(self.data_dir.name + ".log")
 
     def probe(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> LocalState:
-        """The local state; a standby's timeline is the highest this postmaster was seen receiving.
-
-        The WAL receiver's timeline vanishes whenever it reconnects (its upstream restarting, a
-        switchover), and pg_control's lags until the next restartpoint, so without this memory a
-        standby that already follows a newer timeline would read as diverged from it. A receiver
-        only ever streams a timeline whose history contains its start point, so what it received
-        once it follows for good.
-        """
+        """The local state, as PostgreSQL reports it now (a standby's timeline as it reads now:
+        ha/rules/timeline.py remembers the highest it was seen receiving)."""
         # Asked at the first probe too, so a promotion's rewrite of the files never waits for it.
         parameters = self._rendered_parameters()
         self._refusals.refused(parameters)
-        state = self._refusals.report(probe(self.settings, timeout, self._session), parameters, timeout)
-        if not state.is_standby or state.timeline is None:
-            return state
-        pid = postmaster_pid(self.settings.data_dir)
-        seen = self._standby_timeline
-        timeline = max(state.timeline, seen[1]) if seen is not None and seen[0] == pid else state.timeline
-        if pid is not None:
-            self._standby_timeline = (pid, timeline)
-        return dataclasses.replace(state, timeline=timeline)
+        return self._refusals.report(probe(self.settings, timeout, self._session), parameters, timeout)
 
     def is_running(self) -> bool:
         return postmaster_pid(self.settings.data_dir) is not None

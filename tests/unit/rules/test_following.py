@@ -12,6 +12,7 @@ import pytest
 
 from pgwarden.ha.actions import (
     AdoptDataDir,
+    ApplyParameters,
     Checkpoint,
     Clone,
     Follow,
@@ -98,7 +99,7 @@ ROWS: list[Any] = [
         "member_with_data_keeps_its_place_after_its_agent_restarted_and_registered_again",
         observation("node2", view=RESTARTED, local=stopped_local()),
         Reason.STARTING_AS_STANDBY,
-        [StartStandby("node1")],
+        [StartStandby("node1", slot="node2")],
     ),
     row(
         "of_two_newcomers_sharing_a_slot_name_the_first_registered_clones",
@@ -205,7 +206,7 @@ ROWS: list[Any] = [
         "clean_switchover_shutdown_before_the_fork_needs_no_rewind",
         observation(view=AFTER_FAILOVER, local=stopped_local(ControlState.SHUT_DOWN, checkpoint="0/2FFFF28")),
         Reason.STARTING_AS_STANDBY,
-        [StartStandby("node1")],
+        [StartStandby("node1", slot="node2")],
     ),
     row(
         "member_on_a_newer_timeline_than_the_leader_is_rewound",
@@ -307,14 +308,14 @@ ROWS: list[Any] = [
             ),
         ),
         Reason.STARTING_AS_STANDBY,
-        [StartStandby("node1")],
+        [StartStandby("node1", slot="node2")],
     ),
     # --- another member leads: start and follow ---------------------------------------------------
     row(
         "stopped_standby_starts_following_the_leader",
         observation(local=stopped_local()),
         Reason.STARTING_AS_STANDBY,
-        [StartStandby("node1")],
+        [StartStandby("node1", slot="node2")],
         upstream="node1",
     ),
     row(
@@ -331,7 +332,7 @@ ROWS: list[Any] = [
             replicatefrom="node3",
         ),
         Reason.STARTING_AS_STANDBY,
-        [StartStandby("node1")],
+        [StartStandby("node1", slot="node2")],
     ),
     row(
         "replicatefrom_upstream_not_running_falls_back_to_the_leader",
@@ -341,13 +342,13 @@ ROWS: list[Any] = [
             replicatefrom="node3",
         ),
         Reason.STARTING_AS_STANDBY,
-        [StartStandby("node1")],
+        [StartStandby("node1", slot="node2")],
     ),
     row(
         "standby_follows_the_new_leader_without_restarting",
         observation(local=standby_local(upstream="node3")),
         Reason.FOLLOWING_NEW_UPSTREAM,
-        [Follow("node1")],
+        [Follow("node1", slot="node2")],
         upstream="node1",
         previous="node3",
     ),
@@ -393,7 +394,7 @@ ROWS: list[Any] = [
         "changed_parameters_wait_while_a_standby_follows_a_new_upstream",
         observation(view=TUNED, local=applied(standby_local(upstream="node3"))),
         Reason.FOLLOWING_NEW_UPSTREAM,
-        [Follow("node1")],
+        [Follow("node1", slot="node2")],
     ),
     # --- scheduled restarts -------------------------------------------------------------------------
     row(
@@ -425,6 +426,20 @@ ROWS: list[Any] = [
         observation(view=failsafe_view(), promise=promised()),
         Reason.STANDBY_HEALTHY,
         [],
+    ),
+    # --- live dynamic config: applied after a steady follower's decision (rules/parameters.py) -----
+    row(
+        "changed_parameters_reach_a_streaming_standby",
+        observation(view=TUNED, local=applied(standby_local())),
+        Reason.PARAMETERS_APPLYING,
+        [ApplyParameters()],
+    ),
+    row(
+        "removed_cluster_parameter_is_applied_too",
+        observation(local=applied(standby_local(), work_mem="8MB")),
+        Reason.PARAMETERS_APPLYING,
+        [ApplyParameters()],
+        names="work_mem",
     ),
 ]
 

@@ -13,6 +13,7 @@ import pytest
 from pgwarden.ha.actions import (
     AdoptDataDir,
     AppendHistory,
+    ApplyParameters,
     Demote,
     EnsureSlots,
     FinishBootstrap,
@@ -30,7 +31,10 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.model import (
+    SYNC_DEGRADED,
     ControlState,
+    Lsn,
+    SyncFallback,
     SyncState,
 )
 from tests.support.builders import (
@@ -49,6 +53,8 @@ from tests.support.builders import (
     primary_member,
     standby_local,
     stopped_local,
+    sync_config,
+    sync_set,
     unmarked,
     unprobed_local,
     unreachable,
@@ -67,6 +73,7 @@ from tests.unit.rules.table import (
     RODE_OUT,
     SAW_ME_LEAD,
     STAMP,
+    STREAMING_TO_BOTH,
     TUNED,
     Expected,
     applied,
@@ -157,6 +164,53 @@ ROWS: list[Any] = [
         Reason.LEADER_HEALTHY,
         [RenewLeader, PublishStatus, PublishSync(SyncState(leader="node1")), EnsureSlots],
     ),
+    # --- synchronous replication: rank fills a free place only; a degraded claim goes into history --
+    row(
+        "synchronous_standby_keeps_its_place_when_a_higher_ranked_standby_returns",
+        leader(
+            view=view(config=sync_config(), sync=sync_set("node3")),
+            local=replace(STREAMING_TO_BOTH, sync_standby_names='FIRST 1 ("node3")'),
+        ),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader, PublishStatus, EnsureSlots],
+    ),
+    row(
+        "a_free_synchronous_place_goes_to_the_best_ranked_streaming_standby",
+        leader(
+            view=view(config=sync_config(), sync=sync_set("node3")),
+            local=replace(
+                primary_local(),
+                replication={"node2": Lsn.parse("0/3000000")},
+                sync_standby_names='FIRST 1 ("node3")',
+            ),
+        ),
+        Reason.LEADER_HEALTHY,
+        # The claim widens to the newcomer before PostgreSQL waits for it instead (ha/sync.py).
+        [RenewLeader, PublishStatus, PublishSync(sync_set("node2", "node3")), EnsureSlots],
+    ),
+    row(
+        "degraded_synchronous_replication_is_recorded_in_the_history_after_the_claim",
+        leader(
+            view=view(
+                config=sync_config(synchronous_fallback=SyncFallback.DEGRADE, synchronous_fallback_after=5.0),
+                sync=sync_set("node2"),
+            ),
+            local=replace(primary_local(), sync_standby_names='FIRST 1 ("node2")'),
+            memory=replace(memory(), sync_short_since=NOW - 10),
+        ),
+        Reason.LEADER_HEALTHY,
+        [
+            RenewLeader,
+            PublishStatus,
+            PublishSync(SyncState(leader="node1", degraded_since=WALL)),
+            AppendHistory(
+                "no synchronous standby for 5s: asynchronous",
+                event=SYNC_DEGRADED,
+                at=(1, Lsn.parse("0/3000000")),
+            ),
+            EnsureSlots,
+        ],
+    ),
     # --- who may join: slot names ------------------------------------------------------------------
     row(
         "leader_keeps_its_slot_name_against_a_rival_registered_before_it",
@@ -172,7 +226,12 @@ ROWS: list[Any] = [
         "unmarked_data_directory_of_the_leader_is_adopted_after_it_renews",
         leader(local=unmarked(primary_local())),
         Reason.LEADER_HEALTHY,
-        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(frozenset({"node2", "node3"})), AdoptDataDir()],
+        [
+            RenewLeader(),
+            PublishStatus(ALL_THREE),
+            EnsureSlots(create=frozenset({"node2", "node3"})),
+            AdoptDataDir(),
+        ],
     ),
     row(
         "leader_with_a_lease_rewrites_another_system_identifier_in_etcd_and_keeps_serving",
@@ -185,7 +244,7 @@ ROWS: list[Any] = [
         "healthy_leader_renews_publishes_status_and_keeps_a_slot_per_member",
         leader(local=primary_local()),
         Reason.LEADER_HEALTHY,
-        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(frozenset({"node2", "node3"}))],
+        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(create=frozenset({"node2", "node3"}))],
     ),
     row(
         "leader_publishes_a_member_gone_less_than_member_slots_ttl_in_its_membership",
@@ -195,7 +254,7 @@ ROWS: list[Any] = [
             memory=memory(member_last_seen={"node3": NOW - 60}),
         ),
         Reason.LEADER_HEALTHY,
-        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(frozenset({"node2", "node3"}))],
+        [RenewLeader(), PublishStatus(ALL_THREE), EnsureSlots(create=frozenset({"node2", "node3"}))],
     ),
     row(
         "restarted_agent_adopts_the_key_still_carrying_its_name",
@@ -415,6 +474,23 @@ ROWS: list[Any] = [
             PublishFailsafe(tuple((n, api_url(n)) for n in ("node1", "node2", "node3"))),
             EnsureSlots,
         ],
+    ),
+    # --- live dynamic config: applied after a steady leader's duties (rules/parameters.py) ---------
+    row(
+        "changed_parameters_reach_a_healthy_leader_after_its_usual_duties",
+        leader(view=TUNED, local=applied(primary_local())),
+        Reason.PARAMETERS_APPLYING,
+        [RenewLeader, PublishStatus, EnsureSlots, ApplyParameters()],
+        names="work_mem",
+    ),
+    row(
+        "changed_parameters_reach_a_paused_leader_which_keeps_its_key",
+        leader(
+            view=replace(TUNED, config=config(pause=True, parameters={"work_mem": "8MB"})),
+            local=applied(primary_local()),
+        ),
+        Reason.PARAMETERS_APPLYING,
+        [RenewLeader(watchdog=False), ApplyParameters()],
     ),
 ]
 

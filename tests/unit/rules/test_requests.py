@@ -55,7 +55,7 @@ ROWS: list[Any] = [
         "restart_request_on_a_standby_restarts_it_following_the_leader",
         observation(requests=[Request.RESTART]),
         Reason.RESTARTING,
-        [StopPostgres(StopMode.FAST), StartStandby("node1")],
+        [StopPostgres(StopMode.FAST), StartStandby("node1", slot="node2")],
     ),
     row(
         "restart_request_refused_when_postgres_is_stopped",

@@ -42,7 +42,7 @@ ROWS: list[Any] = [
         "scheduled_restart_due_on_a_standby_restarts_it_following_the_leader",
         observation(view=scheduled("node2", WALL - 5), local=started(standby_local(), WALL - 600)),
         Reason.SCHEDULED_RESTART,
-        [ClearScheduledRestart(WALL - 5), StopPostgres(StopMode.FAST), StartStandby("node1")],
+        [ClearScheduledRestart(WALL - 5), StopPostgres(StopMode.FAST), StartStandby("node1", slot="node2")],
         role="standby",
     ),
     row(

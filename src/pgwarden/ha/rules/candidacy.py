@@ -19,7 +19,7 @@ from pgwarden.ha.rules import cold_start
 from pgwarden.ha.rules.failsafe import may_not_race, rival
 from pgwarden.ha.rules.standing import Standing
 from pgwarden.ha.rules.switchover import active_intent, intent_kind
-from pgwarden.model import ZERO, ClusterView, DataDir, Lsn, SwitchoverIntent, SyncMode
+from pgwarden.model import ZERO, ClusterView, DataDir, Lsn, SwitchoverIntent
 
 
 def no_leader(obs: Observation) -> Decision | None:
@@ -102,9 +102,6 @@ def _race(obs: Observation, intent: SwitchoverIntent | None) -> Decision:
         return act(Reason.NOT_RACING_NOT_SYNC, why=forbidden)
     # Outside the sync set a peer may not promote, so it is no rival even with more WAL: deferring
     # to it would leave no one racing.
-    claim = view.sync
-    in_force = config.synchronous_mode is not SyncMode.OFF and claim is not None and claim.quorum > 0
-    sync_set = claim.members if in_force and claim is not None else None
     mine = Standing.of(my_lsn, obs.tags.failover_priority, obs.name)
     candidates = 1
     for peer in sorted(obs.peers.values(), key=lambda p: p.name):
@@ -116,7 +113,7 @@ def _race(obs: Observation, intent: SwitchoverIntent | None) -> Decision:
             continue
         # A peer behind the cluster's newest timeline does not race (above), nor one outside the
         # failsafe topology, so neither is a rival.
-        if not _eligible(peer, sync_set) or _newer_timeline(view, peer.timeline) is not None:
+        if not _eligible(peer, view) or _newer_timeline(view, peer.timeline) is not None:
             continue
         if not rival(view, peer.name):
             continue
@@ -151,8 +148,8 @@ def _newer_timeline(view: ClusterView, timeline: int | None) -> int | None:
     return newest if timeline is not None and newest is not None and newest > timeline else None
 
 
-def _eligible(peer: PeerStatus, sync_set: frozenset[str] | None) -> bool:
-    in_sync = sync_set is None or peer.name in sync_set
+def _eligible(peer: PeerStatus, view: ClusterView) -> bool:
+    in_sync = sync.outside_set(view, peer.name) is None
     # A peer whose agent crash-loops would never race: deferring to it would leave no one racing.
     fit = not peer.tags.nofailover and not peer.loop_failing
     return peer.running and peer.in_recovery is True and fit and in_sync

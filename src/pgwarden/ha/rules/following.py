@@ -16,8 +16,9 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
+from pgwarden.ha.rules.parameters import with_parameters
 from pgwarden.ha.rules.timeline import divergence, local_timeline
-from pgwarden.model import ClusterView, ControlState, DataDir, JobKind, Member, PgState, Role
+from pgwarden.model import ClusterView, ControlState, DataDir, JobKind, Member, PgState, Role, slot_name
 
 
 def _serving(member: Member | None) -> bool:
@@ -66,6 +67,17 @@ def silent_primary(obs: Observation) -> bool:
     )
 
 
+def slot_towards(obs: Observation, upstream: str | None) -> str | None:
+    """The replication slot this member streams through from ``upstream``: its own slot on the
+    leader (which keeps one per member: rules/slots.py), none from a cascading upstream."""
+    leader = obs.view.leader
+    return (
+        slot_name(obs.name)
+        if upstream is not None and leader is not None and leader.name == upstream
+        else None
+    )
+
+
 def someone_else_leads(obs: Observation) -> Decision | None:
     """Another member leads: clone, rewind a forked timeline, start as standby, follow the right upstream."""
     view, local = obs.view, obs.local
@@ -98,15 +110,17 @@ def someone_else_leads(obs: Observation) -> Decision | None:
         return then
     upstream = upstream_for(view, obs.name, obs.tags.replicatefrom)
     if view.config.pause:
-        return act(Reason.FOLLOWER_PAUSED, leader=leader)
+        return with_parameters(obs, act(Reason.FOLLOWER_PAUSED, leader=leader))
     if not local.running:
-        return act(Reason.STARTING_AS_STANDBY, StartStandby(upstream), upstream=upstream)
+        return act(
+            Reason.STARTING_AS_STANDBY, StartStandby(upstream, slot_towards(obs, upstream)), upstream=upstream
+        )
     if not local.probe_ok:
         return act(Reason.STANDBY_WAITING_FOR_POSTGRES)
     if local.configured_upstream != upstream:
         return act(
             Reason.FOLLOWING_NEW_UPSTREAM,
-            Follow(upstream),
+            Follow(upstream, slot_towards(obs, upstream)),
             upstream=upstream,
             previous=local.configured_upstream,
         )
@@ -122,7 +136,7 @@ def someone_else_leads(obs: Observation) -> Decision | None:
         return act(
             Reason.STANDBY_RECORDING_TIMELINE, Checkpoint(), upstream=upstream, timeline=local.timeline
         )
-    return act(Reason.STANDBY_HEALTHY, upstream=upstream)
+    return with_parameters(obs, act(Reason.STANDBY_HEALTHY, upstream=upstream))
 
 
 def _clone(obs: Observation) -> Decision:

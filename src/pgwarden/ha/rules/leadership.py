@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from pgwarden.ha import sync
 from pgwarden.ha.actions import (
-    Action,
     AppendHistory,
-    Checkpoint,
     Demote,
-    EnsureSlots,
-    FinishBootstrap,
     Promote,
-    PublishStatus,
     ReleaseLeader,
     RenewLeader,
     RewriteLeader,
@@ -21,9 +15,9 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
-from pgwarden.ha.rules import failsafe
+from pgwarden.ha.rules.duties import healthy_primary
 from pgwarden.ha.rules.following import silent_primary
-from pgwarden.ha.rules.slots import keeps_unseen_slots, members_seen, slot_members
+from pgwarden.ha.rules.parameters import with_parameters
 from pgwarden.model import StoreKey
 
 
@@ -82,9 +76,9 @@ def leader_is_me(obs: Observation) -> Decision | None:
         return healthy_primary(obs, Reason.LEADER_ADOPTING)
     if config.pause:
         # As Patroni: no watchdog while paused, so that an operator may stop or restart things.
-        return act(Reason.LEADER_PAUSED, RenewLeader(watchdog=False))
+        return with_parameters(obs, act(Reason.LEADER_PAUSED, RenewLeader(watchdog=False)))
     if local.is_primary:
-        return healthy_primary(obs, Reason.LEADER_HEALTHY)
+        return with_parameters(obs, healthy_primary(obs, Reason.LEADER_HEALTHY))
     if local.is_standby:
         # The key is ours (a promotion interrupted, or an agent restarted mid-way): finish it.
         return act(Reason.LEADER_PROMOTING, renew, Promote(), AppendHistory("promoted: held the leader key"))
@@ -101,32 +95,3 @@ def leader_is_me(obs: Observation) -> Decision | None:
     if not local.running:
         return act(Reason.PRIMARY_STARTING, renew, StartPrimary(), down=down)
     return act(Reason.PRIMARY_WAITING, renew, down=down)
-
-
-def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decision:
-    """The steady duties of a leader whose primary serves: renew, publish, sync steps, slots."""
-    actions: list[Action] = [failsafe.renewal(obs)]
-    seen = members_seen(obs)
-    timeline, recorded = obs.local.timeline, obs.local.control_timeline
-    if timeline is not None and recorded is not None and recorded < timeline:
-        # Just promoted: until a checkpoint, pg_control names the old timeline, and a former
-        # primary's pg_rewind (which reads it from here) would find nothing to rewind.
-        actions.append(Checkpoint())
-    actions.append(PublishStatus(frozenset(seen) | {obs.name}))
-    actions.extend(failsafe.publish_topology(obs))
-    system_id = obs.local.system_id
-    if system_id and (StoreKey.INITIALIZE in obs.view.unreadable or obs.view.initialize != system_id):
-        # Junk in the initialize key (or another identifier): this primary's is the cluster's.
-        actions.append(FinishBootstrap(system_id))
-    actions.extend(sync.step(obs, obs.memory))
-    if (
-        timeline is not None
-        and timeline > 1
-        and all(e.timeline != timeline for e in obs.view.history if e.promotion)
-    ):
-        # The append after our promotion failed (the executor stops at the first failed action):
-        # without the fork point, a standby holding WAL past it could never be told to rewind.
-        actions.append(AppendHistory("promoted: history entry recorded late"))
-    actions.append(EnsureSlots(slot_members(obs, seen), keep_others=keeps_unseen_slots(obs)))
-    actions.extend(failsafe.record(obs))
-    return act(reason, *actions, **detail)

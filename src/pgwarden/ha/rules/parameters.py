@@ -3,7 +3,9 @@
 What this node last applied is an observed fact (pgwarden.conf records the cluster parameters it
 was written with, and the probe reads them back), so the rule is a comparison, not a flag: when
 the dynamic config asks for something else, the steady-state decision is taken as it is and the
-parameters are applied after it. Only in a steady state: a node that is failing over, starting,
+parameters are applied after it (``with_parameters``: the leader's and the follower's rules call
+it on their steady decisions: LEADER_HEALTHY, LEADER_PAUSED, STANDBY_HEALTHY, FOLLOWER_PAUSED,
+which leave PostgreSQL as it is). Only in a steady state: a node that is failing over, starting,
 rewinding or switching over applies them when it next starts (every start writes them) or once
 it is steady again.
 """
@@ -16,16 +18,9 @@ from pgwarden.ha.actions import ApplyParameters
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
-from pgwarden.ha.rules.following import someone_else_leads
-from pgwarden.ha.rules.leadership import leader_is_me
 from pgwarden.model import DynamicConfig
 
 ParamValue = str | int | float | bool
-
-# Decisions that leave PostgreSQL as it is: applying parameters after them changes nothing else.
-_STEADY = frozenset(
-    {Reason.LEADER_HEALTHY, Reason.LEADER_PAUSED, Reason.STANDBY_HEALTHY, Reason.FOLLOWER_PAUSED}
-)
 
 
 def cluster_parameters(config: DynamicConfig) -> dict[str, ParamValue]:
@@ -46,17 +41,15 @@ def changed_parameters(wanted: Mapping[str, ParamValue], applied: Mapping[str, P
     )
 
 
-def parameters_changed(obs: Observation) -> Decision | None:
-    """The dynamic config's parameters differ from those this node applied: apply them, once steady."""
+def with_parameters(obs: Observation, steady: Decision) -> Decision:
+    """``steady`` (a leader's or a follower's steady decision), with the dynamic config's parameters
+    applied after it when they differ from those this node applied."""
     local, applied = obs.local, obs.local.applied_parameters
     if not obs.store_ok or applied is None or not local.probe_ok:
-        return None
+        return steady
     names = changed_parameters(cluster_parameters(obs.view.config), applied)
     if not names:
-        return None
-    steady = leader_is_me(obs) if obs.leader_is_me else someone_else_leads(obs)
-    if steady is None or steady.reason not in _STEADY:
-        return None
+        return steady
     return act(
         Reason.PARAMETERS_APPLYING,
         *steady.actions,

@@ -12,8 +12,6 @@ from pgwarden.ha.actions import (
     Clone,
     ReloadPostgres,
     RenewLeader,
-    StartPrimary,
-    StartStandby,
     StopMode,
     StopPostgres,
     WipeDataDir,
@@ -22,7 +20,8 @@ from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation, Request
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.datadir import removal_refusal
-from pgwarden.ha.rules.following import clone_source, upstream_for
+from pgwarden.ha.rules.duties import busy, restart_plan
+from pgwarden.ha.rules.following import clone_source
 
 
 def operator_request(obs: Observation) -> Decision | None:
@@ -46,18 +45,13 @@ def _done(request: Request, decision: Decision) -> Decision:
     return Decision(decision.actions, decision.reason, decision.detail, answers={request: None})
 
 
-def _busy(obs: Observation) -> str | None:
-    job = obs.local.job
-    return f"a {job.kind.value} is running on this node" if job is not None and job.running else None
-
-
 def _reinitialize(obs: Observation) -> Decision:
     request = Request.REINITIALIZE
     if obs.leader_is_me or obs.local.is_primary:
         return _refuse(request, "this node is the primary; reinitialize a standby, or switch over first", obs)
-    busy = _busy(obs)
-    if busy:
-        return _refuse(request, busy, obs)
+    running = busy(obs)
+    if running:
+        return _refuse(request, running, obs)
     # The same guard as every automatic removal: an operator's request does not make another
     # cluster's data, or files pgwarden never made, ours to delete.
     not_ours = removal_refusal(obs.local, obs.view.initialize)
@@ -75,28 +69,6 @@ def _restart(obs: Observation) -> Decision:
     if isinstance(plan, str):
         return _refuse(Request.RESTART, plan, obs)
     return _done(Request.RESTART, plan)
-
-
-def restart_plan(obs: Observation) -> Decision | str:
-    """Restart the local PostgreSQL in its current role now, or why that cannot be done."""
-    local = obs.local
-    busy = _busy(obs)
-    if busy:
-        return busy
-    if not local.running:
-        return "PostgreSQL is not running, so there is nothing to restart"
-    if obs.leader_is_me:
-        if not obs.holds_lease:
-            return "the leader key is being re-attached; try again in a moment"
-        # The key stays ours while PostgreSQL restarts (the leader rules wait primary_start_timeout).
-        actions: tuple[Action, ...] = (RenewLeader(), StopPostgres(StopMode.FAST), StartPrimary())
-        return act(Reason.RESTARTING, *actions, role="primary")
-    if local.in_recovery is False:
-        return "PostgreSQL runs read-write without the leader key; it is being demoted"
-    leader = obs.view.leader
-    upstream = upstream_for(obs.view, obs.name, obs.tags.replicatefrom) if leader is not None else None
-    stop_start = (StopPostgres(StopMode.FAST), StartStandby(upstream))
-    return act(Reason.RESTARTING, *stop_start, role="standby")
 
 
 def _reload(obs: Observation) -> Decision:

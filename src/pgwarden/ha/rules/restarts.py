@@ -11,7 +11,7 @@ from pgwarden.ha.actions import ClearScheduledRestart, RenewLeader
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
-from pgwarden.ha.rules.requests import restart_plan
+from pgwarden.ha.rules.duties import restart_plan
 from pgwarden.ha.rules.switchover import active_intent
 
 

@@ -23,8 +23,9 @@ from pgwarden.ha.actions import (
 from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
-from pgwarden.ha.rules.leadership import healthy_primary
+from pgwarden.ha.rules.duties import healthy_primary
 from pgwarden.ha.rules.standing import Standing
+from pgwarden.ha.sync import outside_set
 from pgwarden.model import (
     ClusterView,
     ControlState,
@@ -33,7 +34,6 @@ from pgwarden.model import (
     Role,
     StoreKey,
     SwitchoverIntent,
-    SyncMode,
 )
 
 
@@ -142,7 +142,6 @@ def choose_candidate(view: ClusterView, candidate: str | None, failover: bool = 
         raise Refused("the cluster is paused: name the candidate explicitly")
     timeline = leader.timeline if leader is not None else None
     limit = view.config.maximum_lag_on_failover
-    sync = view.sync.members if view.config.synchronous_mode is not SyncMode.OFF and view.sync else None
 
     def refusal(member: Member | None) -> str | None:
         if member is not None and view.leader is not None and member.name == view.leader.name:
@@ -153,9 +152,9 @@ def choose_candidate(view: ClusterView, candidate: str | None, failover: bool = 
         lag = view.lag(member.name, member.lsn, member.timeline, failover=True)
         if lag is not None and lag > limit:
             return f"candidate {member.name} lags {lag} bytes behind (maximum_lag_on_failover {limit})"
-        if sync is not None and sync and member.name not in sync:
-            return f"candidate {member.name} is not in the synchronous set {sorted(sync)}"
-        return None
+        # An empty claim (nobody known to hold every commit) is the candidate's own rule to keep.
+        outside = outside_set(view, member.name) if view.sync_set else None
+        return f"candidate {member.name} is {outside}" if outside else None
 
     if candidate is not None:
         why = refusal(view.member(candidate))

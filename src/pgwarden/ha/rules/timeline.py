@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pgwarden.model import ControlState, HistoryEntry, LocalState, Lsn
 
@@ -12,6 +13,24 @@ _FORMER_PRIMARY_STATES = frozenset({ControlState.SHUT_DOWN, ControlState.IN_PROD
 def fork_point(history: Sequence[HistoryEntry], timeline: int) -> Lsn | None:
     """Where ``timeline`` ended: the switch point of the promotion that began ``timeline + 1``."""
     return next((e.switch_lsn for e in history if e.promotion and e.timeline == timeline + 1), None)
+
+
+def remembered_timeline(
+    local: LocalState, seen: tuple[float, int] | None
+) -> tuple[LocalState, tuple[float, int] | None]:
+    """A standby's timeline as the highest this postmaster was seen receiving, and what to remember.
+
+    The WAL receiver's timeline vanishes whenever it reconnects (its upstream restarting, a
+    switchover), and pg_control's lags until the next restartpoint, so without this memory a
+    standby that already follows a newer timeline would read as diverged from it. A receiver only
+    ever streams a timeline whose history contains its start point, so what it received once it
+    follows for good. ``seen`` is (postmaster start time, timeline): a restart forgets it.
+    """
+    if not local.is_standby or local.timeline is None:
+        return local, seen
+    started = local.started_at
+    timeline = max(local.timeline, seen[1]) if seen is not None and seen[0] == started else local.timeline
+    return replace(local, timeline=timeline), ((started, timeline) if started is not None else seen)
 
 
 def local_timeline(local: LocalState) -> int | None:

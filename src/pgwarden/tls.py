@@ -13,6 +13,10 @@ Client contexts are for agents calling their peers and for the CLI: they verify 
 against a CA file (hostname and IP SANs checked) and present a client certificate when given one.
 ``ReloadableClientContext`` lets a long-lived HTTP client pick up a rotated client certificate:
 each new connection is wrapped by the context built last.
+
+It sits at the package's top, beside outbound_http.py, because both the REST API (api/) and the
+agent's own clients (agent/peers.py, agent/failsafe.py) build their contexts here, and the agent
+may not import the API (import-linter).
 """
 
 from __future__ import annotations

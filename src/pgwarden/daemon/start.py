@@ -83,10 +83,10 @@ def run(config: Path) -> int:
     apply_logging(node.log_level, node.log_format, node.cluster, node.name, sys.stderr)
     prefer_system_libpq()
     # Imported after the config is read: a config error answers without the agent's imports.
-    from pgwarden.agent.loop import Agent
-    from pgwarden.api.tls import tls_problems
+    from pgwarden.daemon.agent import Agent
     from pgwarden.dcs.etcd_tls import tls_problems as etcd_tls_problems
     from pgwarden.postgres.permissions import DataDirRefused, check_at_start
+    from pgwarden.tls import tls_problems
 
     try:
         for fixed in check_at_start(node.postgresql):
