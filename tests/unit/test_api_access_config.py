@@ -65,8 +65,8 @@ def test_verify_client_needs_a_ca_and_names_the_fix() -> None:
 
 
 def test_allowlist_takes_networks_and_addresses_and_refuses_names() -> None:
-    api = api_of(api__allowlist=["10.0.0.0/28", "10.0.2.7", "fd00::/64"], api__allowlist_include_members=True)
-    assert [str(n) for n in api.allowlist] == ["10.0.0.0/28", "10.0.2.7/32", "fd00::/64"]
+    api = api_of(api__allowlist=["192.0.2.0/28", "198.51.100.7", "fd00::/64"], api__allowlist_include_members=True)
+    assert [str(n) for n in api.allowlist] == ["192.0.2.0/28", "198.51.100.7/32", "fd00::/64"]
     assert api.allowlist_include_members and api.restricts_callers
     text = problems(api__allowlist=["db1.example.net"])
     assert "api.allowlist[0]" in text and "host names are not accepted" in text
@@ -77,11 +77,11 @@ def test_environment_overrides_the_tls_and_allowlist_settings() -> None:
         "PGWARDEN_API_TLS_CERTFILE": "/etc/pgwarden/api.crt",
         "PGWARDEN_API_TLS_CAFILE": "/etc/pgwarden/ca.crt",
         "PGWARDEN_API_TLS_VERIFY_CLIENT": "optional",
-        "PGWARDEN_API_ALLOWLIST": "10.0.0.0/28, 10.0.2.0/24",
+        "PGWARDEN_API_ALLOWLIST": "192.0.2.0/28, 198.51.100.0/24",
     }
     api = api_of(env)
     assert api.verify_client is VerifyClient.OPTIONAL and api.cafile == "/etc/pgwarden/ca.crt"
-    assert [str(n) for n in api.allowlist] == ["10.0.0.0/28", "10.0.2.0/24"]
+    assert [str(n) for n in api.allowlist] == ["192.0.2.0/28", "198.51.100.0/24"]
 
 
 def test_tls_files_inside_the_data_directory_are_refused() -> None:
@@ -111,12 +111,12 @@ def test_member_addresses_are_the_ip_literals_of_api_urls_and_hosts() -> None:
     import dataclasses
 
     members = [
-        dataclasses.replace(b.member("node1"), api_url="https://10.0.0.11:8008", host="10.0.0.11"),
-        dataclasses.replace(b.member("node2"), api_url="https://db2.example.net:8008", host="10.0.0.12"),
+        dataclasses.replace(b.member("node1"), api_url="https://192.0.2.11:8008", host="192.0.2.11"),
+        dataclasses.replace(b.member("node2"), api_url="https://db2.example.net:8008", host="192.0.2.12"),
         dataclasses.replace(b.member("node3"), api_url="not a url[", host="db3"),
     ]
     found = member_addresses(b.view(members=members))
-    assert found == {ipaddress.ip_address("10.0.0.11"), ipaddress.ip_address("10.0.0.12")}
+    assert found == {ipaddress.ip_address("192.0.2.11"), ipaddress.ip_address("192.0.2.12")}
 
 
 def test_sighup_asks_every_part_even_after_one_fails() -> None:

@@ -62,7 +62,7 @@ def node(name: str, **changes: Any) -> NodeFacts:
         name=name,
         clock_offset=0.01,
         clock_uncertainty=0.002,
-        api_listen=f"10.0.0.{NAMES.index(name) + 11}:8008",
+        api_listen=f"192.0.2.{NAMES.index(name) + 11}:8008",
         api_auth=True,
         api_tls=True,
         api_verify_client="required",
@@ -84,7 +84,7 @@ def node(name: str, **changes: Any) -> NodeFacts:
 
 
 def etcd(**changes: Any) -> EtcdFacts:
-    members = tuple(EtcdMember(f"etcd{i}", (f"http://10.0.0.2{i}:2379",)) for i in (1, 2, 3))
+    members = tuple(EtcdMember(f"etcd{i}", (f"http://192.0.2.2{i}:2379",)) for i in (1, 2, 3))
     base = EtcdFacts(
         ("e1:2379", "e2:2379", "e3:2379"), members, "", {"e1:2379": RoundTrips(5, 1.0, 2.0, 2.0)}
     )
@@ -94,15 +94,15 @@ def etcd(**changes: Any) -> EtcdFacts:
 _DEFAULT: Any = object()
 
 
-OTHER_ETCD = tuple(EtcdMember(f"etcd{i}", (f"http://10.0.0.2{i}:2379",)) for i in (2, 3))
+OTHER_ETCD = tuple(EtcdMember(f"etcd{i}", (f"http://192.0.2.2{i}:2379",)) for i in (2, 3))
 
 
 def facts(view: Any = _DEFAULT, nodes: dict[str, NodeFacts] | None = None, **changes: Any) -> Facts:
-    """A healthy production-like cluster: node1 leads, node2 and node3 stream, all on 10.0.0.x."""
+    """A healthy production-like cluster: node1 leads, node2 and node3 stream, all on 192.0.2.x."""
     members = [
-        replace(b.primary_member("node1"), host="10.0.0.11", api_url="https://10.0.0.11:8008"),
-        replace(b.member("node2"), host="10.0.0.12", api_url="https://10.0.0.12:8008"),
-        replace(b.member("node3"), host="10.0.0.13", api_url="https://10.0.0.13:8008"),
+        replace(b.primary_member("node1"), host="192.0.2.11", api_url="https://192.0.2.11:8008"),
+        replace(b.member("node2"), host="192.0.2.12", api_url="https://192.0.2.12:8008"),
+        replace(b.member("node3"), host="192.0.2.13", api_url="https://192.0.2.13:8008"),
     ]
     base = Facts(
         cluster="demo",
@@ -331,7 +331,7 @@ ROWS: list[tuple[str, str, Facts, Severity, str]] = [
     (
         "a_single_etcd_member_is_critical",
         "etcd_members",
-        facts(etcd=etcd(members=(EtcdMember("etcd1", ("http://10.0.0.21:2379",)),))),
+        facts(etcd=etcd(members=(EtcdMember("etcd1", ("http://192.0.2.21:2379",)),))),
         Severity.CRITICAL,
         "etcd has 1 member(s)",
     ),
@@ -345,9 +345,9 @@ ROWS: list[tuple[str, str, Facts, Severity, str]] = [
     (
         "etcd_on_a_database_host_is_a_warning",
         "etcd_on_database_hosts",
-        facts(etcd=etcd(members=(EtcdMember("etcd1", ("http://10.0.0.11:2379",)), *OTHER_ETCD))),
+        facts(etcd=etcd(members=(EtcdMember("etcd1", ("http://192.0.2.11:2379",)), *OTHER_ETCD))),
         Severity.WARNING,
-        "etcd etcd1 at 10.0.0.11, the host of node1",
+        "etcd etcd1 at 192.0.2.11, the host of node1",
     ),
     (
         "clocks_apart_by_seconds_are_a_warning",

@@ -35,11 +35,11 @@ defaults
 listen replicas
     option httpchk OPTIONS /replica
     default-server inter 1s
-    server a 10.0.0.1:5432 check
+    server a 192.0.2.1:5432 check
 backend writes
     option httpchk GET /master
     default-server fall 4
-    server a 10.0.0.1:5432 check inter 2500 fastinter 1s port 8008
+    server a 192.0.2.1:5432 check inter 2500 fastinter 1s port 8008
 """
     checks = parse(text, "site.cfg")
     assert (checks.inter, checks.fastinter, checks.downinter, checks.rise, checks.fall) == (

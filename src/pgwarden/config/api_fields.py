@@ -11,7 +11,7 @@ from pgwarden.config.fields import reject
 from pgwarden.model.node import VerifyClient
 from pgwarden.model.trust import Network
 
-_FIX = "write an IP network such as 10.0.0.0/24 or a single address such as 10.0.0.31"
+_FIX = "write an IP network such as 192.0.2.0/24 or a single address such as 192.0.2.31"
 
 
 def parse_network(value: object) -> Network:
@@ -21,7 +21,7 @@ def parse_network(value: object) -> Network:
         reject(f"expected an IP network, got {value!r}", _FIX)
     text = value.strip()
     try:
-        # strict=False: 10.0.0.5/24 means the network around it, as firewalls read it.
+        # strict=False: 192.0.2.5/24 means the network around it, as firewalls read it.
         return ipaddress.ip_network(text, strict=False)
     except ValueError:
         reject(f"{text!r} is not an IP address or network (host names are not accepted)", _FIX)

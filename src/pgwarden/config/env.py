@@ -5,7 +5,7 @@ Only the variables listed in ``ENV_VARIABLES`` are read; each replaces one value
 without error, so that tools may keep their own ``PGWARDEN_...`` settings in the same environment.
 Values are taken as written (an empty value sets an empty string, which validation then judges);
 ``PGWARDEN_ETCD_HOSTS`` is a comma-separated list such as ``127.0.0.21:2379,127.0.0.22:2379``, and
-so are ``PGWARDEN_API_ALLOWLIST`` (``10.0.0.0/28,10.0.2.0/24``) and ``PGWARDEN_MEMBER_NETWORKS``.
+so are ``PGWARDEN_API_ALLOWLIST`` (``192.0.2.0/28,198.51.100.0/24``) and ``PGWARDEN_MEMBER_NETWORKS``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def parse_etcd_host(value: object) -> EtcdHost:
     """``host:port``, ``http://host:port`` or ``https://host:port`` (Patroni accepts all three)."""
     if not isinstance(value, str):
         reject(
-            f"expected a host:port string, got {shown(value)}", "write it as host:port, e.g. 10.0.0.21:2379"
+            f"expected a host:port string, got {shown(value)}", "write it as host:port, e.g. 192.0.2.21:2379"
         )
     text = value.strip()
     scheme, sep, rest = text.partition("://")
@@ -37,7 +37,7 @@ def parse_etcd_host(value: object) -> EtcdHost:
         )
     if "/" in rest.rstrip("/"):
         reject(
-            f"{shown(value)} has a path", "write only the scheme, host and port, e.g. https://10.0.0.21:2379"
+            f"{shown(value)} has a path", "write only the scheme, host and port, e.g. https://192.0.2.21:2379"
         )
     return EtcdHost(parse_address(rest.rstrip("/")), scheme.lower())
 

@@ -15,7 +15,7 @@ from pgwarden.config.fields import reject, shown
 from pgwarden.model.node import Address
 from pgwarden.model.trust import MemberNetworks, Network
 
-_FIX = "write an IP network such as 10.0.0.0/24, a DNS name such as db1.example.com, or *.db.example.com"
+_FIX = "write an IP network such as 192.0.2.0/24, a DNS name such as db1.example.com, or *.db.example.com"
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?")
 # The default: the network around each of this node's own IP addresses, as wide as a typical
 # subnet, so that members beside it are trusted and an address elsewhere is not.
@@ -85,7 +85,7 @@ def member_networks(
                     "without a domain of its own): the members' addresses must be known before "
                     "credentials go to them",
                     f"list the networks or DNS names of every member, e.g. member_networks: "
-                    f"[10.0.0.0/24] or [{address.host}.example.com, ...]",
+                    f"[192.0.2.0/24] or [{address.host}.example.com, ...]",
                 )
             ]
         derived += [e for e in entries_for if e not in derived]

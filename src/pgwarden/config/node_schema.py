@@ -95,7 +95,7 @@ class ApiModel(_Section):
     allow_unauthenticated_writes: bool = Field(
         _default(ApiSettings, "allow_unauthenticated_writes"), examples=["false"]
     )
-    allowlist: NetworkList = Field(default_factory=list, examples=["[10.0.0.0/28, 10.0.2.0/24]"])
+    allowlist: NetworkList = Field(default_factory=list, examples=["[192.0.2.0/28, 198.51.100.0/24]"])
     allowlist_include_members: bool = Field(
         _default(ApiSettings, "allowlist_include_members"), examples=["true"]
     )
@@ -172,4 +172,4 @@ class NodeModel(_Section):
         default_factory=lambda: WatchdogModel(), examples=["{mode: automatic, device: /dev/watchdog}"]
     )
     # Empty: derived from this node's own addresses (config/member_networks.py).
-    member_networks: EntryList = Field(default_factory=list, examples=["[10.0.0.0/24]"])
+    member_networks: EntryList = Field(default_factory=list, examples=["[192.0.2.0/24]"])

@@ -48,7 +48,7 @@ class EtcdSettings:
         return self.protocol == "https"
 
     def url(self, endpoint: Address) -> str:
-        """The base URL of one member, e.g. ``https://10.0.0.21:2379``."""
+        """The base URL of one member, e.g. ``https://192.0.2.21:2379``."""
         host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
         return f"{self.protocol}://{host}:{endpoint.port}"
 
