@@ -65,7 +65,9 @@ def test_verify_client_needs_a_ca_and_names_the_fix() -> None:
 
 
 def test_allowlist_takes_networks_and_addresses_and_refuses_names() -> None:
-    api = api_of(api__allowlist=["192.0.2.0/28", "198.51.100.7", "fd00::/64"], api__allowlist_include_members=True)
+    api = api_of(
+        api__allowlist=["192.0.2.0/28", "198.51.100.7", "fd00::/64"], api__allowlist_include_members=True
+    )
     assert [str(n) for n in api.allowlist] == ["192.0.2.0/28", "198.51.100.7/32", "fd00::/64"]
     assert api.allowlist_include_members and api.restricts_callers
     text = problems(api__allowlist=["db1.example.net"])
