@@ -43,11 +43,12 @@ def roles(stack: Stack) -> tuple[str, list[str]]:
 
 def test_list_watch_shows_each_members_reason_and_a_clones_progress(stack: Stack) -> None:
     primary, standbys = roles(stack)
-    # ~350 MB to copy, so that the clone lasts several refreshes.
+    # ~1 GB to copy, so that the clone lasts several refreshes even on a quiet machine (350 MB
+    # were copied within one published cycle there: no frame could show a percentage).
     info = conninfo(stack, stack.spec.node_host(int(primary.removeprefix("node")) - 1), stack.spec.pg_port)
     with psycopg.connect(info, autocommit=True) as conn:
         conn.execute(
-            "CREATE TABLE ballast AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 1500000) g"
+            "CREATE TABLE ballast AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 4500000) g"
         )
     target = standbys[0]
     cli(stack, "reinit", target, "--force")

@@ -133,7 +133,7 @@ def test_the_page_follows_a_switchover_and_a_node_loss_within_two_seconds_of_clu
 
         def led_by_candidate(doc: dict[str, Any]) -> bool:
             return doc.get("leader") == candidate and any(
-                m["name"] == candidate and m["role"] == "primary" for m in doc["members"]
+                m["name"] == candidate and m["role"] == "leader" for m in doc["members"]
             )
 
         shown = page_first(driver, led_by_candidate, 60)
@@ -147,7 +147,7 @@ def test_the_page_follows_a_switchover_and_a_node_loss_within_two_seconds_of_clu
 
         def led_by_another(doc: dict[str, Any]) -> bool:
             return doc.get("leader") not in (None, candidate) and any(
-                m["name"] == doc.get("leader") and m["role"] == "primary" for m in doc["members"]
+                m["name"] == doc.get("leader") and m["role"] == "leader" for m in doc["members"]
             )
 
         shown = page_first(driver, led_by_another, 90)

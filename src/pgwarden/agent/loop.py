@@ -191,6 +191,9 @@ class Cycle:
         if self.last_decision is None or decision.message != self.last_decision.message:
             # The decision line: its reason code is a field of its own in JSON logs.
             log.info("%s", decision.message, extra={"reason_code": decision.reason.name})
+        else:
+            # The same decision again is logged at DEBUG only (log_level: DEBUG shows every cycle).
+            log.debug("%s (again)", decision.message, extra={"reason_code": decision.reason.name})
         self.last_decision = decision
         outcome = self.last_outcome = self.executor.run(decision.actions, obs)
         self._callbacks(obs, outcome)
