@@ -35,6 +35,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
+# Requests sent again once when a kept connection turns out closed by the server (never a POST:
+# etcd may have acted on it).
+_IDEMPOTENT = frozenset({"GET", "HEAD"})
 # How many idle connections to one origin are kept; more (a burst of hedged renewals) are closed.
 MAX_IDLE = 8
 CHUNK = 64 * 1024
@@ -165,10 +168,19 @@ class HttpClient:
         from now; ``connect`` caps the connection attempt further. Raises TransportError."""
         deadline = time.monotonic() + timeout
         origin, target = _origin(url)
-        conn = self._connection(origin, deadline, connect)
+        conn, reused = self._connection(origin, deadline, connect)
         reply = None
         try:
-            reply = self._send(conn, method, target, body, headers, deadline)
+            try:
+                reply = self._send(conn, method, target, body, headers, deadline)
+            except ReadError:
+                # A kept connection the server closed just as we sent (its FIN was not there yet
+                # when _dropped looked): a GET is safe to send again, once, on a new connection.
+                if not reused or method not in _IDEMPOTENT:
+                    raise
+                conn.close()
+                conn, _ = self._connection(origin, deadline, connect, fresh=True)
+                reply = self._send(conn, method, target, body, headers, deadline)
             yield reply
         finally:
             if reply is not None and reply.complete and not reply._response.will_close:
@@ -188,15 +200,16 @@ class HttpClient:
     # -- connections --------------------------------------------------------------------------
 
     def _connection(
-        self, origin: tuple[str, str, int], deadline: float, connect: float | None
-    ) -> http.client.HTTPConnection:
+        self, origin: tuple[str, str, int], deadline: float, connect: float | None, fresh: bool = False
+    ) -> tuple[http.client.HTTPConnection, bool]:
+        """A kept connection to ``origin`` (True) or a new one (False; always with ``fresh``)."""
         now = time.monotonic()
         with self._lock:
-            kept = self._idle.get(origin, [])
+            kept = [] if fresh else self._idle.get(origin, [])
             while kept:
                 idle, since = kept.pop()
                 if now - since < self._keepalive and not _dropped(idle):
-                    return idle
+                    return idle, True
                 idle.close()
         scheme, host, port = origin
         wait = deadline - now
@@ -224,7 +237,7 @@ class HttpClient:
         # algorithm holds the body back until the headers are acknowledged (a delayed ACK).
         assert conn.sock is not None
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
+        return conn, False
 
     def _keep(self, origin: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
         with self._lock:
