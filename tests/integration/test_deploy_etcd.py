@@ -39,7 +39,16 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV_FILE = ROOT / "deploy" / "etcd.env"
 NODE_FILE = ROOT / "deploy" / "node.yml"
 GUIDE = ROOT / "docs" / "production.md"
-EXAMPLE_HOSTS = ("10.0.0.21", "10.0.0.22", "10.0.0.23")  # the examples' etcd members (never dialled)
+
+
+def _example_hosts() -> tuple[str, ...]:
+    """The example etcd members' addresses, as deploy/etcd.env's ETCD_INITIAL_CLUSTER names them:
+    the test replaces each with a loopback address of its own (nothing dials the examples)."""
+    line = next(x for x in ENV_FILE.read_text().splitlines() if x.startswith("ETCD_INITIAL_CLUSTER="))
+    return tuple(re.findall(r"=https://([^:,]+):2380", line))
+
+
+EXAMPLE_HOSTS = _example_hosts()
 PASSWORDS = {"root": "root-secret", "pgwarden-main": "change-me-etcd"}  # the latter: node.yml's
 
 
