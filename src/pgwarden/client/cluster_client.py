@@ -31,8 +31,9 @@ from pgwarden.client.target import ClusterTarget
 from pgwarden.config.dynamic import dynamic_config_to_dict, parse_dynamic_config
 from pgwarden.config.errors import ConfigError
 from pgwarden.dcs.cluster_store import ClusterStore
-from pgwarden.dcs.etcd import EtcdMember, EtcdStore
+from pgwarden.dcs.etcd import EtcdStore
 from pgwarden.dcs.etcd_tls import EtcdTlsError
+from pgwarden.dcs.etcd_wire import EtcdMember
 from pgwarden.dcs.store import Store, StoreError
 from pgwarden.model.cluster import ClusterView, DynamicConfig, Member
 from pgwarden.tls import client_context

@@ -35,7 +35,6 @@ endpoint, a plain int whose races are harmless.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import queue
@@ -44,18 +43,30 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from pgwarden import outbound_http
 from pgwarden.dcs import etcd_auth, etcd_tls
 from pgwarden.dcs.etcd_auth import EtcdAuth, TokenSource
-from pgwarden.dcs.store import KeyValue, LeaseExpired, Snapshot, StoreError, WatchEvent
+from pgwarden.dcs.etcd_wire import (
+    EtcdMember,
+    Json,
+    _b64,
+    _describe,
+    _error_of,
+    _EtcdAnswer,
+    _is_transient,
+    _key_value,
+    _put,
+    _revision,
+    _watch_event,
+    prefix_end,
+)
+from pgwarden.dcs.store import LeaseExpired, Snapshot, StoreError, WatchEvent
 from pgwarden.model.node import Address, EtcdSettings
 from pgwarden.outbound_http import HttpClient, TransportError
 
 # gRPC codes the gateway passes through, which mean "this member cannot serve now, another
 # may": DeadlineExceeded ("request timed out") and Unavailable ("no leader", "leader changed").
-_TRANSIENT_CODES = frozenset({4, 14})
 _NOT_FOUND = 5
 # A renewal goes to the preferred member; without an answer after RENEW_HEDGE (a member that
 # still forwards to a dead etcd leader hangs), to every member; and while none has renewed the
@@ -72,94 +83,6 @@ AUTH_TIMEOUT = 5.0
 # at 1.5 MiB each (--max-request-bytes). Junk keys piling up under the prefix must not be read
 # into memory without bound: past this the read fails as a whole, naming the cause.
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
-
-Json = dict[str, Any]
-
-
-def _b64(text: str | bytes) -> str:
-    raw = text.encode() if isinstance(text, str) else text
-    return base64.b64encode(raw).decode("ascii")
-
-
-def _unb64(text: str) -> str:
-    return base64.b64decode(text).decode("utf-8", errors="replace")
-
-
-def prefix_end(prefix: str) -> bytes:
-    """The smallest key greater than every key starting with ``prefix`` (etcd's range_end)."""
-    raw = bytearray(prefix.encode())
-    while raw:
-        if raw[-1] < 0xFF:
-            raw[-1] += 1
-            return bytes(raw)
-        raw.pop()
-    return b"\0"  # an empty or all-0xFF prefix: the whole keyspace
-
-
-class _EtcdAnswer(StoreError):
-    """etcd answered with an error that another member would answer the same way."""
-
-    def __init__(
-        self, endpoint: Address, code: int | None, message: str, username: str | None = None
-    ) -> None:
-        super().__init__(f"etcd {endpoint} refused the request: {etcd_auth.explain(message, username)}")
-        self.code = code
-        self.message = message
-
-
-def _error_of(answer: Json) -> tuple[int | None, str] | None:
-    """The gateway's error, in either of its shapes (unary, or wrapped in a stream message)."""
-    error = answer.get("error")
-    if error is None:
-        return None
-    if isinstance(error, dict):
-        code = error.get("grpc_code", error.get("code"))
-        return (int(code) if code is not None else None, str(error.get("message", error)))
-    code = answer.get("code")
-    return (int(code) if code is not None else None, str(answer.get("message", error)))
-
-
-def _is_transient(code: int | None, message: str) -> bool:
-    # A member cut off from the majority also answers "context deadline exceeded" (code 2).
-    return code in _TRANSIENT_CODES or any(
-        sign in message for sign in ("leader", "timed out", "deadline exceeded")
-    )
-
-
-def _describe(exc: TransportError, budget: float, settings: EtcdSettings, host: str) -> str:
-    tls = etcd_tls.describe_tls(exc, settings, host) if settings.tls else None
-    if tls is not None:
-        return tls
-    if isinstance(exc, outbound_http.Timeout):
-        return f"timed out after {budget:.1f}s"
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, outbound_http.ConnectError) and "refused" in text.lower():
-        return "refused"
-    if not settings.tls and isinstance(exc, outbound_http.ReadError):
-        return f"{text} ({etcd_tls.PLAIN_TO_TLS_HINT})"
-    return text
-
-
-def _key_value(kv: Json) -> KeyValue:
-    return KeyValue(
-        key=_unb64(kv["key"]),
-        value=_unb64(kv.get("value", "")),
-        mod_revision=int(kv.get("mod_revision", 0)),
-        create_revision=int(kv.get("create_revision", 0)),
-        lease=int(kv.get("lease", 0)),
-    )
-
-
-def _revision(answer: Json) -> int:
-    return int(answer.get("header", {}).get("revision", 0))
-
-
-@dataclass(frozen=True, slots=True)
-class EtcdMember:
-    """One member of the etcd cluster: its name and the URLs its clients use."""
-
-    name: str
-    client_urls: tuple[str, ...]
 
 
 class EtcdStore:
@@ -621,18 +544,3 @@ class _Reply:
     answer: Json | None = None
     error: tuple[int | None, str] | None = None  # an error another member would answer alike
     failure: str | None = None  # no usable answer: refused, timed out, "no leader", ...
-
-
-def _put(key: str, value: str, lease: int) -> Json:
-    body: Json = {"key": _b64(key), "value": _b64(value)}
-    if lease:
-        body["lease"] = str(lease)
-    return body
-
-
-def _watch_event(event: Mapping[str, Any]) -> WatchEvent:
-    kv = _key_value(event["kv"])
-    kind: Literal["put", "delete"] = "delete" if event.get("type") == "DELETE" else "put"
-    return WatchEvent(
-        kind=kind, key=kv.key, value=kv.value if kind == "put" else "", mod_revision=kv.mod_revision
-    )
