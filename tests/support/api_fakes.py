@@ -31,6 +31,8 @@ from pgwarden.model import (
     Lsn,
     NodeConfig,
     PostgresSettings,
+    ReinitializeOptions,
+    RestartConditions,
     Tags,
 )
 from tests.support import builders as b
@@ -185,12 +187,15 @@ class FakeOperations:
         self._call("failover", candidate, timeout)
         return OperationResult(200, f"failed over to {candidate}")
 
-    def restart(self, timeout: float) -> OperationResult:
-        self._call("restart", timeout)
+    # Options are recorded only when sent, so most tests compare the timeout alone.
+    def restart(self, timeout: float, conditions: RestartConditions | None = None) -> OperationResult:
+        self._call("restart", timeout, *([conditions] if conditions else []))
         return OperationResult(200, "restarted")
 
-    def schedule_restart(self, when: datetime) -> OperationResult:
-        self._call("schedule_restart", when)
+    def schedule_restart(
+        self, when: datetime, conditions: RestartConditions | None = None
+    ) -> OperationResult:
+        self._call("schedule_restart", when, *([conditions] if conditions else []))
         return OperationResult(202, f"restart scheduled for {when.isoformat()}")
 
     def cancel_scheduled_restart(self) -> OperationResult:
@@ -201,8 +206,8 @@ class FakeOperations:
         self._call("reload")
         return OperationResult(200, "reloaded")
 
-    def reinitialize(self, timeout: float) -> OperationResult:
-        self._call("reinitialize", timeout)
+    def reinitialize(self, timeout: float, options: ReinitializeOptions | None = None) -> OperationResult:
+        self._call("reinitialize", timeout, *([options] if options else []))
         return OperationResult(202, "reinitialize started")
 
     def failsafe_topology(self) -> dict[str, str]:

@@ -16,9 +16,16 @@ from pgwarden.agent.round_trips import RoundTrips
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.keys import ClusterKeys
 from pgwarden.dcs.store import StoreError
-from pgwarden.ha.observation import Memory, Observation, PeerStatus
+from pgwarden.ha.observation import Memory, Observation, PeerStatus, Request
 from pgwarden.ha.rules.failsafe import absent_members
-from pgwarden.model import ClusterView, LocalState, Member, NodeConfig
+from pgwarden.model import (
+    ClusterView,
+    LocalState,
+    Member,
+    NodeConfig,
+    ReinitializeOptions,
+    RestartConditions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +91,22 @@ class Observer:
             memory=memory,
             wall=self._wall(),
             requests=requests,
+            restart_conditions=self._restart_conditions(),
+            reinitialize_options=self._reinitialize_options(),
+            scheduled_restart_conditions=self._requests.scheduled_conditions(),
             watchdog_ready=self._watchdog_ready(view.config.ttl, view.config.loop_wait),
             failsafe_deadline=self._lease.failsafe_deadline(),
             promise=self._promises.current(),
             agent_started=self._started,
         )
+
+    def _restart_conditions(self) -> RestartConditions:
+        options = self._requests.options(Request.RESTART)
+        return options if isinstance(options, RestartConditions) else RestartConditions()
+
+    def _reinitialize_options(self) -> ReinitializeOptions:
+        options = self._requests.options(Request.REINITIALIZE)
+        return options if isinstance(options, ReinitializeOptions) else ReinitializeOptions()
 
     def _ask_peers(self, view: ClusterView, store_ok: bool) -> Mapping[str, PeerStatus]:
         """Peers matter when choosing a new leader, to a leader handing over to a candidate, and

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
 from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT, IfMatch
+from pgwarden.model import ReinitializeOptions, RestartConditions, Role
 
 MAX_TIMEOUT = 600.0  # seconds; a request thread may wait this long for an operation to finish
 
@@ -30,12 +32,20 @@ class SwitchoverRequest:
 class RestartRequest:
     timeout: float
     schedule: datetime | None  # None: restart now
+    conditions: RestartConditions = field(default_factory=RestartConditions)
 
 
 @dataclass(frozen=True, slots=True)
 class FailoverRequest:
     candidate: str
     timeout: float
+    leader: str | None = None  # Patroni: a failover naming the leader is a switchover from it
+
+
+@dataclass(frozen=True, slots=True)
+class ReinitializeRequest:
+    timeout: float
+    options: ReinitializeOptions = field(default_factory=ReinitializeOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +103,24 @@ def _name(body: Mapping[str, Any], field: str) -> str | None:
     return value
 
 
+# Patroni takes a timeout as a number of seconds or a string with a unit ("30", "30s", "2min"),
+# which is what patronictl's --timeout sends.
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
 def _timeout(body: Mapping[str, Any]) -> float:
     value = body.get("timeout")
     if value is None:
         return DEFAULT_OPERATION_TIMEOUT
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        _reject(f"field 'timeout' must be a number of seconds, got {_shown(value)}")
-    seconds = float(value)
+    if isinstance(value, str) and (match := _DURATION.fullmatch(value)):
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2] or "s"]
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        _reject(
+            f"field 'timeout' must be a number of seconds (or a string such as \"30s\"), got {_shown(value)}"
+        )
+    else:
+        seconds = float(value)
     if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
         _reject(f"field 'timeout' must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {value}")
     return seconds
@@ -131,26 +152,87 @@ def switchover_request(raw: bytes) -> SwitchoverRequest:
 
 
 def failover_request(raw: bytes) -> FailoverRequest:
+    """``POST /failover``: ``candidate`` (Patroni also reads ``member``), and optionally the
+    ``leader``: then, as in Patroni, it is a switchover from that leader."""
     body = json_object(raw, empty_ok=True)
-    _only(body, ("candidate", "timeout"))
-    candidate = _name(body, "candidate")
+    _only(body, ("candidate", "member", "leader", "timeout", "scheduled_at"))
+    if body.get("scheduled_at") is not None:
+        _reject(
+            "field 'scheduled_at': a failover can't be scheduled; schedule a switchover (POST /switchover)"
+        )
+    candidate = _name(body, "candidate") or _name(body, "member")
     if candidate is None:
         _reject("a failover needs field 'candidate': the member to promote")
-    return FailoverRequest(candidate, _timeout(body))
+    leader = _name(body, "leader")
+    if leader == candidate:
+        same = f"fields 'leader' and 'candidate' are both {candidate!r}"
+        _reject(f"{same}: switchover target and source are the same; name another candidate")
+    return FailoverRequest(candidate, _timeout(body), leader)
+
+
+# Patroni's role names for a restart filter, and the older or patronictl spellings it meets.
+_RESTART_ROLES = {
+    "primary": Role.PRIMARY,
+    "master": Role.PRIMARY,
+    "standby_leader": Role.STANDBY_LEADER,
+    "standby-leader": Role.STANDBY_LEADER,
+    "replica": Role.REPLICA,
+}
 
 
 def restart_request(raw: bytes) -> RestartRequest:
-    """``POST /restart``: an optional ``timeout``, or a ``schedule`` (ISO-8601 with a time zone)."""
+    """``POST /restart``: Patroni's body: ``schedule`` (ISO-8601 with a time zone), ``timeout``,
+    and the conditions ``restart_pending``, ``role``, ``postgres_version``."""
     body = json_object(raw, empty_ok=True)
-    _only(body, ("timeout", "schedule"))
-    return RestartRequest(_timeout(body), _scheduled_at(body, "schedule"))
+    _only(body, ("timeout", "schedule", "restart_pending", "role", "postgres_version"))
+    conditions = RestartConditions(
+        role=_restart_role(body.get("role")),
+        below_version=_postgres_version(body.get("postgres_version")),
+        only_if_pending=_flag(body, "restart_pending"),
+    )
+    return RestartRequest(_timeout(body), _scheduled_at(body, "schedule"), conditions)
 
 
-def timeout_request(raw: bytes) -> float:
-    """``POST /reinitialize``: an optional ``timeout``."""
+def _restart_role(value: object) -> Role | None:
+    if value is None:
+        return None
+    role = _RESTART_ROLES.get(value) if isinstance(value, str) else None
+    if role is None:
+        _reject(f"field 'role' must be one of primary, standby_leader or replica, got {_shown(value)}")
+    return role
+
+
+def _postgres_version(value: object) -> int | None:
+    """Patroni's ``X.Y`` or ``X.Y.Z`` (``15.4``, ``9.6.3``) as ``server_version_num`` (150004)."""
+    if value is None:
+        return None
+    fix = 'a string such as "15.4" (X.Y from 10 on, X.Y.Z before)'
+    parts = value.split(".") if isinstance(value, str) else []
+    if not parts or not all(p.isascii() and p.isdigit() and len(p) <= 3 for p in parts):
+        _reject(f"field 'postgres_version' must be {fix}, got {_shown(value)}")
+    numbers = [int(p) for p in parts]
+    if len(numbers) == 2 and numbers[0] >= 10:
+        numbers.insert(1, 0)
+    if len(numbers) != 3 or any(n > 99 for n in numbers[1:]):
+        _reject(f"field 'postgres_version' must be {fix}, got {_shown(value)}")
+    return numbers[0] * 10000 + numbers[1] * 100 + numbers[2]
+
+
+def _flag(body: Mapping[str, Any], field: str) -> bool:
+    value = body.get(field)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        _reject(f"field {field!r} must be true or false, got {_shown(value)}")
+    return value
+
+
+def reinitialize_request(raw: bytes) -> ReinitializeRequest:
+    """``POST /reinitialize``: Patroni's ``force`` and ``from_leader``, and pgwarden's ``timeout``."""
     body = json_object(raw, empty_ok=True)
-    _only(body, ("timeout",))
-    return _timeout(body)
+    _only(body, ("timeout", "force", "from_leader"))
+    options = ReinitializeOptions(force=_flag(body, "force"), from_leader=_flag(body, "from_leader"))
+    return ReinitializeRequest(_timeout(body), options)
 
 
 def failsafe_request(raw: bytes) -> FailsafeRequest:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pgwarden.documents.shapes import ClusterDoc, HistoryEntry
+from pgwarden.model import ReinitializeOptions, RestartConditions
 
 
 class OperationError(Exception):
@@ -113,11 +114,15 @@ class Operations(Protocol):
         """``POST /failover``: promote ``candidate`` (with or without a healthy leader)."""
         ...
 
-    def restart(self, timeout: float) -> OperationResult:
-        """``POST /restart``: restart this node's PostgreSQL (the leader keeps its key meanwhile)."""
+    def restart(self, timeout: float, conditions: RestartConditions | None = None) -> OperationResult:
+        """``POST /restart``: restart this node's PostgreSQL (the leader keeps its key meanwhile);
+        with ``conditions``, only if they hold (else 503, Patroni's "restart conditions are not
+        satisfied", and nothing is done)."""
         ...
 
-    def schedule_restart(self, when: datetime) -> OperationResult:
+    def schedule_restart(
+        self, when: datetime, conditions: RestartConditions | None = None
+    ) -> OperationResult:
         """``POST /restart {"schedule"}``: 202; the agent restarts when due. 409 when one is scheduled."""
         ...
 
@@ -129,7 +134,7 @@ class Operations(Protocol):
         """``POST /reload``: re-read this node's config and reload PostgreSQL."""
         ...
 
-    def reinitialize(self, timeout: float) -> OperationResult:
+    def reinitialize(self, timeout: float, options: ReinitializeOptions | None = None) -> OperationResult:
         """``POST /reinitialize``: wipe and re-clone this standby (202, runs in the background)."""
         ...
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pgwarden.agent.failsafe import PromiseBox
 from pgwarden.agent.lease import monotonic
-from pgwarden.agent.requests import RequestBox, Ticket
+from pgwarden.agent.requests import Options, RequestBox, RequestPending, Ticket
 from pgwarden.agent.snapshot import SnapshotHolder
 from pgwarden.api.config_check import ParameterChecker, check_changed_parameters
 from pgwarden.api.contract import ConfigAnswer, IfMatch, OperationError, OperationResult, etag
@@ -37,8 +37,18 @@ from pgwarden.documents.render import (
 from pgwarden.documents.shapes import ClusterDoc, HistoryEntry
 from pgwarden.ha.observation import Request
 from pgwarden.ha.rules.failsafe import known_topology
+from pgwarden.ha.rules.requests import RESTART_CONDITIONS_UNMET
 from pgwarden.ha.rules.switchover import Refused, choose_candidate
-from pgwarden.model import ClusterView, DynamicConfig, Member, PgState, Role, SwitchoverIntent
+from pgwarden.model import (
+    ClusterView,
+    DynamicConfig,
+    Member,
+    PgState,
+    ReinitializeOptions,
+    RestartConditions,
+    Role,
+    SwitchoverIntent,
+)
 
 _POLL = 0.1  # how often a waiting operation looks at the store again
 _RELOAD_TIMEOUT = 10.0
@@ -244,9 +254,9 @@ class AgentOperations:
         return OperationError(503, f"{kind} cancelled before it completed (the intent was removed)")
 
     # --- this node --------------------------------------------------------------------------------
-    def restart(self, timeout: float) -> OperationResult:
+    def restart(self, timeout: float, conditions: RestartConditions | None = None) -> OperationResult:
         started = time.monotonic()
-        self._ask(Request.RESTART, timeout)
+        self._ask(Request.RESTART, timeout, conditions)
         answered = monotonic()
         # The decision stopped PostgreSQL and started it again without waiting; the caller wants to
         # know it serves again, from a snapshot taken after the restart (not the one before it).
@@ -257,11 +267,13 @@ class AgentOperations:
             time.sleep(_POLL)
         raise OperationError(503, f"PostgreSQL restarted but did not serve again within {timeout:.0f}s")
 
-    def schedule_restart(self, when: datetime) -> OperationResult:
+    def schedule_restart(
+        self, when: datetime, conditions: RestartConditions | None = None
+    ) -> OperationResult:
         at = when.timestamp()
         if at < self._clock() - _PAST_TOLERANCE:
             raise OperationError(400, f"field 'schedule' is in the past: {when.isoformat()}")
-        if not self._requests.schedule_restart(at):
+        if not self._requests.schedule_restart(at, conditions):
             scheduled = self._requests.scheduled_restart()
             shown = iso_time(scheduled) if scheduled is not None else "?"
             raise OperationError(
@@ -283,8 +295,8 @@ class AgentOperations:
         self._ask(Request.RELOAD, _RELOAD_TIMEOUT)
         return OperationResult(200, "configuration reloaded")
 
-    def reinitialize(self, timeout: float) -> OperationResult:
-        ticket = self._ask(Request.REINITIALIZE, timeout)
+    def reinitialize(self, timeout: float, options: ReinitializeOptions | None = None) -> OperationResult:
+        ticket = self._ask(Request.REINITIALIZE, timeout, options)
         return OperationResult(202, f"reinitialization started: {ticket.message}")
 
     # --- failsafe mode ------------------------------------------------------------------------------
@@ -308,8 +320,11 @@ class AgentOperations:
             {"promised_to": leader, "promise_seconds": round(promised, 3), "member": snap.config.name},
         )
 
-    def _ask(self, request: Request, timeout: float) -> Ticket:
-        ticket = self._requests.submit(request)
+    def _ask(self, request: Request, timeout: float, options: Options = None) -> Ticket:
+        try:
+            ticket = self._requests.submit(request, options)
+        except RequestPending as exc:
+            raise OperationError(409, str(exc)) from None
         if not ticket.wait(timeout):
             self._requests.withdraw(ticket)
             decision = self._snapshots.get().decision
@@ -317,6 +332,9 @@ class AgentOperations:
             raise OperationError(
                 503, f"{request.value} not taken up within {timeout:.0f}s; the agent is busy: {doing}"
             )
+        if ticket.refusal is not None and ticket.refusal.startswith(RESTART_CONDITIONS_UNMET):
+            # Patroni's answer, word for word, and pgwarden's reason beside it: nothing was done.
+            raise OperationError(503, RESTART_CONDITIONS_UNMET, {"why": ticket.refusal})
         if ticket.refusal is not None:
             raise OperationError(412, f"{request.value} refused: {ticket.refusal}")
         if ticket.failure is not None:

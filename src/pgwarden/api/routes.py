@@ -158,7 +158,7 @@ class RestApi:
                 "failover": {"POST": self._failover},
                 "restart": {"POST": self._restart, "DELETE": self._cancel_restart},
                 "reload": {"POST": self._reload},
-                "reinitialize": {"POST": lambda c: _result(ops.reinitialize(bodies.timeout_request(c.body)))},
+                "reinitialize": {"POST": self._reinitialize},
                 "failsafe": {
                     "GET": lambda c: json_response(200, ops.failsafe_topology()),
                     "POST": self._failsafe,
@@ -274,13 +274,21 @@ class RestApi:
 
     def _failover(self, call: _Call) -> Response:
         r = bodies.failover_request(call.body)
+        if r.leader is not None:  # Patroni: naming the leader makes it a switchover from it
+            return _result(self._ops.switchover(r.leader, r.candidate, None, r.timeout))
         return _result(self._ops.failover(r.candidate, r.timeout))
 
     def _restart(self, call: _Call) -> Response:
         r = bodies.restart_request(call.body)
+        conditions = r.conditions if r.conditions.any else None
         if r.schedule is not None:
-            return _result(self._ops.schedule_restart(r.schedule))
-        return _result(self._ops.restart(r.timeout))
+            return _result(self._ops.schedule_restart(r.schedule, conditions))
+        return _result(self._ops.restart(r.timeout, conditions))
+
+    def _reinitialize(self, call: _Call) -> Response:
+        r = bodies.reinitialize_request(call.body)
+        options = r.options if r.options.force or r.options.from_leader else None
+        return _result(self._ops.reinitialize(r.timeout, options))
 
     def _cancel_restart(self, call: _Call) -> Response:
         bodies.empty_request(call.body)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from pgwarden.model import ClusterView, LocalState, Lsn, Role, Tags
+from pgwarden.model import ClusterView, LocalState, Lsn, ReinitializeOptions, RestartConditions, Role, Tags
 from pgwarden.model.deadline import holds
 
 if TYPE_CHECKING:
@@ -108,6 +108,11 @@ class Observation:
     memory: Memory = field(default_factory=Memory)
     wall: float = 0.0  # epoch seconds, only for comparing with scheduled times stored in etcd
     requests: frozenset[Request] = frozenset()  # operator requests waiting for this node
+    # What the pending restart and reinitialize requests ask beyond their kind (Patroni's bodies),
+    # and the conditions of the restart scheduled on this node, checked when it falls due.
+    restart_conditions: RestartConditions = field(default_factory=RestartConditions)
+    reinitialize_options: ReinitializeOptions = field(default_factory=ReinitializeOptions)
+    scheduled_restart_conditions: RestartConditions = field(default_factory=RestartConditions)
     # False only when watchdog.mode is required and the device cannot be used: this node must
     # neither take nor keep the leader key (Patroni's semantics).
     watchdog_ready: bool = True

@@ -34,6 +34,7 @@ from pgwarden.model.node import (
     NodeConfig,
     PostgresSettings,
 )
+from pgwarden.model.requests import ReinitializeOptions, RestartConditions
 
 __all__ = [
     "FAILSAFE",
@@ -63,6 +64,8 @@ __all__ = [
     "NodeConfig",
     "PgState",
     "PostgresSettings",
+    "ReinitializeOptions",
+    "RestartConditions",
     "Role",
     "StoreKey",
     "SwitchoverIntent",

@@ -2,7 +2,9 @@
 
 The agent keeps the schedule and publishes it in its member record; this rule reads it from the
 view. Whether the restart already happened is an observed fact too: a postmaster that started at
-or after the scheduled time needs no restart, so a repeated cycle never restarts twice.
+or after the scheduled time needs no restart, so a repeated cycle never restarts twice. Conditions
+sent with the schedule (``restart_pending``, ``role``, ``postgres_version``) are checked when it
+falls due, as Patroni does: one that does not hold then drops the scheduled restart.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.duties import restart_plan
+from pgwarden.ha.rules.requests import RESTART_CONDITIONS_UNMET, restart_mismatch
 from pgwarden.ha.rules.switchover import active_intent
 
 
@@ -31,6 +34,8 @@ def scheduled_restart(obs: Observation) -> Decision | None:
         moot = "PostgreSQL is not running (its next start applies what a restart would)"
     elif local.started_at is not None and local.started_at >= when:
         moot = "PostgreSQL has started since"
+    elif (mismatch := restart_mismatch(obs.scheduled_restart_conditions, obs)) is not None:
+        moot = f"{RESTART_CONDITIONS_UNMET}: {mismatch}"  # Patroni drops it too
     if moot is not None:
         return act(Reason.SCHEDULED_RESTART_MOOT, *renew, ClearScheduledRestart(when), late=late, why=moot)
     plan = restart_plan(obs)
