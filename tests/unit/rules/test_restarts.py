@@ -5,6 +5,7 @@ A restart scheduled through the REST API (``POST /restart {"schedule": ...}``) f
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from pgwarden.ha.actions import (
 )
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
-from pgwarden.model import ControlState
+from pgwarden.model import ControlState, RestartConditions, Role
 from tests.support.builders import (
     WALL,
     observation,
@@ -57,6 +58,28 @@ ROWS: list[Any] = [
         observation(view=scheduled("node2", WALL - 5), local=started(standby_local(), WALL - 1)),
         Reason.SCHEDULED_RESTART_MOOT,
         [ClearScheduledRestart(WALL - 5)],
+    ),
+    row(
+        "scheduled_restart_whose_condition_no_longer_holds_is_dropped_as_patroni_does",
+        replace(
+            observation(view=scheduled("node2", WALL - 5), local=started(standby_local(), WALL - 600)),
+            scheduled_restart_conditions=RestartConditions(only_if_pending=True),
+        ),
+        Reason.SCHEDULED_RESTART_MOOT,
+        [ClearScheduledRestart(WALL - 5)],
+        why="restart conditions are not satisfied: pending restart flag is not set",
+    ),
+    row(
+        "scheduled_restart_whose_conditions_hold_restarts",
+        replace(
+            observation(
+                view=scheduled("node2", WALL - 5),
+                local=replace(started(standby_local(), WALL - 600), pending_restart=True),
+            ),
+            scheduled_restart_conditions=RestartConditions(role=Role.REPLICA, only_if_pending=True),
+        ),
+        Reason.SCHEDULED_RESTART,
+        [ClearScheduledRestart(WALL - 5), StopPostgres(StopMode.FAST), StartStandby("node1", slot="node2")],
     ),
     row(
         "scheduled_restart_of_a_stopped_postgres_is_moot_and_the_leader_renews",
