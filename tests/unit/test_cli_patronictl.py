@@ -187,6 +187,39 @@ def test_reinit_members(cluster: FakeCluster) -> None:
     assert posts(cluster, "POST", "/reinitialize") == ["node2", "node3"]
 
 
+def bodies(cluster: FakeCluster, path: str) -> list[dict[str, object]]:
+    return [b or {} for _, m, p, b, _ in cluster.requests if (m, p) == ("POST", path)]
+
+
+def test_reinit_sends_patronictls_force_and_from_leader(cluster: FakeCluster) -> None:
+    assert cluster.run("reinit", "demo", "node2", "--force", "--from-leader").exit_code == 0
+    [body] = bodies(cluster, "/reinitialize")
+    assert (body["force"], body["from_leader"]) == (True, True)
+
+
+def test_restart_pg_version_and_role_are_sent_for_the_agent_to_check(cluster: FakeCluster) -> None:
+    args = ("restart", "demo", "--role", "replica", "--pg-version", "16.2", "--force")
+    assert cluster.run(*args).exit_code == 0
+    sent = bodies(cluster, "/restart")
+    assert [(b["postgres_version"], b["role"]) for b in sent] == [("16.2", "replica")] * 2
+
+
+def test_restart_pending_scheduled_sends_the_condition_as_patronictl(cluster: FakeCluster) -> None:
+    args = ("restart", "demo", "node2", "--pending", "--scheduled", "2030-01-01T03:00:00+00:00", "--force")
+    result = cluster.run(*args)
+    assert result.exit_code == 0, result.output
+    [body] = bodies(cluster, "/restart")
+    assert (body["restart_pending"], body["schedule"]) == (True, "2030-01-01T03:00:00+00:00")
+
+
+@pytest.mark.parametrize("version", ["15", "16.x", "sixteen"])
+def test_restart_with_a_malformed_pg_version_is_a_usage_error(cluster: FakeCluster, version: str) -> None:
+    result = cluster.run("restart", "demo", "--pg-version", version, "--force")
+    assert result.exit_code == 2
+    assert "--pg-version must be X.Y" in result.stderr
+    assert posts(cluster, "POST", "/restart") == []
+
+
 # -- flush ------------------------------------------------------------------------------------------
 
 

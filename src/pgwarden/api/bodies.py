@@ -187,7 +187,7 @@ def restart_request(raw: bytes) -> RestartRequest:
     _only(body, ("timeout", "schedule", "restart_pending", "role", "postgres_version"))
     conditions = RestartConditions(
         role=_restart_role(body.get("role")),
-        below_version=_postgres_version(body.get("postgres_version")),
+        below_version=postgres_version(body.get("postgres_version")),
         only_if_pending=_flag(body, "restart_pending"),
     )
     return RestartRequest(_timeout(body), _scheduled_at(body, "schedule"), conditions)
@@ -202,8 +202,9 @@ def _restart_role(value: object) -> Role | None:
     return role
 
 
-def _postgres_version(value: object) -> int | None:
-    """Patroni's ``X.Y`` or ``X.Y.Z`` (``15.4``, ``9.6.3``) as ``server_version_num`` (150004)."""
+def postgres_version(value: object) -> int | None:
+    """``postgres_version`` as Patroni writes it, ``X.Y`` or ``X.Y.Z`` (``15.4``, ``9.6.3``), in
+    ``server_version_num`` form (150004)."""
     if value is None:
         return None
     fix = 'a string such as "15.4" (X.Y from 10 on, X.Y.Z before)'

@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from pgwarden import __version__
-from pgwarden.api.bodies import MAX_TIMEOUT
+from pgwarden.api.bodies import MAX_TIMEOUT, BodyError, postgres_version
 from pgwarden.api.contract import DEFAULT_OPERATION_TIMEOUT
 from pgwarden.cli.connect import USAGE, ConfigOption, DirOption, ForceOption, cluster_client, confirm, fail
 from pgwarden.client import ClientError, ClusterClient, RollingRestart, UnknownMember, plan_rolling_restart
@@ -48,6 +48,15 @@ Names = Annotated[
         show_default=False,
     ),
 ]
+# The role a restart body names, so the agent refuses if the member's role changed since the list.
+_BODY_ROLE = {
+    RoleChoice.LEADER: "primary",
+    RoleChoice.PRIMARY: "primary",
+    RoleChoice.STANDBY_LEADER: "standby_leader",
+    RoleChoice.REPLICA: "replica",
+    RoleChoice.STANDBY: "replica",
+}
+
 RoleOption = Annotated[
     RoleChoice, typer.Option("--role", "-r", help="only members with this role", show_default=False)
 ]
@@ -139,9 +148,19 @@ def restart(
     pending: Annotated[
         bool,
         typer.Option(
-            "--pending", help="only members waiting for a restart, one after the other, standbys first"
+            "--pending",
+            help="only members waiting for a restart, one after the other, standbys first (with "
+            "--scheduled or --pg-version: patronictl's way, each member restarts only if pending)",
         ),
     ] = False,
+    pg_version: Annotated[
+        str | None,
+        typer.Option(
+            "--pg-version",
+            help="restart only members whose PostgreSQL is older than this (e.g. 16.2)",
+            show_default=False,
+        ),
+    ] = None,
     switchover: Annotated[
         bool,
         typer.Option(
@@ -161,10 +180,15 @@ def restart(
     """Restart PostgreSQL on members (a leader keeps its key meanwhile); --pending: a rolling restart."""
     from pgwarden.cli.operations import parse_scheduled
 
-    if switchover and not pending:
-        fail("--switchover goes with --pending", USAGE)
-    if pending and (scheduled is not None or cancel):
-        fail("--pending restarts now, one member after the other: drop --scheduled/--cancel", USAGE)
+    if pending and cancel:
+        fail("--pending restarts members, --cancel removes scheduled restarts: choose one", USAGE)
+    try:
+        below = postgres_version(pg_version)
+    except BodyError:
+        fail(f"--pg-version must be X.Y (X.Y.Z before PostgreSQL 10), e.g. 16.2, not {pg_version!r}", USAGE)
+    rolling = pending and scheduled is None and below is None
+    if switchover and not rolling:
+        fail("--switchover goes with --pending alone (a rolling restart)", USAGE)
     when = parse_scheduled(scheduled)
     with cluster_client(ctx, config, dir) as client:
         view = client.view()
@@ -175,19 +199,29 @@ def restart(
                 members = [m for m in members if m.scheduled_restart is not None]
             ok = _each(client, members, "DELETE", "/restart", {})
             raise typer.Exit(0 if ok else 1)
-        if pending:
+        if rolling:
             chosen = choose(view, names, role, True, "restart", any_one)
             _rolling(client, replace(view, members=tuple(chosen)), switchover, force, timeout)
             return
         members = choose(view, names, role, force, "restart", any_one)
+        if pending and when is None:  # as patronictl: a scheduled one is checked when it falls due
+            members = [m for m in members if m.pending_restart]
         if not members:
             fail(f"no {role.value} member to restart in cluster {view.name!r}")
         at = f" at {when.isoformat()}" if when else ""
         if not force:
             confirm(f"Restart PostgreSQL on {', '.join(f'{m.name} ({m.role})' for m in members)}{at}?")
+        # The agent checks the conditions itself (Patroni's body): a member whose role, version or
+        # pending flag no longer matches answers 503 and is not restarted.
         body: dict[str, object] = {"timeout": timeout}
         if when is not None:
             body["schedule"] = when.isoformat()
+        if pending:
+            body["restart_pending"] = True
+        if pg_version is not None:
+            body["postgres_version"] = pg_version
+        if role in _BODY_ROLE:
+            body["role"] = _BODY_ROLE[role]
         if not _each(client, members, "POST", "/restart", body, timeout + ANSWER_MARGIN):
             raise typer.Exit(1)
 
@@ -226,6 +260,9 @@ def reinit(
     ctx: typer.Context,
     names: Names = None,
     wait: Annotated[bool, typer.Option("--wait", help="wait until each member runs again")] = False,
+    from_leader: Annotated[
+        bool, typer.Option("--from-leader", help="clone from the leader even if a member is tagged clonefrom")
+    ] = False,
     force: ForceOption = False,
     timeout: TimeoutOption = DEFAULT_OPERATION_TIMEOUT,
     config: ConfigOption = None,
@@ -243,7 +280,9 @@ def reinit(
             )
         ok = True
         for member in members:
-            if not _each(client, [member], "POST", "/reinitialize", {}):
+            # As patronictl: --force also reinitializes after a clone or rewind running there.
+            body: dict[str, object] = {"force": force, "from_leader": from_leader, "timeout": timeout}
+            if not _each(client, [member], "POST", "/reinitialize", body, timeout + ANSWER_MARGIN):
                 ok = False
             elif wait:
                 typer.echo(f"waiting until {member.name} is reinitialized and running")
