@@ -45,7 +45,7 @@ def stored_config(stack: Stack) -> dict[str, object]:
 
 
 def test_list_shows_three_members_and_one_primary(stack: Stack) -> None:
-    result = run(stack, "list", "--format", "json")
+    result = run(stack, "members", "--format", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["cluster"] == stack.spec.cluster

@@ -240,7 +240,7 @@ def test_a_bad_value_written_to_etcd_is_left_out_and_reported_on_every_node(stac
             20,
             "log_min_duration_statement applied",
         )
-    listed = cli(stack, "list", "--format", "json")
+    listed = cli(stack, "members", "--format", "json")
     assert listed.exit_code == 0, listed.output
     members = {m["name"]: m for m in json.loads(listed.stdout)["members"]}
     assert all(

@@ -120,7 +120,7 @@ def _cli(stack: Stack, *args: str) -> str:
 
 
 def _listed(stack: Stack) -> dict[str, dict[str, Any]]:
-    doc = json.loads(_cli(stack, "list", "--format", "json"))
+    doc = json.loads(_cli(stack, "members", "--format", "json"))
     return {m["name"]: m for m in doc["members"]}
 
 

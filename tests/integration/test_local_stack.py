@@ -153,7 +153,7 @@ def test_up_twice_then_down_purge_leaves_no_process_and_no_directory(stack_dir: 
     latency = findings["etcd_latency"]
     assert latency["severity"] != "critical", latency
     assert any("renewals" in line for line in latency["evidence"]), latency
-    listed = pgwarden("list", "--dir", str(stack_dir), "--format", "json")
+    listed = pgwarden("members", "--dir", str(stack_dir), "--format", "json")
     assert listed.returncode == 0, listed.stdout + listed.stderr
     members = {m["name"]: m["role"] for m in json.loads(listed.stdout)["members"]}
     primary = next(name for name, role in members.items() if role == "primary")

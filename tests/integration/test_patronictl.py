@@ -108,10 +108,23 @@ def healthy(stack: Stack) -> None:
 def test_list_with_the_cluster_name_and_every_format(stack: Stack) -> None:
     cluster = stack.spec.cluster
     assert all(f"node{i}" in ok(stack, "list") for i in (1, 2, 3))
-    doc = json.loads(ok(stack, "list", cluster, "-f", "json"))
-    assert sorted(m["name"] for m in doc["members"]) == ["node1", "node2", "node3"]
+    # patronictl's row objects, as a script parsing `patronictl list -f json` reads them
+    rows = json.loads(ok(stack, "list", cluster, "-f", "json"))
+    assert sorted(row["Member"] for row in rows) == ["node1", "node2", "node3"]
+    assert {row["Cluster"] for row in rows} == {cluster}
+    assert sorted(row["Role"] for row in rows) in (
+        ["Leader", "Replica", "Replica"],
+        ["Leader", "Replica", "Sync Standby"],
+        ["Leader", "Sync Standby", "Sync Standby"],
+    )
+    leader = next(row for row in rows if row["Role"] == "Leader")
+    assert leader["State"] == "running" and isinstance(leader["TL"], int)
+    standbys = [row for row in rows if row["Role"] != "Leader"]
+    assert all(row["State"] == "streaming" and isinstance(row["Replay Lag"], int) for row in standbys)
     as_yaml = yaml.safe_load(ok(stack, "list", cluster, "-f", "yaml"))
-    assert as_yaml["cluster"] == doc["cluster"] and len(as_yaml["members"]) == 3
+    assert sorted(row["Member"] for row in as_yaml) == ["node1", "node2", "node3"]
+    own = json.loads(ok(stack, "members", cluster, "-f", "json"))  # pgwarden's document stays
+    assert sorted(m["name"] for m in own["members"]) == ["node1", "node2", "node3"]
     tsv = ok(stack, "list", cluster, "-f", "tsv", "-e").splitlines()
     assert tsv[0].startswith("Cluster\tMember\tHost\tRole") and tsv[0].endswith("Tags")
     assert sorted(line.split("\t")[1] for line in tsv[1:]) == ["node1", "node2", "node3"]

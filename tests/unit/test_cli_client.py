@@ -291,7 +291,7 @@ def test_every_client_error_is_one_sentence_class() -> None:
 
 
 def test_list_json_has_three_members_and_one_primary(cluster: FakeCluster) -> None:
-    result = cluster.run("list", "--format", "json")
+    result = cluster.run("members", "--format", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert len(doc["members"]) == 3

@@ -58,16 +58,22 @@ def test_the_cluster_argument_must_be_the_cluster_found(cluster: FakeCluster) ->
 # -- -f formats -----------------------------------------------------------------------------------
 
 
-def test_list_tsv_has_a_header_and_a_row_per_member(cluster: FakeCluster) -> None:
+PATRONICTL_COLUMNS = [
+    "Cluster", "Member", "Host", "Role", "State", "TL",
+    "Receive LSN", "Receive Lag", "Replay LSN", "Replay Lag",
+]  # fmt: skip
+
+
+def test_list_tsv_has_patronictls_header_and_a_row_per_member(cluster: FakeCluster) -> None:
     result = cluster.run("list", "-f", "tsv")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split("\t") == ["Cluster", "Member", "Host", "Role", "State", "TL", "LSN", "Lag in MB"]
+    assert lines[0].split("\t") == PATRONICTL_COLUMNS
     rows = [line.split("\t") for line in lines[1:]]
     assert [r[1] for r in rows] == ["node1", "node2", "node3"]
-    assert rows[0][:5] == ["demo", "node1", "127.0.0.1:5433", "primary", "running"]
-    assert rows[0][7] == ""  # the leader lags nobody
-    assert rows[1][3] == "replica" and rows[1][7] == "0"
+    assert rows[0][:6] == ["demo", "node1", "127.0.0.1:5433", "Leader", "running", "1"]
+    assert rows[0][6:] == ["", "", "", ""]  # the leader has no positions and lags nobody
+    assert rows[1][3] == "Replica" and rows[1][7] == "0" and rows[1][9] == "0"
 
 
 def test_list_extended_adds_restart_and_tag_columns(cluster: FakeCluster) -> None:
@@ -75,11 +81,34 @@ def test_list_extended_adds_restart_and_tag_columns(cluster: FakeCluster) -> Non
     assert header[-4:] == ["Pending restart", "Pending restart reason", "Scheduled restart", "Tags"]
 
 
-def test_list_yaml_and_json_are_one_document(cluster: FakeCluster) -> None:
+def test_list_json_is_patronictls_row_objects_and_yaml_the_same(cluster: FakeCluster) -> None:
     as_json = json.loads(cluster.run("list", "-f", "json").stdout)
     assert yaml.safe_load(cluster.run("list", "-f", "yaml").stdout) == as_json
     assert yaml.safe_load(cluster.run("list", "-f", "yml").stdout) == as_json
+    assert [row["Member"] for row in as_json] == ["node1", "node2", "node3"]
+    leader, standby = as_json[0], as_json[1]
+    # Empty cells are left out, as patronictl does: the leader has no LSN or lag keys.
+    assert list(leader) == ["Cluster", "Member", "Host", "Role", "State", "TL"]
+    assert leader["Role"] == "Leader" and leader["TL"] == 1
+    assert set(PATRONICTL_COLUMNS) <= set(standby)
+    assert isinstance(standby["Receive Lag"], int)
+
+
+def test_list_extended_json_shows_only_tags_that_are_set(tmp_path: Path) -> None:
+    members = (primary_member("node1"), member("node2", nofailover=True), member("node3"))
+    cluster = FakeCluster(
+        stack_dir=write_stack(tmp_path, cluster="demo", etcd=["127.0.0.1:1"]), members=members
+    )
+    rows = json.loads(cluster.run("list", "-e", "-f", "json").stdout)
+    assert [row.get("Tags") for row in rows] == [None, {"nofailover": True}, None]
+
+
+def test_members_prints_pgwardens_own_document(cluster: FakeCluster) -> None:
+    as_json = json.loads(cluster.run("members", "-f", "json").stdout)
     assert [m["name"] for m in as_json["members"]] == ["node1", "node2", "node3"]
+    assert "reason" in as_json["members"][0]
+    tsv = cluster.run("members", "demo", "-f", "tsv").stdout.splitlines()
+    assert tsv[0].split("\t") == ["Cluster", "Member", "Host", "Role", "State", "TL", "LSN", "Lag in MB"]
 
 
 def test_list_timestamp_comes_first(cluster: FakeCluster) -> None:

@@ -64,6 +64,7 @@ app.command()(up)
 app.command()(down)
 
 app.command("list")(status.list_members)
+app.command()(status.members)
 app.command()(status.topology)
 app.command()(status.history)
 app.command()(events)

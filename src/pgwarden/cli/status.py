@@ -13,7 +13,7 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from pgwarden.cli import rows, views
+from pgwarden.cli import patronictl_rows, rows, views
 from pgwarden.cli.connect import (
     ClusterArgument,
     ConfigOption,
@@ -76,7 +76,8 @@ def list_members(
     config: ConfigOption = None,
     dir: DirOption = None,
 ) -> None:
-    """Members with role, state, timeline, lag behind the leader, tags and pending restart.
+    """Members with role, state, timeline, lag behind the leader, tags and pending restart
+    (-f json|yaml|tsv: patronictl's rows; pgwarden's member document: ``pgwarden members``).
 
     With --watch, the table refreshes every SECONDS with a column for each member's last
     decision (clone and rewind progress included) until Ctrl-C.
@@ -87,6 +88,27 @@ def list_members(
         return
     if timestamp:
         typer.echo(datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
+
+    def objects(view: ClusterView) -> list[dict[str, Any]]:
+        return patronictl_rows.as_objects(*patronictl_rows.patronictl_rows(view, extended))
+
+    def tsv(view: ClusterView) -> tuple[list[dict[str, Any]], list[str]]:
+        found, columns = patronictl_rows.patronictl_rows(view, extended)
+        return patronictl_rows.as_tsv_rows(found), columns
+
+    _read_and_show(ctx, cluster, format, config, dir, objects, views.members_table, tsv)
+
+
+def members(
+    ctx: typer.Context,
+    cluster: ClusterNames = None,
+    format: FormatOption = OutputFormat.PRETTY,
+    extended: ExtendedOption = False,
+    config: ConfigOption = None,
+    dir: DirOption = None,
+) -> None:
+    """pgwarden's own member document: ``list`` with pgwarden's fields (-f json|yaml: the cluster
+    with each member's last decision, lag, config errors; tsv: LSN and Lag in MB)."""
     member_rows: Rows = lambda view: (rows.member_rows(view), rows.member_columns(extended))  # noqa: E731
     _read_and_show(
         ctx, cluster, format, config, dir, views.cluster_document, views.members_table, member_rows
