@@ -45,6 +45,14 @@ _TIMEOUT = {
     "description": "seconds to wait for the operation before answering with the state it reached",
 }
 _NAME = {"type": "string", "minLength": 1, "description": "a member name"}
+# Patroni's spelling of a timeout, which patronictl's --timeout sends: "30", "30s", "2min", "1500 ms".
+_TIMEOUT_OR_TEXT = {
+    "oneOf": [
+        _TIMEOUT,
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|min|h|d)?\s*$", "description": "with a unit"},
+    ]
+}
+_FLAG = {"type": "boolean", "default": False}
 
 
 def _schemas() -> dict[str, Any]:
@@ -103,26 +111,53 @@ def _schemas() -> dict[str, Any]:
         },
         "FailoverRequest": {
             "type": "object",
-            "required": ["candidate"],
-            "properties": {"candidate": _NAME, "timeout": _TIMEOUT},
+            "description": "needs candidate (Patroni's member is read as well); with leader, a "
+            "switchover from that leader, as in Patroni",
+            "properties": {
+                "candidate": _NAME,
+                "member": {**_NAME, "description": "Patroni's other name for candidate"},
+                "leader": {
+                    **_NAME,
+                    "description": "the current primary: makes it a switchover; refused if not",
+                },
+                "timeout": _TIMEOUT_OR_TEXT,
+            },
+            "anyOf": [{"required": ["candidate"]}, {"required": ["member"]}],
             "additionalProperties": False,
         },
         "RestartRequest": {
             "type": "object",
+            "description": "Patroni's body: the conditions are checked by this node's agent; one that "
+            "does not hold answers 503 'restart conditions are not satisfied' and nothing is restarted",
             "properties": {
-                "timeout": _TIMEOUT,
+                "timeout": _TIMEOUT_OR_TEXT,
                 "schedule": {
                     "type": "string",
                     "format": "date-time",
                     "description": "restart later, at this ISO-8601 time WITH a time zone (202); "
                     "omitted: restart now",
                 },
+                "restart_pending": {**_FLAG, "description": "restart only if a restart is pending"},
+                "role": {
+                    "type": "string",
+                    "enum": ["primary", "master", "standby_leader", "standby-leader", "replica"],
+                    "description": "restart only if this node has this role",
+                },
+                "postgres_version": {
+                    "type": "string",
+                    "pattern": r"^\d+\.\d+(\.\d+)?$",
+                    "description": "restart only if the running server is older: X.Y (X.Y.Z before 10)",
+                },
             },
             "additionalProperties": False,
         },
-        "TimeoutRequest": {
+        "ReinitializeRequest": {
             "type": "object",
-            "properties": {"timeout": _TIMEOUT},
+            "properties": {
+                "timeout": _TIMEOUT_OR_TEXT,
+                "force": {**_FLAG, "description": "reinitialize after a clone or rewind running here"},
+                "from_leader": {**_FLAG, "description": "clone from the leader, not a clonefrom member"},
+            },
             "additionalProperties": False,
         },
         "EmptyRequest": {"type": "object", "additionalProperties": False},
@@ -338,7 +373,7 @@ def _paths() -> dict[str, Any]:
             {
                 "200": "the candidate runs as primary",
                 "409": "another switchover or failover is pending",
-                "412": "unknown or unfit candidate",
+                "412": "unknown or unfit candidate; with leader: it is not the leader",
                 "503": failed,
             },
         )
@@ -353,7 +388,8 @@ def _paths() -> dict[str, Any]:
                 "202": "scheduled: the agent restarts PostgreSQL when the time comes",
                 "409": "a restart is already scheduled on this node",
                 "412": "refused by this node's agent",
-                "503": failed,
+                "503": "a condition does not hold ('restart conditions are not satisfied', why), or "
+                + failed,
             },
         ),
         "delete": _write(
@@ -398,7 +434,7 @@ def _paths() -> dict[str, Any]:
         "post": _write(
             "reinitialize",
             "wipe and re-clone this standby (runs in the background)",
-            "TimeoutRequest",
+            "ReinitializeRequest",
             {"202": "started", "412": "refused, e.g. on the leader", "503": failed},
         )
     }
