@@ -4,7 +4,8 @@ Each cluster (3 nodes, 3-member etcd, HAProxy) is brought to the same situation 
 tests/support/documents.py ``collect``: healthy, one switchover done, synchronous_mode on. Then,
 for every endpoint (``/patroni``, ``/cluster``, ``/history``, ``/config``) in every role (primary,
 synchronous standby, other standby), pgwarden's document must have every field Patroni's has,
-with the same JSON type (pgwarden may add fields), and conform to docs/openapi.json. The live
+with the same JSON type (pgwarden may add fields), and conform to docs/openapi.json. Then
+Patroni's operation bodies (tests/support/operation_codes.py) get the same status codes from both. The live
 Patroni documents are also checked against the recorded fixture (tests/fixtures/patroni/
 documents.json, which the unit test tests/unit/test_patroni_documents.py uses): when Patroni's
 shape moves, this says to re-record it. One cluster of each, one after the other: about 3 minutes.
@@ -21,6 +22,7 @@ from bench.patroni_cluster import FASTEST, PATRONI, PatroniCluster
 from bench.pgwarden_cluster import PgwardenCluster
 from tests.support.cluster import cluster_network
 from tests.support.documents import ENDPOINTS, ROLES, collect, load_fixture, missing_fields
+from tests.support.operation_codes import answers
 from tests.support.schema import problems
 
 pytestmark = pytest.mark.skipif(not PATRONI.exists(), reason="Patroni is not installed: run `make deps`")
@@ -48,14 +50,16 @@ def _shape(endpoint: str, document: Any) -> Any:
 def patroni() -> Iterator[dict[str, dict[str, Any]]]:
     cluster = PatroniCluster(dict(FASTEST), "Patroni", network=cluster_network())
     with cluster:
-        yield collect(cluster)
+        documents = collect(cluster)
+        yield {**documents, "operations": answers(cluster, documents)}
 
 
 @pytest.fixture(scope="module")
 def pgwarden(patroni: dict[str, dict[str, Any]]) -> Iterator[dict[str, dict[str, Any]]]:
     # After Patroni's cluster stopped: one cluster at a time on this machine.
     with PgwardenCluster() as cluster:
-        yield collect(cluster)
+        documents = collect(cluster)
+        yield {**documents, "operations": answers(cluster, documents)}
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -109,3 +113,16 @@ def test_the_recorded_fixture_still_is_patronis_shape(patroni: dict[str, dict[st
                 _shape(endpoint, recorded[role][endpoint]),
             )
             assert missing_fields(fixture, live) == missing_fields(live, fixture) == [], (role, endpoint)
+
+
+def test_operation_bodies_get_patronis_status_codes(
+    patroni: dict[str, Any], pgwarden: dict[str, Any]
+) -> None:
+    """Each of Patroni's bodies (a condition not holding, a malformed field, /failover naming the
+    leader) gets the status code Patroni answers; a condition not holding, Patroni's words too."""
+    theirs, ours = patroni["operations"], pgwarden["operations"]
+    differ = {case: (theirs[case], ours[case]) for case in theirs if theirs[case][0] != ours[case][0]}
+    assert differ == {}, "\n".join(f"{c}: Patroni {p}, pgwarden {o}" for c, (p, o) in differ.items())
+    for case, (status, sentence) in theirs.items():
+        if status == 503:
+            assert ours[case][1] == sentence == "restart conditions are not satisfied", case
