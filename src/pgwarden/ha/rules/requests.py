@@ -35,8 +35,9 @@ RESTART_CONDITIONS_UNMET = "restart conditions are not satisfied"
 
 def operator_request(obs: Observation) -> Decision | None:
     """Answer one pending request per cycle, the most drastic first."""
-    if Request.REINITIALIZE in obs.requests:
-        return _reinitialize(obs)
+    # A forced reinitialize waiting for a running job answers nothing yet; the others still are.
+    if Request.REINITIALIZE in obs.requests and (decision := _reinitialize(obs)) is not None:
+        return decision
     if Request.RESTART in obs.requests:
         return _restart(obs)
     if Request.RELOAD in obs.requests:
