@@ -257,9 +257,8 @@ def test_forced_reinitialize_waits_for_the_running_clone_instead_of_being_refuse
     waiting = decide(reinitialize_with(observation(local=running), force=True))
     assert waiting.reason is Reason.JOB_IN_PROGRESS
     assert waiting.answers == {}
-    also_reload = replace(
-        reinitialize_with(observation(local=running), force=True), requests=frozenset(Request)
-    )
+    both = frozenset({Request.REINITIALIZE, Request.RELOAD})
+    also_reload = replace(reinitialize_with(observation(local=running), force=True), requests=both)
     assert set(decide(also_reload).answers) == {Request.RELOAD}  # the others are still answered
     refused = decide(reinitialize_with(observation(local=running)))
     assert "force" in str(refused.answers[Request.REINITIALIZE])
