@@ -65,7 +65,7 @@ def test_a_scheduled_restart_is_kept_by_the_agent_until_cancelled() -> None:
         pytest.param({"schedule": "tomorrow"}, "'schedule' is not an ISO-8601 time", id="not_a_time"),
         pytest.param({"schedule": "2030-01-01T02:00:00"}, "must include a time zone", id="no_zone"),
         pytest.param({"schedule": "2020-01-01T02:00:00+00:00"}, "in the past", id="past"),
-        pytest.param({"restart_pending": True}, "unknown field 'restart_pending'", id="unknown_field"),
+        pytest.param({"restart_pendng": True}, "unknown field 'restart_pendng'", id="unknown_field"),
     ],
 )
 def test_a_faulty_schedule_is_400_naming_the_field(body: dict[str, Any], words: str) -> None:
@@ -185,10 +185,11 @@ def test_restart_pending_with_switchover_hands_over_then_restarts_the_old_primar
         pytest.param(
             ["restart", "node2", "--switchover"], "--switchover goes with --pending", id="switchover"
         ),
+        pytest.param(["restart", "--pending", "--cancel"], "choose one", id="cancel_pending"),
         pytest.param(
-            ["restart", "--pending", "--scheduled", "now"],
-            "drop --scheduled/--cancel",
-            id="scheduled_pending",
+            ["restart", "--pending", "--switchover", "--pg-version", "16.1"],
+            "--switchover goes with --pending alone",
+            id="switchover_with_a_condition",
         ),
     ],
 )
