@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pgwarden.dcs.etcd_wire import EtcdMember
+from pgwarden.dcs.etcd_admin import EtcdMember
 from pgwarden.doctor.checks import CHECKS, examine
 from pgwarden.doctor.facts import (
     Behind,

@@ -30,10 +30,11 @@ from pgwarden.client.errors import (
 from pgwarden.client.target import ClusterTarget
 from pgwarden.config.dynamic import dynamic_config_to_dict, parse_dynamic_config
 from pgwarden.config.errors import ConfigError
+from pgwarden.dcs import etcd_admin
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.etcd import EtcdStore
+from pgwarden.dcs.etcd_admin import EtcdMember
 from pgwarden.dcs.etcd_tls import EtcdTlsError
-from pgwarden.dcs.etcd_wire import EtcdMember
 from pgwarden.dcs.store import Store, StoreError
 from pgwarden.model.cluster import ClusterView, DynamicConfig, Member
 from pgwarden.tls import client_context
@@ -162,7 +163,7 @@ class ClusterClient:
         """etcd's own member list (which may differ from the configured endpoints)."""
         store = self._etcd()
         try:
-            return store.members()
+            return etcd_admin.members(store)
         except StoreError as exc:
             raise self._etcd_error(exc) from None
 
@@ -175,7 +176,7 @@ class ClusterClient:
             times: list[float] = []
             try:
                 for _ in range(samples):
-                    times.append(store.round_trip(index, self.cluster_store.keys.leader))
+                    times.append(etcd_admin.round_trip(store, index, self.cluster_store.keys.leader))
             except StoreError as exc:
                 found[str(endpoint)] = str(exc)
                 continue

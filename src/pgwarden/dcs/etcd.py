@@ -40,15 +40,14 @@ import math
 import queue
 import ssl
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from pgwarden import outbound_http
 from pgwarden.dcs import etcd_auth, etcd_tls
 from pgwarden.dcs.etcd_auth import EtcdAuth, TokenSource
 from pgwarden.dcs.etcd_wire import (
-    EtcdMember,
+    GATEWAY_HEADERS,
     Json,
     _b64,
     _describe,
@@ -56,7 +55,9 @@ from pgwarden.dcs.etcd_wire import (
     _EtcdAnswer,
     _is_transient,
     _key_value,
+    _parse_body,
     _put,
+    _Reply,
     _revision,
     _watch_event,
     prefix_end,
@@ -133,19 +134,7 @@ class EtcdStore:
 
     @staticmethod
     def _new_client(bind_address: str | None, tls: ssl.SSLContext | None) -> HttpClient:
-        # Grpc-Metadata-Hasleader makes a member without a leader answer "no leader" at once
-        # instead of waiting (and, for watches, which are not linearizable, instead of serving
-        # a stream that will never see an event); that answer moves us on to the next member.
-        # Accept is not optional: the gateway forwards it as "grpcgateway-accept", which is how
-        # etcd tells its gateway's calls apart; without it, etcd 3.4 takes the CommonName of the
-        # certificate the gateway dials with (the member's own) as the user of a call without a
-        # token (a "permission denied" instead of "user name is empty", or worse, its rights).
-        headers = {
-            "Grpc-Metadata-Hasleader": "true",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
-        return HttpClient(source=bind_address, tls=tls, headers=headers, keepalive=KEEPALIVE)
+        return HttpClient(source=bind_address, tls=tls, headers=GATEWAY_HEADERS, keepalive=KEEPALIVE)
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -166,8 +155,11 @@ class EtcdStore:
         reasons += [f"{ep} not tried (deadline)" for ep in self._endpoints if ep not in tried]
         return StoreError("etcd unreachable: " + "; ".join(reasons))
 
-    def _call(self, path: str, body: Json) -> Json:
-        """POST ``body`` to ``path`` on the first endpoint that answers; unwrap stream messages."""
+    def call(self, path: str, body: Json) -> Json:
+        """POST ``body`` to the gateway's ``path`` on the first member that answers (the preferred
+        first), with a token when etcd wants one; stream messages unwrapped. StoreError when none
+        answered, _EtcdAnswer (a StoreError) when etcd refused the call itself. The Store methods
+        below use it, and dcs/etcd_admin.py (pgwarden doctor's calls on the etcd cluster)."""
         failures: list[tuple[Address, str]] = []
         for index, endpoint, budget in self._attempts():
             try:
@@ -271,7 +263,7 @@ class EtcdStore:
                         "junk keys under the cluster's prefix?"
                     )
             text = data.decode("utf-8", errors="replace")
-            return self._parse_body(response.status, text, self._settings)
+            return _parse_body(response.status, text, self._settings)
 
     def _post_once(self, index: int, path: str, body: Json, budget: float) -> _Reply:
         """One request to one endpoint, never raising: what it answered, or why it did not. It
@@ -331,64 +323,35 @@ class EtcdStore:
             targets = [i for i in range(len(self._endpoints)) if i not in pending]
         raise self._unreachable([(self._endpoints[i], why) for i, why in sorted(failures.items())])
 
-    @staticmethod
-    def _parse_body(status: int, text: str, settings: EtcdSettings) -> Json:
-        # Streaming endpoints (keepalive) answer one JSON object per line, wrapped in "result".
-        # An empty body is a member dying mid-answer, never "no TTL" (that would fake LeaseExpired).
-        lines = text.strip().splitlines()
-        if not lines:
-            raise ValueError(f"answered HTTP {status} with nothing")
-        try:
-            answer = json.loads(lines[0])
-        except ValueError:
-            refusal = etcd_tls.describe_refusal(status, text, settings)
-            raise ValueError(refusal or f"answered HTTP {status}, not JSON") from None
-        if not isinstance(answer, dict):
-            raise ValueError(f"answered HTTP {status} with JSON that is not an object")
-        result = answer.get("result")
-        return result if isinstance(result, dict) else answer
-
-    # -- cluster administration (pgwarden doctor) ---------------------------------------------
+    # -- one member at a time (dcs/etcd_admin.py: pgwarden doctor's calls) -------------------
 
     @property
     def endpoints(self) -> tuple[Address, ...]:
         return self._endpoints
 
-    def members(self) -> tuple[EtcdMember, ...]:
-        """The etcd cluster's members as it lists them (not only the configured endpoints)."""
-        answer = self._call("/v3/cluster/member/list", {})
-        found = []
-        for raw in answer.get("members", []):
-            if isinstance(raw, Mapping):
-                urls = raw.get("clientURLs")
-                clients = tuple(str(u) for u in urls) if isinstance(urls, list) else ()
-                found.append(EtcdMember(str(raw.get("name", "")), clients))
-        return tuple(found)
-
-    def round_trip(self, index: int, key: str) -> float:
-        """Seconds one linearizable read of ``key`` took on endpoint ``index`` (what the agents'
-        reads cost there); StoreError when that endpoint did not answer."""
-        reply = self._post_once(index, "/v3/kv/range", {"key": _b64(key)}, self._timeout)
-        took = time.monotonic() - reply.sent
+    def call_on(self, index: int, path: str, body: Json) -> Json:
+        """``body`` to ``path`` on endpoint ``index`` alone (no other member is tried);
+        StoreError naming that endpoint when it did not answer or refused."""
+        reply = self._post_once(index, path, body, self._timeout)
         if reply.failure is not None or reply.error is not None:
             why = reply.failure or (reply.error[1] if reply.error else "")
             raise StoreError(f"{self._endpoints[index]} {why}")
-        return took
+        return reply.answer or {}
 
     # -- Store -------------------------------------------------------------------------------
 
     def get_prefix(self, prefix: str) -> Snapshot:
-        answer = self._call("/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))})
+        answer = self.call("/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))})
         items = tuple(_key_value(kv) for kv in answer.get("kvs", []))
         return Snapshot(revision=_revision(answer), items=items)
 
     def grant_lease(self, ttl: float) -> int:
-        answer = self._call("/v3/lease/grant", {"TTL": str(max(1, math.ceil(ttl)))})
+        answer = self.call("/v3/lease/grant", {"TTL": str(max(1, math.ceil(ttl)))})
         return int(answer["ID"])
 
     def keepalive(self, lease: int) -> float:
         try:
-            answer = self._call("/v3/lease/keepalive", {"ID": str(lease)})
+            answer = self.call("/v3/lease/keepalive", {"ID": str(lease)})
         except _EtcdAnswer as exc:
             if exc.code == _NOT_FOUND:
                 raise LeaseExpired(f"lease {lease:x} expired: {exc.message}") from exc
@@ -415,13 +378,13 @@ class EtcdStore:
 
     def revoke(self, lease: int) -> None:
         try:
-            self._call("/v3/lease/revoke", {"ID": str(lease)})
+            self.call("/v3/lease/revoke", {"ID": str(lease)})
         except _EtcdAnswer as exc:
             if exc.code != _NOT_FOUND:
                 raise
 
     def put(self, key: str, value: str, lease: int = 0) -> int:
-        return _revision(self._call("/v3/kv/put", _put(key, value, lease)))
+        return _revision(self.call("/v3/kv/put", _put(key, value, lease)))
 
     def create(self, key: str, value: str, lease: int = 0) -> bool:
         compare = {"key": _b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
@@ -439,13 +402,13 @@ class EtcdStore:
 
     def delete(self, key: str, expected_value: str | None = None) -> bool:
         if expected_value is None:
-            return int(self._call("/v3/kv/deleterange", {"key": _b64(key)}).get("deleted", 0)) > 0
+            return int(self.call("/v3/kv/deleterange", {"key": _b64(key)}).get("deleted", 0)) > 0
         compare = {"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(expected_value)}
         return self._txn(compare, {"request_delete_range": {"key": _b64(key)}})
 
     def _txn(self, compare: Json, then: Json) -> bool:
         # protobuf's JSON leaves out false: an absent "succeeded" means the compare failed.
-        return bool(self._call("/v3/kv/txn", {"compare": [compare], "success": [then]}).get("succeeded"))
+        return bool(self.call("/v3/kv/txn", {"compare": [compare], "success": [then]}).get("succeeded"))
 
     def watch(self, prefix: str, start_revision: int, timeout: float) -> list[WatchEvent]:
         request: Json = {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))}
@@ -501,7 +464,7 @@ class EtcdStore:
             if response.status >= 400:
                 text = response.read(MAX_ANSWER_BYTES).decode("utf-8", errors="replace")
                 # ValueError when it is not JSON: that member is skipped, like one that did not answer
-                error = _error_of(self._parse_body(response.status, text, self._settings))
+                error = _error_of(_parse_body(response.status, text, self._settings))
                 if error is not None:
                     raise self._refused(index, *error)
             for line in response.lines(MAX_ANSWER_BYTES):  # one watch message per line
@@ -533,14 +496,3 @@ class EtcdStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    """One endpoint's reply to one request: an answer (maybe a definite error), or a failure."""
-
-    index: int
-    sent: float  # monotonic, taken just before the request left
-    answer: Json | None = None
-    error: tuple[int | None, str] | None = None  # an error another member would answer alike
-    failure: str | None = None  # no usable answer: refused, timed out, "no leader", ...

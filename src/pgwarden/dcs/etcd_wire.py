@@ -1,11 +1,13 @@
-"""The etcd v3 JSON gateway's encoding: keys and values in base64, answers and their errors,
-key-values, revisions, watch events, and the words for a failed call. Pure functions over the
-gateway's JSON (no I/O), used by EtcdStore (dcs/etcd.py).
+"""The etcd v3 JSON gateway's encoding: the headers every call carries, keys and values in base64,
+answer bodies, answers and their errors, key-values, revisions, watch events, one member's reply,
+and the words for a failed call. Pure functions over the gateway's JSON (no I/O), used by
+EtcdStore (dcs/etcd.py).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,6 +21,19 @@ from pgwarden.outbound_http import TransportError
 _TRANSIENT_CODES = frozenset({4, 14})
 
 Json = dict[str, Any]
+
+# Grpc-Metadata-Hasleader makes a member without a leader answer "no leader" at once
+# instead of waiting (and, for watches, which are not linearizable, instead of serving
+# a stream that will never see an event); that answer moves us on to the next member.
+# Accept is not optional: the gateway forwards it as "grpcgateway-accept", which is how
+# etcd tells its gateway's calls apart; without it, etcd 3.4 takes the CommonName of the
+# certificate the gateway dials with (the member's own) as the user of a call without a
+# token (a "permission denied" instead of "user name is empty", or worse, its rights).
+GATEWAY_HEADERS: Mapping[str, str] = {
+    "Grpc-Metadata-Hasleader": "true",
+    "Content-Type": "application/json",
+    "Accept": "application/json",
+}
 
 
 def _b64(text: str | bytes) -> str:
@@ -99,14 +114,6 @@ def _revision(answer: Json) -> int:
     return int(answer.get("header", {}).get("revision", 0))
 
 
-@dataclass(frozen=True, slots=True)
-class EtcdMember:
-    """One member of the etcd cluster: its name and the URLs its clients use."""
-
-    name: str
-    client_urls: tuple[str, ...]
-
-
 def _put(key: str, value: str, lease: int) -> Json:
     body: Json = {"key": _b64(key), "value": _b64(value)}
     if lease:
@@ -120,3 +127,31 @@ def _watch_event(event: Mapping[str, Any]) -> WatchEvent:
     return WatchEvent(
         kind=kind, key=kv.key, value=kv.value if kind == "put" else "", mod_revision=kv.mod_revision
     )
+
+
+def _parse_body(status: int, text: str, settings: EtcdSettings) -> Json:
+    # Streaming endpoints (keepalive) answer one JSON object per line, wrapped in "result".
+    # An empty body is a member dying mid-answer, never "no TTL" (that would fake LeaseExpired).
+    lines = text.strip().splitlines()
+    if not lines:
+        raise ValueError(f"answered HTTP {status} with nothing")
+    try:
+        answer = json.loads(lines[0])
+    except ValueError:
+        refusal = etcd_tls.describe_refusal(status, text, settings)
+        raise ValueError(refusal or f"answered HTTP {status}, not JSON") from None
+    if not isinstance(answer, dict):
+        raise ValueError(f"answered HTTP {status} with JSON that is not an object")
+    result = answer.get("result")
+    return result if isinstance(result, dict) else answer
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """One endpoint's reply to one request: an answer (maybe a definite error), or a failure."""
+
+    index: int
+    sent: float  # monotonic, taken just before the request left
+    answer: Json | None = None
+    error: tuple[int | None, str] | None = None  # an error another member would answer alike
+    failure: str | None = None  # no usable answer: refused, timed out, "no leader", ...

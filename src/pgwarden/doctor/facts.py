@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgwarden.dcs.etcd_wire import EtcdMember
+from pgwarden.dcs.etcd_admin import EtcdMember
 from pgwarden.model import ClusterView, Lsn
 
 MAX_ROWS = 100  # slots or WAL senders kept per node
