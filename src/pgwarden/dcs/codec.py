@@ -6,22 +6,42 @@ crash an agent that reads it: every decoder either returns a typed, bounded valu
 tests/unit/test_codec_properties.py feed them arbitrary JSON and bytes). What an unreadable key
 then means is the caller's business (`ClusterStore.decode`: the safe reading of each key).
 Missing optional fields take the model's defaults, so fields added later stay readable by older
-values; unknown fields are ignored for the same reason.
+values; unknown fields are ignored for the same reason. The field readers the decoders share (each
+field typed and bounded, or a ValueError naming it) are in dcs/codec_fields.py.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from pgwarden.bounded_json import parse_json
 from pgwarden.config.dynamic import dynamic_config_to_dict, parse_stored_dynamic_config
-from pgwarden.config.errors import ConfigError
 from pgwarden.config.fields import Name
+from pgwarden.dcs.codec_fields import (
+    INT32,
+    Obj,
+    dumps,
+    kind_of,
+    read_bool,
+    read_int,
+    read_lsn,
+    read_names,
+    read_object,
+    read_opt_bool,
+    read_opt_float,
+    read_opt_int,
+    read_opt_lsn,
+    read_opt_str,
+    read_str,
+    read_str_map,
+    read_value,
+)
+
+# Re-exported: callers bound values and catch errors with codec.MAX_VALUE_BYTES, codec.Unreadable.
+from pgwarden.dcs.codec_fields import MAX_VALUE_BYTES as MAX_VALUE_BYTES
+from pgwarden.dcs.codec_fields import Unreadable as Unreadable
 from pgwarden.model.cluster import (
     MAX_PROGRESS,
     MAX_REASON,
@@ -40,127 +60,12 @@ from pgwarden.model.cluster import (
 from pgwarden.model.lsn import Lsn
 from pgwarden.model.parameters import ParameterError
 
-T = TypeVar("T")
-Obj = Mapping[str, Any]
-
 _DEFAULT_TAGS = Tags()
-# The largest value any key may hold: a member record is about 1 KiB, a full history (100 entries,
-# see ClusterStore) about 30 KiB. Larger values are refused before they are parsed.
-MAX_VALUE_BYTES = 256 * 1024
-_INT32 = (-(2**31), 2**31 - 1)
 _TIMELINE = (1, 2**32 - 1)  # PostgreSQL's TimeLineID is a uint32
 _PORT = (1, 65535)
 _MAX_NAME = 256
 _SYSTEM_ID_EPOCH = 946_684_800  # 2000-01-01: no PostgreSQL 15 cluster was initialised before
 _MEMBER_NAME = TypeAdapter(Name)  # the node config's rule for member names: one home
-
-
-class Unreadable(ValueError):
-    """A stored value that cannot be read; the message names the field and what is wrong."""
-
-
-def _dumps(data: object) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-
-# -- field readers: each raises ValueError naming the field when the type is wrong ------------
-
-
-def _object(data: object, what: str) -> Obj:
-    if not isinstance(data, dict):
-        raise ValueError(f"{what} must be a JSON object, not {_kind(data)}")
-    return data
-
-
-def _kind(data: object) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(data), "a number")
-
-
-def _str(data: Obj, field: str, default: str | None = None) -> str:
-    value = data.get(field, default)
-    if not isinstance(value, str):
-        raise ValueError(f"{field} must be a string, not {_kind(value)}")
-    return value
-
-
-def _opt_str(data: Obj, field: str) -> str | None:
-    value = data.get(field)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{field} must be a string or null, not {_kind(value)}")
-    return value
-
-
-def _int(data: Obj, field: str, default: int | None = None, bounds: tuple[int, int] = _INT32) -> int:
-    value: object = data.get(field, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{field} must be an integer, not {_kind(value)}")
-    low, high = bounds
-    if not low <= value <= high:
-        raise ValueError(f"{field} must be between {low} and {high}")
-    return value
-
-
-def _opt_int(data: Obj, field: str, bounds: tuple[int, int] = _INT32) -> int | None:
-    return None if data.get(field) is None else _int(data, field, bounds=bounds)
-
-
-def _opt_float(data: Obj, field: str) -> float | None:
-    value = data.get(field)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{field} must be a number or null, not {_kind(value)}")
-    number = float(value)  # an integer too large for a float raises OverflowError, an ArithmeticError
-    if not math.isfinite(number):
-        raise ValueError(f"{field} must be a finite number")
-    return number
-
-
-def _bool(data: Obj, field: str, default: bool) -> bool:
-    value = data.get(field, default)
-    if not isinstance(value, bool):
-        raise ValueError(f"{field} must be true or false, not {_kind(value)}")
-    return value
-
-
-def _opt_bool(data: Obj, field: str) -> bool | None:
-    value = data.get(field)
-    if value is not None and not isinstance(value, bool):
-        raise ValueError(f"{field} must be true, false or null, not {_kind(value)}")
-    return value
-
-
-def _lsn(data: Obj, field: str) -> Lsn:
-    return Lsn.parse(_str(data, field))
-
-
-def _opt_lsn(data: Obj, field: str) -> Lsn | None:
-    text = _opt_str(data, field)
-    return None if text is None else Lsn.parse(text)
-
-
-def _str_map(data: Obj, field: str) -> dict[str, str]:
-    value = _object(data.get(field, {}), field)
-    if not all(isinstance(v, str) for v in value.values()):
-        raise ValueError(f"{field} values must be strings")
-    return dict(value)
-
-
-def _names(data: Obj, field: str) -> frozenset[str]:
-    """An optional list of member names (absent: none)."""
-    value = data.get(field, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{field} must be a list of names")
-    return frozenset(value)
-
-
-def _read(text: str, parse: Callable[[Any], T]) -> T:
-    """``parse`` applied to the JSON in ``text``; `Unreadable` for any problem of the value."""
-    try:
-        return parse(parse_json(text, MAX_VALUE_BYTES))
-    except (ValueError, TypeError, KeyError, ArithmeticError, ConfigError) as exc:
-        raise Unreadable(str(exc) or type(exc).__name__) from None
 
 
 # -- Tags and Member -----------------------------------------------------------------------
@@ -180,22 +85,22 @@ def tags_to_dict(tags: Tags) -> dict[str, Any]:
 
 
 def tags_from_dict(data: object) -> Tags:
-    obj = _object(data, "tags")
+    obj = read_object(data, "tags")
     d = _DEFAULT_TAGS
     return Tags(
-        nofailover=_bool(obj, "nofailover", d.nofailover),
-        noloadbalance=_bool(obj, "noloadbalance", d.noloadbalance),
-        nosync=_bool(obj, "nosync", d.nosync),
-        failover_priority=_int(obj, "failover_priority", d.failover_priority),
-        sync_priority=_int(obj, "sync_priority", d.sync_priority),
-        clonefrom=_bool(obj, "clonefrom", d.clonefrom),
-        replicatefrom=_opt_str(obj, "replicatefrom"),
-        custom=_str_map(obj, "custom"),
+        nofailover=read_bool(obj, "nofailover", d.nofailover),
+        noloadbalance=read_bool(obj, "noloadbalance", d.noloadbalance),
+        nosync=read_bool(obj, "nosync", d.nosync),
+        failover_priority=read_int(obj, "failover_priority", d.failover_priority),
+        sync_priority=read_int(obj, "sync_priority", d.sync_priority),
+        clonefrom=read_bool(obj, "clonefrom", d.clonefrom),
+        replicatefrom=read_opt_str(obj, "replicatefrom"),
+        custom=read_str_map(obj, "custom"),
     )
 
 
 def encode_member(member: Member) -> str:
-    return _dumps(
+    return dumps(
         {
             "name": member.name,
             "api_url": member.api_url,
@@ -227,11 +132,11 @@ def encode_member(member: Member) -> str:
 
 
 def _pending_reason(data: Obj) -> dict[str, tuple[str, str]]:
-    reasons = _object(data.get("pending_restart_reason", {}), "pending_restart_reason")
+    reasons = read_object(data.get("pending_restart_reason", {}), "pending_restart_reason")
     found: dict[str, tuple[str, str]] = {}
     for name, change in reasons.items():
-        change = _object(change, f"pending_restart_reason.{name}")
-        found[name] = (_str(change, "old"), _str(change, "new"))
+        change = read_object(change, f"pending_restart_reason.{name}")
+        found[name] = (read_str(change, "old"), read_str(change, "new"))
     return found
 
 
@@ -244,8 +149,10 @@ def _config_errors(data: Obj) -> tuple[ParameterError, ...]:
         raise ValueError("config_errors must be a list")
     errors = []
     for row in rows[:_MAX_CONFIG_ERRORS]:
-        row = _object(row, "config_errors[]")
-        errors.append(ParameterError(_str(row, "name"), _str(row, "value", ""), _str(row, "error")))
+        row = read_object(row, "config_errors[]")
+        errors.append(
+            ParameterError(read_str(row, "name"), read_str(row, "value", ""), read_str(row, "error"))
+        )
     return tuple(errors)
 
 
@@ -257,41 +164,41 @@ def _shown(data: Obj, field: str, limit: int) -> str:
 
 
 def _member(data: object) -> Member:
-    obj = _object(data, "member")
+    obj = read_object(data, "member")
     return Member(
-        name=_str(obj, "name"),
-        api_url=_str(obj, "api_url"),
-        host=_str(obj, "host"),
-        port=_int(obj, "port", bounds=_PORT),
-        role=Role(_str(obj, "role", Role.UNINITIALIZED.value)),
-        state=PgState(_str(obj, "state", PgState.UNKNOWN.value)),
-        timeline=_opt_int(obj, "timeline", _TIMELINE),
-        lsn=_opt_lsn(obj, "lsn"),
+        name=read_str(obj, "name"),
+        api_url=read_str(obj, "api_url"),
+        host=read_str(obj, "host"),
+        port=read_int(obj, "port", bounds=_PORT),
+        role=Role(read_str(obj, "role", Role.UNINITIALIZED.value)),
+        state=PgState(read_str(obj, "state", PgState.UNKNOWN.value)),
+        timeline=read_opt_int(obj, "timeline", _TIMELINE),
+        lsn=read_opt_lsn(obj, "lsn"),
         tags=tags_from_dict(obj.get("tags", {})),
-        pending_restart=_bool(obj, "pending_restart", False),
-        version=_str(obj, "version", ""),
+        pending_restart=read_bool(obj, "pending_restart", False),
+        version=read_str(obj, "version", ""),
         pending_restart_reason=_pending_reason(obj),
-        scheduled_restart=_opt_float(obj, "scheduled_restart"),
+        scheduled_restart=read_opt_float(obj, "scheduled_restart"),
         config_errors=_config_errors(obj),
-        loop_error=_opt_str(obj, "loop_error"),
+        loop_error=read_opt_str(obj, "loop_error"),
         reason_code=_shown(obj, "reason_code", MAX_REASON_CODE),
         reason=_shown(obj, "reason", MAX_REASON),
         progress=_shown(obj, "progress", MAX_PROGRESS),
-        receive_lsn=_opt_lsn(obj, "receive_lsn"),
-        replay_lsn=_opt_lsn(obj, "replay_lsn"),
-        streaming=_opt_bool(obj, "streaming"),
+        receive_lsn=read_opt_lsn(obj, "receive_lsn"),
+        replay_lsn=read_opt_lsn(obj, "replay_lsn"),
+        streaming=read_opt_bool(obj, "streaming"),
     )
 
 
 def decode_member(text: str) -> Member:
-    return _read(text, _member)
+    return read_value(text, _member)
 
 
 # -- leader status, sync set, history, switchover ------------------------------------------
 
 
 def encode_status(status: LeaderStatus) -> str:
-    return _dumps(
+    return dumps(
         {
             "name": status.name,
             "timeline": status.timeline,
@@ -303,23 +210,23 @@ def encode_status(status: LeaderStatus) -> str:
 
 
 def _status(data: object) -> LeaderStatus:
-    obj = _object(data, "status")
-    slots = {name: Lsn.parse(text) for name, text in _str_map(obj, "slots").items()}
+    obj = read_object(data, "status")
+    slots = {name: Lsn.parse(text) for name, text in read_str_map(obj, "slots").items()}
     return LeaderStatus(
-        name=_str(obj, "name"),
-        timeline=_int(obj, "timeline", bounds=_TIMELINE),
-        lsn=_lsn(obj, "lsn"),
+        name=read_str(obj, "name"),
+        timeline=read_int(obj, "timeline", bounds=_TIMELINE),
+        lsn=read_lsn(obj, "lsn"),
         slots=slots,
-        members=_names(obj, "members"),
+        members=read_names(obj, "members"),
     )
 
 
 def decode_status(text: str) -> LeaderStatus:
-    return _read(text, _status)
+    return read_value(text, _status)
 
 
 def encode_sync(sync: SyncState) -> str:
-    return _dumps(
+    return dumps(
         {
             "leader": sync.leader,
             "members": sorted(sync.members),
@@ -330,20 +237,20 @@ def encode_sync(sync: SyncState) -> str:
 
 
 def _sync(data: object) -> SyncState:
-    obj = _object(data, "sync")
+    obj = read_object(data, "sync")
     members = obj.get("members", [])
     if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
         raise ValueError("members must be a list of names")
     return SyncState(
-        leader=_opt_str(obj, "leader"),
+        leader=read_opt_str(obj, "leader"),
         members=frozenset(members),
-        quorum=_int(obj, "quorum", 0, bounds=(0, _INT32[1])),
-        degraded_since=_opt_float(obj, "degraded_since"),
+        quorum=read_int(obj, "quorum", 0, bounds=(0, INT32[1])),
+        degraded_since=read_opt_float(obj, "degraded_since"),
     )
 
 
 def decode_sync(text: str) -> SyncState:
-    return _read(text, _sync)
+    return read_value(text, _sync)
 
 
 def _history_entry_to_dict(entry: HistoryEntry) -> dict[str, Any]:
@@ -358,14 +265,14 @@ def _history_entry_to_dict(entry: HistoryEntry) -> dict[str, Any]:
 
 
 def _history_entry(data: object) -> HistoryEntry:
-    obj = _object(data, "history entry")
+    obj = read_object(data, "history entry")
     return HistoryEntry(
-        timeline=_int(obj, "timeline", bounds=(0, _TIMELINE[1])),  # 0: a sync event before any timeline
-        switch_lsn=_lsn(obj, "switch_lsn"),
-        reason=_str(obj, "reason", ""),
-        timestamp=_str(obj, "timestamp", ""),
-        new_leader=_str(obj, "new_leader", ""),
-        event=_str(obj, "event", PROMOTION),
+        timeline=read_int(obj, "timeline", bounds=(0, _TIMELINE[1])),  # 0: a sync event before any timeline
+        switch_lsn=read_lsn(obj, "switch_lsn"),
+        reason=read_str(obj, "reason", ""),
+        timestamp=read_str(obj, "timestamp", ""),
+        new_leader=read_str(obj, "new_leader", ""),
+        event=read_str(obj, "event", PROMOTION),
     )
 
 
@@ -373,22 +280,22 @@ def encode_history(entries: tuple[HistoryEntry, ...] | list[HistoryEntry], folde
     """The entries as a JSON list; ``folded`` older entries dropped to bound the key are counted in
     a first element ``{"folded": k}``, which versions without folding skip as a malformed entry."""
     head: list[dict[str, Any]] = [{"folded": folded}] if folded else []
-    return _dumps(head + [_history_entry_to_dict(e) for e in entries])
+    return dumps(head + [_history_entry_to_dict(e) for e in entries])
 
 
 def decode_history(text: str) -> tuple[tuple[HistoryEntry, ...], int]:
     """The entries and how many older ones were folded; one malformed entry makes the whole value
     unreadable, because a history with holes could hide the fork point a rejoin needs."""
-    return _read(text, _history)
+    return read_value(text, _history)
 
 
 def _history(data: object) -> tuple[tuple[HistoryEntry, ...], int]:
     if not isinstance(data, list):
-        raise ValueError(f"history must be a JSON list, not {_kind(data)}")
+        raise ValueError(f"history must be a JSON list, not {kind_of(data)}")
     folded = 0
     items = data
     if items and isinstance(items[0], dict) and "folded" in items[0]:
-        folded = _int(items[0], "folded", bounds=(0, 2**62))
+        folded = read_int(items[0], "folded", bounds=(0, 2**62))
         items = items[1:]
     entries = []
     for number, item in enumerate(items, 1):
@@ -400,7 +307,7 @@ def _history(data: object) -> tuple[tuple[HistoryEntry, ...], int]:
 
 
 def encode_switchover(intent: SwitchoverIntent) -> str:
-    return _dumps(
+    return dumps(
         {
             "leader": intent.leader,
             "candidate": intent.candidate,
@@ -412,35 +319,35 @@ def encode_switchover(intent: SwitchoverIntent) -> str:
 
 
 def _switchover(data: object) -> SwitchoverIntent:
-    obj = _object(data, "switchover")
+    obj = read_object(data, "switchover")
     return SwitchoverIntent(
-        leader=_opt_str(obj, "leader"),
-        candidate=_opt_str(obj, "candidate"),
-        scheduled_at=_opt_float(obj, "scheduled_at"),
-        failover=_bool(obj, "failover", False),
-        deadline=_opt_float(obj, "deadline"),
+        leader=read_opt_str(obj, "leader"),
+        candidate=read_opt_str(obj, "candidate"),
+        scheduled_at=read_opt_float(obj, "scheduled_at"),
+        failover=read_bool(obj, "failover", False),
+        deadline=read_opt_float(obj, "deadline"),
     )
 
 
 def decode_switchover(text: str) -> SwitchoverIntent:
-    return _read(text, _switchover)
+    return read_value(text, _switchover)
 
 
 def encode_switchover_outcome(at: float, outcome: str) -> str:
-    return _dumps({"at": at, "outcome": outcome})
+    return dumps({"at": at, "outcome": outcome})
 
 
 def decode_switchover_outcome(text: str) -> tuple[float, str]:
     """When (epoch seconds) and why the leader abandoned the last switchover."""
 
     def outcome(data: object) -> tuple[float, str]:
-        obj = _object(data, "switchover_outcome")
-        at = _opt_float(obj, "at")
+        obj = read_object(data, "switchover_outcome")
+        at = read_opt_float(obj, "at")
         if at is None:
             raise ValueError("at must be a number")
-        return at, _str(obj, "outcome")
+        return at, read_str(obj, "outcome")
 
-    return _read(text, outcome)
+    return read_value(text, outcome)
 
 
 # -- plain-text keys: the leader's name, the system identifier -----------------------------
@@ -478,11 +385,11 @@ def decode_initialize(text: str) -> str:
 
 def encode_failsafe(topology: Mapping[str, str]) -> str:
     """Patroni's ``/failsafe`` shape: ``{member name: REST API URL}``."""
-    return _dumps(dict(topology))
+    return dumps(dict(topology))
 
 
 def _failsafe(data: object) -> dict[str, str]:
-    obj = _object(data, "failsafe topology")
+    obj = read_object(data, "failsafe topology")
     for name, url in obj.items():
         if not name or "/" in name:
             raise ValueError(f"member name {name[:40]!r} in the failsafe topology is not a member name")
@@ -492,18 +399,18 @@ def _failsafe(data: object) -> dict[str, str]:
 
 
 def decode_failsafe(text: str) -> dict[str, str]:
-    return _read(text, _failsafe)
+    return read_value(text, _failsafe)
 
 
 # -- dynamic config ------------------------------------------------------------------------
 
 
 def encode_config(cfg: DynamicConfig) -> str:
-    return _dumps(dynamic_config_to_dict(cfg))
+    return dumps(dynamic_config_to_dict(cfg))
 
 
 def decode_config(text: str) -> tuple[DynamicConfig, tuple[str, ...]]:
     """The config, and the keys it holds that this version does not know (ignored: a newer agent
     may have written them). A value the validation refuses is unreadable: the caller keeps the
     last valid config in force rather than falling back to defaults."""
-    return _read(text, parse_stored_dynamic_config)
+    return read_value(text, parse_stored_dynamic_config)
