@@ -144,6 +144,15 @@ def print_document(format: OutputFormat, document: Any) -> None:
         print_json(document)
 
 
+def print_result(format: OutputFormat, document: Any, table: RenderableType) -> None:
+    """A command's one result: its table in the pretty formats, its document in json and yaml (and in
+    tsv, as json: a report has no rows to tab). One home for doctor, drill and events."""
+    if is_pretty(format):
+        show(table)
+    else:
+        print_document(format, document)
+
+
 def print_tsv(rows: list[dict[str, Any]], columns: list[str]) -> None:
     """``-f tsv``: a header line, then one line per row; None and missing cells are empty."""
     typer.echo("\t".join(columns))

@@ -15,9 +15,7 @@ from pgwarden.cli.connect import (
     FormatOption,
     OutputFormat,
     cluster_client,
-    is_pretty,
-    print_document,
-    show,
+    print_result,
 )
 from pgwarden.doctor.checks import examine
 from pgwarden.doctor.findings import Report, Severity
@@ -53,10 +51,7 @@ def doctor(
     with cluster_client(ctx, config, dir) as client:
         facts = gather(client, haproxy_config)
     report = examine(facts)
-    if not is_pretty(format):  # json, yaml (tsv: the document too, there are no rows to tab)
-        print_document(OutputFormat.JSON if format == OutputFormat.TSV else format, report.document())
-    else:
-        show(render(report))
+    print_result(format, report.document(), render(report))
     raise typer.Exit(report.exit_code)
 
 

@@ -18,8 +18,7 @@ from pgwarden.cli.connect import (
     cluster_client,
     fail,
     is_pretty,
-    print_document,
-    show,
+    print_result,
 )
 from pgwarden.client import DEFAULT_STACK_DIR
 
@@ -77,12 +76,10 @@ def drill(
         settings = DrillSettings(dsn=writes_to, rounds=rounds, heal_timeout=heal_timeout)
         table = is_pretty(format)
         report = Drill(cluster, fault, settings).run(on_round=_print_round if table else lambda _: None)
+    print_result(format, report.document(), summary_table(report))
     if table:
-        show(summary_table(report))
         for problem in report.problems():
             typer.echo(f"pgwarden: {problem}", err=True)
-    else:
-        print_document(format, report.document())
     if not report.ok:
         raise typer.Exit(1)
 

@@ -26,9 +26,7 @@ from pgwarden.cli.connect import (
     OutputFormat,
     cluster_client,
     fail,
-    is_pretty,
-    print_document,
-    show,
+    print_result,
     warn,
 )
 from pgwarden.client import ClientError, ClusterClient
@@ -108,11 +106,7 @@ def events(
     rows = rows[-limit:]
     for name, why in sorted(unreachable.items()):
         warn(f"no decisions from {name}: {why}")
-    if not is_pretty(format):  # json, yaml (tsv: as json)
-        document = {"events": rows, "unreachable": unreachable}
-        print_document(OutputFormat.JSON if format == OutputFormat.TSV else format, document)
-    else:
-        show(events_table(rows))
+    print_result(format, {"events": rows, "unreachable": unreachable}, events_table(rows))
     if unreachable and not any(r["source"] == "agent" for r in rows):
         fail("no agent answered GET /events", REFUSED)
 
