@@ -64,10 +64,24 @@ def test_a_fence_that_died_is_replaced(data_dir: str) -> None:
 def test_a_second_fence_for_the_same_data_directory_exits(data_dir: str) -> None:
     first = FenceLink(data_dir, "node1", lambda: None)
     pid = first.ensure_running()
-    assert pid is not None
+    original = first._child  # the link keeps only the child it started last
+    assert pid is not None and original is not None
     first._start()  # as if another agent raced it: the lock keeps one
-    assert running_fence(data_dir) == pid
-    first.stop()
+    racer = first._child
+    assert racer is not None and racer.pid != pid
+    try:
+        # Waited for while the first fence holds the lock: stopping the first before the racer
+        # (slow to start on a loaded machine) reached the lock would hand the lock to the racer,
+        # which would then guard the directory until killed.
+        assert racer.wait(timeout=60) == 0, "the second fence exits, finding the lock taken"
+        assert running_fence(data_dir) == pid and alive(pid), "the first fence still guards"
+    finally:
+        if racer.poll() is None:  # by PID, even on failure: no fence outlives the test
+            os.kill(racer.pid, signal.SIGKILL)
+            racer.wait()
+        first.stop()
+    assert wait_gone(pid)
+    original.wait(timeout=5)  # reaped here, not left a zombie until pytest exits
 
 
 def test_the_lease_feeds_the_fence_on_every_renewal_and_release(tmp_path: Path) -> None:
