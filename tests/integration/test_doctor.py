@@ -350,8 +350,9 @@ def test_a_standbys_clock_twenty_seconds_ahead(cluster_a: Stack) -> None:
 @pytest.fixture(scope="module")
 def cluster_b() -> Iterator[Stack]:
     dcs = {"parameters": {"archive_mode": "on", "archive_command": "/bin/true"}}
-    # safety_margin 1: a 3 s timeout (ttl 4) that the agent would use, so what fails is the device.
-    watchdog = {"watchdog": {"mode": "automatic", "device": "/nonexistent/watchdog", "safety_margin": 1}}
+    # The default safety_margin (it scales with ttl): a 3 s timeout at ttl 4 that the agent would
+    # use, so what fails is the device, not the timing.
+    watchdog = {"watchdog": {"mode": "automatic", "device": "/nonexistent/watchdog"}}
     # etcd_offset = node_offset: each etcd member listens on a database node's address.
     with running_stack(
         dcs=dcs, network=own_network(), etcd_offset=11, api_password=None, node_extra=watchdog

@@ -454,8 +454,8 @@ def test_env_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch
 
 def test_watchdog_is_off_by_default_and_takes_patronis_spellings() -> None:
     assert parse_node_config(MINIMAL, "node.yml", env={}).watchdog == WatchdogSettings(
-        "off", "/dev/watchdog", 5.0
-    )
+        "off", "/dev/watchdog", None
+    ), "no safety_margin unless one is written: the default scales with ttl"
     # YAML reads a bare `off` as false; Patroni accepts auto, require, disable(d) too.
     for given, mode in ((False, "off"), ("auto", "automatic"), ("Required", "required"), ("disabled", "off")):
         assert parse_node_config(minimal(watchdog__mode=given), "node.yml", env={}).watchdog.mode == mode

@@ -104,7 +104,7 @@ def test_production_settings_map_or_are_reported_line_by_line() -> None:
     ):
         assert _note(result, source).severity is Severity.WARNING
     assert dcs["failsafe_mode"] is True
-    assert config["watchdog"] == {"mode": "automatic", "device": "/dev/watchdog"}
+    assert config["watchdog"] == {"mode": "automatic", "device": "/dev/watchdog", "safety_margin": 5}
     # Every note about the file names its line; the whole report is in file order by line.
     assert all(n.line for n in result.notes if not n.source.startswith("PATRONI_"))
 

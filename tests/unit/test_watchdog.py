@@ -24,7 +24,10 @@ class Clock:
 
 
 def watchdog(
-    tmp_path: Path, mode: str = "automatic", safety_margin: float = 2.0, driver: FakeDriver | None = None
+    tmp_path: Path,
+    mode: str = "automatic",
+    safety_margin: float | None = 2.0,
+    driver: FakeDriver | None = None,
 ) -> tuple[Watchdog, LeaderLease, Path, FakeDriver, Clock]:
     path = tmp_path / "watchdog"
     path.touch()
@@ -85,10 +88,19 @@ def test_required_refuses_when_the_device_cannot_be_opened(tmp_path: Path) -> No
     assert not dog.armed
 
 
+def test_automatic_arms_at_the_default_ttl_with_the_default_margin(tmp_path: Path) -> None:
+    dog, lease, _path, driver, clock = watchdog(tmp_path, mode="automatic", safety_margin=None)
+    lease.renewed(7, sent_at=100.0, ttl=4.0)
+    clock.now = 100.01
+    dog.keep(4.0, 1.0)  # the defaults: ttl 4, loop_wait 1; the margin scales with ttl: 1 s
+    assert dog.armed and driver.asked == [3] and dog.timeout == 3
+    assert lease.deadline() == pytest.approx(100.01 + 3 - RESERVE), "capped before the device fires"
+
+
 def test_required_refuses_a_timeout_that_leaves_no_room_for_the_loop(tmp_path: Path) -> None:
     dog, _, path, driver, _clock = watchdog(tmp_path, mode="required", safety_margin=5.0)
-    with pytest.raises(WatchdogError, match=r"raise ttl or lower watchdog\.safety_margin"):
-        dog.keep(4.0, 1.0)  # the defaults: ttl 4 - 5 leaves nothing
+    with pytest.raises(WatchdogError, match=r"raise ttl, or lower watchdog\.safety_margin"):
+        dog.keep(4.0, 1.0)  # ttl 4 - a configured 5 leaves nothing
     assert not dog.ready(4.0, 1.0), "not racing while the same timings would fail again"
     assert dog.ready(10.0, 1.0), "another ttl may work: the device is there"
     assert path.read_bytes() == b"" and driver.asked == []

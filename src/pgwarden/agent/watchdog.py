@@ -3,7 +3,8 @@
 Patroni's semantics (its ``watchdog`` section): ``off``; ``automatic`` uses the device when it can
 and leads without it otherwise; ``required`` never leads without it (decide's ``watchdog_ready``).
 The agent opens the device when it becomes leader (the key acquired, or adopted by a restarted
-agent), sets its timeout to ttl - safety_margin (ttl // 2 with -1) where the driver allows, keeps
+agent), sets its timeout to ttl - safety_margin (ttl // 2 with -1; unset, a margin that scales with
+ttl: ha/watchdog_timing.py) where the driver allows, keeps
 it alive after every successful renewal, and closes it with the magic ``V`` once PostgreSQL takes
 no more writes (a demotion, a release, the lease guard's stop, a clean shutdown) and while the
 cluster is paused. An agent that is dead or frozen keeps it alive no more: the machine resets
@@ -24,6 +25,7 @@ from collections.abc import Callable
 
 from pgwarden.agent.lease import LeaderLease, monotonic
 from pgwarden.agent.watchdog_device import Support, WatchdogDevice
+from pgwarden.ha.watchdog_timing import safety_margin, watchdog_timeout
 from pgwarden.model.node import WatchdogSettings
 
 log = logging.getLogger(__name__)
@@ -72,9 +74,7 @@ class Watchdog:
         return os.access(self.settings.device, os.W_OK)
 
     def wanted_timeout(self, ttl: float) -> int:
-        margin = self.settings.safety_margin
-        # Whole seconds for the driver, rounded down: a watchdog that fires earlier, never later.
-        return int(ttl // 2) if margin == -1 else int(ttl - margin)
+        return watchdog_timeout(ttl, self.settings.safety_margin)
 
     def keep(self, ttl: float, loop_wait: float) -> None:
         """After a successful renewal: arm the device if needed, then keep it alive.
@@ -124,13 +124,18 @@ class Watchdog:
                 log.info("watchdog %s disarmed", self.settings.device)
         self._lease.changed()
 
+    def _margin(self, ttl: float) -> str:
+        """The margin in force, for the log: the configured one, or the default for this ttl."""
+        margin = safety_margin(ttl, self.settings.safety_margin)
+        return f"{margin:g}" if self.settings.safety_margin is not None else f"{margin:g}, the default for it"
+
     def _arm(self, ttl: float, loop_wait: float) -> None:
         wanted = self.wanted_timeout(ttl)
         if wanted - RESERVE <= loop_wait:
             self._fail(
-                f"a {wanted} s watchdog timeout (ttl {ttl:g} - safety_margin {self.settings.safety_margin:g})"
-                f" leaves no room for loop_wait {loop_wait:g} s between two keepalives: raise ttl or "
-                "lower watchdog.safety_margin",
+                f"a {wanted} s watchdog timeout (ttl {ttl:g} - safety_margin {self._margin(ttl)})"
+                f" leaves no room for loop_wait {loop_wait:g} s between two keepalives: raise ttl, or "
+                "lower watchdog.safety_margin (or leave it unset: it scales with ttl)",
                 ttl,
                 loop_wait,
             )

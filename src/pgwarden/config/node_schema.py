@@ -144,9 +144,9 @@ class WatchdogModel(_Section):
     # Patroni's section and meaning; agent/watchdog.py says how the agent uses the device.
     mode: WatchdogMode = Field(default=_default(WatchdogSettings, "mode"), examples=["automatic"])
     device: AbsolutePath = Field(default=_default(WatchdogSettings, "device"), examples=["/dev/watchdog"])
-    safety_margin: float = Field(
+    safety_margin: float | None = Field(
         default=_default(WatchdogSettings, "safety_margin"), ge=-1, le=3600, examples=[5]
-    )  # -1: the timeout is ttl // 2
+    )  # -1: the timeout is ttl // 2; unset: ttl / 4 between 1 and 5 s (ha/watchdog_timing.py)
 
 
 class BootstrapModel(_Section):

@@ -66,7 +66,8 @@ def map_top(conv: Conversion, tree: Mapping[str, Any]) -> None:
     watchdog = tree.get("watchdog")
     if isinstance(watchdog, Mapping):
         # Same keys and spellings (mode automatic|required|off, device, safety_margin); pgwarden's
-        # loader reads Patroni's aliases. Patroni's default mode is automatic, pgwarden's off.
+        # loader reads Patroni's aliases. Patroni's default mode is automatic, pgwarden's off; its
+        # default margin is 5 s, pgwarden's ttl / 4 between 1 and 5 s: Patroni's defaults are written.
         for key, value in watchdog.items():
             if key in ("mode", "device", "safety_margin"):
                 conv.put(("watchdog", str(key)), value, ("watchdog", str(key)))
@@ -74,6 +75,8 @@ def map_top(conv: Conversion, tree: Mapping[str, Any]) -> None:
                 conv.dropped(("watchdog", str(key)), "pgwarden's watchdog has mode, device and safety_margin")
         if "mode" not in watchdog:
             conv.put(("watchdog", "mode"), "automatic", ("watchdog",))
+        if "safety_margin" not in watchdog:  # Patroni's 5 s, kept: pgwarden's default scales with ttl
+            conv.put(("watchdog", "safety_margin"), 5, ("watchdog",))
     if "citus" in tree:
         conv.note("citus", ERROR, "Citus clusters are not supported by pgwarden")
     for key in ("proxy_address",):

@@ -141,8 +141,9 @@ class WatchdogSettings:
 
     mode: str = "off"
     device: str = "/dev/watchdog"
-    # The device's timeout is ttl - safety_margin seconds; -1 means ttl // 2.
-    safety_margin: float = 5.0
+    # The device's timeout is ttl - safety_margin seconds; -1 means ttl // 2; None (unset): a
+    # margin that scales with ttl (ha/watchdog_timing.py).
+    safety_margin: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

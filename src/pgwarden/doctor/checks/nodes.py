@@ -131,8 +131,9 @@ def watchdog(facts: Facts) -> list[Finding]:
                 f"{leader.name} leads without its watchdog (mode {leader.watchdog_mode}): a stuck "
                 "agent and fence leave PostgreSQL writable",
                 (f"{leader.name}: {leader.watchdog_problem or 'the device is not open'}",),
-                "load the driver (modprobe softdog), let the agent's user open the device, and keep "
-                "ttl - safety_margin at 1 s or more (docs/production.md#the-fence-and-the-watchdog)",
+                "load the driver (modprobe softdog), let the agent's user open the device, and leave "
+                "watchdog.safety_margin unset (it scales with ttl) or keep ttl - safety_margin - 0.5 s "
+                "above loop_wait (docs/production.md#the-fence-and-the-watchdog)",
                 (leader.name,),
             )
         ]
