@@ -247,7 +247,10 @@ class CallbackRunner:
         # Only the INHERITED names are ever read from it; os.environ when not given (tests give one).
         self._inherited = os.environ if inherited is None else inherited
         self._lock = threading.Lock()
-        self._running: dict[str, _Run] = {}
+        self._running: dict[str, _Run] = {}  # the latest run of each event
+        # Every run not yet finished, replaced ones too: a replaced command is still being killed,
+        # reaped and logged, and `wait` (the agent's clean stop) must not return before it is.
+        self._live: set[_Run] = set()
 
     def use(self, commands: Mapping[str, str], timeout: float) -> None:
         """A reloaded node config: the next event runs the new command (running ones go on)."""
@@ -270,6 +273,7 @@ class CallbackRunner:
         with self._lock:
             previous = self._running.get(event.event)
             self._running[event.event] = run
+            self._live.add(run)
         if previous is not None and not previous.finished.is_set():
             previous.replace()
         log.info("running %s", run.label)
@@ -280,6 +284,7 @@ class CallbackRunner:
     def _execute(self, run: _Run, event: str) -> None:
         survive(f"callback {event}", self._errors, run.execute)
         with self._lock:
+            self._live.discard(run)
             if self._running.get(event) is run:
                 del self._running[event]
 
@@ -288,7 +293,7 @@ class CallbackRunner:
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                runs = [run for run in self._running.values() if not run.finished.is_set()]
+                runs = [run for run in self._live if not run.finished.is_set()]
             if not runs:
                 return True
             remaining = deadline - time.monotonic()
