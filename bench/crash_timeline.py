@@ -38,7 +38,7 @@ class Timeline:
     noticed: float | None  # the agent decided to start PostgreSQL (pgwarden's GET /events)
     started: float | None  # the new postmaster's pg_postmaster_start_time()
     accepting: float | None  # first connection to the node's port that ran a query
-    primary_ok: float | None  # first 200 from the agent's /primary after the crash
+    primary_ok: float | None  # first 200 from the agent's /primary after it answered otherwise
     router_down: float | None  # HAProxy marked the server DOWN (None: it stayed UP)
     router_up: float | None  # HAProxy marked it UP again
     acked: float  # the first acknowledged write (the RTO)
@@ -49,13 +49,14 @@ class Timeline:
         """The split, in seconds, keyed by bench/report.py's metric names; a segment whose ends were
         not both seen is left out. When HAProxy never marked the server DOWN, the client's segment
         starts when PostgreSQL accepts."""
-        router = self.router_up if self.router_down is not None else self.accepting
+        down = self.router_down is not None
+        router = self.router_up if down else self.accepting
         pairs = {
             "crash_noticed": (0.0, self.noticed),
             "crash_started": (0.0, self.started),
             "crash_recovery": (self.started, self.accepting),
             "crash_agent_ok": (self.accepting, self.primary_ok),
-            "crash_router_up": (self.primary_ok, self.router_up),
+            "crash_router_up": (self.primary_ok, self.router_up if down else None),
             "crash_client": (router, self.acked),
         }
         found = {k: b - a for k, (a, b) in pairs.items() if a is not None and b is not None}
@@ -102,6 +103,7 @@ class CrashWatch:
         self.mono0 = 0.0
         self._router_seen: set[str] = set()
         self._router_down: float | None = None
+        self._primary_refused = False
         self.accepting = _Poller("accepting", self._accepts, self._stop)
         self.primary = _Poller("primary", self._primary_ok, self._stop)
         self.router = _Poller("router", self._router_up, self._stop)
@@ -140,7 +142,11 @@ class CrashWatch:
         return True
 
     def _primary_ok(self) -> bool:
-        return self._agent("OPTIONS", "/primary", 1).status_code == 200
+        """True at the first 200 after a refusal: the agent answers 200 until it noticed the crash."""
+        if self._agent("OPTIONS", "/primary", 1).status_code != 200:
+            self._primary_refused = True
+            return False
+        return self._primary_refused
 
     def _agent(self, method: str, path: str, timeout: float) -> httpx.Response:
         host, port = self.cluster.rest_address(self.p)

@@ -1,8 +1,12 @@
-"""Wakes the loop the moment the local postmaster dies, so a crashed primary is restarted at once.
+"""Wakes the loop the moment the local postmaster dies, so a crashed primary is restarted at once,
+and the moment a starting postmaster accepts connections, so a restarted primary is announced
+(``/primary`` 200, HAProxy sends writes to it) at once rather than at the next ``loop_wait``.
 
 While a postmaster runs, the thread sleeps in poll() on a pidfd of it (Linux 5.3+), which the
 kernel makes readable the instant the process exits: no CPU while PostgreSQL runs, and no delay.
-Where no pidfd can be had, and while no postmaster runs, it checks every CHECK_INTERVAL.
+While it starts (crash recovery, a standby not yet consistent: postmaster.pid's status line says
+``starting``), the thread reads that line every STARTING_POLL (a file read, no SQL). Where no
+pidfd can be had, and while no postmaster runs, it checks every CHECK_INTERVAL.
 """
 
 from __future__ import annotations
@@ -11,12 +15,20 @@ import contextlib
 import os
 import select
 import threading
+import time
 
 from pgwarden.agent.guard import ErrorCounts, survive
-from pgwarden.fence.postmaster import postmaster_pid
+from pgwarden.fence.postmaster import postmaster, postmaster_pid
 
 # A tenth of a second costs one stat of /proc per check and bounds the crash detection delay.
 CHECK_INTERVAL = 0.1
+# While a postmaster starts: how often its status line is read. 20 ms bounds the delay between
+# "ready" and the loop's wake-up; a start that takes longer than STARTING_FAST (a standby
+# replaying a long way to consistency) is read every CHECK_INTERVAL * 5 instead.
+STARTING_POLL = 0.02
+STARTING_FAST = 10.0
+# Statuses of a postmaster that is done starting (fence/postmaster.py: line 8 of postmaster.pid).
+_SETTLED = ("ready", "standby", "stopping")
 
 
 class PostmasterWatch:
@@ -53,12 +65,42 @@ class PostmasterWatch:
             os.close(self._stop_read)
 
     def _step(self) -> None:
-        pid = postmaster_pid(self._data_dir)
+        found = postmaster(self._data_dir)
+        pid = found.pid if found is not None else None
         if self._seen is not None and pid != self._seen:
             self._wake.set()
         self._seen = pid
-        if pid is None or not self._until_exit(pid):
+        if found is None:
             self._stop.wait(CHECK_INTERVAL)
+        elif found.status not in _SETTLED:
+            if self._until_settled(found.pid):
+                self._wake.set()  # it accepts connections (or streams) now: decide again
+        elif not self._until_exit(found.pid):
+            self._stop.wait(CHECK_INTERVAL)
+
+    def _until_settled(self, pid: int) -> bool:
+        """Read the status of starting postmaster ``pid`` until it is done starting: True then;
+        False when it exits first, a stop is asked, or it cannot be watched."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return False
+        started = time.monotonic()
+        try:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            poller.register(self._stop_read, select.POLLIN)
+            while True:
+                fast = time.monotonic() - started < STARTING_FAST
+                if poller.poll(int(1000 * (STARTING_POLL if fast else CHECK_INTERVAL * 5))):
+                    return False  # it exited (the next step sees that), or a stop was asked
+                found = postmaster(self._data_dir)
+                if found is None or found.pid != pid:
+                    return False
+                if found.status in _SETTLED:
+                    return True
+        finally:
+            os.close(pidfd)
 
     def _until_exit(self, pid: int) -> bool:
         """Sleep until process ``pid`` exits or a stop is asked; False when it cannot be watched."""
