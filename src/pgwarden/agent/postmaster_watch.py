@@ -11,12 +11,14 @@ pidfd can be had, and while no postmaster runs, it checks every CHECK_INTERVAL.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import select
 import threading
 import time
 
+from pgwarden.agent.adoption import reap_pidfd, reap_session, session_of
 from pgwarden.agent.guard import ErrorCounts, survive
 from pgwarden.fence.postmaster import postmaster, postmaster_pid
 
@@ -36,6 +38,9 @@ class PostmasterWatch:
         self._data_dir = data_dir
         self._errors = errors or ErrorCounts()
         self._seen: int | None = None
+        # Sessions of postmasters that died here: their backends, re-parented to the agent (the
+        # subreaper, agent/adoption.py) as the postmaster died, are reaped at the next steps.
+        self._dead_sessions: collections.deque[int] = collections.deque(maxlen=4)
         self._wake = wake
         self._stop = threading.Event()
         self._stop_read, self._stop_write = os.pipe()  # wakes a thread asleep on a pidfd
@@ -65,6 +70,8 @@ class PostmasterWatch:
             os.close(self._stop_read)
 
     def _step(self) -> None:
+        for session in self._dead_sessions:
+            reap_session(session)
         found = postmaster(self._data_dir)
         pid = found.pid if found is not None else None
         if self._seen is not None and pid != self._seen:
@@ -92,7 +99,8 @@ class PostmasterWatch:
             poller.register(self._stop_read, select.POLLIN)
             while True:
                 fast = time.monotonic() - started < STARTING_FAST
-                if poller.poll(int(1000 * (STARTING_POLL if fast else CHECK_INTERVAL * 5))):
+                if ready := poller.poll(int(1000 * (STARTING_POLL if fast else CHECK_INTERVAL * 5))):
+                    self._after(ready, pidfd, pid)
                     return False  # it exited (the next step sees that), or a stop was asked
                 found = postmaster(self._data_dir)
                 if found is None or found.pid != pid:
@@ -115,7 +123,18 @@ class PostmasterWatch:
             poller = select.poll()
             poller.register(pidfd, select.POLLIN)
             poller.register(self._stop_read, select.POLLIN)
-            poller.poll()
+            self._after(poller.poll(), pidfd, pid)
             return True
         finally:
             os.close(pidfd)
+
+    def _after(self, ready: list[tuple[int, int]], pidfd: int, pid: int) -> None:
+        """After a poll: when the postmaster died, reap it (when it is the agent's child: a crashed
+        primary restarts without waiting for init) and remember its session for its backends."""
+        if not any(fd == pidfd for fd, _ in ready):
+            return
+        session = session_of(pid)  # read from the zombie, before it is reaped
+        reap_pidfd(pidfd)
+        if session is not None:
+            self._dead_sessions.append(session)
+            reap_session(session)
