@@ -3,9 +3,10 @@ PostgreSQL accepting -> the agent's ``/primary`` answers 200 -> HAProxy marks th
 the writer's first acknowledged write.
 
 Three pollers run from the crash until the writer is back (each bounded in time, each a thread
-of its own so that one slow answer does not blur the others): a connection to the node's own
-PostgreSQL port, ``OPTIONS /primary`` on its agent (what HAProxy asks), and HAProxy's stats CSV
-(the server's status in the ``primary`` listener). Two instants are read afterwards: when the new
+of its own so that one slow answer does not blur the others): the new postmaster's status in
+postmaster.pid (``ready``: it accepts connections, as pg_ctl reads it), ``OPTIONS /primary`` on
+its agent (what HAProxy asks), and HAProxy's stats CSV (the server's status in the ``primary``
+listener). Two instants are read afterwards: when the new
 postmaster started (``pg_postmaster_start_time()``) and, for pgwarden, when the agent decided to
 start it (``GET /events``: the PRIMARY_STARTING run). Every instant is in seconds after the crash.
 """
@@ -26,6 +27,7 @@ import psycopg
 from bench.cluster import ClusterUnderTest
 from pgwarden.agent.decision_log import read_run
 from pgwarden.drill.writer import WriterReport
+from pgwarden.fence.postmaster import postmaster, postmaster_pid
 
 POLL = 0.01  # seconds between two polls of one poller: the resolution of each instant
 BOUND = 120.0  # no poller outlives this, whatever happens
@@ -37,7 +39,7 @@ class Timeline:
 
     noticed: float | None  # the agent decided to start PostgreSQL (pgwarden's GET /events)
     started: float | None  # the new postmaster's pg_postmaster_start_time()
-    accepting: float | None  # first connection to the node's port that ran a query
+    accepting: float | None  # the new postmaster's status reads "ready" (accepting connections)
     primary_ok: float | None  # first 200 from the agent's /primary after it answered otherwise
     router_down: float | None  # HAProxy marked the server DOWN (None: it stayed UP)
     router_up: float | None  # HAProxy marked it UP again
@@ -104,6 +106,7 @@ class CrashWatch:
         self._router_seen: set[str] = set()
         self._router_down: float | None = None
         self._primary_refused = False
+        self._crashed_pid = postmaster_pid(str(self.node.data_dir))
         self.accepting = _Poller("accepting", self._accepts, self._stop)
         self.primary = _Poller("primary", self._primary_ok, self._stop)
         self.router = _Poller("router", self._router_up, self._stop)
@@ -137,9 +140,11 @@ class CrashWatch:
 
     # --- the pollers' checks ----------------------------------------------------------------
     def _accepts(self) -> bool:
-        with psycopg.connect(self.cluster.node_conninfo(self.p, 1), autocommit=True) as conn:
-            conn.execute("SELECT 1")
-        return True
+        """A new postmaster says it accepts connections: postmaster.pid's status line is "ready",
+        as pg_ctl reads it (a file read: a connection attempt, forked and authenticated on a
+        loaded machine, blurred this instant by up to 0.4 s)."""
+        found = postmaster(str(self.node.data_dir))
+        return found is not None and found.pid != self._crashed_pid and found.status == "ready"
 
     def _primary_ok(self) -> bool:
         """True at the first 200 after a refusal: the agent answers 200 until it noticed the crash."""
