@@ -29,6 +29,7 @@ CHECK_INTERVAL = 0.1
 # replaying a long way to consistency) is read every CHECK_INTERVAL * 5 instead.
 STARTING_POLL = 0.02
 STARTING_FAST = 10.0
+SWEEP_INTERVAL = 1.0  # seconds: how often, at most, dead postmasters' sessions are swept
 # Statuses of a postmaster that is done starting (fence/postmaster.py: line 8 of postmaster.pid).
 _SETTLED = ("ready", "standby", "stopping")
 
@@ -41,6 +42,7 @@ class PostmasterWatch:
         # Sessions of postmasters that died here: their backends, re-parented to the agent (the
         # subreaper, agent/adoption.py) as the postmaster died, are reaped at the next steps.
         self._dead_sessions: collections.deque[int] = collections.deque(maxlen=4)
+        self._swept = 0.0
         self._wake = wake
         self._stop = threading.Event()
         self._stop_read, self._stop_write = os.pipe()  # wakes a thread asleep on a pidfd
@@ -70,13 +72,12 @@ class PostmasterWatch:
             os.close(self._stop_read)
 
     def _step(self) -> None:
-        for session in self._dead_sessions:
-            reap_session(session)
         found = postmaster(self._data_dir)
         pid = found.pid if found is not None else None
         if self._seen is not None and pid != self._seen:
             self._wake.set()
         self._seen = pid
+        self._sweep()  # after the wake-up: the loop never waits on this scan of /proc
         if found is None:
             self._stop.wait(CHECK_INTERVAL)
         elif found.status not in _SETTLED:
@@ -129,12 +130,22 @@ class PostmasterWatch:
             os.close(pidfd)
 
     def _after(self, ready: list[tuple[int, int]], pidfd: int, pid: int) -> None:
-        """After a poll: when the postmaster died, reap it (when it is the agent's child: a crashed
-        primary restarts without waiting for init) and remember its session for its backends."""
+        """After a poll: when the postmaster died, wake the loop, reap it (when it is the agent's
+        child: a crashed primary restarts without waiting for init) and remember its session,
+        whose backends the next steps reap."""
         if not any(fd == pidfd for fd, _ in ready):
             return
+        self._wake.set()
         session = session_of(pid)  # read from the zombie, before it is reaped
         reap_pidfd(pidfd)
-        if session is not None:
+        if session is not None and session not in self._dead_sessions:
             self._dead_sessions.append(session)
+
+    def _sweep(self) -> None:
+        """Reap the dead postmasters' backends, at most once per SWEEP_INTERVAL (a scan of /proc)."""
+        now = time.monotonic()
+        if not self._dead_sessions or now - self._swept < SWEEP_INTERVAL:
+            return
+        self._swept = now
+        for session in self._dead_sessions:
             reap_session(session)
