@@ -8,10 +8,11 @@ restart of a crashed primary waited that long. So the agent asks the kernel to m
 *subreaper* of what it starts (``PR_SET_CHILD_SUBREAPER``): the postmaster is re-parented to the
 agent when pg_ctl exits, and the postmaster watch reaps it the moment its pidfd says it died.
 
-Only PostgreSQL's processes are reaped, precisely: the postmaster by its pidfd, and zombies among
-this process's children that belong to the dead postmaster's session (its backends, re-parented
-here when it died). Never a ``waitpid(-1)``: that would steal the exit status of a command the
-agent runs (pg_ctl, pg_rewind...), which subprocess would then report as a success.
+Only PostgreSQL's processes are reaped, precisely: the postmaster by its pidfd, and zombie
+``postgres`` children outside the agent's own session (a crashed postmaster's backends, a
+postmaster that failed to start), re-parented here when their parent died. Never a
+``waitpid(-1)``: that would steal the exit status of a command the agent runs (pg_ctl,
+pg_rewind...), which subprocess would then report as a success.
 """
 
 from __future__ import annotations
@@ -50,11 +51,6 @@ def _stat(pid: int) -> tuple[str, int] | None:
         return None
 
 
-def session_of(pid: int) -> int | None:
-    found = _stat(pid)
-    return found[1] if found is not None else None
-
-
 def reap_pidfd(pidfd: int) -> bool:
     """Reap the process behind ``pidfd`` if it is a dead child of this one; True when reaped."""
     try:
@@ -63,18 +59,30 @@ def reap_pidfd(pidfd: int) -> bool:
         return False  # not our child (an adopted agent's postmaster is init's), or reaped already
 
 
-def reap_session(session: int) -> int:
-    """Reap this process's zombie children in the dead postmaster's session ``session`` (its
-    backends); how many. Never the session's leader: the postmaster (pg_ctl makes it one) is
-    reaped by its pidfd, and a command the agent runs leads a session of its own, which could
-    bear a recycled number."""
-    me = os.getpid()
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def reap_adopted() -> int:
+    """Reap this process's zombie children that are PostgreSQL processes it adopted; how many.
+
+    Adopted ones only: a ``postgres`` process outside the agent's own session, i.e. a postmaster
+    (pg_ctl starts it in a session of its own) or one of its backends, re-parented here when
+    their parent died (a postmaster that failed to start, a crashed one's backends). The commands
+    the agent runs and waits for itself are never ``postgres`` outside its session: pg_ctl,
+    pg_rewind or a callback lead sessions of their own under other names, and ``postgres -C``
+    (the parameter check) runs in the agent's session."""
+    me, own = os.getpid(), os.getsid(0)
     reaped = 0
     for child, parent in parents().items():
         if parent != me:
             continue
         found = _stat(child)
-        if child == session or found is None or found[0] != "Z" or found[1] != session:
+        if found is None or found[0] != "Z" or found[1] == own or _comm(child) != "postgres":
             continue
         with contextlib.suppress(ChildProcessError):
             if os.waitpid(child, os.WNOHANG)[0] == child:

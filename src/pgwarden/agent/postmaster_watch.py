@@ -11,14 +11,13 @@ pidfd can be had, and while no postmaster runs, it checks every CHECK_INTERVAL.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import select
 import threading
 import time
 
-from pgwarden.agent.adoption import reap_pidfd, reap_session, session_of
+from pgwarden.agent.adoption import reap_adopted, reap_pidfd
 from pgwarden.agent.guard import ErrorCounts, survive
 from pgwarden.fence.postmaster import postmaster, postmaster_pid
 
@@ -29,7 +28,7 @@ CHECK_INTERVAL = 0.1
 # replaying a long way to consistency) is read every CHECK_INTERVAL * 5 instead.
 STARTING_POLL = 0.02
 STARTING_FAST = 10.0
-SWEEP_INTERVAL = 1.0  # seconds: how often, at most, dead postmasters' sessions are swept
+SWEEP_INTERVAL = 1.0  # seconds: how often, at most, adopted zombies are looked for
 # Statuses of a postmaster that is done starting (fence/postmaster.py: line 8 of postmaster.pid).
 _SETTLED = ("ready", "standby", "stopping")
 
@@ -39,10 +38,7 @@ class PostmasterWatch:
         self._data_dir = data_dir
         self._errors = errors or ErrorCounts()
         self._seen: int | None = None
-        # Sessions of postmasters that died here: their backends, re-parented to the agent (the
-        # subreaper, agent/adoption.py) as the postmaster died, are reaped at the next steps.
-        self._dead_sessions: collections.deque[int] = collections.deque(maxlen=4)
-        self._swept = 0.0
+        self._swept = 0.0  # when adopted zombies were last reaped (agent/adoption.py)
         self._wake = wake
         self._stop = threading.Event()
         self._stop_read, self._stop_write = os.pipe()  # wakes a thread asleep on a pidfd
@@ -130,22 +126,19 @@ class PostmasterWatch:
             os.close(pidfd)
 
     def _after(self, ready: list[tuple[int, int]], pidfd: int, pid: int) -> None:
-        """After a poll: when the postmaster died, wake the loop, reap it (when it is the agent's
-        child: a crashed primary restarts without waiting for init) and remember its session,
-        whose backends the next steps reap."""
+        """After a poll: when the postmaster died, wake the loop and reap it (when it is the agent's
+        child: a crashed primary restarts without waiting for init); its backends are reaped by
+        the next steps' sweeps."""
         if not any(fd == pidfd for fd, _ in ready):
             return
         self._wake.set()
-        session = session_of(pid)  # read from the zombie, before it is reaped
         reap_pidfd(pidfd)
-        if session is not None and session not in self._dead_sessions:
-            self._dead_sessions.append(session)
 
     def _sweep(self) -> None:
-        """Reap the dead postmasters' backends, at most once per SWEEP_INTERVAL (a scan of /proc)."""
+        """Reap adopted PostgreSQL zombies, at most once per SWEEP_INTERVAL (a scan of /proc).
+        Steps are rare while PostgreSQL runs, every CHECK_INTERVAL while it is down."""
         now = time.monotonic()
-        if not self._dead_sessions or now - self._swept < SWEEP_INTERVAL:
+        if now - self._swept < SWEEP_INTERVAL:
             return
         self._swept = now
-        for session in self._dead_sessions:
-            reap_session(session)
+        reap_adopted()
