@@ -133,6 +133,9 @@ class PostmasterWatch:
             return
         self._wake.set()
         reap_pidfd(pidfd)
+        # Its backends die a moment later, and the loop restarts PostgreSQL now: the first sweep
+        # comes a SWEEP_INTERVAL later, not competing with that cycle for the interpreter.
+        self._swept = time.monotonic()
 
     def _sweep(self) -> None:
         """Reap adopted PostgreSQL zombies, at most once per SWEEP_INTERVAL (a scan of /proc).
