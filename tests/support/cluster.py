@@ -104,6 +104,7 @@ def running_stack(
         ensure_os_user(user)
     stack_spec = spec_type(
         dir=base / "stack",
+        nodes=nodes,
         network=network,
         run_as=users,
         router=RouterPorts(bind_host=f"{network}.1"),
