@@ -172,6 +172,27 @@ def summary(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     }
 
 
+def table(layouts: dict[str, dict[str, Any]]) -> str:
+    """The figures as docs/scaling.md shows them: one row per figure, one column per layout,
+    each cell the median (min-max, n)."""
+    names = list(layouts)
+    head = ["figure", *(LAYOUTS[n].text for n in names)]
+    rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for figure, title, unit, digits in FIGURES:
+        cells = []
+        for n in names:
+            values = layouts[n]["samples"].get(figure, [])
+            if not values:
+                cells.append("—")
+                continue
+            med, low, high = statistics.median(values), min(values), max(values)
+            spread = "" if len(values) == 1 else f" ({low:.{digits}f}\u2013{high:.{digits}f})"
+            cells.append(f"{med:.{digits}f}{spread}, n={len(values)}")
+        rows.append(f"| {title} ({unit}) | " + " | ".join(cells) + " |")
+    load = ", ".join(f"{LAYOUTS[n].text}: {' '.join(layouts[n]['loadavg_before'])}" for n in names)
+    return "\n".join(rows) + f"\n\nLoad average (1/5/15 min) before each layout: {load}."
+
+
 def loadavg() -> list[str]:
     return Path("/proc/loadavg").read_text().split()[:3]
 
@@ -212,7 +233,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--idle-seconds", type=float, default=IDLE_SECONDS)
     parser.add_argument("--json", default="", help="write the samples and summaries here")
+    parser.add_argument("--table", metavar="JSON", help="only print the table of an earlier --json")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())["layouts"]))
+        return
     names = [n.strip() for n in args.layouts.split(",") if n.strip()]
     unknown = [n for n in names if n not in LAYOUTS]
     if unknown:
@@ -223,6 +248,7 @@ def main() -> None:
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({n: v["summary"] for n, v in out["layouts"].items()}, indent=2))
+    print(table(out["layouts"]))
 
 
 if __name__ == "__main__":
