@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from bench import etcd_load, failover, footprint
 from bench.pgwarden_cluster import PgwardenCluster
 from tests.support.cluster import TaggedSpec
@@ -82,6 +84,8 @@ FIGURES = (
     ("standby_cpu", "standby agent idle CPU (median of the standbys)", "% of a core", 2),
     ("leader_cycle", "leader agent cycle at idle", "ms", 1),
     ("standby_cycle", "standby agent cycle at idle (median)", "ms", 1),
+    ("primary_senders", "WAL senders on the primary (streaming standbys)", "senders", 0),
+    ("primary_slots", "replication slots on the primary", "slots", 0),
     ("etcd_rps", "etcd requests/s, idle cluster (gRPC messages in)", "req/s", 1),
     ("etcd_in", "etcd bytes/s in, idle cluster", "B/s", 0),
     ("etcd_out", "etcd bytes/s out, idle cluster", "B/s", 0),
@@ -121,6 +125,7 @@ def idle(cluster: PgwardenCluster, seconds: float) -> tuple[dict[str, float], et
         "etcd_writes": load.puts_per_s + load.txns_per_s,
         "etcd_watchers": load.watchers,
     }
+    figures.update(replication(cluster, primary))
     if load.leases is not None:
         figures["etcd_leases"] = float(load.leases)
     leader_cycle = cycles.get(primary)
@@ -129,6 +134,17 @@ def idle(cluster: PgwardenCluster, seconds: float) -> tuple[dict[str, float], et
     if standby_cycles:
         figures["standby_cycle"] = statistics.median(standby_cycles)
     return figures, load
+
+
+def replication(cluster: PgwardenCluster, primary: int) -> dict[str, float]:
+    """What the primary serves: WAL senders streaming, and the replication slots it keeps."""
+    with psycopg.connect(cluster.node_conninfo(primary), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'),"
+            " (SELECT count(*) FROM pg_replication_slots)"
+        ).fetchone()
+    assert row is not None
+    return {"primary_senders": float(row[0]), "primary_slots": float(row[1])}
 
 
 def switchover(cluster: PgwardenCluster) -> dict[str, float]:
