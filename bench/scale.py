@@ -82,8 +82,8 @@ FIGURES = (
     ("leader_cpu", "leader agent idle CPU", "% of a core", 2),
     ("standby_rss", "standby agent idle RSS (median of the standbys)", "MB", 1),
     ("standby_cpu", "standby agent idle CPU (median of the standbys)", "% of a core", 2),
-    ("leader_cycle", "leader agent cycle at idle", "ms", 1),
-    ("standby_cycle", "standby agent cycle at idle (median)", "ms", 1),
+    ("leader_cycle", "leader agent cycle at idle (median of 5 reads)", "ms", 1),
+    ("standby_cycle", "standby agent cycle at idle (median of 5 reads each)", "ms", 1),
     ("primary_senders", "WAL senders on the primary (streaming standbys)", "senders", 0),
     ("primary_slots", "replication slots on the primary", "slots", 0),
     ("etcd_rps", "etcd requests/s, idle cluster (gRPC messages in)", "req/s", 1),
@@ -112,8 +112,7 @@ def idle(cluster: PgwardenCluster, seconds: float) -> tuple[dict[str, float], et
     load = etcd_load.difference(before, etcd_load.snapshot(urls), time.monotonic() - started)
     assert cluster.primary_index() == primary, "the primary changed during the idle window"
     standbys = [f for i, f in enumerate(agents) if i != primary]
-    cycles = {i: cluster.cycle_seconds(i) for i in range(len(cluster.nodes))}
-    standby_cycles = [1000 * s for i, s in cycles.items() if i != primary and s is not None]
+    leader_cycles, standby_cycles = cycles(cluster, primary)
     figures = {
         "leader_rss": agents[primary].rss_mb,
         "leader_cpu": agents[primary].cpu_percent,
@@ -128,12 +127,26 @@ def idle(cluster: PgwardenCluster, seconds: float) -> tuple[dict[str, float], et
     figures.update(replication(cluster, primary))
     if load.leases is not None:
         figures["etcd_leases"] = float(load.leases)
-    leader_cycle = cycles.get(primary)
-    if leader_cycle is not None:
-        figures["leader_cycle"] = 1000 * leader_cycle
+    if leader_cycles:
+        figures["leader_cycle"] = statistics.median(leader_cycles)
     if standby_cycles:
         figures["standby_cycle"] = statistics.median(standby_cycles)
     return figures, load
+
+
+def cycles(cluster: PgwardenCluster, primary: int, samples: int = 5) -> tuple[list[float], list[float]]:
+    """Every agent's last cycle (ms), read ``samples`` times a loop apart: the leader's, the
+    standbys'."""
+    leader: list[float] = []
+    standbys: list[float] = []
+    for n in range(samples):
+        for i in range(len(cluster.nodes)):
+            seconds = cluster.cycle_seconds(i)
+            if seconds is not None:
+                (leader if i == primary else standbys).append(1000 * seconds)
+        if n + 1 < samples:
+            time.sleep(1.1)
+    return leader, standbys
 
 
 def replication(cluster: PgwardenCluster, primary: int) -> dict[str, float]:
