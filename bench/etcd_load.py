@@ -57,27 +57,34 @@ class Load:
     unreachable: list[str] = field(default_factory=list)
 
 
+def parse(text: str) -> tuple[dict[str, float], dict[str, float]]:
+    """One member's /metrics: messages received by gRPC method, and the SUMMED and APPLIED
+    figures by their short name."""
+    requests: dict[str, float] = {}
+    values: dict[str, float] = {}
+    short = {v: k for k, v in {**SUMMED, **APPLIED}.items()}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == REQUESTS:
+                method = sample.labels.get("grpc_method", "?")
+                requests[method] = requests.get(method, 0.0) + sample.value
+            elif sample.name in short:
+                values[short[sample.name]] = values.get(short[sample.name], 0.0) + sample.value
+    return requests, values
+
+
 def snapshot(urls: Sequence[str], verify: bool = True) -> Snapshot:
     """Every member's /metrics (``urls``: client URLs, ``http://host:port``), added up."""
     requests: dict[str, float] = {}
     values = dict.fromkeys([*SUMMED, *APPLIED], 0.0)
-    wanted = {v: k for k, v in SUMMED.items()}
-    applied = {v: k for k, v in APPLIED.items()}
     with httpx.Client(timeout=5, verify=verify, trust_env=False) as client:
         for url in urls:
-            text = client.get(f"{url}/metrics").text
-            member: dict[str, float] = {}
-            for family in text_string_to_metric_families(text):
-                for sample in family.samples:
-                    if sample.name == REQUESTS:
-                        method = sample.labels.get("grpc_method", "?")
-                        requests[method] = requests.get(method, 0.0) + sample.value
-                    elif sample.name in wanted:
-                        values[wanted[sample.name]] += sample.value
-                    elif sample.name in applied:
-                        member[applied[sample.name]] = member.get(applied[sample.name], 0.0) + sample.value
-            for key, value in member.items():
-                values[key] = max(values[key], value)
+            member_requests, member = parse(client.get(f"{url}/metrics").text)
+            for method, count in member_requests.items():
+                requests[method] = requests.get(method, 0.0) + count
+            for name, value in member.items():
+                # every member applies every write: the cluster's count is the highest member's
+                values[name] = max(values[name], value) if name in APPLIED else values[name] + value
         leases = None
         for url in urls:
             with contextlib.suppress(httpx.HTTPError, ValueError):
