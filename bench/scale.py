@@ -44,6 +44,11 @@ class Layout:
     members: int
     tags: dict[str, dict[str, Any]] = field(default_factory=dict)
     text: str = ""
+    short: str = ""  # the table's column head
+
+    @property
+    def head(self) -> str:
+        return self.short or self.text
 
     def cluster(self) -> PgwardenCluster:
         label = f"pgwarden, {self.text}"
@@ -67,6 +72,7 @@ LAYOUTS = {
             "node9": {**_REMOTE, "replicatefrom": "node7"},
         },
         "9 members, cascading (8 <- 6, 9 <- 7; 6-9 nofailover)",
+        "9 members, cascading",
     ),
 }
 
@@ -205,7 +211,7 @@ def table(layouts: dict[str, dict[str, Any]]) -> str:
     """The figures as docs/scaling.md shows them: one row per figure, one column per layout,
     each cell the median (min-max, n)."""
     names = list(layouts)
-    head = ["figure", *(LAYOUTS[n].text for n in names)]
+    head = ["figure", *(LAYOUTS[n].head for n in names)]
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for figure, title, unit, digits in FIGURES:
         cells = []
@@ -218,7 +224,7 @@ def table(layouts: dict[str, dict[str, Any]]) -> str:
             spread = "" if len(values) == 1 else f" ({low:.{digits}f}\u2013{high:.{digits}f})"
             cells.append(f"{med:.{digits}f}{spread}, n={len(values)}")
         rows.append(f"| {title} ({unit}) | " + " | ".join(cells) + " |")
-    load = ", ".join(f"{LAYOUTS[n].text}: {' '.join(layouts[n]['loadavg_before'])}" for n in names)
+    load = ", ".join(f"{LAYOUTS[n].head}: {' '.join(layouts[n]['loadavg_before'])}" for n in names)
     return "\n".join(rows) + f"\n\nLoad average (1/5/15 min) before each layout: {load}."
 
 
