@@ -179,18 +179,29 @@ class ClusterUnderTest(ABC):
             return False
 
     def healthy(self, sync: bool = False) -> bool:
-        """One primary, every other node streaming from it (one of them synchronous when
-        ``sync``), and HAProxy sending writes to it."""
+        """One primary, every other node streaming from it (or from its cascading upstream; one
+        of the primary's synchronous when ``sync``), and HAProxy sending writes to it."""
         p = self.primary_index()
         if p is None:
             return False
+        expected: dict[int, set[str]] = {p: set()}  # upstream -> the standbys it should feed
+        for j, n in enumerate(self.nodes):
+            if j != p:
+                expected.setdefault(self.upstream(j, p), set()).add(n.name)
         standbys = self.streaming_standbys(p)
-        others = {n.name for j, n in enumerate(self.nodes) if j != p}
-        if not others <= set(standbys):
+        if not expected[p] <= set(standbys):
             return False
         if sync and not any(state in ("sync", "quorum") for state in standbys.values()):
             return False
+        for upstream, names in expected.items():
+            if upstream != p and not names <= set(self.streaming_standbys(upstream)):
+                return False
         return self.writable_through_router()
+
+    def upstream(self, i: int, primary: int) -> int:
+        """The node standby ``i`` should stream from while ``primary`` leads: the primary, unless
+        the cluster cascades (pgwarden's ``replicatefrom`` tag)."""
+        return primary
 
     def wait_healthy(self, timeout: float = 180.0, sync: bool = False) -> float:
         """Seconds until healthy; AssertionError with the agents' log tails after ``timeout``."""

@@ -123,6 +123,17 @@ class PgwardenCluster(ClusterUnderTest):
             " HAProxy check-ssl"
         )
 
+    def upstream(self, i: int, primary: int) -> int:
+        """``replicatefrom`` (``node_tags``, tests/support/cluster.py TaggedSpec) when it names
+        another standby; the primary otherwise (pgwarden streams from the primary when the
+        named member is the primary itself or is gone)."""
+        tags = dict(self._spec.get("node_tags") or {}).get(self.nodes[i].name) or {}
+        names = [n.name for n in self.nodes]
+        named = tags.get("replicatefrom")
+        if named in names and names.index(named) not in (i, primary):
+            return names.index(named)
+        return primary
+
     def kill_etcd(self, i: int) -> None:
         faults.kill_etcd(self._stack(), i)
 

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bench import elections, failover, fence, footprint, health, outage, pgbench, secure
+from bench import elections, failover, fence, footprint, health, outage, pgbench, scale, secure
 from bench import pgbouncer as pooling
 from bench.cluster import ClusterUnderTest
 from bench.pgwarden_cluster import PgwardenCluster
@@ -32,12 +32,13 @@ class Options:
     scale: int = 60  # pgbench scale of the database the rejoin runs on (60: about 1 GB)
     election_kills: int = elections.KILLS
     outage_runs: int = 2  # per failsafe mode: each is a 30 s etcd outage plus the recovery
+    scale_runs: int = 2  # per layout of the scale phase: an idle window, a switchover, a node loss
     phases: tuple[str, ...] = ()  # empty: all
 
 
 ALL_PHASES = (
     "footprint", "health", "crash", "fence", "switchover", "elections", "load", "node_loss", "sync",
-    "quorum", "etcd_outage", "pgbouncer", "secure",
+    "quorum", "etcd_outage", "pgbouncer", "secure", "scale",
 )  # fmt: skip
 # Timing does not change these (PostgreSQL does the work), so Patroni's defaults skip them.
 TIMING_FREE = ("sync", "quorum")
@@ -410,6 +411,28 @@ class Session:
         finally:
             self.down()
             self.make, self.mode = saved_make, saved_mode
+
+    def phase_scale(self) -> None:
+        """pgwarden at 3, 5, 9 and 9 cascading members (bench.scale): a fresh cluster per layout,
+        one after the other; the session's own cluster is stopped first (two would share the 2
+        cores) and a later phase starts a new one."""
+        if self.label != "pgwarden":
+            for figure, *_ in scale.FIGURES:
+                for name in scale.LAYOUTS:
+                    self.results.skip(scale.key(figure, name), self.label, "pgwarden's own stacks only")
+            return
+        self.down()
+        for name, layout in scale.LAYOUTS.items():
+
+            def record(what: str, figures: dict[str, float], name: str = name) -> None:
+                for figure, value in figures.items():
+                    self.results.add(scale.key(figure, name), self.label, value)
+                self.say(f"{name} members, {what}: " + ", ".join(f"{k}={v:.3g}" for k, v in figures.items()))
+
+            try:
+                scale.measure(layout, self.options.scale_runs, record, self.say, scale.IDLE_SECONDS)
+            except Exception as exc:
+                self.failed([scale.key(figure, name) for figure, *_ in scale.FIGURES], exc)
 
     def phase_quorum(self) -> None:
         self._ensure_loaded()

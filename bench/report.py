@@ -6,6 +6,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bench import scale
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -37,6 +39,12 @@ SECURITY_METRICS = tuple(
     Metric(f"{key}_{mode}", f"{title}: {what}", unit, digits=digits)
     for key, title, unit, digits in _SECURITY_FIGURES
     for mode, what in STACKS
+)
+# pgwarden at 3, 5, 9 and 9 cascading members (bench/scale.py): each figure for each layout.
+SCALE_METRICS = tuple(
+    Metric(scale.key(figure, name), f"{layout.text}: {title}", unit, digits=digits)
+    for figure, title, unit, digits in scale.FIGURES
+    for name, layout in scale.LAYOUTS.items()
 )
 
 
@@ -115,6 +123,7 @@ METRICS = (
     Metric("fence_cpu", "fence idle CPU (per node, % of one core)", "%", digits=2),
     Metric("agent_start", "agent start-up: process start -> first cycle done, API answering", "s"),
     Metric("cycle_ms", "agent cycle at idle (observe + decide + act)", "ms", digits=1),
+    *SCALE_METRICS,
 )
 BY_KEY = {m.key: m for m in METRICS}
 

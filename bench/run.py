@@ -4,7 +4,8 @@ Runs the scenarios of bench.plan against pgwarden (defaults), Patroni with its d
 Patroni with its fastest accepted timing, one cluster at a time on the same machine, prints the
 table and writes docs/benchmarks.md. ``--quick`` (2 runs, fewer scenarios, pgwarden and Patroni
 fastest) takes about 8 minutes; the full set about 45 (of which the `secure` phase, pgwarden
-plain against TLS + auth, 10-20).
+plain against TLS + auth, 10-20), plus about 20 for the `scale` phase (pgwarden at 3, 5, 9 and 9
+cascading members: bench/scale.py).
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ from pgwarden.local.stack import AGENT_COMMAND, Stack
 from pgwarden.router.haproxy import RouterPorts
 from tests.support.pg import ensure_os_user
 
-NODE_USERS = ("pgwtest1", "pgwtest2", "pgwtest3", "pgwtest4")
+# One OS user per node (created on first use, idempotently: tests/support/pg.py ensure_os_user);
+# nine, for the scale bench's 9-member clusters (bench/scale.py).
+NODE_USERS = tuple(f"pgwtest{i}" for i in range(1, 10))
 
 
 def cluster_network() -> str:
@@ -52,6 +54,21 @@ def _network_range() -> tuple[int, int]:
     if not 3 <= low <= high <= 254:
         raise ValueError(f"PGWARDEN_TEST_NETWORKS={text!r}: expected LOW-HIGH within 3-254")
     return low, high - low + 1
+
+
+@dataclass(frozen=True)
+class TaggedSpec(StackSpec):
+    """The local stack with ``tags`` per node (by node name): ``replicatefrom`` for cascading
+    replication, ``nofailover`` and the rest (docs/configuration.md, ``tags``)."""
+
+    node_tags: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def node_config(self, i: int, run_as: str | None) -> dict[str, Any]:
+        doc = super().node_config(i, run_as)
+        tags = self.node_tags.get(self.node_name(i))
+        if tags:
+            doc["tags"] = dict(tags)
+        return doc
 
 
 @contextmanager
@@ -87,6 +104,7 @@ def running_stack(
         ensure_os_user(user)
     stack_spec = spec_type(
         dir=base / "stack",
+        nodes=nodes,
         network=network,
         run_as=users,
         router=RouterPorts(bind_host=f"{network}.1"),

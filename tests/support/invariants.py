@@ -387,9 +387,17 @@ class Invariants:
 
 
 def _streaming_from_primary(members: Any, primary: str | None) -> bool:
+    """Every member answers, and every standby follows the primary, or (cascading) the member its
+    ``replicatefrom`` tag names."""
     return primary is not None and all(
-        s is not None and (n == primary or s.get("upstream") == primary) for n, s in members.items()
+        s is not None and (n == primary or s.get("upstream") in _upstreams(s, primary))
+        for n, s in members.items()
     )
+
+
+def _upstreams(status: Any, primary: str) -> tuple[str, ...]:
+    named = (status.get("tags") or {}).get("replicatefrom")
+    return (primary, named) if isinstance(named, str) else (primary,)
 
 
 def routed_primary(stack: Stack, timeout: float) -> str:
