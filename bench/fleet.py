@@ -1,0 +1,378 @@
+"""Clusters per etcd: N clusters of 3 members on one real 3-member etcd; etcd's load and one cluster's RTO.
+
+    .venv/bin/python -m bench.fleet --clusters 1,10,25,50 --idle 60 --trials 3
+
+For each N, on a fresh etcd 3.4 of three members on loopback (tests/support/etcd.py): N clusters
+of three members each run the real agent cycle, lease keeper and watch on the real etcd client,
+over a fake PostgreSQL (bench/fleet_member.py says exactly what is real). Cluster 0 runs in this
+process; the others in worker processes of ``--per-process`` clusters (bench/fleet_worker.py), so
+the harness's own threads do not share one interpreter lock. Once every cluster has one leader
+and two streaming standbys: an idle window of ``--idle`` seconds between two scrapes of etcd's
+``/metrics`` (bench/etcd_metrics.py), with the client-side round trip of every etcd call; then
+``--trials`` times, cluster 0's leader is killed dead (no revoke, its fake PostgreSQL SIGKILLed)
+while the others idle, timed until another member holds the leader key and has promoted.
+The figures go to ``--json`` and a summary to stdout (docs/scaling.md, "Clusters per etcd").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from bench import etcd_metrics
+from bench.fleet_member import FleetCluster, Latencies
+from bench.fleet_worker import cpu_seconds, rss_mib
+from pgwarden.dcs.etcd import EtcdStore
+from pgwarden.dcs.keys import ClusterKeys
+from pgwarden.model import Address, EtcdSettings
+from tests.support.etcd import EtcdCluster
+
+REPO = Path(__file__).resolve().parent.parent
+WATCH_CALL = "watch"  # a long poll held until an event or its timeout: a count, not a latency
+
+
+class Fleet:
+    """Cluster 0 here, clusters 1..n-1 in worker processes; a context manager."""
+
+    def __init__(self, n: int, endpoints: Sequence[Address], network: int, per_process: int = 10) -> None:
+        self.n = n
+        self.endpoints = list(endpoints)
+        self.network = network
+        self.per_process = per_process
+        self.latencies = Latencies()
+        self.victim = FleetCluster(0, self.endpoints, network, self.latencies)
+        self.workers: list[subprocess.Popen[str]] = []
+        self._marked = (time.monotonic(), cpu_seconds())
+
+    def __enter__(self) -> Fleet:
+        try:
+            self.victim.start()
+            endpoints = ",".join(f"{e.host}:{e.port}" for e in self.endpoints)
+            for first in range(1, self.n, self.per_process):
+                count = min(self.per_process, self.n - first)
+                command = [
+                    sys.executable,
+                    "-m",
+                    "bench.fleet_worker",
+                    "--first",
+                    str(first),
+                    "--count",
+                    str(count),
+                ]
+                command += ["--endpoints", endpoints, "--network", str(self.network)]
+                self.workers.append(
+                    subprocess.Popen(
+                        command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+                    )
+                )
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for w in self.workers:
+            try:
+                if w.stdin is not None:
+                    w.stdin.write("stop\n")
+                    w.stdin.close()
+            except OSError:
+                pass
+        self.victim.stop()
+        for w in self.workers:
+            try:
+                w.wait(30)
+            except subprocess.TimeoutExpired:
+                w.kill()  # by its PID: a worker that did not stop on request
+                w.wait(10)
+
+    def _ask(self, command: str) -> list[dict[str, Any]]:
+        for w in self.workers:
+            assert w.stdin is not None
+            w.stdin.write(command + "\n")
+            w.stdin.flush()
+        answers = []
+        for w in self.workers:
+            assert w.stdout is not None
+            line = w.stdout.readline()
+            if not line:
+                raise RuntimeError(f"fleet worker {w.pid} exited (code {w.poll()})")
+            answers.append(json.loads(line))
+        return answers
+
+    def healthy(self) -> int:
+        return int(self.victim.healthy()) + sum(a["healthy"] for a in self._ask("status"))
+
+    def wait_healthy(self, timeout: float) -> float:
+        started = time.monotonic()
+        while (count := self.healthy()) < self.n:
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"only {count} of {self.n} clusters healthy after {timeout:.0f} s")
+            time.sleep(0.5)
+        return time.monotonic() - started
+
+    def mark(self) -> None:
+        self.latencies.reset()
+        self._marked = (time.monotonic(), cpu_seconds())
+        self._ask("mark")
+
+    def report(self) -> dict[str, Any]:
+        """The window since ``mark``: etcd calls by method (rate, p50/p99) and the harness's cost."""
+        started, cpu = self._marked
+        mine = {
+            "seconds": time.monotonic() - started,
+            "cpu_seconds": cpu_seconds() - cpu,
+            "rss_mib": rss_mib(),
+        }
+        parts = [{**mine, **self.latencies.take()}, *self._ask("report")]
+        seconds = mine["seconds"]
+        calls: dict[str, list[float]] = defaultdict(list)
+        errors: dict[str, int] = defaultdict(int)
+        for p in parts:
+            for method, samples in p["calls"].items():
+                calls[method] += samples
+            for method, count in p["errors"].items():
+                errors[method] += count
+        return {
+            "client_calls": {m: _summary(s, seconds, m != WATCH_CALL) for m, s in sorted(calls.items())},
+            "client_errors": dict(errors),
+            "client_calls_per_s": round(sum(len(s) for s in calls.values()) / seconds, 1),
+            "harness": {
+                "processes": len(parts),
+                "cpu_percent": round(100 * sum(p["cpu_seconds"] for p in parts) / seconds, 1),
+                "rss_mib": round(sum(p["rss_mib"] for p in parts), 1),
+                "cycles_per_s": round(sum(p.get("cycles", 0) for p in parts[1:]) / seconds, 1),
+            },
+        }
+
+    def rto_trial(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Kill cluster 0's leader dead; seconds until the key is gone, taken, and a new primary."""
+        c = self.victim
+        deadline = time.monotonic() + timeout
+        while not c.healthy():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{c.name} not healthy before the trial")
+            time.sleep(0.1)
+        old = c.leaders()[0]
+        lease_sent = c.members[old].cycle.lease.sent_at
+        gone = _KeyGone(self.endpoints, c.name)
+        killed = time.monotonic()
+        c.kill_member(old)
+        taken = promoted = None
+        while promoted is None and time.monotonic() < killed + timeout:
+            now = time.monotonic()
+            if taken is None and any(m.leading for n, m in c.members.items() if n != old):
+                taken = now
+            if c.leaders():
+                promoted = now
+            time.sleep(0.005)
+        gone.stop()
+        new = c.leaders()
+        c.start_member(old)  # back as a standby (the fake rewinds it) for the next trial
+        if promoted is None or taken is None:
+            raise RuntimeError(f"{c.name}: no new primary within {timeout:.0f} s of killing {old}")
+        return {
+            "killed": old,
+            "new_leader": new[0] if new else None,
+            "lease_age_at_kill_s": round(killed - lease_sent, 3) if lease_sent is not None else None,
+            "key_gone_s": round(gone.at - killed, 3) if gone.at is not None else None,
+            "key_taken_s": round(taken - killed, 3),
+            "promoted_s": round(promoted - killed, 3),
+        }
+
+
+class _KeyGone:
+    """Watches one cluster's leader key from outside the cluster; notes when etcd deletes it."""
+
+    def __init__(self, endpoints: Sequence[Address], cluster: str) -> None:
+        self.store = EtcdStore.connect(EtcdSettings(hosts=tuple(endpoints)), timeout=2.0)
+        self.key = ClusterKeys(cluster, "/pgwarden").leader
+        self.start = self.store.get_prefix(self.key).revision + 1
+        self.at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and self.at is None:
+            try:
+                events = self.store.watch(self.key, self.start, 1.0)
+            except Exception:
+                continue
+            for e in events:
+                self.start = max(self.start, e.mod_revision + 1)
+                if e.kind == "delete" and e.key == self.key:
+                    self.at = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(3)
+        self.store.close()
+
+
+def _summary(samples: list[float], seconds: float, latency: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"count": len(samples), "per_s": round(len(samples) / seconds, 2)}
+    if latency and samples:
+        ordered = sorted(samples)
+        out["p50_ms"] = round(statistics.median(ordered) * 1000, 2)
+        out["p99_ms"] = round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2)
+        out["max_ms"] = round(ordered[-1] * 1000, 2)
+    return out
+
+
+def measure(n: int, idle: float, trials: int, network: int, per_process: int) -> dict[str, Any]:
+    """One size: a fresh etcd, ``n`` clusters, the idle window, then the RTO trials."""
+    hosts = tuple(f"127.0.{network}.{21 + i}" for i in range(3))
+    with EtcdCluster(hosts=hosts) as etcd:
+        urls = [etcd.url(i) for i in range(3)]
+        with Fleet(n, etcd.endpoints, network + 1, per_process) as fleet:
+            ready = fleet.wait_healthy(60 + 3 * n)
+            say(f"{n} clusters healthy after {ready:.1f} s; settling, then {idle:.0f} s idle")
+            time.sleep(10)  # bootstrap writes (initdb, clones, history) out of the window
+            fleet.mark()
+            before = [etcd_metrics.scrape(u) for u in urls]
+            started = time.monotonic()
+            time.sleep(idle)
+            after = [etcd_metrics.scrape(u) for u in urls]
+            window = etcd_metrics.window(urls, before, after, time.monotonic() - started)
+            client = fleet.report()
+            leases = etcd_metrics.lease_count(urls[0])
+            healthy_after_idle = fleet.healthy()
+            rto = []
+            for i in range(trials):
+                rto.append(fleet.rto_trial())
+                say(f"trial {i + 1}: {rto[-1]}")
+            healthy_after_trials = fleet.healthy()
+    return {
+        "clusters": n,
+        "members": 3 * n,
+        "ready_s": round(ready, 1),
+        "etcd": window,
+        "leases": leases,
+        "healthy_after_idle": healthy_after_idle,
+        "healthy_after_trials": healthy_after_trials,
+        **client,
+        "rto": rto,
+    }
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] [fleet] {text}", flush=True)
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """The figures docs/scaling.md quotes, one column per size."""
+    rows: list[tuple[str, Any]] = [
+        ("clusters (members)", lambda r: f"{r['clusters']} ({r['members']})"),
+        ("etcd requests/s (all members)", lambda r: r["etcd"]["total"]["all_requests_per_s"]),
+        (
+            "  of which LeaseKeepAlive",
+            lambda r: r["etcd"]["total"]["requests_per_s"].get("LeaseKeepAlive", 0),
+        ),
+        ("  of which Range", lambda r: r["etcd"]["total"]["requests_per_s"].get("Range", 0)),
+        ("  of which Watch", lambda r: r["etcd"]["total"]["requests_per_s"].get("Watch", 0)),
+        ("mvcc put+txn/s (writes)", lambda r: _writes(r)),
+        ("lease renewals/s", lambda r: r["etcd"]["total"]["lease_renewed_per_s"]),
+        ("raft proposals/s", lambda r: r["etcd"]["total"]["proposals_per_s"]),
+        ("client bytes in/s", lambda r: r["etcd"]["total"]["client_bytes_in_per_s"]),
+        ("client bytes out/s", lambda r: r["etcd"]["total"]["client_bytes_out_per_s"]),
+        ("watchers / leases / keys", lambda r: _wlk(r)),
+        ("WAL fsync p50/p99 ms (leader)", lambda r: _hist(r, "etcd_disk_wal_fsync_duration_seconds")),
+        (
+            "backend commit p50/p99 ms (leader)",
+            lambda r: _hist(r, "etcd_disk_backend_commit_duration_seconds"),
+        ),
+        ("lease renewal p50/p99 ms (client)", lambda r: _client(r, "renew_lease")),
+        ("cluster read p50/p99 ms (client)", lambda r: _client(r, "get_prefix")),
+        (
+            "etcd CPU % (3 members) / RSS MiB",
+            lambda r: f"{r['etcd']['total']['cpu_percent']} / {r['etcd']['total']['rss_mib']}",
+        ),
+        (
+            "harness CPU % / processes",
+            lambda r: f"{r['harness']['cpu_percent']} / {r['harness']['processes']}",
+        ),
+        ("RTO s: key gone / promoted (median)", lambda r: _rto(r)),
+    ]
+    head = "| | " + " | ".join(str(r["clusters"]) for r in results) + " |"
+    lines = [head, "|---" * (len(results) + 1) + "|"]
+    lines += ["| " + name + " | " + " | ".join(str(get(r)) for r in results) + " |" for name, get in rows]
+    return "\n".join(lines)
+
+
+def _writes(r: dict[str, Any]) -> float:
+    m = r["etcd"]["total"]["mvcc_per_s"]
+    return round(m["put"] + m["txn"], 2)
+
+
+def _wlk(r: dict[str, Any]) -> str:
+    t = r["etcd"]["total"]
+    return f"{t['watchers']:.0f} / {r['leases']} / {t['keys']:.0f}"
+
+
+def _leader(r: dict[str, Any]) -> dict[str, Any]:
+    members = r["etcd"]["members"]
+    return next((m for m in members if m["leader"]), members[0])
+
+
+def _hist(r: dict[str, Any], name: str) -> str:
+    h = _leader(r)["latency"][name]
+    return f"{h['p50_ms']} / {h['p99_ms']}"
+
+
+def _client(r: dict[str, Any], method: str) -> str:
+    c = r["client_calls"].get(method, {})
+    return f"{c.get('p50_ms')} / {c.get('p99_ms')}"
+
+
+def _rto(r: dict[str, Any]) -> str:
+    trials = r["rto"]
+    if not trials:
+        return "-"
+    gone = [t["key_gone_s"] for t in trials if t["key_gone_s"] is not None]
+    promoted = [t["promoted_s"] for t in trials]
+    g = f"{statistics.median(gone):.2f}" if gone else "?"
+    return f"{g} / {statistics.median(promoted):.2f} (n={len(trials)}, max {max(promoted):.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--clusters", default="1,10,25,50", help="comma-separated sizes, each on a fresh etcd"
+    )
+    parser.add_argument("--idle", type=float, default=60.0, help="seconds of the idle window")
+    parser.add_argument("--trials", type=int, default=3, help="RTO trials per size")
+    parser.add_argument("--per-process", type=int, default=10, help="clusters per worker process")
+    parser.add_argument(
+        "--network", type=int, default=180, help="third octet: etcd here, members on the next ones"
+    )
+    parser.add_argument("--json", default="reports/fleet.json")
+    args = parser.parse_args()
+    results = []
+    for n in (int(x) for x in args.clusters.split(",")):
+        say(f"--- {n} clusters of 3 on one 3-member etcd ---")
+        results.append(measure(n, args.idle, args.trials, args.network, args.per_process))
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print("\n" + table(results))
+
+
+if __name__ == "__main__":
+    main()
