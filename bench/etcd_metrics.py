@@ -144,7 +144,9 @@ def _total(members: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         "peer_bytes_out_per_s": round(sum(m["rates"]["etcd_network_peer_sent_bytes_total"] for m in members)),
         # Writes go through raft: every member applies each one; the leader's count is the cluster's.
-        "mvcc_per_s": {k: leader["rates"][f"etcd_mvcc_{k}_total"] for k in ("put", "txn", "range", "delete")},
+        "mvcc_per_s": {k: leader["rates"][f"etcd_mvcc_{k}_total"] for k in ("put", "txn", "delete")},
+        # Reads are served by the member asked, without raft: their sum is the cluster's.
+        "mvcc_range_per_s": round(sum(m["rates"]["etcd_mvcc_range_total"] for m in members), 2),
         "lease_renewed_per_s": leader["rates"]["etcd_debugging_lease_renewed_total"],
         "proposals_per_s": leader["rates"]["etcd_server_proposals_committed_total"],
         "wal_bytes_per_s": leader["rates"]["etcd_disk_wal_write_bytes_total"],

@@ -42,24 +42,27 @@ class Worker:
     def __init__(self, clusters: list[FleetCluster], latencies: Latencies) -> None:
         self.clusters = clusters
         self.latencies = latencies
-        self._marked = (time.monotonic(), cpu_seconds())
+        self._marked = (time.monotonic(), cpu_seconds(), self.cycles())
+
+    def cycles(self) -> int:
+        return sum(m.cycles for c in self.clusters for m in c.members.values())
 
     def answer(self, command: str) -> dict[str, Any]:
         if command == "status":
             return {"healthy": sum(c.healthy() for c in self.clusters), "clusters": len(self.clusters)}
         if command == "mark":
             self.latencies.reset()
-            self._marked = (time.monotonic(), cpu_seconds())
+            self._marked = (time.monotonic(), cpu_seconds(), self.cycles())
             return {"marked": True}
         if command == "report":
-            started, cpu = self._marked
+            started, cpu, cycles = self._marked
             return {
                 "seconds": time.monotonic() - started,
                 "cpu_seconds": cpu_seconds() - cpu,
                 "rss_mib": rss_mib(),
                 "threads": threading.active_count(),
                 "healthy": sum(c.healthy() for c in self.clusters),
-                "cycles": sum(m.cycles for c in self.clusters for m in c.members.values()),
+                "cycles": self.cycles() - cycles,
                 **self.latencies.take(),
             }
         return {"error": f"unknown command {command!r}"}
