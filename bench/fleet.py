@@ -315,6 +315,30 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+GROWTH = {
+    "etcd requests/s": lambda r: r["etcd"]["total"]["all_requests_per_s"],
+    "LeaseKeepAlive/s": lambda r: r["etcd"]["total"]["requests_per_s"].get("LeaseKeepAlive", 0),
+    "Range/s": lambda r: r["etcd"]["total"]["requests_per_s"].get("Range", 0),
+    "writes (put+txn)/s": lambda r: _writes(r),
+    "client bytes in/s": lambda r: r["etcd"]["total"]["client_bytes_in_per_s"],
+    "client bytes out/s": lambda r: r["etcd"]["total"]["client_bytes_out_per_s"],
+    "watchers": lambda r: r["etcd"]["total"]["watchers"],
+    "leases": lambda r: r["leases"],
+    "keys": lambda r: r["etcd"]["total"]["keys"],
+    "etcd CPU % (3 members)": lambda r: r["etcd"]["total"]["cpu_percent"],
+    "harness CPU %": lambda r: r["harness"]["cpu_percent"],
+}
+
+
+def growth(small: dict[str, Any], large: dict[str, Any]) -> str:
+    """What one more cluster adds: the slope between the smallest and the largest size."""
+    span = large["clusters"] - small["clusters"]
+    lines = [f"per added cluster (slope from {small['clusters']} to {large['clusters']} clusters):"]
+    for name, get in GROWTH.items():
+        lines.append(f"  {name}: {(float(get(large)) - float(get(small))) / span:.3f}")
+    return "\n".join(lines)
+
+
 def _writes(r: dict[str, Any]) -> float:
     m = r["etcd"]["total"]["mvcc_per_s"]
     return round(m["put"] + m["txn"], 2)
@@ -372,6 +396,8 @@ def main() -> None:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     print("\n" + table(results))
+    if len(results) > 1:
+        print("\n" + growth(results[0], results[-1]))
 
 
 if __name__ == "__main__":
