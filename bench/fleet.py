@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -116,7 +116,7 @@ class Fleet:
         return answers
 
     def healthy(self) -> int:
-        return int(self.victim.healthy()) + sum(a["healthy"] for a in self._ask("status"))
+        return int(self.victim.healthy()) + sum(int(a["healthy"]) for a in self._ask("status"))
 
     def wait_healthy(self, timeout: float) -> float:
         started = time.monotonic()
@@ -315,7 +315,7 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-GROWTH = {
+GROWTH: dict[str, Callable[[dict[str, Any]], Any]] = {
     "etcd requests/s": lambda r: r["etcd"]["total"]["all_requests_per_s"],
     "LeaseKeepAlive/s": lambda r: r["etcd"]["total"]["requests_per_s"].get("LeaseKeepAlive", 0),
     "Range/s": lambda r: r["etcd"]["total"]["requests_per_s"].get("Range", 0),
@@ -341,7 +341,7 @@ def growth(small: dict[str, Any], large: dict[str, Any]) -> str:
 
 def _writes(r: dict[str, Any]) -> float:
     m = r["etcd"]["total"]["mvcc_per_s"]
-    return round(m["put"] + m["txn"], 2)
+    return round(float(m["put"]) + float(m["txn"]), 2)
 
 
 def _wlk(r: dict[str, Any]) -> str:

@@ -136,11 +136,11 @@ class FleetMember:
         self._wake = threading.Event()
         self._stop = threading.Event()
         gather = _Peers(peers)
-        self.cycle = Cycle(config, Ports(store=self.store, postgres=pg, peers=gather, jobs=JobRunner()))  # type: ignore[arg-type]
-        self.keeper = LeaseKeeper(self.store, self.cycle.lease)  # type: ignore[arg-type]
+        self.cycle = Cycle(config, Ports(store=self.store, postgres=pg, peers=gather, jobs=JobRunner()))
+        self.keeper = LeaseKeeper(self.store, self.cycle.lease)
         keys = ClusterKeys(config.cluster, config.etcd.prefix)
         self.watch = ClusterWatch(
-            self.store,  # type: ignore[arg-type]
+            self.store,
             keys,
             self._wake,
             lambda: self.cycle.observer.last_view.revision,
