@@ -123,9 +123,21 @@ class Fleet:
         started = time.monotonic()
         while (count := self.healthy()) < self.n:
             if time.monotonic() - started > timeout:
-                raise RuntimeError(f"only {count} of {self.n} clusters healthy after {timeout:.0f} s")
+                raise RuntimeError(
+                    f"only {count} of {self.n} clusters healthy after {timeout:.0f} s: {self.diagnosis()}"
+                )
             time.sleep(0.5)
         return time.monotonic() - started
+
+    def diagnosis(self) -> str:
+        """Why clusters are not healthy: how many have one leader, and the etcd calls that failed."""
+        answers = self._ask("status")
+        led = int(len(self.victim.leaders()) == 1) + sum(int(a["led"]) for a in answers)
+        errors: dict[str, int] = defaultdict(int)
+        for part in (self.latencies.take()["errors"], *(a["errors"] for a in answers)):
+            for method, count in part.items():
+                errors[method] += count
+        return f"{led} with exactly one leader; failed etcd calls since the start: {dict(errors)}"
 
     def mark(self) -> None:
         self.latencies.reset()

@@ -53,7 +53,12 @@ class Worker:
 
     def answer(self, command: str) -> dict[str, Any]:
         if command == "status":
-            return {"healthy": sum(c.healthy() for c in self.clusters), "clusters": len(self.clusters)}
+            return {
+                "healthy": sum(c.healthy() for c in self.clusters),
+                "led": sum(len(c.leaders()) == 1 for c in self.clusters),
+                "clusters": len(self.clusters),
+                "errors": self.latencies.take()["errors"],
+            }
         if command == "mark":
             self.latencies.reset()
             self._marked = (time.monotonic(), cpu_seconds(), self.cycles())
