@@ -186,15 +186,16 @@ class Fleet:
         gone = _KeyGone(self.endpoints, c.name)
         killed = time.monotonic()
         c.kill_member(old)
-        taken = promoted = None
+        promoted = None
         while promoted is None and time.monotonic() < killed + timeout:
-            now = time.monotonic()
-            if taken is None and any(m.leading for n, m in c.members.items() if n != old):
-                taken = now
             if c.leaders():
-                promoted = now
+                promoted = time.monotonic()
             time.sleep(0.005)
+        deadline = time.monotonic() + 2.0  # the watch's answer may trail the promotion a little
+        while gone.taken is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         gone.stop()
+        taken = gone.taken
         new = c.leaders()
         c.start_member(old)  # back as a standby (the fake rewinds it) for the next trial
         if promoted is None or taken is None:
@@ -205,32 +206,40 @@ class Fleet:
             "lease_age_at_kill_s": round(killed - lease_sent, 3) if lease_sent is not None else None,
             "key_gone_s": round(gone.at - killed, 3) if gone.at is not None else None,
             "key_taken_s": round(taken - killed, 3),
+            "key_holder": gone.holder,
             "promoted_s": round(promoted - killed, 3),
         }
 
 
 class _KeyGone:
-    """Watches one cluster's leader key from outside the cluster; notes when etcd deletes it."""
+    """Watches one cluster's leader key from outside the cluster: when etcd deletes it, and when
+    a member writes it again (``taken``: monotonic time, ``holder``: the name it holds)."""
 
     def __init__(self, endpoints: Sequence[Address], cluster: str) -> None:
         self.store = EtcdStore.connect(EtcdSettings(hosts=tuple(endpoints)), timeout=2.0)
         self.key = ClusterKeys(cluster, "/pgwarden").leader
         self.start = self.store.get_prefix(self.key).revision + 1
         self.at: float | None = None
+        self.taken: float | None = None
+        self.holder: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set() and self.at is None:
+        while not self._stop.is_set() and self.taken is None:
             try:
                 events = self.store.watch(self.key, self.start, 1.0)
             except Exception:
                 continue
             for e in events:
                 self.start = max(self.start, e.mod_revision + 1)
-                if e.kind == "delete" and e.key == self.key:
+                if e.key != self.key:
+                    continue
+                if e.kind == "delete" and self.at is None:
                     self.at = time.monotonic()
+                elif e.kind == "put" and self.at is not None and self.taken is None:
+                    self.taken, self.holder = time.monotonic(), e.value
 
     def stop(self) -> None:
         self._stop.set()
