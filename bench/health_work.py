@@ -1,0 +1,105 @@
+"""The health endpoint while the agents work: a standby re-cloned from the primary, and a failover.
+
+HAProxy keeps asking every agent through both, and a check that waits behind the agent's work
+(a cycle running pg_basebackup's job, a promotion) is a backend marked down or up late. So the
+same ApacheBench load as bench.health (a new connection per request, ``OPTIONS``, concurrency
+8), while:
+
+- **clone**: a standby is reinitialized (``POST /reinitialize``: its data directory wiped and
+  cloned again from the primary, ~1 GB after the ``load`` phase). Measured on the primary's agent
+  (``/primary``: its node serves the base backup) and on the cloning standby's own agent
+  (``/health``: 503 while it has no PostgreSQL, which is an answer, not a failure).
+- **failover**: the primary's node is SIGKILLed (agent and PostgreSQL) 1 s into a load of
+  ``FAILOVER_SECONDS`` on a standby's agent (``/health``: its PostgreSQL runs throughout, as a
+  standby, then perhaps as the new primary); then the old primary is started again and rejoins.
+
+Every call is bounded: ab by its time or request count, the clone and the rejoin by timeouts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+from bench import failover, health
+from bench.cluster import ClusterUnderTest
+
+CONCURRENCY = 8
+FAILOVER_SECONDS = 12.0  # covers pgwarden's failover (~4 s); Patroni's may outlast it
+KILL_AFTER = 1.0
+CLONE_TIMEOUT = 900.0
+RUNS = 3  # at most, per scenario: each clones ~1 GB or fails over and rejoins
+FAILOVER_REQUESTS = 200_000  # more than fit in FAILOVER_SECONDS: the time ends the load
+_FIGURES = ("rps", "p50", "p99")
+CLONE_KEYS = (
+    *(f"health_clone_{f}_{CONCURRENCY}" for f in _FIGURES),
+    *(f"health_cloning_{f}_{CONCURRENCY}" for f in _FIGURES),
+    "health_clone_s",
+)
+FAILOVER_KEYS = tuple(f"health_failover_{f}_{CONCURRENCY}" for f in _FIGURES)
+
+
+def _standby(cluster: ClusterUnderTest, primary: int) -> int:
+    return next(i for i in range(len(cluster.nodes)) if i != primary)
+
+
+def _measured(run: health.HealthRun, prefix: str) -> dict[str, float]:
+    errors = run.failed - run.non_2xx
+    assert errors == 0, f"{errors} of {run.requests} health requests got no answer ({prefix})"
+    c = CONCURRENCY
+    return {
+        f"{prefix}_rps_{c}": run.per_second,
+        f"{prefix}_p50_{c}": run.p50_ms,
+        f"{prefix}_p99_{c}": run.p99_ms,
+    }
+
+
+def during_clone(cluster: ClusterUnderTest, requests: int) -> dict[str, float]:
+    """Both agents' health answers while a standby is cloned again from the primary."""
+    cluster.wait_healthy(240)
+    p = cluster.primary_index()
+    assert p is not None, "no primary"
+    s = _standby(cluster, p)
+    primary, standby = cluster.nodes[p], cluster.nodes[s]
+    reply = httpx.post(
+        f"{cluster._api(s)}/reinitialize",  # https:// where the cluster serves its API over TLS
+        json={},
+        auth=cluster.api_auth(),
+        timeout=30,
+        verify=cluster.api_verify(),
+        trust_env=False,
+    )
+    assert reply.status_code in (200, 202), f"reinitialize answered {reply.status_code} {reply.text[:200]}"
+    started = time.monotonic()
+    time.sleep(1.0)  # the clone under way: pg_basebackup connected and copying
+    on_primary = health.measure(primary.host, primary.api_port, requests, CONCURRENCY)
+    on_standby = health.measure(standby.host, standby.api_port, requests, CONCURRENCY, path="/health")
+    during = time.monotonic() - started
+    figures = _measured(on_primary, "health_clone") | _measured(on_standby, "health_cloning")
+    cloned = failover.wait_streaming(cluster, standby.name, CLONE_TIMEOUT)
+    # Measured while the clone ran: the load ended before the standby streamed again.
+    assert cloned > during, f"the clone ended ({cloned:.1f} s) before the load did ({during:.1f} s)"
+    figures["health_clone_s"] = cloned
+    return figures
+
+
+def during_failover(cluster: ClusterUnderTest, requests: int) -> dict[str, float]:
+    """A standby's agent's health answers across the primary's node loss."""
+    cluster.wait_healthy(240)
+    p = cluster.primary_index()
+    assert p is not None, "no primary"
+    standby = cluster.nodes[_standby(cluster, p)]
+    victims = cluster.node_processes(p)
+    killer = threading.Timer(KILL_AFTER, cluster.kill, (victims,))
+    killer.start()
+    try:
+        run = health.measure(
+            standby.host, standby.api_port, requests, CONCURRENCY, path="/health", seconds=FAILOVER_SECONDS
+        )
+    finally:
+        killer.join(KILL_AFTER + 5)
+    cluster.start_agent(p)
+    failover.wait_streaming(cluster, cluster.nodes[p].name, 300)
+    return _measured(run, "health_failover")
