@@ -6,9 +6,11 @@ same ApacheBench load as bench.health (a new connection per request, ``OPTIONS``
 8), while:
 
 - **clone**: a standby is reinitialized (``POST /reinitialize``: its data directory wiped and
-  cloned again from the primary, ~1 GB after the ``load`` phase). Measured on the primary's agent
-  (``/primary``: its node serves the base backup) and on the cloning standby's own agent
-  (``/health``: 503 while it has no PostgreSQL, which is an answer, not a failure).
+  cloned again from the primary, ~1 GB after the ``load`` phase) 1 s into a load of
+  ``CLONE_SECONDS``; twice: with the load on the primary's agent (``/primary``: its node serves
+  the base backup), then on the cloning standby's own agent (``/health``: 503 while it has no
+  PostgreSQL, which is an answer, not a failure). ``health_clone_s`` (reinitialize -> streaming)
+  says how much of the load the clone covered.
 - **failover**: the primary's node is SIGKILLed (agent and PostgreSQL) 1 s into a load of
   ``FAILOVER_SECONDS`` on a standby's agent (``/health``: its PostgreSQL runs throughout, as a
   standby, then perhaps as the new primary); then the old primary is started again and rejoins.
@@ -30,6 +32,7 @@ CONCURRENCY = 8
 FAILOVER_SECONDS = 12.0  # covers pgwarden's failover (~4 s); Patroni's may outlast it
 KILL_AFTER = 1.0
 CLONE_TIMEOUT = 900.0
+CLONE_SECONDS = 8.0  # of load per clone: about a 1 GB clone on this machine (health_clone_s says)
 RUNS = 3  # at most, per scenario: each clones ~1 GB or fails over and rejoins
 FAILOVER_REQUESTS = 200_000  # more than fit in FAILOVER_SECONDS: the time ends the load
 _FIGURES = ("rps", "p50", "p99")
@@ -57,30 +60,44 @@ def _measured(run: health.HealthRun, prefix: str) -> dict[str, float]:
 
 
 def during_clone(cluster: ClusterUnderTest, requests: int) -> dict[str, float]:
-    """Both agents' health answers while a standby is cloned again from the primary."""
-    cluster.wait_healthy(240)
-    p = cluster.primary_index()
-    assert p is not None, "no primary"
-    s = _standby(cluster, p)
-    primary, standby = cluster.nodes[p], cluster.nodes[s]
-    reply = httpx.post(
-        f"{cluster._api(s)}/reinitialize",  # https:// where the cluster serves its API over TLS
-        json={},
-        auth=cluster.api_auth(),
-        timeout=30,
-        verify=cluster.api_verify(),
-        trust_env=False,
-    )
-    assert reply.status_code in (200, 202), f"reinitialize answered {reply.status_code} {reply.text[:200]}"
-    started = time.monotonic()
-    time.sleep(1.0)  # the clone under way: pg_basebackup connected and copying
-    on_primary = health.measure(primary.host, primary.api_port, requests, CONCURRENCY)
-    on_standby = health.measure(standby.host, standby.api_port, requests, CONCURRENCY, path="/health")
-    # Measured while the clone ran: the standby does not stream again until it is done.
-    assert standby.name not in cluster.streaming_standbys(p), "the clone ended before the load did"
-    figures = _measured(on_primary, "health_clone") | _measured(on_standby, "health_cloning")
-    failover.wait_streaming(cluster, standby.name, CLONE_TIMEOUT)
-    figures["health_clone_s"] = time.monotonic() - started
+    """Both agents' health answers while a standby is cloned again from the primary: one clone
+    with the load on the primary's agent, then one with it on the cloning standby's."""
+    figures: dict[str, float] = {}
+    for prefix, on_primary in (("health_clone", True), ("health_cloning", False)):
+        cluster.wait_healthy(240)
+        p = cluster.primary_index()
+        assert p is not None, "no primary"
+        s = _standby(cluster, p)
+        target = cluster.nodes[p if on_primary else s]
+        path = "/primary" if on_primary else "/health"
+        started: list[float] = []
+
+        def reinitialize(s: int = s, started: list[float] = started) -> None:
+            started.append(time.monotonic())
+            reply = httpx.post(
+                f"{cluster._api(s)}/reinitialize",  # https:// where the cluster serves its API over TLS
+                json={},
+                auth=cluster.api_auth(),
+                timeout=30,
+                verify=cluster.api_verify(),
+                trust_env=False,
+            )
+            assert reply.status_code in (200, 202), f"reinitialize: {reply.status_code} {reply.text[:200]}"
+
+        # The load spans the clone: it starts first, the reinitialize comes KILL_AFTER into it.
+        asker = threading.Timer(KILL_AFTER, reinitialize)
+        asker.start()
+        try:
+            run = health.measure(
+                target.host, target.api_port, requests, CONCURRENCY, path=path, seconds=CLONE_SECONDS
+            )
+        finally:
+            asker.join(35)
+        assert started, "the reinitialize was not sent"
+        figures |= _measured(run, prefix)
+        failover.wait_streaming(cluster, cluster.nodes[s].name, CLONE_TIMEOUT)
+        if on_primary:
+            figures["health_clone_s"] = time.monotonic() - started[0]
     return figures
 
 
