@@ -34,7 +34,7 @@ KILL_AFTER = 1.0
 CLONE_TIMEOUT = 900.0
 CLONE_SECONDS = 8.0  # of load per clone: about a 1 GB clone on this machine (health_clone_s says)
 RUNS = 3  # at most, per scenario: each clones ~1 GB or fails over and rejoins
-FAILOVER_REQUESTS = 200_000  # more than fit in FAILOVER_SECONDS: the time ends the load
+LOAD_REQUESTS = 200_000  # more than fit in CLONE_SECONDS or FAILOVER_SECONDS: the time ends a load
 _FIGURES = ("rps", "p50", "p99")
 CLONE_KEYS = (
     *(f"health_clone_{f}_{CONCURRENCY}" for f in _FIGURES),
@@ -64,41 +64,59 @@ def during_clone(cluster: ClusterUnderTest, requests: int) -> dict[str, float]:
     with the load on the primary's agent, then one with it on the cloning standby's."""
     figures: dict[str, float] = {}
     for prefix, on_primary in (("health_clone", True), ("health_cloning", False)):
-        cluster.wait_healthy(240)
-        p = cluster.primary_index()
-        assert p is not None, "no primary"
-        s = _standby(cluster, p)
-        target = cluster.nodes[p if on_primary else s]
-        path = "/primary" if on_primary else "/health"
-        started: list[float] = []
-
-        def reinitialize(s: int = s, started: list[float] = started) -> None:
-            started.append(time.monotonic())
-            reply = httpx.post(
-                f"{cluster._api(s)}/reinitialize",  # https:// where the cluster serves its API over TLS
-                json={},
-                auth=cluster.api_auth(),
-                timeout=30,
-                verify=cluster.api_verify(),
-                trust_env=False,
-            )
-            assert reply.status_code in (200, 202), f"reinitialize: {reply.status_code} {reply.text[:200]}"
-
-        # The load spans the clone: it starts first, the reinitialize comes KILL_AFTER into it.
-        asker = threading.Timer(KILL_AFTER, reinitialize)
-        asker.start()
-        try:
-            run = health.measure(
-                target.host, target.api_port, requests, CONCURRENCY, path=path, seconds=CLONE_SECONDS
-            )
-        finally:
-            asker.join(35)
-        assert started, "the reinitialize was not sent"
+        run, took = _one_clone(cluster, requests, on_primary)
         figures |= _measured(run, prefix)
-        failover.wait_streaming(cluster, cluster.nodes[s].name, CLONE_TIMEOUT)
         if on_primary:
-            figures["health_clone_s"] = time.monotonic() - started[0]
+            figures["health_clone_s"] = took
     return figures
+
+
+def _one_clone(cluster: ClusterUnderTest, requests: int, on_primary: bool) -> tuple[health.HealthRun, float]:
+    """The load on one agent with a standby re-cloned KILL_AFTER into it; the seconds from the
+    reinitialize until the standby streams again."""
+    cluster.wait_healthy(240)
+    p = cluster.primary_index()
+    assert p is not None, "no primary"
+    s = _standby(cluster, p)
+    target, name = cluster.nodes[p if on_primary else s], cluster.nodes[s].name
+    sent: list[float] = []
+    left: list[float] = []  # when the standby was first seen not streaming (cloning)
+    done = threading.Event()
+
+    def reinitialize() -> None:
+        sent.append(time.monotonic())
+        reply = httpx.post(
+            f"{cluster._api(s)}/reinitialize",  # https:// where the cluster serves its API over TLS
+            json={},
+            auth=cluster.api_auth(),
+            timeout=30,
+            verify=cluster.api_verify(),
+            trust_env=False,
+        )
+        assert reply.status_code in (200, 202), f"reinitialize: {reply.status_code} {reply.text[:200]}"
+
+    def watch() -> None:
+        while not done.is_set() and not left:
+            if name not in cluster.streaming_standbys(p):
+                left.append(time.monotonic())
+            done.wait(0.2)
+
+    asker, watcher = threading.Timer(KILL_AFTER, reinitialize), threading.Timer(KILL_AFTER, watch)
+    asker.start()
+    watcher.start()
+    try:
+        run = health.measure(
+            target.host, target.api_port, requests, CONCURRENCY,
+            path="/primary" if on_primary else "/health", seconds=CLONE_SECONDS,
+        )  # fmt: skip
+    finally:
+        done.set()
+        asker.join(35)
+        watcher.join(35)
+    assert sent, "the reinitialize was not sent"
+    assert left, "the standby kept streaming throughout the load: no clone ran during it"
+    failover.wait_streaming(cluster, name, CLONE_TIMEOUT)
+    return run, time.monotonic() - sent[0]
 
 
 def during_failover(cluster: ClusterUnderTest, requests: int) -> dict[str, float]:

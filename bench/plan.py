@@ -208,14 +208,14 @@ class Session:
         """The same checks while a standby clones (from the ~1 GB database) and across a
         failover (bench.health_work)."""
         self._ensure_loaded()
-        runs, n = min(health_work.RUNS, self.options.runs), self.options.health_requests
+        runs = min(health_work.RUNS, self.options.runs)
         self.repeat(
             "health while a standby clones", health_work.CLONE_KEYS, runs,
-            lambda _: health_work.during_clone(self.up(), n),
+            lambda _: health_work.during_clone(self.up(), health_work.LOAD_REQUESTS),
         )  # fmt: skip
         self.repeat(
             "health across a failover", health_work.FAILOVER_KEYS, runs,
-            lambda _: health_work.during_failover(self.up(), health_work.FAILOVER_REQUESTS),
+            lambda _: health_work.during_failover(self.up(), health_work.LOAD_REQUESTS),
         )  # fmt: skip
 
     def phase_crash(self) -> None:
