@@ -65,6 +65,12 @@ METHOD = """\
 - **Health endpoint**: `OPTIONS /primary` over HTTP/1.0, a new TCP connection per request, as
   HAProxy checks, against the primary's REST API, from ApacheBench (`ab -m OPTIONS -c 1|8`; C,
   single-threaded, so the client takes little of the 2 cores); throughput and p50/p99 per run.
+  **Under work** (bench/health_work.py, on the ~1 GB database, concurrency 8): an 8 s load with
+  a standby re-cloned (`POST /reinitialize`) 1 s into it, on the primary's agent (`/primary`; its
+  node serves the base backup), then with another clone on the cloning standby's own agent
+  (`/health`, a 503 counting as an answer), the clone's duration beside;
+  and across a failover: the load runs 12 s on a standby's agent (`/health`) and the primary's
+  node (agent and PostgreSQL) is SIGKILLed 1 s into it, then rejoins before the next run.
 - **Agent death to fence**: SIGKILL of the primary's agent alone → its postmaster gone (polled
   every 2 ms), then the agent started again and the cluster healthy before the next run. pgwarden
   only: Patroni without a watchdog device leaves PostgreSQL read-write while it is down.

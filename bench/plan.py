@@ -12,7 +12,18 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bench import elections, failover, fence, footprint, health, outage, pgbench, scale, secure
+from bench import (
+    elections,
+    failover,
+    fence,
+    footprint,
+    health,
+    health_work,
+    outage,
+    pgbench,
+    scale,
+    secure,
+)  # fmt: skip
 from bench import pgbouncer as pooling
 from bench.cluster import ClusterUnderTest
 from bench.pgwarden_cluster import PgwardenCluster
@@ -203,6 +214,21 @@ class Session:
             return figures
 
         self.repeat("health", keys, self.options.runs, once)
+        self._health_under_work()
+
+    def _health_under_work(self) -> None:
+        """The same checks while a standby clones (from the ~1 GB database) and across a
+        failover (bench.health_work)."""
+        self._ensure_loaded()
+        runs = min(health_work.RUNS, self.options.runs)
+        self.repeat(
+            "health while a standby clones", health_work.CLONE_KEYS, runs,
+            lambda _: health_work.during_clone(self.up(), health_work.LOAD_REQUESTS),
+        )  # fmt: skip
+        self.repeat(
+            "health across a failover", health_work.FAILOVER_KEYS, runs,
+            lambda _: health_work.during_failover(self.up(), health_work.LOAD_REQUESTS),
+        )  # fmt: skip
 
     def phase_crash(self) -> None:
         def once(_: int) -> dict[str, float]:
@@ -247,6 +273,9 @@ class Session:
     def phase_load(self) -> None:
         """The database the rejoin and pgbench figures are taken on (scale 60: about 1 GB)."""
         cluster = self.up()
+        if self.loaded:  # by an earlier phase (health's clone) on this cluster: the TPS only
+            self.tps("tps_async")
+            return
         started = time.monotonic()
         pgbench.initialize(cluster, self.options.scale)
         loaded = time.monotonic() - started

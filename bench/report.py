@@ -47,6 +47,12 @@ SCALE_METRICS = tuple(
     for name, layout in scale.LAYOUTS.items()
 )
 
+# The health endpoint under work (bench/health_work.py): whose agent, during what.
+HEALTH_WORK = (
+    ("clone", "primary's agent while a standby clones from it"),
+    ("cloning", "the cloning standby's agent (/health)"),
+    ("failover", "a standby's agent across the primary's node loss"),
+)
 
 # Where a crash's time goes (bench/crash_timeline.py), each segment's start -> end.
 CRASH_SPLIT = {
@@ -93,6 +99,18 @@ METRICS = (
     ),
     Metric("health_p50_8", "health check p50, concurrency 8", "ms"),
     Metric("health_p99_8", "health check p99, concurrency 8", "ms"),
+    *(
+        Metric(
+            f"health_{where}_{figure}_8", f"health check {figure}, concurrency 8, {what}", unit, up, digits
+        )
+        for where, what in HEALTH_WORK
+        for figure, unit, up, digits in (
+            ("rps", "req/s", True, 0),
+            ("p50", "ms", False, 2),
+            ("p99", "ms", False, 2),
+        )
+    ),
+    Metric("health_clone_s", "standby re-cloned (reinitialize -> streaming) meanwhile", "s"),
     Metric("outage_gap_off", "etcd quorum lost 30 s, failsafe_mode off: longest write gap", "s"),
     Metric("outage_acked_off", "... writes acknowledged during the outage", "writes", True, 0),
     Metric("outage_gap_on", "etcd quorum lost 30 s, failsafe_mode on: longest write gap", "s"),
@@ -134,6 +152,7 @@ class Target:
     against: str  # the cluster label compared with
     ratio: float  # pgwarden / other must be <= ratio (or >= for higher-is-better metrics)
     text: str
+    limit: float | None = None  # instead of a ratio: pgwarden's median must be <= (or >=) this
 
 
 @dataclass
@@ -210,6 +229,9 @@ class Results:
         for t in targets:
             m = BY_KEY[t.metric]
             ours, theirs = self.median(t.metric, self.labels[0]), self.median(t.metric, t.against)
+            if t.limit is not None and ours is not None:
+                lines.append(_absolute(t, m, ours))
+                continue
             if ours is None or theirs is None:
                 lines.append(f"- {t.text}: **not measured** (a run failed or was skipped)")
                 continue
@@ -236,6 +258,16 @@ class Results:
             "skipped": [{"metric": k, "cluster": c, "why": v} for (k, c), v in self.skipped.items()],
             "notes": self.notes,
         }
+
+
+def _absolute(t: Target, m: Metric, ours: float) -> str:
+    assert t.limit is not None
+    met = ours >= t.limit if m.higher_is_better else ours <= t.limit
+    sign = "≥" if m.higher_is_better else "≤"
+    figures = f"pgwarden {_fmt(ours, m.digits)} {m.unit} (target {sign} {_fmt(t.limit, m.digits)} {m.unit})"
+    if met:
+        return f"- {t.text}: **met** — {figures}"
+    return f"- {t.text}: **missed by {_fmt(abs(ours - t.limit), m.digits)} {m.unit}** — {figures}"
 
 
 def _fmt(value: float, digits: int) -> str:

@@ -52,6 +52,21 @@ QUICK_PHASES = ("footprint", "health", "crash", "fence", "switchover", "load", "
 def targets(labels: list[str]) -> list[Target]:
     """The issue's targets, against each Patroni column measured (node loss: the fastest only)."""
     found = []
+    if labels[:1] == ["pgwarden"] and any(other.startswith("Patroni") for other in labels[1:]):
+        found += [  # issue 16's absolute targets (bench/health_work.py for the loads under work)
+            Target("idle_rss", "", 0, "idle RSS ≤ 40 MB", limit=40.0),
+            Target("idle_cpu", "", 0, "idle CPU ≤ 0.6 % of a core", limit=0.6),
+            Target("health_p50_1", "", 0, "health p50 ≤ 0.2 ms, concurrency 1", limit=0.2),
+            *(
+                Target(key, "", 0, f"health p99 ≤ 2 ms, concurrency 8{what}", limit=2.0)
+                for key, what in (
+                    ("health_p99_8", ""),
+                    ("health_clone_p99_8", ", primary while a standby clones"),
+                    ("health_cloning_p99_8", ", the cloning standby"),
+                    ("health_failover_p99_8", ", across a failover"),
+                )
+            ),
+        ]
     for other in labels[1:]:
         if not other.startswith("Patroni"):
             continue  # a baseline build of pgwarden: compared in the table, no targets
@@ -61,6 +76,10 @@ def targets(labels: list[str]) -> list[Target]:
         for c in (1, 8):
             found.append(
                 Target(f"health_rps_{c}", other, 3.0, f"health throughput ≥ 3\u00d7 {other}, concurrency {c}")
+            )
+        for where, what in (("clone", "while a standby clones"), ("failover", "across a failover")):
+            found.append(
+                Target(f"health_{where}_rps_8", other, 3.0, f"health throughput ≥ 3\u00d7 {other}, {what}")
             )
         found.append(Target("idle_rss", other, 1.0, f"idle RSS ≤ {other}"))
     return found

@@ -132,7 +132,7 @@ def test_a_fence_that_cannot_be_fed_does_not_keep_the_guard_from_its_check() -> 
 def test_a_guard_without_a_lease_wakes_at_once_when_one_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     """Idle (no deadline), the guard looks rarely; a lease taken wakes it: with the idle interval
     made a minute, a deadline that has already passed is still enforced within seconds."""
-    monkeypatch.setattr(lease_guard, "_IDLE_INTERVAL", 60.0)
+    monkeypatch.setattr(lease_guard, "_LONGEST_SLEEP", 60.0)
     lease, pg = LeaderLease(), Postgres()
     g = LeaseGuard(lease, pg, lambda: True)  # type: ignore[arg-type]
     g.start()
@@ -146,3 +146,36 @@ def test_a_guard_without_a_lease_wakes_at_once_when_one_is_taken(monkeypatch: py
     finally:
         g.stop()
     assert pg.calls[:1] == [("stop", "immediate")]
+
+
+def test_the_guard_sleeps_until_the_deadline_and_no_longer() -> None:
+    """A leader's guard wakes at its deadline (or within 1 s), not 20 times a second; past a
+    deadline it looks every 50 ms until PostgreSQL is stopped or the lease forgotten."""
+    assert lease_guard.sleep_for(None, 10.0) == 1.0
+    assert lease_guard.sleep_for(10.3, 10.0) == pytest.approx(0.3)
+    assert lease_guard.sleep_for(30.0, 10.0) == 1.0
+    assert lease_guard.sleep_for(10.0, 10.0) == 0.05  # at the deadline it no longer holds
+    assert lease_guard.sleep_for(9.0, 10.0) == 0.05
+
+
+def test_a_leader_s_guard_stops_postgres_at_the_deadline_it_slept_towards(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a long sleep allowed, a deadline 0.3 s ahead is still enforced on time: the guard
+    sleeps until the deadline itself, not a fixed interval."""
+    monkeypatch.setattr(lease_guard, "_LONGEST_SLEEP", 60.0)
+    lease, pg = LeaderLease(), Postgres()
+    lease.renewed(7, sent_at=time.monotonic() - 4.0 + 1.0 + 0.3, ttl=4.0)  # deadline in 0.3 s
+    due = lease.deadline()
+    assert due is not None
+    g = LeaseGuard(lease, pg, lambda: True)  # type: ignore[arg-type]
+    g.start()
+    try:
+        limit = time.monotonic() + 10
+        while not pg.calls and time.monotonic() < limit:
+            time.sleep(0.01)
+        stopped = time.monotonic()
+    finally:
+        g.stop()
+    assert pg.calls[:1] == [("stop", "immediate")]
+    assert due <= stopped < due + 2.0  # on time, with room for a loaded machine

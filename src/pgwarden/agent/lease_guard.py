@@ -3,9 +3,9 @@
 ``decide`` demotes a primary whose lease ran out, but only when the loop gets to call it: a cycle
 stuck in etcd requests (cut from etcd right after a renewal: each request waits its timeout on
 every member) can overrun the deadline by seconds, while etcd hands the key to a standby. This
-thread needs no etcd and no SQL: every 50 ms while there is a deadline, it compares the monotonic
-clock with the deadline of the lease the loop last renewed, and if PostgreSQL may still be a
-primary it stops it at once and leaves it configured as a standby. The loop then finds it stopped
+thread needs no etcd and no SQL: it sleeps until the deadline of the lease the loop last renewed
+(woken sooner by any change of it), compares the monotonic clock with it, and if PostgreSQL may
+still be a primary it stops it at once and leaves it configured as a standby. The loop then finds it stopped
 and decides as usual (take the key back if it is still ours, or follow whoever has it). It dies
 with the agent: the fence, a process of its own that it feeds the same deadline, enforces it when
 the agent cannot.
@@ -24,13 +24,24 @@ from pgwarden.postgres.controller import PostgresController
 
 log = logging.getLogger(__name__)
 
-_INTERVAL = 0.05
-# Without a deadline (a standby: most of the time, on most members) there is nothing to enforce,
-# and a deadline appears only through LeaderLease's changes, which wake this thread at once (a
-# listener); so it looks only this often, for 1 wake-up a second instead of 20 (CPU: measured
-# in docs/benchmarks.md). The watchdog's limit, set without a notice, only ever shortens a
-# deadline that exists: with one, the 50 ms look stays.
-_IDLE_INTERVAL = 1.0
+# Every change of the deadline (a renewal, a lost lease, failsafe promises, the watchdog's limit)
+# goes through LeaderLease.changed(), which wakes this thread at once (a listener); so between
+# changes it sleeps until the deadline itself rather than looking every 50 ms (20 wake-ups a
+# second on every leader, measured in docs/benchmarks.md). It still looks at least this often,
+# with or without a deadline, in case a change ever bypasses the listeners.
+_LONGEST_SLEEP = 1.0
+# After a deadline passed with PostgreSQL not (yet) read-write: how often to look again, so a
+# server that turns writable after its deadline is stopped within this.
+_PAST_DEADLINE = 0.05
+
+
+def sleep_for(deadline: float | None, now: float) -> float:
+    """How long the guard may sleep before it must look again."""
+    if deadline is None:
+        return _LONGEST_SLEEP
+    if not holds(deadline, now):
+        return _PAST_DEADLINE
+    return min(deadline - now, _LONGEST_SLEEP)
 
 
 class LeaseGuard:
@@ -58,6 +69,7 @@ class LeaseGuard:
         lease.listeners.append(self._changed.set)
         self._thread = threading.Thread(target=self._run, name="lease-guard", daemon=True)
         self.fired = 0
+        self._sleep = _PAST_DEADLINE  # seconds until the next look (set by _look)
 
     def start(self) -> None:
         self._thread.start()
@@ -98,5 +110,10 @@ class LeaseGuard:
         # loop is stuck or failing.
         while not self._stop.is_set():
             self._changed.clear()  # before looking: a change from now on wakes the wait below
-            survive("lease-guard", self._errors, self.check)
-            self._changed.wait(_INTERVAL if self._lease.deadline() is not None else _IDLE_INTERVAL)
+            self._sleep = _PAST_DEADLINE  # unless the look below says how long it may sleep
+            survive("lease-guard", self._errors, self._look)
+            self._changed.wait(self._sleep)
+
+    def _look(self) -> None:
+        self.check()
+        self._sleep = sleep_for(self._lease.deadline(), self._clock())

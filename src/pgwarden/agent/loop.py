@@ -29,6 +29,7 @@ from pgwarden.agent.wal_clock import WalClock
 from pgwarden.agent.watchdog import Watchdog
 from pgwarden.dcs.cluster_store import ClusterStore
 from pgwarden.dcs.store import LeaseExpired, Store, StoreError
+from pgwarden.ha.actions import changes_postgres
 from pgwarden.ha.cadence import Carried, next_wait
 from pgwarden.ha.decide import decide
 from pgwarden.ha.decision import Decision
@@ -274,7 +275,10 @@ class Cycle:
             self.ports.callbacks.fire(events)
 
     def _publish(self, obs: Observation, decision: Decision, started: float) -> None:
-        local = self.observer.refresh_local() if decision.actions else obs.local
+        # Probed again only when an action may have changed PostgreSQL: an idle leader's renewal
+        # and status write leave it as this cycle saw it (one probe per cycle, not two).
+        changed = any(changes_postgres(action) for action in decision.actions)
+        local = self.observer.refresh_local() if changed else obs.local
         # As decide saw it (ha/rules/timeline.py): a standby's timeline is the highest it received.
         local, _ = remembered_timeline(local, decision.memory.standby_timeline)
         member = member_record(self.config, local, self.requests.scheduled_restart(), decision)

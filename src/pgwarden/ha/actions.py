@@ -269,3 +269,18 @@ Action = (
     | WipeDataDir
     | AdoptDataDir
 )
+
+# Actions that write only to etcd (or ask the members): the local PostgreSQL is after them as
+# the cycle's probe found it. A decision of only these (an idle leader's: renew, publish its
+# status) needs no second probe before the cycle publishes what it saw (agent/loop.py).
+_STORE_ONLY = (
+    AcquireLeader, RenewLeader, RewriteLeader, ReleaseLeader, RenewFailsafe, PublishFailsafe,
+    RecordFailsafe, ClearScheduledRestart, ClearSwitchover, PublishSync, AppendHistory, PublishStatus,
+)  # fmt: skip
+
+
+def changes_postgres(action: Action) -> bool:
+    """Whether carrying out ``action`` may change what a probe of the local PostgreSQL shows."""
+    if isinstance(action, EnsureSlots):
+        return bool(action.create or action.drop)
+    return not isinstance(action, _STORE_ONLY)
