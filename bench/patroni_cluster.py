@@ -17,7 +17,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ import yaml
 from bench.cluster import ClusterUnderTest, Node
 from pgwarden.local import processes
 from pgwarden.router.haproxy import Backend, RouterPorts, render
+from tests.support.cluster import network_free
 from tests.support.etcd import EtcdCluster
 from tests.support.pg import BIN_DIR, ensure_os_user, processes_of
 
@@ -51,24 +51,12 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def pick_network(tries: int = 40) -> str:
-    """A 127.0.N network whose node and router addresses are all free (others run test clusters)."""
-    router = RouterPorts()
+    """A 127.0.N network whose node, etcd and router addresses are all free (others run test
+    clusters)."""
     for _ in range(tries):
         net = f"127.0.{random.randint(100, 250)}"
-        wanted = [(f"{net}.1", p) for p in (router.primary, router.replicas, router.stats)]
-        wanted += [(f"{net}.{11 + i}", p) for i in range(3) for p in (PG_PORT, API_PORT)]
-        if all(_free(h, p) for h, p in wanted):
+        if network_free(net):
             return net
     raise RuntimeError("no free 127.0.N network for the Patroni cluster")
 

@@ -11,6 +11,7 @@ import contextlib
 import os
 import random
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -33,16 +34,43 @@ from tests.support.pg import ensure_os_user
 NODE_USERS = tuple(f"pgwtest{i}" for i in range(1, 10))
 
 
-def cluster_network() -> str:
-    """A random 127.0.N network for one test cluster; parallel pytest-xdist workers draw from
-    disjoint ranges, so two clusters started at the same moment never share addresses."""
+def cluster_network(tries: int = 40) -> str:
+    """A random 127.0.N network for one test cluster whose addresses are all free; parallel
+    pytest-xdist workers draw from disjoint ranges, so two clusters started at the same moment
+    never share addresses, and a cluster still running in this worker (a module fixture's, or
+    one still stopping) is stepped around."""
     low, span = _network_range()
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     index = int(worker) if worker.isdigit() else 0
     span //= max(1, workers)
     low += index * span
-    return f"127.0.{random.randint(low, low + span - 1)}"
+    network = f"127.0.{random.randint(low, low + span - 1)}"
+    for _ in range(tries):
+        if network_free(network):
+            break
+        network = f"127.0.{random.randint(low, low + span - 1)}"
+    return network
+
+
+def network_free(network: str) -> bool:
+    """Whether nothing listens on the addresses a cluster on ``network`` takes: the router's
+    ports on .1, PostgreSQL and the REST API on the nodes' .11-.19, etcd on .21-.23."""
+    router = RouterPorts()
+    wanted = [(f"{network}.1", port) for port in (router.primary, router.replicas, router.stats)]
+    wanted += [(f"{network}.{11 + i}", port) for i in range(len(NODE_USERS)) for port in (5432, 8008)]
+    wanted += [(f"{network}.{21 + i}", port) for i in range(3) for port in (2379, 2380)]
+    return all(_bindable(host, port) for host, port in wanted)
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _network_range() -> tuple[int, int]:
