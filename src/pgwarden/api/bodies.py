@@ -122,7 +122,9 @@ def _timeout(body: Mapping[str, Any]) -> float:
     else:
         seconds = float(value)
     if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
-        _reject(f"field 'timeout' must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {value}")
+        _reject(
+            f"field 'timeout' must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {_shown(value)}"
+        )
     return seconds
 
 
@@ -251,7 +253,9 @@ def failsafe_request(raw: bytes) -> FailsafeRequest:
         _reject(f"field 'promise_seconds' must be a number of seconds, got {_shown(value)}")
     seconds = float(value)
     if not (math.isfinite(seconds) and 0 < seconds <= MAX_PROMISE):
-        _reject(f"field 'promise_seconds' must be more than 0 and at most {MAX_PROMISE:g}, got {value}")
+        _reject(
+            f"field 'promise_seconds' must be more than 0 and at most {MAX_PROMISE:g}, got {_shown(value)}"
+        )
     return FailsafeRequest(leader, seconds)
 
 

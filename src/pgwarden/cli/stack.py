@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -58,8 +58,9 @@ def up(
     TLS. Certificates, from a CA of the stack's own, are in DIR/tls; stack.json says where.
 
     On a directory whose stack is already running it prints that stack's connection strings and
-    members, and exits 0 when it is healthy, 1 when it is not. A stack stopped with `down`
-    (without --purge) starts again with its data and passwords.
+    members, and exits 0 when it is healthy, 1 when it is not (it first waits up to --timeout for
+    a member that is settling, e.g. an old primary rejoining after a switchover). A stack stopped
+    with `down` (without --purge) starts again with its data and passwords.
     """
     from pgwarden.local.stack import Stack, StackError
 
@@ -68,8 +69,14 @@ def up(
     spec = _spec_for_up(dir, nodes, network, run_as, insecure)
     stack = Stack(spec)
     if stack.running():
-        state = stack.observe()
         progress_console.print(f"a stack is already running from {_shown(dir)}; leaving it as it is")
+        state = stack.observe()
+        if not state.routed:
+            # A member may be settling (an old primary rejoining after a switchover, a standby
+            # catching up): wait for it as a first `up` does, up to --timeout, before judging.
+            with contextlib.suppress(StackError):
+                stack.wait_healthy(timeout, progress=_progress_line(progress_console), routed=True)
+            state = stack.observe()
         _print_summary(stack, state)
         if not state.routed:
             progress_console.print(
@@ -176,13 +183,10 @@ def _run_up(stack: Stack, timeout: float, final: list[StackState], out: Console)
     receives the last state seen."""
     if not out.is_terminal:
 
-        def print_line(text: str) -> None:
-            out.print(f"… {text}", highlight=False, markup=False)
-
         def keep(seen: StackState) -> None:
             final[:] = [seen]
 
-        stack.up(progress=print_line, timeout=timeout, watch=keep)
+        stack.up(progress=_progress_line(out), timeout=timeout, watch=keep)
         return
     message = ["preparing"]
     with Live(console=out, refresh_per_second=4, transient=True) as live:
@@ -199,6 +203,15 @@ def _run_up(stack: Stack, timeout: float, final: list[StackState], out: Console)
             show()
 
         stack.up(progress=note, timeout=timeout, watch=watch)
+
+
+def _progress_line(out: Console) -> Callable[[str], None]:
+    """Progress as one plain line per change (logs, pipes, the already-running path)."""
+
+    def print_line(text: str) -> None:
+        out.print(f"… {text}", highlight=False, markup=False)
+
+    return print_line
 
 
 def _progress_view(stack: Stack, message: str, state: StackState | None) -> RenderableType:

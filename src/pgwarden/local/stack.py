@@ -277,10 +277,15 @@ class Stack:
         return servers_up(text, "primary")
 
     def wait_healthy(
-        self, timeout: float, progress: Callable[[str], None] = lambda _: None, watch: Watch | None = None
+        self,
+        timeout: float,
+        progress: Callable[[str], None] = lambda _: None,
+        watch: Watch | None = None,
+        routed: bool = False,
     ) -> None:
-        """Wait until one primary runs and every other node streams from it (StackError otherwise)."""
-        self._wait(time.monotonic() + timeout, progress, watch, require_route=False, fail_on_exit=False)
+        """Wait until one primary runs and every other node streams from it — and, with
+        ``routed``, HAProxy sends writes to that primary (StackError otherwise)."""
+        self._wait(time.monotonic() + timeout, progress, watch, require_route=routed, fail_on_exit=False)
 
     def _wait(
         self,
