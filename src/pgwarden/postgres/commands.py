@@ -16,6 +16,10 @@ from pathlib import Path
 from pgwarden.model.node import PostgresSettings
 
 STDERR_TAIL_LINES = 20
+# How much lower than the agent a bulk copy (pg_basebackup, pg_rewind) runs: when the node's CPU
+# is short, the agent's health answers and cycle go first and the copy waits (measured in
+# docs/benchmarks.md, "Health endpoint under work"); with CPU to spare it changes nothing.
+BULK_COPY_NICE = 10
 # Variables a parent shell may carry that would silently redirect or authenticate a child.
 _LEAKY_PREFIXES = ("PG",)
 
@@ -150,9 +154,11 @@ def run_streaming(
     timeout: float,
     on_line: Callable[[str], None],
     env: Mapping[str, str] | None = None,
+    nice: int = 0,
 ) -> None:
     """Run a long command, handing each stderr line (split on CR or LF) to ``on_line``.
 
+    ``nice``: how much lower than this process the child runs (``BULK_COPY_NICE`` for a copy).
     The child is killed when ``timeout`` runs out; failures raise PostgresError.
     """
     user = run_as_user(settings)
@@ -173,6 +179,8 @@ def run_streaming(
         )
     except OSError as exc:
         raise PostgresError(f"{name} could not be started: {exc}", command=command) from None
+    if nice:
+        lower(proc.pid, nice)
     assert proc.stderr is not None
     fd = proc.stderr.fileno()
     pending = b""
@@ -216,6 +224,16 @@ def run_streaming(
         raise PostgresError(
             f"{name} failed", command=command, returncode=returncode, stderr_tail="\n".join(tail)
         )
+
+
+def lower(pid: int, nice: int) -> None:
+    """Run process ``pid`` ``nice`` steps below this process (at most 19), from right after its
+    start: Popen has no such option, and preexec_fn is unsafe in a threaded agent. The processes
+    pg_basebackup forks (its WAL stream) come after its first connection and inherit this. A
+    failure only costs the priority, never the command."""
+    # OSError: gone already (it fails on its own), or not permitted here.
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
 
 
 @contextlib.contextmanager

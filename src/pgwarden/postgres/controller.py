@@ -22,7 +22,14 @@ from pgwarden.model.parameters import ParamValue
 from pgwarden.postgres import settings as conf
 from pgwarden.postgres import slots as slot_sql
 from pgwarden.postgres import sql
-from pgwarden.postgres.commands import PostgresError, chown_to_run_as, run, run_streaming, secret_file
+from pgwarden.postgres.commands import (
+    BULK_COPY_NICE,
+    PostgresError,
+    chown_to_run_as,
+    run,
+    run_streaming,
+    secret_file,
+)
 from pgwarden.postgres.conninfo import StandbyUpstream, make_conninfo
 from pgwarden.postgres.controldata import classify
 from pgwarden.postgres.origin import write_marker
@@ -301,6 +308,7 @@ class PostgresController:
                 args,
                 timeout=timeout,
                 on_line=progress,
+                nice=BULK_COPY_NICE,
                 env=_password_env(self.settings.replication.password),
             )
         except BaseException:
@@ -343,6 +351,7 @@ class PostgresController:
                 ["--target-pgdata", self.settings.data_dir, "--source-server", conninfo, "--progress"],
                 timeout=timeout,
                 on_line=progress,
+                nice=BULK_COPY_NICE,
                 env=_password_env(self.settings.superuser.password),
             )
         finally:
