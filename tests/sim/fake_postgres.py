@@ -287,6 +287,14 @@ class FakePostgres:
         d.slots[name] = d.position  # immediately_reserve
         return True
 
+    def advance_slot(self, name: str, position: Lsn) -> bool:
+        d = self._sql()
+        held = d.slots.get(name)
+        if held is None or held >= position.value or self.list_slots()[name].active:
+            return False
+        d.slots[name] = min(position.value, d.position)
+        return True
+
     def drop_slot(self, name: str) -> bool:
         d = self._sql()
         if self.list_slots().get(name, SlotInfo(name, False, None, None)).active:

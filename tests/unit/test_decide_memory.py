@@ -23,7 +23,7 @@ from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.jobs import RETRY_AFTER
-from pgwarden.model import FAILSAFE, ControlState, HistoryEntry, JobKind, Lsn, PgState
+from pgwarden.model import FAILSAFE, ControlState, HistoryEntry, JobKind, Lsn, PgState, Slot
 from tests.support.builders import (
     NOW,
     WALL,
@@ -45,6 +45,7 @@ from tests.support.builders import (
 )
 
 TTL = 1800.0  # DynamicConfig.member_slots_ttl
+ACTIVE, IDLE = Slot(active=True, restart_lsn=Lsn(0)), Slot(active=False, restart_lsn=Lsn(0))
 CRASHED = stopped_local(ControlState.IN_PRODUCTION)
 
 
@@ -182,7 +183,7 @@ def test_leader_keeps_slots_of_members_absent_less_than_member_slots_ttl() -> No
     assert decision.reason is Reason.LEADER_HEALTHY
     assert EnsureSlots(create=frozenset({"node2", "node3", "node4"})) in decision.actions
     # With the slots observed: node5's slot (gone past member_slots_ttl) is dropped, node4's kept.
-    slots = {"node2": True, "node3": True, "node4": False, "node5": False}
+    slots = {"node2": ACTIVE, "node3": ACTIVE, "node4": IDLE, "node5": IDLE}
     observed = replace(primary_local(), slots=slots)
     decision = decide(leader(local=observed, memory=memory(member_last_seen=earlier)))
     assert EnsureSlots(create=frozenset(), drop=frozenset({"node5"})) in decision.actions
@@ -316,7 +317,7 @@ def test_a_leader_agent_just_started_keeps_slots_of_members_it_has_not_seen() ->
     moved yet) cannot tell how long an absent member has been gone: its slot stays until the agent
     has run member_slots_ttl, as a member seen absent keeps it that long."""
     # Slots on the primary: node9's member was never seen by this agent; node8's streams now.
-    local = replace(primary_local(), slots={"node2": True, "node3": False, "node8": True, "node9": False})
+    local = replace(primary_local(), slots={"node2": ACTIVE, "node3": IDLE, "node8": ACTIVE, "node9": IDLE})
     just_started = memory(first_decision_at=NOW - 60)
     decision = decide(leader(local=local, memory=just_started))
     assert EnsureSlots(create=frozenset(), drop=frozenset()) in decision.actions

@@ -390,8 +390,11 @@ class Executor:
         for name in sorted(action.create):
             self._pg.create_slot(name)
         for name in sorted(action.drop):
-            log.info("dropping slot %s of a member gone longer than member_slots_ttl", name)
+            log.info("dropping slot %s: its member is gone or streams from another node", name)
             self._pg.drop_slot(name)
+        for name, position in action.advance:
+            # The slot of a member streaming from a relay: held at the WAL it would ask us for.
+            self._pg.advance_slot(name, position)
 
     # --- background jobs --------------------------------------------------------------------
     def _clone(self, action: a.Clone, obs: Observation) -> None:

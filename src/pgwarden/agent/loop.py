@@ -36,7 +36,7 @@ from pgwarden.ha.decision import Decision
 from pgwarden.ha.observation import Memory, Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.timeline import remembered_timeline
-from pgwarden.model import ClusterView, LocalState, Member, NodeConfig, Role
+from pgwarden.model import ClusterView, LocalState, Member, NodeConfig, Role, Slot
 
 log = logging.getLogger(__name__)
 
@@ -158,16 +158,18 @@ class Cycle:
         self.wal_clock = WalClock()  # the primary's WAL position over time (diagnostics)
 
     def _probe(self) -> LocalState:
-        """The local PostgreSQL; on a primary, with its replication slots (rules/slots.py)."""
+        """The local PostgreSQL, with its replication slots (rules/slots.py): a primary's, and a
+        standby's, which keeps those of the members cascading from it."""
         local = self.postgres.probe(PROBE_TIMEOUT)
-        if not local.is_primary:
+        if not (local.running and local.probe_ok):
             return local
         try:
             slots = self.postgres.list_slots()
         except Exception as exc:  # unknown this cycle: the rules then create what they want, drop nothing
             log.warning("cannot list the replication slots: %s", exc)
             return local
-        return dataclasses.replace(local, slots={name: slot.active for name, slot in slots.items()})
+        listed = {name: Slot(slot.active, slot.restart_lsn) for name, slot in slots.items()}
+        return dataclasses.replace(local, slots=listed)
 
     def use_config(self, config: NodeConfig) -> None:
         """A reloaded node config (agent/node_reload.py): it counts from the next cycle."""

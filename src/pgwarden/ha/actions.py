@@ -202,11 +202,13 @@ class PublishStatus:
 
 @dataclass(frozen=True, slots=True)
 class EnsureSlots:
-    """Reconcile physical slots on the primary (safety rule 7): create the slots ``create`` names
-    and drop those ``drop`` names (decided by rules/slots.py from the slots observed)."""
+    """Reconcile physical slots (safety rule 7) on the primary or a relay: create the slots
+    ``create`` names, drop those ``drop`` names, and move each inactive slot in ``advance`` up to
+    its position (decided by rules/slots.py from the slots observed)."""
 
     create: frozenset[str] = frozenset()
     drop: frozenset[str] = frozenset()
+    advance: tuple[tuple[str, Lsn], ...] = ()  # (slot, position), by slot name
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,5 +284,5 @@ _STORE_ONLY = (
 def changes_postgres(action: Action) -> bool:
     """Whether carrying out ``action`` may change what a probe of the local PostgreSQL shows."""
     if isinstance(action, EnsureSlots):
-        return bool(action.create or action.drop)
+        return bool(action.create or action.drop or action.advance)
     return not isinstance(action, _STORE_ONLY)

@@ -24,7 +24,7 @@ from pgwarden.model.cluster import (
     member_key,
     slot_name,
 )
-from pgwarden.model.local import ControlState, DataDir, DataDirOrigin, Job, JobKind, LocalState
+from pgwarden.model.local import ControlState, DataDir, DataDirOrigin, Job, JobKind, LocalState, Slot
 from pgwarden.model.lsn import ZERO, Lsn
 from pgwarden.model.node import (
     Address,
@@ -67,6 +67,7 @@ __all__ = [
     "ReinitializeOptions",
     "RestartConditions",
     "Role",
+    "Slot",
     "StoreKey",
     "SwitchoverIntent",
     "SyncFallback",

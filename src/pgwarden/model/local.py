@@ -64,6 +64,14 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class Slot:
+    """One physical replication slot of the local PostgreSQL, as listed this cycle."""
+
+    active: bool = False  # a walsender streams through it now
+    restart_lsn: Lsn | None = None  # the oldest WAL it holds; None until it reserves WAL
+
+
+@dataclass(frozen=True, slots=True)
 class LocalState:
     """The local node: its data directory, and what probing PostgreSQL returned."""
 
@@ -88,9 +96,9 @@ class LocalState:
     # by application_name (the member name).
     sync_standby_names: str | None = None
     replication: Mapping[str, Lsn] = field(default_factory=dict)
-    # On a primary: its physical replication slots, name -> active (streaming to someone now);
-    # None when not observed (a standby, or the list failed this cycle).
-    slots: Mapping[str, bool] | None = None
+    # Its physical replication slots by name (a primary's for its standbys, a relay's for the
+    # members cascading from it); None when not observed (the list failed this cycle).
+    slots: Mapping[str, Slot] | None = None
     # The cluster parameters this node last wrote into its configuration (pgwarden.conf records
     # them); None when not observed. Compared with the dynamic config to apply live edits.
     applied_parameters: Mapping[str, str | int | float | bool] | None = None

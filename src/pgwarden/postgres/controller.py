@@ -384,6 +384,9 @@ class PostgresController:
     def drop_slot(self, name: str, timeout: float = SQL_TIMEOUT) -> bool:
         return self._session.run(lambda conn: slot_sql.drop_slot(conn, name), timeout)
 
+    def advance_slot(self, name: str, position: Lsn, timeout: float = SQL_TIMEOUT) -> bool:
+        return self._session.run(lambda conn: slot_sql.advance_slot(conn, name, position), timeout)
+
     def list_slots(self, timeout: float = SQL_TIMEOUT) -> dict[str, SlotInfo]:
         return self._session.run(slot_sql.list_slots, timeout)
 

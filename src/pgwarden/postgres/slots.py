@@ -9,7 +9,7 @@ import psycopg
 from pgwarden.model.cluster import slot_name
 from pgwarden.model.lsn import Lsn
 
-__all__ = ["SlotInfo", "create_slot", "drop_slot", "list_slots", "slot_name"]
+__all__ = ["SlotInfo", "advance_slot", "create_slot", "drop_slot", "list_slots", "slot_name"]
 
 # On a standby (cascading) the furthest WAL held is the received position, not the insert one.
 LIST_SQL = """
@@ -24,6 +24,13 @@ ORDER BY slot_name
 CREATE_SQL = """
 SELECT pg_create_physical_replication_slot(%(name)s, true)
 WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = %(name)s)
+"""
+# Only forward and only while no walsender uses it (PostgreSQL refuses either); PostgreSQL stops
+# at its own flushed (or, on a standby, replayed) position.
+ADVANCE_SQL = """
+SELECT pg_replication_slot_advance(slot_name, %(lsn)s::pg_lsn)
+FROM pg_replication_slots
+WHERE slot_name = %(name)s AND slot_type = 'physical' AND NOT active AND restart_lsn < %(lsn)s::pg_lsn
 """
 DROP_SQL = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s"
 
@@ -59,3 +66,8 @@ def create_slot(conn: psycopg.Connection[tuple[object, ...]], name: str) -> bool
 def drop_slot(conn: psycopg.Connection[tuple[object, ...]], name: str) -> bool:
     """Drop the slot if it exists; returns whether it was dropped. An active slot raises."""
     return conn.execute(DROP_SQL, (name,)).fetchone() is not None
+
+
+def advance_slot(conn: psycopg.Connection[tuple[object, ...]], name: str, position: Lsn) -> bool:
+    """Move an inactive slot's restart_lsn up to ``position``; returns whether it moved."""
+    return conn.execute(ADVANCE_SQL, {"name": name, "lsn": str(position)}).fetchone() is not None

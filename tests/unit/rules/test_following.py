@@ -322,7 +322,7 @@ ROWS: list[Any] = [
         "replicatefrom_member_starts_streaming_from_its_upstream",
         observation(local=stopped_local(), replicatefrom="node3"),
         Reason.STARTING_AS_STANDBY,
-        [StartStandby("node3")],
+        [StartStandby("node3", slot="node2")],
     ),
     row(
         "replicatefrom_upstream_gone_falls_back_to_the_leader",
@@ -356,7 +356,7 @@ ROWS: list[Any] = [
         "standby_moves_to_its_replicatefrom_upstream",
         observation(local=standby_local(upstream="node1"), replicatefrom="node3"),
         Reason.FOLLOWING_NEW_UPSTREAM,
-        [Follow("node3")],
+        [Follow("node3", slot="node2")],
     ),
     row("healthy_standby_does_nothing", observation(), Reason.STANDBY_HEALTHY, [], upstream="node1"),
     row(

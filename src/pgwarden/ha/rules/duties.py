@@ -25,8 +25,8 @@ from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules import failsafe
-from pgwarden.ha.rules.following import slot_towards, upstream_for
-from pgwarden.ha.rules.slots import keeps_unseen_slots, members_seen, reconcile, slot_members
+from pgwarden.ha.rules.slots import leader_slots, members_seen
+from pgwarden.ha.rules.topology import slot_towards, upstream_for
 from pgwarden.model import StoreKey
 
 
@@ -54,7 +54,7 @@ def healthy_primary(obs: Observation, reason: Reason, **detail: object) -> Decis
         # The append after our promotion failed (the executor stops at the first failed action):
         # without the fork point, a standby holding WAL past it could never be told to rewind.
         actions.append(AppendHistory("promoted: history entry recorded late"))
-    actions.append(reconcile(obs, slot_members(obs, seen), keep_others=keeps_unseen_slots(obs)))
+    actions.append(leader_slots(obs, seen))
     actions.extend(failsafe.record(obs))
     return act(reason, *actions, **detail)
 

@@ -17,30 +17,19 @@ from pgwarden.ha.decision import Decision, act
 from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.parameters import with_parameters
+from pgwarden.ha.rules.slots import members_seen, relay_slots
 from pgwarden.ha.rules.timeline import divergence, local_timeline
-from pgwarden.model import ClusterView, ControlState, DataDir, JobKind, Member, PgState, Role, slot_name
-
-
-def _serving(member: Member | None) -> bool:
-    return member is not None and member.state is PgState.RUNNING
-
-
-def upstream_for(view: ClusterView, name: str, replicatefrom: str | None) -> str | None:
-    """The member to stream from: the ``replicatefrom`` member while it runs, else the leader."""
-    if replicatefrom and replicatefrom != name:
-        upstream = view.member(replicatefrom)
-        if _serving(upstream) and upstream is not None and upstream.role is Role.REPLICA:
-            return replicatefrom
-    return view.leader.name if view.leader else None
+from pgwarden.ha.rules.topology import serving, slot_towards, upstream_for
+from pgwarden.model import ClusterView, ControlState, DataDir, JobKind, Role
 
 
 def clone_source(view: ClusterView, name: str) -> str | None:
     """A running member tagged ``clonefrom`` spares the primary the base backup; else the leader."""
     for member in view.members:
-        if member.name != name and member.tags.clonefrom and _serving(member):
+        if member.name != name and member.tags.clonefrom and serving(member):
             return member.name
     leader = view.leader_member
-    return leader.name if _serving(leader) and leader is not None else None
+    return leader.name if serving(leader) and leader is not None else None
 
 
 def rogue_primary(obs: Observation) -> Decision | None:
@@ -67,17 +56,6 @@ def silent_primary(obs: Observation) -> bool:
     )
 
 
-def slot_towards(obs: Observation, upstream: str | None) -> str | None:
-    """The replication slot this member streams through from ``upstream``: its own slot on the
-    leader (which keeps one per member: rules/slots.py), none from a cascading upstream."""
-    leader = obs.view.leader
-    return (
-        slot_name(obs.name)
-        if upstream is not None and leader is not None and leader.name == upstream
-        else None
-    )
-
-
 def someone_else_leads(obs: Observation) -> Decision | None:
     """Another member leads: clone, rewind a forked timeline, start as standby, follow the right upstream."""
     view, local = obs.view, obs.local
@@ -90,7 +68,7 @@ def someone_else_leads(obs: Observation) -> Decision | None:
     # The leader's timeline counts once it announces itself as a running primary: between taking
     # the key and promoting, its record still shows the old one, and a member already streaming
     # the new timeline would read as "newer than the leader" and be rewound for nothing.
-    announced = _serving(leader_member) and leader_member is not None and leader_member.role is Role.PRIMARY
+    announced = serving(leader_member) and leader_member is not None and leader_member.role is Role.PRIMARY
     if not announced and not local.running:
         return act(Reason.WAITING_FOR_LEADER, leader=leader)
     leader_tl = leader_member.timeline if announced and leader_member is not None else None
@@ -136,7 +114,9 @@ def someone_else_leads(obs: Observation) -> Decision | None:
         return act(
             Reason.STANDBY_RECORDING_TIMELINE, Checkpoint(), upstream=upstream, timeline=local.timeline
         )
-    return with_parameters(obs, act(Reason.STANDBY_HEALTHY, upstream=upstream))
+    # A relay keeps the slots of the members cascading from it (rules/slots.py).
+    slots = relay_slots(obs, members_seen(obs))
+    return with_parameters(obs, act(Reason.STANDBY_HEALTHY, *slots, upstream=upstream))
 
 
 def _clone(obs: Observation) -> Decision:
