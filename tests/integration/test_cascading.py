@@ -5,9 +5,15 @@ The cluster comes up with every standby streaming from its intended upstream (as
 ``pg_stat_replication`` on each upstream shows it), and the primary's node loss under writes
 elects one new leader among nodes 1-3, loses no acknowledged write, and leaves the cascade in
 place on the new timeline, the old primary back as a standby.
+
+The slots follow the tree: the relay keeps the cascading member's slot (active, streaming), the
+primary's slot for that member moves up with it instead of pinning WAL since it moved away, and
+when the relay dies the member falls back to the primary through that slot and loses nothing.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import psycopg
 import pytest
@@ -35,6 +41,46 @@ def _senders(stack: Stack, name: str) -> set[str]:
     except psycopg.Error:
         return set()
     return {str(r[0]) for r in rows}
+
+
+def _query(stack: Stack, name: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` on ``name``'s PostgreSQL; [] when it does not answer."""
+    host = stack.spec.node_host(node_index(name))
+    try:
+        with psycopg.connect(conninfo(stack, host, stack.spec.pg_port), autocommit=True) as conn:
+            cur = conn.execute(sql, args)
+            return cur.fetchall() if cur.description else []
+    except psycopg.Error:
+        return []
+
+
+def _execute(stack: Stack, name: str, sql: str, *args: Any) -> None:
+    """Run ``sql`` on ``name``'s PostgreSQL; a failure fails the test."""
+    host = stack.spec.node_host(node_index(name))
+    with psycopg.connect(conninfo(stack, host, stack.spec.pg_port, timeout=10), autocommit=True) as conn:
+        conn.execute(sql, args)
+
+
+def _slot(stack: Stack, on: str, member: str) -> tuple[bool, int] | None:
+    """``member``'s physical slot on ``on``: (active, restart_lsn as bytes), None when absent."""
+    rows = _query(
+        stack,
+        on,
+        "SELECT active, pg_wal_lsn_diff(restart_lsn, '0/0')::bigint FROM pg_replication_slots"
+        " WHERE slot_name = %s AND restart_lsn IS NOT NULL",
+        member,
+    )
+    return (bool(rows[0][0]), int(rows[0][1])) if rows else None
+
+
+def _lsn(stack: Stack, name: str, sql: str) -> int:
+    rows = _query(stack, name, f"SELECT pg_wal_lsn_diff({sql}, '0/0')::bigint")
+    return int(rows[0][0]) if rows and rows[0][0] is not None else -1
+
+
+def _rows(stack: Stack, name: str) -> int:
+    rows = _query(stack, name, "SELECT count(*) FROM slot_rows")
+    return int(rows[0][0]) if rows else -1
 
 
 def _as_intended(stack: Stack, primary: str) -> bool:
@@ -67,3 +113,51 @@ def test_five_members_with_a_cascading_standby_lose_a_node_and_nothing_acknowled
         timeline = status(stack, new)["timeline"]
         for name in (RELAY, LEAF, old):
             assert status(stack, name)["timeline"] == timeline, f"{name} is not on {new}'s timeline"
+
+
+def test_slots_follow_the_cascade_and_the_leaf_falls_back_to_the_primary_when_its_relay_dies() -> None:
+    with running_stack(nodes=5, spec_type=TaggedSpec, node_tags=TAGS) as stack:
+        primary = routed_primary(stack, 120)
+        wait_for(lambda: _as_intended(stack, primary), 120, f"{LEAF} streaming from {RELAY}")
+        wait_for(lambda: (_slot(stack, RELAY, LEAF) or (False, 0))[0], 60, f"{LEAF}'s slot on {RELAY} active")
+
+        # Writes on the primary, several WAL segments of them, then a checkpoint.
+        _execute(stack, primary, "CREATE TABLE slot_rows (id bigint primary key, pad text)")
+        for batch in range(4):
+            _execute(
+                stack,
+                primary,
+                "INSERT INTO slot_rows SELECT g, repeat('x', 200) FROM generate_series(%s::int, %s::int) g",
+                batch * 20000 + 1,
+                (batch + 1) * 20000,
+            )
+            _execute(stack, primary, "SELECT pg_switch_wal()")
+        _execute(stack, primary, "CHECKPOINT")
+        written = _lsn(stack, primary, "pg_current_wal_lsn()")
+        assert written > 0, f"{primary} does not answer"
+
+        # The primary keeps a slot for the leaf (it streams from the relay), which does not hold
+        # WAL back: it moves up with what the leaf reports, to past everything just written.
+        def released() -> bool:
+            slot = _slot(stack, primary, LEAF)
+            return slot is not None and not slot[0] and slot[1] >= written
+
+        wait_for(released, 90, f"{primary}'s slot for {LEAF} past {written} (the writes)")
+        slot, replayed = _slot(stack, primary, LEAF), _lsn(stack, LEAF, "pg_last_wal_replay_lsn()")
+        assert slot is not None and slot[1] <= replayed, f"{primary}'s slot {slot} passed {LEAF}'s WAL"
+        assert _rows(stack, LEAF) == 80000, f"{LEAF} did not receive the writes through {RELAY}"
+        relay_slot = _slot(stack, RELAY, LEAF)
+        assert relay_slot is not None and relay_slot[0], f"{RELAY} has no active slot for {LEAF}"
+        assert LEAF in _senders(stack, RELAY) and LEAF not in _senders(stack, primary)
+
+        # The relay dies: the leaf streams from the primary, through its slot there, and the
+        # writes made after that reach it.
+        stack.kill_node(node_index(RELAY))
+        wait_for(lambda: LEAF in _senders(stack, primary), 120, f"{LEAF} streaming from {primary}")
+        slot = _slot(stack, primary, LEAF)
+        assert slot is not None and slot[0], f"{LEAF} streams from {primary} without its slot there"
+        _execute(
+            stack, primary, "INSERT INTO slot_rows SELECT g, 'after' FROM generate_series(80001, 80100) g"
+        )
+        wait_for(lambda: _rows(stack, LEAF) == 80100, 60, f"every row on {LEAF}")
+        assert status(stack, LEAF)["upstream"] == primary

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pgwarden.ha import actions as a
+from pgwarden.model import Lsn
 
 
 @pytest.mark.parametrize(
@@ -19,6 +20,7 @@ from pgwarden.ha import actions as a
         (a.EnsureSlots(), False),  # nothing to create or drop: a leader's usual cycle
         (a.EnsureSlots(create=frozenset({"node2"})), True),
         (a.EnsureSlots(drop=frozenset({"node9"})), True),
+        (a.EnsureSlots(advance=(("node5", Lsn(0x4000000)),)), False),  # a restart_lsn, never published
         (a.Promote(), True),
         (a.Demote(a.StopMode.FAST), True),
         (a.StopPostgres(a.StopMode.FAST), True),

@@ -284,5 +284,7 @@ _STORE_ONLY = (
 def changes_postgres(action: Action) -> bool:
     """Whether carrying out ``action`` may change what a probe of the local PostgreSQL shows."""
     if isinstance(action, EnsureSlots):
-        return bool(action.create or action.drop or action.advance)
+        # Advancing moves only a slot's restart_lsn, which no member record or status shows: a
+        # leader advancing a cascading member's slot each cycle under writes probes once.
+        return bool(action.create or action.drop)
     return not isinstance(action, _STORE_ONLY)

@@ -38,6 +38,7 @@ from pgwarden.model import (
     Member,
     PgState,
     Role,
+    Slot,
 )
 from tests.support.builders import (
     NOW,
@@ -188,6 +189,35 @@ def promised(until: float = NOW + 3.0, to: str = "node1") -> Promise:
 
 
 HEALTHY: list[type[Action] | Action] = [RenewLeader, PublishStatus, EnsureSlots]
+
+
+# --- a cascade: node5 streams from node4 (replicatefrom), node1 leads ----------------------------
+def cascade(relay: PgState = PgState.RUNNING, **leaf: Any) -> ClusterView:
+    """Five members, node1 the primary at 0/5000000, node5 tagged replicatefrom=node4 and
+    reporting 0/4000000 (``leaf`` changes node5's member record, ``relay`` node4's state)."""
+    fields = {"lsn": "0/4000000", "replicatefrom": "node4", **leaf}
+    return view(
+        members=(
+            primary_member(lsn="0/5000000"),
+            member("node2"),
+            member("node3"),
+            member("node4", state=relay, nofailover=True),
+            member("node5", nofailover=True, **fields),
+        )
+    )
+
+
+def idle_slot(restart_lsn: str) -> Slot:
+    return Slot(active=False, restart_lsn=Lsn.parse(restart_lsn))
+
+
+STREAMING_SLOT = Slot(active=True, restart_lsn=Lsn.parse("0/3000000"))
+
+
+def cascade_primary(leaf_slot: Slot) -> LocalState:
+    """node1's PostgreSQL at 0/5000000: nodes 2-4 stream through their slots, node5's is ``leaf_slot``."""
+    slots = {"node2": STREAMING_SLOT, "node3": STREAMING_SLOT, "node4": STREAMING_SLOT, "node5": leaf_slot}
+    return replace(primary_local(lsn="0/5000000"), slots=slots)
 
 
 def deciding_module(obs: Observation) -> str:

@@ -34,6 +34,7 @@ from pgwarden.model import (
     SYNC_DEGRADED,
     ControlState,
     Lsn,
+    PgState,
     SyncFallback,
     SyncState,
 )
@@ -73,12 +74,16 @@ from tests.unit.rules.table import (
     RODE_OUT,
     SAW_ME_LEAD,
     STAMP,
+    STREAMING_SLOT,
     STREAMING_TO_BOTH,
     TUNED,
     Expected,
     applied,
+    cascade,
+    cascade_primary,
     check,
     failsafe_leader,
+    idle_slot,
     junk_topology,
     leader,
     registered,
@@ -238,6 +243,46 @@ ROWS: list[Any] = [
         leader(view=view(initialize="42"), local=primary_local()),
         Reason.LEADER_HEALTHY,
         [RenewLeader, PublishStatus, FinishBootstrap(SYSTEM_ID), EnsureSlots],
+    ),
+    # --- slots: the leader keeps one per member, and moves up those nobody streams through ---------
+    row(
+        "leader_advances_the_idle_slot_of_a_member_cascading_from_a_relay_to_its_position",
+        leader(view=cascade(), local=cascade_primary(idle_slot("0/2000000"))),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader, PublishStatus, EnsureSlots(advance=(("node5", Lsn.parse("0/4000000")),))],
+    ),
+    row(
+        "leader_leaves_the_idle_slot_of_a_member_that_streams_from_it_where_it_is",
+        leader(view=cascade(replicatefrom=None), local=cascade_primary(idle_slot("0/2000000"))),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader, PublishStatus, EnsureSlots()],
+    ),
+    row(
+        "leader_leaves_the_slot_of_a_member_whose_relay_is_down_for_it_to_stream_through",
+        leader(
+            view=cascade(relay=PgState.STOPPED),
+            local=cascade_primary(idle_slot("0/2000000")),
+        ),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader, PublishStatus, EnsureSlots()],
+    ),
+    row(
+        "leader_does_not_move_a_slot_to_a_position_on_another_timeline",
+        leader(view=cascade(timeline=2), local=cascade_primary(idle_slot("0/2000000"))),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader, PublishStatus, EnsureSlots()],
+    ),
+    row(
+        "leader_does_not_move_a_slot_past_its_own_wal",
+        leader(view=cascade(lsn="0/6000000"), local=cascade_primary(idle_slot("0/2000000"))),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader, PublishStatus, EnsureSlots()],
+    ),
+    row(
+        "leader_does_not_move_a_slot_someone_streams_through",
+        leader(view=cascade(), local=cascade_primary(STREAMING_SLOT)),
+        Reason.LEADER_HEALTHY,
+        [RenewLeader, PublishStatus, EnsureSlots()],
     ),
     # --- the leader key carries my name -----------------------------------------------------------
     row(

@@ -95,9 +95,7 @@ def reconcile(
     slots = obs.local.slots
     if slots is None:
         return EnsureSlots(create=wanted)
-    drop = frozenset(
-        n for n, slot in slots.items() if n not in wanted and n not in keep and not slot.active
-    )
+    drop = frozenset(n for n, slot in slots.items() if n not in wanted and n not in keep and not slot.active)
     return EnsureSlots(
         create=wanted - slots.keys(),
         drop=frozenset() if keep_others else drop,
