@@ -35,7 +35,8 @@ class Owned:
 
 
 _FOLLOW = Owned(
-    "pgwarden points every standby at the current leader and rewrites it at each failover",
+    "pgwarden points every standby at its upstream (the leader, or its replicatefrom relay) "
+    "and its slot there, and rewrites it at each failover",
     "nothing: the agents keep it right",
 )
 _NODE_LISTEN = Owned(
