@@ -283,6 +283,22 @@ def test_slots_are_created_and_dropped_idempotently(primary: tuple[PgNode, Postg
     assert "node7" not in pg.list_slots()
 
 
+def test_an_idle_slot_is_advanced_only_forward(primary: tuple[PgNode, PostgresController]) -> None:
+    _, pg = primary
+    assert pg.create_slot("node8")
+    held = pg.list_slots()["node8"].restart_lsn
+    assert held is not None
+    execute_sql(pg, "SELECT pg_switch_wal()")
+    execute_sql(pg, "CREATE TABLE IF NOT EXISTS advance_me AS SELECT generate_series(1, 1000) AS g")
+    now = pg.probe().write_lsn
+    assert now is not None and now > held
+    assert pg.advance_slot("node8", now)
+    assert pg.list_slots()["node8"].restart_lsn == now
+    assert not pg.advance_slot("node8", held)  # never backwards
+    assert pg.list_slots()["node8"].restart_lsn == now
+    assert pg.drop_slot("node8")
+
+
 def test_data_dir_classification(two_nodes: PgNodes) -> None:
     settings = two_nodes[0].settings
     data = two_nodes[0].data_dir
