@@ -70,4 +70,7 @@ def drop_slot(conn: psycopg.Connection[tuple[object, ...]], name: str) -> bool:
 
 def advance_slot(conn: psycopg.Connection[tuple[object, ...]], name: str, position: Lsn) -> bool:
     """Move an inactive slot's restart_lsn up to ``position``; returns whether it moved."""
-    return conn.execute(ADVANCE_SQL, {"name": name, "lsn": str(position)}).fetchone() is not None
+    try:
+        return conn.execute(ADVANCE_SQL, {"name": name, "lsn": str(position)}).fetchone() is not None
+    except psycopg.errors.ObjectInUse:
+        return False  # its standby connected meanwhile: the slot moves with it now
