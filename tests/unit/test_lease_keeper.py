@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from pgwarden.agent.lease import LeaderLease
-from pgwarden.agent.lease_keeper import LeaseKeeper
+from pgwarden.agent.lease_keeper import IDLE_WAIT, RETRY_WAIT, LeaseKeeper
 from pgwarden.dcs.memory import MemoryStore
 from pgwarden.dcs.store import StoreError
 from tests.support.store_contract import VirtualClock
@@ -120,3 +122,58 @@ def test_a_store_error_is_reported_not_raised(clock: VirtualClock) -> None:
     down = Down(clock)
     lease, _ = held(down, clock)
     assert not LeaseKeeper(down, lease, clock).renew_once()
+
+
+def test_a_renewal_is_due_when_the_last_one_is_an_eighth_of_the_usable_lease_old(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    """ttl 4: renewals every (4 - 1) / 8 = 0.375 s, counted from the last one, the loop's or ours."""
+    lease, _ = held(store, clock)  # the loop renewed at 100.0
+    keeper = LeaseKeeper(store, lease, clock)
+    assert keeper.wait_before_next(failed=False) == pytest.approx(0.375)
+    clock.now = 100.25
+    assert keeper.wait_before_next(failed=False) == pytest.approx(0.125)
+    clock.now = 100.375
+    assert keeper.wait_before_next(failed=False) == 0.0
+    assert keeper.renew_once()
+    assert keeper.wait_before_next(failed=False) == pytest.approx(0.375)
+    clock.now = 100.5
+    lease.renewed(lease.lease_id or 0, 100.5, 4.0)  # the loop's renewal pushes the next one back
+    assert keeper.wait_before_next(failed=False) == pytest.approx(0.375)
+
+
+def test_no_lease_or_past_keep_until_means_no_renewal_due(store: MemoryStore, clock: VirtualClock) -> None:
+    lease = LeaderLease()
+    keeper = LeaseKeeper(store, lease, clock)
+    assert keeper.wait_before_next(failed=False) == IDLE_WAIT  # a standby: woken by a lease change
+    lease, _ = held(store, clock)
+    keeper = LeaseKeeper(store, lease, clock)
+    clock.now = 104.0  # one ttl past the loop's last renewal: the loop must decide again
+    assert keeper.wait_before_next(failed=False) == IDLE_WAIT
+
+
+def test_after_a_failed_renewal_the_next_try_waits_a_little(store: MemoryStore, clock: VirtualClock) -> None:
+    lease, _ = held(store, clock)
+    keeper = LeaseKeeper(store, lease, clock)
+    clock.now = 101.0
+    assert keeper.wait_before_next(failed=False) == 0.0
+    assert keeper.wait_before_next(failed=True) == RETRY_WAIT
+
+
+def test_the_thread_renews_on_its_interval_and_wakes_for_a_new_lease() -> None:
+    """Real time: a standby's keeper sleeps (no renewals); once the loop grants a lease, the keeper
+    renews it about every ``interval`` (bounds generous: the machine is shared)."""
+    store = MemoryStore(time.monotonic)
+    lease = LeaderLease()
+    keeper = LeaseKeeper(store, lease, interval=lambda ttl: 0.1)
+    keeper.start()
+    try:
+        time.sleep(0.3)
+        assert keeper.renewals == 0
+        lease_id = store.grant_lease(10)
+        lease.renewed(lease_id, time.monotonic(), 10.0)
+        time.sleep(1.0)
+        assert 3 <= keeper.renewals <= 12, keeper.renewals
+    finally:
+        keeper.stop()
+    assert not keeper._thread.is_alive()

@@ -21,13 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# Seconds kept in reserve before etcd could expire the lease: covers an immediate stop of
-# PostgreSQL (~0.1-0.3 s) plus scheduling delay of the loop.
-SAFETY_MARGIN = 1.0
-
-
-def margin(ttl: float) -> float:
-    return min(SAFETY_MARGIN, ttl / 4)
+# The reserve before etcd could expire the lease lives with the rest of the lease's arithmetic.
+from pgwarden.ha.lease_timing import margin
 
 
 @dataclass
@@ -86,6 +81,13 @@ class LeaderLease:
         with self._lock:
             self.failsafe_sent_at, self.failsafe_ttl = sent_at, ttl
         self.changed()
+
+    def last_renewal(self) -> tuple[float, float] | None:
+        """When the last successful renewal of the lease held was sent, and the lease's ttl."""
+        with self._lock:
+            if self.lease_id is None or self.sent_at is None:
+                return None
+            return self.sent_at, self.ttl
 
     def lease_lost(self) -> None:
         """etcd says the lease is gone; promises given to us still hold until they run out."""

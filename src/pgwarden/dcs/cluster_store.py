@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from pgwarden.dcs import codec
 from pgwarden.dcs.keys import DEFAULT_PREFIX, ClusterKeys
@@ -39,6 +39,18 @@ _HISTORY_ATTEMPTS = 5
 # Entries the history key keeps; older ones are folded into a count. Fork decisions need only the
 # promotions of the timelines members still run on, which are among the most recent.
 HISTORY_CAP = 100
+# Decoders whose results are immutable (frozen dataclasses, tuples, read-only mappings) and depend
+# on the value alone: a value read again unchanged is not parsed again (see `ClusterStore.decode`).
+_MEMOIZED: frozenset[Callable[[str], object]] = frozenset(
+    {
+        codec.decode_member,
+        codec.decode_status,
+        codec.decode_sync,
+        codec.decode_history,
+        codec.decode_config,
+        codec.decode_switchover,
+    }
+)
 
 
 class HistoryUnreadable(StoreError):
@@ -61,6 +73,8 @@ class ClusterStore:
         self.store = store
         self.keys = ClusterKeys(cluster, prefix)
         self.member_networks = member_networks
+        # (decoder, value) -> what it decoded to, for the values of the last snapshot decoded.
+        self._decoded: dict[tuple[Callable[[str], object], str], object] = {}
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -96,15 +110,29 @@ class ClusterStore:
         """
         k = self.keys
         unreadable: dict[str, str] = {}
+        # An idle cluster's values rarely change from one read to the next (an idle member writes
+        # nothing): each is parsed and validated once, not once a cycle. Only this snapshot's
+        # values are kept for the next one, so the memo never outgrows the cluster.
+        last = self._decoded
+        decoded: dict[tuple[Callable[[str], object], str], object] = {}
 
         def read(kv: KeyValue | None, decode: Callable[[str], T]) -> T | None:
             if kv is None:
                 return None
+            memo: tuple[Callable[[str], object], str] | None = None
+            if decode in _MEMOIZED:
+                memo = (decode, kv.value)
+            if memo is not None and memo in last:
+                value = decoded[memo] = last[memo]
+                return cast(T, value)
             try:
-                return decode(kv.value)
+                result = decode(kv.value)
             except codec.Unreadable as exc:
                 unreadable[k.relative(kv.key)] = str(exc)
                 return None
+            if memo is not None:
+                decoded[memo] = result
+            return result
 
         values = {kv.key: kv for kv in snapshot.items}
         members = []
@@ -128,6 +156,7 @@ class ClusterStore:
         failsafe = read(failsafe_kv, codec.decode_failsafe)
         sync_kv = values.get(k.sync)
         sync = read(sync_kv, codec.decode_sync)
+        self._decoded = decoded
         return ClusterView(
             name=k.cluster,
             initialize=initialize or None,

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pgwarden.agent.lease import margin
-from pgwarden.agent.lease_keeper import RENEW_EVERY
 from pgwarden.agent.watchdog import RESERVE
 from pgwarden.doctor.facts import Facts, RoundTrips
 from pgwarden.doctor.findings import Finding, Severity, ok
 from pgwarden.doctor.text import names, seconds
+from pgwarden.ha.lease_timing import margin, renewal_interval
 
 # etcd's --election-timeout default; an election takes one to two of it, plus a round of votes.
 ELECTION_TIMEOUT = 1.0
@@ -229,8 +228,8 @@ def etcd_latency(facts: Facts) -> list[Finding]:
 
 
 def etcd_election(facts: Facts) -> list[Finding]:
-    """Would an etcd leader election stop the primary? The lease renewed RENEW_EVERY must still be
-    good when the new etcd leader serves (docs/timing.md: election tolerated)."""
+    """Would an etcd leader election stop the primary? The lease renewed every `renewal_interval`
+    must still be good when the new etcd leader serves (docs/timing.md: election tolerated)."""
     check = "etcd_election"
     view = facts.view
     if view is None:
@@ -239,8 +238,9 @@ def etcd_election(facts: Facts) -> list[Finding]:
     leader = facts.leader_node
     rtt = leader.etcd_renewals.p50_ms / 1000 if leader is not None and leader.etcd_renewals else 0.05
     deadline = ttl - margin(ttl)
+    every = renewal_interval(ttl)
     evidence = [
-        f"ttl {ttl:g} s, margin {margin(ttl):g} s, renewals every {RENEW_EVERY} s, round trip {seconds(rtt)}"
+        f"ttl {ttl:g} s, margin {margin(ttl):g} s, renewals every {every:.2g} s, round trip {seconds(rtt)}"
     ]
     if leader is not None and leader.watchdog_armed and leader.watchdog_timeout:
         capped = leader.watchdog_timeout - RESERVE
@@ -248,7 +248,7 @@ def etcd_election(facts: Facts) -> list[Finding]:
             f"watchdog armed on {leader.name}: the deadline is capped at {capped:g} s after a renewal"
         )
         deadline = min(deadline, capped)
-    tolerated = deadline - RENEW_EVERY - rtt
+    tolerated = deadline - every - rtt
     evidence.append(
         f"an election may last {ELECTION_TIMEOUT:g}-{2 * ELECTION_TIMEOUT:g} s "
         "(etcd's default --election-timeout 1000 ms)"
