@@ -3,10 +3,11 @@
 Each member is wired as daemon/agent.py wires a node, minus what never talks to etcd: the real
 `Cycle` (agent/loop.py) on its own loop thread, the real `LeaseKeeper` (renewing when the last
 renewal is (ttl - margin)/8 old) and the real `ClusterWatch` (a long-poll watch on the cluster
-prefix that wakes the loop), all on one real `EtcdStore` (dcs/etcd.py) with the member's own source address. What is not real:
-PostgreSQL (tests/sim/fake_postgres.py, one `FakeWorld` per cluster, WAL shipped by a ticker
-thread), the peers (answered from the other members' snapshots as their REST API would, as the
-simulation does) and the REST API, lease guard, fence and watchdog (no etcd traffic).
+prefix that wakes the loop), all on one real `EtcdStore` (dcs/etcd.py) with the member's own
+source address. What is not real: PostgreSQL (tests/sim/fake_postgres.py, one `FakeWorld` per
+cluster, WAL shipped by a ticker thread), the peers (answered from the other members' snapshots as
+their REST API would, as the simulation does) and the REST API, lease guard, fence and watchdog
+(no etcd traffic).
 
 `TimedStore` sits between the member and its `EtcdStore`: it times every call (the client-side
 latency of the agent's etcd requests) and, once the member is killed, fails every call, so a
