@@ -13,6 +13,7 @@ import ssl
 import threading
 from collections.abc import Callable
 
+from pgwarden.agent.adoption import become_subreaper
 from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_commands
 from pgwarden.agent.failsafe import FailsafeClient, PromiseBox
 from pgwarden.agent.fence import FenceLink
@@ -185,6 +186,9 @@ class Agent:
         self._wake.set()
 
     def run(self) -> None:
+        # Before any pg_ctl: the postmasters it starts are re-parented here, and the postmaster
+        # watch reaps a crashed one at once (agent/adoption.py).
+        become_subreaper()
         self.fence.ensure_running()  # before anything could make PostgreSQL writable
         self.api.start()
         self.watch.start()

@@ -14,7 +14,7 @@ from typing import Literal
 
 import psycopg
 
-from pgwarden.fence.postmaster import postmaster_pid
+from pgwarden.fence.postmaster import postmaster_pid, wait_reaped
 from pgwarden.model.local import DataDir, LocalState
 from pgwarden.model.lsn import Lsn
 from pgwarden.model.node import PostgresSettings
@@ -47,6 +47,7 @@ SQL_TIMEOUT = 10.0
 PEER_CONNECT_TIMEOUT = 10
 # pg_ctl enforces its own -t; the subprocess bound leaves it room to report.
 _PG_CTL_GRACE = 10.0
+ZOMBIE_WAIT = 5.0  # at most, for a dead postmaster to be reaped before a start (wait_reaped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,7 @@ class PostgresController:
             return
         if classify(self.settings).kind is not DataDir.VALID:
             raise PostgresError(f"cannot start: {self.data_dir} holds no valid cluster")
+        wait_reaped(str(self.data_dir), min(ZOMBIE_WAIT, timeout))
         self._ensure_socket_dir()
         self.log_file.touch(mode=0o600, exist_ok=True)
         chown_to_run_as(self.settings, self.log_file)
