@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from pgwarden.fence.postmaster import wait_reaped
+from pgwarden.model import Address
+from pgwarden.model.node import Credentials, PostgresSettings
+from pgwarden.postgres.commands import PostgresError
+from pgwarden.postgres.controller import ZOMBIE_WAIT_START, PostgresController
 
 
 def _names(data_dir: Path, pid: int) -> None:
@@ -54,3 +61,33 @@ def test_a_live_or_absent_postmaster_costs_no_wait(tmp_path: Path) -> None:
     finally:
         live.kill()
         live.wait()
+
+
+def _controller(tmp_path: Path) -> PostgresController:
+    here = Address("127.0.2.11", 5432)
+    settings = PostgresSettings(
+        listen=here,
+        connect_address=here,
+        data_dir=str(tmp_path),
+        bin_dir="/usr/lib/postgresql/15/bin",
+        superuser=Credentials("postgres", "su"),
+        replication=Credentials("replicator", "r"),
+    )
+    return PostgresController(settings, "node1")
+
+
+def test_a_start_does_not_stall_the_cycle_on_a_zombie_it_cannot_reap(tmp_path: Path) -> None:
+    # Not this process's to reap (it is no subreaper): the start fails at once, naming the dead
+    # postmaster and the parent that has to reap it, and the cycle tries again next time.
+    dead = subprocess.Popen(["true"])
+    _names(tmp_path, dead.pid)
+    time.sleep(0.3)
+    try:
+        started = time.monotonic()
+        with pytest.raises(PostgresError, match=rf"previous postmaster \(pid {dead.pid}\) is dead") as err:
+            _controller(tmp_path)._no_dead_postmaster(ZOMBIE_WAIT_START)
+        assert time.monotonic() - started < 2.0
+        assert f"parent (pid {os.getpid()}" in str(err.value)
+    finally:
+        dead.wait()
+    _controller(tmp_path)._no_dead_postmaster(ZOMBIE_WAIT_START)  # reaped: nothing to wait for

@@ -75,6 +75,13 @@ def recorded_pid(data_dir: str) -> int | None:
     return _recorded(_pid_file(data_dir))
 
 
+def dead_postmaster(data_dir: str) -> int | None:
+    """The PID postmaster.pid names when that process is a zombie (dead, not yet reaped), else
+    None. While it is, a new postmaster refuses to start: the PID still exists."""
+    pid = recorded_pid(data_dir)
+    return pid if pid is not None and proc.state(pid) in ("Z", "X") else None
+
+
 def wait_reaped(data_dir: str, timeout: float) -> bool:
     """Wait (at most ``timeout`` seconds) until the postmaster postmaster.pid names is no zombie;
     False when it still is. A postmaster SIGKILLed a moment ago stays a zombie until its parent
