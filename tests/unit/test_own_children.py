@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +42,23 @@ def test_a_process_that_is_no_subreaper_reaps_nothing_it_did_not_start() -> None
     time.sleep(0.3)
     assert not own_children.reap(child.pid)
     assert child.wait() == 6
+
+
+# Packages the agent's process runs. A command started there without own_children would be
+# reaped by the agent's sweep (it is a subreaper) and subprocess would report its exit as 0.
+AGENT_PACKAGES = ("agent", "daemon", "postgres", "dcs", "api", "config", "documents", "model", "ha")
+
+
+def test_the_agent_starts_every_command_through_own_children() -> None:
+    root = Path(own_children.__file__).parent
+    spawning = re.compile(
+        r"subprocess\.(Popen|run|call|check_call|check_output)\(|os\.(fork|spawn\w*|posix_spawn\w*)\("
+    )
+    found = [
+        f"{path.relative_to(root)}:{n}"
+        for package in AGENT_PACKAGES
+        for path in sorted((root / package).rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if spawning.search(line)
+    ]
+    assert found == [], f"start these through pgwarden.own_children: {found}"
