@@ -23,18 +23,20 @@ def test_a_started_command_is_known_until_forgotten() -> None:
 
 
 def test_run_gives_the_exit_status_and_output_and_forgets_the_command() -> None:
+    before = set(own_children._pids)  # other tests' commands (a fence still running) may be there
     done = own_children.run(["sh", "-c", "echo out; echo err >&2; exit 3"], 10, text=True)
     assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
-    assert not own_children._pids
+    assert own_children._pids == before
 
 
 def test_run_kills_a_command_that_outlives_its_timeout_and_waits_for_it() -> None:
+    before = set(own_children._pids)
     started = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired) as caught:
         own_children.run(["sh", "-c", "echo partial; exec sleep 30"], 0.5, text=True)
     assert time.monotonic() - started < 10
     assert caught.value.stdout == "partial\n"
-    assert not own_children._pids  # killed, waited for and forgotten: no zombie, no entry
+    assert own_children._pids == before  # killed, waited for and forgotten: no zombie, no entry
 
 
 def test_a_process_that_is_no_subreaper_reaps_nothing_it_did_not_start() -> None:
