@@ -36,7 +36,12 @@ METHOD = """\
   kill (an INSERT the old primary committed just before dying may be read just after it).
   Asynchronous replication.
 - **PostgreSQL crash RTO**: SIGKILL of the primary's postmaster and its children, agent alive →
-  the first acknowledged write after the outage, as above.
+  the first acknowledged write after the outage, as above. The *crash split* rows say where that
+  time went, each instant polled every 10 ms from the crash (`bench/crash_timeline.py`; on a
+  loaded machine a poller can lag another by ~0.2 s, so a segment may read slightly negative):
+  the agent's decision (pgwarden's `GET /events`), the new postmaster's start time, its
+  postmaster.pid reading `ready`, the agent's `/primary` answering 200 again, HAProxy's stats
+  showing the server UP, and the writer's first acknowledged write.
 - **Switchover gap**: `POST /switchover {"leader", "candidate"}` (basic auth) to the leader's REST
   API; the longest time between two acknowledged writes from the request on.
 - **etcd elections**: the etcd leader SIGKILLed 20 times in a row under the writer; each time

@@ -17,6 +17,7 @@ from functools import partial
 import psycopg
 
 from bench.cluster import ClusterUnderTest
+from bench.crash_timeline import CrashWatch, Timeline
 from pgwarden.drill.writer import Writer, missing_ids
 
 WRITE_INTERVAL = 0.02
@@ -32,6 +33,7 @@ class FaultOutcome:
     primary_before: int
     primary_after: int | None = None
     rejoin_s: float | None = None
+    timeline: Timeline | None = None  # a PostgreSQL crash's split (bench/crash_timeline.py)
 
 
 def _table(kind: str) -> str:
@@ -39,13 +41,16 @@ def _table(kind: str) -> str:
 
 
 def _under_writes(
-    cluster: ClusterUnderTest, kind: str, arm: Callable[[], Callable[[], None]]
+    cluster: ClusterUnderTest,
+    kind: str,
+    arm: Callable[[], Callable[[], None]],
+    watch: CrashWatch | None = None,
 ) -> FaultOutcome:
     """Inject a fault while the writer writes; wait until writes are acknowledged again.
 
     ``arm`` is called once the writer is connected and returns the fault itself: a kill must
     find its victims (including the writer's backend) before the clock starts, so that the
-    fault takes microseconds."""
+    fault takes microseconds. A ``watch`` starts its pollers right after the fault."""
     primary = cluster.primary_index()
     assert primary is not None, f"{cluster.label}: no single primary before the fault"
     router = cluster.router_conninfo(1)
@@ -56,17 +61,22 @@ def _under_writes(
         fault = arm()
         started = time.monotonic()
         fault()
+        if watch is not None:
+            watch.crashed()
         faulted = time.monotonic()  # a switchover request returns when it is done
         recovered = writer.wait_for_acks(ACKS, RECOVERY_BOUND)
     report = writer.report
     assert recovered, f"{cluster.label}: no write acknowledged within {RECOVERY_BOUND:.0f} s of the {kind}"
+    back = recovered_at(report.ack_times, faulted)
+    timeline = watch.finish(report, back) if watch is not None else None
     lost = missing_ids(cluster.router_conninfo(5), writer.table, report.acknowledged)
     return FaultOutcome(
-        recovery_s=recovered_at(report.ack_times, faulted) - faulted,
+        recovery_s=back - faulted,
         longest_gap_s=report.longest_gap(after=started),
         lost=len(lost),
         primary_before=primary,
         primary_after=cluster.primary_index(),
+        timeline=timeline,
     )
 
 
@@ -107,11 +117,14 @@ def node_loss(cluster: ClusterUnderTest, kind: str = "nodeloss", sync: bool = Fa
 
 
 def postgres_crash(cluster: ClusterUnderTest) -> FaultOutcome:
-    """SIGKILL the primary's postmaster and its children; the agent stays alive."""
+    """SIGKILL the primary's postmaster and its children; the agent stays alive. The outcome's
+    ``timeline`` says where the time went (bench/crash_timeline.py)."""
     cluster.wait_healthy(240)
     p = cluster.primary_index()
     assert p is not None
-    return _under_writes(cluster, "crash", lambda: partial(cluster.kill, cluster.postgres_processes(p)))
+    watch = CrashWatch(cluster, p)
+    arm = lambda: partial(cluster.kill, cluster.postgres_processes(p))  # noqa: E731
+    return _under_writes(cluster, "crash", arm, watch)
 
 
 def switchover(cluster: ClusterUnderTest) -> FaultOutcome:

@@ -27,7 +27,7 @@ from bench import (
 from bench import pgbouncer as pooling
 from bench.cluster import ClusterUnderTest
 from bench.pgwarden_cluster import PgwardenCluster
-from bench.report import Results
+from bench.report import CRASH_SPLIT, Results
 
 MAX_FAILURES = 2  # consecutive failed runs before a scenario is given up on one cluster
 
@@ -233,9 +233,10 @@ class Session:
     def phase_crash(self) -> None:
         def once(_: int) -> dict[str, float]:
             outcome = failover.postgres_crash(self.up())
-            return {"crash_rto": outcome.recovery_s}
+            split = outcome.timeline.segments() if outcome.timeline is not None else {}
+            return {"crash_rto": outcome.recovery_s, **split}
 
-        self.repeat("PostgreSQL crash", ("crash_rto",), self.options.runs, once)
+        self.repeat("PostgreSQL crash", ("crash_rto", *CRASH_SPLIT), self.options.runs, once)
 
     def phase_fence(self) -> None:
         if self.up().system != "pgwarden":

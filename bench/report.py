@@ -54,10 +54,22 @@ HEALTH_WORK = (
     ("failover", "a standby's agent across the primary's node loss"),
 )
 
+# Where a crash's time goes (bench/crash_timeline.py), each segment's start -> end.
+CRASH_SPLIT = {
+    "crash_noticed": "crash -> the agent decides to start PostgreSQL (pgwarden's /events)",
+    "crash_started": "crash -> the new postmaster's start time",
+    "crash_recovery": "postmaster start -> accepting connections (crash recovery)",
+    "crash_agent_ok": "accepting -> the agent's /primary answers 200",
+    "crash_router_up": "/primary 200 -> HAProxy marks the server UP",
+    "crash_client": "HAProxy UP -> the writer's first acknowledged write",
+    "crash_longest_attempt": "the writer's slowest failed attempt meanwhile",
+}
+
 METRICS = (
     Metric("node_loss_rto", "node loss RTO (agent + PostgreSQL SIGKILLed), async", "s"),
     Metric("node_loss_lost", "lost acknowledged writes per node loss, async", "writes", digits=0),
     Metric("crash_rto", "PostgreSQL crash RTO (postmaster SIGKILLed, agent alive)", "s"),
+    *(Metric(k, f"crash split: {t}", "s") for k, t in CRASH_SPLIT.items()),
     Metric("agent_death_to_fence", "agent death to fence (agent SIGKILLed -> postmaster gone)", "s"),
     Metric("switchover_gap", "switchover: longest gap between acknowledged writes", "s"),
     Metric("switchover_lost", "lost acknowledged writes per switchover", "writes", digits=0),

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pgwarden.agent.adoption import is_subreaper
 from pgwarden.agent.snapshot import Snapshot
 from pgwarden.daemon.agent import Agent
 from pgwarden.documents.status import status_document
@@ -86,6 +87,10 @@ def test_failed_cycles_are_retried_reported_and_never_stop_postgres(agent: Agent
     runner.start()
     runner.join(30)
     assert not runner.is_alive(), "the agent did not stop when asked"
+    # Running an agent in a thread does not make the host process a subreaper: it would collect
+    # the orphans below it (a killed agent's postmaster) and never wait for them, and that
+    # PostgreSQL could not start again while its zombie lived (make test: 3 node-kill tests).
+    assert not is_subreaper(), "Agent.run made this process a subreaper"
     assert observer.calls == FAILURES + 2  # every failed cycle was retried
     # While cycles failed, the API showed the crash loop, counted, with a fresh probe.
     during = observer.seen[FAILURES]

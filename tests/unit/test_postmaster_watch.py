@@ -55,3 +55,50 @@ def test_a_watch_asleep_on_a_running_postmaster_stops_when_asked(tmp_path: Path)
     finally:
         proc.kill()
         proc.wait()
+
+
+def _status(data_dir: Path, pid: int, status: str) -> None:
+    """postmaster.pid as PostgreSQL writes it: the status on line 8."""
+    lines = [str(pid), str(data_dir), "1700000000", "5432", "/tmp", "*", "  1234   5678", status]
+    (data_dir / "postmaster.pid").write_text("\n".join(lines) + "\n")
+
+
+def test_the_loop_is_woken_when_a_starting_postmaster_accepts_connections(tmp_path: Path) -> None:
+    # A primary in crash recovery says "starting"; the loop must hear of "ready" at once, not at
+    # its next loop_wait, so that /primary answers 200 (and HAProxy sends writes) without delay.
+    proc = subprocess.Popen(["sleep", "60"], cwd=tmp_path)
+    _status(tmp_path, proc.pid, "starting")
+    wake = threading.Event()
+    watch = PostmasterWatch(str(tmp_path), wake)
+    watch.start()
+    try:
+        time.sleep(0.5)
+        assert not wake.is_set(), "woken while the postmaster still starts"
+        _status(tmp_path, proc.pid, "ready")
+        assert wake.wait(5.0), "not woken when the postmaster became ready"
+        # Then it sleeps on the running postmaster as before: its death wakes the loop too.
+        time.sleep(0.3)
+        wake.clear()
+        proc.kill()
+        proc.wait()
+        assert wake.wait(5.0)
+    finally:
+        watch.stop()
+        proc.kill()
+    watch._thread.join(5.0)
+    assert not watch._thread.is_alive()
+
+
+def test_a_watch_on_a_starting_postmaster_stops_when_asked(tmp_path: Path) -> None:
+    proc = subprocess.Popen(["sleep", "60"], cwd=tmp_path)
+    _status(tmp_path, proc.pid, "starting")
+    watch = PostmasterWatch(str(tmp_path), threading.Event())
+    watch.start()
+    try:
+        time.sleep(0.3)
+        watch.stop()
+        watch._thread.join(5.0)
+        assert not watch._thread.is_alive()
+    finally:
+        proc.kill()
+        proc.wait()

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from pgwarden import own_children
 from pgwarden.agent.guard import ErrorCounts, survive
 from pgwarden.ha import actions as a
 from pgwarden.model import LocalState, Role
@@ -173,7 +174,7 @@ class _Run:
     def _execute(self) -> None:
         started = time.monotonic()
         try:
-            process = subprocess.Popen(
+            process = own_children.start(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -198,6 +199,8 @@ class _Run:
             _kill_group(process)
             output = _reap(process)
             verdict = f"killed after its timeout of {self.timeout:g}s"
+        finally:
+            own_children.forget(process)
         if self._replaced:
             verdict = "killed: a newer event of the same kind replaced it"
         level = logging.INFO if process.returncode == 0 else logging.WARNING

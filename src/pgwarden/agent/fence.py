@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from pgwarden import own_children
 from pgwarden.fence.channel import boot_id, write_deadline
 from pgwarden.fence.files import FenceFiles, fence_command, running_fence
 
@@ -107,7 +108,7 @@ class FenceLink:
             self.files.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             # A session of its own: neither a signal to the agent's group nor the agent's death
             # reaches it. stdout/stderr are the agent's, so its lines land in the agent's log.
-            child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
+            child = own_children.start(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             log.error("cannot start the fence (%s): %s", " ".join(cmd), exc)
             return None
@@ -126,4 +127,5 @@ class FenceLink:
 
     def _reap(self) -> None:
         if self._child is not None and self._child.poll() is not None:
+            own_children.forget(self._child)
             self._child = None

@@ -13,6 +13,7 @@ import ssl
 import threading
 from collections.abc import Callable
 
+from pgwarden.agent.adoption import reap_adopted
 from pgwarden.agent.callbacks import CallbackRunner, callback_events, missing_commands
 from pgwarden.agent.failsafe import FailsafeClient, PromiseBox
 from pgwarden.agent.fence import FenceLink
@@ -218,6 +219,7 @@ class Agent:
         """First in every cycle (inside its guard): a reload SIGHUP asked for, and the fence."""
         self._reload_config()
         self.fence.ensure_running()  # a fence that died (OOM killer, an operator) is replaced
+        reap_adopted()  # a subreaper waits for every orphan it inherits (agent/adoption.py)
 
     def _reload_config(self) -> None:
         """Apply a node config SIGHUP asked for (agent/node_reload.py says what changes live)."""

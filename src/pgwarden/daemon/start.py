@@ -118,5 +118,10 @@ def run(config: Path) -> int:
     # Without a handler SIGHUP would end the agent (the default action): `systemctl reload` and
     # certificate rotation scripts send it to reload (agent/reloads.py says what).
     signal.signal(signal.SIGHUP, request_reload)
+    # The agent's process, and only it, collects the orphans below it: a SIGKILLed postmaster is
+    # then its child and reaped at once (agent/adoption.py), before any pg_ctl runs.
+    from pgwarden.agent.adoption import become_subreaper
+
+    become_subreaper()
     runner.run()
     return 0

@@ -23,6 +23,9 @@ class WriterReport:
     ack_times: list[float] = field(default_factory=list)  # monotonic, one per acknowledged id
     attempts: int = 0
     errors: int = 0
+    # (monotonic start, seconds) of each failed attempt: a slow failure is a client-side wait
+    # (a connect timeout), a fast one a refusal from the router.
+    failures: list[tuple[float, float]] = field(default_factory=list)
 
     def longest_gap(self, after: float | None = None) -> float:
         """Longest time between consecutive acknowledgements (only gaps ending after ``after``)."""
@@ -88,6 +91,7 @@ class Writer:
                 break
             self.report.attempts += 1
             value = self._next_id
+            tried = time.monotonic()
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self._conninfo, autocommit=True)
@@ -100,6 +104,7 @@ class Writer:
                 # that did commit), and it does not count as acknowledged.
                 self._next_id += 1
                 self.report.errors += 1
+                self.report.failures.append((tried, time.monotonic() - tried))
                 if conn is not None:
                     conn.close()
                 conn = None

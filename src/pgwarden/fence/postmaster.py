@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from pgwarden.fence import proc
 
 PID_FILE = "postmaster.pid"
 STANDBY_SIGNAL = "standby.signal"
@@ -25,6 +28,7 @@ _ACCEPTING = ("ready", "stopping")
 # ControlFileData begins, in every release since 9.x: uint64 system_identifier, uint32
 # pg_control_version, uint32 catalog_version_no, DBState state (native byte order).
 _CONTROL_HEAD = struct.Struct("=QIIi")
+_REAPED_POLL = 0.01  # seconds between two looks at a dead postmaster's zombie
 _MIN_CONTROL_VERSION = 1002  # PostgreSQL 10
 DB_IN_PRODUCTION = 6  # DBState: startup 0, shut down 1, shut down in recovery 2, shutting down 3,
 # in crash recovery 4, in archive recovery 5 (a standby), in production 6
@@ -42,15 +46,56 @@ def postmaster(data_dir: str) -> Postmaster | None:
     postmaster.pid may be stale (a crash, or a reused PID), so the process must exist, not be a
     zombie, and have ``data_dir`` as its working directory (the postmaster chdirs there).
     """
-    try:
-        lines = (Path(data_dir) / PID_FILE).read_text().split("\n")
-        pid = int(lines[0].strip())
-    except (FileNotFoundError, NotADirectoryError, ValueError, PermissionError):
-        return None
-    if pid <= 0 or not _serves(pid, data_dir):
+    lines = _pid_file(data_dir)
+    pid = _recorded(lines)
+    if pid is None or not _serves(pid, data_dir):
         return None
     status = lines[_STATUS_LINE].strip() if len(lines) > _STATUS_LINE else ""
     return Postmaster(pid, status)
+
+
+def _pid_file(data_dir: str) -> list[str]:
+    try:
+        return (Path(data_dir) / PID_FILE).read_text().split("\n")
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+
+
+def _recorded(lines: list[str]) -> int | None:
+    try:
+        pid = int(lines[0].strip()) if lines else 0
+    except ValueError:
+        return None
+    return pid if pid > 0 else None
+
+
+def recorded_pid(data_dir: str) -> int | None:
+    """The PID postmaster.pid names, whether or not that process still runs (None: no such file,
+    or no PID in it). After a crash it names the dead postmaster, which a new one checks for."""
+    return _recorded(_pid_file(data_dir))
+
+
+def dead_postmaster(data_dir: str) -> int | None:
+    """The PID postmaster.pid names when that process is a zombie (dead, not yet reaped), else
+    None. While it is, a new postmaster refuses to start: the PID still exists."""
+    pid = recorded_pid(data_dir)
+    return pid if pid is not None and proc.state(pid) in ("Z", "X") else None
+
+
+def wait_reaped(data_dir: str, timeout: float) -> bool:
+    """Wait (at most ``timeout`` seconds) until the postmaster postmaster.pid names is no zombie;
+    False when it still is. A postmaster SIGKILLed a moment ago stays a zombie until its parent
+    reaps it (init, which some container inits do only every second or two): its PID still
+    exists, so a new postmaster would refuse to start ("lock file "postmaster.pid" already
+    exists") and the agent would try again a cycle later. A PID that is gone, or reused by a live
+    process (which the new postmaster then judges itself), costs nothing here."""
+    pid = recorded_pid(data_dir)
+    deadline = time.monotonic() + timeout
+    while pid is not None and proc.state(pid) in ("Z", "X"):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_REAPED_POLL)
+    return True
 
 
 def postmaster_pid(data_dir: str) -> int | None:

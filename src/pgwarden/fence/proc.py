@@ -13,6 +13,15 @@ def state(pid: int) -> str | None:
         return None
 
 
+def parent(pid: int) -> int | None:
+    """The PID of ``pid``'s parent (a zombie's too: the process that has to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def alive(pid: int) -> bool:
     """True while ``pid`` runs or sleeps; False once it is gone or a zombie."""
     return state(pid) not in (None, "Z", "X")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgwarden import own_children
 from pgwarden.model.node import PostgresSettings
 
 STDERR_TAIL_LINES = 20
@@ -115,22 +116,20 @@ def run(
     user = run_as_user(settings)
     command = [binary(settings, name), *args]
     try:
-        result = subprocess.run(
+        result = own_children.run(
             command,
+            timeout,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
             text=True,
-            timeout=timeout,
             env=child_env(user, env),
             start_new_session=new_session,
-            check=False,
             user=user.uid if user else None,
             group=user.gid if user else None,
             extra_groups=[] if user else None,
             cwd="/" if user else None,
         )
     except subprocess.TimeoutExpired as exc:
-        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
+        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
         raise PostgresError(
             f"{name} timed out after {timeout:g} s", command=command, stderr_tail=_tail(stderr)
         ) from None
@@ -166,7 +165,7 @@ def run_streaming(
     deadline = time.monotonic() + timeout
     tail: list[str] = []
     try:
-        proc = subprocess.Popen(
+        proc = own_children.start(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -215,6 +214,8 @@ def run_streaming(
             proc.kill()
             returncode = proc.wait(timeout=10)
             timed_out = True
+        finally:
+            own_children.forget(proc)
         proc.stderr.close()
     if timed_out:
         raise PostgresError(

@@ -14,7 +14,9 @@ from typing import Literal
 
 import psycopg
 
-from pgwarden.fence.postmaster import postmaster_pid
+from pgwarden import own_children
+from pgwarden.fence import proc
+from pgwarden.fence.postmaster import dead_postmaster, postmaster_pid, wait_reaped
 from pgwarden.model.local import DataDir, LocalState
 from pgwarden.model.lsn import Lsn
 from pgwarden.model.node import PostgresSettings
@@ -47,6 +49,10 @@ SQL_TIMEOUT = 10.0
 PEER_CONNECT_TIMEOUT = 10
 # pg_ctl enforces its own -t; the subprocess bound leaves it room to report.
 _PG_CTL_GRACE = 10.0
+# At most, for a dead postmaster's parent to reap it (``_no_dead_postmaster``): a start runs in
+# the HA cycle, which must not stall (it tries again next cycle); a rewind runs in a job thread.
+ZOMBIE_WAIT_START = 0.2
+ZOMBIE_WAIT_REWIND = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +163,7 @@ class PostgresController:
             return
         if classify(self.settings).kind is not DataDir.VALID:
             raise PostgresError(f"cannot start: {self.data_dir} holds no valid cluster")
+        self._no_dead_postmaster(min(ZOMBIE_WAIT_START, timeout))
         self._ensure_socket_dir()
         self.log_file.touch(mode=0o600, exist_ok=True)
         chown_to_run_as(self.settings, self.log_file)
@@ -333,7 +340,9 @@ class PostgresController:
             raise PostgresError("cannot rewind while PostgreSQL runs: stop it first")
         if classify(self.settings).kind is not DataDir.VALID:
             raise PostgresError(f"cannot rewind: {self.data_dir} holds no valid cluster")
-        # pg_rewind finishes an unclean shutdown in single-user mode, which refuses standby mode.
+        # pg_rewind finishes an unclean shutdown in single-user mode: refused while the crashed
+        # postmaster's PID exists (a zombie), and refused in standby mode.
+        self._no_dead_postmaster(ZOMBIE_WAIT_REWIND)
         for signal in ("standby.signal", "recovery.signal"):
             (self.data_dir / signal).unlink(missing_ok=True)
         conninfo = make_conninfo({
@@ -357,6 +366,30 @@ class PostgresController:
         finally:
             # pg_rewind copied the source's pgwarden.conf and pg_hba.conf over ours.
             self.configure_standby(None, None)
+
+    def _no_dead_postmaster(self, wait: float) -> None:
+        """Make sure no dead postmaster's zombie holds the PID postmaster.pid names.
+
+        A postmaster that died (SIGKILL, the OOM killer, a node's processes killed with its agent)
+        stays a zombie until its parent waits for it, and PostgreSQL, pg_rewind's single-user
+        run included, refuses to start while that PID exists ("lock file "postmaster.pid"
+        already exists"). When the zombie is this process's (the agent is the subreaper of the
+        postmasters it starts) it is reaped now; otherwise its parent is given ``wait`` seconds,
+        then PostgresError names it: the caller tries again (the cycle next time round)."""
+        data_dir = str(self.data_dir)
+        pid = dead_postmaster(data_dir)
+        if pid is None:
+            return
+        own_children.reap(pid)
+        if wait_reaped(data_dir, wait):
+            return
+        parent = proc.parent(pid)
+        named = " ".join(proc.command_line(parent)[:2]) if parent is not None else ""
+        raise PostgresError(
+            f"the previous postmaster (pid {pid}) is dead but its parent (pid {parent}: {named or '?'})"
+            f" has not reaped it within {wait:g} s; PostgreSQL refuses to start while that PID exists"
+            " (lock file postmaster.pid): trying again"
+        )
 
     def wipe(self) -> None:
         """Empty the data directory, keeping the directory and its marker. The caller (the
