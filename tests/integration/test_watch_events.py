@@ -41,6 +41,19 @@ def roles(stack: Stack) -> tuple[str, list[str]]:
     return primary, sorted(n for n in stack.statuses() if n != primary)
 
 
+def caught_up(stack: Stack, primary: str, standby: str) -> bool:
+    """Whether ``standby`` has replayed everything ``primary`` had written when asked."""
+
+    def lsn(name: str, query: str) -> str:
+        host = stack.spec.node_host(int(name.removeprefix("node")) - 1)
+        with psycopg.connect(conninfo(stack, host, stack.spec.pg_port), autocommit=True) as conn:
+            return str(conn.execute(query).fetchone()[0])  # type: ignore[index]
+
+    written = lsn(primary, "SELECT pg_current_wal_lsn()")
+    query = f"SELECT pg_last_wal_replay_lsn() >= '{written}'::pg_lsn"
+    return lsn(standby, query) == "True"
+
+
 def test_list_watch_shows_each_members_reason_and_a_clones_progress(stack: Stack) -> None:
     primary, standbys = roles(stack)
     # ~1 GB to copy, so that the clone lasts several refreshes even on a quiet machine (350 MB
@@ -66,6 +79,9 @@ def test_list_watch_shows_each_members_reason_and_a_clones_progress(stack: Stack
 def test_events_after_a_switchover(stack: Stack) -> None:
     primary, standbys = roles(stack)
     candidate = standbys[-1]
+    # The ballast of the test above may still be replaying there: a switchover to a standby more
+    # than maximum_lag_on_failover behind is refused (rightly); wait for it as a user would.
+    wait_for(lambda: caught_up(stack, primary, candidate), 180, f"{candidate} replaying the primary's WAL")
     cli(stack, "switchover", "--leader", primary, "--candidate", candidate, "--force")
     wait_for(lambda: primary_name(stack) == candidate and stack.healthy()[0], 120, f"{candidate} leads")
 

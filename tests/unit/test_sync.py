@@ -208,6 +208,34 @@ def test_nosync_standbys_are_never_synchronous_and_sync_priority_ranks_the_rest(
     assert sync.eligible(obs, current(obs)) == ("node4", "node3")
 
 
+def test_nofailover_standbys_rank_last_whatever_their_sync_priority() -> None:
+    obs = leader_obs(streaming=ALL_CAUGHT_UP, node4={"sync_priority": 5, "nofailover": True})
+    assert sync.eligible(obs, current(obs)) == ("node2", "node3", "node4")
+    assert sync.plan(obs).target.names == frozenset({"node2"})
+
+
+def test_a_nofailover_synchronous_standby_gives_its_place_to_one_that_may_fail_over() -> None:
+    # node4 got the place while the others were still cloning: with synchronous_mode block and
+    # node4 unable to promote, losing the primary would leave nobody entitled to take over.
+    obs = leader_obs(
+        streaming=ALL_CAUGHT_UP, spec='FIRST 1 ("node4")', claim=claim("node4"), node4={"nofailover": True}
+    )
+    assert sync.plan(obs).order[0] == "node2"
+    assert sync.plan(obs).target.names == frozenset({"node2"})
+    only = leader_obs(
+        streaming={"node4": "0/3000000"},
+        spec='FIRST 1 ("node4")',
+        claim=claim("node4"),
+        node4={"nofailover": True},
+    )
+    assert sync.plan(only).target.names == frozenset({"node4"})  # nobody else streams: it keeps it
+
+
+def test_a_synchronous_standby_keeps_its_place_when_a_higher_ranked_one_returns() -> None:
+    obs = leader_obs(streaming=ALL_CAUGHT_UP, spec='FIRST 1 ("node3")', claim=claim("node3"))
+    assert sync.plan(obs).target.names == frozenset({"node3"})
+
+
 def test_a_claim_the_running_spec_does_not_back_is_retracted() -> None:
     obs = leader_obs(streaming=ALL_CAUGHT_UP, spec="", claim=claim("node2"))
     assert step(obs) == (PublishSync(SyncState("node1", frozenset(), 1)),)

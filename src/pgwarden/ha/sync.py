@@ -124,9 +124,12 @@ def plan_of(obs: Observation) -> SyncPlan:
 
 
 def eligible(obs: Observation, current: SyncSpec | None, sticky: bool = True) -> tuple[str, ...]:
-    """Standbys that may be synchronous, best first (sync_priority, then name): those streaming,
-    and (``sticky``) those already in the spec while their member record says they run, so a
-    standby that reconnects for a moment does not churn the spec (and the claim) every cycle."""
+    """Standbys that may be synchronous, best first (those that may fail over before ``nofailover``
+    ones, then sync_priority, then name): those streaming, and (``sticky``) those already in the
+    spec while their member record says they run, so a standby that reconnects for a moment does
+    not churn the spec (and the claim) every cycle. A ``nofailover`` standby holding the only
+    synchronous place would leave no member entitled to take over in ``block`` mode: it gets a
+    place only when no other standby can have it (Patroni prefers them the same way)."""
     streaming = obs.local.replication
     listed = current.names if current is not None and sticky else frozenset()
     candidates = [
@@ -139,7 +142,7 @@ def eligible(obs: Observation, current: SyncSpec | None, sticky: bool = True) ->
             or (m.name in listed and m.role is Role.REPLICA and m.state is PgState.RUNNING)
         )
     ]
-    candidates.sort(key=lambda m: (-m.tags.sync_priority, m.name))
+    candidates.sort(key=lambda m: (m.tags.nofailover, -m.tags.sync_priority, m.name))
     return tuple(m.name for m in candidates)
 
 
@@ -149,8 +152,14 @@ def _ranked(obs: Observation, current: SyncSpec | None, order: tuple[str, ...]) 
     primary rejoining, say); rank decides only who gets a free place, as in Patroni. Otherwise
     the claim would move, and churn, after every failover."""
     names = current.names if current is not None else frozenset()
-    keep = tuple(n for n in order if n in names and n in obs.local.replication)
-    return keep + tuple(n for n in order if n not in keep)
+    nofailover = {m.name for m in obs.view.members if m.tags.nofailover}
+
+    def rank(name: str) -> tuple[bool, bool]:
+        # May fail over first (a place held by a nofailover standby is given up to one that may
+        # fail over); then the places already held; ``order`` decides the rest (a stable sort).
+        return name in nofailover, not (name in names and name in obs.local.replication)
+
+    return tuple(sorted(order, key=rank))
 
 
 def published(obs: Observation) -> SyncState:
