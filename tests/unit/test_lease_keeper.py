@@ -124,22 +124,22 @@ def test_a_store_error_is_reported_not_raised(clock: VirtualClock) -> None:
     assert not LeaseKeeper(down, lease, clock).renew_once()
 
 
-def test_a_renewal_is_due_when_the_last_one_is_an_eighth_of_the_usable_lease_old(
+def test_a_renewal_is_due_when_the_last_one_is_a_twelfth_of_the_usable_lease_old(
     store: MemoryStore, clock: VirtualClock
 ) -> None:
-    """ttl 4: renewals every (4 - 1) / 8 = 0.375 s, counted from the last one, the loop's or ours."""
+    """ttl 4: renewals every (4 - 1) / 12 = 0.25 s, counted from the last one, the loop's or ours."""
     lease, _ = held(store, clock)  # the loop renewed at 100.0
     keeper = LeaseKeeper(store, lease, clock)
-    assert keeper.wait_before_next(failed=False) == pytest.approx(0.375)
-    clock.now = 100.25
+    assert keeper.wait_before_next(failed=False) == pytest.approx(0.25)
+    clock.now = 100.125
     assert keeper.wait_before_next(failed=False) == pytest.approx(0.125)
-    clock.now = 100.375
+    clock.now = 100.25
     assert keeper.wait_before_next(failed=False) == 0.0
     assert keeper.renew_once()
-    assert keeper.wait_before_next(failed=False) == pytest.approx(0.375)
-    clock.now = 100.5
-    lease.renewed(lease.lease_id or 0, 100.5, 4.0)  # the loop's renewal pushes the next one back
-    assert keeper.wait_before_next(failed=False) == pytest.approx(0.375)
+    assert keeper.wait_before_next(failed=False) == pytest.approx(0.25)
+    clock.now = 100.375
+    lease.renewed(lease.lease_id or 0, 100.375, 4.0)  # the loop's renewal pushes the next one back
+    assert keeper.wait_before_next(failed=False) == pytest.approx(0.25)
 
 
 def test_no_lease_or_past_keep_until_means_no_renewal_due(store: MemoryStore, clock: VirtualClock) -> None:

@@ -20,13 +20,13 @@ HIGH = {b.key: b.high for b in BOUNDS}
 @pytest.mark.parametrize(
     ("ttl", "interval", "tolerated"),
     [
-        (2, 0.25, 1.25),  # the fastest accepted timing: the old fixed 0.25 s (1.5 / 8 is less)
-        (3, 0.28125, 1.96875),
-        (4, 0.375, 2.625),  # the default: elections of 2.6 s ridden out (was 2.75)
-        (8, 0.875, 6.125),
-        (10, 1.125, 7.875),
-        (30, 3.625, 25.375),  # Patroni's ttl: more often than its loop_wait of 10 s
-        (600, 599 / 8, 599 * 7 / 8),
+        (2, 0.25, 1.25),  # the fastest accepted timing: the old fixed 0.25 s (1.5 / 12 is less)
+        (3, 0.25, 2.0),
+        (4, 0.25, 2.75),  # the default: the 0.25 s the etcd-leader-kill fault test was proven at
+        (8, 0.5833333, 6.4166667),
+        (10, 0.75, 8.25),
+        (30, 29 / 12, 29 * 11 / 12),  # Patroni's ttl: more often than its loop_wait of 10 s
+        (600, 599 / 12, 599 * 11 / 12),
     ],
 )
 def test_interval_rows(ttl: float, interval: float, tolerated: float) -> None:
@@ -37,7 +37,7 @@ def test_interval_rows(ttl: float, interval: float, tolerated: float) -> None:
 @pytest.mark.parametrize(
     ("remaining", "hedge"),
     [
-        (2.625, 0.2625),  # a due renewal at the default ttl: hedged after 0.26 s (was 0.1 s)
+        (2.75, 0.275),  # a due renewal at the default ttl: hedged after 0.28 s (was 0.1 s)
         (1.5, 0.15),  # the loop's renewal, which may take retry_timeout
         (0.5, 0.1),  # close to the deadline: never sooner than 0.1 s
         (0.05, 0.1),

@@ -4,7 +4,7 @@ The lease deadline (safety rule 1) is the last successful renewal's *send* time 
 The loop renews once per cycle (every ``loop_wait``), so when etcd loses its leader the lease may
 already be a cycle old, and the new etcd leader must be serving before the rest of the deadline
 runs out. This thread renews the lease whenever its last renewal (its own or the loop's) is
-``renewal_interval(ttl)`` old (ha/lease_timing.py: (ttl - margin) / 8, 0.375 s at ttl 4): at any
+``renewal_interval(ttl)`` old (ha/lease_timing.py: (ttl - margin) / 12, 0.25 s at ttl 4): at any
 instant the lease is at most that old, and a renewal that fails is retried on every etcd member
 at once (`Store.renew_lease`) until the deadline. docs/timing.md has the arithmetic.
 
