@@ -71,9 +71,15 @@ def test_replicatefrom_streams_from_its_upstream_then_from_the_primary_once_it_i
         lambda: status(stack, cascading).get("upstream") == upstream, 60, f"{cascading} following {upstream}"
     )
     host = stack.spec.node_host(node_index(upstream))
-    with psycopg.connect(conninfo(stack, host, stack.spec.pg_port), autocommit=True) as conn:
-        rows = conn.execute("SELECT application_name FROM pg_stat_replication").fetchall()
-    assert (cascading,) in rows, f"{upstream} sends no WAL to {cascading}: {rows}"
+
+    def sends_to_cascading() -> bool:
+        # The relay creates the slot the cascading standby names at its next cycle; until then
+        # the walreceiver is refused and retries (wal_retrieval_retry_interval, 5 s).
+        with psycopg.connect(conninfo(stack, host, stack.spec.pg_port), autocommit=True) as conn:
+            rows = conn.execute("SELECT application_name FROM pg_stat_replication").fetchall()
+        return (cascading,) in rows
+
+    wait_for(sends_to_cascading, 30, f"{upstream} sending WAL to {cascading}")
     stack.kill_node(node_index(upstream))
     wait_for(
         lambda: (
