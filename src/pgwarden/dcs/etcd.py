@@ -16,12 +16,8 @@ Why our own thin client rather than etcd3gw (or the gRPC client):
 Reads are linearizable (etcd's default), so a member cut off from the majority never answers
 with stale data: it times out or says "no leader", and we move on to the next endpoint.
 
-Renewing the leader lease (`renew_lease`) is the one request sent to every member at once (when
-the preferred member has not answered after a tenth of the time left, `ha/lease_timing.py`
-`hedge_after`): a keepalive is idempotent, and during an etcd leader election a member may hang (it still
-forwards to the dead leader) or answer "no leader" while another is about to serve; waiting on
-them one by one would spend the lease (safety rule 1). Writes stay sequential: a transaction sent
-twice could answer "compare failed" to its own first copy.
+Renewing the leader lease (`renew_lease`) is the one request sent to several members at once
+when the preferred one is slow (dcs/etcd_renewal.py says when and why); writes stay sequential.
 
 Over TLS (``etcd.protocol: https``) each member's certificate is checked against ``etcd.cacert``
 and the address dialled, and ``etcd.cert`` is presented (dcs/etcd_tls.py); with
@@ -32,25 +28,24 @@ handshake per new connection only), also to the members not asked lately, for KE
 Thread safety: one `EtcdStore` may be shared by threads. Ordinary calls go through one
 `HttpClient` (pgwarden/outbound_http.py: http.client on a thread-safe pool of kept
 connections); `watch` uses a second client of its own,
-so a long poll never holds a connection the agent's loop needs; parallel renewals run on a small
-thread pool of the store's own. The only other shared state is the index of the preferred
-endpoint, a plain int whose races are harmless.
+so a long poll never holds a connection the agent's loop needs; hedged renewals run on a small
+thread pool of the store's own (dcs/etcd_renewal.py). The only other shared state is the index of
+the preferred endpoint, a plain int whose races are harmless.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import queue
 import random
 import ssl
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from pgwarden import outbound_http
 from pgwarden.dcs import etcd_auth, etcd_tls
 from pgwarden.dcs.etcd_auth import EtcdAuth, TokenSource
+from pgwarden.dcs.etcd_renewal import HedgedRenewals, NoMemberAnswered
 from pgwarden.dcs.etcd_wire import (
     GATEWAY_HEADERS,
     Json,
@@ -68,18 +63,12 @@ from pgwarden.dcs.etcd_wire import (
     prefix_end,
 )
 from pgwarden.dcs.store import LeaseExpired, Snapshot, StoreError, WatchEvent
-from pgwarden.ha.lease_timing import hedge_after
 from pgwarden.model.node import Address, EtcdSettings
 from pgwarden.outbound_http import HttpClient, TransportError
 
 # gRPC codes the gateway passes through, which mean "this member cannot serve now, another
 # may": DeadlineExceeded ("request timed out") and Unavailable ("no leader", "leader changed").
 _NOT_FOUND = 5
-# A renewal goes to the preferred member; without an answer after `hedge_after` the time left (a
-# member that still forwards to a dead etcd leader hangs), to every member; and while none has
-# renewed the lease, again every RENEW_RETRY to those whose request ended: a later send, a later
-# deadline.
-RENEW_RETRY = 0.25
 # How long an idle connection to a member is kept: longer than the loop's and the keeper's
 # intervals, so that calls (and a hedged renewal to another member) rarely pay a TLS handshake.
 KEEPALIVE = 60.0
@@ -125,9 +114,7 @@ class EtcdStore:
         self._tls = etcd_tls.reloadable_context(self._settings)
         self._client = self._new_client(bind_address, self._tls)
         self._watch_client = self._new_client(bind_address, self._tls)
-        # Two renewals may overlap (the loop's and the keeper's), each with one request per member,
-        # and a renewal that returned leaves its slower requests running out their timeouts.
-        self._renewers = ThreadPoolExecutor(4 * len(self._endpoints), thread_name_prefix="etcd-renew")
+        self._renewals = HedgedRenewals(len(self._endpoints), timeout, self._post_once)
 
     def reload_tls(self) -> None:
         """Build the TLS context again from the files (rotated certificate, key or CA) for new
@@ -297,43 +284,6 @@ class EtcdStore:
             return _Reply(index, sent, failure=f"answered {error[1]!r}")
         return _Reply(index, sent, answer=answer, error=error)
 
-    def _post_into(
-        self, replies: queue.SimpleQueue[_Reply], index: int, path: str, body: Json, budget: float
-    ) -> None:
-        replies.put(self._post_once(index, path, body, budget))
-
-    def _first_answer(self, path: str, body: Json, until: float) -> _Reply:
-        """``body`` to the preferred endpoint; after `hedge_after` the time left without an answer
-        (or at once when it fails), to every endpoint at once, again every RENEW_RETRY to those whose request
-        ended without one, until one answers or the monotonic time ``until`` passes."""
-        replies: queue.SimpleQueue[_Reply] = queue.SimpleQueue()
-        pending: set[int] = set()
-        failures: dict[int, str] = {}
-        targets = [self._preferred]
-        while (left := until - time.monotonic()) > 0.01:
-            hedging = len(targets) == 1
-            for index in targets:
-                pending.add(index)
-                budget = min(self._timeout, left)
-                try:
-                    self._renewers.submit(self._post_into, replies, index, path, body, budget)
-                except RuntimeError as exc:  # the pool is shut down: this store was closed
-                    raise StoreError(f"etcd client closed: {exc}") from exc
-            round_end = min(until, time.monotonic() + (hedge_after(left) if hedging else RENEW_RETRY))
-            while (wait := round_end - time.monotonic()) > 0:
-                try:
-                    reply = replies.get(timeout=wait)
-                except queue.Empty:
-                    break
-                pending.discard(reply.index)
-                if reply.failure is None:
-                    return reply
-                failures[reply.index] = reply.failure
-                if hedging:
-                    break  # the preferred member failed: ask everyone now, not after the hedge
-            targets = [i for i in range(len(self._endpoints)) if i not in pending]
-        raise self._unreachable([(self._endpoints[i], why) for i, why in sorted(failures.items())])
-
     # -- one member at a time (dcs/etcd_admin.py: pgwarden doctor's calls) -------------------
 
     @property
@@ -375,7 +325,13 @@ class EtcdStore:
     def renew_lease(self, lease: int, until: float) -> float:
         """Keep ``lease`` alive, asking every member at once until one renews it or ``until``
         (monotonic) passes; return when the request that renewed it was sent (monotonic)."""
-        reply = self._first_answer("/v3/lease/keepalive", {"ID": str(lease)}, until)
+        try:
+            reply = self._renewals.first_answer(
+                self._preferred, "/v3/lease/keepalive", {"ID": str(lease)}, until
+            )
+        except NoMemberAnswered as exc:
+            failures = sorted(exc.failures.items())
+            raise self._unreachable([(self._endpoints[i], why) for i, why in failures]) from None
         self._preferred = reply.index
         answer = reply.answer or {}
         if reply.error is not None:
@@ -497,7 +453,7 @@ class EtcdStore:
             return []  # the stream ended without events (e.g. member shutting down)
 
     def close(self) -> None:
-        self._renewers.shutdown(wait=False, cancel_futures=True)
+        self._renewals.close()
         self._tokens.close()
         self._client.close()
         self._watch_client.close()
