@@ -11,14 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pgwarden.ha import sync
-from pgwarden.ha.actions import Action, AppendHistory, PublishSync, SetSyncStandbys
+from pgwarden.ha.actions import AcquireLeader, Action, AppendHistory, PublishSync, SetSyncStandbys
+from pgwarden.ha.decide import decide
 from pgwarden.ha.observation import Memory, Observation
 from pgwarden.model import SYNC_DEGRADED, SYNC_RESTORED, Lsn, PgState, SyncFallback, SyncMode, SyncState
-from tests.support.builders import config, member, observation, primary_local, primary_member, view
+from tests.support.builders import (
+    config,
+    member,
+    observation,
+    peer,
+    primary_local,
+    primary_member,
+    standby_local,
+    unreachable,
+    view,
+)
 
 NAMES = ("node2", "node3", "node4")
 
@@ -252,6 +263,77 @@ def test_off_retracts_the_claim_before_postgres_stops_waiting() -> None:
     assert step(cleared) == (SetSyncStandbys(""),)
 
 
+# --- quorum mode and nofailover standbys ----------------------------------------------------------
+
+
+def test_quorum_mode_leaves_a_nofailover_standby_out_when_enough_others_may_fail_over() -> None:
+    """A commit acknowledged by node4 alone would leave node2 and node3 behind it, and node4 cannot
+    promote: the primary's loss would leave nobody entitled to take over (Patroni 4 lists it only
+    to reach synchronous_node_count)."""
+    obs = leader_obs(mode=SyncMode.QUORUM, k=1, streaming=ALL_CAUGHT_UP, node4={"nofailover": True})
+    assert step(obs) == (SetSyncStandbys('ANY 1 ("node2", "node3")'),)
+    two = leader_obs(mode=SyncMode.QUORUM, k=2, streaming=ALL_CAUGHT_UP, node4={"nofailover": True})
+    assert sync.plan(two).target == sync.SyncSpec(frozenset({"node2", "node3"}), 2)
+
+
+def test_quorum_mode_lists_nofailover_standbys_only_to_reach_k() -> None:
+    """Two copies wanted, one standby may fail over: the best-ranked nofailover standby (node4, by
+    sync_priority) makes up the count, and the list is exactly k long, so every commit is on node2.
+    With three wanted and node2, node3 free to fail over, node4 makes up the third."""
+    obs = leader_obs(
+        mode=SyncMode.QUORUM,
+        k=2,
+        streaming=ALL_CAUGHT_UP,
+        node3={"nofailover": True},
+        node4={"nofailover": True, "sync_priority": 5},
+    )
+    assert sync.plan(obs).target == sync.SyncSpec(frozenset({"node2", "node4"}), 2)
+    wide = leader_obs(mode=SyncMode.QUORUM, k=3, streaming=ALL_CAUGHT_UP, node4={"nofailover": True})
+    assert step(wide) == (SetSyncStandbys('ANY 3 ("node2", "node3", "node4")'),)
+
+
+def test_quorum_mode_with_only_a_nofailover_standby_streaming_waits_for_it() -> None:
+    """Nobody else streams: node4 acknowledges (writes go on); nobody may promote meanwhile."""
+    obs = leader_obs(
+        mode=SyncMode.QUORUM,
+        k=1,
+        streaming={"node4": "0/3000000"},
+        node2={"state": PgState.STOPPED},
+        node3={"state": PgState.STOPPED},
+        node4={"nofailover": True},
+    )
+    assert step(obs) == (SetSyncStandbys('ANY 1 ("node4")'),)
+
+
+def test_quorum_mode_drops_a_nofailover_standby_from_the_list_before_the_claim() -> None:
+    """ANY 1 (node2, node3, node4) claimed in full: the spec leaves node4 out first (the claim
+    {node2, node3, node4} q=1 holds under both), and the claim follows once node2 or node3 holds
+    everything acknowledged before: until then a commit may be on node4 alone."""
+    old = 'ANY 1 ("node2", "node3", "node4")'
+    obs = leader_obs(
+        mode=SyncMode.QUORUM,
+        streaming=ALL_CAUGHT_UP,
+        spec=old,
+        claim=claim(*NAMES, quorum=1),
+        node4={"nofailover": True},
+    )
+    new = 'ANY 1 ("node2", "node3")'
+    assert step(obs) == (SetSyncStandbys(new),)
+    memory = Memory(sync_applied=(new, Lsn.parse("0/3000000")))
+    behind = leader_obs(
+        mode=SyncMode.QUORUM,
+        streaming={"node2": "0/2000000", "node3": "0/2000000", "node4": "0/3000000"},
+        spec=new,
+        claim=claim(*NAMES, quorum=1),
+        memory=memory,
+        node4={"nofailover": True},
+    )
+    assert step(behind, memory) == ()
+    everyone = {n: Lsn.parse("0/3000000") for n in NAMES}
+    caught = replace(behind, local=replace(behind.local, replication=everyone))
+    assert step(caught, memory) == (PublishSync(claim("node2", "node3", quorum=1)),)
+
+
 # --- properties: a model of commits and copies, against every step ----------------------------------
 
 
@@ -270,6 +352,7 @@ class World:
     acknowledged: list[int] = field(default_factory=list)  # commit positions
     memory: Memory = field(default_factory=Memory)
     now: float = 100.0
+    nofailover: frozenset[str] = frozenset()
 
     def observe(self) -> Observation:
         obs = leader_obs(
@@ -282,8 +365,52 @@ class World:
             memory=self.memory,
             now=self.now,
             lsn=str(Lsn(self.position)),
+            **{n: {"nofailover": True} for n in self.nofailover},  # type: ignore[arg-type]
         )
         return obs
+
+    def leader_step(self) -> None:
+        """The leader's cycle: one step of the resolver, carried out; then a commit."""
+        obs = self.observe()
+        actions = step(obs)
+        short, applied = remember(obs)
+        self.memory = Memory(sync_short_since=short, sync_applied=applied)
+        changes = [a for a in actions if not isinstance(a, AppendHistory)]  # the history: a record
+        assert len(changes) <= 1, "one change per cycle, so each is observed before the next"
+        for action in actions:
+            if isinstance(action, SetSyncStandbys):
+                self.spec = action.value
+            elif isinstance(action, PublishSync):
+                self.claim = action.state
+        self.commit()  # writes go on between any two steps
+
+    def racers(self, down: frozenset[str]) -> list[str]:
+        """The primary dies now: the standbys (every one that ever streamed) whose own ``decide``
+        races for the leader key, each seeing the others up and those in ``down`` not answering."""
+        cfg = config(
+            synchronous_mode=self.mode,
+            synchronous_node_count=self.k,
+            synchronous_fallback=self.fallback,
+            maximum_lag_on_failover=2**40,
+        )
+        known = sorted(self.flushed)
+        records = [member(n, lsn=self.flushed[n], nofailover=n in self.nofailover) for n in known]
+        leaderless = view(leader=None, members=records, config=cfg, sync=self.claim)
+        racing = []
+        for name in known:
+            if name in down:
+                continue
+            peers = [
+                unreachable(o) if o in down else peer(o, lsn=self.flushed[o], nofailover=o in self.nofailover)
+                for o in known
+                if o != name
+            ]
+            obs = observation(
+                name, view=leaderless, local=standby_local(received=self.flushed[name]), peers=peers
+            )
+            if any(isinstance(a, AcquireLeader) for a in decide(obs).actions):
+                racing.append(name)
+        return racing
 
     def commit(self) -> None:
         """A commit: streaming standbys that are caught up receive it; it is acknowledged when the
@@ -339,19 +466,86 @@ def test_every_step_keeps_the_published_claim_true(
         elif event == "time":
             world.now += 3.0
         else:
-            obs = world.observe()
-            actions = step(obs)
-            short, applied = remember(obs)
-            world.memory = Memory(sync_short_since=short, sync_applied=applied)
-            changes = [a for a in actions if not isinstance(a, AppendHistory)]  # the history: a record
-            assert len(changes) <= 1, "one change per cycle, so each is observed before the next"
-            for action in actions:
-                if isinstance(action, SetSyncStandbys):
-                    world.spec = action.value
-                elif isinstance(action, PublishSync):
-                    world.claim = action.state
-            world.commit()  # writes go on between any two steps
+            world.leader_step()
         assert world.claim_holds(), (world.spec, world.claim, world.flushed, world.streaming)
+
+
+# node2 and node3 stream, the spec and claim come into force, node2 alone catches up and holds the
+# last commit (then DOWN takes it away).
+ALONE_AND_DOWN = [
+    ("join", "node2"),
+    ("join", "node3"),
+    ("step", ""),
+    ("step", ""),
+    ("catch_up", "node2"),
+    ("step", ""),
+]
+# The primary dies with every standby up, or with one of them (the one holding a commit alone, say).
+DOWN = (frozenset(), *(frozenset({n}) for n in NAMES))
+# Standbys join and the leader steps more often than they leave, so claims come into force.
+busy_events = st.sampled_from(["commit", "step", "step", "step", "join", "join", "leave", "time", "catch_up"])
+
+
+@settings(max_examples=300, deadline=None)
+@example(  # node2 alone holds the last commit and is down: node3 must not take over
+    mode=SyncMode.QUORUM,
+    k=1,
+    fallback=SyncFallback.BLOCK,
+    nofailover=frozenset(),
+    script=ALONE_AND_DOWN,
+)
+@given(
+    mode=st.sampled_from([SyncMode.ON, SyncMode.QUORUM]),
+    k=st.integers(1, 3),
+    fallback=st.sampled_from(list(SyncFallback)),
+    nofailover=st.frozensets(st.sampled_from(NAMES)),
+    script=st.lists(st.tuples(busy_events, st.sampled_from(NAMES)), min_size=5, max_size=50),
+)
+def test_whoever_may_take_over_holds_every_acknowledged_commit(
+    mode: SyncMode,
+    k: int,
+    fallback: SyncFallback,
+    nofailover: frozenset[str],
+    script: list[tuple[str, str]],
+) -> None:
+    """Standbys with and without nofailover, any k, block or degrade: after any step the primary
+    may die, some standbys with it. Then (a) at most one standby races for the key (the best, so
+    two never hold the right to write), never a nofailover one; (b) while a claim is in force (not
+    degraded, not asynchronous), a standby that races holds every commit ever acknowledged: the
+    claim's commit quorums all meet the members ``may_promote`` has to hear from. And in quorum
+    mode a nofailover standby is listed only to make up k, never beside k that may fail over."""
+    world = World(mode, k, fallback, nofailover=nofailover)
+    for event, name in script:
+        if event == "commit":
+            world.commit()
+        elif event == "join":
+            world.streaming.add(name)
+            world.flushed.setdefault(name, 0)
+        elif event == "leave":
+            world.streaming.discard(name)
+        elif event == "catch_up":
+            world.catch_up(name)
+        elif event == "time":
+            world.now += 3.0
+        else:
+            world.leader_step()
+        target = sync.plan(world.observe()).target
+        if mode is SyncMode.QUORUM and target.names & nofailover:
+            assert len(target.names) == target.k, target
+        for down in DOWN:
+            racing = world.racers(down)
+            assert len(racing) <= 1, (racing, world.claim, world.flushed)
+            assert not set(racing) & nofailover, racing
+            in_force = world.claim is not None and world.claim.quorum > 0
+            if racing and in_force and world.acknowledged:
+                assert world.flushed[racing[0]] >= world.acknowledged[-1], (
+                    racing,
+                    down,
+                    world.claim,
+                    world.spec,
+                    world.flushed,
+                    world.acknowledged[-1],
+                )
 
 
 @settings(max_examples=200, deadline=None)

@@ -23,6 +23,7 @@ side (``step``), the candidate's (``may_promote``, ``outside_set``; the set in f
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pgwarden.ha.actions import Action, AppendHistory, PublishSync, SetSyncStandbys
@@ -146,6 +147,18 @@ def eligible(obs: Observation, current: SyncSpec | None, sticky: bool = True) ->
     return tuple(m.name for m in candidates)
 
 
+def quorum_voters(view: ClusterView, order: Sequence[str], k: int) -> list[str]:
+    """Quorum mode: the standbys of ``order`` listed in ``ANY k (...)``: every one that may fail
+    over, and ``nofailover`` ones (in order) only while fewer than ``k`` are listed (Patroni 4's
+    rule). A commit acknowledged by nofailover standbys alone would leave every member that may
+    promote behind it: the claim still counts it (so nobody loses it), but then nobody may take
+    over. Listed only to reach ``k``, they make the list exactly ``k`` long, so every commit is on
+    every listed standby that may fail over."""
+    nofailover = {m.name for m in view.members if m.tags.nofailover}
+    voters = [n for n in order if n not in nofailover]
+    return voters + [n for n in order if n in nofailover][: max(0, k - len(voters))]
+
+
 def _ranked(obs: Observation, current: SyncSpec | None, order: tuple[str, ...]) -> tuple[str, ...]:
     """``order`` with the standbys the spec in force already names, and that stream, first: a
     healthy synchronous standby keeps its place when a higher-ranked one comes back (a former
@@ -197,8 +210,8 @@ def desired(
     # Past the fallback window only standbys that really stream count (see ``eligible``).
     streaming = set(eligible(obs, current, sticky=False))
     chosen = [n for n in order if not timed_out or n in streaming]
-    if mode is SyncMode.ON:
-        chosen = chosen[:k]
+    # FIRST k lists k standbys; ANY k every one that may fail over (``quorum_voters``).
+    chosen = chosen[:k] if mode is SyncMode.ON else quorum_voters(obs.view, chosen, k)
     degrade = config.synchronous_fallback is SyncFallback.DEGRADE and timed_out
     wanted = k if mode is SyncMode.ON else 1
     if len(chosen) < wanted and not degrade:
