@@ -1,5 +1,6 @@
 """Synchronous replication on a real cluster: no acknowledged write lost over repeated failovers,
-quorum commit with a standby down, and what ``block`` and ``degrade`` do with no standby at all."""
+quorum commit with a standby down or tagged nofailover, and what ``block`` and ``degrade`` do with
+no standby at all."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from pgwarden.drill.writer import Writer, missing_ids
 from pgwarden.local.stack import Stack
-from tests.support.cluster import WriterWatch, conninfo, primary_name, running_stack, wait_for
+from tests.support.cluster import TaggedSpec, WriterWatch, conninfo, primary_name, running_stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +105,39 @@ def test_quorum_any_one_of_two_keeps_writing_with_a_standby_down_and_fails_over_
             writer.report.acknowledged,
         )
         assert lost == []
+
+
+def test_quorum_leaves_a_nofailover_standby_out_and_fails_over_without_it() -> None:
+    """Four nodes, node4 tagged nofailover, ANY 1: the primary waits for either standby that may
+    fail over, never for node4 alone, so the claim names those two only. The primary and node4 then
+    die together: with node4 in the claim ({3 standbys}, quorum 1) a failover would need all three
+    to answer and nobody would promote; without it the most advanced of the other two does, with
+    every acknowledged write."""
+    dcs = {"synchronous_mode": "quorum", "synchronous_node_count": 1, "synchronous_fallback": "block"}
+    tags = {"node4": {"nofailover": True}}
+    with running_stack(nodes=4, dcs=dcs, spec_type=TaggedSpec, node_tags=tags) as stack:
+        primary = primary_name(stack)
+        assert primary is not None and primary != "node4"
+        others = sorted(stack.spec.node_name(i) for i in range(3) if stack.spec.node_name(i) != primary)
+        wait_for(lambda: sorted(_sync_set(stack)) == others, 120, f"the quorum claim naming {others}")
+        assert stack.healthy()[0], "node4 streams too"
+        writer = Writer(_router(stack), table="quorum_nofailover", max_seconds=300)
+        writer.prepare()
+        with writer:
+            assert writer.wait_for_acks(50, 60)
+            assert "node4" not in _sync_set(stack), "node4 entered the quorum under writes"
+            stack.kill_node(_index("node4"))
+            stack.kill_node(_index(primary))
+            wait_for(lambda: primary_name(stack) in others, 90, f"one of {others} promoted without node4")
+            assert writer.wait_for_acks(10, 60), "no write acknowledged by the new primary"
+        new = primary_name(stack)
+        assert new in others
+        lost = missing_ids(
+            conninfo(stack, stack.spec.node_host(_index(new)), stack.spec.pg_port),
+            writer.table,
+            writer.report.acknowledged,
+        )
+        assert lost == [], f"acknowledged writes lost: {lost[:20]}"
 
 
 def _write_with_timeout(stack: Stack, value: int, seconds: float) -> bool:
