@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -129,6 +130,8 @@ def test_hostile_values_are_unreadable(kind: str, text: str) -> None:
 def test_values_the_encoders_write_decode_back() -> None:
     member = Member(name="node1", api_url="http://127.0.0.1:8008", host="127.0.0.1", port=5432)
     assert codec.decode_member(codec.encode_member(member)) == member
+    relay = replace(member, slots=frozenset({"node2", "node3"}))
+    assert codec.decode_member(codec.encode_member(relay)) == relay
     assert codec.decode_config(codec.encode_config(DynamicConfig())) == (DynamicConfig(), ())
 
 
@@ -242,3 +245,19 @@ def test_a_well_formed_answer_reads_as_before() -> None:
     assert not status.loop_failing
     failing = read_peer_answer("node3", b'{"reason_code": "INTERNAL_ERROR", "state": "running"}')
     assert failing.loop_failing
+
+
+@pytest.mark.parametrize(
+    ("slots", "error"),
+    [
+        ("node2", "slots must be a list of at most 1000 slot names"),
+        (["node"] * 1001, "slots must be a list of at most 1000 slot names"),
+        ([2], "slots must hold slot names of 1 to 63 characters"),
+        (["x" * 64], "slots must hold slot names of 1 to 63 characters"),
+    ],
+)
+def test_a_member_record_listing_bad_slots_is_unreadable_with_the_reason(slots: object, error: str) -> None:
+    """A relay's slot list decides when a retagged member switches to it: bounded, or refused."""
+    record = json.loads(codec.encode_member(Member(name="n", api_url="http://127.0.0.1:1", host="h", port=1)))
+    with pytest.raises(codec.Unreadable, match=error):
+        codec.decode_member(json.dumps({**record, "slots": slots}))

@@ -62,4 +62,7 @@ def member_record(
         receive_lsn=local.received_lsn if local.is_standby else None,
         replay_lsn=local.replayed_lsn if local.is_standby else None,
         streaming=bool(local.streaming_from) if local.is_standby else None,
+        # A relay says which slots it holds, so a member retagged to it switches once its slot
+        # is there (ha/rules/topology.py); a primary keeps one for every member anyway.
+        slots=frozenset(local.slots) if local.is_standby and local.slots is not None else None,
     )

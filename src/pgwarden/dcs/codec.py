@@ -64,6 +64,8 @@ _DEFAULT_TAGS = Tags()
 _TIMELINE = (1, 2**32 - 1)  # PostgreSQL's TimeLineID is a uint32
 _PORT = (1, 65535)
 _MAX_NAME = 256
+MAX_SLOTS = 1000  # slots a member record lists: far more than any relay serves
+MAX_SLOT_NAME = 63  # PostgreSQL's NAMEDATALEN - 1
 _SYSTEM_ID_EPOCH = 946_684_800  # 2000-01-01: no PostgreSQL 15 cluster was initialised before
 _MEMBER_NAME = TypeAdapter(Name)  # the node config's rule for member names: one home
 
@@ -127,6 +129,7 @@ def encode_member(member: Member) -> str:
             "receive_lsn": None if member.receive_lsn is None else str(member.receive_lsn),
             "replay_lsn": None if member.replay_lsn is None else str(member.replay_lsn),
             "streaming": member.streaming,
+            "slots": None if member.slots is None else sorted(member.slots),
         }
     )
 
@@ -187,7 +190,21 @@ def _member(data: object) -> Member:
         receive_lsn=read_opt_lsn(obj, "receive_lsn"),
         replay_lsn=read_opt_lsn(obj, "replay_lsn"),
         streaming=read_opt_bool(obj, "streaming"),
+        slots=_slots(obj),
     )
+
+
+def _slots(data: Obj) -> frozenset[str] | None:
+    """A standby's slot names: absent or null is unknown; anything else must be a list of at most
+    MAX_SLOTS names of at most 63 characters (PostgreSQL's limit)."""
+    value = data.get("slots")
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_SLOTS:
+        raise ValueError(f"slots must be a list of at most {MAX_SLOTS} slot names")
+    if not all(isinstance(n, str) and 0 < len(n) <= MAX_SLOT_NAME for n in value):
+        raise ValueError(f"slots must hold slot names of 1 to {MAX_SLOT_NAME} characters")
+    return frozenset(value)
 
 
 def decode_member(text: str) -> Member:

@@ -136,6 +136,12 @@ class Reason(Enum):
     STOPPING_DIVERGED_STANDBY = "diverged from the leader on timeline {timeline} ({why}); stopping to rewind"
     FOLLOWING_NEW_UPSTREAM = "following {upstream} (was {previous})"
     STANDBY_HEALTHY = "standby of {upstream}; nothing to do"
+    STANDBY_WAITING_FOR_RELAY_SLOT = (
+        "standby of {upstream}; switching to {target} (replicatefrom) once it lists my slot ({why})"
+    )
+    STANDBY_REPLICATEFROM_UNAVAILABLE = (
+        "standby of {upstream}; replicatefrom {relay} is not a running standby of this cluster"
+    )
     STANDBY_RECORDING_TIMELINE = (
         "standby of {upstream} on timeline {timeline}; a restartpoint records it in pg_control"
     )

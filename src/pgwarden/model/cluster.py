@@ -146,6 +146,10 @@ class Member:
     receive_lsn: Lsn | None = None
     replay_lsn: Lsn | None = None
     streaming: bool | None = None
+    # A standby's physical replication slots by name (a relay's: one per member cascading from
+    # it), so a member retagged to stream from it switches once its slot is there rather than be
+    # refused; None on a primary, when not listed this cycle, or from agents older than the field.
+    slots: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,10 @@ from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.jobs import RETRY_AFTER
 from pgwarden.model import (
+    ClusterView,
     ControlState,
     JobKind,
+    LocalState,
     PgState,
 )
 from tests.support.builders import (
@@ -76,6 +78,20 @@ from tests.unit.rules.table import (
     scheduled,
     started,
 )
+
+
+def lists(base: ClusterView, **slots: tuple[str, ...]) -> ClusterView:
+    """``base`` with the named members' records listing these physical slots (a relay's)."""
+    members = tuple(
+        replace(m, slots=frozenset(slots[m.name])) if m.name in slots else m for m in base.members
+    )
+    return replace(base, members=members)
+
+
+def streams_from(upstream: str) -> LocalState:
+    """A standby whose walreceiver streams from ``upstream`` now."""
+    return replace(standby_local(upstream=upstream), streaming_from="127.0.0.1:5433")
+
 
 ROWS: list[Any] = [
     # --- a writer without the key -----------------------------------------------------------------
@@ -482,6 +498,79 @@ ROWS: list[Any] = [
         observation("node5", view=cascade(relay=PgState.STOPPED), local=standby_local(upstream="node4")),
         Reason.FOLLOWING_NEW_UPSTREAM,
         [Follow("node1", slot="node5")],
+    ),
+    # --- a retagged standby switches to its relay once the relay lists its slot (rules/topology.py) ---
+    row(
+        "retagged_standby_keeps_streaming_from_the_leader_until_the_relay_lists_its_slot",
+        observation("node5", view=lists(cascade(), node4=()), local=streams_from("node1")),
+        Reason.STANDBY_WAITING_FOR_RELAY_SLOT,
+        [],
+        upstream="node1",
+        target="node4",
+        why="node4 has no replication slot node5 yet",
+    ),
+    row(
+        "retagged_standby_switches_in_the_cycle_the_relay_lists_its_slot",
+        observation("node5", view=lists(cascade(), node4=("node5",)), local=streams_from("node1")),
+        Reason.FOLLOWING_NEW_UPSTREAM,
+        [Follow("node4", slot="node5")],
+        previous="node1",
+    ),
+    row(
+        "retagged_standby_not_streaming_switches_at_once_as_it_has_nothing_to_keep",
+        observation("node5", view=lists(cascade(), node4=()), local=standby_local(upstream="node1")),
+        Reason.FOLLOWING_NEW_UPSTREAM,
+        [Follow("node4", slot="node5")],
+    ),
+    row(
+        "retagged_standby_takes_a_relay_that_lists_no_slots_at_its_word",
+        observation("node5", view=cascade(), local=streams_from("node1")),
+        Reason.FOLLOWING_NEW_UPSTREAM,
+        [Follow("node4", slot="node5")],
+    ),
+    row(
+        "standby_retagged_from_one_relay_to_another_keeps_the_first_until_the_second_lists_its_slot",
+        observation(
+            "node5",
+            view=lists(cascade(replicatefrom="node3"), node3=("node3_old",)),
+            local=streams_from("node4"),
+        ),
+        Reason.STANDBY_WAITING_FOR_RELAY_SLOT,
+        [],
+        upstream="node4",
+        target="node3",
+    ),
+    row(
+        "standby_whose_relay_stopped_does_not_wait_for_a_slot_on_the_next_one",
+        observation(
+            "node5",
+            view=lists(cascade(relay=PgState.STOPPED, replicatefrom="node3"), node3=()),
+            local=streams_from("node4"),
+        ),
+        Reason.FOLLOWING_NEW_UPSTREAM,
+        [Follow("node3", slot="node5")],
+    ),
+    row(
+        "standby_retagged_back_to_the_leader_switches_at_once_the_leader_keeps_its_slot",
+        observation("node5", view=cascade(replicatefrom=None), local=streams_from("node4")),
+        Reason.FOLLOWING_NEW_UPSTREAM,
+        [Follow("node1", slot="node5")],
+        previous="node4",
+    ),
+    row(
+        "standby_retagged_to_a_stopped_relay_keeps_streaming_from_the_leader_and_says_why",
+        observation("node5", view=cascade(relay=PgState.STOPPED), local=streams_from("node1")),
+        Reason.STANDBY_REPLICATEFROM_UNAVAILABLE,
+        [],
+        upstream="node1",
+        relay="node4",
+    ),
+    row(
+        "standby_retagged_to_a_member_not_in_the_cluster_keeps_streaming_from_the_leader",
+        observation("node5", view=cascade(replicatefrom="node9"), local=streams_from("node1")),
+        Reason.STANDBY_REPLICATEFROM_UNAVAILABLE,
+        [],
+        relay="node9",
     ),
     # --- live dynamic config: applied after a steady follower's decision (rules/parameters.py) -----
     row(

@@ -26,7 +26,7 @@ from pgwarden.ha.observation import Observation
 from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules import failsafe
 from pgwarden.ha.rules.slots import leader_slots, members_seen
-from pgwarden.ha.rules.topology import slot_towards, upstream_for
+from pgwarden.ha.rules.topology import slot_pending, slot_towards, upstream_for
 from pgwarden.model import StoreKey
 
 
@@ -83,5 +83,7 @@ def restart_plan(obs: Observation) -> Decision | str:
         return "PostgreSQL runs read-write without the leader key; it is being demoted"
     leader = obs.view.leader
     upstream = upstream_for(obs.view, obs.name, obs.tags.replicatefrom) if leader is not None else None
+    if slot_pending(obs, upstream) is not None:
+        upstream = local.configured_upstream  # back to where it streams: the relay lacks its slot
     stop_start = (StopPostgres(StopMode.FAST), StartStandby(upstream, slot_towards(obs, upstream)))
     return act(Reason.RESTARTING, *stop_start, role="standby")

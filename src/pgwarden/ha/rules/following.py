@@ -19,7 +19,7 @@ from pgwarden.ha.reasons import Reason
 from pgwarden.ha.rules.parameters import with_parameters
 from pgwarden.ha.rules.slots import members_seen, relay_slots
 from pgwarden.ha.rules.timeline import divergence, local_timeline
-from pgwarden.ha.rules.topology import serving, slot_towards, upstream_for
+from pgwarden.ha.rules.topology import serving, slot_pending, slot_towards, upstream_for
 from pgwarden.model import ClusterView, ControlState, DataDir, JobKind, Role
 
 
@@ -86,22 +86,24 @@ def someone_else_leads(obs: Observation) -> Decision | None:
                 why=why,
             )
         return then
-    upstream = upstream_for(view, obs.name, obs.tags.replicatefrom)
+    wanted = upstream_for(view, obs.name, obs.tags.replicatefrom)
     if view.config.pause:
         return with_parameters(obs, act(Reason.FOLLOWER_PAUSED, leader=leader))
     if not local.running:
         return act(
-            Reason.STARTING_AS_STANDBY, StartStandby(upstream, slot_towards(obs, upstream)), upstream=upstream
+            Reason.STARTING_AS_STANDBY, StartStandby(wanted, slot_towards(obs, wanted)), upstream=wanted
         )
     if not local.probe_ok:
         return act(Reason.STANDBY_WAITING_FOR_POSTGRES)
-    if local.configured_upstream != upstream:
+    waiting = slot_pending(obs, wanted)
+    if local.configured_upstream != wanted and waiting is None:
         return act(
             Reason.FOLLOWING_NEW_UPSTREAM,
-            Follow(upstream, slot_towards(obs, upstream)),
-            upstream=upstream,
+            Follow(wanted, slot_towards(obs, wanted)),
+            upstream=wanted,
             previous=local.configured_upstream,
         )
+    upstream = local.configured_upstream  # ``wanted``, unless its slot is pending there
     recorded = local.control_timeline
     if (
         local.streaming_from
@@ -116,7 +118,17 @@ def someone_else_leads(obs: Observation) -> Decision | None:
         )
     # A relay keeps the slots of the members cascading from it (rules/slots.py).
     slots = relay_slots(obs, members_seen(obs))
-    return with_parameters(obs, act(Reason.STANDBY_HEALTHY, *slots, upstream=upstream))
+    if waiting is not None:
+        steady = act(
+            Reason.STANDBY_WAITING_FOR_RELAY_SLOT, *slots, upstream=upstream, target=wanted, why=waiting
+        )
+    elif obs.tags.replicatefrom not in (None, "", obs.name, upstream):
+        steady = act(
+            Reason.STANDBY_REPLICATEFROM_UNAVAILABLE, *slots, upstream=upstream, relay=obs.tags.replicatefrom
+        )
+    else:
+        steady = act(Reason.STANDBY_HEALTHY, *slots, upstream=upstream)
+    return with_parameters(obs, steady)
 
 
 def _clone(obs: Observation) -> Decision:
