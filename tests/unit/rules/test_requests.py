@@ -42,6 +42,7 @@ from tests.support.builders import (
 )
 from tests.unit.rules.table import (
     Expected,
+    cascade,
     check,
     leader,
     row,
@@ -84,6 +85,22 @@ ROWS: list[Any] = [
         observation(requests=[Request.RESTART]),
         Reason.RESTARTING,
         [StopPostgres(StopMode.FAST), StartStandby("node1", slot="node2")],
+    ),
+    row(
+        "restart_request_on_a_standby_waiting_for_its_relays_slot_restarts_it_where_it_streams",
+        observation(
+            "node5",
+            view=replace(
+                cascade(),
+                members=tuple(
+                    replace(m, slots=frozenset()) if m.name == "node4" else m for m in cascade().members
+                ),
+            ),
+            local=replace(standby_local(upstream="node1"), streaming_from="127.0.0.1:5432"),
+            requests=[Request.RESTART],
+        ),
+        Reason.RESTARTING,
+        [StopPostgres(StopMode.FAST), StartStandby("node1", slot="node5")],
     ),
     row(
         "restart_request_refused_when_postgres_is_stopped",
