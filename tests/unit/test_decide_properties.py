@@ -97,6 +97,7 @@ def members(draw: st.DrawFn, name: str, names: Sequence[str]) -> Member:
         timeline=draw(st.none() | timelines),
         lsn=draw(st.none() | lsns),
         tags=draw(tag_sets(names)),
+        slots=draw(st.none() | st.frozensets(st.sampled_from(names))),  # a relay's, when a standby
     )
 
 
