@@ -43,10 +43,12 @@ def slot_pending(obs: Observation, upstream: str | None) -> str | None:
     if upstream is None or current is None or current == upstream or not local.streaming_from:
         return None
     leader = view.leader.name if view.leader is not None else None
+    if upstream == leader:
+        return None  # the leader keeps a slot for every member (rules/slots.py)
     relay = view.member(upstream)
     slot = slot_towards(obs, upstream)
-    if upstream == leader or relay is None or relay.slots is None or slot in relay.slots:
-        return None  # the leader keeps a slot for every member
+    if relay is None or relay.slots is None or slot in relay.slots:
+        return None
     serving_now = view.member(current)
     still = current == leader or (
         serving(serving_now) and serving_now is not None and serving_now.role is Role.REPLICA
