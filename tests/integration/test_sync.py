@@ -120,7 +120,8 @@ def test_quorum_leaves_a_nofailover_standby_out_and_fails_over_without_it() -> N
         assert primary is not None and primary != "node4"
         others = sorted(stack.spec.node_name(i) for i in range(3) if stack.spec.node_name(i) != primary)
         wait_for(lambda: sorted(_sync_set(stack)) == others, 120, f"the quorum claim naming {others}")
-        assert stack.healthy()[0], "node4 streams too"
+        wait_for(lambda: stack.healthy()[0], 120, "node4 streaming too")
+        assert "node4" not in _sync_set(stack)
         writer = Writer(_router(stack), table="quorum_nofailover", max_seconds=300)
         writer.prepare()
         with writer:
