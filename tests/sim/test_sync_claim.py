@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pgwarden.model import SyncMode
+from pgwarden.model import SyncMode, Tags
 from tests.sim.harness import SIM_CONFIG, Simulation
 from tests.sim.scenario import FAILOVER_WITHIN, assert_converges, bootstrapped, explain
 
@@ -58,3 +58,27 @@ def test_the_synchronous_claim_does_not_churn_over_repeated_failovers() -> None:
         before = after
     # The claim moved only with the failovers, so the leadership went round every member.
     assert set(leaders) == set(sim.configs), f"leaders in turn: {leaders}"
+
+
+def test_quorum_fails_over_without_its_nofailover_standby() -> None:
+    """Quorum ANY 1 over four members, node4 tagged nofailover: the primary lists only the standbys
+    that may fail over, so when it dies together with node4, one of them takes over, with every
+    acknowledged write (the checker's lost-writes check). Listed beside them (before), node4 was
+    in the claim ({3 standbys}, quorum 1): a failover needed all three to answer, and nobody did."""
+    config = replace(SIM_CONFIG, synchronous_mode=SyncMode.QUORUM)
+    sim = bootstrapped(4, seed=4, config=config, tags={"node4": Tags(nofailover=True)})
+    assert_converges(sim)
+    sim.writer.enabled = True
+    primary = sim.primary()
+    assert primary is not None and primary != "node4"
+    others = frozenset(sim.configs) - {primary, "node4"}
+    assert sim.run_until(lambda: claim(sim) == others, 30.0), explain(sim)
+    sim.run(3.0)  # writes acknowledged under the claim
+    sim.crash_agent("node4", kill_postgres=True)
+    sim.crash_agent(primary, kill_postgres=True)
+    assert sim.run_until(lambda: sim.key_holder() in others, FAILOVER_WITHIN), explain(sim)
+    assert sim.run_until(lambda: sim.primary() in others, FAILOVER_WITHIN), explain(sim)
+    new = sim.primary()
+    assert new is not None
+    sim.checker.lost_writes(sim.writer.acked, sim.world.instances[new])
+    assert sim.checker.violations == [], explain(sim)
