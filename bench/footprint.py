@@ -1,8 +1,11 @@
 """Agent footprint on an idle cluster: resident memory and CPU of each agent process over a window,
 the agent's start-up time, and (where the agent reports it) how long one cycle takes.
 
-RSS is ``VmRSS`` from ``/proc/<pid>/status`` at the end of the window; CPU is the growth of
-``utime + stime`` (all threads) from ``/proc/<pid>/stat`` over the window, as % of one core.
+RSS is ``VmRSS`` from ``/proc/<pid>/status`` at the end of the window. No window follows a
+``GET /metrics``: its first request loads prometheus_client into a pgwarden agent, and Patroni's
+are not asked; bench/plan.py reads it (the cycle time), and the RSS after it, once the windows
+are over. CPU is the growth of ``utime + stime`` (all threads) from ``/proc/<pid>/stat`` over the
+window, as % of one core.
 PostgreSQL's own processes are not counted: they are the same for both systems. pgwarden's fence,
 a second small process per node, is measured on its own.
 
@@ -72,6 +75,12 @@ def idle(cluster: ClusterUnderTest, seconds: float, extra: list[int] | None = No
         )
         for p in live
     ]
+
+
+def rss_now(cluster: ClusterUnderTest) -> list[float]:
+    """Every agent's ``VmRSS`` now, MB."""
+    pids = [cluster.agent_pid(i) for i in range(len(cluster.nodes))]
+    return [rss_kb(p) / 1024 for p in pids if p is not None]
 
 
 def startup(cluster: ClusterUnderTest, i: int, timeout: float = 60.0) -> float:

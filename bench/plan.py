@@ -160,7 +160,7 @@ class Session:
             self.down()
 
     def phase_footprint(self) -> None:
-        def once(_: int) -> dict[str, float]:
+        def once(n: int) -> dict[str, float]:
             cluster = self.up()
             cluster.wait_healthy(120)
             time.sleep(5)  # let the start-up work (checkpoints, first loops) pass
@@ -176,14 +176,24 @@ class Session:
             shown = ", ".join(f"{f.rss_mb:.1f} MB {f.cpu_percent:.2f} % CPU" for f in agents)
             fence_shown = ", ".join(f"{f.rss_mb:.1f} MB {f.cpu_percent:.2f} % CPU" for f in fenced)
             self.say(f"agents: {shown}" + (f"; fences: {fence_shown}" if fenced else ""))
+            if n + 1 < self.options.footprint_runs:
+                return {}
+            # After the last window only: the cycle time is read from GET /metrics, whose first
+            # request loads prometheus_client into a pgwarden agent (1 MB, `python -m
+            # bench.agent_memory steps`) while Patroni's agents are never asked. Every idle window
+            # so measures both systems unscraped; the RSS once scraped is its own figure.
             cycles = footprint.cycle_ms(cluster)
             for ms in cycles:
                 self.results.add("cycle_ms", self.label, ms)
             if cycles:
                 self.say("cycles (ms): " + ", ".join(f"{ms:.1f}" for ms in cycles))
+                scraped = footprint.rss_now(cluster)
+                for mb in scraped:
+                    self.results.add("idle_rss_scraped", self.label, mb)
+                self.say("RSS after GET /metrics: " + ", ".join(f"{mb:.1f} MB" for mb in scraped))
             return {}
 
-        keys = ("idle_rss", "idle_cpu", "fence_rss", "fence_cpu")
+        keys = ("idle_rss", "idle_cpu", "fence_rss", "fence_cpu", "idle_rss_scraped")
         self.repeat("idle footprint", keys, self.options.footprint_runs, once)
 
         def restart(n: int) -> dict[str, float]:

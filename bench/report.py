@@ -137,6 +137,7 @@ METRICS = (
     Metric("renew_p50_etcd_token", "lease renewal p50 on etcd alone, TLS + client cert + auth token", "ms"),
     Metric("idle_rss", "agent idle RSS (per agent)", "MB", digits=1),
     Metric("idle_cpu", "agent idle CPU (per agent, % of one core)", "%", digits=2),
+    Metric("idle_rss_scraped", "agent RSS after its first GET /metrics (as scraped)", "MB", digits=1),
     Metric("fence_rss", "fence idle RSS (per node, beside the agent)", "MB", digits=1),
     Metric("fence_cpu", "fence idle CPU (per node, % of one core)", "%", digits=2),
     Metric("agent_start", "agent start-up: process start -> first cycle done, API answering", "s"),
