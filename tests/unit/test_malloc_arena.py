@@ -15,7 +15,7 @@ import pytest
 CHILD = """
 import json, os, sys, threading
 from pgwarden.daemon.malloc_arena import use_one_arena
-from bench.agent_memory import _smaps
+from bench.agent_memory import memory_kinds
 taken = use_one_arena() if sys.argv[1] == 'one' else None
 def work():
     kept = [bytes(4096) for _ in range(200)]
@@ -25,7 +25,7 @@ done = threading.Event()
 threads = [threading.Thread(target=work) for _ in range(4)]
 for t in threads:
     t.start()
-kinds = _smaps(os.getpid())
+kinds = memory_kinds(os.getpid())
 done.set()
 for t in threads:
     t.join()
