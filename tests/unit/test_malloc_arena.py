@@ -7,8 +7,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]  # bench/ is imported from there
 
 # In a fresh interpreter: optionally one arena, then threads that malloc blocks larger than Python's
 # small-object limit (bytes of 4 KB), then the thread arenas /proc/self/smaps shows (bench's reading).
@@ -41,6 +44,7 @@ def _run(mode: str, **env: str) -> list[object]:
         timeout=60,
         check=False,
         env={**_clean_env(), **env},
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
     found: list[object] = json.loads(result.stdout)
