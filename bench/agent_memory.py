@@ -188,7 +188,7 @@ def tree(top: int, rss: bool) -> None:
         print(f"  {cum / 1024:5.2f}  {name:44s} <- {parent}")
 
 
-def memory_kinds(pid: int) -> collections.Counter[str]:
+def _smaps(pid: int) -> collections.Counter[str]:
     maps: list[list[Any]] = []  # size kB, permissions, path, rss kB
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
@@ -224,7 +224,7 @@ def memory_kinds(pid: int) -> collections.Counter[str]:
 
 def show_pid(pids: Sequence[int]) -> None:
     for pid in pids:
-        kinds = memory_kinds(pid)
+        kinds = _smaps(pid)
         threads = collections.Counter()
         for task in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{task}/comm") as f:

@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.agent_memory import memory_kinds
 from pgwarden.local.stack import Stack
-from tests.support.api import call, status
+from tests.support.api import status
 from tests.support.cluster import primary_name, running_stack, wait_for
 from tests.support.promtool import (
     dashboard_queries,
@@ -163,17 +162,6 @@ def test_sd_notify_ready_arrives_after_the_first_cycle(stack: Stack, tmp_path: P
             pass
         assert not any("READY=1" in message for message in later), later
     wait_for(lambda: status(stack, name)["state"] == "running", 60, f"{name} running again")
-
-
-def test_scraped_agents_hold_no_malloc_arena_per_thread(stack: Stack) -> None:
-    # The agent's process uses one glibc arena (daemon/malloc_arena.py): with one per thread, the
-    # API worker importing prometheus_client at the first GET /metrics kept 1 MB apart.
-    for i in range(stack.spec.nodes):
-        name = stack.spec.node_name(i)
-        assert call(stack, name, "GET", "/metrics", auth=False, timeout=10).status_code == 200
-        kinds = memory_kinds(stack.pids[name])
-        assert kinds["thread stacks (count)"] >= 5, (name, dict(kinds))  # the reading sees threads
-        assert kinds["thread malloc arenas (count)"] == 0, (name, dict(kinds))
 
 
 def test_alerts_and_dashboard_on_the_real_metrics_of_a_node_loss(stack: Stack, tmp_path: Path) -> None:

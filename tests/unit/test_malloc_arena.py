@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]  # bench/ is imported from there
 CHILD = """
 import json, os, sys, threading
 from pgwarden.daemon.malloc_arena import use_one_arena
-from bench.agent_memory import memory_kinds
+from bench.agent_memory import _smaps
 taken = use_one_arena() if sys.argv[1] == 'one' else None
 def work():
     kept = [bytes(4096) for _ in range(200)]
@@ -28,7 +28,7 @@ done = threading.Event()
 threads = [threading.Thread(target=work) for _ in range(4)]
 for t in threads:
     t.start()
-kinds = memory_kinds(os.getpid())
+kinds = _smaps(os.getpid())
 done.set()
 for t in threads:
     t.join()
