@@ -81,9 +81,6 @@ def run(config: Path) -> int:
     from pgwarden.logs import apply as apply_logging
 
     apply_logging(node.log_level, node.log_format, node.cluster, node.name, sys.stderr)
-    from pgwarden.daemon.malloc_arena import use_one_arena
-
-    use_one_arena()  # before the agent starts a thread (daemon/malloc_arena.py says why)
     prefer_system_libpq()
     # Imported after the config is read: a config error answers without the agent's imports.
     from pgwarden.daemon.agent import Agent
