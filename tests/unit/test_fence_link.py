@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +14,8 @@ import pytest
 
 from pgwarden.agent.fence import FenceLink
 from pgwarden.agent.lease import LeaderLease
-from pgwarden.fence.channel import boot_id, read_deadline
-from pgwarden.fence.files import running_fence
+from pgwarden.fence.channel import HEADER, RECORD_SIZE, boot_id, read_deadline
+from pgwarden.fence.files import reads_checked_records, running_fence
 from pgwarden.fence.proc import alive, command_line
 
 
@@ -102,3 +104,71 @@ def test_the_lease_feeds_the_fence_on_every_renewal_and_release(tmp_path: Path) 
     assert written() == lease.deadline() == pytest.approx(now + 3.0)
     lease.forget()
     assert written() is None
+
+
+def _read_written(path: Path) -> tuple[bytes, float | None]:
+    record = read_deadline(path, boot_id(), time.monotonic())
+    assert record is not None
+    return path.read_bytes(), record.deadline
+
+
+def _older_fence(data_dir: str) -> subprocess.Popen[bytes]:
+    """A fence started as agents before version-2 records started theirs (no CHANNEL_FLAG)."""
+    cmd = [sys.executable, "-m", "pgwarden.fence", "--data-dir", data_dir, "--name", "node1"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while running_fence(data_dir) != proc.pid and time.monotonic() < deadline:
+        assert proc.poll() is None, "the fence exited"
+        time.sleep(0.02)
+    assert running_fence(data_dir) == proc.pid
+    return proc
+
+
+def test_a_fence_it_started_gets_each_deadline_in_place(data_dir: str) -> None:
+    lease = LeaderLease()
+    link = FenceLink(data_dir, "node1", lease.deadline)
+    lease.listeners.append(link.publish)
+    pid = link.ensure_running()
+    assert pid is not None and reads_checked_records(pid)
+    try:
+        now = time.monotonic()
+        lease.renewed(7, sent_at=now, ttl=4.0)
+        raw, deadline = _read_written(link.files.deadline)
+        assert raw.startswith(HEADER) and len(raw) == RECORD_SIZE and deadline == lease.deadline()
+        inode = link.files.deadline.stat().st_ino
+        lease.extended(7, now + 0.25)
+        raw, deadline = _read_written(link.files.deadline)
+        assert deadline == pytest.approx(now + 3.25)
+        assert link.files.deadline.stat().st_ino == inode, "written in place"
+    finally:
+        link.stop()
+
+
+def test_an_adopted_older_fence_gets_version_1_records_even_the_last_one_written_in_place(
+    data_dir: str,
+) -> None:
+    # After an upgrade the running fence may be an older one, which reads version 1 only: a
+    # record it cannot read would leave it enforcing the deadline before, and stop PostgreSQL.
+    lease = LeaderLease()
+    link = FenceLink(data_dir, "node1", lease.deadline)
+    lease.listeners.append(link.publish)
+    first = link.ensure_running()
+    assert first is not None
+    lease.renewed(7, sent_at=time.monotonic(), ttl=4.0)
+    raw, _ = _read_written(link.files.deadline)
+    assert raw.startswith(HEADER)
+    os.kill(first, signal.SIGKILL)
+    assert wait_gone(first)
+    link._reap()
+    older = _older_fence(data_dir)
+    try:
+        assert not reads_checked_records(older.pid)
+        assert link.ensure_running() == older.pid
+        raw, deadline = _read_written(link.files.deadline)
+        assert raw.startswith(b'{"version": 1') and deadline == lease.deadline(), "rewritten at adoption"
+        lease.extended(7, time.monotonic())
+        raw, deadline = _read_written(link.files.deadline)
+        assert raw.startswith(b'{"version": 1') and deadline == lease.deadline()
+    finally:
+        os.kill(older.pid, signal.SIGKILL)
+        older.wait(10)

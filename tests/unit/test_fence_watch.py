@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pgwarden.fence.channel import render, write_deadline
+from pgwarden.fence.channel import InPlaceWriter, render, write_deadline
 from pgwarden.fence.files import FenceFiles
 from pgwarden.fence.postmaster import (
     DB_IN_PRODUCTION,
@@ -181,6 +181,31 @@ def test_a_renewal_moves_the_deadline(server: Server) -> None:
     clock.now = 1003.5
     f.turn()
     assert signalled == []
+
+
+def test_in_place_renewals_move_the_deadline_and_a_torn_one_keeps_the_one_before(server: Server) -> None:
+    pid = server.start()
+    clock = Clock()
+    path = deadline_file(server)
+    writer = InPlaceWriter(path, BOOT)
+    try:
+        writer.write(1003.0)
+        f, signalled = fence(server, clock)
+        f.turn()
+        writer.write(1004.0)
+        clock.now = 1003.5
+        f.turn()
+        assert f.deadline == 1004.0 and signalled == []
+        # A record read while half-written (here: damaged for good) is not a deadline: the fence
+        # keeps 1004.0, not the 1904.0 the bytes now seem to say.
+        raw = bytearray(path.read_bytes())
+        raw[raw.index(b"1004") + 1] = ord("9")
+        path.write_bytes(bytes(raw))
+        clock.now = 1004.0
+        f.turn()
+        assert f.deadline == 1004.0 and signalled == [pid]
+    finally:
+        writer.close()
 
 
 def test_a_renewal_written_after_the_first_look_still_wins(server: Server) -> None:

@@ -5,6 +5,10 @@ deadline the agent wrote and stops a writable PostgreSQL once that passes, wheth
 dead, frozen or stuck. A restarted agent finds it by its pid file and command line and adopts it,
 as it adopts the running PostgreSQL; until that agent's first renewal the fence keeps the
 deadline of the agent before it.
+
+The deadline goes in place (fence/channel.py version 2: one ``pwrite`` per renewal, 4 a second
+on a leader) to a fence that says it reads that; to an older fence (adopted after an upgrade),
+or with none running, as a version-1 record replacing the file.
 """
 
 from __future__ import annotations
@@ -19,14 +23,13 @@ import time
 from collections.abc import Callable
 
 from pgwarden import own_children
-from pgwarden.fence.channel import boot_id, write_deadline
-from pgwarden.fence.files import FenceFiles, fence_command, running_fence
+from pgwarden.fence.channel import InPlaceWriter, boot_id, write_deadline
+from pgwarden.fence.files import FenceFiles, fence_command, reads_checked_records, running_fence
 
 log = logging.getLogger(__name__)
 
 _START_WAIT = 5.0  # a new fence writes its pid file within ~0.1 s (Python's start-up)
 _STOP_WAIT = 2.0
-_UNSET = object()  # nothing published yet by this agent
 
 
 class FenceLink:
@@ -47,7 +50,10 @@ class FenceLink:
         self._boot = boot_id()
         self._child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()  # publish() is called from the loop and the lease guard
-        self._published: object = _UNSET
+        self._published: float | None = None
+        self._has_published = False  # nothing published yet by this agent
+        # Set while the running fence reads version-2 records (written in place by it).
+        self._in_place: InPlaceWriter | None = None
         self.pid: int | None = None
 
     def ensure_running(self) -> int | None:
@@ -59,12 +65,30 @@ class FenceLink:
                 if not started_by_me:
                     log.info("adopted the running fence (pid %d)", pid)
                 self.pid = pid
+                self._channel(reads_checked_records(pid))
             return pid
         if self.pid is not None:
             log.warning("the fence (pid %d) is gone; starting a new one", self.pid)
         self._reap()
         self.pid = self._start()
+        self._channel(self.pid is not None and reads_checked_records(self.pid))
         return self.pid
+
+    def _channel(self, checked: bool) -> None:
+        """Write in place from now on when the fence reads that; otherwise version 1, and once
+        at once the deadline last written in place, which a fence that does not read version 2
+        could not take."""
+        with self._lock:
+            if checked:
+                if self._in_place is None:
+                    self._in_place = InPlaceWriter(self.files.deadline, self._boot)
+                return
+            if self._in_place is None:
+                return
+            self._in_place.close()
+            self._in_place = None
+            if self._has_published:
+                self._write(self._published)
 
     def publish(self) -> None:
         """Hand the fence the deadline now in force (None: this agent holds no lease).
@@ -75,15 +99,31 @@ class FenceLink:
         """
         with self._lock:
             deadline = self._deadline()
-            if deadline == self._published or (deadline is None and self._published is _UNSET):
+            if self._has_published and deadline == self._published:
                 return
+            if deadline is None and not self._has_published:
+                return
+            if self._write(deadline):
+                self._published, self._has_published = deadline, True
+
+    def _write(self, deadline: float | None) -> bool:
+        """Write ``deadline`` for the fence (the caller holds the lock); False when it could not."""
+        try:
             try:
+                self._write_once(deadline)
+            except FileNotFoundError:  # the fence's directory is gone (removed by hand, say)
                 self.files.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-                write_deadline(self.files.deadline, deadline, self._boot)
-            except OSError as exc:  # the fence keeps the deadline before: a stop too early, not late
-                log.error("cannot hand the fence its deadline: %s", exc)
-                return
-            self._published = deadline
+                self._write_once(deadline)
+        except (OSError, ValueError) as exc:  # the fence keeps the deadline before: an early stop, not late
+            log.error("cannot hand the fence its deadline: %s", exc)
+            return False
+        return True
+
+    def _write_once(self, deadline: float | None) -> None:
+        if self._in_place is not None:
+            self._in_place.write(deadline)
+        else:
+            write_deadline(self.files.deadline, deadline, self._boot)
 
     def stop(self) -> None:
         """A clean stop of the agent with PostgreSQL stopped (and the lease released): end the fence."""

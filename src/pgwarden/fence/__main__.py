@@ -17,7 +17,7 @@ import time
 from types import FrameType
 
 from pgwarden.fence.channel import boot_id
-from pgwarden.fence.files import FenceFiles
+from pgwarden.fence.files import CHANNEL_FLAG, CHANNEL_VERSION, FenceFiles
 from pgwarden.fence.watch import POLL, Fence
 from pgwarden.logs import apply as apply_logging
 
@@ -38,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="the node's name, for the log")
     parser.add_argument("--config", help="the node's config file (only so that tools find the fence)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="as the agent's")
+    parser.add_argument(
+        CHANNEL_FLAG,
+        choices=("1", CHANNEL_VERSION),
+        default="1",
+        help="the newest deadline record the agent may write (this fence reads every version)",
+    )
     args = parser.parse_args(argv)
     apply_logging(logging.INFO, args.log_format, None, args.name, sys.stderr)
     files = FenceFiles.beside(args.data_dir)

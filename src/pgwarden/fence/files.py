@@ -7,6 +7,7 @@ neither may carry a deadline along or lose one.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,11 @@ from pathlib import Path
 from pgwarden.fence.proc import alive, command_line
 
 MODULE = "pgwarden.fence"  # ``python -m pgwarden.fence``: also how a running fence is recognised
+# On a fence's command line: it reads version-2 deadline records (channel.py). A fence started
+# by an older agent lacks it (and an older fence would refuse it), so an agent adopting a fence
+# writes version 2 only to one that carries it.
+CHANNEL_FLAG = "--channel-version"
+CHANNEL_VERSION = "2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +54,16 @@ def fence_command(
     whoever looks for a stack's processes by their arguments (``pgwarden down``) finds it too;
     its lines land in the agent's log, in the agent's ``log_format``."""
     cmd = [python, "-m", MODULE, "--data-dir", os.path.normpath(data_dir), "--name", name]
+    cmd += [CHANNEL_FLAG, CHANNEL_VERSION]
     if log_format != "text":
         cmd += ["--log-format", log_format]
     return [*cmd, "--config", config] if config else cmd
+
+
+def reads_checked_records(pid: int) -> bool:
+    """Whether the fence ``pid`` was started saying it reads version-2 deadline records."""
+    args = command_line(pid)
+    return any(a == CHANNEL_FLAG and b == CHANNEL_VERSION for a, b in itertools.pairwise(args))
 
 
 def running_fence(data_dir: str) -> int | None:
