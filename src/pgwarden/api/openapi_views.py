@@ -64,10 +64,11 @@ def schemas() -> dict[str, Any]:
         "RoundTrips": {
             "type": "object",
             "properties": {
-                "count": {"type": "integer"},
+                "count": {"type": "integer", "description": "the round trips kept (the latest 240)"},
                 "p50_ms": {"type": "number"},
                 "p99_ms": {"type": "number"},
                 "max_ms": {"type": "number"},
+                "total": {"type": "integer", "description": "every one since the agent started"},
             },
         },
         "Diagnostics": {
