@@ -132,7 +132,7 @@ class Build:
         self.fence_pids = fences(self.cluster)
 
     def look(self) -> Look:
-        urls = self.cluster.etcd_endpoints()
+        urls = [f"http://{e}" for e in self.cluster.etcd_endpoints()]
         return Look(
             time.monotonic(),
             [process_cpu(p) for p in self.pids],

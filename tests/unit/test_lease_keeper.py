@@ -130,34 +130,36 @@ def test_a_renewal_is_due_when_the_last_one_is_a_twelfth_of_the_usable_lease_old
     """ttl 4: renewals every (4 - 1) / 12 = 0.25 s, counted from the last one, the loop's or ours."""
     lease, _ = held(store, clock)  # the loop renewed at 100.0
     keeper = LeaseKeeper(store, lease, clock)
-    assert keeper.wait_before_next(failed=False) == pytest.approx(0.25)
+    assert keeper.wait_before_next() == pytest.approx(0.25)
     clock.now = 100.125
-    assert keeper.wait_before_next(failed=False) == pytest.approx(0.125)
+    assert keeper.wait_before_next() == pytest.approx(0.125)
     clock.now = 100.25
-    assert keeper.wait_before_next(failed=False) == 0.0
+    assert keeper.wait_before_next() == 0.0
     assert keeper.renew_once()
-    assert keeper.wait_before_next(failed=False) == pytest.approx(0.25)
+    assert keeper.wait_before_next() == pytest.approx(0.25)
     clock.now = 100.375
     lease.renewed(lease.lease_id or 0, 100.375, 4.0)  # the loop's renewal pushes the next one back
-    assert keeper.wait_before_next(failed=False) == pytest.approx(0.25)
+    assert keeper.wait_before_next() == pytest.approx(0.25)
 
 
 def test_no_lease_or_past_keep_until_means_no_renewal_due(store: MemoryStore, clock: VirtualClock) -> None:
     lease = LeaderLease()
     keeper = LeaseKeeper(store, lease, clock)
-    assert keeper.wait_before_next(failed=False) == IDLE_WAIT  # a standby: woken by a lease change
+    assert keeper.wait_before_next() == IDLE_WAIT  # a standby: woken by a lease change
     lease, _ = held(store, clock)
     keeper = LeaseKeeper(store, lease, clock)
     clock.now = 104.0  # one ttl past the loop's last renewal: the loop must decide again
-    assert keeper.wait_before_next(failed=False) == IDLE_WAIT
+    assert keeper.wait_before_next() == IDLE_WAIT
 
 
 def test_after_a_failed_renewal_the_next_try_waits_a_little(store: MemoryStore, clock: VirtualClock) -> None:
     lease, _ = held(store, clock)
     keeper = LeaseKeeper(store, lease, clock)
     clock.now = 101.0
-    assert keeper.wait_before_next(failed=False) == 0.0
-    assert keeper.wait_before_next(failed=True) == RETRY_WAIT
+    assert keeper.wait_before_next() == 0.0
+    assert keeper.wait_before_next(retry_at=101.0 + RETRY_WAIT) == RETRY_WAIT
+    clock.now = 101.0 + RETRY_WAIT
+    assert keeper.wait_before_next(retry_at=101.0 + RETRY_WAIT) == 0.0, "a little, once: not for good"
 
 
 def test_the_thread_renews_on_its_interval_and_wakes_for_a_new_lease() -> None:
@@ -177,3 +179,36 @@ def test_the_thread_renews_on_its_interval_and_wakes_for_a_new_lease() -> None:
     finally:
         keeper.stop()
     assert not keeper._thread.is_alive()
+
+
+@pytest.mark.parametrize("first_attempt", ["loses_the_race_with_the_loop", "meets_an_etcd_error"])
+def test_the_thread_keeps_renewing_after_an_attempt_that_did_not_renew(first_attempt: str) -> None:
+    """Real time. An attempt that did not renew once delayed every later one for good: the
+    keeper's renewal racing the loop's (sent later, answered first: ``extended`` refuses the
+    older one) stopped the keeper for the rest of the agent's life, leaving the lease renewed once
+    a cycle and an etcd election tolerance a loop_wait shorter (docs/timing.md)."""
+
+    class FirstAttempt(MemoryStore):
+        calls = 0
+
+        def renew_lease(self, lease_id: int, until: float) -> float:
+            self.calls += 1
+            if self.calls > 1:
+                return super().renew_lease(lease_id, until)
+            if first_attempt == "meets_an_etcd_error":
+                raise StoreError("etcd unreachable: a leader election")
+            sent = super().renew_lease(lease_id, until)
+            lease.renewed(lease_id, time.monotonic(), 10.0)  # the loop's, sent after ours
+            return sent
+
+    store = FirstAttempt(time.monotonic)
+    lease = LeaderLease()
+    keeper = LeaseKeeper(store, lease, interval=lambda ttl: 0.1)
+    lease_id = store.grant_lease(10)
+    lease.renewed(lease_id, time.monotonic(), 10.0)
+    keeper.start()
+    try:
+        time.sleep(1.5)
+        assert store.calls > 1 and keeper.renewals >= 3, (store.calls, keeper.renewals)
+    finally:
+        keeper.stop()

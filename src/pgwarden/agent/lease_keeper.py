@@ -75,17 +75,19 @@ class LeaseKeeper:
         self._wake.set()
         self._thread.join(5)
 
-    def wait_before_next(self, failed: bool) -> float:
+    def wait_before_next(self, retry_at: float | None = None) -> float:
         """Seconds until a renewal is due: when the last one (the loop's or ours) is ``interval``
         old; IDLE_WAIT when there is no lease to keep (a lease change wakes the thread first);
-        at least RETRY_WAIT after a renewal that did not succeed."""
+        never before ``retry_at`` (RETRY_WAIT after an attempt that did not renew)."""
         keeping, last = self._lease.keeping(), self._lease.last_renewal()
         now = self._clock()
         if keeping is None or last is None or now >= keeping[1]:
             return IDLE_WAIT
         sent, ttl = last
         wait = sent + self._interval(ttl) - now
-        return max(RETRY_WAIT if failed else 0.0, wait)
+        if retry_at is not None:
+            wait = max(wait, retry_at - now)
+        return max(0.0, wait)
 
     def renew_once(self) -> bool:
         """One renewal, retried until it succeeds or may no longer; True when it renewed."""
@@ -113,16 +115,20 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         # This thread must outlive any surprise (logged and counted): the loop's renewals go on.
-        failed = False
+        # An attempt that did not renew (etcd failed, or the loop's renewal, sent later, landed
+        # first) delays the next one by RETRY_WAIT, counted from that attempt: once, not for good.
+        # (It used to be a flag kept until the next attempt, which it then postponed forever: one
+        # lost race with the loop stopped the keeper for the rest of the agent's life.)
+        retry_at: float | None = None
         while not self._stop.is_set():
-            wait = self.wait_before_next(failed)
+            wait = self.wait_before_next(retry_at)
             if wait > 0:
                 self._wake.wait(wait)
                 self._wake.clear()  # then look again: the lease may have moved meanwhile
                 continue
             self._renewed = False
             survive("lease-keeper", self._errors, self._attempt)
-            failed = not self._renewed
+            retry_at = None if self._renewed else self._clock() + RETRY_WAIT
 
     def _attempt(self) -> None:
         self._renewed = self.renew_once()
