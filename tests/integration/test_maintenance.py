@@ -14,18 +14,16 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from pgwarden.drill.writer import Writer, missing_ids
 from pgwarden.fence.postmaster import postmaster_pid
 from pgwarden.local import processes
 from pgwarden.local.stack import Stack
-from tests.support.api import call, node_index, retag, status
+from tests.support.api import call, node_index, retag, status, write_tags
 from tests.support.cluster import conninfo, primary_name, running_stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -109,12 +107,7 @@ def test_replicatefrom_streams_from_its_upstream_then_from_the_primary_once_it_i
 
 def _reload_tags(stack: Stack, name: str, tags: dict[str, Any]) -> None:
     """What an operator does: rewrite the node's YAML and send its agent SIGHUP (tags are live)."""
-    i = node_index(name)
-    path: Path = stack.spec.config_path(i)
-    document = yaml.safe_load(path.read_text())
-    document["tags"] = tags
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    os.chmod(path, 0o600)
+    i = write_tags(stack, name, tags)
     for pid in stack.agent_pids(i):
         os.kill(pid, signal.SIGHUP)
     wanted = tags.get("replicatefrom")

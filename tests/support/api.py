@@ -209,14 +209,20 @@ def harmless_requests(draw: st.DrawFn) -> tuple[str, str, bytes, str | None]:
     return method, target, draw(any_bodies), good
 
 
-def retag(stack: Stack, name: str, tags: dict[str, Any], settle: float = 120) -> None:
-    """Rewrite the node's YAML with ``tags`` and restart its agent, which adopts the running PostgreSQL."""
+def write_tags(stack: Stack, name: str, tags: dict[str, Any]) -> int:
+    """Rewrite the node's YAML with ``tags`` (as an operator edits it); the node's index."""
     i = node_index(name)
     path: Path = stack.spec.config_path(i)
     document = yaml.safe_load(path.read_text())
     document["tags"] = tags
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     os.chmod(path, 0o600)
+    return i
+
+
+def retag(stack: Stack, name: str, tags: dict[str, Any], settle: float = 120) -> None:
+    """Rewrite the node's YAML with ``tags`` and restart its agent, which adopts the running PostgreSQL."""
+    i = write_tags(stack, name, tags)
     stack.kill_agent(i)
     stack.start_agent(i)
 

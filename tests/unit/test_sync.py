@@ -429,6 +429,22 @@ class World:
         if name in self.streaming:
             self.flushed[name] = self.position
 
+    def play(self, event: str, name: str) -> None:
+        """One step of a generated script."""
+        if event == "commit":
+            self.commit()
+        elif event == "join":
+            self.streaming.add(name)  # streams from where it stopped; catches up at the next commit
+            self.flushed.setdefault(name, 0)
+        elif event == "leave":
+            self.streaming.discard(name)
+        elif event == "catch_up":
+            self.catch_up(name)
+        elif event == "time":
+            self.now += 3.0
+        else:
+            self.leader_step()
+
     def claim_holds(self) -> bool:
         c = self.claim
         if c is None or c.quorum <= 0 or not c.members:
@@ -454,19 +470,7 @@ def test_every_step_keeps_the_published_claim_true(
 ) -> None:
     world = World(mode, k, fallback)
     for event, name in script:
-        if event == "commit":
-            world.commit()
-        elif event == "join":
-            world.streaming.add(name)  # streams from where it stopped; catches up at the next commit
-            world.flushed.setdefault(name, 0)
-        elif event == "leave":
-            world.streaming.discard(name)
-        elif event == "catch_up":
-            world.catch_up(name)
-        elif event == "time":
-            world.now += 3.0
-        else:
-            world.leader_step()
+        world.play(event, name)
         assert world.claim_holds(), (world.spec, world.claim, world.flushed, world.streaming)
 
 
@@ -516,19 +520,7 @@ def test_whoever_may_take_over_holds_every_acknowledged_commit(
     mode a nofailover standby is listed only to make up k, never beside k that may fail over."""
     world = World(mode, k, fallback, nofailover=nofailover)
     for event, name in script:
-        if event == "commit":
-            world.commit()
-        elif event == "join":
-            world.streaming.add(name)
-            world.flushed.setdefault(name, 0)
-        elif event == "leave":
-            world.streaming.discard(name)
-        elif event == "catch_up":
-            world.catch_up(name)
-        elif event == "time":
-            world.now += 3.0
-        else:
-            world.leader_step()
+        world.play(event, name)
         target = sync.plan(world.observe()).target
         if mode is SyncMode.QUORUM and target.names & nofailover:
             assert len(target.names) == target.k, target
