@@ -57,6 +57,7 @@ def targets(labels: list[str]) -> list[Target]:
             Target("idle_rss", "", 0, "idle RSS ≤ 40 MB", limit=40.0),
             Target("idle_cpu", "", 0, "idle CPU ≤ 0.6 % of a core", limit=0.6),
             Target("health_p50_1", "", 0, "health p50 ≤ 0.2 ms, concurrency 1", limit=0.2),
+            Target("crash_rto", "", 0, "PostgreSQL crash → first acknowledged write ≤ 1.5 s", limit=1.5),
             *(
                 Target(key, "", 0, f"health p99 ≤ 2 ms, concurrency 8{what}", limit=2.0)
                 for key, what in (

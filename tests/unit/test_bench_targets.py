@@ -29,5 +29,6 @@ def test_the_health_under_work_targets_are_reported_against_patroni() -> None:
     assert ("health_failover_rps_8", "Patroni fastest", None) in found
     assert ("health_failover_p99_8", "", 2.0) in found
     assert ("idle_cpu", "", 0.6) in found
+    assert ("crash_rto", "", 1.5) in found
     # a baseline build of pgwarden alone gets no targets
     assert targets(["pgwarden", "pgwarden baseline"]) == []
