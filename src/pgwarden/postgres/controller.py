@@ -421,9 +421,8 @@ class PostgresController:
         return self._session.run(lambda conn: slot_sql.advance_slot(conn, name, position), timeout)
 
     def list_slots(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> dict[str, SlotInfo]:
-        """The replication slots, read each cycle right after the probe: with the probe's bound,
-        so the kept session's statement_timeout stays as the probe set it. (With SQL_TIMEOUT the
-        two alternated, and each use began with a ``set_config`` round trip: two a cycle.)"""
+        """The slots, read each cycle after the probe, with its bound: the kept session's
+        statement_timeout then stays as set (alternating bounds cost two set_config a cycle)."""
         return self._session.run(slot_sql.list_slots, timeout)
 
     def close(self) -> None:
